@@ -1,0 +1,15 @@
+"""The core piccolo app: its tables and migrations."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from piccolo.conf.apps import AppConfig
+
+from kith.tables import CORE_TABLES
+
+APP_CONFIG = AppConfig(
+    app_name="kith",
+    migrations_folder_path=Path(__file__).parent / "migrations",
+    table_classes=list(CORE_TABLES),
+)

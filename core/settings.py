@@ -1,0 +1,151 @@
+"""Kith settings: environment variables over an optional ``kith.toml`` in ``KITH_HOME``."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import phonenumbers
+
+SETTINGS_FILE = "kith.toml"
+LOG_FORMATS = ("auto", "console", "json")
+
+
+class SettingsError(ValueError):
+    """A setting has a value Kith cannot use; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    database_url: str
+    default_region: str = "GB"
+    log_format: str = "auto"
+    log_level: str = "info"
+    max_request_bytes: int = 1_048_576
+    dispatch_in_process: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def database_kind(self) -> str:
+        return "postgresql" if self.database_url.startswith("postgres") else "sqlite"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The SQLite file for a ``sqlite:///...`` URL."""
+        return Path(urlsplit(self.database_url).path[1:] or "kith.sqlite3")
+
+    def section(self, name: str) -> dict[str, Any]:
+        """A plugin's own table from ``kith.toml`` (``[name]``), empty when absent."""
+        value = self.extra.get(name, {})
+        return value if isinstance(value, dict) else {}
+
+
+def _read_toml(home: Path) -> dict[str, Any]:
+    path = home / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path}: not valid TOML ({exc})") from exc
+
+
+def _pick(env: dict[str, str], toml: dict[str, Any], key: str, default: Any) -> tuple[Any, str]:
+    """The value of one setting and where it came from (for error messages)."""
+    env_name = f"KITH_{key.upper()}"
+    if env_name in env:
+        return env[env_name], env_name
+    if key in toml:
+        return toml[key], f"{key} in {SETTINGS_FILE}"
+    return default, env_name
+
+
+def _as_bool(value: Any, origin: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{origin}: expected true or false, got {value!r}")
+
+
+def _database_url(value: str, origin: str, home: Path) -> str:
+    if not value:
+        return f"sqlite:///{(home / 'kith.sqlite3').resolve()}"
+    parts = urlsplit(value)
+    if parts.scheme in ("postgres", "postgresql"):
+        if not parts.hostname or not parts.path.strip("/"):
+            raise SettingsError(
+                f"{origin}: a PostgreSQL URL needs a host and a database name, "
+                "like postgresql://user@127.0.0.1:5432/kith"
+            )
+        try:
+            parts.port  # noqa: B018 - validates the port number
+        except ValueError as exc:
+            raise SettingsError(f"{origin}: {exc}") from exc
+        return value
+    if parts.scheme == "sqlite":
+        if not parts.path or parts.path == "/":
+            raise SettingsError(f"{origin}: a SQLite URL needs a file, like sqlite:///kith.sqlite3")
+        return value
+    raise SettingsError(
+        f"{origin}: unsupported database {value!r}; use sqlite:///PATH or postgresql://..."
+    )
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read and validate the settings; raises :class:`SettingsError` with a one-line reason."""
+    env = dict(os.environ if env is None else env)
+    home = Path(env.get("KITH_HOME") or "./kith-data").expanduser()
+    if home.exists() and not home.is_dir():
+        raise SettingsError(f"KITH_HOME: {home} exists and is not a directory")
+    toml = _read_toml(home)
+    known = {
+        "database_url", "default_region", "log_format", "log_level",
+        "max_request_bytes", "dispatch_in_process",
+    }
+
+    url, origin = _pick(env, toml, "database_url", "")
+    database_url = _database_url(str(url), origin, home)
+
+    region, origin = _pick(env, toml, "default_region", "GB")
+    region = str(region).upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise SettingsError(f"{origin}: {region!r} is not a region code like GB, DE or US")
+
+    log_format, origin = _pick(env, toml, "log_format", "auto")
+    if log_format not in LOG_FORMATS:
+        raise SettingsError(f"{origin}: must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+
+    log_level, origin = _pick(env, toml, "log_level", "info")
+    log_level = str(log_level).lower()
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise SettingsError(f"{origin}: must be debug, info, warning or error, got {log_level!r}")
+
+    size, origin = _pick(env, toml, "max_request_bytes", 1_048_576)
+    try:
+        max_request_bytes = int(size)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{origin}: expected a number of bytes, got {size!r}") from None
+    if max_request_bytes < 1024:
+        raise SettingsError(f"{origin}: must be at least 1024 bytes, got {max_request_bytes}")
+
+    dispatch, origin = _pick(env, toml, "dispatch_in_process", True)
+
+    return Settings(
+        home=home.resolve(),
+        database_url=database_url,
+        default_region=region,
+        log_format=str(log_format),
+        log_level=log_level,
+        max_request_bytes=max_request_bytes,
+        dispatch_in_process=_as_bool(dispatch, origin),
+        extra={k: v for k, v in toml.items() if k not in known},
+    )
