@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from piccolo.conf.apps import AppConfig
-
 from kith.tables import CORE_TABLES
+from piccolo.conf.apps import AppConfig
 
 APP_CONFIG = AppConfig(
     app_name="kith",

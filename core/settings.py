@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ class Settings:
     home: Path
     database_url: str
     default_region: str = "GB"
+    timezone: str = "UTC"
     log_format: str = "auto"
     log_level: str = "info"
     max_request_bytes: int = 1_048_576
@@ -108,8 +110,13 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise SettingsError(f"KITH_HOME: {home} exists and is not a directory")
     toml = _read_toml(home)
     known = {
-        "database_url", "default_region", "log_format", "log_level",
-        "max_request_bytes", "dispatch_in_process",
+        "database_url",
+        "default_region",
+        "timezone",
+        "log_format",
+        "log_level",
+        "max_request_bytes",
+        "dispatch_in_process",
     }
 
     url, origin = _pick(env, toml, "database_url", "")
@@ -120,9 +127,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if region not in phonenumbers.SUPPORTED_REGIONS:
         raise SettingsError(f"{origin}: {region!r} is not a region code like GB, DE or US")
 
+    timezone, origin = _pick(env, toml, "timezone", "UTC")
+    try:
+        zoneinfo.ZoneInfo(str(timezone))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(
+            f"{origin}: {timezone!r} is not a time zone like Europe/London"
+        ) from None
+
     log_format, origin = _pick(env, toml, "log_format", "auto")
     if log_format not in LOG_FORMATS:
-        raise SettingsError(f"{origin}: must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+        raise SettingsError(
+            f"{origin}: must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
+        )
 
     log_level, origin = _pick(env, toml, "log_level", "info")
     log_level = str(log_level).lower()
@@ -143,6 +160,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         home=home.resolve(),
         database_url=database_url,
         default_region=region,
+        timezone=str(timezone),
         log_format=str(log_format),
         log_level=log_level,
         max_request_bytes=max_request_bytes,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kith.ids import new_id
 from piccolo.columns import (
     JSON,
     UUID,
@@ -15,8 +16,6 @@ from piccolo.columns import (
     Varchar,
 )
 from piccolo.table import Table
-
-from kith.ids import new_id
 
 
 class User(Table, tablename="kith_user"):

@@ -9,16 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from kith.settings import Settings
+from kith.storage import _piccolo_conf
+from kith.storage.sqlite import KithSQLiteEngine
 from piccolo.apps.migrations.commands.base import BaseMigrationManager
 from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
 from piccolo.apps.migrations.tables import Migration
 from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
-
-from kith.settings import Settings
-from kith.storage import _piccolo_conf
-from kith.storage.sqlite import KithSQLiteEngine
 
 os.environ.setdefault("PICCOLO_CONF", _piccolo_conf.__name__)
 

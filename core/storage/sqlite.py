@@ -60,7 +60,9 @@ class ThreadedConnection:
         finally:
             cursor.close()
 
-    async def execute(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+    async def execute(
+        self, sql: str, args: list[Any] | tuple[Any, ...] = ()
+    ) -> list[dict[str, Any]]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, sql, args)
 
@@ -113,7 +115,9 @@ class KithSQLiteEngine(SQLiteEngine):
 
     def _writer(self) -> ThreadedConnection:
         if self._writer_connection is None:
-            self._writer_connection = ThreadedConnection(self.connection_kwargs, self._busy_timeout_ms)
+            self._writer_connection = ThreadedConnection(
+                self.connection_kwargs, self._busy_timeout_ms
+            )
         return self._writer_connection
 
     def _reader_queue(self) -> asyncio.Queue[ThreadedConnection]:

@@ -1,0 +1,48 @@
+"""Typed events: what happened in the CRM, published through the unit of work."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+from kith.ids import new_id
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Event(msgspec.Struct, kw_only=True, frozen=True):
+    """One event. ``contact_id`` orders delivery per contact; the payload holds ids, not personal
+    data, so events can travel to subscribers without leaking it."""
+
+    name: str
+    id: uuid.UUID = msgspec.field(default_factory=new_id)
+    occurred_at: dt.datetime = msgspec.field(default_factory=utcnow)
+    actor: str = "system"
+    contact_id: uuid.UUID | None = None
+    payload: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class EventType(msgspec.Struct, frozen=True):
+    """A declared event name and what its payload carries (for docs and validation)."""
+
+    name: str
+    description: str
+    payload_keys: tuple[str, ...] = ()
+
+
+CORE_EVENT_TYPES: tuple[EventType, ...] = (
+    EventType("contact.created", "A contact was created.", ("contact_id", "kind", "source")),
+    EventType("contact.updated", "A contact's fields changed.", ("contact_id", "fields")),
+    EventType("contact.archived", "A contact was archived.", ("contact_id",)),
+    EventType(
+        "interaction.logged",
+        "An interaction (note, call, task...) was added to a contact's timeline.",
+        ("interaction_id", "contact_id", "kind", "source"),
+    ),
+    EventType("interaction.updated", "An interaction changed.", ("interaction_id", "fields")),
+    EventType("task.due", "A task reached its due time.", ("interaction_id", "assignee_id")),
+)

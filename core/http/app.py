@@ -1,0 +1,89 @@
+"""The litestar application factory."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar import Litestar, Request, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from kith import __version__
+from kith.actor import Actor
+from kith.http.auth import authorize, public
+from kith.http.middleware import RequestLogMiddleware
+from kith.http.problems import problem_details_plugin
+from kith.http.routes.contacts import ContactController
+from kith.http.routes.health import health
+from kith.http.routes.interactions import InteractionController, list_tasks
+from kith.runtime import Kith
+from kith.services.contacts import ContactService
+from kith.services.interactions import InteractionService
+
+CORE_ROUTES: list[Any] = [health, ContactController, InteractionController, list_tasks]
+
+
+def _actor(request: Request[Any, Any, Any]) -> Actor:
+    actor: Actor = request.state.actor
+    return actor
+
+
+def _contacts(state: State) -> ContactService:
+    return ContactService(state.kith)
+
+
+def _interactions(state: State) -> InteractionService:
+    return InteractionService(state.kith)
+
+
+def create_app(
+    kith: Kith,
+    extra_routes: Sequence[Any] = (),
+    manage_lifecycle: bool = True,
+    on_startup: Sequence[Any] = (),
+    on_shutdown: Sequence[Any] = (),
+) -> Litestar:
+    """The HTTP app for an opened :class:`Kith`. With ``manage_lifecycle`` the app starts and
+    closes the database itself (``kith serve``); tests that share a Kith pass False."""
+
+    async def start() -> None:
+        await kith.start()
+
+    async def stop() -> None:
+        await kith.close()
+
+    return Litestar(
+        route_handlers=[*CORE_ROUTES, *extra_routes],
+        state=State({"kith": kith}),
+        guards=[authorize],
+        dependencies={
+            "actor": Provide(_actor, sync_to_thread=False),
+            "contacts": Provide(_contacts, sync_to_thread=False),
+            "interactions": Provide(_interactions, sync_to_thread=False),
+        },
+        middleware=[RequestLogMiddleware()],
+        plugins=[problem_details_plugin()],
+        request_max_body_size=kith.settings.max_request_bytes,
+        on_startup=[*([start] if manage_lifecycle else []), *on_startup],
+        on_shutdown=[*on_shutdown, *([stop] if manage_lifecycle else [])],
+        openapi_config=OpenAPIConfig(
+            title="Kith",
+            version=__version__,
+            path="/schema",
+            # The API description is public, like the health check.
+            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=public()),
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", description="API token")
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        logging_config=None,
+    )
+
+
+__all__ = ["create_app"]

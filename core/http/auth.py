@@ -1,0 +1,71 @@
+"""Bearer-token authentication and role checks. Every route declares its roles; default deny."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from kith.actor import Actor, Role
+from kith.errors import KithError, NotAuthenticated, PermissionDenied
+from kith.services.users import UserService
+
+PUBLIC = "public"
+ROLES = "roles"
+
+
+def roles(*allowed: Role) -> dict[str, Any]:
+    """Route ``opt`` declaring who may call it: ``@get(..., opt=roles(Role.AGENT))``.
+    Admins may call everything."""
+    return {ROLES: frozenset({Role.ADMIN, *allowed})}
+
+
+def public() -> dict[str, Any]:
+    """Route ``opt`` for endpoints anyone may call (health, signed webhooks)."""
+    return {PUBLIC: True}
+
+
+class UnsupportedMediaType(KithError):
+    status_code = 415
+    title = "Unsupported media type"
+
+
+def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if not header:
+        raise NotAuthenticated("send an API token as `Authorization: Bearer <token>`")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("the Authorization header must be `Bearer <token>`")
+    return token.strip()
+
+
+async def authorize(
+    connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler
+) -> None:
+    """The app-wide guard: authenticate, then check the route's declared roles."""
+    if handler.opt.get(PUBLIC):
+        return
+    allowed = handler.opt.get(ROLES)
+    kith = connection.app.state.kith
+    actor: Actor = await UserService(kith).authenticate(_bearer(connection))
+    connection.state.actor = actor
+    if not allowed:
+        raise PermissionDenied("this endpoint declares no role, so nobody may call it")
+    if actor.role not in allowed:
+        needed = ", ".join(sorted(role.value for role in allowed))
+        raise PermissionDenied(f"your role ({actor.role}) may not do this; it needs: {needed}")
+    if connection.scope.get("method") in ("POST", "PUT", "PATCH") and (
+        "data" in handler.parsed_fn_signature.parameters
+    ):
+        content_type = connection.headers.get("content-type", "")
+        if not content_type.split(";")[0].strip().lower().endswith("json"):
+            raise UnsupportedMediaType(
+                f"send the body as application/json (got {content_type or 'no content type'})"
+            )
+
+
+def current_actor(request: Any) -> Actor:
+    actor: Actor = request.state.actor
+    return actor

@@ -1,0 +1,98 @@
+"""Every error leaves the API as RFC 9457 problem details with a message a person can act on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
+
+from kith.errors import KithError
+from kith.logs import get_logger
+
+_TITLES = {
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Request too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal server error",
+}
+
+
+def _from_kith(exc: KithError) -> ProblemDetailsException:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return ProblemDetailsException(
+        status_code=exc.status_code,
+        title=exc.title,
+        detail=exc.detail,
+        extra=exc.extra or None,
+        headers=headers,
+    )
+
+
+def _from_validation(exc: ValidationException) -> ProblemDetailsException:
+    errors: list[dict[str, Any]] = [e for e in (exc.extra or []) if isinstance(e, dict)]
+    if not errors:
+        # The body could not be decoded at all (not JSON, wrong top-level type).
+        return ProblemDetailsException(
+            status_code=HTTP_400_BAD_REQUEST,
+            title=_TITLES[400],
+            detail=f"the request body could not be read: {exc.detail}",
+        )
+    first = errors[0]
+    where = first.get("key") or first.get("source") or "body"
+    return ProblemDetailsException(
+        status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+        title=_TITLES[422],
+        detail=f"{where}: {first.get('message', 'invalid value')}",
+        extra={"errors": errors},
+    )
+
+
+def _from_http(exc: HTTPException) -> ProblemDetailsException:
+    detail = exc.detail
+    if exc.status_code == 413:
+        detail = "the request body is larger than this server accepts"
+    elif exc.status_code == 404 and detail == "Not Found":
+        detail = "no such endpoint; /schema shows the API"
+    return ProblemDetailsException(
+        status_code=exc.status_code,
+        title=_TITLES.get(exc.status_code, "Error"),
+        detail=detail,
+        headers=exc.headers,
+        extra=exc.extra if isinstance(exc.extra, dict) else None,
+    )
+
+
+def _from_unexpected(exc: Exception) -> ProblemDetailsException:
+    get_logger("kith.http").error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
+    return ProblemDetailsException(
+        status_code=500,
+        title=_TITLES[500],
+        detail="something went wrong on the server; the log has the details (search for the "
+        "request id)",
+    )
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                KithError: _from_kith,
+                ValidationException: _from_validation,
+                HTTPException: _from_http,
+                Exception: _from_unexpected,
+            }
+        )
+    )

@@ -1,0 +1,1 @@
+"""Core API routes."""

@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from kith.actor import Actor, Role
+from kith.http.auth import roles
+from kith.schemas import (
+    ContactCreate,
+    ContactOut,
+    ContactPatch,
+    InteractionCreate,
+    InteractionOut,
+    Page,
+)
+from kith.services.contacts import ContactService
+from kith.services.interactions import InteractionService
+
+Limit = Annotated[int, Parameter(ge=1, le=200, description="items per page")]
+Cursor = Annotated[str | None, Parameter(description="next_cursor of the previous page")]
+
+READ = roles(Role.AGENT, Role.COMPLIANCE)
+WRITE = roles(Role.AGENT)
+
+
+class ContactController(Controller):
+    path = "/api/contacts"
+    tags = ["contacts"]
+
+    @post("/", opt=WRITE, summary="Create a contact")
+    async def create(
+        self, data: ContactCreate, contacts: ContactService, actor: Actor
+    ) -> Response[ContactOut]:
+        contact = await contacts.create(data, actor)
+        return Response(
+            contact,
+            status_code=HTTP_201_CREATED,
+            headers={"Location": f"/api/contacts/{contact.id}"},
+        )
+
+    @get("/", opt=READ, summary="List or search contacts")
+    async def list_contacts(
+        self,
+        contacts: ContactService,
+        q: Annotated[
+            str | None,
+            Parameter(description="an exact email or phone (any format), or a name prefix"),
+        ] = None,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+        include_archived: bool = False,
+    ) -> Page[ContactOut]:
+        return await contacts.list(
+            q=q, cursor=cursor, limit=limit, include_archived=include_archived
+        )
+
+    @get("/{contact_id:uuid}", opt=READ, summary="Read a contact")
+    async def read(self, contact_id: uuid.UUID, contacts: ContactService) -> ContactOut:
+        return await contacts.get(contact_id)
+
+    @patch("/{contact_id:uuid}", opt=WRITE, summary="Change a contact")
+    async def change(
+        self, contact_id: uuid.UUID, data: ContactPatch, contacts: ContactService, actor: Actor
+    ) -> ContactOut:
+        return await contacts.update(contact_id, data, actor)
+
+    @delete(
+        "/{contact_id:uuid}", opt=WRITE, status_code=HTTP_200_OK, summary="Archive a contact"
+    )
+    async def archive(
+        self, contact_id: uuid.UUID, contacts: ContactService, actor: Actor
+    ) -> ContactOut:
+        return await contacts.archive(contact_id, actor)
+
+    @post("/{contact_id:uuid}/interactions", opt=WRITE, summary="Log an interaction")
+    async def log_interaction(
+        self,
+        contact_id: uuid.UUID,
+        data: InteractionCreate,
+        interactions: InteractionService,
+        actor: Actor,
+    ) -> Response[InteractionOut]:
+        interaction, created = await interactions.log(contact_id, data, actor)
+        return Response(
+            interaction,
+            status_code=HTTP_201_CREATED if created else HTTP_200_OK,
+            headers={"Location": f"/api/interactions/{interaction.id}"},
+        )
+
+    @get("/{contact_id:uuid}/timeline", opt=READ, summary="A contact's timeline, newest first")
+    async def timeline(
+        self,
+        contact_id: uuid.UUID,
+        interactions: InteractionService,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+    ) -> Page[InteractionOut]:
+        return await interactions.timeline(contact_id, cursor=cursor, limit=limit)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from litestar import Controller, get, patch
+from litestar.params import Parameter
+
+from kith.actor import Actor, Role
+from kith.errors import InvalidInput
+from kith.http.auth import roles
+from kith.http.routes.contacts import Cursor, Limit
+from kith.schemas import InteractionOut, InteractionPatch, Page
+from kith.services.interactions import InteractionService
+
+
+class InteractionController(Controller):
+    path = "/api/interactions"
+    tags = ["interactions"]
+
+    @get("/{interaction_id:uuid}", opt=roles(Role.AGENT, Role.COMPLIANCE), summary="Read one")
+    async def read(
+        self, interaction_id: uuid.UUID, interactions: InteractionService
+    ) -> InteractionOut:
+        return await interactions.get(interaction_id)
+
+    @patch("/{interaction_id:uuid}", opt=roles(Role.AGENT), summary="Change one (e.g. done_at)")
+    async def change(
+        self,
+        interaction_id: uuid.UUID,
+        data: InteractionPatch,
+        interactions: InteractionService,
+        actor: Actor,
+    ) -> InteractionOut:
+        return await interactions.update(interaction_id, data, actor)
+
+
+@get("/api/tasks", opt=roles(Role.AGENT), tags=["tasks"], summary="Open tasks by due date")
+async def list_tasks(
+    interactions: InteractionService,
+    actor: Actor,
+    due: Literal["today", "overdue", "all"] = "all",
+    assignee: Annotated[
+        str | None, Parameter(description="`me`, a user id, or empty for everyone's")
+    ] = None,
+    cursor: Cursor = None,
+    limit: Limit = 50,
+) -> Page[InteractionOut]:
+    assignee_id: uuid.UUID | None = None
+    if assignee == "me":
+        assignee_id = actor.id
+    elif assignee:
+        try:
+            assignee_id = uuid.UUID(assignee)
+        except ValueError:
+            raise InvalidInput("assignee must be `me` or a user id", field="assignee") from None
+    return await interactions.tasks(due=due, assignee_id=assignee_id, cursor=cursor, limit=limit)

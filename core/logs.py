@@ -1,0 +1,63 @@
+"""Structured logs with structlog: readable in a terminal, JSON lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from kith.settings import Settings
+
+Processor = Callable[[Any, str, dict[str, Any]], Any]
+
+_extra_processors: list[Processor] = []
+
+
+def add_processor(processor: Processor) -> None:
+    """Run ``processor`` on every log event before it is rendered (the privacy plugin's
+    redaction uses this). Takes effect at the next :func:`configure_logging`."""
+    if processor not in _extra_processors:
+        _extra_processors.append(processor)
+
+
+def configure_logging(settings: Settings, stream: Any = None) -> None:
+    stream = stream or sys.stderr
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(
+            colors=True,
+            # Local variables can hold personal data; tracebacks show code, never values.
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+        )
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    processors: Sequence[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *_extra_processors,
+        structlog.processors.format_exc_info if fmt == "json" else _identity,
+        renderer,
+    ]
+    structlog.configure(
+        processors=list(processors),
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelName(settings.log_level.upper())
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _identity(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+    return event
+
+
+def get_logger(name: str = "kith") -> Any:
+    return structlog.get_logger(name)

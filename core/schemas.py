@@ -1,0 +1,156 @@
+"""The shapes of contacts, interactions and tasks going in and out of services (msgspec)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from typing import Annotated, Generic, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+ContactKind = Literal["person", "organization"]
+InteractionKind = Literal["note", "call", "email", "meeting", "form_submission", "order", "task"]
+Direction = Literal["inbound", "outbound"]
+
+ShortText = Annotated[str, Meta(max_length=200)]
+Tag = Annotated[str, Meta(min_length=1, max_length=50)]
+Label = Annotated[str, Meta(max_length=50)]
+LongText = Annotated[str, Meta(max_length=100_000)]
+
+T = TypeVar("T")
+
+
+class EmailIn(Struct, forbid_unknown_fields=True):
+    address: Annotated[str, Meta(max_length=320)]
+    label: Label = ""
+    primary: bool = False
+
+
+class PhoneIn(Struct, forbid_unknown_fields=True):
+    number: Annotated[str, Meta(max_length=40)]
+    label: Label = ""
+    primary: bool = False
+
+
+class ContactCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: ContactKind = "person"
+    name: ShortText | None = None
+    given_name: ShortText | None = None
+    family_name: ShortText | None = None
+    organization_id: uuid.UUID | None = None
+    emails: Annotated[list[EmailIn], Meta(max_length=20)] = []
+    phones: Annotated[list[PhoneIn], Meta(max_length=20)] = []
+    tags: Annotated[list[Tag], Meta(max_length=50)] = []
+    owner_id: uuid.UUID | None = None
+    source: Annotated[str, Meta(max_length=100)] = "api"
+
+
+class ContactPatch(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Only the fields present are changed; ``null`` clears an optional field."""
+
+    kind: ContactKind | UnsetType = UNSET
+    name: ShortText | UnsetType = UNSET
+    given_name: ShortText | UnsetType | None = UNSET
+    family_name: ShortText | UnsetType | None = UNSET
+    organization_id: uuid.UUID | UnsetType | None = UNSET
+    emails: Annotated[list[EmailIn], Meta(max_length=20)] | UnsetType = UNSET
+    phones: Annotated[list[PhoneIn], Meta(max_length=20)] | UnsetType = UNSET
+    tags: Annotated[list[Tag], Meta(max_length=50)] | UnsetType = UNSET
+    owner_id: uuid.UUID | UnsetType | None = UNSET
+    archived: bool | UnsetType = UNSET
+
+
+class EmailOut(Struct):
+    address: str
+    label: str
+    primary: bool
+
+
+class PhoneOut(Struct):
+    number: str
+    label: str
+    primary: bool
+
+
+class ContactOut(Struct, kw_only=True):
+    id: uuid.UUID
+    kind: ContactKind
+    name: str
+    given_name: str | None
+    family_name: str | None
+    organization_id: uuid.UUID | None
+    emails: list[EmailOut]
+    phones: list[PhoneOut]
+    tags: list[str]
+    owner_id: uuid.UUID | None
+    source: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    archived: bool
+
+
+class InteractionCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: InteractionKind
+    direction: Direction | None = None
+    occurred_at: dt.datetime | None = None
+    summary: Annotated[str, Meta(max_length=500)] = ""
+    body: LongText = ""
+    channel: Annotated[str, Meta(max_length=50)] | None = None
+    duration_s: Annotated[int, Meta(ge=0)] | None = None
+    amount: decimal.Decimal | None = None
+    source: Annotated[str, Meta(min_length=1, max_length=100)] = "api"
+    external_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    due_at: dt.datetime | None = None
+    done_at: dt.datetime | None = None
+    assignee_id: uuid.UUID | None = None
+
+
+class InteractionPatch(Struct, forbid_unknown_fields=True, kw_only=True):
+    direction: Direction | UnsetType | None = UNSET
+    occurred_at: dt.datetime | UnsetType = UNSET
+    summary: Annotated[str, Meta(max_length=500)] | UnsetType = UNSET
+    body: LongText | UnsetType = UNSET
+    channel: Annotated[str, Meta(max_length=50)] | UnsetType | None = UNSET
+    duration_s: Annotated[int, Meta(ge=0)] | UnsetType | None = UNSET
+    amount: decimal.Decimal | UnsetType | None = UNSET
+    due_at: dt.datetime | UnsetType | None = UNSET
+    done_at: dt.datetime | UnsetType | None = UNSET
+    assignee_id: uuid.UUID | UnsetType | None = UNSET
+
+
+class InteractionOut(Struct, kw_only=True):
+    id: uuid.UUID
+    contact_id: uuid.UUID
+    kind: InteractionKind
+    direction: Direction | None
+    occurred_at: dt.datetime
+    summary: str
+    body: str
+    channel: str | None
+    duration_s: int | None
+    amount: decimal.Decimal | None
+    source: str
+    external_id: str | None
+    due_at: dt.datetime | None
+    done_at: dt.datetime | None
+    assignee_id: uuid.UUID | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class Page(Struct, Generic[T]):
+    """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+def unset_to_dict(patch: Struct) -> dict[str, object]:
+    """The fields a patch actually sets."""
+    return {
+        name: value
+        for name in patch.__struct_fields__
+        if (value := getattr(patch, name)) is not msgspec.UNSET
+    }

@@ -1,0 +1,1 @@
+"""Services own the CRM's logic; HTTP and CLI are thin layers over them."""

@@ -1,0 +1,448 @@
+"""Contacts: create, read, change, archive, list and search, with normalised emails and phones."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+from kith.actor import SYSTEM, Actor
+from kith.errors import Conflict, InvalidInput, NotFound
+from kith.events import utcnow
+from kith.ids import new_id
+from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
+from kith.pagination import check_limit, decode_cursor, encode_cursor
+from kith.runtime import Kith
+from kith.schemas import (
+    ContactCreate,
+    ContactOut,
+    ContactPatch,
+    EmailIn,
+    EmailOut,
+    Page,
+    PhoneIn,
+    PhoneOut,
+    unset_to_dict,
+)
+from kith.tables import Contact, ContactPoint, User
+
+CONTACT_TABLE = Contact._meta.tablename
+POINT_TABLE = ContactPoint._meta.tablename
+NAME_COLUMNS = ("display_name", "given_name", "family_name")
+SCAN_CHUNK = 500
+
+
+def _is_unique_violation(exc: Exception) -> bool:
+    text = f"{type(exc).__name__} {exc}".lower()
+    return "unique" in text
+
+
+class ContactService:
+    def __init__(self, kith: Kith) -> None:
+        self.kith = kith
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def _points(
+        self, emails: Sequence[EmailIn], phones: Sequence[PhoneIn]
+    ) -> list[tuple[str, str, str, bool]]:
+        """(kind, normalised value, label, primary) for every email and phone, one primary each."""
+        region = self.kith.settings.default_region
+        points: list[tuple[str, str, str, bool]] = []
+        for kind, items in (("email", emails), ("phone", phones)):
+            seen: set[str] = set()
+            values = []
+            for index, item in enumerate(items):
+                field = f"{kind}s[{index}]"
+                if isinstance(item, EmailIn):
+                    value = normalize_email(item.address, field=field)
+                else:
+                    value = normalize_phone(item.number, region, field=field)
+                if value in seen:
+                    raise InvalidInput(f"{value} is listed twice", field=field)
+                seen.add(value)
+                values.append((value, item.label, item.primary))
+            primaries = sum(1 for _, _, primary in values if primary)
+            if primaries > 1:
+                raise InvalidInput(f"only one of the {kind}s can be primary", field=f"{kind}s")
+            for position, (value, label, primary) in enumerate(values):
+                is_primary = primary or (primaries == 0 and position == 0)
+                points.append((kind, value, label, is_primary))
+        return points
+
+    async def _write_points(
+        self, contact_id: uuid.UUID, points: Iterable[tuple[str, str, str, bool]]
+    ) -> None:
+        primary_email = next((v for kind, v, _, p in points if kind == "email" and p), None)
+        if primary_email is not None:
+            holders = [
+                other
+                for other in await self.find_ids_by("email", primary_email, primary_only=True)
+                if other != contact_id
+            ]
+            if holders:
+                raise Conflict(
+                    f"contact {holders[0]} already has {primary_email} as primary email",
+                    field="emails",
+                    existing_contact_id=str(holders[0]),
+                )
+        rows = []
+        for position, (kind, value, label, primary) in enumerate(points):
+            row_id = new_id()
+            stored = await self.kith.protector.protect(
+                contact_id, POINT_TABLE, row_id, {"value": value}
+            )
+            rows.append(
+                ContactPoint(
+                    id=row_id,
+                    contact=contact_id,
+                    kind=kind,
+                    value=stored["value"],
+                    lookup=self.kith.protector.lookup_key(kind, value),
+                    label=label,
+                    is_primary=primary,
+                    position=position,
+                )
+            )
+        if not rows:
+            return
+        try:
+            await ContactPoint.insert(*rows).run()
+        except Exception as exc:
+            # Two requests raced past the check above; the unique index decided.
+            if _is_unique_violation(exc):
+                raise Conflict(
+                    f"another contact already has {primary_email} as primary email",
+                    field="emails",
+                ) from None
+            raise
+
+    async def _check_references(
+        self, organization_id: uuid.UUID | None, owner_id: uuid.UUID | None, self_id: uuid.UUID
+    ) -> None:
+        if organization_id is not None:
+            if organization_id == self_id:
+                raise InvalidInput(
+                    "a contact cannot be its own organization", field="organization_id"
+                )
+            org = await Contact.select(Contact.kind).where(Contact.id == organization_id).first()
+            if org is None:
+                raise InvalidInput(
+                    f"organization {organization_id} does not exist", field="organization_id"
+                )
+            if org["kind"] != "organization":
+                raise InvalidInput(
+                    f"contact {organization_id} is a person, not an organization",
+                    field="organization_id",
+                )
+        if owner_id is not None and not await User.exists().where(User.id == owner_id):
+            raise InvalidInput(f"user {owner_id} does not exist", field="owner_id")
+
+    @staticmethod
+    def _display_name(kind: str, name: str | None, given: str | None, family: str | None) -> str:
+        name = (name or "").strip()
+        if name:
+            return name
+        joined = " ".join(part.strip() for part in (given, family) if part and part.strip())
+        if joined:
+            return joined
+        if kind == "organization":
+            raise InvalidInput("an organization needs a name", field="name")
+        raise InvalidInput("a person needs a name, or a given or family name", field="name")
+
+    async def create(self, data: ContactCreate, actor: Actor = SYSTEM) -> ContactOut:
+        display = self._display_name(data.kind, data.name, data.given_name, data.family_name)
+        points = self._points(data.emails, data.phones)
+        contact_id = new_id()
+        now = utcnow()
+        async with self.kith.unit_of_work(actor) as uow:
+            await self._check_references(data.organization_id, data.owner_id, contact_id)
+            names = await self.kith.protector.protect(
+                contact_id,
+                CONTACT_TABLE,
+                contact_id,
+                {
+                    "display_name": display,
+                    "given_name": _blank_to_none(data.given_name),
+                    "family_name": _blank_to_none(data.family_name),
+                },
+            )
+            await Contact.insert(
+                Contact(
+                    id=contact_id,
+                    kind=data.kind,
+                    organization=data.organization_id,
+                    owner=data.owner_id,
+                    tags=_clean_tags(data.tags),
+                    source=data.source,
+                    archived=False,
+                    created_at=now,
+                    updated_at=now,
+                    **names,
+                )
+            ).run()
+            await self._write_points(contact_id, points)
+            uow.publish(
+                "contact.created",
+                contact_id,
+                contact_id=str(contact_id),
+                kind=data.kind,
+                source=data.source,
+            )
+        return await self.get(contact_id)
+
+    async def update(
+        self, contact_id: uuid.UUID, patch: ContactPatch, actor: Actor = SYSTEM
+    ) -> ContactOut:
+        changes = unset_to_dict(patch)
+        async with self.kith.unit_of_work(actor) as uow:
+            current = await self.get(contact_id)
+            kind = changes.get("kind", current.kind)
+            given = changes.get("given_name", current.given_name)
+            family = changes.get("family_name", current.family_name)
+            if "name" in changes:
+                display = self._display_name(str(kind), str(changes["name"]), None, None)
+            elif {"given_name", "family_name"} & changes.keys() and current.name == " ".join(
+                p for p in (current.given_name, current.family_name) if p
+            ):
+                # The name was derived from the parts, so it follows them.
+                display = self._display_name(str(kind), None, given, family)  # type: ignore[arg-type]
+            else:
+                display = current.name
+            organization_id = changes.get("organization_id", current.organization_id)
+            owner_id = changes.get("owner_id", current.owner_id)
+            await self._check_references(
+                organization_id if "organization_id" in changes else None,  # type: ignore[arg-type]
+                owner_id if "owner_id" in changes else None,  # type: ignore[arg-type]
+                contact_id,
+            )
+            names = await self.kith.protector.protect(
+                contact_id,
+                CONTACT_TABLE,
+                contact_id,
+                {
+                    "display_name": display,
+                    "given_name": _blank_to_none(given),  # type: ignore[arg-type]
+                    "family_name": _blank_to_none(family),  # type: ignore[arg-type]
+                },
+            )
+            values: dict[Any, Any] = {
+                Contact.kind: kind,
+                Contact.organization: organization_id,
+                Contact.owner: owner_id,
+                Contact.updated_at: utcnow(),
+                Contact.display_name: names["display_name"],
+                Contact.given_name: names["given_name"],
+                Contact.family_name: names["family_name"],
+            }
+            if "tags" in changes:
+                values[Contact.tags] = _clean_tags(changes["tags"])  # type: ignore[arg-type]
+            if "archived" in changes:
+                values[Contact.archived] = bool(changes["archived"])
+            await Contact.update(values).where(Contact.id == contact_id).run()
+            if "emails" in changes or "phones" in changes:
+                emails = changes.get(
+                    "emails", [EmailIn(e.address, e.label, e.primary) for e in current.emails]
+                )
+                phones = changes.get(
+                    "phones", [PhoneIn(p.number, p.label, p.primary) for p in current.phones]
+                )
+                points = self._points(emails, phones)  # type: ignore[arg-type]
+                await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
+                await self._write_points(contact_id, points)
+            uow.publish(
+                "contact.updated", contact_id, contact_id=str(contact_id), fields=sorted(changes)
+            )
+            if changes.get("archived") is True and not current.archived:
+                uow.publish("contact.archived", contact_id, contact_id=str(contact_id))
+        return await self.get(contact_id)
+
+    async def archive(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
+        async with self.kith.unit_of_work(actor) as uow:
+            current = await self.get(contact_id)
+            if not current.archived:
+                await (
+                    Contact.update({Contact.archived: True, Contact.updated_at: utcnow()})
+                    .where(Contact.id == contact_id)
+                    .run()
+                )
+                uow.publish("contact.archived", contact_id, contact_id=str(contact_id))
+        return await self.get(contact_id)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    async def _hydrate(self, rows: list[dict[str, Any]]) -> list[ContactOut]:
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        point_rows = (
+            await ContactPoint.select(
+                ContactPoint.id,
+                ContactPoint.contact,
+                ContactPoint.kind,
+                ContactPoint.value,
+                ContactPoint.label,
+                ContactPoint.is_primary,
+            )
+            .where(ContactPoint.contact.is_in(ids))
+            .order_by(ContactPoint.position)
+            .run()
+        )
+        points: dict[uuid.UUID, list[dict[str, Any]]] = {}
+        for point in point_rows:
+            points.setdefault(point["contact"], []).append(point)
+        contacts = []
+        for row in rows:
+            contact_id = row["id"]
+            names = await self.kith.protector.reveal(
+                contact_id, CONTACT_TABLE, contact_id, {c: row[c] for c in NAME_COLUMNS}
+            )
+            emails, phones = [], []
+            for point in points.get(contact_id, []):
+                value = (
+                    await self.kith.protector.reveal(
+                        contact_id, POINT_TABLE, point["id"], {"value": point["value"]}
+                    )
+                )["value"] or ""
+                if point["kind"] == "email":
+                    emails.append(EmailOut(value, point["label"], bool(point["is_primary"])))
+                else:
+                    phones.append(PhoneOut(value, point["label"], bool(point["is_primary"])))
+            contacts.append(
+                ContactOut(
+                    id=contact_id,
+                    kind=row["kind"],
+                    name=names["display_name"] or "",
+                    given_name=names["given_name"],
+                    family_name=names["family_name"],
+                    organization_id=row["organization"],
+                    emails=emails,
+                    phones=phones,
+                    tags=_tags_from_db(row["tags"]),
+                    owner_id=row["owner"],
+                    source=row["source"],
+                    created_at=row["created_at"],
+                    updated_at=row["updated_at"],
+                    archived=bool(row["archived"]),
+                )
+            )
+        return contacts
+
+    async def get(self, contact_id: uuid.UUID) -> ContactOut:
+        row = await Contact.select().where(Contact.id == contact_id).first()
+        if row is None:
+            raise NotFound(f"contact {contact_id} does not exist")
+        return (await self._hydrate([row]))[0]
+
+    async def exists(self, contact_id: uuid.UUID) -> bool:
+        return bool(await Contact.exists().where(Contact.id == contact_id))
+
+    async def find_ids_by(
+        self, kind: str, normalized: str, primary_only: bool = False
+    ) -> list[uuid.UUID]:
+        """Contacts holding an exact email or phone (already normalised)."""
+        key = self.kith.protector.lookup_key(kind, normalized)
+        query = ContactPoint.select(ContactPoint.contact).where(
+            (ContactPoint.lookup == key) & (ContactPoint.kind == kind)
+        )
+        if primary_only:
+            query = query.where(ContactPoint.is_primary == True)  # noqa: E712
+        rows = await query.run()
+        return sorted({row["contact"] for row in rows})
+
+    def _parse_lookup(self, q: str) -> tuple[str, str] | None:
+        """(kind, normalised value) when the query is an email or a phone number, else None."""
+        if looks_like_email(q):
+            return "email", normalize_email(q, field="q")
+        if looks_like_phone(q):
+            try:
+                return "phone", normalize_phone(q, self.kith.settings.default_region, field="q")
+            except InvalidInput:
+                return None
+        return None
+
+    async def list(
+        self,
+        *,
+        q: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        include_archived: bool = False,
+    ) -> Page[ContactOut]:
+        """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix."""
+        limit = check_limit(limit)
+        after = uuid.UUID(decode_cursor(cursor, 1)[0]) if cursor else None
+        filters = []
+        if not include_archived:
+            filters.append(Contact.archived == False)  # noqa: E712 - piccolo builds SQL from this
+        q = (q or "").strip()
+        lookup = self._parse_lookup(q) if q else None
+        if lookup is not None:
+            ids = await self.find_ids_by(*lookup)
+            if not ids:
+                return Page(items=[], next_cursor=None)
+            filters.append(Contact.id.is_in(ids))
+        matcher = _name_matcher(q) if q and lookup is None else None
+
+        # Names are stored protected, so a name search decrypts after fetching, in chunks.
+        found: list[dict[str, Any]] = []
+        while True:
+            query = Contact.select().order_by(Contact.id)
+            for condition in [*filters, *([Contact.id > after] if after else [])]:
+                query = query.where(condition)
+            rows = await query.limit(SCAN_CHUNK if matcher else limit + 1).run()
+            if matcher is None:
+                found = rows
+                break
+            for row in rows:
+                names = await self.kith.protector.reveal(
+                    row["id"], CONTACT_TABLE, row["id"], {c: row[c] for c in NAME_COLUMNS}
+                )
+                if matcher(names.values()):
+                    found.append(row)
+                    if len(found) > limit:
+                        break
+            if len(found) > limit or len(rows) < SCAN_CHUNK:
+                break
+            after = rows[-1]["id"]
+        items = await self._hydrate(found[:limit])
+        next_cursor = encode_cursor(items[-1].id) if len(found) > limit else None
+        return Page(items=items, next_cursor=next_cursor)
+
+
+def _name_matcher(q: str) -> Any:
+    prefix = q.casefold()
+
+    def matches(names: Iterable[str | None]) -> bool:
+        for name in names:
+            if not name:
+                continue
+            folded = name.casefold()
+            if folded.startswith(prefix) or any(w.startswith(prefix) for w in folded.split()):
+                return True
+        return False
+
+    return matches
+
+
+def _blank_to_none(value: str | None) -> str | None:
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _clean_tags(tags: Iterable[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for tag in tags:
+        tag = tag.strip()
+        if tag:
+            seen.setdefault(tag, None)
+    return list(seen)
+
+
+def _tags_from_db(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return list(msgspec.json.decode(value))
+    return list(value or [])

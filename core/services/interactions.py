@@ -1,0 +1,282 @@
+"""Interactions: the timeline of everything that happened with a contact, and tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+import zoneinfo
+from typing import Any, Literal
+
+from kith.actor import SYSTEM, Actor
+from kith.errors import Conflict, InvalidInput, NotFound
+from kith.events import utcnow
+from kith.ids import new_id
+from kith.pagination import check_limit, decode_cursor, encode_cursor
+from kith.runtime import Kith
+from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
+from kith.tables import Contact, Interaction, User
+
+TABLE = Interaction._meta.tablename
+PROTECTED = ("summary", "body")
+TASK_ONLY = ("due_at", "done_at", "assignee_id")
+DueFilter = Literal["today", "overdue", "all"]
+
+
+class InteractionService:
+    def __init__(self, kith: Kith) -> None:
+        self.kith = kith
+        self.zone = zoneinfo.ZoneInfo(kith.settings.timezone)
+
+    def _aware(self, value: dt.datetime | None) -> dt.datetime | None:
+        """Times without an offset are read in the installation's time zone."""
+        if value is None or value.tzinfo is not None:
+            return value
+        return value.replace(tzinfo=self.zone)
+
+    async def _contact_subject(self, contact_id: uuid.UUID) -> uuid.UUID:
+        if not await Contact.exists().where(Contact.id == contact_id):
+            raise NotFound(f"contact {contact_id} does not exist")
+        return contact_id
+
+    @staticmethod
+    async def _check_assignee(assignee_id: uuid.UUID | None) -> None:
+        if assignee_id is not None and not await User.exists().where(User.id == assignee_id):
+            raise InvalidInput(f"user {assignee_id} does not exist", field="assignee_id")
+
+    async def log(
+        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor = SYSTEM
+    ) -> tuple[InteractionOut, bool]:
+        """Add an interaction; returns it and whether it was new. A repeated ``source`` +
+        ``external_id`` returns the interaction already stored instead of a second one."""
+        if data.kind != "task":
+            for name in TASK_ONLY:
+                if getattr(data, name) is not None:
+                    raise InvalidInput(f"only tasks have {name}", field=name)
+        async with self.kith.unit_of_work(actor) as uow:
+            await self._contact_subject(contact_id)
+            if data.external_id is not None:
+                existing = (
+                    await Interaction.select(Interaction.id, Interaction.contact)
+                    .where(
+                        (Interaction.source == data.source)
+                        & (Interaction.external_id == data.external_id)
+                    )
+                    .first()
+                )
+                if existing is not None:
+                    if existing["contact"] != contact_id:
+                        raise Conflict(
+                            f"{data.source} already logged {data.external_id!r} "
+                            f"for another contact ({existing['contact']})",
+                            field="external_id",
+                        )
+                    return await self.get(existing["id"]), False
+            await self._check_assignee(data.assignee_id)
+            row_id = new_id()
+            now = utcnow()
+            stored = await self.kith.protector.protect(
+                contact_id, TABLE, row_id, {"summary": data.summary, "body": data.body}
+            )
+            await Interaction.insert(
+                Interaction(
+                    id=row_id,
+                    contact=contact_id,
+                    kind=data.kind,
+                    direction=data.direction,
+                    occurred_at=self._aware(data.occurred_at) or now,
+                    channel=data.channel,
+                    duration_s=data.duration_s,
+                    amount=data.amount,
+                    source=data.source,
+                    external_id=data.external_id,
+                    due_at=self._aware(data.due_at),
+                    done_at=self._aware(data.done_at),
+                    assignee=data.assignee_id,
+                    created_by=actor.id if actor.kind == "user" else None,
+                    created_at=now,
+                    updated_at=now,
+                    **stored,
+                )
+            ).run()
+            uow.publish(
+                "interaction.logged",
+                contact_id,
+                interaction_id=str(row_id),
+                contact_id=str(contact_id),
+                kind=data.kind,
+                source=data.source,
+            )
+        return await self.get(row_id), True
+
+    async def update(
+        self, interaction_id: uuid.UUID, patch: InteractionPatch, actor: Actor = SYSTEM
+    ) -> InteractionOut:
+        changes = unset_to_dict(patch)
+        async with self.kith.unit_of_work(actor) as uow:
+            current = await self.get(interaction_id)
+            if current.kind != "task":
+                for name in TASK_ONLY:
+                    if changes.get(name) is not None:
+                        raise InvalidInput(f"only tasks have {name}", field=name)
+            if "assignee_id" in changes:
+                await self._check_assignee(changes["assignee_id"])  # type: ignore[arg-type]
+            values: dict[Any, Any] = {Interaction.updated_at: utcnow()}
+            columns = {
+                "direction": Interaction.direction,
+                "occurred_at": Interaction.occurred_at,
+                "channel": Interaction.channel,
+                "duration_s": Interaction.duration_s,
+                "amount": Interaction.amount,
+                "due_at": Interaction.due_at,
+                "done_at": Interaction.done_at,
+                "assignee_id": Interaction.assignee,
+            }
+            for name, column in columns.items():
+                if name in changes:
+                    value = changes[name]
+                    values[column] = self._aware(value) if isinstance(value, dt.datetime) else value
+            if "occurred_at" in changes and changes["occurred_at"] is None:
+                raise InvalidInput("occurred_at cannot be empty", field="occurred_at")
+            if {"summary", "body"} & changes.keys():
+                stored = await self.kith.protector.protect(
+                    current.contact_id,
+                    TABLE,
+                    interaction_id,
+                    {
+                        "summary": str(changes.get("summary", current.summary)),
+                        "body": str(changes.get("body", current.body)),
+                    },
+                )
+                values[Interaction.summary] = stored["summary"]
+                values[Interaction.body] = stored["body"]
+            await Interaction.update(values).where(Interaction.id == interaction_id).run()
+            uow.publish(
+                "interaction.updated",
+                current.contact_id,
+                interaction_id=str(interaction_id),
+                fields=sorted(changes),
+            )
+        return await self.get(interaction_id)
+
+    async def _hydrate(self, rows: list[dict[str, Any]]) -> list[InteractionOut]:
+        items = []
+        for row in rows:
+            text = await self.kith.protector.reveal(
+                row["contact"], TABLE, row["id"], {c: row[c] for c in PROTECTED}
+            )
+            items.append(
+                InteractionOut(
+                    id=row["id"],
+                    contact_id=row["contact"],
+                    kind=row["kind"],
+                    direction=row["direction"],
+                    occurred_at=row["occurred_at"],
+                    summary=text["summary"] or "",
+                    body=text["body"] or "",
+                    channel=row["channel"],
+                    duration_s=row["duration_s"],
+                    amount=row["amount"],
+                    source=row["source"],
+                    external_id=row["external_id"],
+                    due_at=row["due_at"],
+                    done_at=row["done_at"],
+                    assignee_id=row["assignee"],
+                    created_at=row["created_at"],
+                    updated_at=row["updated_at"],
+                )
+            )
+        return items
+
+    async def get(self, interaction_id: uuid.UUID) -> InteractionOut:
+        row = await Interaction.select().where(Interaction.id == interaction_id).first()
+        if row is None:
+            raise NotFound(f"interaction {interaction_id} does not exist")
+        return (await self._hydrate([row]))[0]
+
+    async def timeline(
+        self, contact_id: uuid.UUID, cursor: str | None = None, limit: int = 50
+    ) -> Page[InteractionOut]:
+        """A contact's interactions, newest first."""
+        limit = check_limit(limit)
+        await self._contact_subject(contact_id)
+        query = Interaction.select().where(Interaction.contact == contact_id)
+        if cursor:
+            at, last_id = _time_key(cursor)
+            query = query.where(
+                (Interaction.occurred_at < at)
+                | ((Interaction.occurred_at == at) & (Interaction.id < last_id))
+            )
+        rows = await (
+            query.order_by(Interaction.occurred_at, ascending=False)
+            .order_by(Interaction.id, ascending=False)
+            .limit(limit + 1)
+            .run()
+        )
+        items = await self._hydrate(rows[:limit])
+        more = len(rows) > limit
+        return Page(
+            items=items,
+            next_cursor=encode_cursor(items[-1].occurred_at.isoformat(), items[-1].id)
+            if more
+            else None,
+        )
+
+    def _day_bounds(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        local = now.astimezone(self.zone)
+        start = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return start, start + dt.timedelta(days=1)
+
+    async def tasks(
+        self,
+        due: DueFilter = "all",
+        assignee_id: uuid.UUID | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        now: dt.datetime | None = None,
+    ) -> Page[InteractionOut]:
+        """Open tasks: due today (including overdue ones), overdue, or all, soonest first."""
+        limit = check_limit(limit)
+        now = now or utcnow()
+        query = Interaction.select().where(
+            (Interaction.kind == "task") & Interaction.done_at.is_null()
+        )
+        if assignee_id is not None:
+            query = query.where(Interaction.assignee == assignee_id)
+        if due == "today":
+            query = query.where(Interaction.due_at < self._day_bounds(now)[1])
+        elif due == "overdue":
+            query = query.where(Interaction.due_at < now)
+        if due == "all":
+            # Tasks without a due date have no place in a due-date order: list by creation.
+            if cursor:
+                query = query.where(Interaction.id > uuid.UUID(decode_cursor(cursor, 1)[0]))
+            rows = await query.order_by(Interaction.id).limit(limit + 1).run()
+            items = await self._hydrate(rows[:limit])
+            next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
+            return Page(items=items, next_cursor=next_cursor)
+        if cursor:
+            at, last_id = _time_key(cursor)
+            query = query.where(
+                (Interaction.due_at > at)
+                | ((Interaction.due_at == at) & (Interaction.id > last_id))
+            )
+        rows = (
+            await query.order_by(Interaction.due_at).order_by(Interaction.id).limit(limit + 1).run()
+        )
+        items = await self._hydrate(rows[:limit])
+        more = len(rows) > limit
+        last = items[-1] if items else None
+        return Page(
+            items=items,
+            next_cursor=encode_cursor(last.due_at.isoformat(), last.id)
+            if more and last and last.due_at
+            else None,
+        )
+
+
+def _time_key(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    at, last_id = decode_cursor(cursor, 2)
+    try:
+        return dt.datetime.fromisoformat(at), uuid.UUID(last_id)
+    except ValueError:
+        raise InvalidInput("the cursor is not one this server handed out", field="cursor") from None

@@ -1,0 +1,232 @@
+"""Users, their roles and passwords (argon2), and API tokens (hashed, shown once, revocable)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import uuid
+
+import argon2
+import msgspec
+from kith.actor import Actor, Role
+from kith.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from kith.events import utcnow
+from kith.ids import new_id
+from kith.normalize import normalize_email
+from kith.runtime import Kith
+from kith.tables import ApiToken, User
+
+TOKEN_PREFIX = "kith_"
+_hasher = argon2.PasswordHasher()
+
+
+class UserOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    email: str
+    name: str
+    role: Role
+    active: bool
+    created_at: dt.datetime
+
+
+class TokenOut(msgspec.Struct, kw_only=True):
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: dt.datetime
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    last_used_at: dt.datetime | None
+
+
+class IssuedToken(msgspec.Struct, kw_only=True):
+    """A new token: ``secret`` is shown this once and never stored."""
+
+    token: TokenOut
+    secret: str
+
+
+def _token_hash(secret: str) -> str:
+    # Tokens are 256-bit random strings, so a fast hash is enough: guessing is hopeless.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _user_out(row: dict[str, object]) -> UserOut:
+    return msgspec.convert(row, UserOut, from_attributes=False)
+
+
+def _token_out(row: dict[str, object]) -> TokenOut:
+    return TokenOut(
+        id=row["id"],  # type: ignore[arg-type]
+        user_id=row["user"],  # type: ignore[arg-type]
+        name=row["name"],  # type: ignore[arg-type]
+        prefix=row["prefix"],  # type: ignore[arg-type]
+        created_at=row["created_at"],  # type: ignore[arg-type]
+        expires_at=row["expires_at"],  # type: ignore[arg-type]
+        revoked_at=row["revoked_at"],  # type: ignore[arg-type]
+        last_used_at=row["last_used_at"],  # type: ignore[arg-type]
+    )
+
+
+def parse_role(value: str) -> Role:
+    try:
+        return Role(value.strip().lower())
+    except ValueError:
+        roles = ", ".join(role.value for role in Role)
+        raise InvalidInput(f"{value!r} is not a role; use one of {roles}", field="role") from None
+
+
+class UserService:
+    def __init__(self, kith: Kith) -> None:
+        self.kith = kith
+
+    async def add(
+        self, email: str, role: str, name: str = "", password: str | None = None
+    ) -> UserOut:
+        address = normalize_email(email)
+        parsed_role = parse_role(role)
+        if password is not None and len(password) < 10:
+            raise InvalidInput("a password needs at least 10 characters", field="password")
+        async with self.kith.unit_of_work():
+            if await User.exists().where(User.email == address):
+                raise Conflict(f"a user with the email {address} already exists", field="email")
+            user_id = new_id()
+            await User.insert(
+                User(
+                    id=user_id,
+                    email=address,
+                    name=name.strip(),
+                    role=parsed_role.value,
+                    password_hash=_hasher.hash(password) if password else None,
+                    active=True,
+                    created_at=utcnow(),
+                )
+            ).run()
+        return await self.get(user_id)
+
+    async def get(self, user_id: uuid.UUID) -> UserOut:
+        row = await User.select().where(User.id == user_id).first()
+        if row is None:
+            raise NotFound(f"user {user_id} does not exist")
+        return _user_out(row)
+
+    async def by_email(self, email: str) -> UserOut:
+        address = normalize_email(email)
+        row = await User.select().where(User.email == address).first()
+        if row is None:
+            raise NotFound(f"no user has the email {address}; add one with `kith users add`")
+        return _user_out(row)
+
+    async def list(self) -> list[UserOut]:
+        return [_user_out(row) for row in await User.select().order_by(User.created_at).run()]
+
+    async def count(self) -> int:
+        return int(await User.count())
+
+    async def set_password(self, user_id: uuid.UUID, password: str) -> None:
+        if len(password) < 10:
+            raise InvalidInput("a password needs at least 10 characters", field="password")
+        await (
+            User.update({User.password_hash: _hasher.hash(password)})
+            .where(User.id == user_id)
+            .run()
+        )
+
+    async def verify_password(self, email: str, password: str) -> UserOut:
+        row = await User.select().where(User.email == normalize_email(email)).first()
+        if row is None or not row["password_hash"] or not row["active"]:
+            raise NotAuthenticated("wrong email or password")
+        try:
+            _hasher.verify(row["password_hash"], password)
+        except argon2.exceptions.VerificationError:
+            raise NotAuthenticated("wrong email or password") from None
+        return _user_out(row)
+
+    # -- API tokens --------------------------------------------------------------------------
+
+    async def create_token(
+        self, email: str, name: str = "", expires_days: int | None = 90
+    ) -> IssuedToken:
+        user = await self.by_email(email)
+        if expires_days is not None and expires_days < 1:
+            raise InvalidInput("a token must live at least one day", field="expires_days")
+        secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = utcnow()
+        token_id = new_id()
+        await ApiToken.insert(
+            ApiToken(
+                id=token_id,
+                user=user.id,
+                name=name,
+                prefix=secret[: len(TOKEN_PREFIX) + 6],
+                token_hash=_token_hash(secret),
+                created_at=now,
+                expires_at=now + dt.timedelta(days=expires_days) if expires_days else None,
+            )
+        ).run()
+        row = await ApiToken.select().where(ApiToken.id == token_id).first()
+        assert row is not None
+        return IssuedToken(token=_token_out(row), secret=secret)
+
+    async def list_tokens(self, email: str | None = None) -> list[TokenOut]:
+        query = ApiToken.select().order_by(ApiToken.created_at)
+        if email is not None:
+            query = query.where(ApiToken.user == (await self.by_email(email)).id)
+        return [_token_out(row) for row in await query.run()]
+
+    async def revoke_token(self, token: str) -> TokenOut:
+        """Revoke by token id, by its shown prefix, or by the token itself."""
+        token = token.strip()
+        query = ApiToken.select()
+        try:
+            query = query.where(ApiToken.id == uuid.UUID(token))
+        except ValueError:
+            if len(token) > len(TOKEN_PREFIX) + 6:
+                query = query.where(ApiToken.token_hash == _token_hash(token))
+            else:
+                query = query.where(ApiToken.prefix == token)
+        rows = await query.run()
+        if not rows:
+            raise NotFound(f"no token matches {token[:12]!r}; `kith tokens list` shows them")
+        if len(rows) > 1:
+            raise Conflict(f"{token!r} matches {len(rows)} tokens; revoke by id instead")
+        row = rows[0]
+        if row["revoked_at"] is None:
+            await (
+                ApiToken.update({ApiToken.revoked_at: utcnow()})
+                .where(ApiToken.id == row["id"])
+                .run()
+            )
+        return _token_out(await ApiToken.select().where(ApiToken.id == row["id"]).first() or row)
+
+    async def authenticate(self, secret: str) -> Actor:
+        """The user behind a bearer token; :class:`NotAuthenticated` says why it was refused."""
+        if not secret.startswith(TOKEN_PREFIX):
+            raise NotAuthenticated("this is not a Kith API token")
+        rows = (
+            await ApiToken.select(
+                ApiToken.id,
+                ApiToken.expires_at,
+                ApiToken.revoked_at,
+                ApiToken.user.id,
+                ApiToken.user.role,
+                ApiToken.user.active,
+                ApiToken.user.email,
+            )
+            .where(ApiToken.token_hash == _token_hash(secret))
+            .run()
+        )
+        if not rows:
+            raise NotAuthenticated("unknown API token")
+        row = rows[0]
+        if row["revoked_at"] is not None:
+            raise NotAuthenticated("this API token was revoked")
+        if row["expires_at"] is not None and row["expires_at"] <= utcnow():
+            raise NotAuthenticated("this API token has expired; create a new one")
+        if not row["user.active"]:
+            raise NotAuthenticated("the user of this token is deactivated")
+        return Actor(
+            kind="user", id=row["user.id"], role=Role(row["user.role"]), name=row["user.email"]
+        )

@@ -1,0 +1,197 @@
+"""Kith's pytest plugin (entry point ``pytest11``): fixtures for testing Kith and Kith plugins.
+
+Every test that asks for ``kith`` runs twice, once on SQLite and once on PostgreSQL, each on a
+throw-away database that already holds all migrations. PostgreSQL comes from
+``KITH_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``); when it
+cannot be reached the PostgreSQL runs skip with the reason, except under ``CI=true`` where they
+fail, so a CI run cannot silently lose them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+
+from kith.actor import Role
+from kith.bootstrap import open_kith
+from kith.runtime import Kith
+from kith.services.users import UserService
+from kith.settings import Settings, load_settings
+
+ENGINES = ("sqlite", "postgres")
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def postgres_admin_url() -> str:
+    return os.environ.get("KITH_TEST_POSTGRES_URL", DEFAULT_POSTGRES)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(postgres_admin_url(), timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def postgres_unavailable() -> str | None:
+    """Why PostgreSQL tests cannot run here, or None when they can."""
+    try:
+        asyncio.run(_admin("SELECT 1"))
+    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+        return f"PostgreSQL at {postgres_admin_url()} is not reachable ({exc})"
+    return None
+
+
+def skip_or_fail_without_postgres() -> None:
+    reason = postgres_unavailable()
+    if reason is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason}; PostgreSQL tests must run in CI", pytrace=False)
+    pytest.skip(reason)
+
+
+def settings_for(home: Path, database_url: str = "", **env: str) -> Settings:
+    """Settings for a test installation in ``home``."""
+    values = {"KITH_HOME": str(home), "KITH_DATABASE_URL": database_url, "KITH_LOG_FORMAT": "json"}
+    values.update({f"KITH_{key.upper()}": value for key, value in env.items()})
+    return load_settings(values)
+
+
+async def _migrate(settings: Settings) -> None:
+    kith = open_kith(settings)
+    await kith.start()
+    try:
+        await kith.database.migrate()
+    finally:
+        await kith.close()
+
+
+class _Templates:
+    """One migrated database per engine per test session; each test gets a copy."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.sqlite_file: Path | None = None
+        self.postgres_name: str | None = None
+
+    def sqlite_copy(self, home: Path) -> str:
+        if self.sqlite_file is None:
+            template_home = self.root / "sqlite-template"
+            settings = settings_for(template_home)
+            asyncio.run(_migrate(settings))
+            self.sqlite_file = settings.sqlite_path
+        home.mkdir(parents=True, exist_ok=True)
+        target = home / "kith.sqlite3"
+        shutil.copyfile(self.sqlite_file, target)
+        return f"sqlite:///{target}"
+
+    def postgres_copy(self) -> str:
+        skip_or_fail_without_postgres()
+        if self.postgres_name is None:
+            name = f"kith_template_{uuid.uuid4().hex[:10]}"
+            asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+            self.postgres_name = name
+            asyncio.run(
+                _migrate(settings_for(self.root / "pg-template", _with_database(postgres_admin_url(), name)))
+            )
+        name = f"kith_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.postgres_name}"'))
+        return _with_database(postgres_admin_url(), name)
+
+    def drop_postgres(self, url: str) -> None:
+        name = urlsplit(url).path.lstrip("/")
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def cleanup(self) -> None:
+        if self.postgres_name is not None:
+            asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{self.postgres_name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def _kith_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_Templates]:
+    templates = _Templates(tmp_path_factory.mktemp("kith-templates"))
+    yield templates
+    templates.cleanup()
+
+
+@pytest.fixture(params=ENGINES)
+def kith_engine(request: pytest.FixtureRequest) -> str:
+    """``sqlite`` or ``postgres``: every test using Kith runs on both."""
+    return str(request.param)
+
+
+@pytest.fixture
+def kith_database_url(kith_engine: str, tmp_path: Path, _kith_templates: _Templates) -> Iterator[str]:
+    """A throw-away, fully migrated database for one test."""
+    if kith_engine == "sqlite":
+        yield _kith_templates.sqlite_copy(tmp_path / "kith-home")
+        return
+    url = _kith_templates.postgres_copy()
+    try:
+        yield url
+    finally:
+        _kith_templates.drop_postgres(url)
+
+
+@pytest.fixture
+def kith_settings(kith_database_url: str, tmp_path: Path) -> Settings:
+    return settings_for(tmp_path / "kith-home", kith_database_url)
+
+
+@pytest.fixture
+async def kith(kith_settings: Settings) -> AsyncIterator[Kith]:
+    """An opened Kith on a throw-away database."""
+    instance = open_kith(kith_settings)
+    await instance.start()
+    try:
+        yield instance
+    finally:
+        await instance.close()
+
+
+@pytest.fixture
+async def kith_client(kith: Kith) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client for the Kith app: real ASGI requests through the whole stack.
+
+    It runs the app on the test's own event loop (litestar's test clients use a second loop in
+    a thread, which a database pool opened by the test cannot be shared with)."""
+    from kith.http import create_app
+
+    app = create_app(kith, manage_lifecycle=False)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://kith.test") as client:
+        yield client
+
+
+TokenFactory = Callable[..., Awaitable[dict[str, str]]]
+
+
+@pytest.fixture
+def kith_auth(kith: Kith) -> TokenFactory:
+    """``await kith_auth("agent")`` → headers with a fresh token of a new user of that role."""
+
+    async def make(role: str | Role = Role.ADMIN, email: str | None = None) -> dict[str, str]:
+        users = UserService(kith)
+        address = email or f"{role}-{uuid.uuid4().hex[:8]}@staff.example"
+        await users.add(address, str(role))
+        issued = await users.create_token(address)
+        return {"Authorization": f"Bearer {issued.secret}"}
+
+    return make

@@ -1,0 +1,90 @@
+"""A service call runs in one transaction; the events it publishes are written in that same
+transaction and handed to the dispatcher only after it commits."""
+
+from __future__ import annotations
+
+import contextvars
+import uuid
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+from kith.actor import SYSTEM, Actor
+from kith.events import Event
+from kith.storage import Database
+
+
+class EventSink(Protocol):
+    async def write(self, events: Sequence[Event]) -> None:
+        """Store events inside the current transaction (the outbox)."""
+        ...
+
+    def committed(self, events: Sequence[Event]) -> None:
+        """Called once the transaction that wrote ``events`` has committed."""
+        ...
+
+
+class DiscardingSink:
+    """An event sink that keeps nothing, for code paths with no event bus configured."""
+
+    async def write(self, events: Sequence[Event]) -> None:
+        return None
+
+    def committed(self, events: Sequence[Event]) -> None:
+        return None
+
+
+_current: contextvars.ContextVar[UnitOfWork | None] = contextvars.ContextVar(
+    "kith_unit_of_work", default=None
+)
+
+
+class UnitOfWork:
+    """``async with UnitOfWork(db, sink, actor) as uow:`` — nested units join the outer one."""
+
+    def __init__(self, database: Database, sink: EventSink, actor: Actor = SYSTEM) -> None:
+        self.database = database
+        self.sink = sink
+        self.actor = actor
+        self.events: list[Event] = []
+        self._outer: UnitOfWork | None = None
+        self._transaction: Any = None
+        self._token: contextvars.Token[UnitOfWork | None] | None = None
+
+    async def __aenter__(self) -> UnitOfWork:
+        outer = _current.get()
+        if outer is not None:
+            self._outer = outer
+            return outer
+        self._transaction = self.database.engine.transaction()
+        await self._transaction.__aenter__()
+        self._token = _current.set(self)
+        return self
+
+    def publish(self, name: str, contact_id: uuid.UUID | None = None, /, **payload: Any) -> Event:
+        """Record an event; it reaches the outbox only if this unit of work commits."""
+        event = Event(name=name, actor=self.actor.ref, contact_id=contact_id, payload=payload)
+        self.events.append(event)
+        return event
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._outer is not None:
+            return
+        assert self._token is not None
+        _current.reset(self._token)
+        try:
+            if exc is None and self.events:
+                await self.sink.write(self.events)
+        except BaseException as write_error:
+            await self._transaction.__aexit__(
+                type(write_error), write_error, write_error.__traceback__
+            )
+            raise
+        await self._transaction.__aexit__(exc_type, exc, tb)
+        if exc is None:
+            self.sink.committed(self.events)
