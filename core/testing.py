@@ -109,7 +109,11 @@ class _Templates:
             asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
             self.postgres_name = name
             asyncio.run(
-                _migrate(settings_for(self.root / "pg-template", _with_database(postgres_admin_url(), name)))
+                _migrate(
+                    settings_for(
+                        self.root / "pg-template", _with_database(postgres_admin_url(), name)
+                    )
+                )
             )
         name = f"kith_test_{uuid.uuid4().hex[:12]}"
         asyncio.run(_admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.postgres_name}"'))
@@ -138,7 +142,9 @@ def kith_engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def kith_database_url(kith_engine: str, tmp_path: Path, _kith_templates: _Templates) -> Iterator[str]:
+def kith_database_url(
+    kith_engine: str, tmp_path: Path, _kith_templates: _Templates
+) -> Iterator[str]:
     """A throw-away, fully migrated database for one test."""
     if kith_engine == "sqlite":
         yield _kith_templates.sqlite_copy(tmp_path / "kith-home")

@@ -74,7 +74,9 @@ def create_app(
             version=__version__,
             path="/schema",
             # The API description is public, like the health check.
-            openapi_router=Router("/schema", route_handlers=[], include_in_schema=False, opt=public()),
+            openapi_router=Router(
+                "/schema", route_handlers=[], include_in_schema=False, opt=public()
+            ),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", description="API token")

@@ -68,9 +68,7 @@ class ContactController(Controller):
     ) -> ContactOut:
         return await contacts.update(contact_id, data, actor)
 
-    @delete(
-        "/{contact_id:uuid}", opt=WRITE, status_code=HTTP_200_OK, summary="Archive a contact"
-    )
+    @delete("/{contact_id:uuid}", opt=WRITE, status_code=HTTP_200_OK, summary="Archive a contact")
     async def archive(
         self, contact_id: uuid.UUID, contacts: ContactService, actor: Actor
     ) -> ContactOut:

@@ -1,0 +1,119 @@
+"""Every hook Kith offers to plugins. The hook reference in the docs is generated from here.
+
+Conventions: every hook starts with ``kith_``. ``register``-style hooks collect: Kith calls each
+implementation with a ``register`` callback and the plugin calls it once per thing it adds.
+Hooks marked *may be async* accept implementations that return an awaitable; Kith awaits them.
+No ``firstresult`` hook may be async (pluggy would return the coroutine of whichever ran first).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import click
+    import msgspec
+    from piccolo.conf.apps import AppConfig
+
+    from kith.events import EventType
+    from kith.personal import PersonalField
+    from kith.protection import FieldProtector
+    from kith.runtime import Kith
+    from kith.settings import Settings
+    from kith.subjects import ErasureOutcome, ExportSection, Subscriber
+
+PROJECT = "kith"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec(historic=True)
+def kith_add_hookspecs(plugin_manager: pluggy.PluginManager) -> None:
+    """Add hookspecs of your own (``plugin_manager.add_hookspecs(MySpecs)``), so that other
+    plugins can implement them. Historic: plugins registered later still see the call.
+    Collects nothing. Sync only."""
+
+
+@hookspec
+def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
+    """Register piccolo apps (tables plus migrations). ``kith migrate`` applies their
+    migrations and ``kith serve`` refuses to start while any are pending. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_routes(register: Callable[[Any], None]) -> None:
+    """Register litestar route handlers, controllers or routers. Every handler must declare its
+    roles with ``opt=kith.http.roles(...)`` (or ``public()``); undeclared ones answer 403.
+    Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_commands(register: Callable[[click.Command], None]) -> None:
+    """Register click commands or groups; they appear under ``kith``. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_event_types(register: Callable[[EventType], None]) -> None:
+    """Declare event types this plugin publishes (a dotted name, a description, the payload's
+    keys). Publishing an undeclared name is an error. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
+    """Subscribe handlers to events. A handler receives the event and may be async; it is
+    retried with backoff when it raises and dead-lettered after its last attempt; it must be
+    idempotent by ``event.id``. Collecting. Sync only (the handlers may be async)."""
+
+
+@hookspec
+def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]) -> None:
+    """Declare a settings section: ``register("webforms", WebformSettings)`` validates the
+    ``[webforms]`` table of ``kith.toml`` into that Struct at start-up. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
+    """Declare every column of this plugin's tables that holds personal data. An undeclared
+    personal column is a start-up error. Collecting. Sync only."""
+
+
+@hookspec(firstresult=True)
+def kith_field_protector(kith: Kith) -> FieldProtector | None:
+    """Provide the protector that encrypts personal fields (the privacy plugin does). First
+    result wins. Sync only."""
+
+
+@hookspec
+def kith_startup(kith: Kith) -> Awaitable[None] | None:
+    """Called once when Kith opens (server, worker or CLI), after the database is connected.
+    May be async."""
+
+
+@hookspec
+def kith_subject_export(
+    kith: Kith, contact_id: uuid.UUID
+) -> Awaitable[ExportSection | None] | ExportSection | None:
+    """Return everything this plugin holds about one data subject, for an access or
+    portability request. Every plugin that holds personal data must answer. Collecting.
+    May be async."""
+
+
+@hookspec
+def kith_subject_erase(
+    kith: Kith, contact_id: uuid.UUID
+) -> Awaitable[list[ErasureOutcome]] | list[ErasureOutcome] | None:
+    """Erase (or anonymise, or keep under a recorded legal hold) everything this plugin holds
+    about one data subject, and say what was done where. Must be idempotent: an interrupted
+    erasure calls it again. Collecting. May be async."""
+
+
+@hookspec
+def kith_subject_merge(
+    kith: Kith, source_id: uuid.UUID, target_id: uuid.UUID
+) -> Awaitable[None] | None:
+    """Move this plugin's rows from one contact to another when two contacts are merged.
+    Collecting. May be async."""

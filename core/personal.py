@@ -1,0 +1,77 @@
+"""The registry of personal data: every personal field is declared once, here or by a plugin.
+
+Encryption, blind indexes, export, erasure, log redaction and the record of processing are all
+driven from these declarations.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+
+class PersonalField(msgspec.Struct, frozen=True, kw_only=True):
+    """One column that holds personal data about a data subject (a contact).
+
+    ``searchable`` fields get a blind index for exact lookup; ``retention`` names a retention
+    class (``contact``, ``call_recordings``...) that retention rules refer to.
+    """
+
+    table: str
+    column: str
+    category: str
+    purposes: tuple[str, ...]
+    description: str = ""
+    searchable: bool = False
+    retention: str = "contact"
+    owner: str = "kith"
+
+    @property
+    def key(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
+    PersonalField(
+        table="kith_contact",
+        column="display_name",
+        category="identity",
+        purposes=("customer_relationship",),
+        description="The contact's name as shown",
+    ),
+    PersonalField(
+        table="kith_contact",
+        column="given_name",
+        category="identity",
+        purposes=("customer_relationship",),
+        description="Given name",
+    ),
+    PersonalField(
+        table="kith_contact",
+        column="family_name",
+        category="identity",
+        purposes=("customer_relationship",),
+        description="Family name",
+    ),
+    PersonalField(
+        table="kith_contact_point",
+        column="value",
+        category="contact_details",
+        purposes=("customer_relationship",),
+        searchable=True,
+        description="Email addresses and phone numbers (normalised)",
+    ),
+    PersonalField(
+        table="kith_interaction",
+        column="summary",
+        category="communications",
+        purposes=("customer_relationship",),
+        description="Short summary of a call, email, meeting, note or task",
+    ),
+    PersonalField(
+        table="kith_interaction",
+        column="body",
+        category="communications",
+        purposes=("customer_relationship",),
+        description="Free text of an interaction (note text, email body...)",
+    ),
+)
