@@ -1,1 +1,20 @@
-"""The ``kith`` command."""
+"""The ``kith`` command: a thin layer over Kith's services.
+
+Each command family lives in its own module; to add one, import its click command or group and
+register it with ``main.add_command`` below (one line per family).
+"""
+
+from __future__ import annotations
+
+import click
+from kith.cli._context import KithGroup
+from kith.cli.setup import migrate
+
+
+@click.group(cls=KithGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kith", prog_name="kith")
+def main() -> None:
+    """Kith: a self-hostable CRM. Settings come from KITH_* variables and KITH_HOME/kith.toml."""
+
+
+main.add_command(migrate)
