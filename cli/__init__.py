@@ -1,14 +1,15 @@
 """The ``kith`` command: a thin layer over Kith's services.
 
 Each command family lives in its own module; to add one, import its click command or group and
-register it with ``main.add_command`` below (one line per family).
+register it with ``main.add_command`` below (one line per family). Shared plumbing (settings,
+an opened Kith, errors as exit codes, tables) is in :mod:`kith.cli._context`.
 """
 
 from __future__ import annotations
 
 import click
 from kith.cli._context import KithGroup
-from kith.cli.setup import migrate
+from kith.cli.setup import init, migrate, serve
 
 
 @click.group(cls=KithGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,4 +18,6 @@ def main() -> None:
     """Kith: a self-hostable CRM. Settings come from KITH_* variables and KITH_HOME/kith.toml."""
 
 
+main.add_command(init)
 main.add_command(migrate)
+main.add_command(serve)

@@ -1,18 +1,39 @@
-"""Shared plumbing for the commands: settings, an opened Kith, and errors as exit codes."""
+"""Shared plumbing for the commands: settings, an opened Kith, errors as exit codes, output.
+
+A command module needs little more than::
+
+    from kith.cli._context import run_with_kith, print_table
+
+    @click.command()
+    def things() -> None:
+        rows = run_with_kith(lambda kith: ThingService(kith).list())
+        print_table(["id", "name"], [(str(t.id), t.name) for t in rows], empty="No things.")
+
+Expected failures (bad settings, a :class:`KithError` from a service, an unmigrated or
+unreachable database) become one ``kith: ...`` line on stderr and an exit code; see
+:class:`KithGroup`.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import contextlib
+import datetime as dt
+import sqlite3
+import zoneinfo
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
+import asyncpg
 import click
+import msgspec
 from kith.bootstrap import open_kith
 from kith.errors import KithError
 from kith.logs import configure_logging
 from kith.runtime import Kith
 from kith.settings import Settings, SettingsError, load_settings
-from kith.storage import NotMigratedError
+from kith.storage import MigrationState, NotMigratedError
 
 T = TypeVar("T")
 
@@ -34,10 +55,11 @@ class CliError(click.ClickException):
 
 
 class KithGroup(click.Group):
-    """A click group that turns Kith's expected errors into one line and an exit code.
+    """A click group that turns Kith's expected errors into one line and an exit code:
+    2 for settings, 1 for everything else a person can act on.
 
-    Sub-groups are invoked inside the top group's ``invoke``, so this covers every command,
-    including those other modules add later.
+    Sub-groups run inside the top group's ``invoke``, so this covers every command,
+    including those that other modules add later.
     """
 
     def invoke(self, ctx: click.Context) -> Any:
@@ -51,17 +73,67 @@ class KithGroup(click.Group):
             raise CliError(str(exc)) from None
 
 
+# -- settings and the opened installation ----------------------------------------------------
+
+
 def get_settings() -> Settings:
-    """Load and validate the settings once per process and set up logging from them."""
-    ctx = click.get_current_context()
-    root = ctx.find_root()
+    """The validated settings, loaded once per invocation; logging is set up from them."""
+    root = click.get_current_context().find_root()
     root.ensure_object(dict)
     if "settings" not in root.obj:
         settings = load_settings()
         configure_logging(settings)
         root.obj["settings"] = settings
-    settings_: Settings = root.obj["settings"]
-    return settings_
+    loaded: Settings = root.obj["settings"]
+    return loaded
+
+
+def describe_database(settings: Settings) -> str:
+    """Where the data lives, for people: a file path or user@host:port/db, never a password."""
+    if settings.database_kind == "sqlite":
+        return f"SQLite {settings.sqlite_path}"
+    parts = urlsplit(settings.database_url)
+    user = f"{parts.username}@" if parts.username else ""
+    return f"PostgreSQL {user}{parts.hostname}:{parts.port or 5432}{parts.path}"
+
+
+@contextlib.contextmanager
+def _database_errors(settings: Settings) -> Iterator[None]:
+    """Turn 'cannot reach or open the database' into one readable line."""
+    try:
+        yield
+    except (
+        OSError,
+        sqlite3.Error,
+        asyncpg.PostgresError,
+        asyncpg.InterfaceError,
+        TimeoutError,
+    ) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CliError(
+            f"cannot open the database ({describe_database(settings)}): {reason}; "
+            "check KITH_DATABASE_URL and that the database server is running"
+        ) from None
+
+
+@contextlib.asynccontextmanager
+async def opened_kith(settings: Settings | None = None) -> AsyncIterator[Kith]:
+    """An opened Kith that is closed again on exit; connection failures are readable."""
+    settings = settings or get_settings()
+    with _database_errors(settings):
+        kith = open_kith(settings)
+        await kith.start()
+    try:
+        yield kith
+    finally:
+        await kith.close()
+
+
+async def migration_states(kith: Kith) -> list[MigrationState]:
+    """Applied and pending migrations per app; the first query, so it also proves the
+    database can be opened."""
+    with _database_errors(kith.settings):
+        return await kith.database.migration_states()
 
 
 def run_with_kith(
@@ -72,15 +144,70 @@ def run_with_kith(
     With ``migrated`` (the default) a database with pending migrations is refused first, so a
     command never runs against tables it does not know.
     """
-    kith = open_kith(settings or get_settings())
 
     async def go() -> T:
-        await kith.start()
-        try:
+        async with opened_kith(settings) as kith:
+            await migration_states(kith)
             if migrated:
                 await kith.database.ensure_migrated()
             return await work(kith)
-        finally:
-            await kith.close()
 
     return asyncio.run(go())
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def stdout_is_terminal() -> bool:
+    return click.get_text_stream("stdout").isatty()
+
+
+def format_time(value: dt.datetime | None, settings: Settings) -> str:
+    """A time in the installation's time zone, to the minute; empty for None."""
+    if value is None:
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(zoneinfo.ZoneInfo(settings.timezone)).strftime("%Y-%m-%d %H:%M")
+
+
+def _cell(value: object) -> str:
+    # One row per line, whatever the text holds.
+    return " ".join(str(value).split()) if value is not None else ""
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], *, empty: str = "Nothing found."
+) -> None:
+    """Rows as a table: rich in a terminal, plain aligned columns when piped.
+
+    With no rows, ``empty`` goes to stderr and stdout stays empty, so scripts see no rows.
+    """
+    if not rows:
+        click.echo(empty, err=True)
+        return
+    cells = [[_cell(value) for value in row] for row in rows]
+    if stdout_is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(*headers, box=None, header_style="bold", pad_edge=False)
+        for row in cells:
+            table.add_row(*row)
+        Console().print(table)
+        return
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+    for row in [list(headers), *cells]:
+        click.echo(
+            "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+def print_json(value: Any) -> None:
+    """Any msgspec-encodable value as indented JSON on stdout."""
+    click.echo(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
+
+
+def note(message: str) -> None:
+    """Something for the person at the terminal, not for a script reading stdout."""
+    click.echo(message, err=True)

@@ -2,10 +2,158 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
 import click
-from kith.cli._context import run_with_kith
+from kith import __version__
+from kith.bootstrap import open_kith
+from kith.cli._context import (
+    describe_database,
+    get_settings,
+    migration_states,
+    note,
+    opened_kith,
+    run_with_kith,
+)
+from kith.logs import get_logger
 from kith.runtime import Kith
+from kith.services.users import UserService
+from kith.settings import SETTINGS_FILE, Settings
 from kith.storage import MigrationState
+
+# Remembers that `kith serve` already told this installation how to create its first admin.
+FIRST_ADMIN_MARKER = ".first-admin-hint-shown"
+
+_SETTING_NOTES: dict[str, str] = {
+    "database_url": (
+        "Where the data lives. Empty: the SQLite file kith.sqlite3 in this folder.\n"
+        'For PostgreSQL: "postgresql://user:password@host:5432/dbname".'
+    ),
+    "default_region": "Region for phone numbers typed without a country code (GB, DE, US, ...).",
+    "timezone": 'Time zone for "today" in task lists and for times the CLI shows.',
+    "log_format": "auto (readable in a terminal, JSON lines otherwise), console or json.",
+    "log_level": "debug, info, warning or error.",
+    "max_request_bytes": "Largest HTTP request body the server accepts, in bytes.",
+    "dispatch_in_process": "Deliver events from the serving process itself.",
+}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    # A JSON string is a valid TOML basic string for anything a setting holds.
+    return json.dumps(str(value))
+
+
+def settings_template() -> str:
+    """The commented ``kith.toml`` ``kith init`` writes: every core setting with its default."""
+    lines = [
+        "# Kith settings. Uncomment a line to change a setting. An environment variable",
+        "# KITH_<NAME> (for example KITH_DATABASE_URL) wins over this file.",
+        "# KITH_HOME, the folder holding this file, is set in the environment only.",
+        "# Plugins read their own [sections] from this file.",
+    ]
+    for field in dataclasses.fields(Settings):
+        if field.name in ("home", "extra"):
+            continue
+        default = "" if field.default is dataclasses.MISSING else field.default
+        lines.append("")
+        lines.extend(f"# {text}" for text in _SETTING_NOTES.get(field.name, "").splitlines())
+        lines.append(f"# {field.name} = {_toml_value(default)}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class HomeReport:
+    home_created: bool
+    settings_written: bool
+
+
+def prepare_home(settings: Settings) -> HomeReport:
+    """Create KITH_HOME (private to its owner) and a commented kith.toml if they are missing."""
+    home = settings.home
+    created = not home.exists()
+    # The folder holds the database and, later, key files: nobody else needs to read it.
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings_file = home / SETTINGS_FILE
+    written = False
+    if not settings_file.exists():
+        settings_file.write_text(settings_template(), encoding="utf-8")
+        # It may come to hold a database password.
+        settings_file.chmod(0o600)
+        written = True
+    return HomeReport(home_created=created, settings_written=written)
+
+
+def _applied(before: list[MigrationState]) -> list[tuple[str, str]]:
+    return [(state.app_name, name) for state in before for name in state.pending]
+
+
+def _echo_applied(applied: list[tuple[str, str]]) -> None:
+    if not applied:
+        click.echo("Nothing to migrate: the database is up to date.")
+        return
+    click.echo(f"Applied {len(applied)} migration{'s' if len(applied) != 1 else ''}:")
+    for app_name, name in applied:
+        click.echo(f"  {app_name} {name}")
+
+
+def _first_admin_hint() -> str:
+    return (
+        "No users yet. Create the first admin and an API token with:\n"
+        "  kith users add you@example.com --role admin\n"
+        "  kith tokens create you@example.com\n"
+        "(with the same KITH_HOME and KITH_DATABASE_URL as this server)"
+    )
+
+
+# -- init ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _InitResult:
+    applied: list[tuple[str, str]]
+    users: int
+
+
+async def _init(kith: Kith) -> _InitResult:
+    before = await kith.database.migrate()
+    return _InitResult(applied=_applied(before), users=await UserService(kith).count())
+
+
+@click.command()
+def init() -> None:
+    """Create KITH_HOME, a commented kith.toml, the database and its tables."""
+    settings = get_settings()
+    report = prepare_home(settings)
+    result = run_with_kith(_init, settings=settings, migrated=False)
+    home = settings.home
+    click.echo(f"{'Created' if report.home_created else 'Using'} {home}")
+    settings_file = home / SETTINGS_FILE
+    if report.settings_written:
+        click.echo(f"Wrote {settings_file} (every setting, commented out, with its default)")
+    else:
+        click.echo(f"Kept {settings_file} as it was")
+    count = len(result.applied)
+    state = (
+        f"applied {count} migration{'s' if count != 1 else ''}" if count else "already up to date"
+    )
+    click.echo(f"Database: {describe_database(settings)}, {state}")
+    if result.users == 0:
+        click.echo(
+            "Next: kith users add you@example.com --role admin; "
+            "kith tokens create you@example.com; kith serve"
+        )
+
+
+# -- migrate ---------------------------------------------------------------------------------
 
 
 async def _migrate(kith: Kith) -> list[MigrationState]:
@@ -14,12 +162,81 @@ async def _migrate(kith: Kith) -> list[MigrationState]:
 
 @click.command()
 def migrate() -> None:
-    """Apply pending migrations of every app."""
-    before = run_with_kith(_migrate, migrated=False)
-    applied = [(state.app_name, name) for state in before for name in state.pending]
-    if not applied:
-        click.echo("Nothing to migrate: the database is up to date.")
-        return
-    for app_name, name in applied:
-        click.echo(f"applied {app_name} {name}")
-    click.echo(f"{len(applied)} migration(s) applied.")
+    """Apply the pending migrations of every app."""
+    _echo_applied(_applied(run_with_kith(_migrate, migrated=False)))
+
+
+# -- serve -----------------------------------------------------------------------------------
+
+
+class _ToStructlog(logging.Handler):
+    """Sends uvicorn's own warnings and errors (a port in use, a bad request line) to Kith's
+    structured log instead of a second, differently formatted stream."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        get_logger("uvicorn").log(
+            record.levelno, "server." + record.levelname.lower(), message=record.getMessage()
+        )
+
+
+@dataclass
+class _ServeCheck:
+    initialised: list[tuple[str, str]] | None
+    users: int
+
+
+async def _check_for_serving(settings: Settings) -> _ServeCheck:
+    """Initialise a fresh database; refuse one that lacks some migrations."""
+    async with opened_kith(settings) as kith:
+        states = await migration_states(kith)
+        initialised = None
+        if not any(state.applied for state in states):
+            initialised = _applied(await kith.database.migrate())
+        else:
+            # An older database: applying its migrations is the operator's decision.
+            await kith.database.ensure_migrated()
+        return _ServeCheck(initialised=initialised, users=await UserService(kith).count())
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
+)
+def serve(host: str, port: int) -> None:
+    """Run the HTTP server. A fresh KITH_HOME is initialised first."""
+    import uvicorn
+    from kith.http import create_app
+
+    settings = get_settings()
+    report = prepare_home(settings)
+    check = asyncio.run(_check_for_serving(settings))
+    if check.initialised is not None:
+        note(
+            f"Initialised {settings.home}: {describe_database(settings)}, "
+            f"{len(check.initialised)} migrations applied"
+            + (", kith.toml written" if report.settings_written else "")
+        )
+    marker = settings.home / FIRST_ADMIN_MARKER
+    if check.users == 0 and not marker.exists():
+        note(_first_admin_hint())
+        marker.touch()
+    note(f"Kith {__version__} serving http://{_url_host(host)}:{port} (stop with Ctrl+C)")
+
+    uvicorn_logger = logging.getLogger("uvicorn")
+    uvicorn_logger.addHandler(_ToStructlog(logging.WARNING))
+    uvicorn_logger.propagate = False
+    uvicorn.run(
+        create_app(open_kith(settings)),
+        host=host,
+        port=port,
+        # Kith logs every request itself; uvicorn only reports its own trouble.
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
