@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import click
 from kith.cli._context import KithGroup
+from kith.cli.contacts import contacts
 from kith.cli.setup import init, migrate, serve
+from kith.cli.tasks import tasks
+from kith.cli.users import tokens, users
 
 
 @click.group(cls=KithGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -21,3 +24,7 @@ def main() -> None:
 main.add_command(init)
 main.add_command(migrate)
 main.add_command(serve)
+main.add_command(users)
+main.add_command(tokens)
+main.add_command(contacts)
+main.add_command(tasks)

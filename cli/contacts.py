@@ -1,0 +1,305 @@
+"""``kith contacts``: add, list, show and search contacts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+import click
+import msgspec
+from kith.cli._context import (
+    CliError,
+    format_time,
+    get_settings,
+    note,
+    print_json,
+    print_table,
+    run_with_kith,
+)
+from kith.pagination import MAX_LIMIT
+from kith.runtime import Kith
+from kith.schemas import ContactCreate, ContactOut, InteractionOut, Page
+from kith.services.contacts import ContactService
+from kith.services.interactions import InteractionService
+from kith.services.users import UserService
+from kith.settings import Settings
+
+CLI_SOURCE = "cli"
+
+
+class ContactDetail(msgspec.Struct, kw_only=True):
+    """What ``kith contacts show --json`` prints."""
+
+    contact: ContactOut
+    timeline: list[InteractionOut]
+
+
+def parse_id(value: str, what: str = "contact") -> uuid.UUID:
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise CliError(f"{value!r} is not a {what} id (ids look like {uuid.UUID(int=0)})") from None
+
+
+async def collect(
+    fetch: Callable[[str | None, int], Awaitable[Page[ContactOut]]], limit: int
+) -> tuple[list[ContactOut], bool]:
+    """Up to ``limit`` items across pages, and whether more exist."""
+    items: list[ContactOut] = []
+    cursor: str | None = None
+    while len(items) < limit:
+        page = await fetch(cursor, min(limit - len(items), MAX_LIMIT))
+        items.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            return items, False
+    return items, True
+
+
+def _primary(values: list[str], primaries: list[bool]) -> str:
+    for value, primary in zip(values, primaries, strict=True):
+        if primary:
+            return value
+    return values[0] if values else ""
+
+
+def _print_contacts(found: list[ContactOut], *, more: bool, archived_column: bool) -> None:
+    settings = get_settings()
+    headers = ["id", "kind", "name", "email", "phone", "tags", "created"]
+    if archived_column:
+        headers.append("archived")
+    rows = []
+    for c in found:
+        row: list[object] = [
+            c.id,
+            c.kind,
+            c.name,
+            _primary([e.address for e in c.emails], [e.primary for e in c.emails]),
+            _primary([p.number for p in c.phones], [p.primary for p in c.phones]),
+            ", ".join(c.tags),
+            format_time(c.created_at, settings),
+        ]
+        if archived_column:
+            row.append("yes" if c.archived else "no")
+        rows.append(row)
+    print_table(headers, rows, empty="No contacts found.")
+    if more:
+        note(f"Showing the first {len(found)}; use --limit to see more.")
+
+
+_limit_option = click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Show at most this many.",
+)
+_all_option = click.option(
+    "--all", "include_archived", is_flag=True, help="Include archived contacts."
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
+
+
+@click.group()
+def contacts() -> None:
+    """Add, list, show and search contacts."""
+
+
+@contacts.command("add")
+@click.argument("name")
+@click.option(
+    "--kind",
+    type=click.Choice(["person", "organization"]),
+    default="person",
+    show_default=True,
+)
+@click.option("--email", "emails", multiple=True, help="An email address (repeatable).")
+@click.option("--phone", "phones", multiple=True, help="A phone number, any format (repeatable).")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@_json_option
+def add_contact(
+    name: str,
+    kind: str,
+    emails: tuple[str, ...],
+    phones: tuple[str, ...],
+    tags: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Add a contact. The first email and phone given are the primary ones."""
+    try:
+        # convert, unlike the constructor, checks lengths and counts the same way the API does.
+        data = msgspec.convert(
+            {
+                "kind": kind,
+                "name": name,
+                "emails": [{"address": e} for e in emails],
+                "phones": [{"number": p} for p in phones],
+                "tags": list(tags),
+                "source": CLI_SOURCE,
+            },
+            ContactCreate,
+        )
+    except msgspec.ValidationError as exc:
+        raise CliError(f"invalid contact: {exc}") from None
+
+    async def work(kith: Kith) -> ContactOut:
+        return await ContactService(kith).create(data)
+
+    contact = run_with_kith(work)
+    if as_json:
+        print_json(contact)
+        return
+    reachable = [e.address for e in contact.emails] + [p.number for p in contact.phones]
+    click.echo(
+        f"Added {contact.kind} {contact.name} ({contact.id})"
+        + (f": {', '.join(reachable)}" if reachable else "")
+    )
+
+
+@contacts.command("list")
+@_limit_option
+@_all_option
+@_json_option
+def list_contacts(limit: int, include_archived: bool, as_json: bool) -> None:
+    """List contacts, oldest first."""
+
+    async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
+        service = ContactService(kith)
+        return await collect(
+            lambda cursor, n: service.list(
+                cursor=cursor, limit=n, include_archived=include_archived
+            ),
+            limit,
+        )
+
+    found, more = run_with_kith(work)
+    if as_json:
+        print_json(found)
+        return
+    _print_contacts(found, more=more, archived_column=include_archived)
+
+
+@contacts.command("search")
+@click.argument("query")
+@_limit_option
+@_all_option
+@_json_option
+def search_contacts(query: str, limit: int, include_archived: bool, as_json: bool) -> None:
+    """Find contacts by an exact email or phone (typed any way) or a name prefix."""
+
+    async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
+        service = ContactService(kith)
+        return await collect(
+            lambda cursor, n: service.list(
+                q=query, cursor=cursor, limit=n, include_archived=include_archived
+            ),
+            limit,
+        )
+
+    found, more = run_with_kith(work)
+    if as_json:
+        print_json(found)
+        return
+    if not found:
+        note(f"No contacts match {query!r}.")
+        return
+    _print_contacts(found, more=more, archived_column=include_archived)
+
+
+@contacts.command("show")
+@click.argument("contact_id", metavar="ID")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(1, MAX_LIMIT),
+    help="Show at most this many timeline entries (newest first).",
+)
+@_json_option
+def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
+    """Show a contact and its timeline."""
+    key = parse_id(contact_id)
+
+    async def work(kith: Kith) -> tuple[ContactDetail, bool, dict[str, str]]:
+        contact = await ContactService(kith).get(key)
+        page = await InteractionService(kith).timeline(key, limit=limit)
+        names: dict[str, str] = {}
+        if contact.organization_id is not None:
+            names["organization"] = (await ContactService(kith).get(contact.organization_id)).name
+        users = {user.id: user.email for user in await UserService(kith).list()}
+        if contact.owner_id is not None:
+            names["owner"] = users.get(contact.owner_id, str(contact.owner_id))
+        for item in page.items:
+            if item.assignee_id is not None:
+                names[str(item.assignee_id)] = users.get(item.assignee_id, str(item.assignee_id))
+        detail = ContactDetail(contact=contact, timeline=page.items)
+        return detail, page.next_cursor is not None, names
+
+    detail, more, names = run_with_kith(work)
+    if as_json:
+        print_json(detail)
+        return
+    settings = get_settings()
+    c = detail.contact
+    fields: list[tuple[str, str]] = [("id", str(c.id)), ("kind", c.kind)]
+    if c.given_name or c.family_name:
+        fields.append(("given/family", " / ".join([c.given_name or "", c.family_name or ""])))
+    for e in c.emails:
+        fields.append(("email", _point(e.address, e.label, e.primary)))
+    for p in c.phones:
+        fields.append(("phone", _point(p.number, p.label, p.primary)))
+    if c.organization_id is not None:
+        fields.append(("organization", f"{names['organization']} ({c.organization_id})"))
+    if c.owner_id is not None:
+        fields.append(("owner", names["owner"]))
+    if c.tags:
+        fields.append(("tags", ", ".join(c.tags)))
+    fields += [
+        ("source", c.source),
+        ("created", format_time(c.created_at, settings)),
+        ("updated", format_time(c.updated_at, settings)),
+    ]
+    if c.archived:
+        fields.append(("archived", "yes"))
+    click.echo(c.name)
+    width = max(len(label) for label, _ in fields)
+    for label, value in fields:
+        click.echo(f"  {label.ljust(width)}  {value}")
+    click.echo("")
+    if not detail.timeline:
+        click.echo("Timeline: nothing yet.")
+        return
+    click.echo("Timeline, newest first:")
+    print_table(
+        ["when", "kind", "direction", "summary", "task"],
+        [
+            (
+                format_time(i.occurred_at, settings),
+                i.kind,
+                i.direction or "",
+                i.summary,
+                _task_state(i, names, settings),
+            )
+            for i in detail.timeline
+        ],
+    )
+    if more:
+        note(f"Showing the newest {len(detail.timeline)} entries; use --limit to see more.")
+
+
+def _point(value: str, label: str, primary: bool) -> str:
+    notes = [text for text in (label, "primary" if primary else "") if text]
+    return f"{value} ({', '.join(notes)})" if notes else value
+
+
+def _task_state(item: InteractionOut, names: dict[str, str], settings: Settings) -> str:
+    if item.kind != "task":
+        return ""
+    parts = []
+    if item.done_at is not None:
+        parts.append(f"done {format_time(item.done_at, settings)}")
+    elif item.due_at is not None:
+        parts.append(f"due {format_time(item.due_at, settings)}")
+    if item.assignee_id is not None:
+        parts.append(names.get(str(item.assignee_id), str(item.assignee_id)))
+    return ", ".join(parts)
