@@ -98,8 +98,19 @@ def _database_url(value: str, origin: str, home: Path) -> str:
             raise SettingsError(f"{origin}: a SQLite URL needs a file, like sqlite:///kith.sqlite3")
         return value
     raise SettingsError(
-        f"{origin}: unsupported database {value!r}; use sqlite:///PATH or postgresql://..."
+        f"{origin}: unsupported database {_without_password(value)!r}; "
+        "use sqlite:///PATH or postgresql://..."
     )
+
+
+def _without_password(url: str) -> str:
+    """The URL as it may appear in a message: a password in it is masked."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -136,6 +147,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         ) from None
 
     log_format, origin = _pick(env, toml, "log_format", "auto")
+    log_format = str(log_format).lower()
     if log_format not in LOG_FORMATS:
         raise SettingsError(
             f"{origin}: must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}"
