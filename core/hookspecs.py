@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from kith.protection import FieldProtector
     from kith.runtime import Kith
     from kith.settings import Settings
-    from kith.subjects import ErasureOutcome, ExportSection, Subscriber
+    from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, Subscriber
 
 PROJECT = "kith"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -79,6 +79,22 @@ def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]
 def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
     """Declare every column of this plugin's tables that holds personal data. An undeclared
     personal column is a start-up error. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_purposes(register: Callable[[Purpose], None]) -> None:
+    """Declare the purposes this plugin processes personal data for, each with its lawful basis
+    (``register(Purpose(name="newsletter", description=..., lawful_basis="consent"))``).
+    Personal fields, consent events and retention rules refer to purposes by name; a purpose of
+    the same name in ``[privacy.purposes.<name>]`` of ``kith.toml`` overrides a plugin's.
+    Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_recipients(register: Callable[[Recipient], None]) -> None:
+    """Declare every recipient this plugin sends personal data to (a provider, another system,
+    a webhook consumer), for the record of processing and so that rectification, restriction
+    and erasure can be passed on (Art. 19). Collecting. Sync only."""
 
 
 @hookspec(firstresult=True)

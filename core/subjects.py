@@ -43,3 +43,48 @@ class Subscriber(msgspec.Struct, frozen=True, kw_only=True):
     events: tuple[str, ...]
     handler: Handler
     max_attempts: int = 8
+
+
+LawfulBasis = Literal[
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+]
+LAWFUL_BASES: tuple[str, ...] = (
+    "consent",
+    "contract",
+    "legal_obligation",
+    "vital_interests",
+    "public_task",
+    "legitimate_interests",
+)
+
+
+class Purpose(msgspec.Struct, frozen=True, kw_only=True):
+    """A purpose of processing personal data (Art. 6 GDPR), declared by settings or a plugin.
+
+    Processing under ``consent`` needs a current "given" consent; under
+    ``legitimate_interests`` or ``public_task`` a withdrawal counts as an objection (Art. 21).
+    """
+
+    name: str
+    description: str
+    lawful_basis: LawfulBasis
+    owner: str = "kith"
+
+
+class Recipient(msgspec.Struct, frozen=True, kw_only=True):
+    """Somewhere personal data is sent (Art. 19 and Art. 30(1)(d) GDPR): a telephony provider,
+    an accounting system, a webhook consumer. ``country`` is set for transfers outside the EEA,
+    with ``safeguards`` naming the transfer mechanism (e.g. standard contractual clauses)."""
+
+    name: str
+    description: str
+    categories: tuple[str, ...] = ()
+    purposes: tuple[str, ...] = ()
+    country: str | None = None
+    safeguards: str | None = None
+    owner: str = "kith"
