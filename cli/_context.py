@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import datetime as dt
 import sqlite3
+import sys
+import warnings
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -63,6 +65,8 @@ class KithGroup(click.Group):
     """
 
     def invoke(self, ctx: click.Context) -> Any:
+        # piccolo warns about an unreachable database on its own; the line below says it better.
+        warnings.filterwarnings("ignore", message=r".*Unable to (connect to|fetch server)")
         try:
             return super().invoke(ctx)
         except SettingsError as exc:
@@ -102,6 +106,11 @@ def _database_errors(settings: Settings) -> Iterator[None]:
     """Turn 'cannot reach or open the database' into one readable line."""
     try:
         yield
+    except asyncpg.InvalidCatalogNameError as exc:
+        raise CliError(
+            f"cannot open the database ({describe_database(settings)}): {exc}; create it "
+            "(for example with createdb) or point KITH_DATABASE_URL at another one"
+        ) from None
     except (
         OSError,
         sqlite3.Error,
@@ -159,7 +168,7 @@ def run_with_kith(
 
 
 def stdout_is_terminal() -> bool:
-    return click.get_text_stream("stdout").isatty()
+    return sys.stdout.isatty()
 
 
 def format_time(value: dt.datetime | None, settings: Settings) -> str:

@@ -1,0 +1,389 @@
+"""The ``kith`` command, run in-process with click's runner against SQLite and PostgreSQL.
+
+These tests are plain sync functions: the commands call ``asyncio.run`` themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import tomllib
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import msgspec
+import pytest
+from click.testing import CliRunner, Result
+from kith.bootstrap import open_kith
+from kith.cli import main
+from kith.cli.setup import settings_template
+from kith.errors import NotAuthenticated
+from kith.runtime import Kith
+from kith.schemas import ContactCreate, InteractionCreate
+from kith.services.contacts import ContactService
+from kith.services.interactions import InteractionService
+from kith.services.users import UserService
+from kith.settings import SETTINGS_FILE, Settings
+from kith.testing import postgres_admin_url, settings_for, skip_or_fail_without_postgres
+
+T = TypeVar("T")
+
+
+@dataclass
+class Cli:
+    """Runs ``kith ...`` for one installation (KITH_HOME + KITH_DATABASE_URL)."""
+
+    home: Path
+    database_url: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            "KITH_HOME": str(self.home),
+            "KITH_DATABASE_URL": self.database_url,
+            "KITH_LOG_FORMAT": "json",
+            **extra,
+        }
+
+    def __call__(self, *args: str, input: str | None = None, **env: str) -> Result:
+        return CliRunner().invoke(main, list(args), env=self.env(**env), input=input)
+
+    @property
+    def settings(self) -> Settings:
+        return settings_for(self.home, self.database_url)
+
+    def run(self, work: Callable[[Kith], Awaitable[T]]) -> T:
+        """Call services directly, to set up data or check what a command did."""
+
+        async def go() -> T:
+            kith = open_kith(self.settings)
+            await kith.start()
+            try:
+                return await work(kith)
+            finally:
+                await kith.close()
+
+        return asyncio.run(go())
+
+
+@pytest.fixture
+def cli(kith_database_url: str, tmp_path: Path) -> Cli:
+    """An installation with a migrated database, on SQLite and on PostgreSQL."""
+    return Cli(tmp_path / "kith-home", kith_database_url)
+
+
+@pytest.fixture
+def empty_database_url(kith_engine: str) -> Iterator[str]:
+    """A database with no tables at all: the default SQLite file in KITH_HOME (empty URL), or
+    a new, empty PostgreSQL database."""
+    if kith_engine == "sqlite":
+        yield ""
+        return
+    skip_or_fail_without_postgres()
+    name = f"kith_cli_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(postgres_admin_url())._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _postgres_admin(sql: str) -> None:
+    connection = await asyncpg.connect(postgres_admin_url(), timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def one_line_error(result: Result, exit_code: int) -> str:
+    """The single ``kith: ...`` line an expected failure prints, checked for its form."""
+    assert result.exit_code == exit_code, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kith: "), result.stderr
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+    return lines[0]
+
+
+# -- init and migrate ------------------------------------------------------------------------
+
+
+def test_init_on_an_empty_home_then_nothing_is_pending(
+    empty_database_url: str, tmp_path: Path
+) -> None:
+    cli = Cli(tmp_path / "new" / "kith-data", empty_database_url)
+    result = ok(cli("init"))
+    assert f"Created {cli.home}" in result.stdout
+    assert "Wrote" in result.stdout and "applied" in result.stdout
+    assert "kith users add" in result.stdout
+    assert (cli.home / SETTINGS_FILE).read_text() == settings_template()
+    if not empty_database_url:
+        assert (cli.home / "kith.sqlite3").exists()
+
+    assert "Nothing to migrate" in ok(cli("migrate")).stdout
+
+    # A second init changes nothing and keeps an edited settings file.
+    (cli.home / SETTINGS_FILE).write_text('default_region = "DE"\n')
+    again = ok(cli("init"))
+    assert "Kept" in again.stdout and "already up to date" in again.stdout
+    assert (cli.home / SETTINGS_FILE).read_text() == 'default_region = "DE"\n'
+
+
+def test_migrate_applies_what_is_pending(empty_database_url: str, tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home", empty_database_url)
+    result = ok(cli("migrate"))
+    assert result.stdout.startswith("Applied ")
+    assert "  kith " in result.stdout
+    assert "Nothing to migrate" in ok(cli("migrate")).stdout
+
+
+def test_settings_template_lists_every_setting_with_its_default(tmp_path: Path) -> None:
+    template = settings_template()
+    names = [f.name for f in fields(Settings) if f.name not in ("home", "extra")]
+    for name in names:
+        assert f"# {name} = " in template
+    # Uncommented, the file is valid TOML and sets exactly the defaults.
+    uncommented = "\n".join(
+        line[2:]
+        for line in template.splitlines()
+        if any(line.startswith(f"# {n} =") for n in names)
+    )
+    assert sorted(tomllib.loads(uncommented)) == sorted(names)
+    (tmp_path / SETTINGS_FILE).write_text(uncommented)
+    with_file = settings_for(tmp_path, "")
+    without = settings_for(tmp_path / "other", "")
+    for name in names:
+        if name != "database_url":
+            assert getattr(with_file, name) == getattr(without, name), name
+
+
+def test_commands_refuse_an_unmigrated_database(empty_database_url: str, tmp_path: Path) -> None:
+    line = one_line_error(Cli(tmp_path / "home", empty_database_url)("users", "list"), 1)
+    assert "kith migrate" in line
+
+
+# -- settings and database errors ------------------------------------------------------------
+
+
+def test_bad_database_url_is_one_line_naming_the_setting(tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "home", "mysql://db.example/kith")
+    line = one_line_error(cli("contacts", "list"), 2)
+    assert "KITH_DATABASE_URL" in line
+
+
+def test_bad_setting_in_kith_toml_names_it(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / SETTINGS_FILE).write_text('timezone = "Mars/Olympus"\n')
+    line = one_line_error(Cli(home, "")("users", "list"), 2)
+    assert "timezone" in line and SETTINGS_FILE in line
+
+
+def test_unreachable_postgres_is_a_readable_line(tmp_path: Path) -> None:
+    # Port 1 is never a PostgreSQL server: the connection is refused at once.
+    cli = Cli(tmp_path / "home", "postgresql://postgres@127.0.0.1:1/kith")
+    line = one_line_error(cli("users", "list"), 1)
+    assert "cannot open the database" in line and "KITH_DATABASE_URL" in line
+
+
+def test_help_works_without_valid_settings(tmp_path: Path) -> None:
+    result = ok(Cli(tmp_path, "mysql://nope")("--help"))
+    for command in ("init", "migrate", "serve", "users", "tokens", "contacts", "tasks"):
+        assert command in result.stdout
+
+
+# -- users and tokens ------------------------------------------------------------------------
+
+
+def test_users_add_and_list(cli: Cli) -> None:
+    added = ok(cli("users", "add", "Ada@Example.COM", "--role", "admin", "--name", "Ada L"))
+    assert "ada@example.com" in added.stdout
+    ok(cli("users", "add", "bob@example.com", "--role", "agent"))
+
+    table = ok(cli("users", "list")).stdout.splitlines()
+    assert table[0].split() == ["email", "name", "role", "active", "created"]
+    assert table[1].split()[:5] == ["ada@example.com", "Ada", "L", "admin", "yes"]
+    assert table[2].split()[:3] == ["bob@example.com", "agent", "yes"]
+
+    listed = msgspec.json.decode(ok(cli("users", "list", "--json")).stdout)
+    assert [(u["email"], u["role"]) for u in listed] == [
+        ("ada@example.com", "admin"),
+        ("bob@example.com", "agent"),
+    ]
+
+
+def test_users_add_with_a_password_prompts_twice(cli: Cli) -> None:
+    ok(
+        cli(
+            "users",
+            "add",
+            "pw@example.com",
+            "--role",
+            "agent",
+            "--password",
+            input="s3cret-pass\n" * 2,
+        )
+    )
+    user = cli.run(lambda kith: UserService(kith).verify_password("pw@example.com", "s3cret-pass"))
+    assert user.email == "pw@example.com"
+
+
+def test_users_add_with_a_bad_role_says_which_roles_exist(cli: Cli) -> None:
+    line = one_line_error(cli("users", "add", "x@example.com", "--role", "king"), 1)
+    assert "'king' is not a role" in line and "admin" in line
+    line = one_line_error(cli("users", "add", "not-an-email", "--role", "agent"), 1)
+    assert "not a valid email address" in line
+    ok(cli("users", "add", "x@example.com", "--role", "agent"))
+    line = one_line_error(cli("users", "add", "X@example.com", "--role", "agent"), 1)
+    assert "already exists" in line
+
+
+def test_token_is_printed_alone_authenticates_and_can_be_revoked(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "admin"))
+    created = ok(cli("tokens", "create", "ada@example.com", "--expires-days", "7"))
+    token = created.stdout.strip()
+    assert created.stdout == token + "\n"
+    assert token.startswith("kith_") and " " not in token
+    assert "shown only this once" in created.stderr
+
+    actor = cli.run(lambda kith: UserService(kith).authenticate(token))
+    assert actor.name == "ada@example.com"
+
+    listed = ok(cli("tokens", "list", "ada@example.com")).stdout
+    assert token[:11] in listed and "active" in listed and token not in listed
+
+    revoked = ok(cli("tokens", "revoke", token[:11]))
+    assert "Revoked" in revoked.stdout
+    with pytest.raises(NotAuthenticated, match="revoked"):
+        cli.run(lambda kith: UserService(kith).authenticate(token))
+    assert "revoked" in ok(cli("tokens", "list")).stdout
+
+
+def test_tokens_for_an_unknown_user_or_token_are_readable_errors(cli: Cli) -> None:
+    assert "kith users add" in one_line_error(cli("tokens", "create", "ghost@example.com"), 1)
+    assert "kith tokens list" in one_line_error(cli("tokens", "revoke", "kith_nope00"), 1)
+
+
+# -- contacts --------------------------------------------------------------------------------
+
+
+def test_contact_with_an_odd_phone_is_found_by_the_phone_typed_differently(cli: Cli) -> None:
+    added = ok(
+        cli(
+            "contacts", "add", "Ada Lovelace",
+            "--phone", " 020 7946-0018 ",
+            "--email", "Ada@Example.com",
+            "--tag", "vip",
+            "--json",
+        )
+    )  # fmt: skip
+    contact = msgspec.json.decode(added.stdout)
+    assert contact["phones"] == [{"number": "+442079460018", "label": "", "primary": True}]
+    assert contact["emails"][0]["address"] == "ada@example.com"
+
+    for typed in ("+44 (20) 7946 0018", "0044 20 79460018", "ADA@example.COM", "lov"):
+        found = msgspec.json.decode(ok(cli("contacts", "search", typed, "--json")).stdout)
+        assert [c["id"] for c in found] == [contact["id"]], typed
+
+    table = ok(cli("contacts", "search", "+44 20 7946 0018")).stdout
+    assert "Ada Lovelace" in table and "+442079460018" in table
+
+    missing = ok(cli("contacts", "search", "+44 20 7946 0019"))
+    assert missing.stdout == "" and "No contacts match" in missing.stderr
+
+
+def test_contacts_add_rejects_bad_input_with_one_line(cli: Cli) -> None:
+    assert "phone" in one_line_error(cli("contacts", "add", "Ada", "--phone", "12"), 1)
+    assert "email" in one_line_error(cli("contacts", "add", "Ada", "--email", "ada@"), 1)
+    assert "name" in one_line_error(cli("contacts", "add", "x" * 300), 1)
+    ok(cli("contacts", "add", "Ada", "--email", "ada@example.com"))
+    assert "already has" in one_line_error(
+        cli("contacts", "add", "Ada Two", "--email", "ada@example.com"), 1
+    )
+
+
+def test_contacts_list_limits_and_includes_archived_with_all(cli: Cli) -> None:
+    ids = [
+        msgspec.json.decode(ok(cli("contacts", "add", name, "--json")).stdout)["id"]
+        for name in ("Ann", "Ben", "Cat")
+    ]
+    cli.run(lambda kith: ContactService(kith).archive(uuid.UUID(ids[0])))
+
+    listed = msgspec.json.decode(ok(cli("contacts", "list", "--json")).stdout)
+    assert [c["id"] for c in listed] == ids[1:]
+    everything = msgspec.json.decode(ok(cli("contacts", "list", "--all", "--json")).stdout)
+    assert [c["id"] for c in everything] == ids
+
+    limited = ok(cli("contacts", "list", "--limit", "1"))
+    assert limited.stdout.splitlines()[0].split()[:3] == ["id", "kind", "name"]
+    assert len(limited.stdout.splitlines()) == 2
+    assert "--limit" in limited.stderr
+
+
+def test_contacts_show_prints_the_contact_and_its_timeline(cli: Cli) -> None:
+    contact = msgspec.json.decode(
+        ok(cli("contacts", "add", "Acme Ltd", "--kind", "organization", "--json")).stdout
+    )
+    key = uuid.UUID(contact["id"])
+    cli.run(
+        lambda kith: InteractionService(kith).log(
+            key, InteractionCreate(kind="call", direction="inbound", summary="asked for a quote")
+        )
+    )
+    shown = ok(cli("contacts", "show", contact["id"])).stdout
+    assert shown.startswith("Acme Ltd\n")
+    assert "organization" in shown and "asked for a quote" in shown and "inbound" in shown
+
+    detail = msgspec.json.decode(ok(cli("contacts", "show", contact["id"], "--json")).stdout)
+    assert detail["contact"]["id"] == contact["id"]
+    assert [i["summary"] for i in detail["timeline"]] == ["asked for a quote"]
+
+    assert "not a contact id" in one_line_error(cli("contacts", "show", "42"), 1)
+    assert "does not exist" in one_line_error(cli("contacts", "show", str(uuid.uuid4())), 1)
+
+
+# -- tasks -----------------------------------------------------------------------------------
+
+
+def test_tasks_list_by_due_date_and_assignee(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "agent"))
+    ok(cli("users", "add", "bob@example.com", "--role", "agent"))
+    now = dt.datetime.now(dt.UTC)
+
+    async def setup(kith: Kith) -> None:
+        ada = await UserService(kith).by_email("ada@example.com")
+        contact = await ContactService(kith).create(ContactCreate(name="Grace Hopper"))
+        log = InteractionService(kith).log
+        for summary, due in (("call back", now - dt.timedelta(days=2)), ("send offer", None)):
+            task = InteractionCreate(kind="task", summary=summary, due_at=due, assignee_id=ada.id)
+            await log(contact.id, task)
+
+    cli.run(setup)
+
+    overdue = ok(cli("tasks", "list", "--due", "overdue")).stdout.splitlines()
+    assert len(overdue) == 2
+    assert "call back" in overdue[1] and "Grace Hopper" in overdue[1] and "overdue" in overdue[1]
+    assert "ada@example.com" in overdue[1]
+
+    every = msgspec.json.decode(ok(cli("tasks", "list", "--json")).stdout)
+    assert sorted(t["summary"] for t in every) == ["call back", "send offer"]
+    mine = msgspec.json.decode(
+        ok(cli("tasks", "list", "--assignee", "ADA@example.com", "--json")).stdout
+    )
+    assert len(mine) == 2
+
+    none = ok(cli("tasks", "list", "--assignee", "bob@example.com"))
+    assert none.stdout == "" and "No open tasks" in none.stderr
+    assert "kith users add" in one_line_error(
+        cli("tasks", "list", "--assignee", "ghost@example.com"), 1
+    )
