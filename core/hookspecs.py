@@ -2,33 +2,49 @@
 
 Conventions: every hook starts with ``kith_``. ``register``-style hooks collect: Kith calls each
 implementation with a ``register`` callback and the plugin calls it once per thing it adds.
-Hooks marked *may be async* accept implementations that return an awaitable; Kith awaits them.
-No ``firstresult`` hook may be async (pluggy would return the coroutine of whichever ran first).
+Hooks marked *may be async* (decorated with :func:`may_be_async`) accept implementations that
+return an awaitable; Kith awaits them. Every other hook is sync only: the plugin manager refuses an
+``async def`` implementation of it when the plugin registers, because nobody would await it. No
+``firstresult`` hook may be async (pluggy would return the coroutine of whichever ran first).
+Plugins that add hookspecs of their own (:func:`kith_add_hookspecs`) use the same markers.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
 if TYPE_CHECKING:
     import click
     import msgspec
-    from piccolo.conf.apps import AppConfig
-
     from kith.events import EventType
     from kith.personal import PersonalField
     from kith.protection import FieldProtector
     from kith.runtime import Kith
-    from kith.settings import Settings
     from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, Subscriber
+    from piccolo.conf.apps import AppConfig
 
 PROJECT = "kith"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+ASYNC_MARK = "kith_may_be_async"
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def may_be_async(function: _F) -> _F:
+    """Mark a hookspec whose implementations may be ``async def`` (Kith awaits what they
+    return). Hookspecs without it are sync only; a ``firstresult`` hookspec cannot have it."""
+    setattr(function, ASYNC_MARK, True)
+    return function
+
+
+def is_async_hook(spec_function: Callable[..., Any]) -> bool:
+    """Whether a hookspec function was marked with :func:`may_be_async`."""
+    return bool(getattr(spec_function, ASYNC_MARK, False))
 
 
 @hookspec(historic=True)
@@ -104,12 +120,14 @@ def kith_field_protector(kith: Kith) -> FieldProtector | None:
 
 
 @hookspec
+@may_be_async
 def kith_startup(kith: Kith) -> Awaitable[None] | None:
     """Called once when Kith opens (server, worker or CLI), after the database is connected.
     May be async."""
 
 
 @hookspec
+@may_be_async
 def kith_subject_export(
     kith: Kith, contact_id: uuid.UUID
 ) -> Awaitable[ExportSection | None] | ExportSection | None:
@@ -119,6 +137,7 @@ def kith_subject_export(
 
 
 @hookspec
+@may_be_async
 def kith_subject_erase(
     kith: Kith, contact_id: uuid.UUID
 ) -> Awaitable[list[ErasureOutcome]] | list[ErasureOutcome] | None:
@@ -128,6 +147,7 @@ def kith_subject_erase(
 
 
 @hookspec
+@may_be_async
 def kith_subject_merge(
     kith: Kith, source_id: uuid.UUID, target_id: uuid.UUID
 ) -> Awaitable[None] | None:
