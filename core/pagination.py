@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from typing import Any
 
 import msgspec
@@ -26,6 +27,14 @@ def decode_cursor(cursor: str, parts: int) -> list[str]:
     if len(key) != parts:
         raise InvalidInput("the cursor is not one this server handed out", field="cursor")
     return key
+
+
+def decode_id_cursor(cursor: str) -> uuid.UUID:
+    """The row id of a cursor made by ``encode_cursor(row_id)``."""
+    try:
+        return uuid.UUID(decode_cursor(cursor, 1)[0])
+    except ValueError:
+        raise InvalidInput("the cursor is not one this server handed out", field="cursor") from None
 
 
 def check_limit(limit: int) -> int:

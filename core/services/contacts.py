@@ -12,7 +12,7 @@ from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
-from kith.pagination import check_limit, decode_cursor, encode_cursor
+from kith.pagination import check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import (
     ContactCreate,
@@ -202,7 +202,13 @@ class ContactService:
             given = changes.get("given_name", current.given_name)
             family = changes.get("family_name", current.family_name)
             if "name" in changes:
-                display = self._display_name(str(kind), str(changes["name"]), None, None)
+                # An empty name falls back to the one derived from the parts.
+                display = self._display_name(
+                    str(kind),
+                    str(changes["name"]),
+                    given,  # type: ignore[arg-type]
+                    family,  # type: ignore[arg-type]
+                )
             elif {"given_name", "family_name"} & changes.keys() and current.name == " ".join(
                 p for p in (current.given_name, current.family_name) if p
             ):
@@ -210,6 +216,18 @@ class ContactService:
                 display = self._display_name(str(kind), None, given, family)  # type: ignore[arg-type]
             else:
                 display = current.name
+            if kind == "person" and current.kind == "organization":
+                member = (
+                    await Contact.select(Contact.id)
+                    .where(Contact.organization == contact_id)
+                    .first()
+                )
+                if member is not None:
+                    raise Conflict(
+                        f"contact {member['id']} belongs to this organization; unlink its "
+                        "people before making it a person",
+                        field="kind",
+                    )
             organization_id = changes.get("organization_id", current.organization_id)
             owner_id = changes.get("owner_id", current.owner_id)
             await self._check_references(
@@ -354,7 +372,10 @@ class ContactService:
     def _parse_lookup(self, q: str) -> tuple[str, str] | None:
         """(kind, normalised value) when the query is an email or a phone number, else None."""
         if looks_like_email(q):
-            return "email", normalize_email(q, field="q")
+            try:
+                return "email", normalize_email(q, field="q")
+            except InvalidInput:
+                return None
         if looks_like_phone(q):
             try:
                 return "phone", normalize_phone(q, self.kith.settings.default_region, field="q")
@@ -372,7 +393,7 @@ class ContactService:
     ) -> Page[ContactOut]:
         """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix."""
         limit = check_limit(limit)
-        after = uuid.UUID(decode_cursor(cursor, 1)[0]) if cursor else None
+        after = decode_id_cursor(cursor) if cursor else None
         filters = []
         if not include_archived:
             filters.append(Contact.archived == False)  # noqa: E712 - piccolo builds SQL from this

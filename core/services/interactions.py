@@ -11,7 +11,7 @@ from kith.actor import SYSTEM, Actor
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
-from kith.pagination import check_limit, decode_cursor, encode_cursor
+from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
 from kith.tables import Contact, Interaction, User
@@ -249,7 +249,7 @@ class InteractionService:
         if due == "all":
             # Tasks without a due date have no place in a due-date order: list by creation.
             if cursor:
-                query = query.where(Interaction.id > uuid.UUID(decode_cursor(cursor, 1)[0]))
+                query = query.where(Interaction.id > decode_id_cursor(cursor))
             rows = await query.order_by(Interaction.id).limit(limit + 1).run()
             items = await self._hydrate(rows[:limit])
             next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None

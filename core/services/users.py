@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import hashlib
 import secrets
@@ -170,7 +171,7 @@ class UserService:
         assert row is not None
         return IssuedToken(token=_token_out(row), secret=secret)
 
-    async def list_tokens(self, email: str | None = None) -> list[TokenOut]:
+    async def list_tokens(self, email: str | None = None) -> builtins.list[TokenOut]:
         query = ApiToken.select().order_by(ApiToken.created_at)
         if email is not None:
             query = query.where(ApiToken.user == (await self.by_email(email)).id)
