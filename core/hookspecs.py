@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     import msgspec
     from kith.events import EventType
     from kith.personal import PersonalField
-    from kith.protection import FieldProtector
+    from kith.protection import FieldProtector, KeyProvider
     from kith.runtime import Kith
+    from kith.settings import Settings
     from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, Subscriber
     from piccolo.conf.apps import AppConfig
 
@@ -117,6 +118,27 @@ def kith_register_recipients(register: Callable[[Recipient], None]) -> None:
 def kith_field_protector(kith: Kith) -> FieldProtector | None:
     """Provide the protector that encrypts personal fields (the privacy plugin does). First
     result wins. Sync only."""
+
+
+@hookspec(firstresult=True)
+def kith_key_provider(settings: Settings) -> KeyProvider | None:
+    """Provide the key-encryption keys (KEKs) of this installation: an object implementing
+    :class:`kith.protection.KeyProvider` (wrap, unwrap, derive, create and retire KEKs by id).
+
+    The privacy plugin's own provider, registered to run last, keeps the KEKs in a key file in
+    ``KITH_HOME`` (mode 0600). A plugin that keeps them in a KMS, an HSM or Vault returns its
+    provider here and wins; return None to leave the choice to the next plugin (for example
+    when ``settings.section("mykms")`` is not configured). Called once when Kith opens. First
+    result wins. Sync only (the provider's own methods are async)."""
+
+
+@hookspec
+@may_be_async
+def kith_after_migrate(kith: Kith) -> Awaitable[None] | None:
+    """Called by ``kith migrate`` (and ``kith init``) on an opened Kith once every app's schema
+    migrations are applied: data migrations that need Kith's services run here (the privacy
+    plugin encrypts personal data stored before encryption existed). It runs again after an
+    interrupted run, so it must be idempotent and resumable. Collecting. May be async."""
 
 
 @hookspec

@@ -29,6 +29,50 @@ class FieldProtector(Protocol):
         ...
 
 
+class KeyProvider(Protocol):
+    """Holds the key-encryption keys (KEKs) that wrap the per-subject data keys.
+
+    Kith never needs a KEK's bytes: it asks the provider to wrap and unwrap data keys and to
+    derive sub-keys (for blind indexes), so a provider may keep its KEKs in a KMS, an HSM or
+    Vault. KEKs are named by short ids that Kith stores beside each wrapped key. Every method
+    may block on a network call and is therefore async. See ``docs/privacy-keys.md``.
+    """
+
+    async def open(self, encrypted_data_exists: bool) -> None:
+        """Check the keys before first use (and create the first KEK on a fresh installation);
+        raise with a message saying what to do when they cannot be used."""
+        ...
+
+    async def current_kek_id(self) -> str:
+        """The KEK that new data keys are wrapped under."""
+        ...
+
+    async def kek_ids(self) -> list[str]:
+        """Every KEK the provider can still unwrap with, current one included."""
+        ...
+
+    async def wrap(self, kek_id: str, key: bytes, context: bytes) -> bytes:
+        """``key`` encrypted and authenticated under KEK ``kek_id``, bound to ``context``."""
+        ...
+
+    async def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes:
+        """The key inside ``wrapped``; raises if it does not authenticate for ``context``."""
+        ...
+
+    async def derive(self, kek_id: str, purpose: bytes) -> bytes:
+        """32 bytes that depend only on KEK ``kek_id`` and ``purpose`` (same input, same
+        output), unrelated to anything :meth:`wrap` produces."""
+        ...
+
+    async def create_kek(self) -> str:
+        """Create a new KEK and make it current (key rotation); older ones stay usable."""
+        ...
+
+    async def retire_kek(self, kek_id: str) -> None:
+        """Forget a KEK that nothing uses any more. Never the current one."""
+        ...
+
+
 class PlaintextProtector:
     """Stores values as they are. Only for installations without the privacy plugin."""
 
