@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import socket
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ import click
 from kith import __version__
 from kith.bootstrap import open_kith
 from kith.cli._context import (
+    CliError,
     describe_database,
     get_settings,
     migration_states,
@@ -170,7 +172,7 @@ def migrate() -> None:
 
 
 class _ToStructlog(logging.Handler):
-    """Sends uvicorn's own warnings and errors (a port in use, a bad request line) to Kith's
+    """Sends uvicorn's own warnings and errors (a bad request line, a failed start) to Kith's
     structured log instead of a second, differently formatted stream."""
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -205,6 +207,7 @@ async def _check_for_serving(settings: Settings) -> _ServeCheck:
 )
 def serve(host: str, port: int) -> None:
     """Run the HTTP server. A fresh KITH_HOME is initialised first."""
+    # Imported here so that the other commands start without loading the web stack.
     import uvicorn
     from kith.http import create_app
 
@@ -217,6 +220,8 @@ def serve(host: str, port: int) -> None:
             f"{len(check.initialised)} migrations applied"
             + (", kith.toml written" if report.settings_written else "")
         )
+    # Bind before saying anything more, so a port in use is one clear line, not a half start.
+    listener = _listen(host, port)
     marker = settings.home / FIRST_ADMIN_MARKER
     if check.users == 0 and not marker.exists():
         note(_first_admin_hint())
@@ -226,7 +231,7 @@ def serve(host: str, port: int) -> None:
     uvicorn_logger = logging.getLogger("uvicorn")
     uvicorn_logger.addHandler(_ToStructlog(logging.WARNING))
     uvicorn_logger.propagate = False
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(open_kith(settings)),
         host=host,
         port=port,
@@ -236,6 +241,23 @@ def serve(host: str, port: int) -> None:
         access_log=False,
         server_header=False,
     )
+    uvicorn.Server(config).run(sockets=[listener])
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    # A restarted server can take over the port while old connections linger in TIME_WAIT.
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise CliError(
+            f"cannot listen on {_url_host(host)}:{port}: {exc.strerror or exc}; "
+            "choose another with --host/--port"
+        ) from None
+    return listener
 
 
 def _url_host(host: str) -> str:

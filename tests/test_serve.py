@@ -1,0 +1,177 @@
+"""``kith serve`` as a real process: it initialises a fresh home, answers, and refuses an
+older database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import httpx
+import pytest
+from kith.bootstrap import open_kith
+from kith.cli.setup import FIRST_ADMIN_MARKER
+from kith.services.users import UserService
+from kith.testing import postgres_admin_url, settings_for, skip_or_fail_without_postgres
+from piccolo.apps.migrations.tables import Migration
+
+KITH = str(Path(sys.executable).parent / "kith")
+# Only a guard against a hung server; nothing here measures time.
+STARTUP_DEADLINE_S = 60.0
+
+
+@pytest.fixture
+def empty_database_url(kith_engine: str) -> Iterator[str]:
+    """No database yet: the default SQLite file in KITH_HOME, or a new, empty PostgreSQL one."""
+    if kith_engine == "sqlite":
+        yield ""
+        return
+    skip_or_fail_without_postgres()
+    name = f"kith_serve_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(postgres_admin_url())._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _postgres_admin(sql: str) -> None:
+    connection = await asyncpg.connect(postgres_admin_url(), timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    port: int
+    stderr: Path
+
+    def output(self) -> str:
+        return self.stderr.read_text()
+
+
+def start(home: Path, database_url: str, log_dir: Path) -> Served:
+    port = free_port()
+    env = {
+        **os.environ,
+        "KITH_HOME": str(home),
+        "KITH_DATABASE_URL": database_url,
+        "KITH_LOG_FORMAT": "json",
+    }
+    log_dir.mkdir(parents=True, exist_ok=True)
+    stderr = log_dir / f"serve-{port}.log"
+    with stderr.open("wb") as sink:
+        process = subprocess.Popen(
+            [KITH, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    return Served(process, port, stderr)
+
+
+def wait_for_health(served: Served) -> dict[str, str]:
+    deadline = time.monotonic() + STARTUP_DEADLINE_S
+    url = f"http://127.0.0.1:{served.port}/api/health"
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            pytest.fail(f"kith serve exited with {served.process.returncode}:\n{served.output()}")
+        try:
+            response = httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        assert response.status_code == 200, response.text
+        body: dict[str, str] = response.json()
+        return body
+    pytest.fail(f"kith serve did not answer /api/health:\n{served.output()}")
+
+
+def stop(served: Served) -> int:
+    served.process.send_signal(signal.SIGTERM)
+    try:
+        return served.process.wait(timeout=STARTUP_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        served.process.kill()
+        served.process.wait()
+        pytest.fail(f"kith serve did not stop on SIGTERM:\n{served.output()}")
+
+
+def test_serve_initialises_a_fresh_home_and_hints_at_the_first_admin_once(
+    empty_database_url: str, tmp_path: Path, kith_engine: str
+) -> None:
+    home = tmp_path / "fresh" / "kith-data"
+    served = start(home, empty_database_url, tmp_path)
+    try:
+        health = wait_for_health(served)
+    finally:
+        code = stop(served)
+    # uvicorn stops gracefully, then re-raises SIGTERM so a supervisor sees why it ended.
+    assert code in (0, -signal.SIGTERM), served.output()
+    assert health["status"] == "ok"
+    assert health["database"] == ("sqlite" if kith_engine == "sqlite" else "postgresql")
+    output = served.output()
+    assert "Initialised" in output
+    assert "kith users add you@example.com --role admin" in output
+    assert "kith tokens create you@example.com" in output
+    assert (home / "kith.toml").exists() and (home / FIRST_ADMIN_MARKER).exists()
+
+    # The hint is shown once per installation, even while there are still no users.
+    again = start(home, empty_database_url, tmp_path / "again")
+    try:
+        wait_for_health(again)
+    finally:
+        stop(again)
+    assert "kith users add" not in again.output()
+    assert "Initialised" not in again.output()
+
+
+def test_serve_refuses_an_older_database_and_names_kith_migrate(
+    kith_database_url: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "kith-home"
+    settings = settings_for(home, kith_database_url)
+
+    async def forget_newest_migration() -> None:
+        kith = open_kith(settings)
+        await kith.start()
+        try:
+            newest = await Migration.select(Migration.id).order_by(Migration.id, ascending=False)
+            await Migration.delete().where(Migration.id == newest[0]["id"])
+            # A user exists, so the only thing serve could complain about is the migration.
+            await UserService(kith).add("ada@example.com", "admin")
+        finally:
+            await kith.close()
+
+    asyncio.run(forget_newest_migration())
+    refused = subprocess.run(
+        [KITH, "serve", "--port", str(free_port())],
+        env={**os.environ, "KITH_HOME": str(home), "KITH_DATABASE_URL": kith_database_url},
+        capture_output=True,
+        text=True,
+        timeout=STARTUP_DEADLINE_S,
+    )
+    assert refused.returncode == 1, refused
+    lines = refused.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kith: "), refused.stderr
+    assert "kith migrate" in lines[0]
+    assert refused.stdout == ""
