@@ -1,5 +1,115 @@
 """Outgoing webhooks: HMAC-signed deliveries of Kith's events, as a built-in plugin.
 
 Registered through the ``kith`` entry-point group (``webhooks = "kith.plugins.webhooks"``),
-exactly like a third-party plugin. Its hooks are added by the webhooks work.
+exactly like a third-party plugin, and built only on hooks any plugin can use: its tables, its
+API, its ``kith webhooks`` command, its settings section and an event-bus subscriber.
+docs/plugins/webhooks.md describes it for receivers.
 """
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kith.events import Event
+from kith.hookspecs import hookimpl
+from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, Subscriber
+
+if TYPE_CHECKING:
+    import click
+    import msgspec
+    from kith.runtime import Kith
+    from piccolo.conf.apps import AppConfig
+
+SUBSCRIBER_NAME = "webhooks"
+
+# The hooks import their modules when called: loading the plugin stays cheap, and the CLI and
+# HTTP modules (which import Kith's own CLI and HTTP packages) load only where they are used.
+
+# The Kith this process opened last: the bus calls handlers with the event only.
+_kith: Kith | None = None
+
+
+async def on_event(event: Event) -> None:
+    """The bus subscriber: record a delivery per matching subscription and try it at once."""
+    from kith.plugins.webhooks.delivery import WebhookDeliverer
+
+    if _kith is None:
+        raise RuntimeError("the webhooks plugin received an event before Kith started")
+    await WebhookDeliverer(_kith).handle(event)
+
+
+@hookimpl
+def kith_startup(kith: Kith) -> None:
+    global _kith
+    _kith = kith
+
+
+@hookimpl
+def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
+    from kith.plugins.webhooks.piccolo_app import APP_CONFIG
+
+    register(APP_CONFIG)
+
+
+@hookimpl
+def kith_register_routes(register: Callable[[Any], None]) -> None:
+    from kith.plugins.webhooks.routes import WebhookController
+
+    register(WebhookController)
+
+
+@hookimpl
+def kith_register_commands(register: Callable[[click.Command], None]) -> None:
+    from kith.plugins.webhooks.cli import webhooks
+
+    register(webhooks)
+
+
+@hookimpl
+def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]) -> None:
+    from kith.plugins.webhooks.schemas import WebhookSettings
+
+    register("webhooks", WebhookSettings)
+
+
+@hookimpl
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
+    # Every event: which ones go out is up to the subscriptions, which change at run time.
+    register(Subscriber(name=SUBSCRIBER_NAME, events=("*",), handler=on_event))
+
+
+@hookimpl
+def kith_register_purposes(register: Callable[[Purpose], None]) -> None:
+    from kith.plugins.webhooks.privacy import WEBHOOK_PURPOSE
+
+    register(WEBHOOK_PURPOSE)
+
+
+@hookimpl
+def kith_register_recipients(register: Callable[[Recipient], None]) -> None:
+    from kith.plugins.webhooks.privacy import WEBHOOK_RECIPIENT
+
+    register(WEBHOOK_RECIPIENT)
+
+
+@hookimpl
+async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
+    from kith.plugins.webhooks import privacy
+
+    return await privacy.export(contact_id)
+
+
+@hookimpl
+async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    from kith.plugins.webhooks import privacy
+
+    return await privacy.erase(contact_id)
+
+
+@hookimpl
+async def kith_subject_merge(kith: Kith, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
+    from kith.plugins.webhooks import privacy
+
+    await privacy.merge(source_id, target_id)

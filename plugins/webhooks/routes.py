@@ -1,0 +1,134 @@
+"""``/api/webhooks``: manage subscriptions and read their delivery log (admins only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+import msgspec
+from kith.actor import Actor
+from kith.http.auth import roles
+from kith.plugins.webhooks.schemas import (
+    DeliveryOut,
+    DeliveryState,
+    SubscriptionCreate,
+    SubscriptionOut,
+    SubscriptionPatch,
+    SubscriptionWithSecret,
+)
+from kith.plugins.webhooks.service import WebhookService
+from kith.schemas import Page
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+# roles() with no argument: admins only. Webhooks send data out of Kith.
+ADMIN = roles()
+
+
+class SecretIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A secret of your own for rotation; leave it out to have one generated."""
+
+    secret: Annotated[str, msgspec.Meta(min_length=16, max_length=200)] | None = None
+
+
+def _service(state: State) -> WebhookService:
+    return WebhookService(state.kith)
+
+
+class WebhookController(Controller):
+    path = "/api/webhooks"
+    tags = ["webhooks"]
+    dependencies = {"webhooks": Provide(_service, sync_to_thread=False)}
+
+    @post("/", opt=ADMIN, summary="Subscribe a URL to events; the secret is shown this once")
+    async def create(
+        self, data: SubscriptionCreate, webhooks: WebhookService, actor: Actor
+    ) -> Response[SubscriptionWithSecret]:
+        created = await webhooks.create(data, actor)
+        return Response(
+            created,
+            status_code=HTTP_201_CREATED,
+            headers={"Location": f"/api/webhooks/{created.subscription.id}"},
+        )
+
+    @get("/", opt=ADMIN, summary="List subscriptions (without their secrets)")
+    async def list_subscriptions(self, webhooks: WebhookService) -> list[SubscriptionOut]:
+        return await webhooks.list()
+
+    @get("/{subscription_id:uuid}", opt=ADMIN, summary="Read a subscription")
+    async def read(self, subscription_id: uuid.UUID, webhooks: WebhookService) -> SubscriptionOut:
+        return await webhooks.get(subscription_id)
+
+    @patch("/{subscription_id:uuid}", opt=ADMIN, summary="Change a subscription")
+    async def change(
+        self,
+        subscription_id: uuid.UUID,
+        data: SubscriptionPatch,
+        webhooks: WebhookService,
+        actor: Actor,
+    ) -> SubscriptionOut:
+        return await webhooks.update(subscription_id, data, actor)
+
+    @delete(
+        "/{subscription_id:uuid}",
+        opt=ADMIN,
+        status_code=HTTP_200_OK,
+        summary="Remove a subscription and its delivery log",
+    )
+    async def remove(
+        self, subscription_id: uuid.UUID, webhooks: WebhookService, actor: Actor
+    ) -> SubscriptionOut:
+        return await webhooks.remove(subscription_id, actor)
+
+    @post(
+        "/{subscription_id:uuid}/secret",
+        opt=ADMIN,
+        status_code=HTTP_200_OK,
+        summary="Replace the signing secret; the new one is shown this once",
+    )
+    async def rotate_secret(
+        self,
+        subscription_id: uuid.UUID,
+        webhooks: WebhookService,
+        actor: Actor,
+        data: SecretIn | None = None,
+    ) -> SubscriptionWithSecret:
+        return await webhooks.rotate_secret(subscription_id, data.secret if data else None, actor)
+
+    @get("/deliveries", opt=ADMIN, summary="The delivery log, newest first")
+    async def deliveries(
+        self,
+        webhooks: WebhookService,
+        subscription_id: Annotated[
+            uuid.UUID | None, Parameter(description="only this subscription's")
+        ] = None,
+        state: Annotated[DeliveryState | None, Parameter(description="only these")] = None,
+        event_id: Annotated[uuid.UUID | None, Parameter(description="only this event's")] = None,
+        cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
+        limit: Annotated[int, Parameter(ge=1, le=200, description="items per page")] = 50,
+    ) -> Page[DeliveryOut]:
+        return await webhooks.deliveries(
+            subscription_id=subscription_id,
+            state=state,
+            event_id=event_id,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    @get("/deliveries/{delivery_id:uuid}", opt=ADMIN, summary="One delivery with its attempts")
+    async def delivery(self, delivery_id: uuid.UUID, webhooks: WebhookService) -> DeliveryOut:
+        return await webhooks.delivery(delivery_id)
+
+    @post(
+        "/deliveries/{delivery_id:uuid}/retry",
+        opt=ADMIN,
+        status_code=HTTP_200_OK,
+        summary="Queue a failed delivery for one more attempt",
+    )
+    async def retry(
+        self, delivery_id: uuid.UUID, webhooks: WebhookService, actor: Actor
+    ) -> DeliveryOut:
+        return await webhooks.retry(delivery_id, actor=actor)
