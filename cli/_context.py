@@ -48,12 +48,14 @@ class CliError(click.ClickException):
 
     exit_code = EXIT_ERROR
 
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
     def show(self, file: Any = None) -> None:
         click.echo(f"kith: {self.format_message()}", err=True, file=file)
+
+
+class SettingsCliError(CliError):
+    """A setting Kith cannot use: exit code 2, like a usage error."""
+
+    exit_code = EXIT_SETTINGS
 
 
 class KithGroup(click.Group):
@@ -70,7 +72,7 @@ class KithGroup(click.Group):
         try:
             return super().invoke(ctx)
         except SettingsError as exc:
-            raise CliError(str(exc), EXIT_SETTINGS) from None
+            raise SettingsCliError(str(exc)) from None
         except KithError as exc:
             raise CliError(exc.detail) from None
         except NotMigratedError as exc:

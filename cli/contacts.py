@@ -38,7 +38,7 @@ def parse_id(value: str, what: str = "contact") -> uuid.UUID:
     try:
         return uuid.UUID(value.strip())
     except ValueError:
-        raise CliError(f"{value!r} is not a {what} id (ids look like {uuid.UUID(int=0)})") from None
+        raise CliError(f"{value!r} is not a {what} id; `kith {what}s list` shows them") from None
 
 
 async def collect(

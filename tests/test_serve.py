@@ -19,7 +19,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
+from click.testing import CliRunner
 from kith.bootstrap import open_kith
+from kith.cli import main
 from kith.cli.setup import FIRST_ADMIN_MARKER
 from kith.services.users import UserService
 from kith.testing import postgres_admin_url, settings_for, skip_or_fail_without_postgres
@@ -175,3 +177,25 @@ def test_serve_refuses_an_older_database_and_names_kith_migrate(
     assert len(lines) == 1 and lines[0].startswith("kith: "), refused.stderr
     assert "kith migrate" in lines[0]
     assert refused.stdout == ""
+
+
+def test_serve_on_a_port_in_use_is_one_line_and_keeps_the_hint(
+    kith_database_url: str, tmp_path: Path
+) -> None:
+    home = tmp_path / "kith-home"
+    env = {
+        "KITH_HOME": str(home),
+        "KITH_DATABASE_URL": kith_database_url,
+        "KITH_LOG_FORMAT": "json",
+    }
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["serve", "--port", str(port)], env=env)
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kith: "), result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+    # The first-admin hint waits for a start that works.
+    assert not (home / FIRST_ADMIN_MARKER).exists()
