@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import uuid
 import zoneinfo
 from typing import Any, Literal
@@ -20,6 +21,19 @@ TABLE = Interaction._meta.tablename
 PROTECTED = ("summary", "body")
 TASK_ONLY = ("due_at", "done_at", "assignee_id")
 DueFilter = Literal["today", "overdue", "all"]
+
+
+AMOUNT_LIMIT = decimal.Decimal(10) ** 16  # the column holds 18 digits, 2 after the point
+
+
+def _check_amount(amount: decimal.Decimal | None) -> None:
+    """Amounts are money: finite, at most two decimal places, within the column's range."""
+    if amount is None:
+        return
+    if not amount.is_finite() or abs(amount) >= AMOUNT_LIMIT:
+        raise InvalidInput(f"{amount} is not an amount this field can hold", field="amount")
+    if amount != amount.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_DOWN):
+        raise InvalidInput(f"{amount} has more than two decimal places", field="amount")
 
 
 class InteractionService:
@@ -52,6 +66,7 @@ class InteractionService:
             for name in TASK_ONLY:
                 if getattr(data, name) is not None:
                     raise InvalidInput(f"only tasks have {name}", field=name)
+        _check_amount(data.amount)
         async with self.kith.unit_of_work(actor) as uow:
             await self._contact_subject(contact_id)
             if data.external_id is not None:
@@ -112,6 +127,7 @@ class InteractionService:
         self, interaction_id: uuid.UUID, patch: InteractionPatch, actor: Actor = SYSTEM
     ) -> InteractionOut:
         changes = unset_to_dict(patch)
+        _check_amount(changes.get("amount"))  # type: ignore[arg-type]
         async with self.kith.unit_of_work(actor) as uow:
             current = await self.get(interaction_id)
             if current.kind != "task":
