@@ -145,7 +145,7 @@ def kith_after_migrate(kith: Kith) -> Awaitable[None] | None:
 @may_be_async
 def kith_startup(kith: Kith) -> Awaitable[None] | None:
     """Called once when Kith opens (server, worker or CLI), after the database is connected.
-    May be async."""
+    Collecting. May be async."""
 
 
 @hookspec
