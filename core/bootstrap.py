@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
-from kith.piccolo_app import APP_CONFIG
+from kith.plugin_manager import KithPluginManager, get_plugin_manager
 from kith.runtime import Kith
 from kith.settings import Settings, load_settings
 from kith.storage import Database
 
 
-def open_kith(settings: Settings | None = None) -> Kith:
+def open_kith(
+    settings: Settings | None = None, plugin_manager: KithPluginManager | None = None
+) -> Kith:
+    """Kith with the plugins of ``plugin_manager`` (default: the process-wide one, loaded on
+    first use): their piccolo apps, event types, subscribers, personal fields, validated
+    settings sections and field protector."""
     settings = settings or load_settings()
-    return Kith(settings, Database(settings, [APP_CONFIG]))
+    plugins = plugin_manager if plugin_manager is not None else get_plugin_manager()
+    plugins.check_hooks()
+    sections = plugins.settings_sections(settings)
+    kith = Kith(settings, Database(settings, plugins.apps()))
+    kith.plugins = plugins
+    kith.personal_fields = plugins.personal_fields()
+    kith.event_types = {event_type.name: event_type for event_type in plugins.event_types()}
+    kith.subscribers = plugins.subscribers()
+    kith.settings_sections = sections
+    protector = plugins.field_protector(kith)
+    if protector is not None:
+        kith.protector = protector
+    return kith

@@ -5,6 +5,12 @@ throw-away database that already holds all migrations. PostgreSQL comes from
 ``KITH_TEST_POSTGRES_URL`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``); when it
 cannot be reached the PostgreSQL runs skip with the reason, except under ``CI=true`` where they
 fail, so a CI run cannot silently lose them.
+
+Plugins: every test gets a fresh plugin manager (``kith_plugin_manager``) with the installed
+plugins, loaded through their entry points as ``KITH_PLUGINS``/``KITH_DISABLE_PLUGINS`` select,
+plus the plugin objects of ``kith_plugins``: override that fixture, or mark the test with
+``@pytest.mark.kith_plugins(MyPlugin())``. The test's Kith, HTTP app and ``kith`` command all see
+them, and their piccolo apps are migrated into the test's database.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import pytest
 
 from kith.actor import Role
 from kith.bootstrap import open_kith
+from kith.plugin_manager import KithPluginManager, load_plugin_manager, use_plugin_manager
 from kith.runtime import Kith
 from kith.services.users import UserService
 from kith.settings import Settings, load_settings
@@ -75,7 +82,8 @@ def settings_for(home: Path, database_url: str = "", **env: str) -> Settings:
 
 
 async def _migrate(settings: Settings) -> None:
-    kith = open_kith(settings)
+    # A manager of its own: the template must not hold the apps of one test's plugins.
+    kith = open_kith(settings, plugin_manager=load_plugin_manager())
     await kith.start()
     try:
         await kith.database.migrate()
@@ -161,10 +169,67 @@ def kith_settings(kith_database_url: str, tmp_path: Path) -> Settings:
     return settings_for(tmp_path / "kith-home", kith_database_url)
 
 
+_KITH_OPENED = pytest.StashKey[bool]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "kith_plugins(*plugins): plugin objects to register for this test"
+    )
+
+
 @pytest.fixture
-async def kith(kith_settings: Settings) -> AsyncIterator[Kith]:
-    """An opened Kith on a throw-away database."""
-    instance = open_kith(kith_settings)
+def kith_plugins(request: pytest.FixtureRequest) -> list[Any]:
+    """Plugin objects registered for one test, besides the installed plugins: those of the
+    ``kith_plugins`` marker. Override this fixture to give a module's tests their own."""
+    marker = request.node.get_closest_marker("kith_plugins")
+    return list(marker.args) if marker else []
+
+
+@pytest.fixture
+def kith_plugin_manager(kith_plugins: list[Any]) -> Iterator[KithPluginManager]:
+    """A fresh plugin manager for one test: the installed plugins plus ``kith_plugins``. It is
+    the process-wide manager while the test runs, so the ``kith`` command sees it too."""
+    manager = load_plugin_manager()
+    for plugin in kith_plugins:
+        manager.register(plugin)
+    with use_plugin_manager(manager):
+        yield manager
+
+
+@pytest.fixture
+def register_plugin(
+    kith_plugin_manager: KithPluginManager, request: pytest.FixtureRequest
+) -> Callable[..., str | None]:
+    """``register_plugin(obj, name=None)`` registers a plugin object for this test. Call it
+    before the test's Kith opens (from a fixture the test lists before ``kith``), or for the
+    ``kith`` command and the plugin manager alone; ``kith_plugins`` is the simpler way."""
+
+    def register(plugin: Any, name: str | None = None) -> str | None:
+        if request.node.stash.get(_KITH_OPENED, False):
+            raise RuntimeError(
+                "register_plugin() was called after this test's Kith opened, which has "
+                "collected the plugins already; use the kith_plugins fixture or marker instead"
+            )
+        return kith_plugin_manager.register(plugin, name)
+
+    return register
+
+
+@pytest.fixture
+async def kith(
+    kith_settings: Settings,
+    kith_plugin_manager: KithPluginManager,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Kith]:
+    """An opened Kith on a throw-away database, with the test's plugins."""
+    instance = open_kith(kith_settings, plugin_manager=kith_plugin_manager)
+    request.node.stash[_KITH_OPENED] = True
+    await instance.database.start()
+    # The template database holds the installed plugins' migrations; an app of a plugin
+    # registered for this test is migrated here, before any plugin's startup hook runs.
+    if any(state.pending for state in await instance.database.migration_states()):
+        await instance.database.migrate()
     await instance.start()
     try:
         yield instance

@@ -56,7 +56,12 @@ def create_app(
         await kith.close()
 
     return Litestar(
-        route_handlers=[*CORE_ROUTES, *extra_routes],
+        route_handlers=[
+            *CORE_ROUTES,
+            # The plugins' routes, registered through kith_register_routes.
+            *(kith.plugins.routes() if kith.plugins is not None else ()),
+            *extra_routes,
+        ],
         state=State({"kith": kith}),
         guards=[authorize],
         dependencies={
