@@ -8,14 +8,15 @@ an opened Kith, errors as exit codes, tables) is in :mod:`kith.cli._context`.
 from __future__ import annotations
 
 import click
-from kith.cli._context import KithGroup
+from kith.cli._plugin_commands import PluginCommandsGroup
 from kith.cli.contacts import contacts
+from kith.cli.plugins import plugins
 from kith.cli.setup import init, migrate, serve
 from kith.cli.tasks import tasks
 from kith.cli.users import tokens, users
 
 
-@click.group(cls=KithGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=PluginCommandsGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kith", prog_name="kith")
 def main() -> None:
     """Kith: a self-hostable CRM. Settings come from KITH_* variables and KITH_HOME/kith.toml."""
@@ -28,3 +29,4 @@ main.add_command(users)
 main.add_command(tokens)
 main.add_command(contacts)
 main.add_command(tasks)
+main.add_command(plugins)

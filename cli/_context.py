@@ -48,6 +48,12 @@ class CliError(click.ClickException):
 
     exit_code = EXIT_ERROR
 
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            # click declares exit_code on the class; an instance value overrides it.
+            vars(self)["exit_code"] = exit_code
+
     def show(self, file: Any = None) -> None:
         click.echo(f"kith: {self.format_message()}", err=True, file=file)
 
@@ -198,6 +204,7 @@ def print_table(
         click.echo(empty, err=True)
         return
     cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
     if stdout_is_terminal():
         from rich.console import Console
         from rich.table import Table
@@ -205,9 +212,11 @@ def print_table(
         table = Table(*headers, box=None, header_style="bold", pad_edge=False)
         for row in cells:
             table.add_row(*row)
-        Console().print(table)
+        console = Console()
+        # Never drop or cut columns to fit a narrow terminal: ids must stay whole to be copied.
+        console.width = max(console.width, sum(widths) + 2 * (len(widths) - 1))
+        console.print(table)
         return
-    widths = [max(len(h), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
     for row in [list(headers), *cells]:
         click.echo(
             "  ".join(text.ljust(width) for text, width in zip(row, widths, strict=True)).rstrip()

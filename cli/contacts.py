@@ -186,6 +186,8 @@ def list_contacts(limit: int, include_archived: bool, as_json: bool) -> None:
 @_json_option
 def search_contacts(query: str, limit: int, include_archived: bool, as_json: bool) -> None:
     """Find contacts by an exact email or phone (typed any way) or a name prefix."""
+    if not query.strip():
+        raise CliError("give something to search for: an email, a phone number or a name")
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
         service = ContactService(kith)

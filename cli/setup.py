@@ -212,15 +212,21 @@ def serve(host: str, port: int) -> None:
     from kith.http import create_app
 
     settings = get_settings()
-    report = prepare_home(settings)
     check = asyncio.run(_check_for_serving(settings))
-    if check.initialised is not None:
+    if check.initialised is None:
+        # An existing installation gets no settings file it did not ask for; the folder is
+        # only needed for the first-admin marker (with PostgreSQL it may not exist yet).
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    else:
+        report = prepare_home(settings)
         note(
             f"Initialised {settings.home}: {describe_database(settings)}, "
             f"{len(check.initialised)} migrations applied"
             + (", kith.toml written" if report.settings_written else "")
         )
-    # Bind before saying anything more, so a port in use is one clear line, not a half start.
+    # Build the app and bind before saying anything more, so that a broken plugin or a port in
+    # use stops the start without using up the one-time hint.
+    app = create_app(open_kith(settings))
     listener = _listen(host, port)
     marker = settings.home / FIRST_ADMIN_MARKER
     if check.users == 0 and not marker.exists():
@@ -229,10 +235,11 @@ def serve(host: str, port: int) -> None:
     note(f"Kith {__version__} serving http://{_url_host(host)}:{port} (stop with Ctrl+C)")
 
     uvicorn_logger = logging.getLogger("uvicorn")
-    uvicorn_logger.addHandler(_ToStructlog(logging.WARNING))
+    if not any(isinstance(h, _ToStructlog) for h in uvicorn_logger.handlers):
+        uvicorn_logger.addHandler(_ToStructlog(logging.WARNING))
     uvicorn_logger.propagate = False
     config = uvicorn.Config(
-        create_app(open_kith(settings)),
+        app,
         host=host,
         port=port,
         # Kith logs every request itself; uvicorn only reports its own trouble.
