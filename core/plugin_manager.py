@@ -650,7 +650,7 @@ class KithPluginManager(pluggy.PluginManager):
             reason = self.selection.why_not(name)
             if reason is not None:
                 self._skipped[name] = SkippedPlugin(name, version, source, "disabled", reason)
-                _log().info("plugin disabled", plugin=name, reason=reason)
+                _log().debug("plugin disabled", plugin=name, reason=reason)
                 continue
             found[name] = entry_point
         for name in sorted((self.selection.allow or frozenset()) - set(found)):
