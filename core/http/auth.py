@@ -64,6 +64,8 @@ async def authorize(
             raise UnsupportedMediaType(
                 f"send the body as application/json (got {content_type or 'no content type'})"
             )
+        if connection.headers.get("content-length", "").strip() == "0":
+            raise KithError("the request body is empty; send a JSON object")
 
 
 def current_actor(request: Any) -> Actor:

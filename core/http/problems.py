@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.exceptions import HTTPException, ValidationException
+from kith.errors import KithError
+from kith.logs import get_logger
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
-
-from kith.errors import KithError
-from kith.logs import get_logger
 
 _TITLES = {
     400: "Bad request",
@@ -42,7 +41,12 @@ def _from_kith(exc: KithError) -> ProblemDetailsException:
 
 
 def _from_validation(exc: ValidationException) -> ProblemDetailsException:
-    errors: list[dict[str, Any]] = [e for e in (exc.extra or []) if isinstance(e, dict)]
+    errors: list[dict[str, Any]] = [
+        # ``data`` is the handler's name for the body; a client knows it as the body.
+        {**e, "key": "body"} if e.get("key") == "data" else e
+        for e in (exc.extra or [])
+        if isinstance(e, dict)
+    ]
     if not errors:
         # The body could not be decoded at all (not JSON, wrong top-level type).
         return ProblemDetailsException(
@@ -62,7 +66,9 @@ def _from_validation(exc: ValidationException) -> ProblemDetailsException:
 
 def _from_http(exc: HTTPException) -> ProblemDetailsException:
     detail = exc.detail
-    if exc.status_code == 413:
+    if isinstance(exc.__cause__, SerializationException):
+        detail = f"the request body is not valid JSON: {detail}"
+    elif exc.status_code == 413:
         detail = "the request body is larger than this server accepts"
     elif exc.status_code == 404 and detail == "Not Found":
         detail = "no such endpoint; /schema shows the API"
