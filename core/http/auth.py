@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar.connection import ASGIConnection
-from litestar.handlers.base import BaseRouteHandler
-
 from kith.actor import Actor, Role
 from kith.errors import KithError, NotAuthenticated, PermissionDenied
 from kith.services.users import UserService
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
 
 PUBLIC = "public"
 ROLES = "roles"

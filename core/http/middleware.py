@@ -7,12 +7,11 @@ import uuid
 from typing import Any
 
 import structlog
+from kith.logs import get_logger
 from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-from kith.logs import get_logger
 
 _log = get_logger("kith.http")
 

@@ -3,10 +3,6 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import Parameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
-
 from kith.actor import Actor, Role
 from kith.http.auth import roles
 from kith.schemas import (
@@ -19,6 +15,9 @@ from kith.schemas import (
 )
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 Limit = Annotated[int, Parameter(ge=1, le=200, description="items per page")]
 Cursor = Annotated[str | None, Parameter(description="next_cursor of the previous page")]

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
 import msgspec
-from litestar import get
-from litestar.datastructures import State
-
 from kith import __version__
 from kith.http.auth import public
+from litestar import get
+from litestar.datastructures import State
 
 
 class Health(msgspec.Struct):

@@ -3,15 +3,14 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from litestar import Controller, get, patch
-from litestar.params import Parameter
-
 from kith.actor import Actor, Role
 from kith.errors import InvalidInput
 from kith.http.auth import roles
 from kith.http.routes.contacts import Cursor, Limit
 from kith.schemas import InteractionOut, InteractionPatch, Page
 from kith.services.interactions import InteractionService
+from litestar import Controller, get, patch
+from litestar.params import Parameter
 
 
 class InteractionController(Controller):
