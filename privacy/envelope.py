@@ -1,0 +1,128 @@
+"""The encrypted envelope of one field value, stored as text in the field's own column.
+
+Binary layout (version 1)::
+
+    version (1 byte) ‖ data key id (16 bytes, a UUID) ‖ nonce (12 bytes) ‖ ciphertext ‖ tag (16)
+
+stored as ``$k1$`` followed by the layout in unpadded base64url. The associated data binds the
+header (version and key id) and the location: table, column and row id. A ciphertext copied to
+another row or column therefore fails to authenticate, as does one whose key id was swapped.
+
+The plaintext is the UTF-8 value padded (ISO/IEC 7816-4: ``0x80`` then zeros) to a multiple of
+16 bytes, so the stored length tells a reader the value's size to within 16 bytes rather than
+exactly (a short name and a long one look alike more often).
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from dataclasses import dataclass
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from kith.privacy.errors import EnvelopeError, FieldDecryptionError
+from kith.privacy.primitives import (
+    NONCE_BYTES,
+    TAG_BYTES,
+    AuthenticationFailed,
+    open_sealed,
+    random_nonce,
+    seal,
+)
+
+VERSION = 1
+PREFIX = "$k1$"
+PAD_BLOCK = 16
+_KEY_ID_BYTES = 16
+_HEADER_BYTES = 1 + _KEY_ID_BYTES
+_MIN_BYTES = _HEADER_BYTES + NONCE_BYTES + TAG_BYTES + PAD_BLOCK
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    version: int
+    key_id: uuid.UUID
+    nonce: bytes
+    sealed: bytes
+
+    @property
+    def header(self) -> bytes:
+        return bytes([self.version]) + self.key_id.bytes
+
+
+def is_envelope(stored: str | None) -> bool:
+    """Whether a stored value looks encrypted (the cheap test the plaintext scan uses)."""
+    return stored is not None and stored.startswith(PREFIX)
+
+
+def associated_data(header: bytes, table: str, column: str, row_id: uuid.UUID) -> bytes:
+    # NUL separates the names: neither a table nor a column name can contain it.
+    return b"%s|%s\x00%s\x00%s" % (header, table.encode(), column.encode(), row_id.bytes)
+
+
+def pad(data: bytes) -> bytes:
+    data += b"\x80"
+    return data + b"\x00" * (-len(data) % PAD_BLOCK)
+
+
+def unpad(data: bytes) -> bytes:
+    stripped = data.rstrip(b"\x00")
+    if not stripped or stripped[-1] != 0x80:
+        raise EnvelopeError("the decrypted value has no valid padding")
+    return stripped[:-1]
+
+
+def encrypt_value(
+    cipher: AESGCM, key_id: uuid.UUID, table: str, column: str, row_id: uuid.UUID, value: str
+) -> str:
+    """The stored form of ``value`` for ``table.column`` of row ``row_id``."""
+    header = bytes([VERSION]) + key_id.bytes
+    nonce = random_nonce()
+    sealed = seal(
+        cipher, nonce, pad(value.encode("utf-8")), associated_data(header, table, column, row_id)
+    )
+    return PREFIX + base64.urlsafe_b64encode(header + nonce + sealed).rstrip(b"=").decode("ascii")
+
+
+def parse(stored: str) -> Envelope:
+    """The parts of a stored envelope; raises :class:`EnvelopeError` when it is not one."""
+    if not stored.startswith(PREFIX):
+        raise EnvelopeError("the value is not an encrypted envelope")
+    body = stored[len(PREFIX) :]
+    try:
+        raw = base64.b64decode(body + "=" * (-len(body) % 4), altchars=b"-_", validate=True)
+    except (ValueError, TypeError):
+        raise EnvelopeError("the envelope is not valid base64url") from None
+    # Only the canonical encoding is accepted, so that no change to the stored text (not even
+    # to the spare low bits of the last character) decodes to the same bytes.
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != body:
+        raise EnvelopeError("the envelope is not canonical base64url")
+    if len(raw) < _MIN_BYTES:
+        raise EnvelopeError("the envelope is truncated")
+    if raw[0] != VERSION:
+        raise EnvelopeError(f"envelope format version {raw[0]} is not supported")
+    return Envelope(
+        version=raw[0],
+        key_id=uuid.UUID(bytes=raw[1:_HEADER_BYTES]),
+        nonce=raw[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES],
+        sealed=raw[_HEADER_BYTES + NONCE_BYTES :],
+    )
+
+
+def decrypt_envelope(
+    cipher: AESGCM, envelope: Envelope, table: str, column: str, row_id: uuid.UUID
+) -> str:
+    """The value inside ``envelope``; raises :class:`FieldDecryptionError` naming the place."""
+    try:
+        padded = open_sealed(
+            cipher,
+            envelope.nonce,
+            envelope.sealed,
+            associated_data(envelope.header, table, column, row_id),
+        )
+    except AuthenticationFailed:
+        raise FieldDecryptionError(
+            f"{table}.{column} of row {row_id} does not decrypt: the stored value was altered, "
+            "or copied from another row or column"
+        ) from None
+    return unpad(padded).decode("utf-8")

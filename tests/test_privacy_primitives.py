@@ -1,0 +1,255 @@
+"""Known-answer tests of the primitives through Kith's own wrappers, and the envelope's
+properties: round trip, tampering, swapped associated data, copies to other rows or columns."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kith.privacy.blind_index import BlindIndex
+from kith.privacy.envelope import PREFIX, decrypt_envelope, encrypt_value, parse
+from kith.privacy.errors import EnvelopeError, FieldDecryptionError
+from kith.privacy.primitives import (
+    AuthenticationFailed,
+    aes_gcm,
+    hkdf_sha256,
+    hmac_sha256,
+    open_sealed,
+    random_key,
+    seal,
+)
+
+hx = bytes.fromhex
+
+
+# -- RFC 5869 -------------------------------------------------------------------------------
+
+
+def test_hkdf_rfc5869_test_case_1():
+    okm = hkdf_sha256(
+        bytes([0x0B] * 22),
+        info=hx("f0f1f2f3f4f5f6f7f8f9"),
+        length=42,
+        salt=hx("000102030405060708090a0b0c"),
+    )
+    assert okm == hx(
+        "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+    )
+
+
+def test_hkdf_rfc5869_test_case_3_no_salt_no_info():
+    okm = hkdf_sha256(bytes([0x0B] * 22), info=b"", length=42)
+    assert okm == hx(
+        "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+    )
+
+
+# -- RFC 4231 -------------------------------------------------------------------------------
+
+RFC4231 = [
+    (
+        bytes([0x0B] * 20),
+        b"Hi There",
+        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7",
+    ),
+    (
+        b"Jefe",
+        b"what do ya want for nothing?",
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+    ),
+    (
+        bytes([0xAA] * 20),
+        bytes([0xDD] * 50),
+        "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe",
+    ),
+    (
+        bytes(range(1, 26)),
+        bytes([0xCD] * 50),
+        "82558a389a443c0ea4cc819899f2083a85f0faa3e578f8077a2e3ff46729665b",
+    ),
+    (bytes([0x0C] * 20), b"Test With Truncation", "a3b6167473100ee06e0c796c2955552b"),
+    (
+        bytes([0xAA] * 131),
+        b"Test Using Larger Than Block-Size Key - Hash Key First",
+        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+    ),
+    (
+        bytes([0xAA] * 131),
+        b"This is a test using a larger than block-size key and a larger than block-size data. "
+        b"The key needs to be hashed before being used by the HMAC algorithm.",
+        "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2",
+    ),
+]
+
+
+@pytest.mark.parametrize(("key", "data", "expected"), RFC4231, ids=[f"tc{i}" for i in range(1, 8)])
+def test_hmac_sha256_rfc4231(key, data, expected):
+    # Test case 5 publishes only the first 128 bits.
+    assert hmac_sha256(key, data).hex()[: len(expected)] == expected
+
+
+# -- AES-256-GCM: the GCM specification's test cases 13-16 (McGrew & Viega) ---------------------
+
+K15 = hx("feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308")
+IV15 = hx("cafebabefacedbaddecaf888")
+P15 = hx(
+    "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+    "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255"
+)
+C15 = hx(
+    "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662898015ad"
+)
+AAD16 = hx("feedfacedeadbeeffeedfacedeadbeefabaddad2")
+
+GCM = [
+    (bytes(32), bytes(12), b"", b"", b"", hx("530f8afbc74536b9a963b4f1c4cb738b")),
+    (
+        bytes(32),
+        bytes(12),
+        bytes(16),
+        b"",
+        hx("cea7403d4d606b6e074ec5d3baf39d18"),
+        hx("d0d1c8a799996bf0265b98b5d48ab919"),
+    ),
+    (K15, IV15, P15, b"", C15, hx("b094dac5d93471bdec1a502270e3cc6c")),
+    (K15, IV15, P15[:60], AAD16, C15[:60], hx("76fc6ece0f4e1768cddf8853bb2d551b")),
+]
+
+
+@pytest.mark.parametrize(
+    ("key", "iv", "plain", "aad", "cipher", "tag"), GCM, ids=["tc13", "tc14", "tc15", "tc16"]
+)
+def test_aes_256_gcm_spec_vectors(key, iv, plain, aad, cipher, tag):
+    aead = aes_gcm(key)
+    assert seal(aead, iv, plain, aad) == cipher + tag
+    assert open_sealed(aead, iv, cipher + tag, aad) == plain
+    with pytest.raises(AuthenticationFailed):
+        open_sealed(aead, iv, cipher + bytes([tag[0] ^ 1]) + tag[1:], aad)
+
+
+# -- the envelope ------------------------------------------------------------------------------
+
+KEY = aes_gcm(random_key())
+KEY_ID = uuid.uuid4()
+ROW = uuid.uuid4()
+TABLES = {
+    "kith_contact": ("display_name", "given_name", "family_name"),
+    "kith_contact_point": ("value",),
+    "kith_interaction": ("summary", "body"),
+}
+FIELDS = [(table, column) for table, columns in TABLES.items() for column in columns]
+TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), max_size=300
+)  # any Unicode but lone surrogates, which UTF-8 cannot hold
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    field=st.sampled_from(FIELDS),
+    value=TEXT | st.sampled_from(["", "Zoë Ørsted", "王小明", "👩‍🔬"]),
+)
+def test_envelope_round_trip_every_field(field, value):
+    table, column = field
+    stored = encrypt_value(KEY, KEY_ID, table, column, ROW, value)
+    assert stored.startswith(PREFIX)
+    assert len(value) < 8 or value not in stored
+    assert decrypt_envelope(KEY, parse(stored), table, column, ROW) == value
+
+
+def test_same_value_encrypts_differently_each_time():
+    first = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Ada")
+    second = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Ada")
+    assert first != second
+
+
+def test_length_is_padded_to_16_bytes():
+    short = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Al")
+    longer = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Alexandra Ivanova")
+    longest = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "x" * 15)
+    assert len(short) == len(longest) < len(longer)
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=TEXT, data=st.data())
+def test_changing_any_character_fails(value, data):
+    stored = encrypt_value(KEY, KEY_ID, "kith_interaction", "body", ROW, value)
+    position = data.draw(st.integers(0, len(stored) - 1))
+    replacement = data.draw(
+        st.sampled_from(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_$!"
+        ).filter(lambda c: c != stored[position])
+    )
+    tampered = stored[:position] + replacement + stored[position + 1 :]
+    with pytest.raises((EnvelopeError, FieldDecryptionError)):
+        decrypt_envelope(KEY, parse(tampered), "kith_interaction", "body", ROW)
+
+
+def test_every_byte_flip_fails():
+    import base64
+
+    stored = encrypt_value(KEY, KEY_ID, "kith_contact", "family_name", ROW, "Lovelace")
+    raw = base64.urlsafe_b64decode(stored[len(PREFIX) :] + "==")
+    for index in range(len(raw)):
+        for bit in (0x01, 0x80):
+            flipped = bytearray(raw)
+            flipped[index] ^= bit
+            text = PREFIX + base64.urlsafe_b64encode(bytes(flipped)).rstrip(b"=").decode()
+            with pytest.raises((EnvelopeError, FieldDecryptionError)):
+                decrypt_envelope(KEY, parse(text), "kith_contact", "family_name", ROW)
+
+
+def test_truncated_and_extended_envelopes_fail():
+    stored = encrypt_value(KEY, KEY_ID, "kith_contact", "family_name", ROW, "Lovelace")
+    for broken in (stored[:-1], stored[:-4], stored + "A", stored + "AAAA", PREFIX, "$k1$!!!!"):
+        with pytest.raises((EnvelopeError, FieldDecryptionError)):
+            decrypt_envelope(KEY, parse(broken), "kith_contact", "family_name", ROW)
+
+
+@pytest.mark.parametrize(
+    "place",
+    [
+        ("kith_contact", "given_name", ROW),  # another column of the same row
+        ("kith_contact", "display_name", uuid.uuid4()),  # the same column of another row
+        ("kith_interaction", "display_name", ROW),  # another table
+    ],
+)
+def test_associated_data_binds_table_column_and_row(place):
+    stored = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Ada Lovelace")
+    with pytest.raises(FieldDecryptionError, match="altered, or copied from another row or column"):
+        decrypt_envelope(KEY, parse(stored), *place)
+
+
+def test_swapped_key_id_fails_even_with_the_right_key():
+    stored = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Ada")
+    envelope = parse(stored)
+    other = type(envelope)(envelope.version, uuid.uuid4(), envelope.nonce, envelope.sealed)
+    with pytest.raises(FieldDecryptionError):
+        decrypt_envelope(KEY, other, "kith_contact", "display_name", ROW)
+
+
+def test_wrong_key_fails():
+    stored = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Ada")
+    with pytest.raises(FieldDecryptionError):
+        decrypt_envelope(aes_gcm(random_key()), parse(stored), "kith_contact", "display_name", ROW)
+
+
+def test_not_an_envelope_is_reported():
+    with pytest.raises(EnvelopeError, match="not an encrypted envelope"):
+        parse("Ada Lovelace")
+
+
+# -- blind indexes ---------------------------------------------------------------------------
+
+
+def test_blind_index_is_full_length_deterministic_and_separated_by_kind():
+    index = BlindIndex(random_key(), "kek-test")
+    email = index.lookup("email", "ada@example.com")
+    assert len(email) == 64 and int(email, 16) >= 0
+    assert email == index.lookup("email", "ada@example.com")
+    assert email != index.lookup("phone", "ada@example.com")
+    assert email != BlindIndex(random_key(), "kek-other").lookup("email", "ada@example.com")
+    assert index.kind_key("email") != index.kind_key("phone")
