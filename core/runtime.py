@@ -1,17 +1,19 @@
-"""The running Kith: settings, database, protector and event sink, shared by HTTP, CLI and worker."""
+"""The running Kith: settings, database, protector and event bus, shared by HTTP, CLI, worker."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kith.actor import SYSTEM, Actor
-from kith.events import CORE_EVENT_TYPES, EventType
+from kith.bus import EventBus
+from kith.events import EventType
 from kith.personal import CORE_PERSONAL_FIELDS, PersonalField
 from kith.protection import FieldProtector, PlaintextProtector
 from kith.settings import Settings
 from kith.storage import Database
 from kith.subjects import Subscriber
-from kith.unit_of_work import DiscardingSink, EventSink, UnitOfWork
+from kith.unit_of_work import EventSink, UnitOfWork
 
 if TYPE_CHECKING:
     from kith.plugin_manager import KithPluginManager
@@ -30,15 +32,33 @@ class Kith:
         self.settings = settings
         self.database = database
         self.protector: FieldProtector = protector or PlaintextProtector()
-        self.sink: EventSink = sink or DiscardingSink()
+        # The event bus is the default sink: events go to its outbox in the same transaction.
+        self.bus = EventBus(database, settings, unit_of_work=self.unit_of_work)
+        self.sink: EventSink = sink or self.bus
         # What the plugins add; open_kith fills these in. The defaults are core's own, for a
         # Kith built by hand without plugins.
         self.plugins: KithPluginManager | None = None
         self.personal_fields: list[PersonalField] = list(CORE_PERSONAL_FIELDS)
-        self.event_types: dict[str, EventType] = {t.name: t for t in CORE_EVENT_TYPES}
-        self.subscribers: list[Subscriber] = []
         # Section name -> the validated msgspec Struct of its kith.toml table.
         self.settings_sections: dict[str, Any] = {}
+
+    @property
+    def event_types(self) -> dict[str, EventType]:
+        """Declared event types by name (core's and the plugins'); kept by the bus."""
+        return self.bus.event_types
+
+    @event_types.setter
+    def event_types(self, value: Mapping[str, EventType]) -> None:
+        self.bus.event_types = value
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        """The plugins' subscribers and in-process ones; kept by the bus."""
+        return self.bus.subscribers
+
+    @subscribers.setter
+    def subscribers(self, value: Iterable[Subscriber]) -> None:
+        self.bus.subscribers = value
 
     def unit_of_work(self, actor: Actor = SYSTEM) -> UnitOfWork:
         return UnitOfWork(self.database, self.sink, actor)
@@ -49,4 +69,5 @@ class Kith:
             await self.plugins.startup(self)
 
     async def close(self) -> None:
+        await self.bus.stop()
         await self.database.close()

@@ -1,4 +1,5 @@
-"""Core tables: users and their API tokens, contacts with their emails and phones, interactions."""
+"""Core tables: users and their API tokens, contacts with their emails and phones, interactions,
+and the event outbox with its deliveries."""
 
 from __future__ import annotations
 
@@ -84,9 +85,65 @@ class Interaction(Table, tablename="kith_interaction"):
     due_at = Timestamptz(null=True, default=None, index=True)
     done_at = Timestamptz(null=True, default=None)
     assignee = ForeignKey(references=User, on_delete=OnDelete.set_null, null=True, index=True)
+    # The due time ``task.due`` was published for: once per due time, again if due_at changes.
+    due_event_at = Timestamptz(null=True, default=None)
     created_by = ForeignKey(references=User, on_delete=OnDelete.set_null, null=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
 
 
-CORE_TABLES: list[type[Table]] = [User, ApiToken, Contact, ContactPoint, Interaction]
+class OutboxEvent(Table, tablename="kith_event"):
+    """A published event, written in the transaction of the change it describes. The payload is
+    msgspec JSON of ids and codes, never personal data. ``fanned_out_at`` is set once a
+    dispatcher has created the event's delivery rows."""
+
+    id = UUID(primary_key=True, default=new_id)
+    name = Varchar(length=200)
+    occurred_at = Timestamptz()
+    actor = Varchar(length=200, default="system")
+    # Not a foreign key: the event history outlives an erased or merged contact.
+    contact_id = UUID(null=True, default=None)
+    payload = Text(default="{}")
+    fanned_out_at = Timestamptz(null=True, default=None)
+
+
+class EventDelivery(Table, tablename="kith_event_delivery"):
+    """One event to one subscriber: its state (pending, delivered, dead), attempts and lease."""
+
+    id = UUID(primary_key=True, default=new_id)
+    event = ForeignKey(references=OutboxEvent, on_delete=OnDelete.cascade, null=False)
+    subscriber = Varchar(length=200)
+    # Copied from the event so the per-contact ordering check needs no join.
+    contact_id = UUID(null=True, default=None)
+    state = Varchar(length=10, default="pending")
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz()
+    locked_until = Timestamptz(null=True, default=None)
+    locked_by = Varchar(length=100, null=True, default=None)
+    last_error = Text(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz()
+
+
+class EventSubscription(Table, tablename="kith_event_subscriber"):
+    """Every subscriber any dispatching process has declared: fan-out creates deliveries for
+    these, so a subscriber gets its events even while the process that runs it is down."""
+
+    id = UUID(primary_key=True, default=new_id)
+    name = Varchar(length=200, unique=True)
+    events = Text(default="[]")
+    max_attempts = Integer(default=8)
+    registered_at = Timestamptz()
+    last_seen_at = Timestamptz()
+
+
+CORE_TABLES: list[type[Table]] = [
+    User,
+    ApiToken,
+    Contact,
+    ContactPoint,
+    Interaction,
+    OutboxEvent,
+    EventDelivery,
+    EventSubscription,
+]

@@ -63,6 +63,10 @@ class UnitOfWork:
 
     def publish(self, name: str, contact_id: uuid.UUID | None = None, /, **payload: Any) -> Event:
         """Record an event; it reaches the outbox only if this unit of work commits."""
+        # Fail at the publishing line, not at commit, when the sink knows the declared names.
+        check = getattr(self.sink, "check_name", None)
+        if check is not None:
+            check(name)
         event = Event(name=name, actor=self.actor.ref, contact_id=contact_id, payload=payload)
         self.events.append(event)
         return event

@@ -45,15 +45,27 @@ def create_app(
     manage_lifecycle: bool = True,
     on_startup: Sequence[Any] = (),
     on_shutdown: Sequence[Any] = (),
+    dispatch: bool | None = None,
 ) -> Litestar:
     """The HTTP app for an opened :class:`Kith`. With ``manage_lifecycle`` the app starts and
-    closes the database itself (``kith serve``); tests that share a Kith pass False."""
+    closes the database itself (``kith serve``); tests that share a Kith pass False.
+
+    ``dispatch`` runs the event dispatcher and scheduler in the server process; by default it
+    does when the app manages the lifecycle and ``dispatch_in_process`` is on."""
+    if dispatch is None:
+        dispatch = manage_lifecycle and kith.settings.dispatch_in_process
 
     async def start() -> None:
         await kith.start()
 
     async def stop() -> None:
         await kith.close()
+
+    async def start_dispatch() -> None:
+        await kith.bus.start()
+
+    async def stop_dispatch() -> None:
+        await kith.bus.stop()
 
     return Litestar(
         route_handlers=[
@@ -72,8 +84,16 @@ def create_app(
         middleware=[RequestLogMiddleware()],
         plugins=[problem_details_plugin()],
         request_max_body_size=kith.settings.max_request_bytes,
-        on_startup=[*([start] if manage_lifecycle else []), *on_startup],
-        on_shutdown=[*on_shutdown, *([stop] if manage_lifecycle else [])],
+        on_startup=[
+            *([start] if manage_lifecycle else []),
+            *([start_dispatch] if dispatch else []),
+            *on_startup,
+        ],
+        on_shutdown=[
+            *on_shutdown,
+            *([stop_dispatch] if dispatch else []),
+            *([stop] if manage_lifecycle else []),
+        ],
         openapi_config=OpenAPIConfig(
             title="Kith",
             version=__version__,

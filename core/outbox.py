@@ -1,0 +1,533 @@
+"""The transactional outbox: every SQL statement of the event bus, for SQLite and PostgreSQL.
+
+Tables (see :mod:`kith.tables`): ``kith_event`` holds each published event, written in the
+transaction of the change; ``kith_event_delivery`` holds one row per event and subscriber with
+its state, attempts and lease; ``kith_event_subscriber`` records every subscriber a dispatching
+process has declared, so fan-out creates deliveries for subscribers whose process is down.
+
+Fan-out happens in the dispatcher, not at publish time: publishing costs one insert, and the
+set of subscribers is the one recorded in the database, not whatever the publishing process
+happened to load (a CLI command, a crashed server or a worker may each know different ones).
+
+Every time comparison takes "now" from the caller, so one injectable clock drives leases,
+backoff and due tasks (tests move time forward instead of sleeping).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import msgspec
+from kith.events import Event
+from kith.ids import new_id
+from kith.storage import Database
+from kith.subjects import Subscriber
+from piccolo.querystring import QueryString
+
+DeliveryState = Literal["pending", "delivered", "dead"]
+EventState = Literal["pending", "delivered", "dead"]
+DELIVERY_STATES: tuple[DeliveryState, ...] = ("pending", "delivered", "dead")
+
+# Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
+_INSERT_CHUNK = 400
+_ERROR_LIMIT = 2000
+
+
+class Claimed(msgspec.Struct, frozen=True):
+    """A delivery this worker holds a lease on, with the event to hand to the subscriber."""
+
+    delivery_id: uuid.UUID
+    attempt: int
+    event: Event
+
+
+class DeliveryInfo(msgspec.Struct, kw_only=True):
+    """One subscriber's view of one event, for ``kith events show``."""
+
+    subscriber: str
+    state: DeliveryState
+    attempts: int
+    next_attempt_at: dt.datetime | None
+    locked_until: dt.datetime | None
+    locked_by: str | None
+    last_error: str | None
+    delivered_at: dt.datetime | None
+    updated_at: dt.datetime | None
+
+
+class EventSummary(msgspec.Struct, kw_only=True):
+    """An event with the count of its deliveries in each state.
+
+    ``state`` is ``dead`` when any delivery is dead, ``pending`` while it waits for fan-out or
+    any delivery is pending, ``delivered`` otherwise (also when no subscriber wanted it)."""
+
+    event: Event
+    state: EventState
+    fanned_out_at: dt.datetime | None
+    pending: int = 0
+    delivered: int = 0
+    dead: int = 0
+
+
+class EventDetail(msgspec.Struct, kw_only=True):
+    summary: EventSummary
+    deliveries: list[DeliveryInfo]
+
+
+class SubscriptionInfo(msgspec.Struct, kw_only=True):
+    """A recorded subscriber and how many deliveries it has in each state."""
+
+    name: str
+    events: list[str]
+    max_attempts: int
+    registered_at: dt.datetime
+    last_seen_at: dt.datetime
+    pending: int = 0
+    delivered: int = 0
+    dead: int = 0
+
+
+def matches(patterns: Iterable[str], name: str) -> bool:
+    """Whether an event name matches any of ``patterns`` (``contact.*``, ``*`` or a name)."""
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in patterns)
+
+
+def as_uuid(value: Any) -> uuid.UUID:
+    # asyncpg returns its own UUID type and SQLite may return text; events carry plain UUIDs.
+    if type(value) is uuid.UUID:
+        return value
+    return uuid.UUID(str(value))
+
+
+def as_opt_uuid(value: Any) -> uuid.UUID | None:
+    return None if value is None else as_uuid(value)
+
+
+def as_time(value: Any) -> dt.datetime | None:
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    parsed = dt.datetime.fromisoformat(str(value))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _placeholders(count: int) -> str:
+    return ", ".join(["{}"] * count)
+
+
+def id_floor(moment: dt.datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of ``moment``'s millisecond: event ids before it are older."""
+    return uuid.UUID(int=int(moment.timestamp() * 1000) << 80)
+
+
+class Outbox:
+    """The outbox's SQL. Methods that write take part in the caller's transaction, if any."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.postgres = database.kind == "postgresql"
+        self._decoder = msgspec.json.Decoder(dict[str, Any])
+        self._encoder = msgspec.json.Encoder()
+
+    async def _fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        rows = await self.database.engine.run_querystring(QueryString(sql, *args))
+        if self.postgres:
+            return [dict(row) for row in rows]
+        return list(rows or [])
+
+    # -- publishing ------------------------------------------------------------------------
+
+    async def write(self, events: Sequence[Event]) -> None:
+        """Insert events (inside the publishing transaction)."""
+        for start in range(0, len(events), _INSERT_CHUNK):
+            chunk = events[start : start + _INSERT_CHUNK]
+            args: list[Any] = []
+            for event in chunk:
+                args += [
+                    event.id,
+                    event.name,
+                    event.occurred_at,
+                    event.actor,
+                    event.contact_id,
+                    self._encoder.encode(event.payload).decode(),
+                ]
+            values = ", ".join(["({}, {}, {}, {}, {}, {})"] * len(chunk))
+            await self._fetch(
+                "INSERT INTO kith_event (id, name, occurred_at, actor, contact_id, payload) "
+                f"VALUES {values}",
+                *args,
+            )
+
+    def _event(self, row: dict[str, Any]) -> Event:
+        return Event(
+            name=row["name"],
+            id=as_uuid(row["id"]),
+            occurred_at=as_time(row["occurred_at"]) or dt.datetime.now(dt.UTC),
+            actor=row["actor"],
+            contact_id=as_opt_uuid(row["contact_id"]),
+            payload=self._decoder.decode(row["payload"]),
+        )
+
+    # -- subscribers -----------------------------------------------------------------------
+
+    async def record_subscribers(self, subscribers: Sequence[Subscriber], now: dt.datetime) -> None:
+        """Record (or refresh) subscribers so fan-out creates deliveries for them."""
+        for subscriber in subscribers:
+            await self._fetch(
+                "INSERT INTO kith_event_subscriber "
+                "(id, name, events, max_attempts, registered_at, last_seen_at) "
+                "VALUES ({}, {}, {}, {}, {}, {}) ON CONFLICT (name) DO UPDATE SET "
+                "events = excluded.events, max_attempts = excluded.max_attempts, "
+                "last_seen_at = excluded.last_seen_at",
+                new_id(),
+                subscriber.name,
+                self._encoder.encode(list(subscriber.events)).decode(),
+                subscriber.max_attempts,
+                now,
+                now,
+            )
+
+    async def forget_subscriber(self, name: str) -> int:
+        """Remove a recorded subscriber and its pending deliveries; returns how many went."""
+        async with self.database.engine.transaction():
+            rows = await self._fetch(
+                "DELETE FROM kith_event_delivery WHERE subscriber = {} AND state = 'pending' "
+                "RETURNING id",
+                name,
+            )
+            await self._fetch("DELETE FROM kith_event_subscriber WHERE name = {}", name)
+        return len(rows)
+
+    async def _recorded_patterns(self) -> list[tuple[str, list[str]]]:
+        rows = await self._fetch("SELECT name, events FROM kith_event_subscriber ORDER BY name")
+        return [(row["name"], msgspec.json.decode(row["events"])) for row in rows]
+
+    async def subscriptions(self) -> list[SubscriptionInfo]:
+        rows = await self._fetch(
+            "SELECT name, events, max_attempts, registered_at, last_seen_at "
+            "FROM kith_event_subscriber ORDER BY name"
+        )
+        counts = await self._fetch(
+            "SELECT subscriber, state, COUNT(*) AS n FROM kith_event_delivery "
+            "GROUP BY subscriber, state"
+        )
+        by_name: dict[str, dict[str, int]] = {}
+        for count in counts:
+            by_name.setdefault(count["subscriber"], {})[count["state"]] = int(count["n"])
+        return [
+            SubscriptionInfo(
+                name=row["name"],
+                events=msgspec.json.decode(row["events"]),
+                max_attempts=int(row["max_attempts"]),
+                registered_at=as_time(row["registered_at"]),  # type: ignore[arg-type]
+                last_seen_at=as_time(row["last_seen_at"]),  # type: ignore[arg-type]
+                **by_name.get(row["name"], {}),
+            )
+            for row in rows
+        ]
+
+    # -- fan-out ---------------------------------------------------------------------------
+
+    async def fan_out(self, now: dt.datetime, limit: int) -> int:
+        """Create the deliveries of up to ``limit`` of the oldest events not fanned out yet, for
+        every recorded subscriber whose patterns match; returns how many events it took.
+
+        On PostgreSQL concurrent dispatchers take disjoint batches (SKIP LOCKED); on SQLite the
+        write transaction serialises them."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        async with self.database.engine.transaction():
+            events = await self._fetch(
+                "SELECT id, name, contact_id FROM kith_event WHERE fanned_out_at IS NULL "
+                f"ORDER BY id LIMIT {{}}{lock}",
+                limit,
+            )
+            if not events:
+                return 0
+            patterns = await self._recorded_patterns()
+            rows: list[list[Any]] = []
+            for event in events:
+                for subscriber, wanted in patterns:
+                    if matches(wanted, event["name"]):
+                        rows.append(
+                            [
+                                new_id(),
+                                event["id"],
+                                subscriber,
+                                event["contact_id"],
+                                now,
+                                now,
+                            ]
+                        )
+            for start in range(0, len(rows), _INSERT_CHUNK):
+                chunk = rows[start : start + _INSERT_CHUNK]
+                values = ", ".join(["({}, {}, {}, {}, 'pending', 0, {}, {})"] * len(chunk))
+                await self._fetch(
+                    "INSERT INTO kith_event_delivery (id, event, subscriber, contact_id, state, "
+                    f"attempts, next_attempt_at, updated_at) VALUES {values} "
+                    "ON CONFLICT (event, subscriber) DO NOTHING",
+                    *[value for row in chunk for value in row],
+                )
+            ids = [event["id"] for event in events]
+            await self._fetch(
+                "UPDATE kith_event SET fanned_out_at = {} "
+                f"WHERE id IN ({_placeholders(len(ids))})",
+                now,
+                *ids,
+            )
+        return len(events)
+
+    # -- delivery --------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        subscriber: str,
+        worker: str,
+        now: dt.datetime,
+        lease_until: dt.datetime,
+        limit: int,
+    ) -> list[Claimed]:
+        """Lease up to ``limit`` deliveries of ``subscriber`` that are due, counting the attempt.
+
+        Per-contact order: a delivery is only claimable when no earlier event of its contact
+        is still pending for this subscriber (being tried, waiting for a retry) or still
+        waiting for fan-out. Dead deliveries do not hold later ones back. One statement, so
+        the claim is atomic; PostgreSQL workers skip rows another worker is claiming."""
+        lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
+        rows = await self._fetch(
+            "UPDATE kith_event_delivery SET attempts = attempts + 1, locked_until = {}, "
+            "locked_by = {}, updated_at = {} WHERE id IN ("
+            " SELECT d.id FROM kith_event_delivery d"
+            " WHERE d.subscriber = {} AND d.state = 'pending' AND d.next_attempt_at <= {}"
+            " AND (d.locked_until IS NULL OR d.locked_until <= {})"
+            " AND (d.contact_id IS NULL OR ("
+            "  NOT EXISTS (SELECT 1 FROM kith_event_delivery p WHERE p.subscriber = d.subscriber"
+            "   AND p.contact_id = d.contact_id AND p.state = 'pending' AND p.event < d.event)"
+            "  AND NOT EXISTS (SELECT 1 FROM kith_event e WHERE e.contact_id = d.contact_id"
+            "   AND e.fanned_out_at IS NULL AND e.id < d.event)))"
+            f" ORDER BY d.event LIMIT {{}}{lock}) "
+            "RETURNING id, event, attempts",
+            lease_until,
+            worker,
+            now,
+            subscriber,
+            now,
+            now,
+            limit,
+        )
+        if not rows:
+            return []
+        event_ids = [row["event"] for row in rows]
+        events = {
+            as_uuid(row["id"]): self._event(row)
+            for row in await self._fetch(
+                "SELECT id, name, occurred_at, actor, contact_id, payload FROM kith_event "
+                f"WHERE id IN ({_placeholders(len(event_ids))})",
+                *event_ids,
+            )
+        }
+        claimed = [
+            Claimed(as_uuid(row["id"]), int(row["attempts"]), events[as_uuid(row["event"])])
+            for row in rows
+        ]
+        # RETURNING has no defined order; handing them out in event order keeps logs readable.
+        claimed.sort(key=lambda item: item.event.id)
+        return claimed
+
+    async def mark_delivered(
+        self, delivery_ids: Sequence[uuid.UUID], worker: str, now: dt.datetime
+    ) -> None:
+        if not delivery_ids:
+            return
+        await self._fetch(
+            "UPDATE kith_event_delivery SET state = 'delivered', delivered_at = {}, "
+            "locked_until = NULL, locked_by = NULL, updated_at = {} "
+            f"WHERE locked_by = {{}} AND id IN ({_placeholders(len(delivery_ids))})",
+            now,
+            now,
+            worker,
+            *delivery_ids,
+        )
+
+    async def mark_failed(
+        self,
+        delivery_id: uuid.UUID,
+        worker: str,
+        now: dt.datetime,
+        error: str,
+        retry_at: dt.datetime | None,
+    ) -> None:
+        """Record a failed attempt: retry at ``retry_at``, or dead-letter it when None."""
+        await self._fetch(
+            "UPDATE kith_event_delivery SET state = {}, next_attempt_at = {}, last_error = {}, "
+            "locked_until = NULL, locked_by = NULL, updated_at = {} "
+            "WHERE id = {} AND locked_by = {}",
+            "pending" if retry_at is not None else "dead",
+            retry_at or now,
+            error[:_ERROR_LIMIT],
+            now,
+            delivery_id,
+            worker,
+        )
+
+    async def release(self, delivery_ids: Sequence[uuid.UUID], worker: str) -> None:
+        """Give leased deliveries back untried (shutting down): the attempt does not count."""
+        if not delivery_ids:
+            return
+        await self._fetch(
+            "UPDATE kith_event_delivery SET attempts = attempts - 1, locked_until = NULL, "
+            f"locked_by = NULL WHERE locked_by = {{}} AND state = 'pending' "
+            f"AND id IN ({_placeholders(len(delivery_ids))})",
+            worker,
+            *delivery_ids,
+        )
+
+    # -- inspection and replay -------------------------------------------------------------
+
+    async def list_events(
+        self, state: EventState | None = None, limit: int = 50, name: str | None = None
+    ) -> list[EventSummary]:
+        """Newest events first, optionally only those with a delivery in ``state``."""
+        where: list[str] = []
+        args: list[Any] = []
+        if state == "pending":
+            where.append(
+                "id IN (SELECT id FROM kith_event WHERE fanned_out_at IS NULL "
+                "UNION SELECT event FROM kith_event_delivery WHERE state = 'pending')"
+            )
+        elif state == "dead":
+            where.append("id IN (SELECT event FROM kith_event_delivery WHERE state = 'dead')")
+        elif state == "delivered":
+            where.append(
+                "fanned_out_at IS NOT NULL AND NOT EXISTS (SELECT 1 FROM kith_event_delivery d "
+                "WHERE d.event = kith_event.id AND d.state <> 'delivered')"
+            )
+        if name is not None:
+            where.append("name = {}")
+            args.append(name)
+        clause = f"WHERE {' AND '.join(where)} " if where else ""
+        rows = await self._fetch(
+            "SELECT id, name, occurred_at, actor, contact_id, payload, fanned_out_at "
+            f"FROM kith_event {clause}ORDER BY id DESC LIMIT {{}}",
+            *args,
+            limit,
+        )
+        return await self._summaries(rows)
+
+    async def _summaries(self, rows: list[dict[str, Any]]) -> list[EventSummary]:
+        if not rows:
+            return []
+        ids = [row["id"] for row in rows]
+        counts: dict[uuid.UUID, dict[str, int]] = {}
+        for count in await self._fetch(
+            "SELECT event, state, COUNT(*) AS n FROM kith_event_delivery "
+            f"WHERE event IN ({_placeholders(len(ids))}) GROUP BY event, state",
+            *ids,
+        ):
+            counts.setdefault(as_uuid(count["event"]), {})[count["state"]] = int(count["n"])
+        summaries = []
+        for row in rows:
+            event = self._event(row)
+            by_state = counts.get(event.id, {})
+            fanned_out_at = as_time(row["fanned_out_at"])
+            state: EventState = "delivered"
+            if by_state.get("dead"):
+                state = "dead"
+            elif fanned_out_at is None or by_state.get("pending"):
+                state = "pending"
+            summaries.append(
+                EventSummary(
+                    event=event,
+                    state=state,
+                    fanned_out_at=fanned_out_at,
+                    pending=by_state.get("pending", 0),
+                    delivered=by_state.get("delivered", 0),
+                    dead=by_state.get("dead", 0),
+                )
+            )
+        return summaries
+
+    async def get(self, event_id: uuid.UUID) -> EventDetail | None:
+        rows = await self._fetch(
+            "SELECT id, name, occurred_at, actor, contact_id, payload, fanned_out_at "
+            "FROM kith_event WHERE id = {}",
+            event_id,
+        )
+        if not rows:
+            return None
+        summary = (await self._summaries(rows))[0]
+        deliveries = [
+            DeliveryInfo(
+                subscriber=row["subscriber"],
+                state=row["state"],
+                attempts=int(row["attempts"]),
+                # Only a pending delivery has a next attempt.
+                next_attempt_at=(
+                    as_time(row["next_attempt_at"]) if row["state"] == "pending" else None
+                ),
+                locked_until=as_time(row["locked_until"]),
+                locked_by=row["locked_by"],
+                last_error=row["last_error"],
+                delivered_at=as_time(row["delivered_at"]),
+                updated_at=as_time(row["updated_at"]),
+            )
+            for row in await self._fetch(
+                "SELECT subscriber, state, attempts, next_attempt_at, locked_until, locked_by, "
+                "last_error, delivered_at, updated_at FROM kith_event_delivery "
+                "WHERE event = {} ORDER BY subscriber",
+                event_id,
+            )
+        ]
+        return EventDetail(summary=summary, deliveries=deliveries)
+
+    async def replay(
+        self,
+        now: dt.datetime,
+        event_id: uuid.UUID | None = None,
+        subscriber: str | None = None,
+    ) -> int:
+        """Make dead deliveries pending again with fresh attempts (of one event, or all);
+        returns how many. The last error stays for the record until the next attempt."""
+        where = ["state = 'dead'"]
+        args: list[Any] = [now, now]
+        if event_id is not None:
+            where.append("event = {}")
+            args.append(event_id)
+        if subscriber is not None:
+            where.append("subscriber = {}")
+            args.append(subscriber)
+        rows = await self._fetch(
+            "UPDATE kith_event_delivery SET state = 'pending', attempts = 0, "
+            "next_attempt_at = {}, locked_until = NULL, locked_by = NULL, updated_at = {} "
+            f"WHERE {' AND '.join(where)} RETURNING id",
+            *args,
+        )
+        return len(rows)
+
+    async def counts(self) -> dict[str, int]:
+        """Deliveries per state, plus events waiting for fan-out (``unfanned``)."""
+        result: dict[str, int] = dict.fromkeys(DELIVERY_STATES, 0)
+        for row in await self._fetch(
+            "SELECT state, COUNT(*) AS n FROM kith_event_delivery GROUP BY state"
+        ):
+            result[row["state"]] = int(row["n"])
+        unfanned = await self._fetch(
+            "SELECT COUNT(*) AS n FROM kith_event WHERE fanned_out_at IS NULL"
+        )
+        result["unfanned"] = int(unfanned[0]["n"])
+        return result
+
+    async def prune(self, before: dt.datetime, limit: int = 1000) -> int:
+        """Delete events older than ``before`` whose every delivery succeeded (dead ones are
+        kept until replayed); returns how many went."""
+        rows = await self._fetch(
+            "DELETE FROM kith_event WHERE id IN (SELECT e.id FROM kith_event e "
+            "WHERE e.id < {} AND e.fanned_out_at IS NOT NULL AND NOT EXISTS ("
+            "SELECT 1 FROM kith_event_delivery d WHERE d.event = e.id AND d.state <> 'delivered') "
+            "LIMIT {}) RETURNING id",
+            id_floor(before),
+            limit,
+        )
+        return len(rows)
