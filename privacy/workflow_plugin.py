@@ -1,0 +1,127 @@
+"""What the request-workflow half of the privacy plugin registers with Kith.
+
+``kith.privacy.plugin`` holds the hook implementations (one per hook for the whole privacy
+plugin) and calls these functions from them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import click
+from kith.events import EventType
+from kith.personal import PersonalField
+from kith.privacy.certificates import load_signing_key
+from kith.privacy.workflow_piccolo_app import APP_CONFIG
+from kith.privacy.workflow_settings import workflow_settings
+from kith.runtime import Kith
+from piccolo.conf.apps import AppConfig
+
+REQUEST_PURPOSES = ("subject_rights",)
+
+PERSONAL_FIELDS: tuple[PersonalField, ...] = (
+    PersonalField(
+        table="kith_subject_request",
+        column="note",
+        category="request_records",
+        purposes=REQUEST_PURPOSES,
+        retention="subject_requests",
+        description="What the person asked for, in the compliance officer's words",
+        owner="kith.privacy",
+    ),
+    PersonalField(
+        table="kith_subject_request",
+        column="identity_method",
+        category="request_records",
+        purposes=REQUEST_PURPOSES,
+        retention="subject_requests",
+        description="How the requester's identity was checked",
+        owner="kith.privacy",
+    ),
+    PersonalField(
+        table="kith_subject_request_transition",
+        column="note",
+        category="request_records",
+        purposes=REQUEST_PURPOSES,
+        retention="subject_requests",
+        description="Notes on a request's steps (e.g. why it was rejected)",
+        owner="kith.privacy",
+    ),
+    PersonalField(
+        table="kith_subject_request_extension",
+        column="reason",
+        category="request_records",
+        purposes=REQUEST_PURPOSES,
+        retention="subject_requests",
+        description="Why a request's deadline was extended",
+        owner="kith.privacy",
+    ),
+)
+
+_REQUEST = ("request_id",)
+EVENT_TYPES: tuple[EventType, ...] = (
+    EventType(
+        "consent.given",
+        "A contact gave consent for a purpose (a ledger event).",
+        ("contact_id", "purpose", "event_id"),
+    ),
+    EventType(
+        "consent.withdrawn",
+        "A contact withdrew consent for, or objected to, a purpose (a ledger event).",
+        ("contact_id", "purpose", "event_id"),
+    ),
+    EventType(
+        "privacy.notice_published",
+        "A new version of a purpose's notice text was published.",
+        ("purpose", "version"),
+    ),
+    EventType(
+        "subject_request.received", "A data subject request was recorded.", (*_REQUEST, "kind")
+    ),
+    EventType("subject_request.verified", "A request's identity check was recorded.", _REQUEST),
+    EventType(
+        "subject_request.extended",
+        "A request's deadline was extended.",
+        (*_REQUEST, "months", "due_on"),
+    ),
+    EventType("subject_request.previewed", "A request's preview was made.", _REQUEST),
+    EventType("subject_request.approved", "A request was approved.", _REQUEST),
+    EventType("subject_request.running", "A request started running.", _REQUEST),
+    EventType("subject_request.done", "A request was carried out and certified.", _REQUEST),
+    EventType("subject_request.rejected", "A request was closed without action.", _REQUEST),
+)
+
+
+def register_apps(register: Callable[[AppConfig], None]) -> None:
+    register(APP_CONFIG)
+
+
+def register_routes(register: Callable[[Any], None]) -> None:
+    from kith.privacy.workflow_routes import WORKFLOW_ROUTES
+
+    for route in WORKFLOW_ROUTES:
+        register(route)
+
+
+def add_commands(group: click.Group) -> None:
+    """Add the workflow's commands to the ``kith privacy`` group."""
+    from kith.privacy.workflow_cli import add_workflow_commands
+
+    add_workflow_commands(group)
+
+
+def register_event_types(register: Callable[[EventType], None]) -> None:
+    for event_type in EVENT_TYPES:
+        register(event_type)
+
+
+def register_personal_fields(register: Callable[[PersonalField], None]) -> None:
+    for field in PERSONAL_FIELDS:
+        register(field)
+
+
+def startup(kith: Kith) -> None:
+    """Validate the workflow settings and create the certificate signing key on first start."""
+    workflow_settings(kith.settings)
+    load_signing_key(kith.settings)
