@@ -10,10 +10,12 @@ from __future__ import annotations
 import click
 from kith.cli._plugin_commands import PluginCommandsGroup
 from kith.cli.contacts import contacts
+from kith.cli.events import events
 from kith.cli.plugins import plugins
 from kith.cli.setup import init, migrate, serve
 from kith.cli.tasks import tasks
 from kith.cli.users import tokens, users
+from kith.cli.worker import worker
 
 
 @click.group(cls=PluginCommandsGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,8 +27,10 @@ def main() -> None:
 main.add_command(init)
 main.add_command(migrate)
 main.add_command(serve)
+main.add_command(worker)
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(contacts)
 main.add_command(tasks)
 main.add_command(plugins)
+main.add_command(events)

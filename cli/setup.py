@@ -205,7 +205,14 @@ async def _check_for_serving(settings: Settings) -> _ServeCheck:
 @click.option(
     "--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port."
 )
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--dispatch/--no-dispatch",
+    default=None,
+    help="Deliver events and publish due tasks in the server process too "
+    "[default: the dispatch_in_process setting, on unless set to false]. "
+    "Use --no-dispatch when `kith worker` does it.",
+)
+def serve(host: str, port: int, dispatch: bool | None) -> None:
     """Run the HTTP server. A fresh KITH_HOME is initialised first."""
     # Imported here so that the other commands start without loading the web stack.
     import uvicorn
@@ -226,7 +233,7 @@ def serve(host: str, port: int) -> None:
         )
     # Build the app and bind before saying anything more, so that a broken plugin or a port in
     # use stops the start without using up the one-time hint.
-    app = create_app(open_kith(settings))
+    app = create_app(open_kith(settings), dispatch=dispatch)
     listener = _listen(host, port)
     marker = settings.home / FIRST_ADMIN_MARKER
     if check.users == 0 and not marker.exists():

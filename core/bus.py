@@ -118,15 +118,19 @@ class EventBus:
             self._runner.add_subscriber(subscriber)
         return subscriber
 
-    async def unsubscribe(self, name: str, *, forget: bool = False) -> None:
-        """Stop handling ``name`` in this process. With ``forget`` the subscriber is also
-        removed from the database with its pending deliveries, so no process gets them."""
+    def unsubscribe(self, name: str) -> None:
+        """Stop handling ``name`` in this process; its deliveries wait for another process
+        that runs it (see :meth:`forget` to drop them)."""
         self._subscribers = [s for s in self._subscribers if s.name != name]
         self._recorded.discard(name)
         if self._runner is not None:
             self._runner.remove_subscriber(name)
-        if forget:
-            await self.outbox.forget_subscriber(name)
+
+    async def forget(self, name: str) -> int:
+        """Unsubscribe ``name`` and remove it from the database with its pending deliveries,
+        so fan-out stops creating them (an uninstalled plugin); returns how many went."""
+        self.unsubscribe(name)
+        return await self.outbox.forget_subscriber(name)
 
     async def record_subscribers(self, *, refresh: bool = False) -> None:
         """Record this process's subscribers in the database (fan-out reads them there)."""
