@@ -7,7 +7,6 @@ a command that is not one of Kith's own. ``kith migrate`` alone does not wait fo
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 import click
 from kith.cli._context import CliError, KithGroup, get_settings
@@ -45,6 +44,8 @@ class PluginCommandsGroup(KithGroup):
             return command
         return self._plugin_commands().get(cmd_name)
 
+    _warned: set[tuple[int, str, str]] = set()
+
     def _plugin_commands(self) -> dict[str, click.Command]:
         manager = cli_plugin_manager()
         commands: dict[str, click.Command] = {}
@@ -52,15 +53,15 @@ class PluginCommandsGroup(KithGroup):
             for command in manager.contributions(info.name).get("commands", []):
                 name = str(command.name)
                 if name in self.commands:
-                    _warn_hidden(info.name, name)
+                    # Help asks for the commands more than once; say it once per manager.
+                    key = (id(manager), info.name, name)
+                    if key not in self._warned:
+                        self._warned.add(key)
+                        get_logger("kith.plugins").warning(
+                            "plugin command has the name of a built-in command and is left out",
+                            plugin=info.name,
+                            command=name,
+                        )
                     continue
                 commands[name] = command
         return commands
-
-
-def _warn_hidden(plugin: str, command: str) -> Any:
-    get_logger("kith.plugins").warning(
-        "plugin command has the name of a built-in command and is left out",
-        plugin=plugin,
-        command=command,
-    )

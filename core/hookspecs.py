@@ -144,8 +144,9 @@ def kith_after_migrate(kith: Kith) -> Awaitable[None] | None:
 @hookspec
 @may_be_async
 def kith_startup(kith: Kith) -> Awaitable[None] | None:
-    """Called once when Kith opens (server, worker or CLI), after the database is connected.
-    Collecting. May be async."""
+    """Called once when Kith opens (server, worker or CLI), after the database is connected,
+    and only when it is fully migrated, so a plugin's own tables exist (``kith migrate`` opens
+    Kith before they do). Collecting. May be async."""
 
 
 @hookspec

@@ -580,10 +580,8 @@ class KithPluginManager(pluggy.PluginManager):
                     owner, existing = owners[key]
                     if kind.identical_ok and _without_owner(existing) == _without_owner(item):
                         continue
-                    where = "twice by this plugin" if owner == f"plugin {name!r}" else owner
-                    raise PluginError(
-                        name, f"{kind.label} {key!r} is already registered by {where}"
-                    )
+                    where = "twice by this plugin" if owner == f"plugin {name!r}" else f"by {owner}"
+                    raise PluginError(name, f"{kind.label} {key!r} is registered {where}")
                 owners[key] = (f"plugin {name!r}", item)
                 unique.append(item)
             collected[kind.key] = unique

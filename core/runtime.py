@@ -65,8 +65,18 @@ class Kith:
 
     async def start(self) -> None:
         await self.database.start()
-        if self.plugins is not None:
-            await self.plugins.startup(self)
+        plugins = self.plugins
+        if (
+            plugins is not None
+            and plugins.hook.kith_startup.get_hookimpls()
+            and await self._migrated()
+        ):
+            await plugins.startup(self)
+
+    async def _migrated(self) -> bool:
+        # Startup hooks may use their plugin's tables, so they run on a migrated database only:
+        # ``kith migrate`` opens Kith before those tables exist.
+        return not any(state.pending for state in await self.database.migration_states())
 
     async def close(self) -> None:
         await self.bus.stop()

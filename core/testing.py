@@ -174,14 +174,15 @@ _KITH_OPENED = pytest.StashKey[bool]()
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "kith_plugins(*plugins): plugin objects to register for this test"
+        "markers", "kith_plugins(*plugins): plugin objects (or (name, plugin)) for this test"
     )
 
 
 @pytest.fixture
 def kith_plugins(request: pytest.FixtureRequest) -> list[Any]:
     """Plugin objects registered for one test, besides the installed plugins: those of the
-    ``kith_plugins`` marker. Override this fixture to give a module's tests their own."""
+    ``kith_plugins`` marker. Override this fixture to give a module's tests their own. An item
+    may be ``(name, plugin)`` to choose the name it is registered (and listed) under."""
     marker = request.node.get_closest_marker("kith_plugins")
     return list(marker.args) if marker else []
 
@@ -191,8 +192,9 @@ def kith_plugin_manager(kith_plugins: list[Any]) -> Iterator[KithPluginManager]:
     """A fresh plugin manager for one test: the installed plugins plus ``kith_plugins``. It is
     the process-wide manager while the test runs, so the ``kith`` command sees it too."""
     manager = load_plugin_manager()
-    for plugin in kith_plugins:
-        manager.register(plugin)
+    for item in kith_plugins:
+        name, plugin = item if isinstance(item, tuple) else (None, item)
+        manager.register(plugin, name)
     with use_plugin_manager(manager):
         yield manager
 
