@@ -164,7 +164,6 @@ class LocalKeyFile:
             os.close(fd)
 
     def _create(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         kek_id = new_kek_id()
         self._write_raw(
             {
@@ -177,6 +176,8 @@ class LocalKeyFile:
     # -- KeyProvider ------------------------------------------------------------------------
 
     async def open(self, encrypted_data_exists: bool) -> None:
+        # KITH_HOME is private to its owner (`kith init` makes it so); create it that way here too.
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         with self._locked():
             if not self.path.exists():
                 if encrypted_data_exists:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import time
 import uuid
-import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Final
@@ -126,10 +125,9 @@ class DataKeyStore:
     def __init__(self, provider: KeyProvider, cache: KeyCache | None = None) -> None:
         self.provider = provider
         self.cache = cache or KeyCache()
-        # Keys created by a transaction that has not finished, per transaction object.
-        self._pending: weakref.WeakKeyDictionary[Any, dict[uuid.UUID, LoadedKey]] = (
-            weakref.WeakKeyDictionary()
-        )
+        # Keys created by transactions that have not finished: id(transaction) → (transaction,
+        # its keys by key id and by subject). piccolo's transactions cannot be weakly referenced.
+        self._pending: dict[int, tuple[Any, dict[uuid.UUID, LoadedKey]]] = {}
 
     # -- transactions -----------------------------------------------------------------------
 
@@ -137,14 +135,27 @@ class DataKeyStore:
     def _transaction() -> Any:
         return DataKey._meta.db.current_transaction.get()
 
+    def _settle(self) -> None:
+        """Move keys of committed transactions into the cache; forget rolled-back ones."""
+        for marker, (transaction, keys) in list(self._pending.items()):
+            if getattr(transaction, "_committed", False):
+                for key_id, loaded in keys.items():
+                    if key_id == loaded.key_id:
+                        self.cache.put(key_id, loaded)
+            elif not getattr(transaction, "_rolled_back", False):
+                continue
+            del self._pending[marker]
+
     def _pending_get(self, transaction: Any, key: uuid.UUID) -> LoadedKey | None:
-        if transaction is None:
+        if self._pending:
+            self._settle()
+        if transaction is None or id(transaction) not in self._pending:
             return None
-        return self._pending.get(transaction, {}).get(key)
+        return self._pending[id(transaction)][1].get(key)
 
     def _remember(self, transaction: Any, loaded: LoadedKey, created: bool) -> None:
         if created and transaction is not None:
-            keys = self._pending.setdefault(transaction, {})
+            keys = self._pending.setdefault(id(transaction), (transaction, {}))[1]
             keys[loaded.key_id] = loaded
             keys[loaded.subject] = loaded
         else:
@@ -232,7 +243,7 @@ class DataKeyStore:
     def forget(self, subject: uuid.UUID, key_id: uuid.UUID | None) -> None:
         """Drop a shredded subject's key from memory at once (this process)."""
         self.cache.mark_erased(subject, key_id)
-        for keys in list(self._pending.values()):
+        for _, keys in list(self._pending.values()):
             keys.pop(subject, None)
             if key_id is not None:
                 keys.pop(key_id, None)
