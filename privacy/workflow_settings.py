@@ -38,7 +38,7 @@ _PURPOSE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,79}$")
 DEFAULT_WITHDRAW_LINK_DAYS = 365
 
 
-class Controller(msgspec.Struct, frozen=True, kw_only=True):
+class Controller(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Who is responsible for the processing (Art. 30(1)(a))."""
 
     name: str = ""
@@ -124,7 +124,7 @@ def _controller(section: Any) -> Controller:
     if not isinstance(section, dict):
         raise SettingsError("privacy.controller: expected a table with name and contact")
     try:
-        return msgspec.convert(section, Controller, forbid_unknown_fields=True)
+        return msgspec.convert(section, Controller)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"privacy.controller: {exc}") from None
 
