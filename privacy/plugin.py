@@ -2,7 +2,8 @@
 
 Registered through the ``kith`` entry-point group (``privacy = "kith.privacy.plugin"``), exactly
 like a third-party plugin. A hook is implemented once per plugin, so each implementation here
-calls both halves of the privacy module: encryption and keys, and the request workflow
+calls both halves of the privacy module: encryption and keys
+(:mod:`kith.privacy.encryption_plugin`), and the request workflow
 (:mod:`kith.privacy.workflow_plugin`).
 """
 
@@ -15,13 +16,17 @@ import click
 from kith.events import EventType
 from kith.hookspecs import hookimpl
 from kith.personal import PersonalField
-from kith.privacy import workflow_plugin
+from kith.privacy import encryption_plugin, workflow_plugin
+from kith.privacy.protector import PrivacyProtector
+from kith.protection import KeyProvider
 from kith.runtime import Kith
+from kith.settings import Settings
 from piccolo.conf.apps import AppConfig
 
 
 @hookimpl
 def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
+    encryption_plugin.register_apps(register)
     workflow_plugin.register_apps(register)
 
 
@@ -32,9 +37,11 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
 @click.group("privacy")
 def privacy() -> None:
-    """Privacy: consent, data subject requests, certificates, records of processing."""
+    """Privacy: personal fields, keys and shredding; consent, data subject requests,
+    certificates, records of processing."""
 
 
+encryption_plugin.add_commands(privacy)
 workflow_plugin.add_commands(privacy)
 
 
@@ -45,6 +52,7 @@ def kith_register_commands(register: Callable[[click.Command], None]) -> None:
 
 @hookimpl
 def kith_register_event_types(register: Callable[[EventType], None]) -> None:
+    encryption_plugin.register_event_types(register)
     workflow_plugin.register_event_types(register)
 
 
@@ -54,5 +62,23 @@ def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> 
 
 
 @hookimpl
-def kith_startup(kith: Kith) -> None:
+def kith_field_protector(kith: Kith) -> PrivacyProtector:
+    return encryption_plugin.field_protector(kith)
+
+
+# Last, so that a plugin keeping the keys in a KMS or Vault wins.
+@hookimpl(trylast=True)
+def kith_key_provider(settings: Settings) -> KeyProvider:
+    return encryption_plugin.key_provider(settings)
+
+
+# First, so that every other plugin's start-up can already read personal fields.
+@hookimpl(tryfirst=True)
+async def kith_startup(kith: Kith) -> None:
+    await encryption_plugin.startup(kith)
     workflow_plugin.startup(kith)
+
+
+@hookimpl
+async def kith_after_migrate(kith: Kith) -> None:
+    await encryption_plugin.after_migrate(kith)
