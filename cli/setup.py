@@ -125,8 +125,17 @@ class _InitResult:
     users: int
 
 
-async def _init(kith: Kith) -> _InitResult:
+async def migrate_all(kith: Kith) -> list[MigrationState]:
+    """Every app's schema migrations, then the plugins' data migrations (``kith_after_migrate``:
+    the privacy plugin encrypts personal data stored before encryption existed)."""
     before = await kith.database.migrate()
+    if kith.plugins is not None:
+        await kith.plugins.call_async("kith_after_migrate", kith=kith)
+    return before
+
+
+async def _init(kith: Kith) -> _InitResult:
+    before = await migrate_all(kith)
     return _InitResult(applied=_applied(before), users=await UserService(kith).count())
 
 
@@ -159,7 +168,7 @@ def init() -> None:
 
 
 async def _migrate(kith: Kith) -> list[MigrationState]:
-    return await kith.database.migrate()
+    return await migrate_all(kith)
 
 
 @click.command()
@@ -193,7 +202,7 @@ async def _check_for_serving(settings: Settings) -> _ServeCheck:
         states = await migration_states(kith)
         initialised = None
         if not any(state.applied for state in states):
-            initialised = _applied(await kith.database.migrate())
+            initialised = _applied(await migrate_all(kith))
         else:
             # An older database: applying its migrations is the operator's decision.
             await kith.database.ensure_migrated()
