@@ -1,6 +1,6 @@
 """The HTTP API (litestar): thin handlers over the services."""
 
 from kith.http.app import create_app
-from kith.http.auth import roles
+from kith.http.auth import CurrentActor, public, roles
 
-__all__ = ["create_app", "roles"]
+__all__ = ["CurrentActor", "create_app", "public", "roles"]

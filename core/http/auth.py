@@ -8,10 +8,14 @@ from kith.actor import Actor, Role
 from kith.errors import KithError, NotAuthenticated, PermissionDenied
 from kith.services.users import UserService
 from litestar.connection import ASGIConnection
+from litestar.di import NamedDependency
 from litestar.handlers.base import BaseRouteHandler
 
 PUBLIC = "public"
 ROLES = "roles"
+
+CurrentActor = NamedDependency[Actor]
+"""A handler parameter ``actor: CurrentActor`` receives the caller (a user, after the guard)."""
 
 
 def roles(*allowed: Role) -> dict[str, Any]:

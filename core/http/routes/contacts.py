@@ -3,8 +3,8 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from kith.actor import Actor, Role
-from kith.http.auth import roles
+from kith.actor import Role
+from kith.http.auth import CurrentActor, roles
 from kith.schemas import (
     ContactCreate,
     ContactOut,
@@ -16,11 +16,15 @@ from kith.schemas import (
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
-Limit = Annotated[int, Parameter(ge=1, le=200, description="items per page")]
-Cursor = Annotated[str | None, Parameter(description="next_cursor of the previous page")]
+Limit = Annotated[int, QueryParameter(ge=1, le=200, description="items per page")]
+Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]
+# The services, injected by name (see create_app's dependencies).
+Contacts = NamedDependency[ContactService]
+Interactions = NamedDependency[InteractionService]
 
 READ = roles(Role.AGENT, Role.COMPLIANCE)
 WRITE = roles(Role.AGENT)
@@ -32,7 +36,7 @@ class ContactController(Controller):
 
     @post("/", opt=WRITE, summary="Create a contact")
     async def create(
-        self, data: ContactCreate, contacts: ContactService, actor: Actor
+        self, data: JSONBody[ContactCreate], contacts: Contacts, actor: CurrentActor
     ) -> Response[ContactOut]:
         contact = await contacts.create(data, actor)
         return Response(
@@ -44,42 +48,46 @@ class ContactController(Controller):
     @get("/", opt=READ, summary="List or search contacts")
     async def list_contacts(
         self,
-        contacts: ContactService,
+        contacts: Contacts,
         q: Annotated[
             str | None,
-            Parameter(description="an exact email or phone (any format), or a name prefix"),
+            QueryParameter(description="an exact email or phone (any format), or a name prefix"),
         ] = None,
         cursor: Cursor = None,
         limit: Limit = 50,
-        include_archived: bool = False,
+        include_archived: FromQuery[bool] = False,
     ) -> Page[ContactOut]:
         return await contacts.list(
             q=q, cursor=cursor, limit=limit, include_archived=include_archived
         )
 
     @get("/{contact_id:uuid}", opt=READ, summary="Read a contact")
-    async def read(self, contact_id: uuid.UUID, contacts: ContactService) -> ContactOut:
+    async def read(self, contact_id: FromPath[uuid.UUID], contacts: Contacts) -> ContactOut:
         return await contacts.get(contact_id)
 
     @patch("/{contact_id:uuid}", opt=WRITE, summary="Change a contact")
     async def change(
-        self, contact_id: uuid.UUID, data: ContactPatch, contacts: ContactService, actor: Actor
+        self,
+        contact_id: FromPath[uuid.UUID],
+        data: JSONBody[ContactPatch],
+        contacts: Contacts,
+        actor: CurrentActor,
     ) -> ContactOut:
         return await contacts.update(contact_id, data, actor)
 
     @delete("/{contact_id:uuid}", opt=WRITE, status_code=HTTP_200_OK, summary="Archive a contact")
     async def archive(
-        self, contact_id: uuid.UUID, contacts: ContactService, actor: Actor
+        self, contact_id: FromPath[uuid.UUID], contacts: Contacts, actor: CurrentActor
     ) -> ContactOut:
         return await contacts.archive(contact_id, actor)
 
     @post("/{contact_id:uuid}/interactions", opt=WRITE, summary="Log an interaction")
     async def log_interaction(
         self,
-        contact_id: uuid.UUID,
-        data: InteractionCreate,
-        interactions: InteractionService,
-        actor: Actor,
+        contact_id: FromPath[uuid.UUID],
+        data: JSONBody[InteractionCreate],
+        interactions: Interactions,
+        actor: CurrentActor,
     ) -> Response[InteractionOut]:
         interaction, created = await interactions.log(contact_id, data, actor)
         return Response(
@@ -91,8 +99,8 @@ class ContactController(Controller):
     @get("/{contact_id:uuid}/timeline", opt=READ, summary="A contact's timeline, newest first")
     async def timeline(
         self,
-        contact_id: uuid.UUID,
-        interactions: InteractionService,
+        contact_id: FromPath[uuid.UUID],
+        interactions: Interactions,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[InteractionOut]:

@@ -3,14 +3,13 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Literal
 
-from kith.actor import Actor, Role
+from kith.actor import Role
 from kith.errors import InvalidInput
-from kith.http.auth import roles
-from kith.http.routes.contacts import Cursor, Limit
+from kith.http.auth import CurrentActor, roles
+from kith.http.routes.contacts import Cursor, Interactions, Limit
 from kith.schemas import InteractionOut, InteractionPatch, Page
-from kith.services.interactions import InteractionService
 from litestar import Controller, get, patch
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 
 class InteractionController(Controller):
@@ -19,28 +18,28 @@ class InteractionController(Controller):
 
     @get("/{interaction_id:uuid}", opt=roles(Role.AGENT, Role.COMPLIANCE), summary="Read one")
     async def read(
-        self, interaction_id: uuid.UUID, interactions: InteractionService
+        self, interaction_id: FromPath[uuid.UUID], interactions: Interactions
     ) -> InteractionOut:
         return await interactions.get(interaction_id)
 
     @patch("/{interaction_id:uuid}", opt=roles(Role.AGENT), summary="Change one (e.g. done_at)")
     async def change(
         self,
-        interaction_id: uuid.UUID,
-        data: InteractionPatch,
-        interactions: InteractionService,
-        actor: Actor,
+        interaction_id: FromPath[uuid.UUID],
+        data: JSONBody[InteractionPatch],
+        interactions: Interactions,
+        actor: CurrentActor,
     ) -> InteractionOut:
         return await interactions.update(interaction_id, data, actor)
 
 
 @get("/api/tasks", opt=roles(Role.AGENT), tags=["tasks"], summary="Open tasks by due date")
 async def list_tasks(
-    interactions: InteractionService,
-    actor: Actor,
-    due: Literal["today", "overdue", "all"] = "all",
+    interactions: Interactions,
+    actor: CurrentActor,
+    due: FromQuery[Literal["today", "overdue", "all"]] = "all",
     assignee: Annotated[
-        str | None, Parameter(description="`me`, a user id, or empty for everyone's")
+        str | None, QueryParameter(description="`me`, a user id, or empty for everyone's")
     ] = None,
     cursor: Cursor = None,
     limit: Limit = 50,
