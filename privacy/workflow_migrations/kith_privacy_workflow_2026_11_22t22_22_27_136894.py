@@ -632,7 +632,7 @@ async def forwards():
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,
-            "secret": False,
+            "secret": True,
         },
         schema=None,
     )
@@ -1124,7 +1124,7 @@ async def forwards():
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,
-            "secret": False,
+            "secret": True,
         },
         schema=None,
     )
@@ -1275,7 +1275,7 @@ async def forwards():
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,
-            "secret": False,
+            "secret": True,
         },
         schema=None,
     )
@@ -1706,7 +1706,7 @@ async def forwards():
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,
-            "secret": False,
+            "secret": True,
         },
         schema=None,
     )
