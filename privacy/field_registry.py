@@ -64,6 +64,11 @@ def subject_column(table: type[Table]) -> str | None:
     """The column naming the data subject of a row, or None when it cannot be told."""
     if table._meta.tablename == CONTACT_TABLE:
         return "id"
+    # A table with no foreign key to contacts (a subject request outlives its contact) names
+    # its subject column itself.
+    declared = getattr(table, "kith_subject_column", None)
+    if isinstance(declared, str):
+        return declared
     links = [
         column._meta.name
         for column in table._meta.foreign_key_columns
