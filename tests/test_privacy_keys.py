@@ -1,0 +1,351 @@
+"""Keys on SQLite and PostgreSQL: the key file's safety checks, the registry's start-up check,
+KEK rotation (while serving, and killed half-way), pruning and the blind-index re-index."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from _privacy_storage import cli_env, extra_plugins, kith_command, protector
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kith.bootstrap import open_kith
+from kith.hookspecs import hookimpl
+from kith.personal import PersonalField
+from kith.plugin_manager import load_plugin_manager
+from kith.privacy import jobs, reindex, rotation
+from kith.privacy.errors import KeyFileError, RegistryError
+from kith.privacy.keyfile import key_file_path
+from kith.privacy.tables import DataKey
+from kith.runtime import Kith
+from kith.schemas import ContactCreate, EmailIn, PhoneIn
+from kith.services.contacts import ContactService
+from piccolo.columns import UUID, Text
+from piccolo.conf.apps import AppConfig
+from piccolo.table import Table
+
+
+@pytest.fixture
+def kith_plugins() -> list[object]:
+    return extra_plugins()
+
+
+def _manager(*plugins: object):
+    manager = load_plugin_manager()
+    for plugin in [*extra_plugins(), *plugins]:
+        manager.register(plugin)
+    return manager
+
+
+async def _open(settings, *plugins: object) -> Kith:
+    kith = open_kith(settings, plugin_manager=_manager(*plugins))
+    await kith.start()
+    return kith
+
+
+async def _contacts(kith: Kith, count: int) -> list[uuid.UUID]:
+    service = ContactService(kith)
+    ids = []
+    for index in range(count):
+        created = await service.create(
+            ContactCreate(
+                name=f"Person {index}",
+                emails=[EmailIn(f"person{index}@example.com")],
+                phones=[PhoneIn(f"+44 20 7946 {index:04d}")],
+            )
+        )
+        ids.append(created.id)
+    return ids
+
+
+# -- the key file ------------------------------------------------------------------------------
+
+
+async def test_key_file_is_created_private(kith: Kith, kith_settings) -> None:
+    path = key_file_path(kith_settings)
+    assert path.exists()
+    assert path.stat().st_mode & 0o777 == 0o600
+    content = json.loads(path.read_text())
+    assert content["current"] in content["keys"]
+
+
+async def test_start_refuses_a_key_file_others_can_read(kith: Kith, kith_settings) -> None:
+    path = key_file_path(kith_settings)
+    path.chmod(0o644)
+    second = open_kith(kith_settings, plugin_manager=_manager())
+    with pytest.raises(KeyFileError, match="chmod 600"):
+        await second.start()
+    await second.close()
+    path.chmod(0o640)
+    third = open_kith(kith_settings, plugin_manager=_manager())
+    with pytest.raises(KeyFileError, match="other users"):
+        await third.start()
+    await third.close()
+
+
+async def test_start_refuses_a_missing_key_file_when_data_is_encrypted(
+    kith: Kith, kith_settings
+) -> None:
+    await _contacts(kith, 1)
+    path = key_file_path(kith_settings)
+    saved = path.read_bytes()
+    path.unlink()
+    second = open_kith(kith_settings, plugin_manager=_manager())
+    with pytest.raises(KeyFileError, match="missing, but the database holds encrypted"):
+        await second.start()
+    await second.close()
+    assert not path.exists()  # nothing was created over the existing data
+    path.write_bytes(saved)
+    path.chmod(0o600)
+    third = await _open(kith_settings)
+    await third.close()
+
+
+async def test_kith_init_creates_the_key_file(tmp_path: Path) -> None:
+    home = tmp_path / "fresh"
+    result = subprocess.run(
+        [*kith_command(), "init"],
+        env={**os.environ, "KITH_HOME": str(home), "KITH_DATABASE_URL": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert (home / "kith-keys.json").stat().st_mode & 0o777 == 0o600
+
+
+# -- the registry -------------------------------------------------------------------------------
+
+
+class Undeclared(Table, tablename="test_undeclared_personal"):
+    id = UUID(primary_key=True)
+    note = Text(secret=True)
+
+
+class Declared(Table, tablename="test_declared_personal"):
+    id = UUID(primary_key=True)
+    note = Text(secret=True)
+
+
+class TablePlugin:
+    def __init__(self, table: type[Table], tmp: Path, *fields: PersonalField) -> None:
+        self.app = AppConfig(
+            app_name=f"test_{table._meta.tablename}",
+            migrations_folder_path=tmp,
+            table_classes=[table],
+        )
+        self.fields = fields
+
+    @hookimpl
+    def kith_register_apps(self, register) -> None:
+        register(self.app)
+
+    @hookimpl
+    def kith_register_personal_fields(self, register) -> None:
+        for field in self.fields:
+            register(field)
+
+
+async def test_undeclared_personal_column_stops_start_up(kith_settings, tmp_path: Path) -> None:
+    kith = open_kith(kith_settings, plugin_manager=_manager(TablePlugin(Undeclared, tmp_path)))
+    with pytest.raises(RegistryError, match=r"test_undeclared_personal\.note is marked personal"):
+        await kith.start()
+    await kith.close()
+
+
+async def test_declaration_of_a_missing_column_stops_start_up(
+    kith_settings, tmp_path: Path
+) -> None:
+    wrong = PersonalField(
+        table="test_declared_personal", column="nickname", category="identity", purposes=("x",)
+    )
+    right = PersonalField(
+        table="test_declared_personal", column="note", category="notes", purposes=("x",)
+    )
+    kith = open_kith(
+        kith_settings, plugin_manager=_manager(TablePlugin(Declared, tmp_path, wrong, right))
+    )
+    with pytest.raises(RegistryError, match="test_declared_personal has no column nickname"):
+        await kith.start()
+    await kith.close()
+    nowhere = PersonalField(table="no_such_table", column="x", category="c", purposes=("x",))
+    kith = open_kith(
+        kith_settings, plugin_manager=_manager(TablePlugin(Declared, tmp_path, right, nowhere))
+    )
+    with pytest.raises(RegistryError, match="no registered table is called no_such_table"):
+        await kith.start()
+    await kith.close()
+
+
+async def test_declared_plugin_field_starts(kith_settings, tmp_path: Path) -> None:
+    right = PersonalField(
+        table="test_declared_personal", column="note", category="notes", purposes=("x",)
+    )
+    kith = await _open(kith_settings, TablePlugin(Declared, tmp_path, right))
+    assert "test_declared_personal.note" in {
+        f.key for f in protector(kith).context["registry"].fields
+    }
+    await kith.close()
+
+
+# -- round trip of every registered field --------------------------------------------------------
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    data=st.data(),
+    value=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=200)
+    | st.sampled_from(["", " ", "Ångström", "Žofie Nováková", "山田太郎", "+7 (495) 123-45-67"]),
+)
+async def test_every_registered_field_round_trips(kith: Kith, data, value) -> None:
+    guard = protector(kith)
+    field = data.draw(
+        st.sampled_from(sorted(guard.context["registry"].fields, key=lambda f: f.key))
+    )
+    subject, row = uuid.uuid4(), uuid.uuid4()
+    stored = await guard.protect(subject, field.table, row, {field.column: value, "other": None})
+    assert stored["other"] is None
+    assert (await guard.reveal(subject, field.table, row, stored))[field.column] == value
+
+
+# -- rotation ------------------------------------------------------------------------------------
+
+
+async def test_rotation_while_serving(kith: Kith, kith_client, kith_auth) -> None:
+    headers = await kith_auth("agent")
+    ids = await _contacts(kith, 24)
+    before = await rotation.status(kith)
+    old = before.current
+    guard = protector(kith)
+
+    async def reads() -> int:
+        answered = 0
+        while not done.is_set():
+            for contact_id in ids[::5]:
+                guard.keys.cache.clear()  # every read unwraps, under the old KEK or the new
+                response = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+                assert response.status_code == 200, response.text
+                answered += 1
+            await asyncio.sleep(0)
+        return answered
+
+    done = asyncio.Event()
+    reader = asyncio.create_task(reads())
+    report = await rotation.rotate(kith, batch_size=4, pause=0.01)
+    done.set()
+    assert await reader > 0
+    assert report.rewrapped == sum(before.data_keys.values()) >= 24
+    after = await rotation.status(kith)
+    assert after.current == report.target != old
+    assert after.data_keys == {report.target: report.rewrapped}
+    assert old in after.in_use  # the blind indexes still derive from it
+    assert after.blind_index_kek == old
+
+    # Every reader, fresh or cached, still answers; a restarted process too.
+    guard.keys.cache.clear()
+    assert (await ContactService(kith).get(ids[3])).name == "Person 3"
+    found = await kith_client.get(
+        "/api/contacts", params={"q": "person7@example.com"}, headers=headers
+    )
+    assert [c["id"] for c in found.json()["items"]] == [str(ids[7])]
+
+
+async def test_reindex_then_prune_the_old_kek(kith: Kith, kith_settings) -> None:
+    ids = await _contacts(kith, 6)
+    old = (await rotation.status(kith)).current
+    assert await reindex.reindex(kith) is None  # nothing to do before a rotation
+    await rotation.rotate(kith)
+    report = await reindex.reindex(kith, batch_size=2)
+    assert report is not None and report.from_kek == old and report.rows_changed == 12
+    service = ContactService(kith)
+    assert await service.find_ids_by("email", "person4@example.com") == [ids[4]]
+    assert await service.find_ids_by("phone", "+442079460005") == [ids[5]]
+    status = await rotation.status(kith)
+    assert status.unused == [old]
+    assert await rotation.prune(kith) == [old]
+    keys = json.loads(key_file_path(kith_settings).read_text())["keys"]
+    assert old not in keys
+
+    restarted = await _open(kith_settings)
+    try:
+        again = ContactService(restarted)
+        assert (await again.get(ids[2])).name == "Person 2"
+        assert await again.find_ids_by("email", "person2@example.com") == [ids[2]]
+    finally:
+        await restarted.close()
+
+
+async def test_rotation_killed_half_way_resumes_and_completes(
+    kith: Kith, kith_settings, kith_client, kith_auth
+) -> None:
+    headers = await kith_auth("agent")
+    ids = await _contacts(kith, 12)
+    total = await DataKey.count()
+    env = cli_env(kith_settings)
+    first = subprocess.Popen(
+        [*kith_command(), "privacy", "keys", "rotate", "--batch-size", "1", "--pause", "0.3"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    answered = 0
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert time.monotonic() < deadline, "the rotation never started"
+            assert first.poll() is None, first.communicate()
+            job = await jobs.get_job(rotation.JOB)
+            # The server keeps answering while the other process re-wraps (the key file it
+            # loaded gains a KEK under its feet).
+            protector(kith).keys.cache.clear()
+            response = await kith_client.get(f"/api/contacts/{ids[answered % 12]}", headers=headers)
+            assert response.status_code == 200, response.text
+            answered += 1
+            if job is not None and job["done"] >= 3:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=30)
+    job = await jobs.get_job(rotation.JOB)
+    assert job is not None and job["state"] == jobs.RUNNING
+    assert 3 <= job["done"] < total
+    target = job["details"]["target"]
+
+    second = subprocess.run(
+        [*kith_command(), "privacy", "keys", "rotate", "--batch-size", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr
+    assert f"Resumed and finished rotation to {target}" in second.stdout
+    job = await jobs.get_job(rotation.JOB)
+    assert job is not None and job["state"] == jobs.DONE
+    assert (await rotation.status(kith)).data_keys == {target: total}
+
+    status = subprocess.run(
+        [*kith_command(), "privacy", "keys", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert status.returncode == 0, status.stderr
+    shown = json.loads(status.stdout)
+    assert shown["current"] == target and shown["data_keys"] == {target: total}
+    protector(kith).keys.cache.clear()
+    for index, contact_id in enumerate(ids):
+        assert (await ContactService(kith).get(contact_id)).name == f"Person {index}"
