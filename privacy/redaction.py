@@ -25,7 +25,8 @@ from kith.personal import CORE_PERSONAL_FIELDS
 EMAIL_MASK = "[email]"
 PHONE_MASK = "[phone]"
 
-_EMAIL = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+# The local part leaves out "=", "/" and "?" (legal, but rare) so that "q=ada@..." keeps its "q=".
+_EMAIL = re.compile(r"[\w.!#$%&'*+^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _TOKENS = re.compile(
     # Kept as they are: UUIDs, long hex ids, ISO dates and times.
     r"(?P<keep>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
