@@ -338,7 +338,15 @@ class _Tracer:
     """Logs every hook call with the plugins it reaches, the result's shape and the time."""
 
     def __init__(self) -> None:
-        self._started: list[float] = []
+        # Calls nest (a hook may call another), and sync handlers may run in worker threads.
+        self._local = threading.local()
+
+    @property
+    def _started(self) -> list[float]:
+        if not hasattr(self._local, "started"):
+            self._local.started = []
+        started: list[float] = self._local.started
+        return started
 
     def before(
         self, hook_name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]
@@ -696,7 +704,9 @@ class KithPluginManager(pluggy.PluginManager):
                     self._fail(entry_point.name, version, source, _plugin_reason(exc), exc)
         for plugin_name, hook_name in self.unknown_hooks():
             loaded = self._loaded.get(plugin_name)
-            self._discard(self.get_plugin(plugin_name), plugin_name)
+            if loaded is None:
+                continue  # already dropped for another unknown hook
+            self._discard(loaded.plugin, plugin_name)
             self._fail(
                 plugin_name,
                 loaded.version if loaded else None,
@@ -839,7 +849,20 @@ class KithPluginManager(pluggy.PluginManager):
             assert caller is not None
             try:
                 for value in caller(**kwargs):
-                    answer = await value if inspect.isawaitable(value) else value
+                    if inspect.isawaitable(value):
+                        started = time.perf_counter()
+                        answer = await value
+                        if self.selection.trace:
+                            # The traced call above only created the coroutine; this is its work.
+                            _log().info(
+                                "plugin hook awaited",
+                                hook=hook_name,
+                                plugin=name,
+                                result=_shape(answer),
+                                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                            )
+                    else:
+                        answer = value
                     if answer is not None:
                         results.append(HookResult(name, answer))
             except Exception as exc:

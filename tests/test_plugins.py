@@ -39,6 +39,7 @@ from kith.plugin_manager import (
     HookResult,
     KithPluginManager,
     PluginError,
+    PluginSelection,
     load_plugin_manager,
     use_plugin_manager,
 )
@@ -365,6 +366,21 @@ def test_tracing_logs_every_hook_call_and_its_result(logs: list[dict[str, Any]])
     assert protector_result["result"] == "PlaintextProtector"
     assert protector_result["duration_ms"] >= 0
     assert len(calls) == len(results)
+
+
+async def test_tracing_times_the_awaited_work_of_async_implementations(
+    logs: list[dict[str, Any]],
+):
+    async def startup(kith: Kith) -> None:
+        return None
+
+    manager = KithPluginManager(PluginSelection(trace=True))
+    manager.register(plugin(kith_startup=startup), "starter")
+    await manager.startup(kith=None)  # type: ignore[arg-type]
+    [awaited] = [entry for entry in logs if entry["event"] == "plugin hook awaited"]
+    assert {"hook": "kith_startup", "plugin": "starter", "result": "NoneType"}.items() <= (
+        awaited.items()
+    )
 
 
 def test_no_tracing_without_the_switch(logs: list[dict[str, Any]]):
