@@ -27,7 +27,6 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 import pytest
-
 from kith.actor import Role
 from kith.bootstrap import open_kith
 from kith.plugin_manager import KithPluginManager, load_plugin_manager, use_plugin_manager
@@ -60,7 +59,7 @@ def postgres_unavailable() -> str | None:
     """Why PostgreSQL tests cannot run here, or None when they can."""
     try:
         asyncio.run(_admin("SELECT 1"))
-    except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, OSError, asyncpg.PostgresError) as exc:
         return f"PostgreSQL at {postgres_admin_url()} is not reachable ({exc})"
     return None
 
