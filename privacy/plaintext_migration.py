@@ -45,44 +45,57 @@ def _lookup_columns(personal: PersonalTable) -> tuple[Column | None, Column | No
     return column(personal, "lookup"), column(personal, "kind")
 
 
-def _usable(tables: dict[str, PersonalTable]) -> list[PersonalTable]:
+async def _usable(tables: dict[str, PersonalTable]) -> list[PersonalTable]:
+    """The tables to walk. One whose rows cannot be tied to a subject (no single foreign key to
+    the contact table) can only have been written through the protector; it is checked, not
+    walked."""
     usable = []
     for name, personal in sorted(tables.items()):
-        if personal.subject_column is None:
+        if personal.subject_column is not None:
+            usable.append(personal)
+            continue
+        left = await _plaintext_counts(personal)
+        if left:
             raise PrivacyError(
-                f"cannot tell whose data the rows of {name} are (no single foreign key to the "
-                "contact table), so its plaintext cannot be encrypted automatically"
+                f"{name} holds plaintext personal data ({', '.join(left)}) but its rows cannot "
+                "be tied to a contact (no single foreign key to the contact table), so it "
+                "cannot be encrypted automatically"
             )
-        usable.append(personal)
     return usable
+
+
+async def _plaintext_counts(personal: PersonalTable) -> dict[str, int]:
+    found: dict[str, int] = {}
+    table = personal.table
+    for personal_field in personal.fields:
+        col = column(personal, personal_field.column)
+        assert col is not None
+        count = await table.count().where(col.is_not_null() & col.not_like(f"{PREFIX}%"))
+        if count:
+            found[personal_field.key] = count
+    lookup, _kind = _lookup_columns(personal)
+    if lookup is not None:
+        # A blind index is 64 hex characters; anything else (but an erased marker) is the
+        # plaintext protector's "kind:value".
+        name = lookup._meta.db_column_name
+        rows = await table.raw(
+            f"SELECT COUNT(*) AS n FROM {personal.name} WHERE {name} NOT LIKE {{}} AND "
+            f"(LENGTH({name}) <> 64 OR {name} LIKE {{}} OR {name} LIKE {{}})",
+            f"{ERASED_LOOKUP_PREFIX}%",
+            "%:%",
+            "%@%",
+        ).run()
+        count = int(rows[0]["n"]) if rows else 0
+        if count:
+            found[f"{personal.name}.lookup"] = count
+    return found
 
 
 async def leftover(protector: PrivacyProtector) -> dict[str, int]:
     """``table.column`` → how many values are not encrypted (plaintext blind indexes too)."""
     found: dict[str, int] = {}
-    for name, personal in sorted(protector.context["registry"].tables.items()):
-        table = personal.table
-        for personal_field in personal.fields:
-            col = column(personal, personal_field.column)
-            assert col is not None
-            count = await table.count().where(col.is_not_null() & col.not_like(f"{PREFIX}%"))
-            if count:
-                found[personal_field.key] = count
-        lookup, _kind = _lookup_columns(personal)
-        if lookup is not None:
-            # A blind index is 64 hex characters; anything else (but an erased marker) is the
-            # plaintext protector's "kind:value".
-            count = 0
-            for row in (
-                await table.select(lookup)
-                .where(lookup.not_like(f"{ERASED_LOOKUP_PREFIX}%"))
-                .output(as_list=True)
-                .run()
-            ):
-                if row is not None and (len(row) != 64 or ":" in row or "@" in row):
-                    count += 1
-            if count:
-                found[f"{name}.lookup"] = count
+    for _, personal in sorted(protector.context["registry"].tables.items()):
+        found.update(await _plaintext_counts(personal))
     return found
 
 
@@ -91,7 +104,7 @@ async def encrypt_existing(
 ) -> PlaintextReport:
     """Encrypt every plaintext personal value (resumable), verify, and scrub old storage."""
     protector = protector_of(kith)
-    tables = _usable(protector.context["registry"].tables)
+    tables = await _usable(protector.context["registry"].tables)
 
     def columns(personal: PersonalTable) -> list[Column]:
         wanted = [column(personal, personal.subject_column or "id")]
