@@ -462,14 +462,16 @@ class KithPluginManager(pluggy.PluginManager):
         and collect what its register-style hooks add. Raises :class:`PluginError` naming it
         when it cannot be used; then it is not registered at all."""
         name = name or self.get_canonical_name(plugin)
+        if self.get_plugin(name) is not None:
+            raise PluginError(name, "a plugin of this name is already registered")
+        if self.is_registered(plugin):
+            raise PluginError(name, f"already registered as {self.get_name(plugin)!r}")
         try:
             registered = super().register(plugin, name)
         except pluggy.PluginValidationError as exc:
             self._discard(plugin, name)
             culprit = self.get_name(exc.plugin) or name
             raise PluginError(culprit, str(exc).replace("\n", "; ")) from exc
-        except ValueError as exc:
-            raise PluginError(name, str(exc).splitlines()[0]) from exc
         except Exception as exc:
             # The historic kith_add_hookspecs call runs plugin code inside pluggy's register.
             self._discard(plugin, name)

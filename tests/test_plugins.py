@@ -531,6 +531,30 @@ def test_two_plugins_cannot_register_the_same_name():
     assert [s.name for s in manager.subscribers()] == ["sync"]
 
 
+def test_a_name_or_an_object_registers_once():
+    manager = KithPluginManager()
+    first = ProtectorPlugin()
+    manager.register(first, "protector")
+    with pytest.raises(PluginError, match="'protector': a plugin of this name is already"):
+        manager.register(ProtectorPlugin(), "protector")
+    with pytest.raises(PluginError, match="'again': already registered as 'protector'"):
+        manager.register(first, "again")
+    assert loaded(manager) == ["protector"]
+
+
+def test_a_plugin_whose_hookspecs_fail_is_not_left_half_registered():
+    def add_hookspecs(plugin_manager: KithPluginManager) -> None:
+        raise RuntimeError("spec module missing")
+
+    manager = KithPluginManager()
+    with pytest.raises(PluginError, match="registering failed: RuntimeError: spec module missing"):
+        manager.register(
+            plugin(kith_add_hookspecs=add_hookspecs, kith_field_protector=lambda kith: 1), "half"
+        )
+    assert manager.get_plugin("half") is None
+    assert manager.field_protector(kith=None) is None  # type: ignore[arg-type]
+
+
 def test_a_shared_purpose_may_be_declared_twice_identically_but_not_differently():
     newsletter = Purpose(name="newsletter", description="News by email.", lawful_basis="consent")
     twilio = Recipient(name="Twilio", description="Telephony provider.", country="US")
