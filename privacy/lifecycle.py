@@ -19,6 +19,7 @@ from kith.privacy.keyfile import LocalKeyFile
 from kith.privacy.keys import DataKeyStore, KeyCache
 from kith.privacy.protector import PrivacyProtector
 from kith.privacy.redaction import redactor
+from kith.privacy.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.runtime import Kith
 
@@ -72,6 +73,15 @@ async def _index_kek(provider: KeyProvider, tables_ready: bool, encrypted: bool)
     return current
 
 
+async def _forget_resurrected_keys() -> None:
+    """Delete data keys of shredded subjects. They can only come back with a key-table backup
+    restored over a database that records the shredding; the tombstones win."""
+    await DataKey.raw(
+        f"DELETE FROM {DataKey._meta.tablename} WHERE subject IN "
+        f"(SELECT subject FROM {Tombstone._meta.tablename})"
+    ).run()
+
+
 async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
     """Make ``protector`` ready: check the registry, open the keys, load the state."""
     registry = registry_of(kith)
@@ -95,6 +105,7 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
 
     protector.allow_plaintext = False
     if ready:
+        await _forget_resurrected_keys()
         state = await jobs.get_state(STATE_PLAINTEXT)
         if state is None:
             # First start with the privacy tables: a database older than encryption may hold

@@ -349,3 +349,94 @@ async def test_rotation_killed_half_way_resumes_and_completes(
     protector(kith).keys.cache.clear()
     for index, contact_id in enumerate(ids):
         assert (await ContactService(kith).get(contact_id)).name == f"Person {index}"
+
+
+# -- another key provider -----------------------------------------------------------------------
+
+
+class FakeKms:
+    """A KMS-style provider: KEKs never leave it; Kith asks it to wrap, unwrap and derive."""
+
+    def __init__(self) -> None:
+        from kith.privacy.primitives import aes_gcm, random_key
+
+        self._keys = {"kms-v1": random_key()}
+        self._current = "kms-v1"
+        self._aes = aes_gcm
+        self.calls: list[str] = []
+
+    async def open(self, encrypted_data_exists: bool) -> None:
+        self.calls.append("open")
+
+    async def current_kek_id(self) -> str:
+        return self._current
+
+    async def kek_ids(self) -> list[str]:
+        return sorted(self._keys)
+
+    async def wrap(self, kek_id: str, key: bytes, context: bytes) -> bytes:
+        self.calls.append("wrap")
+        nonce = os.urandom(12)
+        return nonce + self._aes(self._keys[kek_id]).encrypt(nonce, key, context)
+
+    async def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes:
+        self.calls.append("unwrap")
+        return self._aes(self._keys[kek_id]).decrypt(wrapped[:12], wrapped[12:], context)
+
+    async def derive(self, kek_id: str, purpose: bytes) -> bytes:
+        from kith.privacy.primitives import hmac_sha256
+
+        return hmac_sha256(self._keys[kek_id], purpose)
+
+    async def create_kek(self) -> str:
+        from kith.privacy.primitives import random_key
+
+        self._current = f"kms-v{len(self._keys) + 1}"
+        self._keys[self._current] = random_key()
+        return self._current
+
+    async def retire_kek(self, kek_id: str) -> None:
+        self._keys.pop(kek_id, None)
+
+
+class KmsPlugin:
+    def __init__(self) -> None:
+        self.provider = FakeKms()
+
+    @hookimpl
+    def kith_key_provider(self, settings):
+        return self.provider
+
+
+async def test_a_plugin_key_provider_wins_over_the_key_file(kith_settings) -> None:
+    plugin = KmsPlugin()
+    kith = await _open(kith_settings, plugin)
+    try:
+        assert not key_file_path(kith_settings).exists()
+        ids = await _contacts(kith, 2)
+        protector(kith).keys.cache.clear()
+        assert (await ContactService(kith).get(ids[1])).name == "Person 1"
+        assert {"open", "wrap", "unwrap"} <= set(plugin.provider.calls)
+        report = await rotation.rotate(kith)
+        assert report.target == "kms-v2"
+        assert (await rotation.status(kith)).data_keys == {"kms-v2": 2}
+    finally:
+        await kith.close()
+
+
+async def test_restored_keys_of_shredded_subjects_are_deleted_at_start(
+    kith: Kith, kith_settings
+) -> None:
+    from kith.privacy import shredding
+
+    ids = await _contacts(kith, 2)
+    backup = await DataKey.select().where(DataKey.subject == ids[0]).run()
+    await shredding.shred(kith, ids[0])
+    await DataKey.insert(*[DataKey(**row) for row in backup]).run()  # an old key backup
+    restarted = await _open(kith_settings)
+    try:
+        assert not await DataKey.exists().where(DataKey.subject == ids[0])
+        assert (await ContactService(restarted).get(ids[0])).name == "[erased]"
+        assert (await ContactService(restarted).get(ids[1])).name == "Person 1"
+    finally:
+        await restarted.close()
