@@ -54,11 +54,21 @@ Clock = Callable[[], dt.datetime]
 
 
 def settings_of(kith: Kith) -> WebhookSettings:
-    """The validated ``[webhooks]`` section of ``kith.toml`` (all of it optional)."""
+    """The ``[webhooks]`` section of ``kith.toml`` (all of it optional), as validated when
+    Kith opened."""
+    validated = getattr(kith, "settings_sections", {}).get("webhooks")
+    if isinstance(validated, WebhookSettings):
+        return validated
     try:
         return msgspec.convert(kith.settings.section("webhooks"), WebhookSettings)
     except msgspec.ValidationError as exc:
         raise SettingsError(f"[webhooks] in kith.toml: {exc}") from None
+
+
+def _bus_clock(kith: Kith) -> Clock:
+    """The event bus's clock, read at each call (tests move it on to reach retries)."""
+    bus = getattr(kith, "bus", None)
+    return (lambda: bus.clock()) if bus is not None else utcnow
 
 
 def backoff(attempt: int, settings: WebhookSettings) -> dt.timedelta:
@@ -98,12 +108,13 @@ class WebhookDeliverer:
         self,
         kith: Kith,
         settings: WebhookSettings | None = None,
-        clock: Clock = utcnow,
+        clock: Clock | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.kith = kith
         self.settings = settings or settings_of(kith)
-        self.clock = clock
+        # Times in the delivery log follow the bus's clock; signatures use the real time.
+        self.clock = clock or _bus_clock(kith)
         self._transport = transport
 
     # -- recording ---------------------------------------------------------------------------
@@ -152,8 +163,8 @@ class WebhookDeliverer:
     async def handle(self, event: Event) -> None:
         """The event-bus handler: record the deliveries, then make their first attempts.
 
-        A delivery whose subscription already has older pending deliveries waits for the
-        next pass instead: that receiver is failing, and its backlog goes first.
+        A delivery whose subscription has deliveries waiting for a retry waits for the next
+        pass instead: that receiver is failing, and its backlog goes first.
         """
         created = await self.enqueue(event)
         if created:
@@ -175,20 +186,21 @@ class WebhookDeliverer:
         if only is not None:
             query = query.where(WebhookDelivery.id.is_in(only))
         rows = await (
-            query.order_by(WebhookDelivery.next_attempt_at)
-            .order_by(WebhookDelivery.id)
-            .limit(self.settings.batch_size)
-            .run()
+            # Oldest first (ids are time-ordered): a subscription's backlog before its new
+            # deliveries, which stop at its first failure.
+            query.order_by(WebhookDelivery.id).limit(self.settings.batch_size).run()
         )
         queues: dict[uuid.UUID, list[uuid.UUID]] = {}
         for row in rows:
             queues.setdefault(row["subscription"], []).append(row["id"])
         if only is not None and queues:
-            # A subscription with older pending deliveries is failing: its new delivery
-            # waits behind that backlog instead of being tried inline again.
+            # A subscription with deliveries waiting for a retry is failing: its new delivery
+            # waits behind that backlog instead of being tried inline again. (Fresh deliveries
+            # of events handled at the same moment are no backlog.)
             backlog = await (
                 WebhookDelivery.select(WebhookDelivery.subscription)
                 .where(WebhookDelivery.state == "pending")
+                .where(WebhookDelivery.attempts > 0)
                 .where(WebhookDelivery.subscription.is_in(list(queues)))
                 .where(WebhookDelivery.id.not_in(only))
                 .run()

@@ -105,14 +105,17 @@ class WebhookController(Controller):
         subscription_id: Annotated[
             uuid.UUID | None, Parameter(description="only this subscription's")
         ] = None,
-        state: Annotated[DeliveryState | None, Parameter(description="only these")] = None,
+        # "state" is litestar's reserved name for the app state; the query key stays "state".
+        delivery_state: Annotated[
+            DeliveryState | None, Parameter(query="state", description="only these")
+        ] = None,
         event_id: Annotated[uuid.UUID | None, Parameter(description="only this event's")] = None,
         cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
         limit: Annotated[int, Parameter(ge=1, le=200, description="items per page")] = 50,
     ) -> Page[DeliveryOut]:
         return await webhooks.deliveries(
             subscription_id=subscription_id,
-            state=state,
+            state=delivery_state,
             event_id=event_id,
             cursor=cursor,
             limit=limit,

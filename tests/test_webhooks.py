@@ -1,0 +1,694 @@
+"""Outgoing webhooks on SQLite and PostgreSQL, delivered to real HTTP receivers on 127.0.0.1.
+
+Events travel the real path: a service call publishes to the outbox, ``kith.bus.drain()`` hands
+them to the webhooks plugin's subscriber, which signs and POSTs them. Signatures are checked with
+the verification code from docs/plugins/webhooks.md itself. Time is the bus's clock, moved on
+by hand, so backoff never makes a test sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from kith.cli import main
+from kith.events import Event
+from kith.plugins.webhooks import consent
+from kith.plugins.webhooks.delivery import WebhookDeliverer, backoff
+from kith.plugins.webhooks.schemas import SubscriptionCreate, WebhookSettings
+from kith.plugins.webhooks.service import WebhookService
+from kith.plugins.webhooks.tables import WebhookDelivery
+from kith.runtime import Kith
+from kith.schemas import ContactCreate, ContactPatch, EmailIn, InteractionCreate, PhoneIn
+from kith.services.contacts import ContactService
+from kith.services.interactions import InteractionService
+from kith.settings import Settings
+from kith.testing import settings_for
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs" / "plugins" / "webhooks.md"
+START = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.UTC)
+
+TIMEOUT_S = 1.0
+BACKOFF_S = 60.0
+MAX_ATTEMPTS = 4
+SETTINGS_TOML = f"""
+[webhooks]
+timeout_seconds = {TIMEOUT_S}
+backoff_base_seconds = {BACKOFF_S}
+max_attempts = {MAX_ATTEMPTS}
+"""
+
+
+# -- a real receiver ---------------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """An HTTP server on 127.0.0.1 in a thread. Each path answers the statuses queued for it
+    (then 200), after the delay set for it."""
+
+    requests: list[Received] = field(default_factory=list)
+    statuses: dict[str, list[int]] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                receiver.requests.append(
+                    Received(
+                        self.path,
+                        {key.lower(): value for key, value in self.headers.items()},
+                        body,
+                        time.monotonic(),
+                    )
+                )
+                time.sleep(receiver.delays.get(self.path, 0.0))
+                queued = receiver.statuses.get(self.path) or []
+                status = queued.pop(0) if queued else 200
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok" if status < 400 else b"no")
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the sender gave up waiting (the timeout tests)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+
+    def url(self, path: str) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def at(self, path: str) -> list[Received]:
+        return [request for request in self.requests if request.path == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+def dead_url() -> str:
+    """A URL on a port nothing listens on: connections are refused."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/gone"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += dt.timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def kith_settings(kith_database_url: str, tmp_path: Path) -> Settings:
+    """Short timeouts and a round backoff for these tests, through kith.toml like an operator."""
+    home = tmp_path / "kith-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "kith.toml").write_text(SETTINGS_TOML, encoding="utf-8")
+    return settings_for(home, kith_database_url)
+
+
+@pytest.fixture
+def clock(kith: Kith) -> FakeClock:
+    fake = FakeClock()
+    kith.bus.clock = fake
+    return fake
+
+
+def documented_verifier() -> dict[str, Any]:
+    """The verification code block of docs/plugins/webhooks.md, executed."""
+    blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(encoding="utf-8"), re.DOTALL)
+    code = next(block for block in blocks if "def verify_kith_signature" in block)
+    namespace: dict[str, Any] = {}
+    exec(compile(code, str(DOCS), "exec"), namespace)
+    return namespace
+
+
+async def subscribe(kith: Kith, url: str, *events: str, personal: bool = False) -> tuple[Any, str]:
+    created = await WebhookService(kith).create(
+        SubscriptionCreate(url=url, events=list(events or ["*"]), include_personal_data=personal)
+    )
+    return created.subscription, created.secret
+
+
+async def deliveries_of(kith: Kith, subscription_id: uuid.UUID) -> list[Any]:
+    page = await WebhookService(kith).deliveries(subscription_id=subscription_id, limit=200)
+    return sorted(page.items, key=lambda delivery: delivery.id)
+
+
+# -- signing -----------------------------------------------------------------------------------
+
+
+async def test_a_delivery_verifies_with_the_documented_snippet_and_fails_when_altered(
+    kith: Kith, kith_client, kith_auth, receiver: Receiver
+):
+    admin = await kith_auth("admin")
+    created = await kith_client.post(
+        "/api/webhooks",
+        json={"url": receiver.url("/hook"), "events": ["contact.*"]},
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    secret = created.json()["secret"]
+    contact = await kith_client.post(
+        "/api/contacts", json={"name": "Ada Lovelace"}, headers=await kith_auth("agent")
+    )
+    assert contact.status_code == 201
+
+    await kith.bus.drain()
+
+    [request] = receiver.at("/hook")
+    body = request.json()
+    assert request.headers["kith-event"] == "contact.created" == body["event"]
+    assert request.headers["kith-event-id"] == body["id"]
+    assert request.headers["kith-delivery-attempt"] == "1"
+    assert request.headers["content-type"] == "application/json"
+    assert body["contact_id"] == contact.json()["id"]
+
+    docs = documented_verifier()
+    verify, invalid = docs["verify_kith_signature"], docs["InvalidSignature"]
+    header = request.headers["kith-signature"]
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", header)
+    signed_at = verify(secret, request.body, header)
+    assert abs(signed_at - time.time()) < 60
+
+    altered = request.body.replace(b"contact.created", b"contact.archived")
+    with pytest.raises(invalid, match="does not match"):
+        verify(secret, altered, header)
+    with pytest.raises(invalid, match="does not match"):
+        verify(secret, request.body + b" ", header)
+    with pytest.raises(invalid, match="does not match"):
+        verify("whsec_another-secret-entirely", request.body, header)
+    # Replaying the same request after the tolerance window is refused.
+    with pytest.raises(invalid, match="tolerance"):
+        verify(secret, request.body, header, now=signed_at + 301)
+    # A timestamp moved forward (to extend the window) breaks the signature.
+    forged = header.replace(f"t={signed_at}", f"t={signed_at + 100}")
+    with pytest.raises(invalid, match="does not match"):
+        verify(secret, request.body, forged, now=signed_at + 100)
+
+
+# -- retries -----------------------------------------------------------------------------------
+
+
+async def test_500s_are_retried_with_exponential_backoff_until_success(
+    kith: Kith, clock: FakeClock, receiver: Receiver
+):
+    receiver.statuses["/flaky"] = [500, 503]
+    subscription, secret = await subscribe(kith, receiver.url("/flaky"), "contact.created")
+    await ContactService(kith).create(ContactCreate(name="Grace Hopper"))
+    deliverer = WebhookDeliverer(kith)
+
+    await kith.bus.drain()
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert (delivery.state, delivery.attempts, delivery.status_code) == ("pending", 1, 500)
+    assert delivery.error == "HTTP 500: no"
+    assert delivery.next_attempt_at == START + dt.timedelta(seconds=BACKOFF_S)
+
+    # Not due yet: nothing is sent.
+    clock.advance(BACKOFF_S - 1)
+    assert (await deliverer.run_due()).attempted == 0
+    clock.advance(1)
+    run = await deliverer.run_due()
+    assert (run.attempted, run.retrying) == (1, 1)
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert (delivery.attempts, delivery.status_code) == (2, 503)
+    # The wait doubles after each failed attempt.
+    assert delivery.next_attempt_at == clock.now + dt.timedelta(seconds=2 * BACKOFF_S)
+
+    clock.advance(2 * BACKOFF_S)
+    run = await deliverer.run_due()
+    assert (run.attempted, run.delivered) == (1, 1)
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert (delivery.state, delivery.attempts, delivery.status_code) == ("delivered", 3, 200)
+    assert delivery.error is None and delivery.next_attempt_at is None
+    assert delivery.delivered_at == clock.now
+    assert [a.status_code for a in delivery.history] == [500, 503, 200]
+
+    requests = receiver.at("/flaky")
+    assert [r.headers["kith-delivery-attempt"] for r in requests] == ["1", "2", "3"]
+    assert len({r.headers["kith-event-id"] for r in requests}) == 1
+    verify = documented_verifier()["verify_kith_signature"]
+    for request in requests:
+        verify(secret, request.body, request.headers["kith-signature"])
+    # A drain or a pass later sends nothing more.
+    clock.advance(24 * 3600)
+    await kith.bus.drain()
+    assert (await deliverer.run_due()).attempted == 0
+    assert len(receiver.at("/flaky")) == 3
+
+
+def test_backoff_doubles_up_to_its_cap():
+    settings = WebhookSettings(backoff_base_seconds=30, backoff_max_seconds=300)
+    assert [backoff(n, settings).total_seconds() for n in range(1, 7)] == [
+        30,
+        60,
+        120,
+        240,
+        300,
+        300,
+    ]
+
+
+async def test_a_delivery_fails_after_its_last_attempt_and_can_be_queued_again(
+    kith: Kith, clock: FakeClock, receiver: Receiver, kith_client, kith_auth
+):
+    receiver.statuses["/down"] = [500] * MAX_ATTEMPTS
+    subscription, _ = await subscribe(kith, receiver.url("/down"), "contact.created")
+    await ContactService(kith).create(ContactCreate(name="Alan Turing"))
+    deliverer = WebhookDeliverer(kith)
+    await kith.bus.drain()
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        clock.advance(backoff(attempt - 1, deliverer.settings).total_seconds())
+        await deliverer.run_due()
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert (delivery.state, delivery.attempts, delivery.next_attempt_at) == (
+        "failed",
+        MAX_ATTEMPTS,
+        None,
+    )
+    clock.advance(7 * 24 * 3600)
+    assert (await deliverer.run_due()).attempted == 0
+
+    admin = await kith_auth("admin")
+    failed = await kith_client.get(
+        "/api/webhooks/deliveries", params={"state": "failed"}, headers=admin
+    )
+    assert [d["id"] for d in failed.json()["items"]] == [str(delivery.id)]
+    queued = await kith_client.post(f"/api/webhooks/deliveries/{delivery.id}/retry", headers=admin)
+    assert queued.status_code == 200, queued.text
+    assert queued.json()["state"] == "pending"
+    again = await kith_client.post(f"/api/webhooks/deliveries/{delivery.id}/retry", headers=admin)
+    assert again.status_code == 422
+    assert "only failed deliveries" in again.json()["detail"]
+
+    assert (await deliverer.run_due()).delivered == 1
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert (delivery.state, delivery.attempts) == ("delivered", MAX_ATTEMPTS + 1)
+
+
+# -- isolation ---------------------------------------------------------------------------------
+
+
+async def test_a_dead_or_hanging_url_does_not_hold_up_another_subscription(
+    kith: Kith, clock: FakeClock, receiver: Receiver
+):
+    receiver.delays["/hangs"] = TIMEOUT_S * 3
+    dead, _ = await subscribe(kith, dead_url(), "contact.*")
+    hanging, _ = await subscribe(kith, receiver.url("/hangs"), "contact.*")
+    live, _ = await subscribe(kith, receiver.url("/live"), "contact.*")
+    service = ContactService(kith)
+
+    contact = await service.create(ContactCreate(name="Katherine Johnson"))
+    started = time.monotonic()
+    await kith.bus.drain()
+    [first] = receiver.at("/live")
+    # The live receiver got its request at once, not after the hanging one timed out.
+    assert first.at - started < TIMEOUT_S
+    assert [d.state for d in await deliveries_of(kith, live.id)] == ["delivered"]
+    [dead_delivery] = await deliveries_of(kith, dead.id)
+    assert (dead_delivery.state, dead_delivery.attempts) == ("pending", 1)
+    assert dead_delivery.status_code is None and "Connect" in (dead_delivery.error or "")
+    [hung_delivery] = await deliveries_of(kith, hanging.id)
+    assert hung_delivery.error == f"no answer within {TIMEOUT_S:g} s"
+
+    # While they back off, their new deliveries wait behind them; the live one goes at once.
+    await service.update(contact.id, ContactPatch(name="Katherine G. Johnson"))
+    started = time.monotonic()
+    await kith.bus.drain()
+    assert time.monotonic() - started < TIMEOUT_S
+    assert len(receiver.at("/live")) == 2
+    assert len(receiver.at("/hangs")) == 1
+    for failing in (dead, hanging):
+        assert [d.attempts for d in await deliveries_of(kith, failing.id)] == [1, 0]
+
+    # When the retry is due, each failing receiver gets one request per pass, not one per
+    # waiting delivery, and the live subscription has nothing left to send.
+    clock.advance(BACKOFF_S)
+    run = await WebhookDeliverer(kith).run_due()
+    assert (run.attempted, run.retrying) == (2, 2)
+    for failing in (dead, hanging):
+        assert [d.attempts for d in await deliveries_of(kith, failing.id)] == [2, 0]
+    assert len(receiver.at("/live")) == 2
+
+
+async def test_two_workers_never_send_the_same_delivery_at_once(
+    kith: Kith, clock: FakeClock, receiver: Receiver
+):
+    receiver.statuses["/once"] = [500]
+    subscription, _ = await subscribe(kith, receiver.url("/once"), "contact.created")
+    await ContactService(kith).create(ContactCreate(name="Hedy Lamarr"))
+    await kith.bus.drain()
+    clock.advance(BACKOFF_S)
+    runs = await asyncio.gather(*(WebhookDeliverer(kith).run_due() for _ in range(4)))
+    assert sum(run.delivered for run in runs) == 1
+    assert len(receiver.at("/once")) == 2
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert (delivery.state, delivery.attempts) == ("delivered", 2)
+
+
+async def test_an_event_handed_over_twice_is_delivered_once(kith: Kith, receiver: Receiver):
+    subscription, _ = await subscribe(kith, receiver.url("/dup"), "contact.created")
+    contact = await ContactService(kith).create(ContactCreate(name="Mary Somerville"))
+    await kith.bus.drain()
+    [delivery] = await deliveries_of(kith, subscription.id)
+    again = Event(name="contact.created", id=delivery.event_id, contact_id=contact.id, payload={})
+    # The bus delivers at least once: the same event again changes nothing.
+    await WebhookDeliverer(kith).handle(again)
+    assert len(await deliveries_of(kith, subscription.id)) == 1
+    assert len(receiver.at("/dup")) == 1
+
+
+# -- personal data -----------------------------------------------------------------------------
+
+
+async def test_payload_holds_ids_only_unless_the_subscription_allows_personal_data(
+    kith: Kith, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+):
+    await subscribe(kith, receiver.url("/ids"), "contact.created", "interaction.logged")
+    await subscribe(
+        kith, receiver.url("/full"), "contact.created", "interaction.logged", personal=True
+    )
+    contact = await ContactService(kith).create(
+        ContactCreate(
+            name="Grace Hopper",
+            emails=[EmailIn(address="grace@navy.example")],
+            phones=[PhoneIn(number="+44 20 7946 0018")],
+        )
+    )
+    await InteractionService(kith).log(
+        contact.id, InteractionCreate(kind="note", summary="Talked about COBOL")
+    )
+    await kith.bus.drain()
+
+    secrets_ = (b"Grace", b"grace@navy.example", b"7946", b"COBOL")
+    ids_only = receiver.at("/ids")
+    assert sorted(r.json()["event"] for r in ids_only) == ["contact.created", "interaction.logged"]
+    for request in ids_only:
+        assert set(request.json()) == {"id", "event", "occurred_at", "actor", "contact_id", "data"}
+        assert not any(secret in request.body for secret in secrets_)
+
+    full = {r.json()["event"]: r.json() for r in receiver.at("/full")}
+    assert full["contact.created"]["contact"]["name"] == "Grace Hopper"
+    assert full["contact.created"]["contact"]["emails"][0]["address"] == "grace@navy.example"
+    assert full["interaction.logged"]["interaction"]["summary"] == "Talked about COBOL"
+    assert full["interaction.logged"]["contact"]["id"] == str(contact.id)
+
+    # Nothing personal rests in the delivery log, whatever the subscription allows.
+    rows = await WebhookDelivery.select().run()
+    assert rows and not any(secret.decode() in repr(rows) for secret in secrets_)
+
+    # The consent seam: when a contact's data may not be shared, ids go out, marked so.
+    async def refuse(kith: Kith, contact_id: uuid.UUID) -> bool:
+        return False
+
+    monkeypatch.setattr(consent, "may_share", refuse)
+    await ContactService(kith).create(ContactCreate(name="Ada Byron"))
+    await kith.bus.drain()
+    withheld = [r for r in receiver.at("/full") if b"Ada" not in r.body]
+    [last] = [r.json() for r in withheld if r.json()["event"] == "contact.created"][-1:]
+    assert last["personal_data"] == "withheld" and "contact" not in last
+
+
+async def test_privacy_hooks_export_merge_and_erase_the_delivery_log(
+    kith: Kith, receiver: Receiver
+):
+    assert kith.plugins is not None
+    assert "webhooks" in [p.name for p in kith.plugins.purposes()]
+    assert "webhook receivers" in [r.name for r in kith.plugins.recipients()]
+    await subscribe(kith, receiver.url("/p"), "contact.created", personal=True)
+    service = ContactService(kith)
+    kept = await service.create(ContactCreate(name="Emmy Noether"))
+    merged = await service.create(ContactCreate(name="Emmy N."))
+    await kith.bus.drain()
+    # Both went out at once, although the bus handed the two events over together.
+    assert len(receiver.at("/p")) == 2
+
+    async def section(contact_id: uuid.UUID) -> Any:
+        results = await kith.plugins.call_async(
+            "kith_subject_export", kith=kith, contact_id=contact_id
+        )
+        return next((r.value for r in results if r.plugin == "webhooks"), None)
+
+    exported = await section(kept.id)
+    [row] = exported.tables["webhook_deliveries"]
+    assert row["recipient_url"] == receiver.url("/p")
+    assert row["personal_data_included"] is True and row["event"] == "contact.created"
+
+    await kith.plugins.call_async(
+        "kith_subject_merge", kith=kith, source_id=merged.id, target_id=kept.id
+    )
+    assert len((await section(kept.id)).tables["webhook_deliveries"]) == 2
+    assert await section(merged.id) is None
+
+    results = await kith.plugins.call_async("kith_subject_erase", kith=kith, contact_id=kept.id)
+    [outcome] = next(r.value for r in results if r.plugin == "webhooks")
+    assert (outcome.method, outcome.count) == ("deleted", 2)
+    assert await section(kept.id) is None
+    results = await kith.plugins.call_async("kith_subject_erase", kith=kith, contact_id=kept.id)
+    [outcome] = next(r.value for r in results if r.plugin == "webhooks")
+    assert outcome.method == "not_present"
+
+
+# -- managing subscriptions ---------------------------------------------------------------------
+
+
+async def test_only_admins_manage_webhooks_over_the_api(kith_client, kith_auth):
+    body = {"url": "https://hooks.example.com/in", "events": ["contact.*"]}
+    assert (await kith_client.get("/api/webhooks")).status_code == 401
+    for role in ("agent", "compliance"):
+        headers = await kith_auth(role)
+        assert (await kith_client.get("/api/webhooks", headers=headers)).status_code == 403
+        refused = await kith_client.post("/api/webhooks", json=body, headers=headers)
+        assert refused.status_code == 403
+        assert (
+            await kith_client.get("/api/webhooks/deliveries", headers=headers)
+        ).status_code == 403
+    admin = await kith_auth("admin")
+    created = await kith_client.post("/api/webhooks", json=body, headers=admin)
+    assert created.status_code == 201, created.text
+    assert created.json()["secret"].startswith("whsec_")
+    assert created.headers["location"] == f"/api/webhooks/{created.json()['subscription']['id']}"
+
+
+async def test_subscriptions_over_the_api(kith_client, kith_auth):
+    admin = await kith_auth("admin")
+    own_secret = "a-secret-of-our-own-choosing"
+    created = await kith_client.post(
+        "/api/webhooks",
+        json={
+            "url": "https://hooks.example.com/in",
+            "events": ["contact.created", "interaction.*"],
+            "secret": own_secret,
+            "description": "warehouse",
+        },
+        headers=admin,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["secret"] == own_secret
+    subscription = created.json()["subscription"]
+    assert subscription["include_personal_data"] is False and subscription["active"] is True
+    sub_url = f"/api/webhooks/{subscription['id']}"
+
+    listed = await kith_client.get("/api/webhooks", headers=admin)
+    assert [s["id"] for s in listed.json()] == [subscription["id"]]
+    assert own_secret not in listed.text and "secret" not in listed.json()[0]
+    read = await kith_client.get(sub_url, headers=admin)
+    assert read.json()["events"] == ["contact.created", "interaction.*"]
+    assert own_secret not in read.text
+
+    changed = await kith_client.patch(
+        sub_url,
+        json={"events": ["*"], "active": False, "include_personal_data": True},
+        headers=admin,
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["events"], changed.json()["active"]) == (["*"], False)
+    assert changed.json()["include_personal_data"] is True
+
+    rotated = await kith_client.post(f"{sub_url}/secret", json={}, headers=admin)
+    assert rotated.status_code == 200
+    assert rotated.json()["secret"].startswith("whsec_") and rotated.json()["secret"] != own_secret
+
+    removed = await kith_client.delete(sub_url, headers=admin)
+    assert removed.status_code == 200
+    assert (await kith_client.get(sub_url, headers=admin)).status_code == 404
+    assert (await kith_client.get("/api/webhooks", headers=admin)).json() == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"url": "ftp://files.example.com/in"}, "url", "must start with http:// or https://"),
+        ({"url": "javascript:alert(1)"}, "url", "must start with http:// or https://"),
+        ({"url": "hooks.example.com/in"}, "url", "must start with http:// or https://"),
+        ({"url": "https:///in"}, "url", "names no host"),
+        ({"url": "https://user:pw@hooks.example.com/"}, "url", "no user name or password"),
+        ({"events": ["contact.craeted"]}, "events[0]", "no event type matches"),
+        ({"events": ["contact.**"]}, "events[0]", "not an event name or pattern"),
+    ],
+)
+async def test_bad_subscriptions_are_refused_with_a_clear_reason(
+    kith_client, kith_auth, body: dict[str, Any], field: str, message: str
+):
+    admin = await kith_auth("admin")
+    payload = {"url": "https://hooks.example.com/in", "events": ["contact.*"], **body}
+    refused = await kith_client.post("/api/webhooks", json=payload, headers=admin)
+    assert refused.status_code == 422, refused.text
+    problem = refused.json()
+    assert message in problem["detail"]
+    assert problem.get("field") == field
+    assert (await kith_client.get("/api/webhooks", headers=admin)).json() == []
+
+
+async def test_a_short_secret_or_no_events_are_refused(kith_client, kith_auth):
+    admin = await kith_auth("admin")
+    for payload in (
+        {"url": "https://h.example.com/", "events": ["*"], "secret": "short"},
+        {"url": "https://h.example.com/", "events": []},
+    ):
+        refused = await kith_client.post("/api/webhooks", json=payload, headers=admin)
+        assert refused.status_code in (400, 422), refused.text
+    assert (await kith_client.get("/api/webhooks", headers=admin)).json() == []
+
+
+def test_subscriptions_from_the_command_line(kith_database_url: str, tmp_path: Path):
+    home = tmp_path / "kith-home"
+    env = {
+        "KITH_HOME": str(home),
+        "KITH_DATABASE_URL": kith_database_url,
+        "KITH_LOG_FORMAT": "json",
+    }
+
+    def kith(*args: str) -> Any:
+        return CliRunner().invoke(main, ["webhooks", *args], env=env)
+
+    added = kith(
+        "add", "https://hooks.example.com/cli", "--event", "contact.*", "--event", "task.due"
+    )
+    assert added.exit_code == 0, added.output
+    found = dict(re.findall(r"^(id|secret)\s+(\S+)$", added.stdout, re.MULTILINE))
+    assert found["secret"].startswith("whsec_")
+    assert "not shown again" in added.stderr
+    subscription_id = found["id"]
+
+    given = kith(
+        "add",
+        "https://hooks.example.com/two",
+        "--event",
+        "*",
+        "--secret",
+        "x" * 20,
+        "--personal-data",
+    )
+    assert given.exit_code == 0 and f"secret  {'x' * 20}" in given.stdout
+
+    listed = kith("list")
+    assert listed.exit_code == 0
+    assert (
+        "https://hooks.example.com/cli" in listed.stdout and "contact.*,task.due" in listed.stdout
+    )
+    assert found["secret"] not in listed.stdout
+    as_json = json.loads(kith("list", "--json").stdout)
+    assert {s["include_personal_data"] for s in as_json} == {True, False}
+
+    refused = kith("add", "ftp://files.example.com/", "--event", "contact.*")
+    assert refused.exit_code == 1
+    assert "kith: a webhook URL must start with http:// or https://" in refused.stderr
+    assert kith("add", "https://h.example.com/", "--event", "nope.never").exit_code == 1
+
+    empty = kith("deliveries")
+    assert empty.exit_code == 0 and "No deliveries." in empty.stderr
+
+    removed = kith("remove", subscription_id)
+    assert removed.exit_code == 0 and "https://hooks.example.com/cli" in removed.stdout
+    gone = kith("remove", subscription_id)
+    assert gone.exit_code == 1 and "does not exist" in gone.stderr
+    assert "hooks.example.com/cli" not in kith("list").stdout
+
+
+def test_the_command_line_sends_due_deliveries(
+    kith_database_url: str, tmp_path: Path, receiver: Receiver
+):
+    home = tmp_path / "kith-home"
+    env = {
+        "KITH_HOME": str(home),
+        "KITH_DATABASE_URL": kith_database_url,
+        "KITH_LOG_FORMAT": "json",
+    }
+    receiver.statuses["/cli"] = [500]
+
+    async def setup() -> None:
+        from kith.bootstrap import open_kith
+
+        kith = open_kith(settings_for(home, kith_database_url))
+        await kith.start()
+        try:
+            await subscribe(kith, receiver.url("/cli"), "contact.created")
+            await ContactService(kith).create(ContactCreate(name="Lise Meitner"))
+            await kith.bus.drain()
+            # Make the retry due now instead of after the backoff.
+            long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+            await WebhookDelivery.update(
+                {WebhookDelivery.next_attempt_at: long_ago}, force=True
+            ).run()
+        finally:
+            await kith.close()
+
+    asyncio.run(setup())
+    failed = CliRunner().invoke(main, ["webhooks", "deliveries", "--state", "pending"], env=env)
+    assert failed.exit_code == 0 and "HTTP 500" in failed.stdout, failed.output
+    sent = CliRunner().invoke(main, ["webhooks", "deliver"], env=env)
+    assert sent.exit_code == 0, sent.output
+    assert "1 attempted: 1 delivered" in sent.stdout
+    assert len(receiver.at("/cli")) == 2
