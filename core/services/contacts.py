@@ -25,17 +25,13 @@ from kith.schemas import (
     PhoneOut,
     unset_to_dict,
 )
+from kith.services import is_unique_violation
 from kith.tables import Contact, ContactPoint, User
 
 CONTACT_TABLE = Contact._meta.tablename
 POINT_TABLE = ContactPoint._meta.tablename
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
 SCAN_CHUNK = 500
-
-
-def _is_unique_violation(exc: Exception) -> bool:
-    text = f"{type(exc).__name__} {exc}".lower()
-    return "unique" in text
 
 
 class ContactService:
@@ -111,7 +107,7 @@ class ContactService:
             await ContactPoint.insert(*rows).run()
         except Exception as exc:
             # Two requests raced past the check above; the unique index decided.
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 raise Conflict(
                     f"another contact already has {primary_email} as primary email",
                     field="emails",

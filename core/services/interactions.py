@@ -15,6 +15,7 @@ from kith.ids import new_id
 from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
+from kith.services import is_unique_violation
 from kith.tables import Contact, Interaction, User
 
 TABLE = Interaction._meta.tablename
@@ -34,6 +35,12 @@ def _check_amount(amount: decimal.Decimal | None) -> None:
         raise InvalidInput(f"{amount} is not an amount this field can hold", field="amount")
     if amount != amount.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_DOWN):
         raise InvalidInput(f"{amount} has more than two decimal places", field="amount")
+
+
+class _RacedOnExternalId(Exception):
+    def __init__(self, retryable: bool) -> None:
+        super().__init__("another request stored the same external id first")
+        self.retryable = retryable
 
 
 class InteractionService:
@@ -58,7 +65,12 @@ class InteractionService:
             raise InvalidInput(f"user {assignee_id} does not exist", field="assignee_id")
 
     async def log(
-        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor = SYSTEM
+        self,
+        contact_id: uuid.UUID,
+        data: InteractionCreate,
+        actor: Actor = SYSTEM,
+        *,
+        _retry: bool = True,
     ) -> tuple[InteractionOut, bool]:
         """Add an interaction; returns it and whether it was new. A repeated ``source`` +
         ``external_id`` returns the interaction already stored instead of a second one."""
@@ -67,7 +79,23 @@ class InteractionService:
                 if getattr(data, name) is not None:
                     raise InvalidInput(f"only tasks have {name}", field=name)
         _check_amount(data.amount)
-        async with self.kith.unit_of_work(actor) as uow:
+        try:
+            return await self._log(contact_id, data, actor)
+        except _RacedOnExternalId as raced:
+            if not (_retry and raced.retryable):
+                raise Conflict(
+                    f"{data.source} logged {data.external_id!r} at the same moment in another "
+                    "request; send it again to get the stored interaction",
+                    field="external_id",
+                ) from None
+        # The other request has committed its row, so a new unit of work finds it.
+        return await self.log(contact_id, data, actor, _retry=False)
+
+    async def _log(
+        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor
+    ) -> tuple[InteractionOut, bool]:
+        unit = self.kith.unit_of_work(actor)
+        async with unit as uow:
             await self._contact_subject(contact_id)
             if data.external_id is not None:
                 existing = (
@@ -92,7 +120,7 @@ class InteractionService:
             stored = await self.kith.protector.protect(
                 contact_id, TABLE, row_id, {"summary": data.summary, "body": data.body}
             )
-            await Interaction.insert(
+            insert = Interaction.insert(
                 Interaction(
                     id=row_id,
                     contact=contact_id,
@@ -112,7 +140,15 @@ class InteractionService:
                     updated_at=now,
                     **stored,
                 )
-            ).run()
+            )
+            try:
+                await insert.run()
+            except Exception as exc:
+                if data.external_id is None or not is_unique_violation(exc):
+                    raise
+                # Another request stored the same source + external_id after the check above.
+                # Only a unit of work of our own can be retried; a joined one is spoilt.
+                raise _RacedOnExternalId(retryable=uow is unit) from exc
             uow.publish(
                 "interaction.logged",
                 contact_id,
