@@ -158,6 +158,11 @@ async def test_concurrent_http_creates_give_409s(
     )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [201, 409, 409, 409, 409, 409]
+    winner = next(r.json()["id"] for r in responses if r.status_code == 201)
+    # Even the requests that lost the race are told which contact holds the address.
+    assert {r.json().get("existing_contact_id") for r in responses if r.status_code == 409} == {
+        winner
+    }
     listed = await kith_client.get("/api/contacts", headers=headers)
     assert len(listed.json()["items"]) == 1
 

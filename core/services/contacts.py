@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -32,6 +33,22 @@ CONTACT_TABLE = Contact._meta.tablename
 POINT_TABLE = ContactPoint._meta.tablename
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
 SCAN_CHUNK = 500
+
+
+class _PrimaryEmailRaced(Conflict):
+    """Another request gave the same primary email to its contact between our check and our
+    insert. ``retryable`` when this call's own transaction was rolled back (not a joined one)."""
+
+    retryable = False
+
+
+@contextlib.asynccontextmanager
+async def _retryable_race(own_transaction: bool) -> AsyncIterator[None]:
+    try:
+        yield
+    except _PrimaryEmailRaced as raced:
+        raced.retryable = own_transaction
+        raise
 
 
 class ContactService:
@@ -108,7 +125,7 @@ class ContactService:
         except Exception as exc:
             # Two requests raced past the check above; the unique index decided.
             if is_unique_violation(exc):
-                raise Conflict(
+                raise _PrimaryEmailRaced(
                     f"another contact already has {primary_email} as primary email",
                     field="emails",
                 ) from None
@@ -147,12 +164,24 @@ class ContactService:
             raise InvalidInput("an organization needs a name", field="name")
         raise InvalidInput("a person needs a name, or a given or family name", field="name")
 
-    async def create(self, data: ContactCreate, actor: Actor = SYSTEM) -> ContactOut:
+    async def create(
+        self, data: ContactCreate, actor: Actor = SYSTEM, *, _retry: bool = True
+    ) -> ContactOut:
+        try:
+            return await self._create(data, actor)
+        except _PrimaryEmailRaced as raced:
+            if not (_retry and raced.retryable):
+                raise
+        # The contact that won the race is committed now, so the check names it.
+        return await self.create(data, actor, _retry=False)
+
+    async def _create(self, data: ContactCreate, actor: Actor) -> ContactOut:
         display = self._display_name(data.kind, data.name, data.given_name, data.family_name)
         points = self._points(data.emails, data.phones)
         contact_id = new_id()
         now = utcnow()
-        async with self.kith.unit_of_work(actor) as uow:
+        unit = self.kith.unit_of_work(actor)
+        async with unit as uow, _retryable_race(uow is unit):
             await self._check_references(data.organization_id, data.owner_id, contact_id)
             names = await self.kith.protector.protect(
                 contact_id,
@@ -189,10 +218,24 @@ class ContactService:
         return await self.get(contact_id)
 
     async def update(
-        self, contact_id: uuid.UUID, patch: ContactPatch, actor: Actor = SYSTEM
+        self,
+        contact_id: uuid.UUID,
+        patch: ContactPatch,
+        actor: Actor = SYSTEM,
+        *,
+        _retry: bool = True,
     ) -> ContactOut:
+        try:
+            return await self._update(contact_id, patch, actor)
+        except _PrimaryEmailRaced as raced:
+            if not (_retry and raced.retryable):
+                raise
+        return await self.update(contact_id, patch, actor, _retry=False)
+
+    async def _update(self, contact_id: uuid.UUID, patch: ContactPatch, actor: Actor) -> ContactOut:
         changes = unset_to_dict(patch)
-        async with self.kith.unit_of_work(actor) as uow:
+        unit = self.kith.unit_of_work(actor)
+        async with unit as uow, _retryable_race(uow is unit):
             current = await self.get(contact_id)
             kind = changes.get("kind", current.kind)
             given = changes.get("given_name", current.given_name)
