@@ -37,6 +37,7 @@ from kith.events import utcnow
 from kith.ids import new_id
 from kith.logs import get_logger
 from kith.privacy import registry
+from kith.privacy.primitives import hmac_sha256
 from kith.privacy.workflow_keys import read_or_create
 from kith.privacy.workflow_settings import workflow_settings
 from kith.privacy.workflow_tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
@@ -543,7 +544,7 @@ class ConsentService:
             separators=(",", ":"),
             sort_keys=True,
         ).encode()
-        signature = hmac.new(self._link_key(), payload, hashlib.sha256).digest()
+        signature = hmac_sha256(self._link_key(), payload)
         token = f"{_b64(payload)}.{_b64(signature)}"
         return WithdrawLink(
             token=token,
@@ -567,7 +568,7 @@ class ConsentService:
             given = _unb64(signature)
         except (ValueError, TypeError):
             raise invalid from None
-        expected = hmac.new(self._link_key(), payload, hashlib.sha256).digest()
+        expected = hmac_sha256(self._link_key(), payload)
         if not hmac.compare_digest(expected, given):
             raise invalid
         try:

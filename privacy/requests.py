@@ -384,7 +384,11 @@ class RequestService:
             row["id"],
             REQUEST_TABLE,
             row["id"],
-            {"note": row["note"], "identity_method": row["identity_method"]},
+            {
+                "note": row["note"],
+                "identity_method": row["identity_method"],
+                "last_error": row["last_error"],
+            },
         )
         left = deadlines.days_left(row["due_on"], today)
         open_ = row["state"] in OPEN_STATES
@@ -416,7 +420,7 @@ class RequestService:
             outcome=msgspec.convert(outcome, list[CertificateEntry])
             if outcome is not None
             else None,
-            last_error=row["last_error"],
+            last_error=opened["last_error"],
             next_step=NEXT_STEP.get(row["state"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
@@ -795,10 +799,18 @@ class RequestService:
         try:
             entries = await executor.execute(job)
         except Exception as exc:
-            # Stay in running so that the next run resumes; the error says what to fix.
+            # Stay in running so that the next run resumes; the error says what to fix. It
+            # may quote data, so it is sealed like the other free text.
+            sealed = await self._seal(
+                row["contact_id"],
+                request_id,
+                REQUEST_TABLE,
+                request_id,
+                {"last_error": f"{type(exc).__name__}: {exc}"[:MAX_NOTE_CHARS]},
+            )
             await SubjectRequest.update(
                 {
-                    SubjectRequest.last_error: f"{type(exc).__name__}: {exc}"[:MAX_NOTE_CHARS],
+                    SubjectRequest.last_error: sealed["last_error"],
                     SubjectRequest.updated_at: utcnow(),
                 }
             ).where(SubjectRequest.id == request_id)

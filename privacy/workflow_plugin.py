@@ -40,6 +40,15 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         owner="kith.privacy",
     ),
     PersonalField(
+        table="kith_subject_request",
+        column="last_error",
+        category="request_records",
+        purposes=REQUEST_PURPOSES,
+        retention="subject_requests",
+        description="Why the last run of a request failed (an executor's message)",
+        owner="kith.privacy",
+    ),
+    PersonalField(
         table="kith_subject_request_transition",
         column="note",
         category="request_records",

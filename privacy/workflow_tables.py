@@ -110,7 +110,7 @@ class SubjectRequest(Table, tablename="kith_subject_request"):
     preview = JSON(null=True, default=None)
     progress = JSON(default={})
     outcome = JSON(null=True, default=None)
-    last_error = Text(null=True, default=None)
+    last_error = Text(null=True, default=None, secret=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)

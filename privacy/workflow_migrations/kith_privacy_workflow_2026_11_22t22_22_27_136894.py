@@ -1359,7 +1359,7 @@ async def forwards():
             "index_method": IndexMethod.btree,
             "choices": None,
             "db_column_name": None,
-            "secret": False,
+            "secret": True,
         },
         schema=None,
     )
