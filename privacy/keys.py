@@ -221,8 +221,12 @@ class DataKeyStore:
         self._remember(transaction, loaded, created=True)
         return loaded
 
-    async def by_id(self, key_id: uuid.UUID) -> LoadedKey | _Erased:
-        """The data key with this id, or :data:`ERASED` when it was shredded."""
+    async def by_id(
+        self, key_id: uuid.UUID, subject: uuid.UUID | None = None
+    ) -> LoadedKey | _Erased:
+        """The data key with this id, or :data:`ERASED` when it was shredded (or, when its row
+        is gone, when ``subject`` was shredded: a restored database may predate the tombstone
+        of a key destroyed later)."""
         transaction = self._transaction()
         found = self._pending_get(transaction, key_id) or self.cache.get(key_id)
         if found is not None:
@@ -232,7 +236,10 @@ class DataKeyStore:
             loaded = await self._unwrap_row(row)
             self._remember(transaction, loaded, created=False)
             return loaded
-        if await Tombstone.exists().where(Tombstone.data_key_id == key_id):
+        shredded = Tombstone.data_key_id == key_id
+        if subject is not None:
+            shredded = shredded | (Tombstone.subject == subject)
+        if await Tombstone.exists().where(shredded):
             self.cache.put(key_id, ERASED)
             return ERASED
         raise MissingDataKey(

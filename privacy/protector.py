@@ -89,7 +89,7 @@ class PrivacyProtector:
             envelope = parse(stored)
             key = keys.get(envelope.key_id)
             if key is None:
-                key = keys[envelope.key_id] = await self.keys.by_id(envelope.key_id)
+                key = keys[envelope.key_id] = await self.keys.by_id(envelope.key_id, subject_id)
             if isinstance(key, LoadedKey):
                 revealed[column] = decrypt_envelope(key.cipher, envelope, table, column, row_id)
             else:

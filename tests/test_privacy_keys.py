@@ -440,3 +440,21 @@ async def test_restored_keys_of_shredded_subjects_are_deleted_at_start(
         assert (await ContactService(restarted).get(ids[1])).name == "Person 1"
     finally:
         await restarted.close()
+
+
+async def test_missing_key_without_tombstone_is_an_error_until_shredded_again(
+    kith: Kith,
+) -> None:
+    from kith.privacy import shredding
+    from kith.privacy.errors import MissingDataKey
+
+    ids = await _contacts(kith, 2)
+    # A database restored from before an erasure, with a key backup from after it.
+    await DataKey.delete().where(DataKey.subject == ids[0]).run()
+    protector(kith).keys.cache.clear()
+    with pytest.raises(MissingDataKey, match="never shredded"):
+        await ContactService(kith).get(ids[0])
+    result = await shredding.shred(kith, ids[0], reason="erased before the restore")
+    assert not result.already
+    assert (await ContactService(kith).get(ids[0])).name == "[erased]"
+    assert (await ContactService(kith).get(ids[1])).name == "Person 1"
