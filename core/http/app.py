@@ -5,12 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from litestar import Litestar, Request, Router
-from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
-
 from kith import __version__
 from kith.actor import Actor
 from kith.http.auth import authorize, public
@@ -22,6 +16,11 @@ from kith.http.routes.interactions import InteractionController, list_tasks
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from litestar import Litestar, Request, Router
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
 
 CORE_ROUTES: list[Any] = [health, ContactController, InteractionController, list_tasks]
 
