@@ -59,6 +59,8 @@ class EventBus:
         self.event_types = {t.name: t for t in event_types}
         self._subscribers: list[Subscriber] = []
         self._recorded: set[str] = set()
+        # Periodic jobs of plugins (name -> interval, job), run alongside the dispatcher.
+        self._jobs: dict[str, tuple[float, Callable[[], Awaitable[object]]]] = {}
         self.subscribers = list(subscribers)
         self.outbox = Outbox(database)
         self.dispatcher = Dispatcher(self, self.outbox)
@@ -190,6 +192,7 @@ class EventBus:
                 ("scheduler", self.config.schedule_interval_s, self.publish_due_tasks),
                 ("retention", PRUNE_INTERVAL_S, self.prune),
             ]
+        periodic += [(name, interval, job) for name, (interval, job) in self._jobs.items()]
         self._runner = Runner(self.dispatcher, periodic)
         self._runner.start()
         log.info(
@@ -198,6 +201,15 @@ class EventBus:
             subscribers=[s.name for s in self._subscribers],
             scheduler=scheduler,
         )
+
+    def add_job(self, name: str, interval_s: float, job: Callable[[], Awaitable[object]]) -> None:
+        """Run ``job`` every ``interval_s`` seconds while the bus dispatches in the background
+        (``kith serve``, ``kith worker``), for a plugin's own periodic work (the webhooks
+        plugin's retries). Plugins add jobs from ``kith_startup``, which runs before the bus
+        starts. A job that raises is logged and runs again at its next turn."""
+        if self._runner is not None:
+            raise RuntimeError(f"job {name!r} added after the bus started; add it in kith_startup")
+        self._jobs[name] = (interval_s, job)
 
     async def _heartbeat(self) -> None:
         await self.record_subscribers(refresh=True)

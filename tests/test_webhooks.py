@@ -50,6 +50,7 @@ SETTINGS_TOML = f"""
 timeout_seconds = {TIMEOUT_S}
 backoff_base_seconds = {BACKOFF_S}
 max_attempts = {MAX_ATTEMPTS}
+poll_seconds = 0.1
 """
 
 
@@ -286,6 +287,32 @@ async def test_500s_are_retried_with_exponential_backoff_until_success(
     await kith.bus.drain()
     assert (await deliverer.run_due()).attempted == 0
     assert len(receiver.at("/flaky")) == 3
+
+
+async def test_the_background_bus_sends_retries_by_itself(
+    kith: Kith, clock: FakeClock, receiver: Receiver
+):
+    receiver.statuses["/later"] = [500]
+    subscription, _ = await subscribe(kith, receiver.url("/later"), "contact.created")
+
+    async def requests_reach(count: int) -> None:
+        for _ in range(200):
+            if len(receiver.at("/later")) >= count:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{count} request(s) expected, got {len(receiver.at('/later'))}")
+
+    # As in `kith serve` and `kith worker`: the bus dispatches, and runs the plugin's job.
+    await kith.bus.start()
+    try:
+        await ContactService(kith).create(ContactCreate(name="Rosalind Franklin"))
+        await requests_reach(1)
+        clock.advance(BACKOFF_S)
+        await requests_reach(2)
+    finally:
+        await kith.bus.stop()
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert (delivery.state, delivery.attempts) == ("delivered", 2)
 
 
 def test_backoff_doubles_up_to_its_cap():

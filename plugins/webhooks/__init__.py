@@ -42,8 +42,15 @@ async def on_event(event: Event) -> None:
 
 @hookimpl
 def kith_startup(kith: Kith) -> None:
+    """Remember the Kith for the subscriber, and have the bus send due retries whenever it
+    runs in the background (``kith serve``, ``kith worker``)."""
+    from kith.plugins.webhooks.delivery import WebhookDeliverer, settings_of
+
     global _kith
     _kith = kith
+    if not kith.bus.running:
+        retries = WebhookDeliverer(kith).run_due
+        kith.bus.add_job("webhooks.retries", settings_of(kith).poll_seconds, retries)
 
 
 @hookimpl
