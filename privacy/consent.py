@@ -420,8 +420,8 @@ class ConsentService:
         """The contact's standing for every declared purpose (and any with events)."""
         declared = registry.purposes(self.kith)
         latest: dict[str, ConsentEventOut] = {}
-        for event in await self.history(contact_id):
-            latest[event.purpose] = event
+        for past in await self.history(contact_id):
+            latest[past.purpose] = past
         states = []
         for name in sorted(set(declared) | set(latest)):
             event = latest.get(name)
@@ -459,6 +459,7 @@ class ConsentService:
         A refusal is logged with the contact id and the reason, never with personal data."""
         declared = registry.purposes(self.kith)
         info = declared.get(purpose)
+        reason: str | None
         if info is None:
             reason = "purpose is not declared"
         else:

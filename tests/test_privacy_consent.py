@@ -4,6 +4,7 @@ SQL level, anonymisation for erasure, one-click withdrawal links and the API's r
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import Callable
 
@@ -460,3 +461,59 @@ async def test_record_struct_rejects_unknown_fields() -> None:
 
     with pytest.raises(msgspec.ValidationError):
         msgspec.convert({"purpose": "x", "action": "given", "extra": 1}, ConsentRecord)
+
+
+# -- CLI ---------------------------------------------------------------------------------------
+
+
+def test_cli_publishes_notices_and_records_consent(kith_database_url: str, tmp_path) -> None:
+    from _privacy_workflow import cli_env, run_services
+    from kith.cli import main
+
+    home = tmp_path / "kith-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "kith.toml").write_text(
+        '[privacy.purposes.newsletter]\ndescription = "Monthly newsletter"\n'
+        'lawful_basis = "consent"\n'
+    )
+    runner, env = cli_env(kith_database_url, home)
+    contact = run_services(env, lambda kith: make_contact(kith))
+
+    purposes_out = runner.invoke(main, ["privacy", "purposes"], env=env)
+    assert "newsletter" in purposes_out.stdout and "consent" in purposes_out.stdout
+    refused = runner.invoke(
+        main, ["privacy", "consent", "give", str(contact), "newsletter"], env=env
+    )
+    assert refused.exit_code == 1
+    assert "publish one first" in refused.stderr
+    published = runner.invoke(
+        main,
+        ["privacy", "notices", "publish", "newsletter", "--file", "-"],
+        input="Our newsletter, monthly. Unsubscribe any time.\n",
+        env=env,
+    )
+    assert published.exit_code == 0, published.output
+    assert "newsletter notice version 1" in published.stdout
+    given_out = runner.invoke(
+        main,
+        ["privacy", "consent", "give", str(contact), "newsletter", "--channel", "phone"],
+        env=env,
+    )
+    assert given_out.exit_code == 0, given_out.output
+    assert "consent given for newsletter (notice v1)" in given_out.stdout
+    withdrawn = runner.invoke(
+        main, ["privacy", "consent", "withdraw", str(contact), "newsletter"], env=env
+    )
+    assert withdrawn.exit_code == 0, withdrawn.output
+    shown = runner.invoke(main, ["privacy", "consent", "show", str(contact), "--history"], env=env)
+    assert shown.exit_code == 0, shown.output
+    newsletter_line = next(line for line in shown.stdout.splitlines() if "newsletter" in line)
+    assert "withdrawn" in newsletter_line and " no " in f" {newsletter_line} "
+    link = runner.invoke(
+        main,
+        ["privacy", "consent", "link", str(contact), "newsletter", "--base-url", "https://crm.x"],
+        env=env,
+    )
+    assert link.stdout.startswith("https://crm.x/api/privacy/consent/withdraw?token=")
+    notices = runner.invoke(main, ["privacy", "notices", "list", "--json"], env=env)
+    assert [n["version"] for n in json.loads(notices.stdout)] == [1]

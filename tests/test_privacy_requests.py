@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import json
 import uuid
 
 import pytest
@@ -568,3 +569,53 @@ async def test_free_text_is_encrypted_under_the_subjects_key(kith, service) -> N
     assert detail.request.note == "[erased]"
     assert detail.transitions[-1].note == "[erased]"
     assert detail.request.state == "rejected"  # the request itself stays, as evidence
+
+
+def test_cli_four_eyes_needs_a_second_named_officer(kith_database_url, tmp_path) -> None:
+    from _privacy_workflow import run_services
+    from kith.cli import main
+    from kith.services.users import UserService
+
+    home = tmp_path / "kith-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "kith.toml").write_text("[privacy]\nfour_eyes = true\n")
+    runner, env = cli_env(kith_database_url, home)
+
+    async def setup(kith: Kith) -> uuid.UUID:
+        users = UserService(kith)
+        await users.add("first@firm.example", "compliance")
+        await users.add("second@firm.example", "compliance")
+        await users.add("agent@firm.example", "agent")
+        return await make_contact(kith)
+
+    contact = run_services(env, setup)
+
+    def kith_cmd(*args: str, user: str | None = None):
+        extra = {"KITH_USER": user} if user else {}
+        return runner.invoke(main, ["privacy", "requests", *args], env={**env, **extra})
+
+    created = kith_cmd(
+        "new", "erasure", "--contact", str(contact), "--json", user="first@firm.example"
+    )
+    assert created.exit_code == 0, created.output
+    request_id = json.loads(created.stdout)["id"]
+    assert (
+        kith_cmd("verify", request_id, "--method", "id", user="first@firm.example").exit_code == 0
+    )
+    register_executor("erasure", FakeExecutor(), replace=True)
+    try:
+        previewed = kith_cmd("preview", request_id, user="first@firm.example")
+        assert previewed.exit_code == 0, previewed.output
+        mine = kith_cmd("approve", request_id, user="first@firm.example")
+        assert mine.exit_code == 1 and "different compliance user" in mine.stderr
+        anonymous = kith_cmd("approve", request_id)
+        assert anonymous.exit_code == 1 and "--as EMAIL" in anonymous.stderr
+        agent = kith_cmd("approve", request_id, user="agent@firm.example")
+        assert agent.exit_code == 1 and "needs a compliance user" in agent.stderr
+        approved = kith_cmd("approve", request_id, "--as", "second@firm.example")
+        assert approved.exit_code == 0, approved.output
+        ran = kith_cmd("run", request_id, user="second@firm.example")
+        assert ran.exit_code == 0, ran.output
+        assert "done" in ran.stdout
+    finally:
+        unregister_executor("erasure")
