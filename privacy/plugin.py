@@ -13,11 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+import msgspec
 from kith.events import EventType
 from kith.hookspecs import hookimpl
 from kith.personal import PersonalField
 from kith.privacy import encryption_plugin, workflow_plugin
 from kith.privacy.protector import PrivacyProtector
+from kith.privacy.section import PrivacySection
 from kith.protection import KeyProvider
 from kith.runtime import Kith
 from kith.settings import Settings
@@ -54,6 +56,11 @@ def kith_register_commands(register: Callable[[click.Command], None]) -> None:
 def kith_register_event_types(register: Callable[[EventType], None]) -> None:
     encryption_plugin.register_event_types(register)
     workflow_plugin.register_event_types(register)
+
+
+@hookimpl
+def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]) -> None:
+    register("privacy", PrivacySection)
 
 
 @hookimpl

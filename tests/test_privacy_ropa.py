@@ -282,3 +282,13 @@ def test_month_cutoffs_are_calendar_months(now: dt.datetime, months: int) -> Non
     cutoff = Duration(months, "months").cutoff(now)
     assert (now.year * 12 + now.month) - (cutoff.year * 12 + cutoff.month) == months
     assert cutoff.day <= now.day and cutoff.time() == now.time()
+
+
+def test_a_misspelt_privacy_setting_is_refused(kith_database_url: str, tmp_path: Path) -> None:
+    home = tmp_path / "kith-home"
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "kith.toml").write_text("[privacy]\nfour_eye = true\n")
+    runner, env = cli_env(kith_database_url, home)
+    refused = runner.invoke(main, ["privacy", "ropa"], env=env)
+    assert refused.exit_code == 2
+    assert "[privacy] four_eye: unknown setting" in refused.stderr
