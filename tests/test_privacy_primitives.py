@@ -8,7 +8,6 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from kith.privacy.blind_index import BlindIndex
 from kith.privacy.envelope import PREFIX, decrypt_envelope, encrypt_value, parse
 from kith.privacy.errors import EnvelopeError, FieldDecryptionError
