@@ -1,0 +1,177 @@
+"""examples/kith-example-plugin, installed with pip (see _example_plugin), proven through its
+entry point only: nothing here imports it. On SQLite and PostgreSQL.
+
+``kith plugins list`` shows it, ``kith migrate`` creates its table in an empty database, its
+route answers over HTTP with its declared roles, its subscriber receives ``contact.created``,
+its command runs and the event type it declares is published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import _example_plugin
+import asyncpg
+import pytest
+from kith.runtime import Kith
+from kith.testing import postgres_admin_url, skip_or_fail_without_postgres
+
+TABLE = "kith_example_welcome"
+KITH = str(Path(sys.executable).with_name("kith"))
+
+
+@pytest.fixture(autouse=True)
+def _installed() -> None:
+    if _example_plugin.install_error:
+        pytest.fail(_example_plugin.install_error, pytrace=False)
+
+
+def kith_command(*args: str, home: Path, database_url: str = "") -> subprocess.CompletedProcess:
+    """The installed ``kith`` command in a process of its own, as an operator runs it."""
+    env = {
+        **os.environ,
+        "KITH_HOME": str(home),
+        "KITH_DATABASE_URL": database_url,
+        "KITH_LOG_FORMAT": "json",
+    }
+    return subprocess.run(
+        [KITH, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+@pytest.fixture
+def empty_database_url(kith_engine: str) -> Iterator[str]:
+    """No tables at all: the default SQLite file of KITH_HOME, or a new PostgreSQL database."""
+    if kith_engine == "sqlite":
+        yield ""
+        return
+    skip_or_fail_without_postgres()
+    name = f"kith_example_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlunsplit(urlsplit(postgres_admin_url())._replace(path=f"/{name}"))
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(postgres_admin_url(), timeout=5)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _postgres_tables(url: str) -> set[str]:
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        rows = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+        )
+    finally:
+        await connection.close()
+    return {row["tablename"] for row in rows}
+
+
+def tables_of(home: Path, database_url: str) -> set[str]:
+    if not database_url:
+        with sqlite3.connect(home / "kith.sqlite3") as connection:
+            rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            return {name for (name,) in rows}
+    return asyncio.run(_postgres_tables(database_url))
+
+
+def test_the_distribution_declares_a_kith_entry_point():
+    dist = importlib.metadata.distribution("kith-example-plugin")
+    [entry_point] = [ep for ep in dist.entry_points if ep.group == "kith"]
+    assert (entry_point.name, entry_point.value) == ("example", "kith_example.plugin")
+
+
+def test_kith_plugins_list_shows_it(tmp_path: Path):
+    listed = kith_command("plugins", "list", "--json", "--hooks", home=tmp_path / "home")
+    assert listed.returncode == 0, listed.stderr
+    plugins = {row["name"]: row for row in json.loads(listed.stdout)}
+    example = plugins["example"]
+    assert (example["source"], example["version"], example["status"]) == (
+        "kith-example-plugin",
+        "0.1.0",
+        "loaded",
+    )
+    assert set(example["hooks"]) >= {
+        "kith_register_apps",
+        "kith_register_routes",
+        "kith_register_commands",
+        "kith_register_subscribers",
+        "kith_register_event_types",
+        "kith_register_settings",
+    }
+    # Built-in plugins come through the very same entry-point group.
+    assert plugins["webhooks"]["source"] == "built-in"
+    table = kith_command("plugins", "list", home=tmp_path / "home")
+    assert "example" in table.stdout and "kith-example-plugin" in table.stdout
+
+
+def test_kith_migrate_creates_its_table(tmp_path: Path, empty_database_url: str):
+    home = tmp_path / "home"
+    migrated = kith_command("migrate", home=home, database_url=empty_database_url)
+    assert migrated.returncode == 0, migrated.stderr
+    assert "kith_example" in migrated.stdout
+    assert TABLE in tables_of(home, empty_database_url)
+    again = kith_command("migrate", home=home, database_url=empty_database_url)
+    assert again.returncode == 0 and "kith_example" not in again.stdout
+    # Its command runs on the new installation, with no settings of its own.
+    listed = kith_command("example", "welcomes", home=home, database_url=empty_database_url)
+    assert listed.returncode == 0, listed.stderr
+    assert "Nobody is waiting to be welcomed." in listed.stderr
+
+
+async def test_route_subscriber_command_and_event_type(
+    kith: Kith, kith_client, kith_auth, kith_settings, kith_engine: str
+):
+    assert kith.plugins is not None
+    assert "example" in [info.name for info in kith.plugins.plugins()]
+    agent = await kith_auth("agent")
+
+    # Its subscriber hears contact.created through the event bus.
+    created = await kith_client.post("/api/contacts", json={"name": "Ada"}, headers=agent)
+    assert created.status_code == 201, created.text
+    contact_id = created.json()["id"]
+    await kith.bus.drain()
+
+    # Its route answers over HTTP, to the roles it declared and no others.
+    listed = await kith_client.get("/api/example/welcomes", headers=agent)
+    assert listed.status_code == 200, listed.text
+    assert [w["contact_id"] for w in listed.json()] == [contact_id]
+    refused = await kith_client.get("/api/example/welcomes", headers=await kith_auth("compliance"))
+    assert refused.status_code == 403
+    assert (await kith_client.get("/api/example/welcomes")).status_code == 401
+
+    done = await kith_client.post(f"/api/example/welcomes/{contact_id}/done", headers=agent)
+    assert done.status_code == 200, done.text
+    assert done.json()["welcomed_at"] is not None
+    assert (await kith_client.get("/api/example/welcomes", headers=agent)).json() == []
+    # The event type it declared was published in the same transaction.
+    assert len(await kith.bus.list_events(name="example.welcomed")) == 1
+    assert "example.welcomed" in kith.event_types
+
+    # Its command runs against the same database, in a process of its own.
+    shown = await asyncio.to_thread(
+        kith_command,
+        "example",
+        "welcomes",
+        "--all",
+        home=kith_settings.home,
+        database_url=kith_settings.database_url,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert contact_id in shown.stdout
