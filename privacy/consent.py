@@ -28,7 +28,7 @@ import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from kith.actor import SYSTEM, Actor
@@ -477,12 +477,15 @@ class ConsentService:
 
     # -- erasure -----------------------------------------------------------------------------
 
-    async def anonymise_subject(self, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    async def anonymise_subject(
+        self, contact_id: uuid.UUID, *, dry_run: bool = False
+    ) -> list[ErasureOutcome]:
         """Cut the ledger's link to a contact: its events stay, naming a pseudonym nothing
-        maps to any more, without their source interactions. Idempotent."""
+        maps to any more, without their source interactions. Idempotent. With ``dry_run``
+        it only says what it would do (the erasure preview), in the same words."""
         async with self.kith.unit_of_work():
             pseudonyms = await self._pseudonyms(contact_id)
-            events = 0
+            event_ids: list[uuid.UUID] = []
             links = 0
             if pseudonyms:
                 event_ids = [
@@ -491,11 +494,12 @@ class ConsentService:
                         ConsentEvent.subject.is_in(pseudonyms)
                     )
                 ]
-                events = len(event_ids)
                 if event_ids:
                     links = await ConsentSource.count().where(ConsentSource.event.is_in(event_ids))
-                    await ConsentSource.delete().where(ConsentSource.event.is_in(event_ids))
-                await ConsentSubject.delete().where(ConsentSubject.contact == contact_id)
+                if not dry_run:
+                    if event_ids:
+                        await ConsentSource.delete().where(ConsentSource.event.is_in(event_ids))
+                    await ConsentSubject.delete().where(ConsentSubject.contact == contact_id)
         if not pseudonyms:
             return [
                 ErasureOutcome(
@@ -509,7 +513,7 @@ class ConsentService:
                 source="kith.privacy",
                 location=ConsentEvent._meta.tablename,
                 method="anonymised",
-                count=events,
+                count=len(event_ids),
                 ground="kept as evidence of consent (Art. 7(1)), linked to no one",
             ),
             ErasureOutcome(
@@ -524,6 +528,26 @@ class ConsentService:
                 method="deleted",
                 count=len(pseudonyms),
             ),
+        ]
+
+    async def export_subject(self, contact_id: uuid.UUID) -> list[dict[str, Any]]:
+        """The contact's consent events as plain rows, for an access or portability export."""
+        return [
+            {
+                "id": str(event.id),
+                "purpose": event.purpose,
+                "action": event.action,
+                "lawful_basis": event.lawful_basis,
+                "notice_version": event.notice_version,
+                "notice_sha256": event.notice_sha256,
+                "channel": event.channel,
+                "source_interaction_id": str(event.source_interaction_id)
+                if event.source_interaction_id
+                else None,
+                "occurred_at": event.occurred_at.isoformat(),
+                "recorded_at": event.recorded_at.isoformat(),
+            }
+            for event in await self.history(contact_id)
         ]
 
     # -- one-click withdrawal links ----------------------------------------------------------

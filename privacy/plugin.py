@@ -9,6 +9,7 @@ calls both halves of the privacy module: encryption and keys
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -23,6 +24,7 @@ from kith.privacy.section import PrivacySection
 from kith.protection import KeyProvider
 from kith.runtime import Kith
 from kith.settings import Settings
+from kith.subjects import ErasureOutcome, ExportSection
 from piccolo.conf.apps import AppConfig
 
 
@@ -89,3 +91,18 @@ async def kith_startup(kith: Kith) -> None:
 @hookimpl
 async def kith_after_migrate(kith: Kith) -> None:
     await encryption_plugin.after_migrate(kith)
+
+
+@hookimpl
+async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
+    return await workflow_plugin.subject_export(kith, contact_id)
+
+
+@hookimpl
+async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    return await workflow_plugin.subject_erase(kith, contact_id)
+
+
+@hookimpl
+async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    return await workflow_plugin.subject_erase(kith, contact_id, dry_run=True)

@@ -6,6 +6,7 @@ plugin) and calls these functions from them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -16,9 +17,15 @@ from kith.privacy.certificates import load_signing_key
 from kith.privacy.workflow_piccolo_app import APP_CONFIG
 from kith.privacy.workflow_settings import workflow_settings
 from kith.runtime import Kith
+from kith.subjects import ErasureOutcome, ExportSection
 from piccolo.conf.apps import AppConfig
 
 REQUEST_PURPOSES = ("subject_rights",)
+REQUEST_HOLD_GROUND = (
+    "the record that a data protection request was made and answered is kept to demonstrate "
+    "compliance (Art. 5(2) GDPR); it names the person by contact id only, and its free text is "
+    "sealed under their shredded key"
+)
 
 PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField(
@@ -134,3 +141,52 @@ def startup(kith: Kith) -> None:
     """Validate the workflow settings and create the certificate signing key on first start."""
     workflow_settings(kith.settings)
     load_signing_key(kith.settings)
+
+
+async def subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
+    """The workflow's part of an access or portability export: consent and requests."""
+    from kith.privacy.consent import ConsentService
+    from kith.privacy.requests import RequestService
+
+    requests = await RequestService(kith).list(include_closed=True, contact_id=contact_id)
+    return ExportSection(
+        source="kith.privacy",
+        description="Consent you gave or withdrew, and the data protection requests you made",
+        tables={
+            "consent_events": await ConsentService(kith).export_subject(contact_id),
+            "subject_requests": [
+                {
+                    "id": str(r.id),
+                    "type": r.kind,
+                    "state": r.state,
+                    "received_on": r.received_on.isoformat(),
+                    "due_on": r.due_on.isoformat(),
+                    "closed_at": r.closed_at.isoformat() if r.closed_at else None,
+                }
+                for r in requests
+            ],
+        },
+    )
+
+
+async def subject_erase(
+    kith: Kith, contact_id: uuid.UUID, *, dry_run: bool = False
+) -> list[ErasureOutcome]:
+    """The workflow's part of an erasure (or, with ``dry_run``, of its preview): the consent
+    ledger is anonymised; the requests stay, as evidence, their free text unreadable once the
+    subject's key is shredded."""
+    from kith.privacy.consent import ConsentService
+    from kith.privacy.workflow_tables import SubjectRequest
+
+    outcomes = await ConsentService(kith).anonymise_subject(contact_id, dry_run=dry_run)
+    held = await SubjectRequest.count().where(SubjectRequest.contact_id == contact_id)
+    outcomes.append(
+        ErasureOutcome(
+            source="kith.privacy",
+            location=SubjectRequest._meta.tablename,
+            method="legal_hold" if held else "not_present",
+            count=held,
+            ground=REQUEST_HOLD_GROUND if held else None,
+        )
+    )
+    return outcomes

@@ -517,3 +517,41 @@ def test_cli_publishes_notices_and_records_consent(kith_database_url: str, tmp_p
     assert link.stdout.startswith("https://crm.x/api/privacy/consent/withdraw?token=")
     notices = runner.invoke(main, ["privacy", "notices", "list", "--json"], env=env)
     assert [n["version"] for n in json.loads(notices.stdout)] == [1]
+
+
+# -- the subject hooks ---------------------------------------------------------------------------
+
+
+async def test_the_privacy_plugin_answers_export_erase_and_preview(kith, ledger) -> None:
+    from kith.privacy.requests import RequestCreate, RequestService
+
+    contact = await make_contact(kith)
+    form, _ = await InteractionService(kith).log(
+        contact, InteractionCreate(kind="form_submission", summary="form")
+    )
+    await ledger.give(contact, "newsletter", channel="form", source_interaction_id=form.id)
+    request = await RequestService(kith).create(RequestCreate(kind="erasure", contact_id=contact))
+
+    async def ours(hook: str) -> list:
+        results = await kith.plugins.call_async(hook, kith=kith, contact_id=contact)
+        return [r.value for r in results if r.plugin == "privacy"]
+
+    exported = await ours("kith_subject_export")
+    assert len(exported) == 1
+    tables = exported[0].tables
+    assert [e["action"] for e in tables["consent_events"]] == ["given"]
+    assert tables["consent_events"][0]["source_interaction_id"] == str(form.id)
+    assert [r["id"] for r in tables["subject_requests"]] == [str(request.id)]
+
+    preview = await ours("kith_subject_erase_preview")
+    assert await ledger.history(contact) != []  # a preview changes nothing
+    erased = await ours("kith_subject_erase")
+    assert preview == erased
+    methods = {o.location: o.method for o in erased[0]}
+    assert methods == {
+        "kith_consent_event": "anonymised",
+        "kith_consent_source": "deleted",
+        "kith_consent_subject": "deleted",
+        "kith_subject_request": "legal_hold",
+    }
+    assert await ledger.history(contact) == []
