@@ -3,13 +3,24 @@
 Piccolo's stock engine opens a new connection for every query, which caps a small server at a few
 hundred reads per second. This engine keeps one writer connection (serialised by a lock, used for
 every write and transaction) and a few reader connections, each living in its own thread so the
-event loop never blocks on disk. WAL mode lets the readers run while a write is in progress.
+event loop never waits on a lock or a slow scan. WAL mode lets readers run while a write is in
+progress.
+
+Short reads skip the thread hop: a read outside a transaction first runs on the event loop's own
+thread, on a connection that gives up after a small time budget (and never waits on a lock); only
+then does it move to a reader thread. Handing a query to a thread and its result back costs more
+than a primary-key read itself (measured: about ten times the CPU of the read, and far more
+wall time on a busy two-core machine, where each hop waits for the OS to schedule the other
+thread), and most of a CRM's reads are such lookups. See docs/performance.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
+import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,6 +37,21 @@ _PRAGMAS = (
 )
 
 _READ_PREFIXES = ("select", "with", "pragma table_info", "explain")
+
+
+# Inline reads: how long one may hold the event loop before it is interrupted and handed to a
+# reader thread. A primary-key read takes tens of microseconds; two milliseconds lets every such
+# lookup (and small joins and pages) through while a scan still cannot stall other requests.
+INLINE_BUDGET_S = 0.002
+# How often (in SQLite virtual-machine instructions) the budget is checked: a Python call every
+# thousand steps costs well under one percent of a query and reacts within tens of microseconds.
+_PROGRESS_STEPS = 1000
+# Statements that once ran over the budget go straight to a reader thread afterwards, so a
+# recurring scan does not pay for a wasted inline attempt every time. Bounded; oldest forgotten.
+_SLOW_SQL_MEMORY = 256
+_RETRY_ELSEWHERE = frozenset(
+    {sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY}
+)
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -77,6 +103,54 @@ class ThreadedConnection:
         self._executor.shutdown(wait=False)
 
 
+class InlineReader:
+    """A read-only connection used directly on the calling thread (the event loop's), for reads
+    short enough that a thread hop would cost more than the read.
+
+    It never blocks for long: ``busy_timeout`` is 0, so a read that would wait for a lock (WAL
+    recovery or a truncating checkpoint by another process) fails at once, and a progress handler
+    interrupts a statement that runs past the budget. Either way the caller retries on a reader
+    thread, which may wait. Reads are side-effect free, so re-running one is safe; ``query_only``
+    makes sure nothing else ever runs here.
+    """
+
+    def __init__(self, connect_kwargs: dict[str, Any], budget_s: float) -> None:
+        # Used by one thread at a time (one per thread, see KithSQLiteEngine._inline_reader),
+        # but closed by whichever thread closes the engine, hence check_same_thread off.
+        self._connection = sqlite3.connect(**{**connect_kwargs, "check_same_thread": False})
+        for pragma in _PRAGMAS:
+            self._connection.execute(pragma.format(busy_timeout_ms=0))
+        self._connection.execute("PRAGMA query_only = ON")
+        self._budget_s = budget_s
+        self._deadline = 0.0
+        self._connection.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
+
+    def _over_budget(self) -> bool:
+        return time.perf_counter() > self._deadline
+
+    def try_execute(
+        self, sql: str, args: list[Any] | tuple[Any, ...]
+    ) -> list[dict[str, Any]] | None:
+        """The rows, or None when the read should move to a reader thread."""
+        self._deadline = time.perf_counter() + self._budget_s
+        try:
+            cursor = self._connection.execute(sql, args)
+            try:
+                return _rows(cursor)
+            finally:
+                cursor.close()
+        except sqlite3.OperationalError as exc:
+            # Extended result codes carry the primary code in their low byte. READONLY: a
+            # statement that looked like a read but writes (``WITH ... INSERT``) takes the
+            # threaded path it always took.
+            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _RETRY_ELSEWHERE:
+                return None
+            raise
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 class KithSQLiteTransaction(SQLiteTransaction):
     """A transaction on the shared writer connection, holding the writer lock until it ends."""
 
@@ -104,7 +178,13 @@ class KithSQLiteTransaction(SQLiteTransaction):
 class KithSQLiteEngine(SQLiteEngine):
     """SQLite with persistent connections, WAL, a busy timeout and foreign keys on."""
 
-    def __init__(self, path: str, readers: int = 2, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: str,
+        readers: int = 2,
+        busy_timeout_ms: int = 10_000,
+        inline_budget_s: float = INLINE_BUDGET_S,
+    ) -> None:
         super().__init__(path=path)
         self._busy_timeout_ms = busy_timeout_ms
         self._reader_count = readers
@@ -112,6 +192,34 @@ class KithSQLiteEngine(SQLiteEngine):
         self._readers: asyncio.Queue[ThreadedConnection] | None = None
         self._all_readers: list[ThreadedConnection] = []
         self._writer_lock = asyncio.Lock()
+        # 0 turns inline reads off: every read then hops to a reader thread.
+        self._inline_budget_s = inline_budget_s
+        # One inline connection per thread: an engine is normally used from one event loop, but
+        # tests and tools may drive it from several threads, and a connection must not be used
+        # by two at once.
+        self._inline = threading.local()
+        self._all_inline: list[InlineReader] = []
+        self._inline_guard = threading.Lock()
+        self._slow_sql: OrderedDict[str, None] = OrderedDict()
+
+    def _inline_reader(self) -> InlineReader:
+        reader: InlineReader | None = getattr(self._inline, "reader", None)
+        if reader is None:
+            reader = InlineReader(self.connection_kwargs, self._inline_budget_s)
+            self._inline.reader = reader
+            with self._inline_guard:
+                self._all_inline.append(reader)
+        return reader
+
+    def _read_inline(self, sql: str, args: list[Any]) -> list[dict[str, Any]] | None:
+        if not self._inline_budget_s or sql in self._slow_sql:
+            return None
+        rows = self._inline_reader().try_execute(sql, args)
+        if rows is None:
+            self._slow_sql[sql] = None
+            if len(self._slow_sql) > _SLOW_SQL_MEMORY:
+                self._slow_sql.popitem(last=False)
+        return rows
 
     def _writer(self) -> ThreadedConnection:
         if self._writer_connection is None:
@@ -139,11 +247,19 @@ class KithSQLiteEngine(SQLiteEngine):
             await reader.close()
         self._all_readers = []
         self._readers = None
+        with self._inline_guard:
+            inline, self._all_inline = self._all_inline, []
+        for inline_reader in inline:
+            inline_reader.close()
+        self._inline = threading.local()
         # The lock belongs to the event loop that created it; a new loop needs a new lock.
         self._writer_lock = asyncio.Lock()
 
     async def _execute(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
         if sql.lstrip()[:20].lower().startswith(_READ_PREFIXES):
+            rows = self._read_inline(sql, args)
+            if rows is not None:
+                return rows
             queue = self._reader_queue()
             reader = await queue.get()
             try:

@@ -1,0 +1,44 @@
+"""A Kith HTTP server for benchmarks: the app ``kith serve`` runs, on settings from KITH_*.
+
+It is started in its own process by ``_common.running_server``. It builds the app the same way the
+real server does (``open_kith`` + ``create_app`` + uvicorn, one process) rather than calling the
+``kith`` command, so it can also swap in piccolo's stock SQLite engine for the comparison row.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+from kith.bootstrap import open_kith
+from kith.http import create_app
+from kith.logs import configure_logging
+from kith.settings import load_settings
+from piccolo.engine.sqlite import SQLiteEngine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--stock-sqlite",
+        action="store_true",
+        help="use piccolo's own SQLiteEngine (a connection per query) instead of Kith's",
+    )
+    options = parser.parse_args()
+
+    settings = load_settings()
+    configure_logging(settings)
+    kith = open_kith(settings)
+    if options.stock_sqlite:
+        # Only for the comparison figure: the benchmark reads, so the stock engine's missing
+        # pragmas (foreign keys, busy timeout) do not matter here.
+        kith.database.engine = SQLiteEngine(path=str(settings.sqlite_path))
+        kith.database._bind()
+    app = create_app(kith)
+    # No access log: Kith's own middleware already logs every request (as in production).
+    uvicorn.run(app, host="127.0.0.1", port=options.port, access_log=False, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
