@@ -175,3 +175,19 @@ async def test_route_subscriber_command_and_event_type(
     )
     assert shown.returncode == 0, shown.stderr
     assert contact_id in shown.stdout
+
+
+def test_its_own_tests_pass_with_the_kith_pytest_fixtures():
+    # A third-party package gets the fixtures from the installed kith (pytest11 entry point),
+    # with no conftest of ours: its suite runs in a pytest of its own, in its own folder.
+    example = _example_plugin.EXAMPLE
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        cwd=example,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert " passed" in done.stdout

@@ -12,9 +12,7 @@ from typing import Any
 
 import click
 import msgspec
-from kith import EventType
-from kith.hookspecs import hookimpl
-from kith.subjects import Subscriber
+from kith import EventType, Subscriber, hookimpl
 from piccolo.conf.apps import AppConfig
 
 from kith_example.welcomes import WELCOMED, ExampleSettings, on_contact_created
