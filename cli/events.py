@@ -184,12 +184,13 @@ def subscribers(as_json: bool) -> None:
         return
     settings = get_settings()
     print_table(
-        ["subscriber", "events", "pending", "delivered", "dead", "last seen"],
+        ["subscriber", "events", "pending", "queued", "delivered", "dead", "last seen"],
         [
             (
                 info.name,
                 " ".join(info.events),
                 info.pending,
+                info.queued,
                 info.delivered,
                 info.dead,
                 format_time(info.last_seen_at, settings),

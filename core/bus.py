@@ -213,6 +213,9 @@ class EventBus:
 
     async def _heartbeat(self) -> None:
         await self.record_subscribers(refresh=True)
+        repaired = await self.outbox.repair_queues(self.dispatcher.now())
+        if repaired:
+            log.warning("events.queues_repaired", count=repaired)
 
     async def stop(self, grace_s: float = 30.0) -> None:
         """Stop dispatching; attempts under way get ``grace_s`` seconds to finish."""

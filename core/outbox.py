@@ -9,6 +9,13 @@ Fan-out happens in the dispatcher, not at publish time: publishing costs one ins
 set of subscribers is the one recorded in the database, not whatever the publishing process
 happened to load (a CLI command, a crashed server or a worker may each know different ones).
 
+Per-contact order is kept by the database itself: of one subscriber's deliveries for one
+contact, at most one is ``pending`` (the head: being tried or waiting for its retry; a unique
+partial index enforces it); the later ones are ``queued`` behind it. When the head is delivered
+or dead-lettered, the next queued one is promoted in the same transaction. So claiming is a
+plain scan of pending rows, however long one contact's queue grows, and a crash can never leave
+a queue without its head. Deliveries of events without a contact are pending at once.
+
 Every time comparison takes "now" from the caller, so one injectable clock drives leases,
 backoff and due tasks (tests move time forward instead of sleeping).
 """
@@ -17,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -28,9 +36,9 @@ from kith.storage import Database
 from kith.subjects import Subscriber
 from piccolo.querystring import QueryString
 
-DeliveryState = Literal["pending", "delivered", "dead"]
+DeliveryState = Literal["pending", "queued", "delivered", "dead"]
 EventState = Literal["pending", "delivered", "dead"]
-DELIVERY_STATES: tuple[DeliveryState, ...] = ("pending", "delivered", "dead")
+DELIVERY_STATES: tuple[DeliveryState, ...] = ("pending", "queued", "delivered", "dead")
 
 # Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
 _INSERT_CHUNK = 400
@@ -60,10 +68,12 @@ class DeliveryInfo(msgspec.Struct, kw_only=True):
 
 
 class EventSummary(msgspec.Struct, kw_only=True):
-    """An event with the count of its deliveries in each state.
+    """An event with the count of its deliveries in each state (``pending`` counts the queued
+    ones too).
 
     ``state`` is ``dead`` when any delivery is dead, ``pending`` while it waits for fan-out or
-    any delivery is pending, ``delivered`` otherwise (also when no subscriber wanted it)."""
+    any delivery is pending or queued, ``delivered`` otherwise (also when no subscriber wanted
+    it)."""
 
     event: Event
     state: EventState
@@ -87,6 +97,7 @@ class SubscriptionInfo(msgspec.Struct, kw_only=True):
     registered_at: dt.datetime
     last_seen_at: dt.datetime
     pending: int = 0
+    queued: int = 0
     delivered: int = 0
     dead: int = 0
 
@@ -194,8 +205,8 @@ class Outbox:
         """Remove a recorded subscriber and its pending deliveries; returns how many went."""
         async with self.database.engine.transaction():
             rows = await self._fetch(
-                "DELETE FROM kith_event_delivery WHERE subscriber = {} AND state = 'pending' "
-                "RETURNING id",
+                "DELETE FROM kith_event_delivery WHERE subscriber = {} "
+                "AND state IN ('pending', 'queued') RETURNING id",
                 name,
             )
             await self._fetch("DELETE FROM kith_event_subscriber WHERE name = {}", name)
@@ -249,6 +260,8 @@ class Outbox:
             patterns = await self._recorded_patterns()
             rows: list[list[Any]] = []
             for event in events:
+                # Events of a contact queue up behind each other; the others need no order.
+                state = "pending" if event["contact_id"] is None else "queued"
                 for subscriber, wanted in patterns:
                     if matches(wanted, event["name"]):
                         rows.append(
@@ -257,19 +270,35 @@ class Outbox:
                                 event["id"],
                                 subscriber,
                                 event["contact_id"],
+                                state,
                                 now,
                                 now,
                             ]
                         )
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start : start + _INSERT_CHUNK]
-                values = ", ".join(["({}, {}, {}, {}, 'pending', 0, {}, {})"] * len(chunk))
+                values = ", ".join(["({}, {}, {}, {}, {}, 0, {}, {})"] * len(chunk))
                 await self._fetch(
                     "INSERT INTO kith_event_delivery (id, event, subscriber, contact_id, state, "
                     f"attempts, next_attempt_at, updated_at) VALUES {values} "
                     "ON CONFLICT (event, subscriber) DO NOTHING",
                     *[value for row in chunk for value in row],
                 )
+            queued = [row[0] for row in rows if row[4] == "queued"]
+            if queued:
+                await self._lock_queues([(row[2], row[3]) for row in rows if row[4] == "queued"])
+                # An event committed after a later one of its contact was fanned out (ids are
+                # taken at publish time; PostgreSQL commits in any order) must still go
+                # first: a head not yet tried steps back so promotion picks the earliest.
+                await self._fetch(
+                    "UPDATE kith_event_delivery SET state = 'queued' WHERE id IN ("
+                    "SELECT h.id FROM kith_event_delivery h JOIN kith_event_delivery n"
+                    " ON n.subscriber = h.subscriber AND n.contact_id = h.contact_id"
+                    f" WHERE n.id IN ({_placeholders(len(queued))}) AND h.state = 'pending'"
+                    " AND h.attempts = 0 AND h.locked_until IS NULL AND n.event < h.event)",
+                    *queued,
+                )
+                await self._promote(queued, now, locked=True)
             ids = [event["id"] for event in events]
             await self._fetch(
                 "UPDATE kith_event SET fanned_out_at = {} "
@@ -289,12 +318,13 @@ class Outbox:
         lease_until: dt.datetime,
         limit: int,
     ) -> list[Claimed]:
-        """Lease up to ``limit`` deliveries of ``subscriber`` that are due, counting the attempt.
+        """Lease up to ``limit`` pending deliveries of ``subscriber`` that are due, counting
+        the attempt. One statement, so the claim is atomic; PostgreSQL workers skip the rows
+        another worker is claiming (SKIP LOCKED), SQLite's write lock serialises claims.
 
-        Per-contact order: a delivery is only claimable when no earlier event of its contact
-        is still pending for this subscriber (being tried, waiting for a retry) or still
-        waiting for fan-out. Dead deliveries do not hold later ones back. One statement, so
-        the claim is atomic; PostgreSQL workers skip rows another worker is claiming."""
+        Queued deliveries are never claimed (their contact's head is pending), and neither is
+        a head while an earlier event of its contact has not been fanned out yet (a publisher
+        that committed late on PostgreSQL)."""
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         rows = await self._fetch(
             "UPDATE kith_event_delivery SET attempts = attempts + 1, locked_until = {}, "
@@ -302,11 +332,8 @@ class Outbox:
             " SELECT d.id FROM kith_event_delivery d"
             " WHERE d.subscriber = {} AND d.state = 'pending' AND d.next_attempt_at <= {}"
             " AND (d.locked_until IS NULL OR d.locked_until <= {})"
-            " AND (d.contact_id IS NULL OR ("
-            "  NOT EXISTS (SELECT 1 FROM kith_event_delivery p WHERE p.subscriber = d.subscriber"
-            "   AND p.contact_id = d.contact_id AND p.state = 'pending' AND p.event < d.event)"
-            "  AND NOT EXISTS (SELECT 1 FROM kith_event e WHERE e.contact_id = d.contact_id"
-            "   AND e.fanned_out_at IS NULL AND e.id < d.event)))"
+            " AND (d.contact_id IS NULL OR NOT EXISTS (SELECT 1 FROM kith_event e"
+            "  WHERE e.contact_id = d.contact_id AND e.fanned_out_at IS NULL AND e.id < d.event))"
             f" ORDER BY d.event LIMIT {{}}{lock}) "
             "RETURNING id, event, attempts",
             lease_until,
@@ -341,15 +368,18 @@ class Outbox:
     ) -> None:
         if not delivery_ids:
             return
-        await self._fetch(
-            "UPDATE kith_event_delivery SET state = 'delivered', delivered_at = {}, "
-            "locked_until = NULL, locked_by = NULL, updated_at = {} "
-            f"WHERE locked_by = {{}} AND id IN ({_placeholders(len(delivery_ids))})",
-            now,
-            now,
-            worker,
-            *delivery_ids,
-        )
+        async with self.database.engine.transaction():
+            done = await self._fetch(
+                "UPDATE kith_event_delivery SET state = 'delivered', delivered_at = {}, "
+                "locked_until = NULL, locked_by = NULL, updated_at = {} "
+                f"WHERE locked_by = {{}} AND id IN ({_placeholders(len(delivery_ids))}) "
+                "RETURNING id, subscriber, contact_id",
+                now,
+                now,
+                worker,
+                *delivery_ids,
+            )
+            await self._promote(done, now)
 
     async def mark_failed(
         self,
@@ -359,18 +389,112 @@ class Outbox:
         error: str,
         retry_at: dt.datetime | None,
     ) -> None:
-        """Record a failed attempt: retry at ``retry_at``, or dead-letter it when None."""
-        await self._fetch(
-            "UPDATE kith_event_delivery SET state = {}, next_attempt_at = {}, last_error = {}, "
-            "locked_until = NULL, locked_by = NULL, updated_at = {} "
-            "WHERE id = {} AND locked_by = {}",
-            "pending" if retry_at is not None else "dead",
-            retry_at or now,
-            error[:_ERROR_LIMIT],
-            now,
-            delivery_id,
-            worker,
+        """Record a failed attempt: retry at ``retry_at`` (it stays its contact's head), or
+        dead-letter it when None (the next queued delivery of its contact moves up)."""
+        async with self.database.engine.transaction():
+            updated = await self._fetch(
+                "UPDATE kith_event_delivery SET state = {}, next_attempt_at = {}, "
+                "last_error = {}, locked_until = NULL, locked_by = NULL, updated_at = {} "
+                "WHERE id = {} AND locked_by = {} RETURNING id, subscriber, contact_id",
+                "pending" if retry_at is not None else "dead",
+                retry_at or now,
+                error[:_ERROR_LIMIT],
+                now,
+                delivery_id,
+                worker,
+            )
+            if retry_at is None:
+                await self._promote(updated, now)
+
+    async def _lock_queues(self, pairs: Iterable[tuple[Any, Any]]) -> None:
+        """PostgreSQL: lock the queues of these (subscriber, contact) pairs until commit.
+
+        Every transaction that changes whether a queue has a head, or adds to it, holds the
+        queue's lock from before it looks for a head until it commits. So of two such
+        transactions the later one sees the earlier one's rows; without it, a fan-out adding
+        to a queue and a delivery finishing its head could each see the other's rows missing
+        and both leave the queue headless. SQLite's single writer serialises them anyway."""
+        if not self.postgres:
+            return
+        keys = sorted(
+            {
+                int.from_bytes(
+                    hashlib.blake2b(f"{s}\x00{c}".encode(), digest_size=8).digest(),
+                    "big",
+                    signed=True,
+                )
+                for s, c in pairs
+                if c is not None
+            }
         )
+        if keys:
+            # Sorted, so two transactions locking overlapping sets cannot deadlock.
+            await self._fetch(
+                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM unnest({}::bigint[]) AS k", keys
+            )
+
+    async def _promote(
+        self, rows: Sequence[Any], now: dt.datetime, *, locked: bool = False
+    ) -> None:
+        """For each queue (subscriber, contact) of the given deliveries (ids, or rows with
+        ``id``, ``subscriber`` and ``contact_id``) that has no pending head, make its earliest
+        queued delivery pending. Runs in the caller's transaction.
+
+        Should two heads ever be made for one queue anyway, the unique index refuses the
+        second, whose transaction fails and is retried, so order is never broken."""
+        if not locked:
+            await self._lock_queues((row["subscriber"], row["contact_id"]) for row in rows)
+        delivery_ids = [row if not isinstance(row, dict) else row["id"] for row in rows]
+        for start in range(0, len(delivery_ids), _INSERT_CHUNK):
+            chunk = delivery_ids[start : start + _INSERT_CHUNK]
+            await self._fetch(
+                "UPDATE kith_event_delivery SET state = 'pending', next_attempt_at = {}, "
+                "updated_at = {} WHERE id IN (SELECT (SELECT q.id FROM kith_event_delivery q"
+                " WHERE q.subscriber = t.subscriber AND q.contact_id = t.contact_id"
+                " AND q.state = 'queued' ORDER BY q.event LIMIT 1)"
+                " FROM kith_event_delivery t"
+                f" WHERE t.id IN ({_placeholders(len(chunk))}) AND t.contact_id IS NOT NULL"
+                " AND NOT EXISTS (SELECT 1 FROM kith_event_delivery p"
+                "  WHERE p.subscriber = t.subscriber AND p.contact_id = t.contact_id"
+                "  AND p.state = 'pending'))",
+                now,
+                now,
+                *chunk,
+            )
+
+    async def repair_queues(self, now: dt.datetime) -> int:
+        """Give every queue that has queued deliveries but no head its head back; returns
+        how many. A safety net run by the heartbeat: promotion in the transactions above
+        should never leave a queue headless."""
+        async with self.database.engine.transaction():
+            rows = await self._fetch(
+                "SELECT DISTINCT q.subscriber, q.contact_id FROM kith_event_delivery q "
+                "WHERE q.state = 'queued' AND NOT EXISTS (SELECT 1 FROM kith_event_delivery p "
+                "WHERE p.subscriber = q.subscriber AND p.contact_id = q.contact_id "
+                "AND p.state = 'pending')"
+            )
+            if not rows:
+                return 0
+            await self._lock_queues((row["subscriber"], row["contact_id"]) for row in rows)
+            promoted = 0
+            for row in rows:
+                promoted += len(
+                    await self._fetch(
+                        "UPDATE kith_event_delivery SET state = 'pending', next_attempt_at = {}, "
+                        "updated_at = {} WHERE id = (SELECT q.id FROM kith_event_delivery q"
+                        " WHERE q.subscriber = {} AND q.contact_id = {} AND q.state = 'queued'"
+                        " ORDER BY q.event LIMIT 1) AND NOT EXISTS (SELECT 1 FROM"
+                        " kith_event_delivery p WHERE p.subscriber = {} AND p.contact_id = {}"
+                        " AND p.state = 'pending') RETURNING id",
+                        now,
+                        now,
+                        row["subscriber"],
+                        row["contact_id"],
+                        row["subscriber"],
+                        row["contact_id"],
+                    )
+                )
+        return promoted
 
     async def release(self, delivery_ids: Sequence[uuid.UUID], worker: str) -> None:
         """Give leased deliveries back untried (shutting down): the attempt does not count."""
@@ -395,7 +519,8 @@ class Outbox:
         if state == "pending":
             where.append(
                 "id IN (SELECT id FROM kith_event WHERE fanned_out_at IS NULL "
-                "UNION SELECT event FROM kith_event_delivery WHERE state = 'pending')"
+                "UNION SELECT event FROM kith_event_delivery WHERE state = 'pending' "
+                "UNION SELECT event FROM kith_event_delivery WHERE state = 'queued')"
             )
         elif state == "dead":
             where.append("id IN (SELECT event FROM kith_event_delivery WHERE state = 'dead')")
@@ -435,14 +560,14 @@ class Outbox:
             state: EventState = "delivered"
             if by_state.get("dead"):
                 state = "dead"
-            elif fanned_out_at is None or by_state.get("pending"):
+            elif fanned_out_at is None or by_state.get("pending") or by_state.get("queued"):
                 state = "pending"
             summaries.append(
                 EventSummary(
                     event=event,
                     state=state,
                     fanned_out_at=fanned_out_at,
-                    pending=by_state.get("pending", 0),
+                    pending=by_state.get("pending", 0) + by_state.get("queued", 0),
                     delivered=by_state.get("delivered", 0),
                     dead=by_state.get("dead", 0),
                 )
@@ -488,8 +613,9 @@ class Outbox:
         event_id: uuid.UUID | None = None,
         subscriber: str | None = None,
     ) -> int:
-        """Make dead deliveries pending again with fresh attempts (of one event, or all);
-        returns how many. The last error stays for the record until the next attempt."""
+        """Give dead deliveries (of one event, or all) a fresh set of attempts; returns how
+        many. One with a contact queues up again: it goes first unless its contact already has
+        a delivery under way. The last error stays for the record until the next attempt."""
         where = ["state = 'dead'"]
         args: list[Any] = [now, now]
         if event_id is not None:
@@ -498,12 +624,15 @@ class Outbox:
         if subscriber is not None:
             where.append("subscriber = {}")
             args.append(subscriber)
-        rows = await self._fetch(
-            "UPDATE kith_event_delivery SET state = 'pending', attempts = 0, "
-            "next_attempt_at = {}, locked_until = NULL, locked_by = NULL, updated_at = {} "
-            f"WHERE {' AND '.join(where)} RETURNING id",
-            *args,
-        )
+        async with self.database.engine.transaction():
+            rows = await self._fetch(
+                "UPDATE kith_event_delivery SET state = CASE WHEN contact_id IS NULL "
+                "THEN 'pending' ELSE 'queued' END, attempts = 0, next_attempt_at = {}, "
+                "locked_until = NULL, locked_by = NULL, updated_at = {} "
+                f"WHERE {' AND '.join(where)} RETURNING id, subscriber, contact_id",
+                *args,
+            )
+            await self._promote(rows, now)
         return len(rows)
 
     async def counts(self) -> dict[str, int]:

@@ -237,6 +237,63 @@ async def test_events_of_a_contact_arrive_in_order_even_across_retries(quiet_kit
         assert got == expected
 
 
+async def test_later_events_of_a_contact_queue_behind_its_head(quiet_kith: Kith, clock):
+    kith = quiet_kith
+    kith.bus.subscribe(Recorder().subscriber("test.queue", "contact.*"))
+    contact_id = await new_contact(kith)
+    await rename(kith, contact_id, "Two")
+    await rename(kith, contact_id, "Three")
+    await kith.bus.dispatcher.fan_out()
+    states = []
+    for summary in reversed(await kith.bus.list_events()):
+        [delivery] = (await kith.bus.get_event(summary.event.id)).deliveries
+        states.append(delivery.state)
+    assert states == ["pending", "queued", "queued"]
+
+
+async def test_a_queue_without_its_head_is_repaired(quiet_kith: Kith, clock):
+    """The heartbeat's safety net: should a queue ever lose its head, it gets it back."""
+    kith = quiet_kith
+    recorder = Recorder()
+    kith.bus.subscribe(recorder.subscriber("test.repair", "contact.*"))
+    contact_id = await new_contact(kith)
+    await rename(kith, contact_id, "Two")
+    await kith.bus.dispatcher.fan_out()
+    # Break it by hand: the head is marked delivered without promoting the next one.
+    await kith.bus.outbox._fetch(
+        "UPDATE kith_event_delivery SET state = 'delivered' WHERE state = 'pending'"
+    )
+    assert await kith.bus.drain() == 0
+    assert await kith.bus.outbox.repair_queues(clock.now) == 1
+    assert await kith.bus.outbox.repair_queues(clock.now) == 0
+    await kith.bus.drain()
+    assert recorder.names() == ["contact.updated"]
+
+
+async def test_an_event_committed_late_still_goes_before_later_ones(quiet_kith: Kith, clock):
+    """PostgreSQL may commit an event after a later one (ids are taken at publish time): if
+    the later one has not been tried yet, the earlier one still goes first."""
+    kith = quiet_kith
+    recorder = Recorder()
+    subscriber = kith.bus.subscribe(recorder.subscriber("test.late", "contact.*"))
+    contact_id = await new_contact(kith)
+    await kith.bus.drain()
+    early = Event(name="contact.updated", contact_id=contact_id, payload={"n": 1})
+    await rename(kith, contact_id, "Later")
+    await kith.bus.dispatcher.fan_out()
+    async with kith.unit_of_work():
+        await kith.bus.write([early])  # the slow transaction commits now
+    # Not claimable while an earlier event of the contact waits for fan-out.
+    assert await kith.bus.dispatcher.deliver_batch(subscriber) == 0
+    await kith.bus.drain()
+    assert [e.name for e in recorder.received] == [
+        "contact.created",
+        "contact.updated",
+        "contact.updated",
+    ]
+    assert recorder.received[1].id == early.id
+
+
 # -- failures, backoff, dead letters, replay -------------------------------------------------
 
 
