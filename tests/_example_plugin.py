@@ -9,6 +9,8 @@ reinstalled. A failed install fails the example's tests, with pip's output, not 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import importlib
 import importlib.metadata
 import shutil
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +77,27 @@ def install() -> None:
     install_error = None
     if up_to_date():
         return
+    # Two test sessions starting together must not run pip over each other.
+    with _install_lock():
+        importlib.invalidate_caches()  # another session may have installed it meanwhile
+        if not up_to_date():
+            install_error = _pip_install()
+    # The running interpreter must see the new distribution and its modules.
+    importlib.invalidate_caches()
+
+
+@contextlib.contextmanager
+def _install_lock() -> Iterator[None]:
+    with open(Path(sys.prefix) / ".kith-example-plugin.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _pip_install() -> str | None:
+    """Install a copy of the example; the error to report, or None."""
     with tempfile.TemporaryDirectory() as scratch:
         copy = Path(scratch) / EXAMPLE.name
         shutil.copytree(EXAMPLE, copy, ignore=shutil.ignore_patterns(*_SKIP, "*.egg-info"))
@@ -84,6 +108,5 @@ def install() -> None:
             text=True,
         )
     if done.returncode != 0:
-        install_error = f"pip install {EXAMPLE} failed:\n{done.stdout}\n{done.stderr}"
-    # The running interpreter must see the new distribution and its modules.
-    importlib.invalidate_caches()
+        return f"pip install {EXAMPLE} failed:\n{done.stdout}\n{done.stderr}"
+    return None
