@@ -41,7 +41,9 @@ from kith.plugin_manager import load_plugin_manager
 from kith.privacy.envelope import decrypt_envelope, encrypt_value, parse
 from kith.privacy.primitives import aes_gcm, random_key, random_nonce
 from kith.privacy.protector import PrivacyProtector
+from kith.protection import PlaintextProtector
 from kith.runtime import Kith
+from kith.schemas import ContactCreate, EmailIn, PhoneIn
 from kith.services.contacts import ContactService
 from kith.settings import Settings, load_settings
 
@@ -195,6 +197,57 @@ async def field_costs(kith: Kith, repeat: int) -> list[list[str]]:
     lookup = _per_op(lambda: protector.lookup_key("email", "ada.lovelace@example.co.uk"), repeat)
     rows.append(["blind index (HMAC)", "", f"{lookup * 1e6:.2f}", "", "", "", ""])
     return rows
+
+
+# -- 1b. a contact read in-process, encrypted against plaintext ---------------------------------
+
+
+async def read_costs(kith: Kith, contacts: int, reads: int) -> dict[str, float]:
+    """``ContactService.get`` of a contact with a name, given/family names, two emails and a
+    phone: encrypted (the privacy protector, keys cached) against plaintext (core's plaintext
+    protector, in the same database and process)."""
+    protector = kith.protector
+    assert isinstance(protector, PrivacyProtector)
+    service = ContactService(kith)
+
+    async def make(prefix: str) -> list[uuid.UUID]:
+        ids = []
+        for index in range(contacts):
+            created = await service.create(
+                ContactCreate(
+                    name=f"{prefix} Person {index}",
+                    given_name=prefix,
+                    family_name=f"Person {index}",
+                    emails=[
+                        EmailIn(f"{prefix.lower()}{index}@bench.example"),
+                        EmailIn(f"{prefix.lower()}{index}@work.example"),
+                    ],
+                    phones=[PhoneIn(f"+44 20 7946 {index:04d}")],
+                )
+            )
+            ids.append(created.id)
+        return ids
+
+    encrypted = await make("Enc")
+    kith.protector = PlaintextProtector()
+    plain = await make("Plain")
+    rng = random.Random(3)
+
+    async def timed(ids: list[uuid.UUID]) -> float:
+        picks = [rng.choice(ids) for _ in range(reads)]
+        started = time.perf_counter()
+        for contact_id in picks:
+            await service.get(contact_id)
+        return (time.perf_counter() - started) / reads
+
+    best = {"encrypted": float("inf"), "plaintext": float("inf")}
+    for _ in range(ROUNDS):
+        kith.protector = protector
+        best["encrypted"] = min(best["encrypted"], await timed(encrypted))
+        kith.protector = PlaintextProtector()
+        best["plaintext"] = min(best["plaintext"], await timed(plain))
+    kith.protector = protector
+    return best
 
 
 # -- 2. lookup among N contacts ------------------------------------------------------------------
@@ -380,6 +433,21 @@ async def main(args: argparse.Namespace) -> None:
             "reveal()",
         ],
         rows,
+    )
+    async with installation("sqlite") as kith:
+        reads = await read_costs(kith, 300, max(args.repeat // 20, 200))
+    print()
+    print("1b. Reading one contact in-process (ContactService.get; 3 names, 2 emails, 1 phone)")
+    print_table(
+        ["protector", "µs per read", "ratio"],
+        [
+            ["plaintext (core)", f"{reads['plaintext'] * 1e6:.0f}", "1.00"],
+            [
+                "privacy (AES-GCM, keys cached)",
+                f"{reads['encrypted'] * 1e6:.0f}",
+                f"{reads['encrypted'] / reads['plaintext']:.2f}",
+            ],
+        ],
     )
     print()
     print(
