@@ -27,6 +27,7 @@ from kith.schemas import (
     unset_to_dict,
 )
 from kith.services import is_unique_violation
+from kith.storage.prepared import Prepared
 from kith.tables import Contact, ContactPoint, User
 
 CONTACT_TABLE = Contact._meta.tablename
@@ -49,6 +50,24 @@ async def _retryable_race(own_transaction: bool) -> AsyncIterator[None]:
     except _PrimaryEmailRaced as raced:
         raced.retryable = own_transaction
         raise
+
+
+# The read path of every contact: built once, not per call (see kith.storage.prepared).
+_CONTACT_BY_ID = Prepared(lambda contact_id: Contact.select().where(Contact.id == contact_id))
+_POINTS_OF = Prepared(
+    lambda ids: (
+        ContactPoint.select(
+            ContactPoint.id,
+            ContactPoint.contact,
+            ContactPoint.kind,
+            ContactPoint.value,
+            ContactPoint.label,
+            ContactPoint.is_primary,
+        )
+        .where(ContactPoint.contact.is_in(ids))
+        .order_by(ContactPoint.position)
+    )
+)
 
 
 class ContactService:
@@ -333,19 +352,7 @@ class ContactService:
         if not rows:
             return []
         ids = [row["id"] for row in rows]
-        point_rows = (
-            await ContactPoint.select(
-                ContactPoint.id,
-                ContactPoint.contact,
-                ContactPoint.kind,
-                ContactPoint.value,
-                ContactPoint.label,
-                ContactPoint.is_primary,
-            )
-            .where(ContactPoint.contact.is_in(ids))
-            .order_by(ContactPoint.position)
-            .run()
-        )
+        point_rows = await _POINTS_OF.run(ids=ids)
         points: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for point in point_rows:
             points.setdefault(point["contact"], []).append(point)
@@ -387,7 +394,7 @@ class ContactService:
         return contacts
 
     async def get(self, contact_id: uuid.UUID) -> ContactOut:
-        row = await Contact.select().where(Contact.id == contact_id).first()
+        row = await _CONTACT_BY_ID.first(contact_id=contact_id)
         if row is None:
             raise NotFound(f"contact {contact_id} does not exist")
         return (await self._hydrate([row]))[0]

@@ -16,6 +16,7 @@ from kith.events import utcnow
 from kith.ids import new_id
 from kith.normalize import normalize_email
 from kith.runtime import Kith
+from kith.storage.prepared import Prepared
 from kith.tables import ApiToken, User
 
 TOKEN_PREFIX = "kith_"
@@ -77,6 +78,20 @@ def parse_role(value: str) -> Role:
     except ValueError:
         roles = ", ".join(role.value for role in Role)
         raise InvalidInput(f"{value!r} is not a role; use one of {roles}", field="role") from None
+
+
+# Every authenticated request runs this; built once, not per request (see kith.storage.prepared).
+_TOKEN_BY_HASH = Prepared(
+    lambda token_hash: ApiToken.select(
+        ApiToken.id,
+        ApiToken.expires_at,
+        ApiToken.revoked_at,
+        ApiToken.user.id,
+        ApiToken.user.role,
+        ApiToken.user.active,
+        ApiToken.user.email,
+    ).where(ApiToken.token_hash == token_hash)
+)
 
 
 class UserService:
@@ -206,19 +221,7 @@ class UserService:
         """The user behind a bearer token; :class:`NotAuthenticated` says why it was refused."""
         if not secret.startswith(TOKEN_PREFIX):
             raise NotAuthenticated("this is not a Kith API token")
-        rows = (
-            await ApiToken.select(
-                ApiToken.id,
-                ApiToken.expires_at,
-                ApiToken.revoked_at,
-                ApiToken.user.id,
-                ApiToken.user.role,
-                ApiToken.user.active,
-                ApiToken.user.email,
-            )
-            .where(ApiToken.token_hash == _token_hash(secret))
-            .run()
-        )
+        rows = await _TOKEN_BY_HASH.run(token_hash=_token_hash(secret))
         if not rows:
             raise NotAuthenticated("unknown API token")
         row = rows[0]

@@ -1,0 +1,149 @@
+"""Queries built once and run many times with different values.
+
+Building a piccolo query costs far more CPU than running a short one: on a 2-core machine a select
+with a join took about 0.5 ms to build and compile, and 0.03 ms to run on SQLite. Hot paths
+(authenticating a token, reading a contact) run the same query shape on every request with only
+the values changing. Piccolo's own ``freeze()`` caches the SQL of a query whose values are fixed;
+``Prepared`` does the same for a query with parameters: it builds the query once per database kind
+with placeholder values, keeps the compiled SQL, and on each run only puts the values in. Rows are
+processed by the same piccolo query object, so they look exactly as ``query.run()`` returns them.
+
+    BY_HASH = Prepared(lambda digest: ApiToken.select().where(ApiToken.token_hash == digest))
+    rows = await BY_HASH.run(digest=token_digest)
+
+A list value (for ``is_in``) is prepared once per list length. Values go to the database driver
+as they are, without piccolo's conversions: pass plain values (str, int, UUID, datetime), not
+Table rows or dicts for JSON columns.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from piccolo.query.base import Query
+from piccolo.querystring import QueryString
+from piccolo.table import Table
+
+# Shapes (database kind and list lengths) kept per prepared query; list pages vary in length.
+_MAX_SHAPES = 64
+
+
+class _Slot:
+    """Where a value goes: a marker object piccolo passes through into the compiled arguments."""
+
+    __slots__ = ("index", "name")
+
+    def __init__(self, name: str, index: int | None = None) -> None:
+        self.name = name
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"<{self.name}{'' if self.index is None else f'[{self.index}]'}>"
+
+
+class _CompiledQueryString(QueryString):
+    """A query string whose SQL is already compiled; engines only ever ask for that."""
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self, sql: str, args: list[Any], query_type: str, table: type[Table]) -> None:
+        super().__init__("", query_type=query_type, table=table)
+        self._compiled = (sql, args)
+
+    def compile_string(self, engine_type: str = "postgres") -> tuple[str, list[Any]]:
+        return self._compiled
+
+    def __str__(self) -> str:
+        # Only used when piccolo logs queries; the values stay out of logs.
+        return self._compiled[0]
+
+
+@dataclass(frozen=True)
+class _Shape:
+    query: Query[Any, Any]
+    sql: str
+    args: tuple[Any, ...]
+    slots: tuple[tuple[int, _Slot], ...]
+    query_type: str
+
+
+def _placeholders(values: dict[str, Any]) -> dict[str, Any]:
+    return {
+        name: [_Slot(name, i) for i in range(len(value))]
+        if isinstance(value, list | tuple)
+        else _Slot(name)
+        for name, value in values.items()
+    }
+
+
+class Prepared:
+    """A piccolo select built by ``build(**placeholders)`` once per database kind, run with
+    ``await prepared.run(**values)`` (see the module docstring)."""
+
+    def __init__(self, build: Callable[..., Query[Any, Any]]) -> None:
+        self._build = build
+        self._table: type[Table] | None = None
+        self._shapes: OrderedDict[tuple[Any, ...], _Shape] = OrderedDict()
+
+    def _shape(self, engine_type: str, values: dict[str, Any]) -> _Shape:
+        key = (
+            engine_type,
+            *sorted(
+                (name, len(value) if isinstance(value, list | tuple) else None)
+                for name, value in values.items()
+            ),
+        )
+        shape = self._shapes.get(key)
+        if shape is not None:
+            self._shapes.move_to_end(key)
+            return shape
+        placeholders = _placeholders(values)
+        query = self._build(**placeholders)
+        querystrings = query.querystrings
+        if len(querystrings) != 1:
+            raise TypeError("Prepared supports queries that compile to one statement")
+        sql, args = querystrings[0].compile_string(engine_type=engine_type)
+        slots = tuple((i, arg) for i, arg in enumerate(args) if isinstance(arg, _Slot))
+        expected = sum(len(v) if isinstance(v, list) else 1 for v in placeholders.values())
+        if len(slots) != expected:
+            # A placeholder that piccolo converted (or dropped) could not be filled in later.
+            raise TypeError(
+                f"prepared query lost a placeholder ({len(slots)} of {expected} in {sql!r})"
+            )
+        shape = _Shape(query, sql, tuple(args), slots, querystrings[0].query_type)
+        self._shapes[key] = shape
+        if len(self._shapes) > _MAX_SHAPES:
+            self._shapes.popitem(last=False)
+        return shape
+
+    async def run(self, **values: Any) -> list[dict[str, Any]]:
+        if self._table is None:
+            # Tables are bound to an engine at run time; building once tells which table
+            # (and so which engine) this query belongs to.
+            self._table = self._build(**_placeholders(values)).table
+        engine = self._table._meta.db
+        if engine is None:
+            raise RuntimeError(f"{self._table.__name__} is not bound to a database")
+        shape = self._shape(engine.engine_type, values)
+        args = list(shape.args)
+        for position, slot in shape.slots:
+            value = values[slot.name] if slot.index is None else values[slot.name][slot.index]
+            args[position] = value.value if isinstance(value, enum.Enum) else value
+        rows = await engine.run_querystring(
+            _CompiledQueryString(shape.sql, args, shape.query_type, self._table), in_pool=True
+        )
+        # The same processing ``query.run()`` applies (dicts, JSON output options, ...).
+        result: list[dict[str, Any]] = await shape.query._process_results(rows)
+        return result
+
+    async def first(self, **values: Any) -> dict[str, Any] | None:
+        """The first row or None; build the query with ``.limit(1)`` where more could match."""
+        rows = await self.run(**values)
+        return rows[0] if rows else None
+
+
+__all__ = ["Prepared"]
