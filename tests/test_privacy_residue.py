@@ -249,3 +249,20 @@ def test_processor_drops_personal_keys_and_keeps_ids() -> None:
 
 def test_registered_fields_are_redacted_by_the_shared_processor() -> None:
     assert {"display_name", "summary", "body", "value"} <= redactor.field_names
+
+
+def test_redaction_joins_logging_configured_before_the_plugin_started(
+    captured_logs, kith_settings, monkeypatch
+) -> None:
+    from kith import logs
+    from kith.privacy.encryption_plugin import install_redaction
+
+    monkeypatch.setattr(logs, "_extra_processors", [])
+    buffer = captured_logs(kith_settings)  # as the CLI does, before Kith opens
+    assert redactor not in structlog.get_config()["processors"]
+    install_redaction()
+    assert redactor in structlog.get_config()["processors"]
+    get_logger("kith.test").info("sent to ada@example.com", given_name="Ada")
+    line = json.loads(buffer.getvalue().splitlines()[-1])
+    assert line["event"] == f"sent to {EMAIL_MASK}" and "given_name" not in line
+    assert redactor in logs._extra_processors  # and at every later configure_logging
