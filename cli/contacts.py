@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -23,6 +24,7 @@ from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings
+from kith.subject_checks import record_access
 
 CLI_SOURCE = "cli"
 
@@ -225,6 +227,8 @@ def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
     async def work(kith: Kith) -> tuple[ContactDetail, bool, dict[str, str]]:
         contact = await ContactService(kith).get(key)
         page = await InteractionService(kith).timeline(key, limit=limit)
+        # The CLI runs as the system; the operating-system account says who ran it.
+        await record_access(kith, key, "read", channel="cli", os_user=getpass.getuser())
         names: dict[str, str] = {}
         if contact.organization_id is not None:
             names["organization"] = (await ContactService(kith).get(contact.organization_id)).name

@@ -20,12 +20,22 @@ import pluggy
 if TYPE_CHECKING:
     import click
     import msgspec
+    from kith.actor import Actor
     from kith.events import EventType
     from kith.personal import PersonalField
     from kith.protection import FieldProtector, KeyProvider
     from kith.runtime import Kith
     from kith.settings import Settings
-    from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, Subscriber
+    from kith.subjects import (
+        Access,
+        ErasureOutcome,
+        ExportSection,
+        Purpose,
+        Recipient,
+        RecipientAction,
+        RecipientNotice,
+        Subscriber,
+    )
     from piccolo.conf.apps import AppConfig
 
 PROJECT = "kith"
@@ -176,3 +186,71 @@ def kith_subject_merge(
 ) -> Awaitable[None] | None:
     """Move this plugin's rows from one contact to another when two contacts are merged.
     Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_subject_erase_preview(
+    kith: Kith, contact_id: uuid.UUID
+) -> Awaitable[list[ErasureOutcome]] | list[ErasureOutcome] | None:
+    """Say what :func:`kith_subject_erase` would do for one data subject, changing nothing:
+    the same sources, locations, methods, counts and grounds it would report now. Erasure
+    previews show it before a compliance officer approves, and a test compares the two.
+    Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_check_new_contact(
+    kith: Kith,
+    contact_id: uuid.UUID,
+    emails: list[str],
+    phones: list[str],
+    override_reason: str | None,
+    actor: Actor,
+) -> Awaitable[None] | None:
+    """Called by ``ContactService.create`` inside its transaction, before the contact is
+    written, with the normalised emails and phones and the id the contact will get. Raise a
+    :class:`kith.errors.KithError` (e.g. ``Conflict``) to refuse the contact; the privacy
+    plugin refuses addresses on its suppression list (people who asked to be erased) unless
+    ``override_reason`` is given, and then records the override in the same transaction.
+    Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_check_processing(
+    kith: Kith, contact_id: uuid.UUID, activity: str
+) -> Awaitable[str | None] | str | None:
+    """May a contact's personal data be processed for ``activity`` now? Return a reason
+    (a sentence without personal data) to refuse, or None. Core asks before changing a
+    contact or its interactions (``contact.update``, ``contact.archive``,
+    ``interaction.log``, ``interaction.update``) and answers 409 with the reason; plugins ask
+    before sending data out (``webhook.delivery``...). The privacy plugin refuses for a
+    restricted contact (Art. 18 GDPR). :func:`kith.subject_checks.check_processing` calls
+    it. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_notify_recipient(
+    kith: Kith,
+    recipient: Recipient,
+    action: RecipientAction,
+    contact_id: uuid.UUID,
+    notice_id: uuid.UUID,
+) -> Awaitable[RecipientNotice | None] | RecipientNotice | None:
+    """Tell one recipient that a data subject's data was rectified, restricted (or the
+    restriction lifted) or erased (Art. 19 GDPR). Answer only for recipients your plugin
+    registered (``recipient.owner``), None otherwise. ``notice_id`` is stable for one notice:
+    after a crash the call is repeated with the same id, so use it to send a notice once.
+    Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_record_access(kith: Kith, access: Access) -> Awaitable[None] | None:
+    """Someone read, created, changed, exported or erased a data subject's personal data
+    (the API and CLI report it; the privacy plugin keeps the audit log). Plugins that show
+    or change personal data through their own routes report it too, with
+    :func:`kith.subject_checks.record_access`. Collecting. May be async."""

@@ -45,6 +45,9 @@ class ContactCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] = []
     owner_id: uuid.UUID | None = None
     source: Annotated[str, Meta(max_length=100)] = "api"
+    # Set by an operator who knowingly re-creates a person who asked to be erased (the
+    # privacy plugin's suppression list refuses them otherwise); the reason is recorded.
+    override_suppression_reason: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
 
 
 class ContactPatch(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
-
 from kith.events import Event
 
 
@@ -88,3 +88,31 @@ class Recipient(msgspec.Struct, frozen=True, kw_only=True):
     country: str | None = None
     safeguards: str | None = None
     owner: str = "kith"
+
+
+RecipientAction = Literal["rectification", "restriction", "restriction_lifted", "erasure"]
+NoticeOutcome = Literal["done", "failed", "not_applicable"]
+
+
+class RecipientNotice(msgspec.Struct, frozen=True, kw_only=True):
+    """How telling one recipient of a rectification, restriction or erasure went (Art. 19).
+
+    ``done``: the recipient was told (or the notice is queued for sure delivery);
+    ``failed``: it could not be told, ``detail`` says why; ``not_applicable``: this subject's
+    data never reached the recipient. ``detail`` goes into certificates: no personal data."""
+
+    outcome: NoticeOutcome
+    detail: str = ""
+
+
+class Access(msgspec.Struct, frozen=True, kw_only=True):
+    """One access to a data subject's personal data, for the audit log: who (``actor``, an
+    actor reference like ``user:<id>``), what (``action``: read, create, update, archive,
+    export, erase...), through which ``channel`` (api, cli, worker...) and ``details`` (which
+    fields or items; they may name the person, so the audit log stores them encrypted)."""
+
+    contact_id: uuid.UUID
+    action: str
+    actor: str
+    channel: str
+    details: dict[str, Any] = msgspec.field(default_factory=dict)

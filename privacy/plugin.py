@@ -15,16 +15,17 @@ from typing import Any
 
 import click
 import msgspec
+from kith.actor import Actor
 from kith.events import EventType
 from kith.hookspecs import hookimpl
 from kith.personal import PersonalField
-from kith.privacy import encryption_plugin, workflow_plugin
+from kith.privacy import encryption_plugin, subject_plugin, workflow_plugin
 from kith.privacy.protector import PrivacyProtector
 from kith.privacy.section import PrivacySection
 from kith.protection import KeyProvider
 from kith.runtime import Kith
 from kith.settings import Settings
-from kith.subjects import ErasureOutcome, ExportSection
+from kith.subjects import Access, ErasureOutcome, ExportSection, Subscriber
 from piccolo.conf.apps import AppConfig
 
 
@@ -32,11 +33,13 @@ from piccolo.conf.apps import AppConfig
 def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
     encryption_plugin.register_apps(register)
     workflow_plugin.register_apps(register)
+    subject_plugin.register_apps(register)
 
 
 @hookimpl
 def kith_register_routes(register: Callable[[Any], None]) -> None:
     workflow_plugin.register_routes(register)
+    subject_plugin.register_routes(register)
 
 
 @click.group("privacy")
@@ -47,6 +50,7 @@ def privacy() -> None:
 
 encryption_plugin.add_commands(privacy)
 workflow_plugin.add_commands(privacy)
+subject_plugin.add_commands(privacy)
 
 
 @hookimpl
@@ -58,6 +62,7 @@ def kith_register_commands(register: Callable[[click.Command], None]) -> None:
 def kith_register_event_types(register: Callable[[EventType], None]) -> None:
     encryption_plugin.register_event_types(register)
     workflow_plugin.register_event_types(register)
+    subject_plugin.register_event_types(register)
 
 
 @hookimpl
@@ -68,6 +73,7 @@ def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]
 @hookimpl
 def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
     workflow_plugin.register_personal_fields(register)
+    subject_plugin.register_personal_fields(register)
 
 
 @hookimpl
@@ -86,6 +92,7 @@ def kith_key_provider(settings: Settings) -> KeyProvider:
 async def kith_startup(kith: Kith) -> None:
     await encryption_plugin.startup(kith)
     workflow_plugin.startup(kith)
+    subject_plugin.startup(kith)
 
 
 @hookimpl
@@ -106,3 +113,30 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
 @hookimpl
 async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
     return await workflow_plugin.subject_erase(kith, contact_id, dry_run=True)
+
+
+@hookimpl
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
+    subject_plugin.register_subscribers(register)
+
+
+@hookimpl
+async def kith_check_new_contact(
+    kith: Kith,
+    contact_id: uuid.UUID,
+    emails: list[str],
+    phones: list[str],
+    override_reason: str | None,
+    actor: Actor,
+) -> None:
+    await subject_plugin.check_new_contact(kith, contact_id, emails, phones, override_reason, actor)
+
+
+@hookimpl
+async def kith_check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> str | None:
+    return await subject_plugin.check_processing(kith, contact_id, activity)
+
+
+@hookimpl
+async def kith_record_access(kith: Kith, access: Access) -> None:
+    await subject_plugin.record_access(kith, access)

@@ -24,3 +24,8 @@ class PrivacySection(msgspec.Struct, kw_only=True):
     controller: Any = None
     purposes: Any = None
     retention: Any = None
+    # Data subject rights (kith.privacy.subject_settings, kith.privacy.suppression).
+    legal_holds: Any = None
+    exports_kept_days: Any = None
+    retention_interval_minutes: Any = None
+    marketing_purposes: Any = None

@@ -28,6 +28,7 @@ from kith.schemas import (
 )
 from kith.services import is_unique_violation
 from kith.storage.prepared import Prepared
+from kith.subject_checks import check_new_contact, check_processing
 from kith.tables import Contact, ContactPoint, User
 
 CONTACT_TABLE = Contact._meta.tablename
@@ -202,6 +203,14 @@ class ContactService:
         unit = self.kith.unit_of_work(actor)
         async with unit as uow, _retryable_race(uow is unit):
             await self._check_references(data.organization_id, data.owner_id, contact_id)
+            await check_new_contact(
+                self.kith,
+                contact_id,
+                [value for kind, value, _, _ in points if kind == "email"],
+                [value for kind, value, _, _ in points if kind == "phone"],
+                data.override_suppression_reason,
+                actor,
+            )
             names = await self.kith.protector.protect(
                 contact_id,
                 CONTACT_TABLE,
@@ -256,6 +265,7 @@ class ContactService:
         unit = self.kith.unit_of_work(actor)
         async with unit as uow, _retryable_race(uow is unit):
             current = await self.get(contact_id)
+            await check_processing(self.kith, contact_id, "contact.update")
             kind = changes.get("kind", current.kind)
             given = changes.get("given_name", current.given_name)
             family = changes.get("family_name", current.family_name)
@@ -337,6 +347,7 @@ class ContactService:
     async def archive(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
         async with self.kith.unit_of_work(actor) as uow:
             current = await self.get(contact_id)
+            await check_processing(self.kith, contact_id, "contact.archive")
             if not current.archived:
                 await (
                     Contact.update({Contact.archived: True, Contact.updated_at: utcnow()})

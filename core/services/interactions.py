@@ -16,6 +16,7 @@ from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
 from kith.services import is_unique_violation
+from kith.subject_checks import check_processing
 from kith.tables import Contact, Interaction, User
 
 TABLE = Interaction._meta.tablename
@@ -97,6 +98,7 @@ class InteractionService:
         unit = self.kith.unit_of_work(actor)
         async with unit as uow:
             await self._contact_subject(contact_id)
+            await check_processing(self.kith, contact_id, "interaction.log")
             if data.external_id is not None:
                 existing = (
                     await Interaction.select(Interaction.id, Interaction.contact)
@@ -166,6 +168,7 @@ class InteractionService:
         _check_amount(changes.get("amount"))  # type: ignore[arg-type]
         async with self.kith.unit_of_work(actor) as uow:
             current = await self.get(interaction_id)
+            await check_processing(self.kith, current.contact_id, "interaction.update")
             if current.kind != "task":
                 for name in TASK_ONLY:
                     if changes.get(name) is not None:

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from kith.events import Event
 from kith.hookspecs import hookimpl
-from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, Subscriber
+from kith.subjects import (
+    ErasureOutcome,
+    ExportSection,
+    Purpose,
+    Recipient,
+    RecipientNotice,
+    Subscriber,
+)
 
 if TYPE_CHECKING:
     import click
@@ -113,6 +120,22 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
     from kith.plugins.webhooks import privacy
 
     return await privacy.erase(contact_id)
+
+
+@hookimpl
+async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    from kith.plugins.webhooks import privacy
+
+    return await privacy.erase(contact_id, dry_run=True)
+
+
+@hookimpl
+async def kith_notify_recipient(
+    recipient: Recipient, action: str, contact_id: uuid.UUID, notice_id: uuid.UUID
+) -> RecipientNotice | None:
+    from kith.plugins.webhooks import privacy
+
+    return await privacy.notify(recipient, action, contact_id, notice_id)
 
 
 @hookimpl

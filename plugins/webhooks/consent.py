@@ -21,3 +21,15 @@ async def may_share(kith: Kith, contact_id: uuid.UUID) -> bool:
     """Whether the contact's personal data may go out in a webhook (the consent check, and a
     restricted contact's refusal under Art. 18, belong here)."""
     return True
+
+
+async def refusal(kith: Kith, contact_id: uuid.UUID | None) -> str | None:
+    """Why no event about the contact may go out now (a restriction of processing, asked of
+    the plugins through ``kith_check_processing``), or None."""
+    if contact_id is None:
+        return None
+    from kith.subject_checks import processing_refusals
+
+    subject = contact_id if isinstance(contact_id, uuid.UUID) else uuid.UUID(str(contact_id))
+    reasons = await processing_refusals(kith, subject, "webhook.delivery")
+    return reasons[0] if reasons else None

@@ -288,6 +288,11 @@ class WebhookDeliverer:
         if row is None:
             return None
         attempt = row["attempts"] + 1
+        refused = await consent.refusal(self.kith, row["contact_id"])
+        if refused is not None:
+            # Not sent at all (a restricted contact, Art. 18): failed at once, retry by hand.
+            outcome = _Outcome(status_code=None, error=f"not sent: {refused}", duration_ms=0)
+            return await self._record(row, attempt, outcome, False, final=True)
         body, shared = await self.body(
             row["event"], bool(row["subscription.include_personal_data"])
         )
@@ -327,7 +332,12 @@ class WebhookDeliverer:
         return _Outcome(status_code=status, error=error, duration_ms=duration_ms)
 
     async def _record(
-        self, row: dict[str, Any], attempt: int, outcome: _Outcome, shared: bool
+        self,
+        row: dict[str, Any],
+        attempt: int,
+        outcome: _Outcome,
+        shared: bool,
+        final: bool = False,
     ) -> str:
         now = self.clock()
         history = list(from_json(row["history"]) or [])
@@ -355,7 +365,7 @@ class WebhookDeliverer:
         if outcome.ok:
             state = "delivered"
             values |= {WebhookDelivery.delivered_at: now, WebhookDelivery.next_attempt_at: None}
-        elif attempt >= self.settings.max_attempts:
+        elif final or attempt >= self.settings.max_attempts:
             state = "failed"
             values[WebhookDelivery.next_attempt_at] = None
         else:

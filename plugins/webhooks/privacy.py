@@ -7,7 +7,7 @@ import uuid
 
 from kith.plugins.webhooks.consent import PURPOSE
 from kith.plugins.webhooks.tables import WebhookDelivery
-from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient
+from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, RecipientNotice
 
 SOURCE = "webhooks"
 
@@ -69,12 +69,19 @@ async def export(contact_id: uuid.UUID) -> ExportSection | None:
     )
 
 
-async def erase(contact_id: uuid.UUID) -> list[ErasureOutcome]:
+async def erase(contact_id: uuid.UUID, dry_run: bool = False) -> list[ErasureOutcome]:
     """Delete the deliveries about the contact, pending ones included, so nothing more is
-    sent. Idempotent: a second run finds nothing."""
+    sent (``dry_run``: only say so, for the erasure preview). Idempotent: a second run finds
+    nothing."""
     found = await WebhookDelivery.count().where(WebhookDelivery.contact_id == contact_id).run()
     if not found:
         return [ErasureOutcome(source=SOURCE, location="webhooks_delivery", method="not_present")]
+    if dry_run:
+        return [
+            ErasureOutcome(
+                source=SOURCE, location="webhooks_delivery", method="deleted", count=int(found)
+            )
+        ]
     await WebhookDelivery.delete().where(WebhookDelivery.contact_id == contact_id).run()
     return [
         ErasureOutcome(
@@ -89,4 +96,72 @@ async def merge(source_id: uuid.UUID, target_id: uuid.UUID) -> None:
         WebhookDelivery.update({WebhookDelivery.contact_id: target_id})
         .where(WebhookDelivery.contact_id == source_id)
         .run()
+    )
+
+
+NOTICE_EVENT = "subject.notice"
+
+
+async def notify(
+    recipient: Recipient, action: str, contact_id: uuid.UUID, notice_id: uuid.UUID
+) -> RecipientNotice | None:
+    """Art. 19: queue a ``subject.notice`` delivery (ids only: the contact id and the action)
+    to every subscription that received events about the contact, whatever events it
+    subscribed to. Once per notice id; not applicable when none received any."""
+    if recipient.owner != SOURCE or recipient.name != WEBHOOK_RECIPIENT.name:
+        return None
+    from kith.events import Event, utcnow
+    from kith.ids import new_id
+    from kith.plugins.webhooks.delivery import envelope
+    from kith.plugins.webhooks.tables import WebhookSubscription
+
+    rows = await (
+        WebhookDelivery.select(WebhookDelivery.subscription)
+        .where(WebhookDelivery.contact_id == contact_id)
+        .where(WebhookDelivery.subscription.active == True)  # noqa: E712 - SQL, not Python
+        .run()
+    )
+    subscriptions = sorted({row["subscription"] for row in rows}, key=str)
+    if not subscriptions:
+        return RecipientNotice(
+            outcome="not_applicable",
+            detail="no webhook delivery about this contact was recorded",
+        )
+    queued = {
+        row["subscription"]
+        for row in await WebhookDelivery.select(WebhookDelivery.subscription)
+        .where(WebhookDelivery.event_id == notice_id)
+        .run()
+    }
+    event = Event(
+        name=NOTICE_EVENT,
+        id=notice_id,
+        payload={"contact_id": str(contact_id), "action": action},
+    )
+    now = utcnow()
+    new = [
+        WebhookDelivery(
+            id=new_id(),
+            subscription=subscription_id,
+            event_id=notice_id,
+            event_name=NOTICE_EVENT,
+            event=envelope(event),
+            # Not the contact's own delivery: erasure must not delete it, nor a restriction
+            # hold it back.
+            contact_id=None,
+            state="pending",
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for subscription_id in subscriptions
+        if subscription_id not in queued
+    ]
+    if new:
+        await WebhookDelivery.insert(*new).run()
+    active = await WebhookSubscription.count().where(WebhookSubscription.id.is_in(subscriptions))
+    return RecipientNotice(
+        outcome="done",
+        detail=f"a {NOTICE_EVENT} delivery is queued for {active} subscription(s) that "
+        "received events about this contact",
     )

@@ -15,10 +15,12 @@ from kith.schemas import (
 )
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from kith.subject_checks import record_access
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from msgspec import UNSET
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="items per page")]
 Cursor = Annotated[str | None, QueryParameter(description="next_cursor of the previous page")]
@@ -39,6 +41,7 @@ class ContactController(Controller):
         self, data: JSONBody[ContactCreate], contacts: Contacts, actor: CurrentActor
     ) -> Response[ContactOut]:
         contact = await contacts.create(data, actor)
+        await record_access(contacts.kith, contact.id, "create", actor)
         return Response(
             contact,
             status_code=HTTP_201_CREATED,
@@ -62,8 +65,12 @@ class ContactController(Controller):
         )
 
     @get("/{contact_id:uuid}", opt=READ, summary="Read a contact")
-    async def read(self, contact_id: FromPath[uuid.UUID], contacts: Contacts) -> ContactOut:
-        return await contacts.get(contact_id)
+    async def read(
+        self, contact_id: FromPath[uuid.UUID], contacts: Contacts, actor: CurrentActor
+    ) -> ContactOut:
+        contact = await contacts.get(contact_id)
+        await record_access(contacts.kith, contact_id, "read", actor)
+        return contact
 
     @patch("/{contact_id:uuid}", opt=WRITE, summary="Change a contact")
     async def change(
@@ -73,13 +80,18 @@ class ContactController(Controller):
         contacts: Contacts,
         actor: CurrentActor,
     ) -> ContactOut:
-        return await contacts.update(contact_id, data, actor)
+        contact = await contacts.update(contact_id, data, actor)
+        fields = sorted(name for name in data.__struct_fields__ if getattr(data, name) is not UNSET)
+        await record_access(contacts.kith, contact_id, "update", actor, fields=fields)
+        return contact
 
     @delete("/{contact_id:uuid}", opt=WRITE, status_code=HTTP_200_OK, summary="Archive a contact")
     async def archive(
         self, contact_id: FromPath[uuid.UUID], contacts: Contacts, actor: CurrentActor
     ) -> ContactOut:
-        return await contacts.archive(contact_id, actor)
+        contact = await contacts.archive(contact_id, actor)
+        await record_access(contacts.kith, contact_id, "archive", actor)
+        return contact
 
     @post("/{contact_id:uuid}/interactions", opt=WRITE, summary="Log an interaction")
     async def log_interaction(
@@ -90,6 +102,9 @@ class ContactController(Controller):
         actor: CurrentActor,
     ) -> Response[InteractionOut]:
         interaction, created = await interactions.log(contact_id, data, actor)
+        await record_access(
+            interactions.kith, contact_id, "log_interaction", actor, interaction=str(interaction.id)
+        )
         return Response(
             interaction,
             status_code=HTTP_201_CREATED if created else HTTP_200_OK,
@@ -101,7 +116,10 @@ class ContactController(Controller):
         self,
         contact_id: FromPath[uuid.UUID],
         interactions: Interactions,
+        actor: CurrentActor,
         cursor: Cursor = None,
         limit: Limit = 50,
     ) -> Page[InteractionOut]:
-        return await interactions.timeline(contact_id, cursor=cursor, limit=limit)
+        page = await interactions.timeline(contact_id, cursor=cursor, limit=limit)
+        await record_access(interactions.kith, contact_id, "read_timeline", actor)
+        return page

@@ -8,6 +8,7 @@ from kith.errors import InvalidInput
 from kith.http.auth import CurrentActor, roles
 from kith.http.routes.contacts import Cursor, Interactions, Limit
 from kith.schemas import InteractionOut, InteractionPatch, Page
+from kith.subject_checks import record_access
 from litestar import Controller, get, patch
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
@@ -18,9 +19,17 @@ class InteractionController(Controller):
 
     @get("/{interaction_id:uuid}", opt=roles(Role.AGENT, Role.COMPLIANCE), summary="Read one")
     async def read(
-        self, interaction_id: FromPath[uuid.UUID], interactions: Interactions
+        self, interaction_id: FromPath[uuid.UUID], interactions: Interactions, actor: CurrentActor
     ) -> InteractionOut:
-        return await interactions.get(interaction_id)
+        interaction = await interactions.get(interaction_id)
+        await record_access(
+            interactions.kith,
+            interaction.contact_id,
+            "read_interaction",
+            actor,
+            interaction=str(interaction_id),
+        )
+        return interaction
 
     @patch("/{interaction_id:uuid}", opt=roles(Role.AGENT), summary="Change one (e.g. done_at)")
     async def change(
@@ -30,7 +39,15 @@ class InteractionController(Controller):
         interactions: Interactions,
         actor: CurrentActor,
     ) -> InteractionOut:
-        return await interactions.update(interaction_id, data, actor)
+        interaction = await interactions.update(interaction_id, data, actor)
+        await record_access(
+            interactions.kith,
+            interaction.contact_id,
+            "update_interaction",
+            actor,
+            interaction=str(interaction_id),
+        )
+        return interaction
 
 
 @get("/api/tasks", opt=roles(Role.AGENT), tags=["tasks"], summary="Open tasks by due date")

@@ -1,0 +1,89 @@
+"""Core's side of the data-subject seams: checks before processing, and access reports.
+
+Core calls these; plugins (the privacy plugin above all) answer through the hooks
+``kith_check_new_contact``, ``kith_check_processing`` and ``kith_record_access``. Without
+plugins every check passes and nothing is recorded, so core works on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from kith.actor import SYSTEM, Actor
+from kith.errors import Conflict
+from kith.subjects import Access
+
+if TYPE_CHECKING:
+    from kith.runtime import Kith
+
+
+class ProcessingRefused(Conflict):
+    """A plugin refused an activity on a contact's data (a restricted contact, say)."""
+
+    title = "Processing refused"
+
+
+def _has_hook(kith: Kith, name: str) -> bool:
+    plugins = getattr(kith, "plugins", None)
+    return plugins is not None and bool(getattr(plugins.hook, name).get_hookimpls())
+
+
+async def check_new_contact(
+    kith: Kith,
+    contact_id: uuid.UUID,
+    emails: Sequence[str],
+    phones: Sequence[str],
+    override_reason: str | None = None,
+    actor: Actor = SYSTEM,
+) -> None:
+    """Let plugins refuse a new contact (a raised error propagates to the caller)."""
+    if not _has_hook(kith, "kith_check_new_contact"):
+        return
+    assert kith.plugins is not None
+    await kith.plugins.call_async(
+        "kith_check_new_contact",
+        kith=kith,
+        contact_id=contact_id,
+        emails=list(emails),
+        phones=list(phones),
+        override_reason=override_reason,
+        actor=actor,
+    )
+
+
+async def processing_refusals(kith: Kith, contact_id: uuid.UUID, activity: str) -> list[str]:
+    """Every plugin's reason to refuse ``activity`` on the contact's data (empty: go ahead)."""
+    if not _has_hook(kith, "kith_check_processing"):
+        return []
+    assert kith.plugins is not None
+    results = await kith.plugins.call_async(
+        "kith_check_processing", kith=kith, contact_id=contact_id, activity=activity
+    )
+    return [str(result.value) for result in results if result.value]
+
+
+async def check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> None:
+    """Raise :class:`ProcessingRefused` (409) with the first reason a plugin gives."""
+    reasons = await processing_refusals(kith, contact_id, activity)
+    if reasons:
+        raise ProcessingRefused(reasons[0], contact_id=str(contact_id), activity=activity)
+
+
+async def record_access(
+    kith: Kith,
+    contact_id: uuid.UUID,
+    action: str,
+    actor: Actor = SYSTEM,
+    channel: str = "api",
+    **details: Any,
+) -> None:
+    """Report an access to a contact's personal data to the plugins (the audit log)."""
+    if not _has_hook(kith, "kith_record_access"):
+        return
+    assert kith.plugins is not None
+    access = Access(
+        contact_id=contact_id, action=action, actor=actor.ref, channel=channel, details=details
+    )
+    await kith.plugins.call_async("kith_record_access", kith=kith, access=access)

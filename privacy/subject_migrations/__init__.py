@@ -1,0 +1,1 @@
+"""Migrations of the data-subject-rights tables (app ``kith_privacy_subjects``)."""

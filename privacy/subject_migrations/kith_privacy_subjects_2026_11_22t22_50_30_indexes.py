@@ -1,0 +1,37 @@
+"""Indexes piccolo's column options cannot express: unique suppression hashes, one record per
+erasure step and per recipient notice, and the outbox's events by contact (erasure finds a
+subject's events without scanning everyone's, so its cost does not grow with other subjects).
+"""
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from piccolo.engine import engine_finder
+
+ID = "2026-11-22T22:50:30:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "subject rights indexes"
+
+STATEMENTS = (
+    "CREATE UNIQUE INDEX kith_privacy_suppression_digest "
+    "ON kith_privacy_suppression (kind, digest, kek_id)",
+    "CREATE UNIQUE INDEX kith_privacy_erasure_step_once ON kith_privacy_erasure_step (job, step)",
+    "CREATE UNIQUE INDEX kith_privacy_recipient_notice_once "
+    "ON kith_privacy_recipient_notice (notice_id, recipient)",
+    "CREATE INDEX kith_privacy_audit_contact_time ON kith_privacy_audit (contact_id, at, id)",
+    "CREATE INDEX kith_privacy_event_contact ON kith_event (contact_id)",
+    "CREATE INDEX kith_privacy_request_sealed_for ON kith_subject_request (sealed_for)",
+)
+
+
+async def forwards() -> MigrationManager:
+    manager = MigrationManager(
+        migration_id=ID, app_name="kith_privacy_subjects", description=DESCRIPTION
+    )
+
+    async def create() -> None:
+        engine = engine_finder()
+        assert engine is not None
+        for statement in STATEMENTS:
+            await engine.run_ddl(statement)
+
+    manager.add_raw(create)
+    return manager
