@@ -125,6 +125,11 @@ def as_time(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _queues(rows: Iterable[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """The (subscriber, contact) queues of delivery rows, leaving out contact-less ones."""
+    return [(row["subscriber"], row["contact_id"]) for row in rows if row["contact_id"] is not None]
+
+
 def _placeholders(count: int) -> str:
     return ", ".join(["{}"] * count)
 
@@ -242,6 +247,13 @@ class Outbox:
 
     # -- fan-out ---------------------------------------------------------------------------
 
+    def _in(self, column: str, values: Sequence[Any], pg_type: str) -> tuple[str, list[Any]]:
+        """``column`` is one of ``values``: one array parameter on PostgreSQL (the statement
+        text stays the same, so asyncpg's prepared statement is reused), a list on SQLite."""
+        if self.postgres:
+            return column + " = ANY({}::" + pg_type + "[])", [list(values)]
+        return column + " IN (" + _placeholders(len(values)) + ")", list(values)
+
     async def fan_out(self, now: dt.datetime, limit: int) -> int:
         """Create the deliveries of up to ``limit`` of the oldest events not fanned out yet, for
         every recorded subscriber whose patterns match; returns how many events it took.
@@ -259,22 +271,18 @@ class Outbox:
                 return 0
             patterns = await self._recorded_patterns()
             rows: list[list[Any]] = []
+            earliest: dict[tuple[str, Any], Any] = {}
             for event in events:
                 # Events of a contact queue up behind each other; the others need no order.
-                state = "pending" if event["contact_id"] is None else "queued"
+                contact_id = event["contact_id"]
+                state = "pending" if contact_id is None else "queued"
                 for subscriber, wanted in patterns:
                     if matches(wanted, event["name"]):
                         rows.append(
-                            [
-                                new_id(),
-                                event["id"],
-                                subscriber,
-                                event["contact_id"],
-                                state,
-                                now,
-                                now,
-                            ]
+                            [new_id(), event["id"], subscriber, contact_id, state, now, now]
                         )
+                        if contact_id is not None:
+                            earliest.setdefault((subscriber, contact_id), event["id"])
             for start in range(0, len(rows), _INSERT_CHUNK):
                 chunk = rows[start : start + _INSERT_CHUNK]
                 values = ", ".join(["({}, {}, {}, {}, {}, 0, {}, {})"] * len(chunk))
@@ -284,29 +292,56 @@ class Outbox:
                     "ON CONFLICT (event, subscriber) DO NOTHING",
                     *[value for row in chunk for value in row],
                 )
-            queued = [row[0] for row in rows if row[4] == "queued"]
-            if queued:
-                await self._lock_queues([(row[2], row[3]) for row in rows if row[4] == "queued"])
-                # An event committed after a later one of its contact was fanned out (ids are
-                # taken at publish time; PostgreSQL commits in any order) must still go
-                # first: a head not yet tried steps back so promotion picks the earliest.
-                await self._fetch(
-                    "UPDATE kith_event_delivery SET state = 'queued' WHERE id IN ("
-                    "SELECT h.id FROM kith_event_delivery h JOIN kith_event_delivery n"
-                    " ON n.subscriber = h.subscriber AND n.contact_id = h.contact_id"
-                    f" WHERE n.id IN ({_placeholders(len(queued))}) AND h.state = 'pending'"
-                    " AND h.attempts = 0 AND h.locked_until IS NULL AND n.event < h.event)",
-                    *queued,
-                )
-                await self._promote(queued, now, locked=True)
-            ids = [event["id"] for event in events]
+            if earliest:
+                await self._lock_queues(earliest)
+                await self._step_back_heads(earliest)
+                await self._promote(earliest, now, locked=True)
+            condition, args = self._in("id", [event["id"] for event in events], "uuid")
             await self._fetch(
-                "UPDATE kith_event SET fanned_out_at = {} "
-                f"WHERE id IN ({_placeholders(len(ids))})",
-                now,
-                *ids,
+                "UPDATE kith_event SET fanned_out_at = {} WHERE " + condition, now, *args
             )
         return len(events)
+
+    async def _heads(self, queues: Iterable[tuple[str, Any]]) -> dict[tuple[str, Any], Any]:
+        """The pending head of each queue that has one, as rows."""
+        queues = list(queues)
+        subscribers = sorted({subscriber for subscriber, _ in queues})
+        by_subscriber, args1 = self._in("subscriber", subscribers, "text")
+        by_contact, args2 = self._in("contact_id", sorted({c for _, c in queues}, key=str), "uuid")
+        rows = await self._fetch(
+            "SELECT id, subscriber, contact_id, event, attempts, locked_until "
+            f"FROM kith_event_delivery WHERE state = 'pending' AND {by_subscriber} "
+            f"AND {by_contact}",
+            *args1,
+            *args2,
+        )
+        wanted = set(queues)
+        heads = {}
+        for row in rows:
+            key = (row["subscriber"], row["contact_id"])
+            if key in wanted:
+                heads[key] = row
+        return heads
+
+    async def _step_back_heads(self, earliest: dict[tuple[str, Any], Any]) -> None:
+        """An event committed after a later one of its contact was fanned out (ids are taken
+        at publish time; PostgreSQL commits in any order) must still go first: a head that has
+        not been tried yet steps back into the queue, so promotion picks the earliest."""
+        heads = await self._heads(earliest)
+        later = [
+            head["id"]
+            for key, head in heads.items()
+            if head["attempts"] == 0
+            and head["locked_until"] is None
+            and as_uuid(head["event"]) > as_uuid(earliest[key])
+        ]
+        if later:
+            condition, args = self._in("id", later, "uuid")
+            await self._fetch(
+                "UPDATE kith_event_delivery SET state = 'queued' WHERE state = 'pending' "
+                "AND attempts = 0 AND locked_until IS NULL AND " + condition,
+                *args,
+            )
 
     # -- delivery --------------------------------------------------------------------------
 
@@ -346,13 +381,13 @@ class Outbox:
         )
         if not rows:
             return []
-        event_ids = [row["event"] for row in rows]
+        condition, args = self._in("id", [row["event"] for row in rows], "uuid")
         events = {
             as_uuid(row["id"]): self._event(row)
             for row in await self._fetch(
                 "SELECT id, name, occurred_at, actor, contact_id, payload FROM kith_event "
-                f"WHERE id IN ({_placeholders(len(event_ids))})",
-                *event_ids,
+                "WHERE " + condition,
+                *args,
             )
         }
         claimed = [
@@ -368,18 +403,18 @@ class Outbox:
     ) -> None:
         if not delivery_ids:
             return
+        condition, args = self._in("id", delivery_ids, "uuid")
         async with self.database.engine.transaction():
             done = await self._fetch(
                 "UPDATE kith_event_delivery SET state = 'delivered', delivered_at = {}, "
                 "locked_until = NULL, locked_by = NULL, updated_at = {} "
-                f"WHERE locked_by = {{}} AND id IN ({_placeholders(len(delivery_ids))}) "
-                "RETURNING id, subscriber, contact_id",
+                "WHERE locked_by = {} AND " + condition + " RETURNING subscriber, contact_id",
                 now,
                 now,
                 worker,
-                *delivery_ids,
+                *args,
             )
-            await self._promote(done, now)
+            await self._promote(_queues(done), now)
 
     async def mark_failed(
         self,
@@ -395,7 +430,7 @@ class Outbox:
             updated = await self._fetch(
                 "UPDATE kith_event_delivery SET state = {}, next_attempt_at = {}, "
                 "last_error = {}, locked_until = NULL, locked_by = NULL, updated_at = {} "
-                "WHERE id = {} AND locked_by = {} RETURNING id, subscriber, contact_id",
+                "WHERE id = {} AND locked_by = {} RETURNING subscriber, contact_id",
                 "pending" if retry_at is not None else "dead",
                 retry_at or now,
                 error[:_ERROR_LIMIT],
@@ -404,10 +439,10 @@ class Outbox:
                 worker,
             )
             if retry_at is None:
-                await self._promote(updated, now)
+                await self._promote(_queues(updated), now)
 
-    async def _lock_queues(self, pairs: Iterable[tuple[Any, Any]]) -> None:
-        """PostgreSQL: lock the queues of these (subscriber, contact) pairs until commit.
+    async def _lock_queues(self, queues: Iterable[tuple[str, Any]]) -> None:
+        """PostgreSQL: lock these queues (subscriber, contact) until the transaction ends.
 
         Every transaction that changes whether a queue has a head, or adds to it, holds the
         queue's lock from before it looks for a head until it commits. So of two such
@@ -423,8 +458,7 @@ class Outbox:
                     "big",
                     signed=True,
                 )
-                for s, c in pairs
-                if c is not None
+                for s, c in queues
             }
         )
         if keys:
@@ -434,32 +468,51 @@ class Outbox:
             )
 
     async def _promote(
-        self, rows: Sequence[Any], now: dt.datetime, *, locked: bool = False
+        self, queues: Iterable[tuple[str, Any]], now: dt.datetime, *, locked: bool = False
     ) -> None:
-        """For each queue (subscriber, contact) of the given deliveries (ids, or rows with
-        ``id``, ``subscriber`` and ``contact_id``) that has no pending head, make its earliest
-        queued delivery pending. Runs in the caller's transaction.
+        """Give each of these queues (subscriber, contact) that has no pending head its
+        earliest queued delivery as head. Runs in the caller's transaction.
 
         Should two heads ever be made for one queue anyway, the unique index refuses the
         second, whose transaction fails and is retried, so order is never broken."""
+        queues = sorted(set(queues), key=str)
+        if not queues:
+            return
         if not locked:
-            await self._lock_queues((row["subscriber"], row["contact_id"]) for row in rows)
-        delivery_ids = [row if not isinstance(row, dict) else row["id"] for row in rows]
-        for start in range(0, len(delivery_ids), _INSERT_CHUNK):
-            chunk = delivery_ids[start : start + _INSERT_CHUNK]
+            await self._lock_queues(queues)
+        if self.postgres:
+            await self._fetch(
+                # ARRAY(...) is computed once, then the rows are found by primary key.
+                "UPDATE kith_event_delivery SET state = 'pending', next_attempt_at = {}, "
+                "updated_at = {} WHERE id = ANY(ARRAY(SELECT (SELECT q.id FROM"
+                " kith_event_delivery q WHERE q.subscriber = k.s AND q.contact_id = k.c"
+                " AND q.state = 'queued' ORDER BY q.event LIMIT 1)"
+                " FROM unnest({}::text[], {}::uuid[]) AS k(s, c)"
+                " WHERE NOT EXISTS (SELECT 1 FROM kith_event_delivery p WHERE p.subscriber = k.s"
+                " AND p.contact_id = k.c AND p.state = 'pending')))",
+                now,
+                now,
+                [s for s, _ in queues],
+                [c for _, c in queues],
+            )
+            return
+        for start in range(0, len(queues), _INSERT_CHUNK):
+            chunk = queues[start : start + _INSERT_CHUNK]
+            firsts = ", ".join(
+                [
+                    "(SELECT q.id FROM kith_event_delivery q WHERE q.subscriber = {}"
+                    " AND q.contact_id = {} AND q.state = 'queued' ORDER BY q.event LIMIT 1)"
+                ]
+                * len(chunk)
+            )
             await self._fetch(
                 "UPDATE kith_event_delivery SET state = 'pending', next_attempt_at = {}, "
-                "updated_at = {} WHERE id IN (SELECT (SELECT q.id FROM kith_event_delivery q"
-                " WHERE q.subscriber = t.subscriber AND q.contact_id = t.contact_id"
-                " AND q.state = 'queued' ORDER BY q.event LIMIT 1)"
-                " FROM kith_event_delivery t"
-                f" WHERE t.id IN ({_placeholders(len(chunk))}) AND t.contact_id IS NOT NULL"
-                " AND NOT EXISTS (SELECT 1 FROM kith_event_delivery p"
-                "  WHERE p.subscriber = t.subscriber AND p.contact_id = t.contact_id"
-                "  AND p.state = 'pending'))",
+                f"updated_at = {{}} WHERE id IN ({firsts}) AND NOT EXISTS (SELECT 1 FROM"
+                " kith_event_delivery p WHERE p.subscriber = kith_event_delivery.subscriber"
+                " AND p.contact_id = kith_event_delivery.contact_id AND p.state = 'pending')",
                 now,
                 now,
-                *chunk,
+                *[value for queue in chunk for value in queue],
             )
 
     async def repair_queues(self, now: dt.datetime) -> int:
@@ -475,37 +528,20 @@ class Outbox:
             )
             if not rows:
                 return 0
-            await self._lock_queues((row["subscriber"], row["contact_id"]) for row in rows)
-            promoted = 0
-            for row in rows:
-                promoted += len(
-                    await self._fetch(
-                        "UPDATE kith_event_delivery SET state = 'pending', next_attempt_at = {}, "
-                        "updated_at = {} WHERE id = (SELECT q.id FROM kith_event_delivery q"
-                        " WHERE q.subscriber = {} AND q.contact_id = {} AND q.state = 'queued'"
-                        " ORDER BY q.event LIMIT 1) AND NOT EXISTS (SELECT 1 FROM"
-                        " kith_event_delivery p WHERE p.subscriber = {} AND p.contact_id = {}"
-                        " AND p.state = 'pending') RETURNING id",
-                        now,
-                        now,
-                        row["subscriber"],
-                        row["contact_id"],
-                        row["subscriber"],
-                        row["contact_id"],
-                    )
-                )
-        return promoted
+            queues = _queues(rows)
+            await self._promote(queues, now)
+        return len(queues)
 
     async def release(self, delivery_ids: Sequence[uuid.UUID], worker: str) -> None:
         """Give leased deliveries back untried (shutting down): the attempt does not count."""
         if not delivery_ids:
             return
+        condition, args = self._in("id", delivery_ids, "uuid")
         await self._fetch(
             "UPDATE kith_event_delivery SET attempts = attempts - 1, locked_until = NULL, "
-            f"locked_by = NULL WHERE locked_by = {{}} AND state = 'pending' "
-            f"AND id IN ({_placeholders(len(delivery_ids))})",
+            "locked_by = NULL WHERE locked_by = {} AND state = 'pending' AND " + condition,
             worker,
-            *delivery_ids,
+            *args,
         )
 
     # -- inspection and replay -------------------------------------------------------------
@@ -546,10 +582,11 @@ class Outbox:
             return []
         ids = [row["id"] for row in rows]
         counts: dict[uuid.UUID, dict[str, int]] = {}
+        condition, args = self._in("event", ids, "uuid")
         for count in await self._fetch(
             "SELECT event, state, COUNT(*) AS n FROM kith_event_delivery "
-            f"WHERE event IN ({_placeholders(len(ids))}) GROUP BY event, state",
-            *ids,
+            "WHERE " + condition + " GROUP BY event, state",
+            *args,
         ):
             counts.setdefault(as_uuid(count["event"]), {})[count["state"]] = int(count["n"])
         summaries = []
@@ -629,10 +666,10 @@ class Outbox:
                 "UPDATE kith_event_delivery SET state = CASE WHEN contact_id IS NULL "
                 "THEN 'pending' ELSE 'queued' END, attempts = 0, next_attempt_at = {}, "
                 "locked_until = NULL, locked_by = NULL, updated_at = {} "
-                f"WHERE {' AND '.join(where)} RETURNING id, subscriber, contact_id",
+                f"WHERE {' AND '.join(where)} RETURNING subscriber, contact_id",
                 *args,
             )
-            await self._promote(rows, now)
+            await self._promote(_queues(rows), now)
         return len(rows)
 
     async def counts(self) -> dict[str, int]:
