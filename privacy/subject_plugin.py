@@ -153,6 +153,7 @@ def startup(kith: Kith) -> None:
     from kith.privacy.restriction import processing_check
     from kith.privacy.retention import periodic
     from kith.privacy.subject_settings import subject_settings
+    from kith.privacy.suppression import objection_check
 
     access = AccessExecutor()
     # replace=True: every Kith opened in this process installs them again (tests open many).
@@ -162,6 +163,7 @@ def startup(kith: Kith) -> None:
     register_executor("rectification", RectificationExecutor(), replace=True)
     register_executor("restriction", RestrictionExecutor(), replace=True)
     register_processing_check(processing_check)
+    register_processing_check(objection_check)
     add_job = getattr(getattr(kith, "bus", None), "add_job", None)
     if add_job is not None:
         minutes = subject_settings(kith.settings).retention_interval_minutes

@@ -110,11 +110,13 @@ class SuppressionList:
         rows.sort(key=lambda row: row["reason"] != "erasure")
         return rows[0] if rows else None
 
-    async def match(self, kind: str, normalized: str) -> dict[str, Any] | None:
+    async def match(
+        self, kind: str, normalized: str, reason: str | None = None
+    ) -> dict[str, Any] | None:
         """The suppression entry of a value, under any KEK the provider still has."""
         provider = self._protector.context["provider"]
         digests = [await self.digest(k, kind, normalized) for k in await provider.kek_ids()]
-        return await self._find(kind, digests)
+        return await self._find(kind, digests, reason)
 
     async def values_of(self, contact_id: uuid.UUID) -> list[tuple[str, str]]:
         """(kind, normalised value) of every email and phone a contact holds."""
@@ -242,3 +244,27 @@ def marketing_objection_purposes(kith: Kith, purposes: Iterable[str]) -> list[st
     declared = kith.settings.section("privacy").get("marketing_purposes")
     wanted = set(declared) if isinstance(declared, list) else {"marketing", "newsletter"}
     return sorted(p for p in purposes if p in wanted)
+
+
+async def objection_check(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
+    """For ``can_process``: a marketing purpose is refused for a contact whose email or phone
+    carries an objection recorded earlier (even under another, since erased, contact), unless
+    the contact gave consent for it after the objection was recorded."""
+    from kith.privacy.consent import ConsentService
+
+    if not marketing_objection_purposes(kith, [purpose]):
+        return None
+    suppression = SuppressionList(kith)
+    latest: dict[str, Any] | None = None
+    for kind, value in await suppression.values_of(contact_id):
+        row = await suppression.match(kind, value, "objection")
+        if row is not None and (latest is None or row["created_at"] > latest["created_at"]):
+            latest = row
+    if latest is None:
+        return None
+    for event in reversed(await ConsentService(kith).history(contact_id)):
+        if event.purpose == purpose and event.action == "given":
+            if event.occurred_at > latest["created_at"]:
+                return None
+            break
+    return "the person objected to marketing earlier (suppression list)"

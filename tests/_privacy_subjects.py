@@ -79,13 +79,15 @@ async def make_person(
                 summary=f"{ORDER_SUMMARY} #{index}",
                 amount=decimal.Decimal("129.90"),
                 source="onec",
-                external_id=f"order-{contact.id.hex[:8]}-{index}",
+                external_id=f"order-{contact.id.hex}-{index}",
             ),
         )
     return contact.id
 
 
-async def bulk_interactions(kith: Kith, contact_id: uuid.UUID, count: int, kind: str = "call") -> None:
+async def bulk_interactions(
+    kith: Kith, contact_id: uuid.UUID, count: int, kind: str = "call"
+) -> None:
     """Many interactions fast: encrypted like the service does, inserted in batches."""
     table = Interaction._meta.tablename
     now = dt.datetime.now(dt.UTC)

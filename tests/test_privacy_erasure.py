@@ -1,44 +1,354 @@
-"""Erasure: the preview equals what execution touches; legal holds keep orders but erase the
-person; an erasure killed by SIGKILL resumes and leaves no residue; certificates list it all."""
+"""Erasure: the preview equals what execution touches; plugins answer through the erase hook;
+legal holds keep orders but erase the person; an erasure killed by SIGKILL resumes and leaves
+no residue in the database file, a pg_dump or the logs; the certificate lists every location."""
 
 from __future__ import annotations
 
-import msgspec
+import asyncio
+import decimal
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
 import pytest
+import structlog
 from _privacy_subjects import (
     EMAIL,
+    EMAIL_2,
+    GIVEN,
     ORDER_SUMMARY,
+    PHONE,
+    found_needles,
     make_person,
     run_request,
+    stored_bytes,
 )
-from _privacy_workflow import make_user
+from _privacy_workflow import configure_privacy, make_user
+from kith.errors import Conflict
+from kith.hookspecs import hookimpl
+from kith.logs import configure_logging
+from kith.plugins.webhooks.delivery import WebhookDeliverer
+from kith.plugins.webhooks.schemas import SubscriptionCreate
+from kith.plugins.webhooks.service import WebhookService
+from kith.plugins.webhooks.tables import WebhookDelivery
+from kith.privacy.certificates import CertificateService
 from kith.privacy.erasure import ErasureService
-from kith.privacy.subject_tables import LegalHold
+from kith.privacy.requests import RequestService
+from kith.privacy.subject_tables import ErasureStep, LegalHold, Suppression
+from kith.privacy.tables import DataKey, Tombstone
 from kith.runtime import Kith
+from kith.schemas import ContactPatch, InteractionPatch
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from kith.subjects import ErasureOutcome, ExportSection, Recipient, RecipientNotice
+from kith.tables import Contact, ContactPoint, Interaction
 
 
-def _key(entry) -> tuple:
+class Mirror:
+    """A plugin that copies contacts to another system: it holds rows of its own about a
+    subject and is a recipient of their data."""
+
+    def __init__(self) -> None:
+        self.rows: dict[uuid.UUID, list[str]] = {}
+        self.notices: list[tuple[str, uuid.UUID, uuid.UUID]] = []
+
+    @hookimpl
+    def kith_register_recipients(self, register: Any) -> None:
+        register(Recipient(name="mirror crm", description="A second CRM that gets a copy"))
+
+    @hookimpl
+    def kith_subject_export(self, contact_id: uuid.UUID) -> ExportSection | None:
+        rows = self.rows.get(contact_id)
+        if not rows:
+            return None
+        return ExportSection(
+            source="mirror",
+            description="Copies in the mirror CRM",
+            tables={"mirror_records": [{"record": r, "synced": True} for r in rows]},
+        )
+
+    def _outcome(self, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+        count = len(self.rows.get(contact_id, []))
+        method = "deleted" if count else "not_present"
+        return [
+            ErasureOutcome(source="mirror", location="mirror_records", method=method, count=count)
+        ]
+
+    @hookimpl
+    async def kith_subject_erase_preview(self, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+        return self._outcome(contact_id)
+
+    @hookimpl
+    async def kith_subject_erase(self, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+        outcome = self._outcome(contact_id)
+        self.rows.pop(contact_id, None)
+        return outcome
+
+    @hookimpl
+    async def kith_notify_recipient(
+        self, recipient: Recipient, action: str, contact_id: uuid.UUID, notice_id: uuid.UUID
+    ) -> RecipientNotice | None:
+        if recipient.owner != "mirror":
+            return None
+        self.notices.append((action, contact_id, notice_id))
+        return RecipientNotice(outcome="done", detail="the mirror erased its copy")
+
+
+MIRROR = Mirror()
+
+
+@pytest.fixture
+def kith_plugins(request: pytest.FixtureRequest) -> list[Any]:
+    """The mirror plugin, unless a test asks for the installed plugins only with an empty
+    ``kith_plugins`` marker."""
+    MIRROR.rows.clear()
+    MIRROR.notices.clear()
+    marker = request.node.get_closest_marker("kith_plugins")
+    return list(marker.args) if marker else [("mirror", MIRROR)]
+
+
+def _key(entry: Any) -> tuple[Any, ...]:
     return (entry.source, entry.location, entry.method, entry.count, entry.ground)
+
+
+async def _webhook_saw(kith: Kith, contact_id: uuid.UUID) -> None:
+    """A subscription that received an event about the contact (so it is a recipient)."""
+    await kith.bus.drain()
+    await WebhookService(kith).create(
+        SubscriptionCreate(url="https://hooks.example/in", events=["contact.*"])
+    )
+    await ContactService(kith).update(contact_id, ContactPatch(tags=["synced"]))
+    transport = httpx.MockTransport(lambda request: httpx.Response(204))
+    deliverer = WebhookDeliverer(kith, transport=transport)
+    await kith.bus.drain()
+    await deliverer.run_due()
 
 
 async def test_preview_equals_what_execution_touches(kith: Kith) -> None:
     officer = await make_user(kith)
     contact_id = await make_person(kith, notes=3, orders=2)
+    MIRROR.rows[contact_id] = ["copy 1", "copy 2"]
+    await _webhook_saw(kith, contact_id)
     await kith.bus.drain()
+
     previewed, done = await run_request(kith, "erasure", contact_id, officer)
+
     assert previewed.preview is not None and done.outcome is not None
     assert [_key(p) for p in previewed.preview] == [_key(e) for e in done.outcome]
-    print(msgspec.json.format(msgspec.json.encode(done.outcome)).decode())
-    methods = {(e.location, e.method) for e in done.outcome}
-    assert ("kith_contact_point", "deleted") in methods
-    assert ("kith_privacy_data_key", "crypto_shredded") in methods
-    holds = await LegalHold.select().where(LegalHold.contact_id == contact_id)
-    assert len(holds) == 1 and holds[0]["held_count"] == 2
-    kept = await InteractionService(kith).timeline(contact_id)
-    assert sorted(i.summary for i in kept.items) == [f"{ORDER_SUMMARY} #0", f"{ORDER_SUMMARY} #1"]
+    touched = {(e.source, e.location): e for e in done.outcome}
+    # Core, plugins (through the erase hook), outbox, webhooks, indexes, audit, logs, keys.
+    for location, method, count in [
+        (("kith", "kith_contact_point"), "deleted", 3),
+        (("kith", "blind indexes (kith_contact_point.lookup)"), "deleted", 3),
+        (("kith", "kith_interaction"), "deleted", 3),
+        (("kith", "kith_interaction (order)"), "legal_hold", 2),
+        (("kith", "kith_contact"), "anonymised", 1),
+        (("mirror", "mirror_records"), "deleted", 2),
+        (("webhooks", "webhooks_delivery"), "deleted", 1),
+        (("kith.privacy", "kith_privacy_suppression"), "keyed_hash_kept", 3),
+        (("kith.privacy", "kith_privacy_data_key"), "crypto_shredded", 1),
+        (("kith", "logs"), "redacted_at_source", 0),
+    ]:
+        assert (touched[location].method, touched[location].count) == (method, count), location
+    assert touched[("kith", "kith_event")].count >= 7
+    assert touched[("kith.privacy", "kith_privacy_audit (details)")].method == "crypto_shredded"
+    assert MIRROR.rows == {}
+    # Both recipients were told: the mirror by its plugin, the webhook receiver by a notice.
+    recipients = {e.location: e for e in done.outcome if e.source == "recipients"}
+    assert recipients["mirror crm"].outcome == "done"
+    assert recipients["webhook receivers"].outcome == "done"
+    assert [n[0] for n in MIRROR.notices] == ["erasure"]
+    notices = await WebhookDelivery.select().where(WebhookDelivery.event_name == "subject.notice")
+    assert len(notices) == 1 and notices[0]["contact_id"] is None
+
+    # The certificate lists the same, with the ground of the legal hold.
+    signed = await CertificateService(kith).for_request(done.id)
+    entries = signed.certificate["entries"]
+    assert len(entries) == len(done.outcome)
+    hold = next(e for e in entries if e["method"] == "legal_hold" and e["source"] == "kith")
+    assert "tax law" in hold["ground"] and hold["count"] == 2
+    assert CertificateService(kith).verify(signed.to_json()).valid
+    assert GIVEN.encode() not in signed.to_json()
+
+
+async def test_legal_hold_keeps_the_orders_but_erases_the_person(kith: Kith) -> None:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=2, orders=2)
+    _, done = await run_request(kith, "erasure", contact_id, officer)
+    assert done.state == "done"
+
+    # The person: no name, no emails or phones, not findable, key destroyed.
     shell = await ContactService(kith).get(contact_id)
-    assert shell.name == "[erased]" and shell.emails == [] and shell.phones == []
-    assert await ContactService(kith).find_ids_by("email", EMAIL.lower()) == []
-    _ = pytest
+    assert (shell.name, shell.given_name, shell.family_name) == ("[erased]", None, None)
+    assert shell.emails == [] and shell.phones == [] and shell.archived
+    for kind, value in (("email", EMAIL.lower()), ("phone", "+442079460777")):
+        assert await ContactService(kith).find_ids_by(kind, value) == []
+    assert not await ContactPoint.exists().where(ContactPoint.contact == contact_id)
+    assert not await DataKey.exists().where(DataKey.subject == contact_id)
+    assert await Tombstone.exists().where(Tombstone.subject == contact_id)
+
+    # The orders: kept, readable under the hold's own key, restricted.
+    kept = (await InteractionService(kith).timeline(contact_id)).items
+    assert sorted(i.summary for i in kept) == [f"{ORDER_SUMMARY} #0", f"{ORDER_SUMMARY} #1"]
+    assert all(i.kind == "order" and i.amount == decimal.Decimal("129.90") for i in kept)
+    hold = (await LegalHold.select().where(LegalHold.contact_id == contact_id))[0]
+    assert hold["held_count"] == 2 and "tax law" in hold["ground"]
+    assert await DataKey.exists().where(DataKey.subject == hold["id"])
+    with pytest.raises(Conflict, match="legal hold"):
+        await InteractionService(kith).update(kept[0].id, InteractionPatch(channel="x"))
+    with pytest.raises(Conflict, match="legal hold"):
+        await ContactService(kith).update(contact_id, ContactPatch(name="Someone"))
+
+    # Without legal holds in the settings, everything goes, contact row included.
+    configure_privacy(kith, legal_holds={})
+    other = await make_person(kith, notes=1, orders=1, name_suffix=" II")
+    _, done = await run_request(kith, "erasure", other, officer)
+    methods = {e.location: e.method for e in done.outcome}
+    assert methods["kith_contact"] == "deleted"
+    assert "kith_interaction (order)" not in methods
+    assert not await Contact.exists().where(Contact.id == other)
+    assert not await Interaction.exists().where(Interaction.contact == other)
+
+
+async def test_erasing_twice_and_nobody(kith: Kith) -> None:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=1, orders=0)
+    service = ErasureService(kith)
+    job = uuid.uuid4()
+    first = await service.run(contact_id, job_id=job, actor=officer)
+    again = await service.run(contact_id, job_id=job, actor=officer)
+    assert again.resumed_steps == await ErasureStep.count().where(ErasureStep.job == job)
+    assert again.entries == first.entries
+    assert await Suppression.count() == 3
+    # A preview of someone already erased touches nothing but says so.
+    leftovers = await service.preview(contact_id)
+    assert all(p.count == 0 for p in leftovers if p.method in ("deleted", "legal_hold"))
+
+
+# -- killed half-way ------------------------------------------------------------------------
+
+KILLED = textwrap.dedent(
+    """
+    import asyncio, sys, uuid
+    from pathlib import Path
+    from kith.bootstrap import open_kith
+    from kith.logs import configure_logging
+    from kith.settings import load_settings
+    import os
+
+    async def main():
+        settings = load_settings(dict(os.environ))
+        configure_logging(settings, stream=open(sys.argv[3], "w", buffering=1))
+        kith = open_kith(settings)
+        await kith.start()
+        from kith.privacy import erasure
+        from kith.privacy.requests import RequestService
+
+        original = erasure.ErasureService.run
+
+        async def pause(step):
+            if step == sys.argv[2]:
+                Path(sys.argv[4]).write_text(step)
+                await asyncio.sleep(3600)
+
+        async def run(self, *args, **kwargs):
+            kwargs["after_step"] = pause
+            return await original(self, *args, **kwargs)
+
+        erasure.ErasureService.run = run
+        await RequestService(kith).run(uuid.UUID(sys.argv[1]))
+
+    asyncio.run(main())
+    """
+)
+
+
+# The killed process loads the installed plugins only, so the test's Kith does too.
+@pytest.mark.kith_plugins()
+@pytest.mark.parametrize("kill_after", ["recipients", "core"])
+async def test_erasure_killed_midway_resumes_with_no_residue(
+    kith: Kith, kith_engine: str, tmp_path: Path, kill_after: str
+) -> None:
+    saved = structlog.get_config()
+    logs = io.StringIO()
+    configure_logging(kith.settings, stream=logs)
+    try:
+        await _killed_and_resumed(kith, kith_engine, tmp_path, kill_after, logs)
+    finally:
+        structlog.configure(**saved)
+
+
+async def _killed_and_resumed(
+    kith: Kith, engine: str, tmp_path: Path, kill_after: str, logs: io.StringIO
+) -> None:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=4, orders=1)
+    await kith.bus.drain()
+    service = RequestService(kith)
+    from kith.privacy.requests import RequestCreate
+
+    request = await service.create(RequestCreate(kind="erasure", contact_id=contact_id), officer)
+    await service.verify(request.id, "signed letter", officer)
+    previewed = await service.preview(request.id, officer)
+    await service.approve(request.id, officer)
+
+    marker, child_log = tmp_path / "paused", tmp_path / "child.log"
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    env = {
+        **os.environ,
+        "KITH_HOME": str(kith.settings.home),
+        "KITH_DATABASE_URL": kith.settings.database_url,
+        "KITH_LOG_FORMAT": "json",
+    }
+    child = subprocess.Popen(
+        [sys.executable, str(script), str(request.id), kill_after, str(child_log), str(marker)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(600):
+            if marker.exists() or child.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert marker.exists(), child.communicate(timeout=5)[0].decode()[-3000:]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+
+    # Half done: the request is running, some steps are recorded, the key still exists.
+    assert (await service.get(request.id)).state == "running"
+    steps = [
+        row["step"]
+        for row in await ErasureStep.select()
+        .where(ErasureStep.job == request.id)
+        .order_by(ErasureStep.position)
+    ]
+    assert steps and steps[-1] == kill_after
+    assert await DataKey.exists().where(DataKey.subject == contact_id)
+
+    done = await service.run(request.id, officer)
+    assert done.state == "done"
+    assert previewed.preview is not None and done.outcome is not None
+    assert [_key(p) for p in previewed.preview] == [_key(e) for e in done.outcome]
+    again = [row["step"] for row in await ErasureStep.select().where(ErasureStep.job == request.id)]
+    assert len(again) == len(set(again))  # no step ran twice
+
+    # No residue: the database (file and WAL, or a dump), and both processes' logs.
+    assert found_needles(stored_bytes(kith, engine)) == []
+    for text in (logs.getvalue(), child_log.read_text()):
+        assert found_needles(text.encode()) == []
+    lines = [json.loads(line) for line in child_log.read_text().splitlines() if line.strip()]
+    assert any(line.get("contact_id") == str(contact_id) for line in lines)
+    assert EMAIL_2 and PHONE  # the needles include both addresses and the phone
+    kept = (await InteractionService(kith).timeline(contact_id)).items
+    assert [i.kind for i in kept] == ["order"]

@@ -12,7 +12,7 @@ DESCRIPTION = "subject rights indexes"
 
 STATEMENTS = (
     "CREATE UNIQUE INDEX kith_privacy_suppression_digest "
-    "ON kith_privacy_suppression (kind, digest, kek_id)",
+    "ON kith_privacy_suppression (kind, digest, kek_id, reason)",
     "CREATE UNIQUE INDEX kith_privacy_erasure_step_once ON kith_privacy_erasure_step (job, step)",
     "CREATE UNIQUE INDEX kith_privacy_recipient_notice_once "
     "ON kith_privacy_recipient_notice (notice_id, recipient)",
