@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from kith import hookimpl
 from kith.cli import main
 from kith.events import Event
 from kith.plugins.webhooks import consent
@@ -485,6 +486,85 @@ async def test_payload_holds_ids_only_unless_the_subscription_allows_personal_da
     withheld = [r for r in receiver.at("/full") if b"Ada" not in r.body]
     [last] = [r.json() for r in withheld if r.json()["event"] == "contact.created"][-1:]
     assert last["personal_data"] == "withheld" and "contact" not in last
+
+
+class Restrictions:
+    """A plugin for one test that refuses processing of chosen contacts, as the privacy
+    plugin does for a restricted one."""
+
+    def __init__(self) -> None:
+        self.restricted: set[uuid.UUID] = set()
+        self.asked: list[str] = []
+
+    @hookimpl
+    async def kith_check_processing(
+        self, kith: Kith, contact_id: uuid.UUID, activity: str
+    ) -> str | None:
+        self.asked.append(activity)
+        return "restricted for this test" if contact_id in self.restricted else None
+
+
+RESTRICTIONS = Restrictions()
+
+
+@pytest.mark.kith_plugins(RESTRICTIONS)
+async def test_events_about_a_restricted_contact_are_not_sent(kith: Kith, receiver: Receiver):
+    RESTRICTIONS.restricted.clear()
+    subscription, _ = await subscribe(kith, receiver.url("/r"), "contact.*")
+    service = ContactService(kith)
+    held = await service.create(ContactCreate(name="Held Back"))
+    RESTRICTIONS.restricted.add(held.id)
+    free = await service.create(ContactCreate(name="Free To Go"))
+    await kith.bus.drain()
+
+    assert "webhook.delivery" in RESTRICTIONS.asked
+    assert [r.json()["contact_id"] for r in receiver.at("/r")] == [str(free.id)]
+    states = {d.event_id: d for d in await deliveries_of(kith, subscription.id)}
+    refused = next(d for d in states.values() if d.state == "failed")
+    assert refused.error == "not sent: restricted for this test"
+    assert refused.status_code is None and refused.next_attempt_at is None
+
+
+async def test_receivers_of_a_person_s_events_are_sent_an_art_19_notice(
+    kith: Kith, receiver: Receiver
+):
+    told, told_secret = await subscribe(kith, receiver.url("/told"), "contact.created")
+    await subscribe(kith, receiver.url("/other"), "interaction.logged")
+    contact = await ContactService(kith).create(ContactCreate(name="Ida Noddack"))
+    await kith.bus.drain()
+    assert kith.plugins is not None
+    [recipient] = [r for r in kith.plugins.recipients() if r.owner == "webhooks"]
+
+    async def notify(contact_id: uuid.UUID, notice_id: uuid.UUID) -> Any:
+        results = await kith.plugins.call_async(
+            "kith_notify_recipient",
+            kith=kith,
+            recipient=recipient,
+            action="erasure",
+            contact_id=contact_id,
+            notice_id=notice_id,
+        )
+        [answer] = [r.value for r in results if r.plugin == "webhooks"]
+        return answer
+
+    notice_id = uuid.uuid4()
+    assert (await notify(contact.id, notice_id)).outcome == "done"
+    # Asked again with the same notice id (a resumed job): nothing is queued twice.
+    assert (await notify(contact.id, notice_id)).outcome == "done"
+    await WebhookDeliverer(kith).run_due()
+    notices = [r for r in receiver.at("/told") if r.json()["event"] == "subject.notice"]
+    [notice] = notices
+    assert notice.json()["data"] == {"contact_id": str(contact.id), "action": "erasure"}
+    assert notice.headers["kith-event-id"] == str(notice_id)
+    verify = documented_verifier()["verify_kith_signature"]
+    verify(told_secret, notice.body, notice.headers["kith-signature"])
+    # Only subscriptions that received events about the person are told.
+    assert receiver.at("/other") == []
+    assert [d.event_name for d in await deliveries_of(kith, told.id)].count("subject.notice") == 1
+
+    # No webhook ever carried anything about this one: nothing to tell.
+    answer = await notify(uuid.uuid4(), uuid.uuid4())
+    assert answer.outcome == "not_applicable"
 
 
 async def test_privacy_hooks_export_merge_and_erase_the_delivery_log(
