@@ -104,6 +104,8 @@ async def _migrate(settings: Settings) -> None:
 class Seeded:
     token: str
     contact_ids: list[uuid.UUID]
+    # Loaded plugins: the privacy plugin, for one, changes what reading a contact costs.
+    plugins: list[str] = field(default_factory=list)
 
 
 async def _seed(kith: Kith, contacts: int, rng: random.Random) -> Seeded:
@@ -132,7 +134,9 @@ async def _seed(kith: Kith, contacts: int, rng: random.Random) -> Seeded:
             )
         )
         ids.append(created.id)
-    return Seeded(token=issued.secret, contact_ids=ids)
+    manager = getattr(kith, "plugins", None)
+    plugins = [info.name for info in manager.plugins()] if manager is not None else []
+    return Seeded(token=issued.secret, contact_ids=ids, plugins=plugins)
 
 
 def seed(settings: Settings, contacts: int, seed_value: int = 7) -> Seeded:
@@ -185,6 +189,10 @@ def running_server(settings: Settings, stock_sqlite: bool = False) -> Iterator[S
         "KITH_HOME": str(settings.home),
         "KITH_DATABASE_URL": settings.database_url,
         "KITH_LOG_FORMAT": "json",
+        # As behind `kith serve --no-dispatch` with a `kith worker` elsewhere: otherwise the
+        # server would spend the measurements delivering the events the seeding just published
+        # (one contact.created per contact), which says nothing about reading.
+        "KITH_DISPATCH_IN_PROCESS": "false",
     }
     command = [sys.executable, str(BENCH_DIR / "_server.py"), "--port", str(port)]
     if stock_sqlite:

@@ -1,8 +1,9 @@
 """A Kith HTTP server for benchmarks: the app ``kith serve`` runs, on settings from KITH_*.
 
-It is started in its own process by ``_common.running_server``. It builds the app the same way the
-real server does (``open_kith`` + ``create_app`` + uvicorn, one process) rather than calling the
-``kith`` command, so it can also swap in piccolo's stock SQLite engine for the comparison row.
+It is started in its own process by ``_common.running_server``. It builds the app the way
+``kith serve`` does (``open_kith`` + ``create_app`` + one uvicorn process with the same options)
+rather than calling the command, so that it can also swap in piccolo's stock SQLite engine for
+the comparison row, and so that every row of a table is served the same way.
 """
 
 from __future__ import annotations
@@ -36,8 +37,17 @@ def main() -> None:
         kith.database.engine = SQLiteEngine(path=str(settings.sqlite_path))
         kith.database._bind()
     app = create_app(kith)
-    # No access log: Kith's own middleware already logs every request (as in production).
-    uvicorn.run(app, host="127.0.0.1", port=options.port, access_log=False, log_level="warning")
+    # The options `kith serve` uses: Kith's middleware logs every request, uvicorn only its
+    # own trouble.
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=options.port,
+        log_config=None,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import datetime as dt
 import os
 import platform
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from _common import (
     Load,
@@ -49,6 +49,7 @@ class Row:
     health_cpu: float | None = None
     contact_cpu: float | None = None
     note: str = ""
+    plugins: list[str] = field(default_factory=list)
 
     @property
     def ratio(self) -> float | None:
@@ -94,6 +95,7 @@ def measure_engine(label: str, generator: LoadGenerator, options: argparse.Names
         contact=max(m.per_second for m in results["contact"]),
         health_cpu=_least([m.cpu_per_request for m in results["health"]]),
         contact_cpu=_least([m.cpu_per_request for m in results["contact"]]),
+        plugins=seeded.plugins,
     )
     failures = sum(m.failures for ms in results.values() for m in ms)
     if failures:
@@ -184,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         ],
         table,
     )
+    plugins = sorted({name for row in rows for name in row.plugins})
     print()
+    print(f"plugins loaded: {', '.join(plugins) or 'none'} (KITH_PLUGINS / KITH_DISABLE_PLUGINS)")
     print(
         "ratio = contact req/s / health req/s (the figure with a target). CPU columns: the "
         "server process's CPU time per request;\nCPU ratio = health CPU / contact CPU, the ratio "
