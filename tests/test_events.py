@@ -618,6 +618,27 @@ async def test_two_schedulers_publish_a_due_task_once(quiet_kith: Kith, kith_set
     assert len(due_events) == 30
 
 
+# -- retention -------------------------------------------------------------------------------
+
+
+async def test_retention_deletes_old_delivered_events_and_keeps_dead_ones(quiet_kith: Kith, clock):
+    kith = quiet_kith
+    recorder = Recorder(fail_with=lambda e: RuntimeError("no") if e.payload.get("fields") else None)
+    kith.bus.subscribe(recorder.subscriber("test.keep", "contact.*", max_attempts=1))
+    contact_id = await new_contact(kith, "Old")
+    await rename(kith, contact_id, "Old, renamed")  # this one dies
+    await kith.bus.drain()
+    retention = dt.timedelta(days=kith.bus.config.retention_days)
+
+    clock.now = dt.datetime.now(dt.UTC) + retention - dt.timedelta(days=1)
+    assert await kith.bus.prune() == 0  # not old enough yet
+    clock.now += dt.timedelta(days=2)
+    assert await kith.bus.prune() == 1
+    [left] = await kith.bus.list_events()
+    assert (left.event.name, left.state) == ("contact.updated", "dead")
+    assert await kith.bus.prune() == 0
+
+
 # -- settings and helpers --------------------------------------------------------------------
 
 
