@@ -1,0 +1,190 @@
+"""Restriction (Art. 18): a restricted contact refuses writes over the API (409, saying why),
+webhook deliveries and any purpose; lifting needs the notice given to the person and tells
+the recipients. Rectification corrects through the services and tells the recipients too."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+from _privacy_subjects import GIVEN, make_person, run_request, stored_bytes
+from _privacy_workflow import make_user
+from kith.errors import InvalidInput
+from kith.events import Event
+from kith.plugins.webhooks.delivery import WebhookDeliverer
+from kith.plugins.webhooks.schemas import SubscriptionCreate
+from kith.plugins.webhooks.service import WebhookService
+from kith.plugins.webhooks.tables import WebhookDelivery
+from kith.privacy.consent import can_process
+from kith.privacy.requests import RequestCreate, RequestService
+from kith.privacy.restriction import RestrictionService
+from kith.runtime import Kith
+from kith.services.contacts import ContactService
+from kith.subject_checks import processing_refusals
+
+
+async def _restricted(kith: Kith) -> tuple[uuid.UUID, uuid.UUID]:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=1, orders=0)
+    _, done = await run_request(
+        kith, "restriction", contact_id, officer, parameters={"ground": "accuracy_contested"}
+    )
+    assert done.state == "done"
+    return contact_id, done.id
+
+
+async def test_a_restricted_contact_refuses_writes_over_the_api(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    contact_id, request_id = await _restricted(kith)
+    headers = await kith_auth("agent")
+    timeline = await kith_client.get(f"/api/contacts/{contact_id}/timeline", headers=headers)
+    interaction_id = timeline.json()["items"][0]["id"]
+
+    for method, path, body in (
+        ("PATCH", f"/api/contacts/{contact_id}", {"tags": ["x"]}),
+        ("DELETE", f"/api/contacts/{contact_id}", None),
+        ("POST", f"/api/contacts/{contact_id}/interactions", {"kind": "note", "summary": "hi"}),
+        ("PATCH", f"/api/interactions/{interaction_id}", {"summary": "changed"}),
+    ):
+        response = await kith_client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 409, (method, path, response.text)
+        detail = response.json()["detail"]
+        assert "restricted (Art. 18 GDPR)" in detail and "only be stored" in detail
+    # Storage and reading stay.
+    assert (
+        await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+    ).status_code == 200
+    # No purpose may be pursued, and every plugin sees the refusal through the hook.
+    assert not await can_process(kith, contact_id, "customer_relationship")
+    reasons = await processing_refusals(kith, contact_id, "marketing.send")
+    assert len(reasons) == 1 and "restricted" in reasons[0]
+    assert kith.plugins is not None
+    direct = await kith.plugins.call_async(
+        "kith_check_processing", kith=kith, contact_id=contact_id, activity="export"
+    )
+    assert [r.value for r in direct if r.value]
+    # The certificate of the request says what was done.
+    signed = await kith_client.get(
+        f"/api/privacy/requests/{request_id}/certificate", headers=await kith_auth("compliance")
+    )
+    entries = signed.json()["certificate"]["entries"]
+    assert entries[0]["method"] == "restricted" and "Art. 18(1)(a)" in entries[0]["ground"]
+
+
+async def test_restriction_stops_webhook_deliveries(kith: Kith) -> None:
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await kith.bus.drain()
+    await WebhookService(kith).create(
+        SubscriptionCreate(
+            url="https://hooks.example/in", events=["contact.*"], include_personal_data=True
+        )
+    )
+    sent: list[httpx.Request] = []
+
+    def receive(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(204)
+
+    deliverer = WebhookDeliverer(kith, transport=httpx.MockTransport(receive))
+
+    def changed() -> Event:
+        return Event(
+            name="contact.updated", contact_id=contact_id, payload={"contact_id": str(contact_id)}
+        )
+
+    # Handed to a deliverer with a mock receiver (the bus is not drained: no real network).
+    await deliverer.enqueue(changed())
+    await deliverer.run_due()
+    assert len(sent) == 1 and GIVEN.encode() in sent[0].content  # personal data went out
+
+    officer = await make_user(kith)
+    await run_request(kith, "restriction", contact_id, officer)
+    sent.clear()
+    # An event about the contact after the restriction is not delivered at all.
+    later = changed()
+    await deliverer.enqueue(later)
+    await deliverer.run_due()
+    refused = await WebhookDelivery.select().where(WebhookDelivery.event_id == later.id)
+    assert [r["state"] for r in refused] == ["failed"]
+    assert (
+        refused[0]["error"].startswith("not sent: contact") and "restricted" in refused[0]["error"]
+    )
+    assert not refused[0]["shared_personal_data"]
+    # Only the Art. 19 notice went out (ids only), not the contact's data.
+    assert [r.headers["Kith-Event"] for r in sent] == ["subject.notice"]
+    assert GIVEN.encode() not in sent[0].content
+
+    # Lifted: the refused delivery can be retried by hand and goes out.
+    await RestrictionService(kith).lift(contact_id, "told by phone on 2026-03-02", officer)
+    await WebhookService(kith).retry(refused[0]["id"])
+    sent.clear()
+    await deliverer.run_due()
+    assert [r.headers["Kith-Event"] for r in sent] == ["contact.updated"]
+
+
+async def test_lifting_needs_a_notice_and_is_recorded(kith: Kith, kith_client, kith_auth) -> None:
+    contact_id, _ = await _restricted(kith)
+    officer = await make_user(kith)
+    service = RestrictionService(kith)
+    with pytest.raises(InvalidInput, match=r"Art\. 18\(3\)"):
+        await service.lift(contact_id, "  ", officer)
+    headers = await kith_auth("compliance")
+    lifted = await kith_client.post(
+        f"/api/privacy/restrictions/{contact_id}/lift",
+        json={"notice": "Letter of 2026-03-02 telling her the check is over"},
+        headers=headers,
+    )
+    assert lifted.status_code == 200, lifted.text
+    body = lifted.json()
+    assert body["restriction"]["lift_notice"].startswith("Letter of 2026-03-02")
+    assert {r["location"] for r in body["recipients"]} == {"webhook receivers"}
+    again = await kith_client.post(
+        f"/api/privacy/restrictions/{contact_id}/lift", json={"notice": "x"}, headers=headers
+    )
+    assert again.status_code == 409
+    # Writes work again.
+    agent = await kith_auth("agent")
+    changed = await kith_client.patch(
+        f"/api/contacts/{contact_id}", json={"tags": ["ok"]}, headers=agent
+    )
+    assert changed.status_code == 200
+    history = await service.history(contact_id)
+    assert [h.lifted_by is not None for h in history] == [True]
+
+
+async def test_rectification_corrects_and_tells_recipients(
+    kith: Kith, kith_client, kith_auth, kith_engine
+) -> None:
+    contact_id, _ = await _restricted(kith)  # allowed while restricted: it is the request
+    officer = await make_user(kith)
+    headers = await kith_auth("compliance")
+    requests = RequestService(kith)
+    request = await requests.create(
+        RequestCreate(kind="rectification", contact_id=contact_id), officer
+    )
+    await requests.verify(request.id, "video call", officer)
+    patched = await kith_client.put(
+        f"/api/privacy/requests/{request.id}/rectification",
+        json={"family_name": "Zwicky-Ortolan", "emails": [{"address": "pz@new-address.example"}]},
+        headers=headers,
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["fields"] == ["emails", "family_name"]
+    # The corrections are personal data: stored encrypted.
+    assert b"Zwicky-Ortolan" not in stored_bytes(kith, kith_engine)
+    previewed = await requests.preview(request.id, officer)
+    assert previewed.preview is not None
+    assert previewed.preview[0].ground == "fields: emails, family_name"
+    await requests.approve(request.id, officer)
+    done = await requests.run(request.id, officer)
+    contact = await ContactService(kith).get(contact_id)
+    assert contact.family_name == "Zwicky-Ortolan" and contact.given_name == GIVEN
+    assert [e.address for e in contact.emails] == ["pz@new-address.example"]
+    assert done.outcome is not None
+    assert [(e.location, e.method) for e in done.outcome] == [
+        ("kith_contact", "rectified"),
+        ("webhook receivers", "notified_of_rectification"),
+    ]
+    assert done.outcome[1].outcome == "not_applicable"
