@@ -37,13 +37,14 @@ from kith.schemas import ContactCreate, ContactPatch, EmailIn, InteractionCreate
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from kith.settings import Settings
+from kith.subjects import Access
 from kith.testing import settings_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "plugins" / "webhooks.md"
 START = dt.datetime(2030, 1, 1, 9, 0, tzinfo=dt.UTC)
 
-TIMEOUT_S = 1.0
+TIMEOUT_S = 2.0
 BACKOFF_S = 60.0
 MAX_ATTEMPTS = 4
 SETTINGS_TOML = f"""
@@ -308,6 +309,11 @@ async def test_the_background_bus_sends_retries_by_itself(
     try:
         await ContactService(kith).create(ContactCreate(name="Rosalind Franklin"))
         await requests_reach(1)
+        # Move time on only once the failure is recorded (its retry is timed from then).
+        for _ in range(200):
+            if [d.attempts for d in await deliveries_of(kith, subscription.id)] == [1]:
+                break
+            await asyncio.sleep(0.05)
         clock.advance(BACKOFF_S)
         await requests_reach(2)
     finally:
@@ -486,6 +492,45 @@ async def test_payload_holds_ids_only_unless_the_subscription_allows_personal_da
     withheld = [r for r in receiver.at("/full") if b"Ada" not in r.body]
     [last] = [r.json() for r in withheld if r.json()["event"] == "contact.created"][-1:]
     assert last["personal_data"] == "withheld" and "contact" not in last
+
+
+class AccessLog:
+    """A plugin for one test that keeps the accesses reported to the audit log."""
+
+    def __init__(self) -> None:
+        self.accesses: list[Access] = []
+
+    @hookimpl
+    async def kith_record_access(self, kith: Kith, access: Access) -> None:
+        self.accesses.append(access)
+
+
+ACCESS_LOG = AccessLog()
+
+
+@pytest.mark.kith_plugins(ACCESS_LOG)
+async def test_sharing_personal_data_is_reported_to_the_audit_log_once(
+    kith: Kith, clock: FakeClock, receiver: Receiver
+):
+    ACCESS_LOG.accesses.clear()
+    receiver.statuses["/full"] = [500]
+    full, _ = await subscribe(kith, receiver.url("/full"), "contact.created", personal=True)
+    await subscribe(kith, receiver.url("/ids"), "contact.created")
+    contact = await ContactService(kith).create(ContactCreate(name="Chien-Shiung Wu"))
+    await kith.bus.drain()
+    clock.advance(BACKOFF_S)
+    await WebhookDeliverer(kith).run_due()
+    assert len(receiver.at("/full")) == 2
+
+    disclosures = [a for a in ACCESS_LOG.accesses if a.action == "disclose"]
+    [disclosure] = disclosures  # two attempts carried the data: one disclosure per delivery
+    assert (disclosure.contact_id, disclosure.channel, disclosure.actor) == (
+        contact.id,
+        "webhook",
+        "plugin:webhooks",
+    )
+    assert disclosure.details["subscription_id"] == str(full.id)
+    assert disclosure.details["url"] == receiver.url("/full")
 
 
 class Restrictions:

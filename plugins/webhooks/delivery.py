@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import msgspec
 from kith import __version__
+from kith.actor import Actor
 from kith.errors import NotFound
 from kith.events import Event, utcnow
 from kith.ids import new_id
@@ -43,12 +44,14 @@ from kith.runtime import Kith
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from kith.settings import SettingsError
+from kith.subject_checks import record_access
 
 log = get_logger("kith.webhooks")
 
 HISTORY_KEPT = 20
 ERROR_TEXT_KEPT = 300
 USER_AGENT = f"Kith-Webhooks/{__version__}"
+WEBHOOKS_ACTOR = Actor(kind="plugin", name="webhooks")
 
 Clock = Callable[[], dt.datetime]
 
@@ -373,6 +376,18 @@ class WebhookDeliverer:
             values[WebhookDelivery.next_attempt_at] = now + backoff(attempt, self.settings)
         values[WebhookDelivery.state] = state
         await WebhookDelivery.update(values).where(WebhookDelivery.id == row["id"]).run()
+        if shared and not row["shared_personal_data"] and row["contact_id"] is not None:
+            # A disclosure to another system goes into the audit log, once per delivery.
+            await record_access(
+                self.kith,
+                row["contact_id"],
+                "disclose",
+                WEBHOOKS_ACTOR,
+                channel="webhook",
+                subscription_id=str(row["subscription"]),
+                event_id=str(row["event_id"]),
+                url=row["subscription.url"],
+            )
         fields = {
             "delivery_id": str(row["id"]),
             "subscription_id": str(row["subscription"]),

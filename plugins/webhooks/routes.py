@@ -6,8 +6,7 @@ import uuid
 from typing import Annotated
 
 import msgspec
-from kith.actor import Actor
-from kith.http.auth import roles
+from kith.http.auth import CurrentActor, roles
 from kith.plugins.webhooks.schemas import (
     DeliveryOut,
     DeliveryState,
@@ -20,12 +19,13 @@ from kith.plugins.webhooks.service import WebhookService
 from kith.schemas import Page
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
-from litestar.di import Provide
-from litestar.params import Parameter
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 # roles() with no argument: admins only. Webhooks send data out of Kith.
 ADMIN = roles()
+Webhooks = NamedDependency[WebhookService]
 
 
 class SecretIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -45,7 +45,7 @@ class WebhookController(Controller):
 
     @post("/", opt=ADMIN, summary="Subscribe a URL to events; the secret is shown this once")
     async def create(
-        self, data: SubscriptionCreate, webhooks: WebhookService, actor: Actor
+        self, data: JSONBody[SubscriptionCreate], webhooks: Webhooks, actor: CurrentActor
     ) -> Response[SubscriptionWithSecret]:
         created = await webhooks.create(data, actor)
         return Response(
@@ -55,20 +55,22 @@ class WebhookController(Controller):
         )
 
     @get("/", opt=ADMIN, summary="List subscriptions (without their secrets)")
-    async def list_subscriptions(self, webhooks: WebhookService) -> list[SubscriptionOut]:
+    async def list_subscriptions(self, webhooks: Webhooks) -> list[SubscriptionOut]:
         return await webhooks.list()
 
     @get("/{subscription_id:uuid}", opt=ADMIN, summary="Read a subscription")
-    async def read(self, subscription_id: uuid.UUID, webhooks: WebhookService) -> SubscriptionOut:
+    async def read(
+        self, subscription_id: FromPath[uuid.UUID], webhooks: Webhooks
+    ) -> SubscriptionOut:
         return await webhooks.get(subscription_id)
 
     @patch("/{subscription_id:uuid}", opt=ADMIN, summary="Change a subscription")
     async def change(
         self,
-        subscription_id: uuid.UUID,
-        data: SubscriptionPatch,
-        webhooks: WebhookService,
-        actor: Actor,
+        subscription_id: FromPath[uuid.UUID],
+        data: JSONBody[SubscriptionPatch],
+        webhooks: Webhooks,
+        actor: CurrentActor,
     ) -> SubscriptionOut:
         return await webhooks.update(subscription_id, data, actor)
 
@@ -79,7 +81,7 @@ class WebhookController(Controller):
         summary="Remove a subscription and its delivery log",
     )
     async def remove(
-        self, subscription_id: uuid.UUID, webhooks: WebhookService, actor: Actor
+        self, subscription_id: FromPath[uuid.UUID], webhooks: Webhooks, actor: CurrentActor
     ) -> SubscriptionOut:
         return await webhooks.remove(subscription_id, actor)
 
@@ -91,27 +93,31 @@ class WebhookController(Controller):
     )
     async def rotate_secret(
         self,
-        subscription_id: uuid.UUID,
-        webhooks: WebhookService,
-        actor: Actor,
-        data: SecretIn | None = None,
+        subscription_id: FromPath[uuid.UUID],
+        webhooks: Webhooks,
+        actor: CurrentActor,
+        data: JSONBody[SecretIn],
     ) -> SubscriptionWithSecret:
-        return await webhooks.rotate_secret(subscription_id, data.secret if data else None, actor)
+        return await webhooks.rotate_secret(subscription_id, data.secret, actor)
 
     @get("/deliveries", opt=ADMIN, summary="The delivery log, newest first")
     async def deliveries(
         self,
-        webhooks: WebhookService,
+        webhooks: Webhooks,
         subscription_id: Annotated[
-            uuid.UUID | None, Parameter(description="only this subscription's")
+            uuid.UUID | None, QueryParameter(description="only this subscription's")
         ] = None,
         # "state" is litestar's reserved name for the app state; the query key stays "state".
         delivery_state: Annotated[
-            DeliveryState | None, Parameter(query="state", description="only these")
+            DeliveryState | None, QueryParameter(name="state", description="only these")
         ] = None,
-        event_id: Annotated[uuid.UUID | None, Parameter(description="only this event's")] = None,
-        cursor: Annotated[str | None, Parameter(description="next_cursor of the last page")] = None,
-        limit: Annotated[int, Parameter(ge=1, le=200, description="items per page")] = 50,
+        event_id: Annotated[
+            uuid.UUID | None, QueryParameter(description="only this event's")
+        ] = None,
+        cursor: Annotated[
+            str | None, QueryParameter(description="next_cursor of the last page")
+        ] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=200, description="items per page")] = 50,
     ) -> Page[DeliveryOut]:
         return await webhooks.deliveries(
             subscription_id=subscription_id,
@@ -122,7 +128,7 @@ class WebhookController(Controller):
         )
 
     @get("/deliveries/{delivery_id:uuid}", opt=ADMIN, summary="One delivery with its attempts")
-    async def delivery(self, delivery_id: uuid.UUID, webhooks: WebhookService) -> DeliveryOut:
+    async def delivery(self, delivery_id: FromPath[uuid.UUID], webhooks: Webhooks) -> DeliveryOut:
         return await webhooks.delivery(delivery_id)
 
     @post(
@@ -132,6 +138,6 @@ class WebhookController(Controller):
         summary="Queue a failed delivery for one more attempt",
     )
     async def retry(
-        self, delivery_id: uuid.UUID, webhooks: WebhookService, actor: Actor
+        self, delivery_id: FromPath[uuid.UUID], webhooks: Webhooks, actor: CurrentActor
     ) -> DeliveryOut:
         return await webhooks.retry(delivery_id, actor=actor)
