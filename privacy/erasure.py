@@ -63,7 +63,7 @@ from kith.privacy.tables import DataKey
 from kith.privacy.workflow_tables import SubjectRequest
 from kith.runtime import Kith
 from kith.subjects import ErasureOutcome
-from kith.tables import Contact, ContactPoint, Interaction
+from kith.tables import Contact, ContactPoint, EventSubscription, Interaction
 from piccolo.querystring import QueryString
 
 ERASED_EVENT = EventType(
@@ -76,11 +76,6 @@ SOURCE_PRIVACY = "kith.privacy"
 ERASED_NAME = "[erased]"
 # Events of the request workflow and of subject rights stay: they document the request itself.
 _KEPT_EVENT_PREFIX = "subject"
-_SETTLED_EVENTS = (
-    "SELECT e.id FROM kith_event e WHERE e.contact_id = {} AND e.fanned_out_at IS NOT NULL "
-    "AND e.name NOT LIKE 'subject%' AND NOT EXISTS (SELECT 1 FROM kith_event_delivery d "
-    "WHERE d.event = e.id AND d.state IN ('pending', 'queued'))"
-)
 
 log = get_logger("kith.privacy.erasure")
 
@@ -464,14 +459,41 @@ class SubjectErasure:
 
     # outbox
 
-    async def _outbox_counts(self) -> tuple[int, int]:
-        events = await _raw(
-            self.kith, f"SELECT count(*) AS n FROM ({_SETTLED_EVENTS}) s", self.contact_id
-        )
+    async def _unsettled_events(self) -> list[Any]:
+        """Events of the subject still being delivered (a pending or queued delivery). Found
+        through the outbox's partial indexes on (subscriber, contact), so this stays cheap
+        however many events the subject had."""
+        names = [row["name"] for row in await EventSubscription.select(EventSubscription.name)]
+        if not names:
+            return []
+        marks = ", ".join(["{}"] * len(names))
+        found: list[Any] = []
+        for state in ("pending", "queued"):
+            rows = await _raw(
+                self.kith,
+                f"SELECT event FROM kith_event_delivery WHERE state = '{state}' "
+                f"AND subscriber IN ({marks}) AND contact_id = {{}}",
+                *names,
+                self.contact_id,
+            )
+            found += [row["event"] for row in rows]
+        return found
+
+    async def _settled(self) -> tuple[str, list[Any]]:
+        """The WHERE clause (and its arguments) of the subject's settled events."""
+        unsettled = await self._unsettled_events()
+        where = "contact_id = {} AND fanned_out_at IS NOT NULL AND name NOT LIKE 'subject%'"
+        if unsettled:
+            where += f" AND id NOT IN ({', '.join(['{}'] * len(unsettled))})"
+        return where, [self.contact_id, *unsettled]
+
+    async def _outbox_counts(self, where: str, args: list[Any]) -> tuple[int, int]:
+        events = await _raw(self.kith, f"SELECT count(*) AS n FROM kith_event WHERE {where}", *args)
         deliveries = await _raw(
             self.kith,
-            f"SELECT count(*) AS n FROM kith_event_delivery WHERE event IN ({_SETTLED_EVENTS})",
-            self.contact_id,
+            "SELECT count(*) AS n FROM kith_event_delivery WHERE event IN "
+            f"(SELECT id FROM kith_event WHERE {where})",
+            *args,
         )
         return int(events[0]["n"]), int(deliveries[0]["n"])
 
@@ -483,19 +505,15 @@ class SubjectErasure:
         ]
 
     async def _outbox_preview(self) -> list[PlannedAction]:
-        return [_planned(e) for e in self._outbox_entries(*await self._outbox_counts())]
+        counts = await self._outbox_counts(*await self._settled())
+        return [_planned(e) for e in self._outbox_entries(*counts)]
 
     async def _outbox(self) -> Entries:
-        events, deliveries = await self._outbox_counts()
-        await _raw(
-            self.kith,
-            f"DELETE FROM kith_event_delivery WHERE event IN ({_SETTLED_EVENTS})",
-            self.contact_id,
-        )
-        await _raw(
-            self.kith, f"DELETE FROM kith_event WHERE id IN ({_SETTLED_EVENTS})", self.contact_id
-        )
-        return self._outbox_entries(events, deliveries)
+        where, args = await self._settled()
+        counts = await self._outbox_counts(where, args)
+        # Their deliveries go with them (the foreign key cascades).
+        await _raw(self.kith, f"DELETE FROM kith_event WHERE {where}", *args)
+        return self._outbox_entries(*counts)
 
     # exports
 
