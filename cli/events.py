@@ -148,8 +148,8 @@ def show_event(event_id: str, as_json: bool) -> None:
 def replay(event_id: str | None, all_dead: bool, subscriber: str | None) -> None:
     """Make dead deliveries pending again: of event ID, or --all-dead.
 
-    They get a fresh set of attempts and go before later events of their contact that are
-    still waiting. A running dispatcher (kith serve or kith worker) delivers them."""
+    They get a fresh set of attempts and go before the later events of their contact that are
+    still queued. A running dispatcher (kith serve or kith worker) delivers them."""
     if (event_id is None) == (not all_dead):
         raise click.UsageError("give an event ID or --all-dead (not both)")
     wanted = _parse_id(event_id) if event_id is not None else None

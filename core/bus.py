@@ -242,7 +242,7 @@ class EventBus:
         self, event_id: uuid.UUID | None = None, *, subscriber: str | None = None
     ) -> int:
         """Make dead deliveries pending again (of one event, or every one); returns how many.
-        A replayed delivery goes before later events of its contact that are still pending."""
+        A replayed delivery goes before the later events of its contact that are still queued."""
         if event_id is not None:
             await self.get_event(event_id)
         replayed = await self.outbox.replay(self.dispatcher.now(), event_id, subscriber)
