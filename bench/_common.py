@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import random
 import re
@@ -26,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import structlog
 from kith.bootstrap import open_kith
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, PhoneIn
@@ -35,6 +37,12 @@ from kith.settings import Settings, load_settings
 
 BENCH_DIR = Path(__file__).resolve().parent
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+# The benchmark's own process (seeding) logs only problems, and to stderr: stdout is the table.
+structlog.configure(
+    wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+)
 
 
 def postgres_admin_url() -> str:
