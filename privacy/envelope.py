@@ -15,10 +15,8 @@ exactly (a short name and a long one look alike more often).
 
 from __future__ import annotations
 
-import base64
 import binascii
 import functools
-import re
 import uuid
 from typing import NamedTuple
 
@@ -39,7 +37,10 @@ PAD_BLOCK = 16
 _KEY_ID_BYTES = 16
 _HEADER_BYTES = 1 + _KEY_ID_BYTES
 _MIN_BYTES = _HEADER_BYTES + NONCE_BYTES + TAG_BYTES + PAD_BLOCK
-_BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_VALUES = bytes(_ALPHABET.index(i) if i in _ALPHABET else 0 for i in range(256))
+# Low bits of the last character that carry no data, by the length of the last group.
+_SPARE_BITS = {2: 0b1111, 3: 0b11}
 _TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
 
@@ -98,32 +99,33 @@ def encrypt_value(
 
 
 def parse(stored: str) -> Envelope:
-    """The parts of a stored envelope; raises :class:`EnvelopeError` when it is not one."""
+    """The parts of a stored envelope; raises :class:`EnvelopeError` when it is not one.
+
+    On every read's path, so it is written for speed: validation by ``bytes.translate`` and a
+    table lookup instead of a pattern and a re-encoding."""
     if not stored.startswith(PREFIX):
         raise EnvelopeError("the value is not an encrypted envelope")
-    body = stored[len(PREFIX) :]
-    if len(body) % 4 == 1 or not _BASE64URL.fullmatch(body):
+    try:
+        data = stored[len(PREFIX) :].encode("ascii")
+    except UnicodeEncodeError:
+        raise EnvelopeError("the envelope is not valid base64url") from None
+    rest = len(data) % 4
+    if rest == 1 or data.translate(None, _ALPHABET):
         raise EnvelopeError("the envelope is not valid base64url")
-    # The pattern above admits only the base64url alphabet, so translating it to the standard
-    # one and using binascii directly is safe (and twice as fast as urlsafe_b64decode).
-    raw = binascii.a2b_base64(
-        body.encode("ascii").translate(_TO_STANDARD) + b"=" * (-len(body) % 4)
-    )
-    # Only the canonical encoding is accepted, so that no change to the stored text (not even
-    # to the spare low bits of the last character) decodes to the same bytes. Only the last
-    # group can differ from the canonical form.
-    spare = len(raw) % 3
-    if spare and base64.urlsafe_b64encode(raw[-spare:])[: spare + 1].decode() != body[-spare - 1 :]:
+    # Only the canonical encoding is accepted: the spare low bits of the last character must be
+    # zero, so that no change to the stored text decodes to the same bytes.
+    if rest and _VALUES[data[-1]] & _SPARE_BITS[rest]:
         raise EnvelopeError("the envelope is not canonical base64url")
+    raw = binascii.a2b_base64(data.translate(_TO_STANDARD) + b"=" * (-rest % 4))
     if len(raw) < _MIN_BYTES:
         raise EnvelopeError("the envelope is truncated")
     if raw[0] != VERSION:
         raise EnvelopeError(f"envelope format version {raw[0]} is not supported")
     return Envelope(
-        version=raw[0],
-        key_id=_key_id(raw[1:_HEADER_BYTES]),
-        nonce=raw[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES],
-        sealed=raw[_HEADER_BYTES + NONCE_BYTES :],
+        raw[0],
+        _key_id(raw[1:_HEADER_BYTES]),
+        raw[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES],
+        raw[_HEADER_BYTES + NONCE_BYTES :],
     )
 
 

@@ -173,8 +173,12 @@ class DataKeyStore:
     async def for_subject(self, subject: uuid.UUID) -> LoadedKey:
         """The subject's data key, created (inside the current transaction, if any) when it has
         none. Raises :class:`SubjectErased` when the subject's key was destroyed."""
+        # The cache first: a key still pending in a transaction is never in it.
+        loaded = self.cache.for_subject(subject)
+        if loaded is not None:
+            return loaded
         transaction = self._transaction()
-        loaded = self._pending_get(transaction, subject) or self.cache.for_subject(subject)
+        loaded = self._pending_get(transaction, subject)
         if loaded is not None:
             return loaded
         row = await DataKey.select().where(DataKey.subject == subject).first()
@@ -227,8 +231,11 @@ class DataKeyStore:
         """The data key with this id, or :data:`ERASED` when it was shredded (or, when its row
         is gone, when ``subject`` was shredded: a restored database may predate the tombstone
         of a key destroyed later)."""
+        found = self.cache.get(key_id)
+        if found is not None:
+            return found
         transaction = self._transaction()
-        found = self._pending_get(transaction, key_id) or self.cache.get(key_id)
+        found = self._pending_get(transaction, key_id)
         if found is not None:
             return found
         row = await DataKey.select().where(DataKey.id == key_id).first()

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from kith.privacy.blind_index import BlindIndex
-from kith.privacy.envelope import decrypt_envelope, encrypt_value, is_envelope, parse
+from kith.privacy.envelope import PREFIX, decrypt_envelope, encrypt_value, parse
 from kith.privacy.errors import EnvelopeError, PrivacyError
 from kith.privacy.keys import DataKeyStore, LoadedKey
 
@@ -72,13 +72,13 @@ class PrivacyProtector:
     async def reveal(
         self, subject_id: uuid.UUID, table: str, row_id: uuid.UUID, values: dict[str, str | None]
     ) -> dict[str, str | None]:
+        store = self.keys
         revealed: dict[str, str | None] = {}
-        keys: dict[uuid.UUID, Any] = {}
         for column, stored in values.items():
             if stored is None:
                 revealed[column] = None
                 continue
-            if not is_envelope(stored):
+            if not stored.startswith(PREFIX):
                 if self.allow_plaintext:
                     revealed[column] = stored
                     continue
@@ -87,9 +87,8 @@ class PrivacyProtector:
                     "used without the privacy plugin, run `kith migrate` to encrypt it"
                 )
             envelope = parse(stored)
-            key = keys.get(envelope.key_id)
-            if key is None:
-                key = keys[envelope.key_id] = await self.keys.by_id(envelope.key_id, subject_id)
+            # A cache hit needs no await: this is every read's path.
+            key = store.cache.get(envelope.key_id) or await store.by_id(envelope.key_id, subject_id)
             if isinstance(key, LoadedKey):
                 revealed[column] = decrypt_envelope(key.cipher, envelope, table, column, row_id)
             else:
