@@ -2,15 +2,16 @@
 
 One erasure of one subject runs as a fixed list of steps. The preview asks every step what it
 would do (location, method, count, ground) without changing anything; execution runs the same
-steps in order, each in its own transaction together with the record that it finished
-(``kith_privacy_erasure_step``), so a job killed at any point resumes with the first unfinished
-step and a finished step is never repeated. The steps:
+steps in order. Each step is recorded as finished (``kith_privacy_erasure_step``) in the same
+transaction as its work, so a job killed at any point resumes with the first unfinished step and
+a finished step is never repeated. Steps that may reach other systems (recipients, plugins) run
+in a transaction each; the steps that only touch this database run together in one. The steps:
 
-1. suppression: keyed hashes of the person's emails and phones stay on the suppression list;
-2. recipients: every registered recipient is told (Art. 19), before plugins forget who got what;
-3. one step per plugin answering ``kith_subject_erase`` (previewed by
-   ``kith_subject_erase_preview``);
-   (the privacy plugin's own keeps the consent ledger as evidence, linked to nobody);
+1. recipients: every registered recipient is told (Art. 19), before plugins forget who got what;
+2. one step per plugin answering ``kith_subject_erase`` (previewed by
+   ``kith_subject_erase_preview``); the privacy plugin's own keeps the consent ledger as
+   evidence, linked to nobody;
+3. suppression: keyed hashes of the person's emails and phones stay on the suppression list;
 4. legal holds: interactions a law requires to keep (settings: ``[privacy.legal_holds]``) are
    re-encrypted under a key of their own and restricted, not erased;
 5. core: contact points and their blind indexes, interactions and the contact are deleted (the
@@ -20,7 +21,7 @@ step and a finished step is never repeated. The steps:
 8. records kept under the person's key (audit details, request notes, rectifications,
    suppression overrides) and logs (which name subjects by id only) are listed;
 9. the data key is destroyed (crypto-shredding): what is left anywhere, backups included,
-    becomes unreadable;
+   becomes unreadable;
 10. finish: ``subject.erased`` is published and the audit log records the erasure.
 
 The certificate lists every entry. Retention applies the same machinery (origin ``retention``).
@@ -89,6 +90,9 @@ class Step:
     name: str
     preview: Callable[[], Awaitable[list[PlannedAction]]]
     execute: Callable[[], Awaitable[Entries]]
+    # Local steps only touch this database: consecutive ones share one transaction. Steps
+    # that may reach other systems (recipients, plugins) get a transaction each.
+    local: bool = True
 
 
 def _planned(entry: CertificateEntry | ErasureOutcome) -> PlannedAction:
@@ -161,19 +165,18 @@ class SubjectErasure:
     # -- the steps -------------------------------------------------------------------------
 
     def steps(self) -> list[Step]:
-        steps = [
-            Step("suppression", self._suppression_preview, self._suppression),
-            Step("recipients", self._recipients_preview, self._recipients),
-        ]
+        steps = [Step("recipients", self._recipients_preview, self._recipients, local=False)]
         for plugin_name, erase, preview in self._plugins():
             steps.append(
                 Step(
                     f"plugin:{plugin_name}",
                     self._plugin_preview(plugin_name, preview),
                     self._plugin_execute(plugin_name, erase),
+                    local=False,
                 )
             )
         steps += [
+            Step("suppression", self._suppression_preview, self._suppression),
             Step("legal_holds", self._holds_preview, self._holds),
             Step("core", self._core_preview, self._core),
             Step("outbox", self._outbox_preview, self._outbox),
@@ -609,6 +612,17 @@ class SubjectErasure:
 # -- the job ---------------------------------------------------------------------------------
 
 
+def _groups(steps: list[tuple[int, Step]]) -> list[list[tuple[int, Step]]]:
+    """Consecutive local steps together, every other step on its own."""
+    groups: list[list[tuple[int, Step]]] = []
+    for item in steps:
+        if item[1].local and groups and groups[-1][-1][1].local:
+            groups[-1].append(item)
+        else:
+            groups.append([item])
+    return groups
+
+
 class ErasureOut(msgspec.Struct, kw_only=True):
     job_id: uuid.UUID
     contact_id: uuid.UUID
@@ -645,7 +659,9 @@ class ErasureService:
         channel: str = "cli",
         after_step: Callable[[str], Awaitable[None]] | None = None,
     ) -> ErasureOut:
-        """Run (or resume) erasure job ``job_id``; returns every entry for the certificate."""
+        """Run (or resume) erasure job ``job_id``; returns every entry for the certificate.
+        ``after_step`` is awaited after each step, inside its transaction (tests stop the
+        process there)."""
         job = await ErasureJob.select().where(ErasureJob.id == job_id).first().run()
         if job is None:
             await (
@@ -673,31 +689,44 @@ class ErasureService:
         erasure = SubjectErasure(self.kith, contact_id, job_id)
         entries: Entries = []
         resumed = 0
-        for position, step in enumerate(erasure.steps()):
-            done = finished.get(step.name)
-            if done is not None:
+        for group in _groups(list(enumerate(erasure.steps()))):
+            todo = []
+            for position, step in group:
+                done = finished.get(step.name)
+                if done is None:
+                    todo.append((position, step))
+                    continue
                 resumed += 1
                 stored = done["entries"]
                 if isinstance(stored, str):
                     stored = msgspec.json.decode(stored)
                 entries += msgspec.convert(stored, list[CertificateEntry])
+            if not todo:
                 continue
+            current = todo[0][1].name
             try:
                 async with self.kith.unit_of_work(actor):
-                    produced = await step.execute()
-                    await ErasureStep.insert(
-                        ErasureStep(
-                            job=job_id,
-                            step=step.name,
-                            position=position,
-                            entries=msgspec.to_builtins(produced),
-                            finished_at=utcnow(),
+                    records = []
+                    for position, step in todo:
+                        current = step.name
+                        produced = await step.execute()
+                        records.append(
+                            ErasureStep(
+                                job=job_id,
+                                step=step.name,
+                                position=position,
+                                entries=msgspec.to_builtins(produced),
+                                finished_at=utcnow(),
+                            )
                         )
-                    ).run()
+                        entries += produced
+                        if after_step is not None:
+                            await after_step(step.name)
+                    await ErasureStep.insert(*records).run()
             except Exception as exc:
                 await (
                     ErasureJob.update(
-                        {ErasureJob.last_error: f"{step.name}: {type(exc).__name__}: {exc}"[:2000]}
+                        {ErasureJob.last_error: f"{current}: {type(exc).__name__}: {exc}"[:2000]}
                     )
                     .where(ErasureJob.id == job_id)
                     .run()
@@ -706,13 +735,10 @@ class ErasureService:
                     "erasure step failed",
                     job_id=str(job_id),
                     contact_id=str(contact_id),
-                    step=step.name,
+                    step=current,
                     error_type=type(exc).__name__,
                 )
                 raise
-            entries += produced
-            if after_step is not None:
-                await after_step(step.name)
         if job is None or job["state"] != "done":
             async with self.kith.unit_of_work(actor) as uow:
                 await AuditLog(self.kith).record(

@@ -260,12 +260,19 @@ class RetentionRunner:
             if dry_run:
                 continue
             async with self.kith.unit_of_work():
-                await Interaction.delete().where(
-                    (Interaction.contact == row["contact_id"]) & Interaction.kind.is_in(list(kinds))
-                ).run()
-                await LegalHold.update({LegalHold.released_at: self.now}).where(
-                    LegalHold.id == row["id"]
-                ).run()
+                await (
+                    Interaction.delete()
+                    .where(
+                        (Interaction.contact == row["contact_id"])
+                        & Interaction.kind.is_in(list(kinds))
+                    )
+                    .run()
+                )
+                await (
+                    LegalHold.update({LegalHold.released_at: self.now})
+                    .where(LegalHold.id == row["id"])
+                    .run()
+                )
                 left = await LegalHold.exists().where(
                     (LegalHold.contact_id == row["contact_id"]) & LegalHold.released_at.is_null()
                 )

@@ -210,7 +210,7 @@ def rectify_command(
 
 @click.group("restriction")
 def restriction_group() -> None:
-    """Restriction of processing (Art. 18): show, add, lift."""
+    """Restrict processing of a contact (Article 18 GDPR): show, add, lift."""
 
 
 @restriction_group.command("show")

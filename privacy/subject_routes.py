@@ -153,9 +153,7 @@ class SubjectRightsController(Controller):
         summary="Apply the retention rules now (dry run by default)",
         status_code=200,
     )
-    async def retention_run(
-        self, state: State, data: RetentionIn, actor: Actor
-    ) -> RetentionReport:
+    async def retention_run(self, state: State, data: RetentionIn, actor: Actor) -> RetentionReport:
         return await RetentionRunner(state.kith).run(
             dry_run=data.dry_run, actor=actor, channel="api"
         )
