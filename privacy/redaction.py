@@ -36,8 +36,8 @@ _TOKENS = re.compile(
     r"|(?P<phone>(?<![\w+])\+?\(?\d[\d\s\-().\/\u00a0]{5,}\d(?!\w))"
 )
 _DIGITS = re.compile(r"\d")
+_SEVEN_DIGITS = re.compile(r"\d(?:\D*\d){6}")
 _NOT_SCANNED = frozenset({"timestamp", "level", "logger", "request_id", "duration_ms"})
-_EXCEPTION_KEYS = ("exc_info", "exception", "stack")
 
 
 def _phone_or_keep(match: re.Match[str]) -> str:
@@ -62,13 +62,9 @@ def mask_text(text: str) -> str:
 
 
 def _has_digits(text: str, count: int) -> bool:
-    found = 0
-    for char in text:
-        if char.isdigit():
-            found += 1
-            if found >= count:
-                return True
-    return False
+    if count == 7:
+        return _SEVEN_DIGITS.search(text) is not None
+    return len(_DIGITS.findall(text)) >= count
 
 
 class Redactor:
