@@ -59,7 +59,8 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
     "contact_points": "Your email addresses and phone numbers",
     "interactions": "Your timeline: calls, emails, meetings, notes, form submissions, orders, "
     "tasks",
-    "consent_status": "Your current consent per purpose, derived from those events",
+    "consent_status": "Where your consent stands for each purpose, derived from your consent "
+    "events (kith.privacy.json)",
     "audit_log": "Who read, exported, changed or erased your data, when and how",
     "restrictions": "Restrictions of processing you asked for (Art. 18)",
     "recipient_notices": "Recipients we told of a correction, restriction or erasure (Art. 19)",
@@ -408,7 +409,9 @@ class ExportBuilder:
                 self.shapes[name][table] = shape
                 spools[table] = spool
                 counts[table] = shape.rows
-                self.descriptions[f"{name}#{table}"] = descriptions.get(table, table)
+                self.descriptions[f"{name}#{table}"] = descriptions.get(
+                    table, f"{table.replace('_', ' ').capitalize()} ({source})"
+                )
             out.write(b"}}")
         self.summary.files[name] = counts
         for table, spool in spools.items():
@@ -511,9 +514,8 @@ class ExportBuilder:
         for name, tables in self.shapes.items():
             lines.append(f"{name}: {self.descriptions[name]}")
             for table, shape in tables.items():
-                lines.append(
-                    f"  - {table} ({shape.rows} rows): {self.descriptions[f'{name}#{table}']}"
-                )
+                rows = f"{shape.rows} row{'' if shape.rows == 1 else 's'}"
+                lines.append(f"  - {table} ({rows}): {self.descriptions[f'{name}#{table}']}")
         lines += [
             "csv/<source>/<table>.csv: the same tables as CSV (UTF-8, one row per record; lists",
             "  and nested values as JSON text), for spreadsheets.",
