@@ -11,6 +11,8 @@ privacy module records its own (exports, rectifications, restrictions, erasures)
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import uuid
 from typing import Any
@@ -47,6 +49,65 @@ _INSERT = Prepared(
         )
     )
 )
+
+
+MAX_BATCH = 200
+
+
+class _GroupCommit:
+    """Entries of concurrent accesses (every API read writes one) written by one insert.
+
+    The first entry that arrives schedules a flush for the next turn of the event loop; entries
+    arriving meanwhile join it. Each caller still waits until the batch holding its entry is
+    written, so a request answers only once its access is on record; the batch shares the hop
+    to the SQLite writer and the commit (or the PostgreSQL round trip) instead of paying them
+    once per read.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def write(self, values: dict[str, Any]) -> None:
+        future: asyncio.Future[None] = self.loop.create_future()
+        self._waiting.append((values, future))
+        if self._task is None or self._task.done():
+            # A context of its own: the batch must never join a caller's transaction.
+            self._task = self.loop.create_task(self._flush(), context=contextvars.Context())
+        await future
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)
+        while self._waiting:
+            batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            try:
+                if len(batch) == 1:
+                    await _INSERT.run(**batch[0][0])
+                else:
+                    await AuditEntry.insert(*(AuditEntry(**values) for values, _ in batch)).run()
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
+
+_groups: dict[int, _GroupCommit] = {}
+
+
+def _group_commit() -> _GroupCommit:
+    loop = asyncio.get_running_loop()
+    group = _groups.get(id(loop))
+    if group is None or group.loop is not loop:
+        # One per event loop; loops that are gone (tests, CLI runs) leave theirs behind.
+        if len(_groups) > 8:
+            _groups.clear()
+        group = _groups[id(loop)] = _GroupCommit(loop)
+    return group
 
 
 class AuditEntryOut(msgspec.Struct, kw_only=True):
@@ -91,16 +152,21 @@ class AuditLog:
                 # The subject's key is gone (the erasure that is being recorded): the entry
                 # keeps its plain columns only.
                 stored = None
-        await _INSERT.run(
-            id=entry_id,
-            contact_id=contact_id,
-            at=utcnow(),
-            actor=actor if isinstance(actor, str) else actor.ref,
-            channel=channel[:20],
-            action=action[:30],
-            request_id=request_id,
-            details=stored,
-        )
+        values = {
+            "id": entry_id,
+            "contact_id": contact_id,
+            "at": utcnow(),
+            "actor": actor if isinstance(actor, str) else actor.ref,
+            "channel": channel[:20],
+            "action": action[:30],
+            "request_id": request_id,
+            "details": stored,
+        }
+        if AuditEntry._meta.db.current_transaction.get() is not None:
+            # Part of the caller's transaction: it commits (or rolls back) with it.
+            await _INSERT.run(**values)
+        else:
+            await _group_commit().write(values)
         return entry_id
 
     async def record_access(self, access: Access) -> None:

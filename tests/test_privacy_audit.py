@@ -116,3 +116,18 @@ def test_cli_reads_are_recorded_and_shown(kith_database_url: str, tmp_path: Path
     assert getpass.getuser() in audit.output
     as_json = runner.invoke(main, ["privacy", "audit", str(contact_id), "--json"], env=env)
     assert '"channel": "cli"' in as_json.output or '"channel":"cli"' in as_json.output
+
+
+async def test_concurrent_reads_are_all_recorded(kith: Kith, kith_client, kith_auth) -> None:
+    """Entries of concurrent reads are written together (one insert), none is lost, and each
+    request answers only once its entry is written."""
+    import asyncio
+
+    headers = await kith_auth("agent")
+    contact_id = await make_person(kith, notes=0, orders=0)
+    responses = await asyncio.gather(
+        *(kith_client.get(f"/api/contacts/{contact_id}", headers=headers) for _ in range(25))
+    )
+    assert {r.status_code for r in responses} == {200}
+    reads = [e for e in await AuditLog(kith).entries(contact_id) if e.action == "read"]
+    assert len(reads) == 25 and len({e.id for e in reads}) == 25
