@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
-
 from kith.settings import Settings
+from structlog.typing import EventDict
 
-Processor = Callable[[Any, str, dict[str, Any]], Any]
+Processor = structlog.typing.Processor
 
 _extra_processors: list[Processor] = []
 
@@ -55,7 +55,7 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
     )
 
 
-def _identity(logger: Any, name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _identity(logger: Any, name: str, event: EventDict) -> EventDict:
     return event
 
 

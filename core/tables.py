@@ -49,7 +49,9 @@ class Contact(Table, tablename="kith_contact"):
     display_name = Text(secret=True)
     given_name = Text(null=True, default=None, secret=True)
     family_name = Text(null=True, default=None, secret=True)
-    organization = ForeignKey(references="self", on_delete=OnDelete.set_null, null=True)
+    organization: ForeignKey[Contact] = ForeignKey(
+        references="self", on_delete=OnDelete.set_null, null=True
+    )
     owner = ForeignKey(references=User, on_delete=OnDelete.set_null, null=True)
     tags = JSON(default=[])
     source = Varchar(length=100, default="api")

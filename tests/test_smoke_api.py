@@ -19,7 +19,9 @@ async def test_contact_found_by_phone_typed_differently(kith_client, kith_auth):
         headers=headers,
     )
     assert created.status_code == 201, created.text
-    found = await kith_client.get("/api/contacts", params={"q": "0044 (20) 7946-0018"}, headers=headers)
+    found = await kith_client.get(
+        "/api/contacts", params={"q": "0044 (20) 7946-0018"}, headers=headers
+    )
     assert [c["id"] for c in found.json()["items"]] == [created.json()["id"]]
     note = await kith_client.post(
         f"/api/contacts/{created.json()['id']}/interactions",
@@ -27,5 +29,7 @@ async def test_contact_found_by_phone_typed_differently(kith_client, kith_auth):
         headers=headers,
     )
     assert note.status_code == 201
-    timeline = await kith_client.get(f"/api/contacts/{created.json()['id']}/timeline", headers=headers)
+    timeline = await kith_client.get(
+        f"/api/contacts/{created.json()['id']}/timeline", headers=headers
+    )
     assert [i["summary"] for i in timeline.json()["items"]] == ["met at the fair"]

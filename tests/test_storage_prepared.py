@@ -23,9 +23,9 @@ POINTS = Prepared(
     )
 )
 JSON_OUT = Prepared(
-    lambda contact_id: Contact.select(Contact.tags)
-    .where(Contact.id == contact_id)
-    .output(load_json=True)
+    lambda contact_id: (
+        Contact.select(Contact.tags).where(Contact.id == contact_id).output(load_json=True)
+    )
 )
 
 
