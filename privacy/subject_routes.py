@@ -8,9 +8,9 @@ import uuid
 from typing import Annotated
 
 import msgspec
-from kith.actor import Actor, Role
+from kith.actor import Role
 from kith.errors import NotFound
-from kith.http.auth import roles
+from kith.http.auth import CurrentActor, roles
 from kith.privacy import recipients
 from kith.privacy.audit import AuditEntryOut, AuditLog
 from kith.privacy.erasure import ErasureService
@@ -23,6 +23,7 @@ from kith.privacy.suppression import SuppressionList
 from kith.schemas import ContactPatch
 from litestar import Controller, Response, get, post, put
 from litestar.datastructures import State
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.response import File
 from litestar.status_codes import HTTP_201_CREATED
 
@@ -57,7 +58,7 @@ class SubjectRightsController(Controller):
 
     @get("/audit/{contact_id:uuid}", opt=COMPLIANCE, summary="A contact's audit log")
     async def audit(
-        self, state: State, contact_id: uuid.UUID, limit: int = 200
+        self, state: State, contact_id: FromPath[uuid.UUID], limit: FromQuery[int] = 200
     ) -> list[AuditEntryOut]:
         return await AuditLog(state.kith).entries(contact_id, limit=limit)
 
@@ -67,7 +68,7 @@ class SubjectRightsController(Controller):
         summary="Write a contact's export package (outside a request)",
     )
     async def export(
-        self, state: State, contact_id: uuid.UUID, actor: Actor
+        self, state: State, contact_id: FromPath[uuid.UUID], actor: CurrentActor
     ) -> Response[ExportOut]:
         package = await ExportService(state.kith).export(contact_id, actor=actor, channel="api")
         return Response(package, status_code=HTTP_201_CREATED)
@@ -78,7 +79,7 @@ class SubjectRightsController(Controller):
         summary="Download the ZIP of a finished access or portability request",
         media_type="application/zip",
     )
-    async def package(self, state: State, request_id: uuid.UUID) -> File:
+    async def package(self, state: State, request_id: FromPath[uuid.UUID]) -> File:
         found = await ExportService(state.kith).for_request(request_id)
         if found is None:
             raise NotFound(
@@ -98,7 +99,11 @@ class SubjectRightsController(Controller):
         summary="Set the corrections of a rectification request (stored encrypted)",
     )
     async def rectification(
-        self, state: State, request_id: uuid.UUID, data: ContactPatch, actor: Actor
+        self,
+        state: State,
+        request_id: FromPath[uuid.UUID],
+        data: JSONBody[ContactPatch],
+        actor: CurrentActor,
     ) -> RectificationOut:
         fields = await RectificationService(state.kith).set_patch(request_id, data, actor)
         return RectificationOut(request_id=request_id, fields=fields)
@@ -108,11 +113,15 @@ class SubjectRightsController(Controller):
         opt=COMPLIANCE,
         summary="Every location an erasure would touch now, and how (changes nothing)",
     )
-    async def erasure_preview(self, state: State, contact_id: uuid.UUID) -> list[PlannedAction]:
+    async def erasure_preview(
+        self, state: State, contact_id: FromPath[uuid.UUID]
+    ) -> list[PlannedAction]:
         return await ErasureService(state.kith).preview(contact_id)
 
     @get("/restrictions/{contact_id:uuid}", opt=COMPLIANCE, summary="A contact's restrictions")
-    async def restrictions(self, state: State, contact_id: uuid.UUID) -> list[RestrictionOut]:
+    async def restrictions(
+        self, state: State, contact_id: FromPath[uuid.UUID]
+    ) -> list[RestrictionOut]:
         return await RestrictionService(state.kith).history(contact_id)
 
     @post(
@@ -121,7 +130,11 @@ class SubjectRightsController(Controller):
         summary="Restrict a contact now (Art. 18), outside a request",
     )
     async def restrict(
-        self, state: State, contact_id: uuid.UUID, data: RestrictIn, actor: Actor
+        self,
+        state: State,
+        contact_id: FromPath[uuid.UUID],
+        data: JSONBody[RestrictIn],
+        actor: CurrentActor,
     ) -> Response[RestrictionOut]:
         restriction, new = await RestrictionService(state.kith).restrict(
             contact_id, data.ground, actor
@@ -135,7 +148,11 @@ class SubjectRightsController(Controller):
         status_code=200,
     )
     async def lift(
-        self, state: State, contact_id: uuid.UUID, data: LiftIn, actor: Actor
+        self,
+        state: State,
+        contact_id: FromPath[uuid.UUID],
+        data: JSONBody[LiftIn],
+        actor: CurrentActor,
     ) -> LiftOut:
         lifted = await RestrictionService(state.kith).lift(contact_id, data.notice, actor)
         told = await recipients.notify(
@@ -153,7 +170,9 @@ class SubjectRightsController(Controller):
         summary="Apply the retention rules now (dry run by default)",
         status_code=200,
     )
-    async def retention_run(self, state: State, data: RetentionIn, actor: Actor) -> RetentionReport:
+    async def retention_run(
+        self, state: State, data: JSONBody[RetentionIn], actor: CurrentActor
+    ) -> RetentionReport:
         return await RetentionRunner(state.kith).run(
             dry_run=data.dry_run, actor=actor, channel="api"
         )

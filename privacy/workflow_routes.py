@@ -12,9 +12,9 @@ import uuid
 from typing import Annotated, Any, Literal
 
 import msgspec
-from kith.actor import Actor, Role
+from kith.actor import Role
 from kith.errors import KithError, NotFound
-from kith.http.auth import public, roles
+from kith.http.auth import CurrentActor, public, roles
 from kith.privacy import registry
 from kith.privacy.certificates import CertificateService, SignedCertificate, Verification
 from kith.privacy.consent import (
@@ -36,7 +36,7 @@ from kith.privacy.ropa import build_record, to_markdown
 from kith.privacy.workflow_settings import workflow_settings
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 COMPLIANCE = roles(Role.COMPLIANCE)
@@ -116,15 +116,17 @@ class ConsentController(Controller):
         ]
 
     @get("/notices", opt=COMPLIANCE, summary="Notice versions, optionally of one purpose")
-    async def notices(self, state: State, purpose: str | None = None) -> list[NoticeOut]:
+    async def notices(self, state: State, purpose: FromQuery[str | None] = None) -> list[NoticeOut]:
         return await _consent(state).notices(purpose)
 
     @post("/notices", opt=COMPLIANCE, summary="Publish a new notice version for a purpose")
-    async def publish_notice(self, state: State, data: NoticeIn, actor: Actor) -> NoticeOut:
+    async def publish_notice(
+        self, state: State, data: JSONBody[NoticeIn], actor: CurrentActor
+    ) -> NoticeOut:
         return await _consent(state).publish_notice(data.purpose, data.text, actor)
 
     @get("/consents/{contact_id:uuid}", opt=COMPLIANCE, summary="A contact's consent")
-    async def overview(self, state: State, contact_id: uuid.UUID) -> ConsentOverview:
+    async def overview(self, state: State, contact_id: FromPath[uuid.UUID]) -> ConsentOverview:
         service = _consent(state)
         return ConsentOverview(
             contact_id=contact_id,
@@ -138,7 +140,11 @@ class ConsentController(Controller):
         summary="Record consent given or withdrawn (append-only)",
     )
     async def record(
-        self, state: State, contact_id: uuid.UUID, data: ConsentRecord, actor: Actor
+        self,
+        state: State,
+        contact_id: FromPath[uuid.UUID],
+        data: JSONBody[ConsentRecord],
+        actor: CurrentActor,
     ) -> Response[ConsentEventOut]:
         event = await _consent(state).record(contact_id, data, actor)
         return Response(event, status_code=HTTP_201_CREATED)
@@ -149,7 +155,11 @@ class ConsentController(Controller):
         summary="Withdraw consent (or object) for one purpose",
     )
     async def withdraw(
-        self, state: State, contact_id: uuid.UUID, data: WithdrawIn, actor: Actor
+        self,
+        state: State,
+        contact_id: FromPath[uuid.UUID],
+        data: JSONBody[WithdrawIn],
+        actor: CurrentActor,
     ) -> Response[ConsentEventOut]:
         event = await _consent(state).withdraw(
             contact_id, data.purpose, channel=data.channel, actor=actor
@@ -163,7 +173,7 @@ class ConsentController(Controller):
         summary="A signed one-click withdrawal link for emails and forms",
     )
     async def withdraw_link(
-        self, state: State, contact_id: uuid.UUID, data: LinkIn
+        self, state: State, contact_id: FromPath[uuid.UUID], data: JSONBody[LinkIn]
     ) -> WithdrawLink:
         service = _consent(state)
         await service.history(contact_id)  # 404 for an unknown contact
@@ -231,7 +241,7 @@ def _error(request: Request[Any, Any, Any], exc: KithError) -> Response[Any]:
 async def withdraw_link_page(
     request: Request[Any, Any, Any],
     state: State,
-    token: Annotated[str, Parameter(max_length=1000)],
+    token: Annotated[str, QueryParameter(max_length=1000)],
 ) -> Response[Any]:
     service = _consent(state)
     try:
@@ -258,7 +268,7 @@ async def withdraw_link_page(
 async def withdraw_by_link(
     request: Request[Any, Any, Any],
     state: State,
-    token: Annotated[str, Parameter(max_length=1000)],
+    token: Annotated[str, QueryParameter(max_length=1000)],
 ) -> Response[Any]:
     service = _consent(state)
     try:
@@ -287,7 +297,7 @@ class RequestController(Controller):
 
     @post("/", opt=COMPLIANCE, summary="Record a data subject request as received")
     async def create(
-        self, state: State, data: RequestCreate, actor: Actor
+        self, state: State, data: JSONBody[RequestCreate], actor: CurrentActor
     ) -> Response[SubjectRequestOut]:
         created = await _requests(state).create(data, actor)
         return Response(
@@ -300,17 +310,18 @@ class RequestController(Controller):
     async def list_requests(
         self,
         state: State,
-        include_closed: bool = False,
-        request_state: Annotated[str | None, Parameter(query="state")] = None,
-        kind: str | None = None,
-        contact_id: uuid.UUID | None = None,
+        include_closed: FromQuery[bool] = False,
+        # "state" is litestar's reserved name for the app state; the query key stays "state".
+        request_state: Annotated[str | None, QueryParameter(name="state")] = None,
+        kind: FromQuery[str | None] = None,
+        contact_id: FromQuery[uuid.UUID | None] = None,
     ) -> list[SubjectRequestOut]:
         return await _requests(state).list(
             include_closed=include_closed, state=request_state, kind=kind, contact_id=contact_id
         )
 
     @get("/{request_id:uuid}", opt=COMPLIANCE, summary="A request with its history")
-    async def read(self, state: State, request_id: uuid.UUID) -> SubjectRequestDetail:
+    async def read(self, state: State, request_id: FromPath[uuid.UUID]) -> SubjectRequestDetail:
         return await _requests(state).detail(request_id)
 
     @post(
@@ -320,7 +331,11 @@ class RequestController(Controller):
         summary="Record the identity check",
     )
     async def verify(
-        self, state: State, request_id: uuid.UUID, data: VerifyIn, actor: Actor
+        self,
+        state: State,
+        request_id: FromPath[uuid.UUID],
+        data: JSONBody[VerifyIn],
+        actor: CurrentActor,
     ) -> SubjectRequestOut:
         return await _requests(state).verify(request_id, data.method, actor)
 
@@ -331,7 +346,11 @@ class RequestController(Controller):
         summary="Extend the deadline by 1 or 2 months, with the reason",
     )
     async def extend(
-        self, state: State, request_id: uuid.UUID, data: ExtendIn, actor: Actor
+        self,
+        state: State,
+        request_id: FromPath[uuid.UUID],
+        data: JSONBody[ExtendIn],
+        actor: CurrentActor,
     ) -> SubjectRequestOut:
         return await _requests(state).extend(request_id, data.months, data.reason, actor)
 
@@ -341,7 +360,9 @@ class RequestController(Controller):
         status_code=HTTP_200_OK,
         summary="Preview everything the request will touch",
     )
-    async def preview(self, state: State, request_id: uuid.UUID, actor: Actor) -> SubjectRequestOut:
+    async def preview(
+        self, state: State, request_id: FromPath[uuid.UUID], actor: CurrentActor
+    ) -> SubjectRequestOut:
         return await _requests(state).preview(request_id, actor)
 
     @post(
@@ -350,7 +371,9 @@ class RequestController(Controller):
         status_code=HTTP_200_OK,
         summary="Approve a previewed request (four-eyes when privacy.four_eyes is on)",
     )
-    async def approve(self, state: State, request_id: uuid.UUID, actor: Actor) -> SubjectRequestOut:
+    async def approve(
+        self, state: State, request_id: FromPath[uuid.UUID], actor: CurrentActor
+    ) -> SubjectRequestOut:
         return await _requests(state).approve(request_id, actor)
 
     @post(
@@ -359,7 +382,9 @@ class RequestController(Controller):
         status_code=HTTP_200_OK,
         summary="Carry out an approved request, or resume a running one",
     )
-    async def run(self, state: State, request_id: uuid.UUID, actor: Actor) -> SubjectRequestOut:
+    async def run(
+        self, state: State, request_id: FromPath[uuid.UUID], actor: CurrentActor
+    ) -> SubjectRequestOut:
         return await _requests(state).run(request_id, actor)
 
     @post(
@@ -369,7 +394,11 @@ class RequestController(Controller):
         summary="Close a request without carrying it out, with the reason",
     )
     async def reject(
-        self, state: State, request_id: uuid.UUID, data: ReasonIn, actor: Actor
+        self,
+        state: State,
+        request_id: FromPath[uuid.UUID],
+        data: JSONBody[ReasonIn],
+        actor: CurrentActor,
     ) -> SubjectRequestOut:
         return await _requests(state).reject(request_id, data.reason, actor)
 
@@ -378,7 +407,7 @@ class RequestController(Controller):
         opt=COMPLIANCE,
         summary="The signed certificate of a finished request",
     )
-    async def certificate(self, state: State, request_id: uuid.UUID) -> SignedCertificate:
+    async def certificate(self, state: State, request_id: FromPath[uuid.UUID]) -> SignedCertificate:
         return await CertificateService(state.kith).for_request(request_id)
 
 
@@ -387,7 +416,9 @@ class RecordsController(Controller):
     tags = ["privacy: records"]
 
     @get("/ropa", opt=COMPLIANCE, summary="The record of processing (Art. 30), JSON or Markdown")
-    async def ropa(self, state: State, format: Literal["json", "md"] = "json") -> Response[Any]:
+    async def ropa(
+        self, state: State, format: FromQuery[Literal["json", "md"]] = "json"
+    ) -> Response[Any]:
         record = build_record(state.kith)
         if format == "md":
             return Response(to_markdown(record), media_type="text/markdown; charset=utf-8")
@@ -403,7 +434,9 @@ class RecordsController(Controller):
         status_code=HTTP_200_OK,
         summary="Check a certificate against this installation's public key",
     )
-    async def verify_certificate(self, state: State, data: CertificateCheckIn) -> Verification:
+    async def verify_certificate(
+        self, state: State, data: JSONBody[CertificateCheckIn]
+    ) -> Verification:
         return CertificateService(state.kith).verify(msgspec.json.encode(data))
 
 
