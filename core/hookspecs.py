@@ -210,11 +210,14 @@ def kith_check_new_contact(
     actor: Actor,
 ) -> Awaitable[None] | None:
     """Called by ``ContactService.create`` inside its transaction, before the contact is
-    written, with the normalised emails and phones and the id the contact will get. Raise a
-    :class:`kith.errors.KithError` (e.g. ``Conflict``) to refuse the contact; the privacy
-    plugin refuses addresses on its suppression list (people who asked to be erased) unless
-    ``override_reason`` is given, and then records the override in the same transaction.
-    Collecting. May be async."""
+    written, with the normalised emails and phones and the id the contact will get; and by
+    ``ContactService.update`` when a change gives a contact emails or phones it did not hold,
+    with its id and only those new values (before anything is written). Raise a
+    :class:`kith.errors.KithError` (e.g. ``Conflict``) to refuse the contact or the change; a
+    ``field`` such as ``emails[0]`` counts in the lists passed, and core renames it to the
+    position in the request. The privacy plugin refuses addresses on its suppression list
+    (people who asked to be erased) unless ``override_reason`` is given, and then records the
+    override in the same transaction. Collecting. May be async."""
 
 
 @hookspec

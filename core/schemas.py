@@ -63,6 +63,16 @@ class ContactPatch(Struct, forbid_unknown_fields=True, kw_only=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] | UnsetType = UNSET
     owner_id: uuid.UUID | UnsetType | None = UNSET
     archived: bool | UnsetType = UNSET
+    # As on ContactCreate: set by an operator who knowingly adds an email or phone of a person
+    # who asked to be erased to this contact; the reason is recorded. Not a field of the
+    # contact, so not among the changed fields (see CONTACT_PATCH_DIRECTIVES).
+    override_suppression_reason: (
+        Annotated[str, Meta(min_length=1, max_length=500)] | UnsetType | None
+    ) = UNSET
+
+
+# Members of ContactPatch that steer the change rather than change a field of the contact.
+CONTACT_PATCH_DIRECTIVES = frozenset({"override_suppression_reason"})
 
 
 class EmailOut(Struct):

@@ -7,12 +7,13 @@ plugins every check passes and nothing is recorded, so core works on its own.
 
 from __future__ import annotations
 
+import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kith.actor import SYSTEM, Actor
-from kith.errors import Conflict
+from kith.errors import Conflict, KithError
 from kith.subjects import Access
 
 if TYPE_CHECKING:
@@ -37,20 +38,64 @@ async def check_new_contact(
     phones: Sequence[str],
     override_reason: str | None = None,
     actor: Actor = SYSTEM,
+    *,
+    positions: Mapping[str, Sequence[int]] | None = None,
 ) -> None:
-    """Let plugins refuse a new contact (a raised error propagates to the caller)."""
+    """Let plugins refuse a new contact, or emails and phones new to an existing one (a raised
+    error propagates to the caller).
+
+    ``positions`` is for a caller that passes only some of the values it was sent (a change
+    passes the ones the contact does not hold yet): ``{"emails": [...], "phones": [...]}``,
+    where each value passed stands in the caller's own list. A plugin's error naming
+    ``emails[i]`` or ``phones[i]`` then names that position instead, so it points at what the
+    caller sent.
+    """
     if not _has_hook(kith, "kith_check_new_contact"):
         return
     assert kith.plugins is not None
-    await kith.plugins.call_async(
-        "kith_check_new_contact",
-        kith=kith,
-        contact_id=contact_id,
-        emails=list(emails),
-        phones=list(phones),
-        override_reason=override_reason,
-        actor=actor,
-    )
+    try:
+        await kith.plugins.call_async(
+            "kith_check_new_contact",
+            kith=kith,
+            contact_id=contact_id,
+            emails=list(emails),
+            phones=list(phones),
+            override_reason=override_reason,
+            actor=actor,
+        )
+    except KithError as exc:
+        if positions:
+            _renumber(exc, positions)
+        raise
+
+
+_POSITION = re.compile(r"\b(emails|phones)\[(\d+)\]")
+
+
+def _renumber(exc: KithError, positions: Mapping[str, Sequence[int]]) -> None:
+    """Rewrite ``emails[i]``/``phones[i]`` in an error's detail and extras to the caller's own
+    positions (see :func:`check_new_contact`)."""
+
+    def renumber(text: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            kind, index = match.group(1), int(match.group(2))
+            mapped = positions.get(kind)
+            if mapped is None or index >= len(mapped):
+                return match.group(0)
+            return f"{kind}[{mapped[index]}]"
+
+        return _POSITION.sub(replace, text)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, str):
+            return renumber(value)
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    exc.detail = renumber(exc.detail)
+    exc.args = (exc.detail, *exc.args[1:])
+    exc.extra = {key: walk(value) for key, value in exc.extra.items()}
 
 
 async def processing_refusals(kith: Kith, contact_id: uuid.UUID, activity: str) -> list[str]:

@@ -25,7 +25,7 @@ from kith.privacy.restriction import GROUNDS, RestrictionService, request_contex
 from kith.privacy.subject_tables import Rectification
 from kith.privacy.workflow_tables import SubjectRequest
 from kith.runtime import Kith
-from kith.schemas import ContactPatch, unset_to_dict
+from kith.schemas import CONTACT_PATCH_DIRECTIVES, ContactPatch, unset_to_dict
 from kith.services.contacts import ContactService
 
 SOURCE = "kith"
@@ -34,7 +34,7 @@ EDITABLE_STATES = ("received", "verified", "previewed")
 
 
 def _fields(patch: ContactPatch) -> list[str]:
-    return sorted(unset_to_dict(patch))
+    return sorted(set(unset_to_dict(patch)) - CONTACT_PATCH_DIRECTIVES)
 
 
 class RectificationService:

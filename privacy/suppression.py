@@ -7,8 +7,9 @@ blind indexes and the data keys: nothing readable, no contact id, and no way to 
 without the KEK. Entries remember which KEK they were made under, and a lookup tries every KEK
 the key provider still has, so rotating the KEK does not forget anyone.
 
-``erasure`` entries refuse a new contact with that address (409) unless an operator gives
-``override_suppression_reason``, which is recorded (encrypted under the new contact's key).
+``erasure`` entries refuse a new contact with that address, or a change that adds it to an
+existing contact (409), unless an operator gives ``override_suppression_reason``, which is
+recorded (encrypted under that contact's key).
 ``objection`` entries let the contact in but record the objection again for the marketing
 purposes (``[privacy] marketing_purposes``), so consent cannot be silently re-assumed.
 """
@@ -40,7 +41,8 @@ log = get_logger("kith.privacy.suppression")
 
 
 class Suppressed(Conflict):
-    """A new contact carries an email or phone of someone who asked to be erased."""
+    """A new contact, or a change to one, carries an email or phone of someone who asked to be
+    erased."""
 
     title = "Suppressed: the person asked to be erased"
 
@@ -175,8 +177,8 @@ class SuppressionList:
                 f"the {first.kind} in {first.field} belongs to a person who asked to be erased "
                 "(Art. 17 GDPR); Kith keeps a keyed hash of it so that they are not added again "
                 "by accident. If you have a new reason to hold their data (they contacted you "
-                "again, say), create the contact with override_suppression_reason saying so; "
-                "the override is recorded",
+                "again, say), create or change the contact with override_suppression_reason "
+                "saying so; the override is recorded",
                 field=first.field,
                 suppressed=[m.field for m in erased],
             )

@@ -163,3 +163,149 @@ async def test_a_marketing_objection_outlives_the_contact(kith: Kith) -> None:
         actor=SYSTEM,
     )
     assert all(result.value is None for result in results)
+
+
+async def _existing(kith_client, headers: dict[str, str]) -> dict[str, Any]:
+    created = await kith_client.post(
+        "/api/contacts",
+        json={
+            "name": "Somebody Else",
+            "emails": [{"address": "somebody@else.example"}],
+            "phones": [{"number": "020 7946 0123"}],
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    return dict(created.json())
+
+
+async def test_an_erased_persons_address_is_not_added_to_an_existing_contact(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    await _erase(kith)
+    headers = await kith_auth("agent")
+    before = await _existing(kith_client, headers)
+    url = f"/api/contacts/{before['id']}"
+
+    for body, field in (
+        # The contact's own email first: the answer names the new one's place in the request.
+        (
+            {
+                "name": "Renamed",
+                "emails": [{"address": "somebody@else.example"}, {"address": EMAIL.upper()}],
+            },
+            "emails[1]",
+        ),
+        ({"phones": [{"number": "020 7946 0123"}, {"number": PHONE}]}, "phones[1]"),
+        ({"emails": [{"address": EMAIL_2}]}, "emails[0]"),
+    ):
+        refused = await kith_client.patch(url, json=body, headers=headers)
+        assert refused.status_code == 409, refused.text
+        problem = refused.json()
+        assert problem["title"] == "Suppressed: the person asked to be erased"
+        assert "asked to be erased" in problem["detail"]
+        assert "override_suppression_reason" in problem["detail"]
+        assert problem["field"] == field and problem["suppressed"] == [field]
+        assert f"in {field} belongs" in problem["detail"]
+        # The answer names the field, never the value.
+        assert EMAIL.lower() not in refused.text.lower() and "7946" not in refused.text
+
+    # Nothing changed, not even the name sent with the refused address, and nothing recorded.
+    after = await kith_client.get(url, headers=headers)
+    assert after.json() == before
+    assert await SuppressionOverride.count() == 0
+
+    # Other plugins' checks see the new addresses of a change too.
+    blocked = await kith_client.patch(
+        url, json={"emails": [{"address": "b@blocked.example"}]}, headers=headers
+    )
+    assert blocked.status_code == 409 and "blocked.example" in blocked.json()["detail"]
+
+
+async def test_an_override_adds_an_erased_persons_address_and_is_recorded(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    await _erase(kith)
+    headers = await kith_auth("agent")
+    before = await _existing(kith_client, headers)
+    contact_id = uuid.UUID(before["id"])
+    reason = "She wrote from her old address on 2026-03-01; it is hers again"
+    changed = await kith_client.patch(
+        f"/api/contacts/{contact_id}",
+        json={
+            "emails": [{"address": "somebody@else.example"}, {"address": EMAIL}],
+            "override_suppression_reason": reason,
+        },
+        headers=headers,
+    )
+    assert changed.status_code == 200, changed.text
+    assert [e["address"] for e in changed.json()["emails"]] == [
+        "somebody@else.example",
+        EMAIL.lower(),
+    ]
+    # One override, for the one erased address that was new, under this contact.
+    overrides = await SuppressionList(kith).overrides(contact_id)
+    assert [(o["kind"], o["reason"]) for o in overrides] == [("email", reason)]
+    assert overrides[0]["actor"].startswith("user:")
+    raw = await SuppressionOverride.select(SuppressionOverride.reason)
+    assert all(row["reason"].startswith("$k1$") for row in raw)
+    entries = await AuditLog(kith).entries(contact_id)
+    actions = [e.action for e in entries]
+    assert "suppression_override" in actions
+    # The override is not one of the contact's fields: the change lists the emails only.
+    update = next(e for e in entries if e.action == "update")
+    assert isinstance(update.details, dict) and update.details["fields"] == ["emails"]
+
+    # An empty reason is no override.
+    blank = await kith_client.patch(
+        f"/api/contacts/{contact_id}",
+        json={"phones": [{"number": PHONE}], "override_suppression_reason": ""},
+        headers=headers,
+    )
+    assert blank.status_code == 422
+
+
+async def test_a_contacts_own_suppressed_values_can_be_sent_again(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    await _erase(kith)
+    headers = await kith_auth("agent")
+    created = await kith_client.post(
+        "/api/contacts",
+        json={
+            "name": "Philomena Q.",
+            "emails": [{"address": EMAIL}],
+            "phones": [{"number": PHONE}],
+            "override_suppression_reason": "She asked to become a customer again",
+        },
+        headers=headers,
+    )
+    assert created.status_code == 201, created.text
+    contact_id = uuid.UUID(created.json()["id"])
+    assert len(await SuppressionList(kith).overrides(contact_id)) == 2
+
+    # The same values (written differently, relabelled, reordered) with an ordinary change:
+    # they are the contact's own, so nothing is refused and no override is asked for.
+    for body in (
+        {"phones": [{"number": "020 7946 0777", "label": "mobile"}]},
+        {
+            "name": "Philomena Quackenbush",
+            "emails": [{"address": "extra@fresh.example"}, {"address": EMAIL.upper()}],
+            "phones": [{"number": PHONE}],
+        },
+    ):
+        changed = await kith_client.patch(f"/api/contacts/{contact_id}", json=body, headers=headers)
+        assert changed.status_code == 200, changed.text
+    contact = (await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)).json()
+    assert contact["name"] == "Philomena Quackenbush"
+    assert [e["address"] for e in contact["emails"]] == ["extra@fresh.example", EMAIL.lower()]
+    assert await SuppressionOverride.count() == 2
+    # Dropping an address and adding it back is adding it: refused again without a reason.
+    dropped = await kith_client.patch(
+        f"/api/contacts/{contact_id}", json={"phones": []}, headers=headers
+    )
+    assert dropped.status_code == 200, dropped.text
+    again = await kith_client.patch(
+        f"/api/contacts/{contact_id}", json={"phones": [{"number": PHONE}]}, headers=headers
+    )
+    assert again.status_code == 409 and again.json()["field"] == "phones[0]"

@@ -16,6 +16,7 @@ from kith.normalize import looks_like_email, looks_like_phone, normalize_email, 
 from kith.pagination import check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import (
+    CONTACT_PATCH_DIRECTIVES,
     ContactCreate,
     ContactOut,
     ContactPatch,
@@ -260,12 +261,60 @@ class ContactService:
                 raise
         return await self.update(contact_id, patch, actor, _retry=False)
 
+    async def _check_new_points(
+        self,
+        current: ContactOut,
+        points: Sequence[tuple[str, str, str, bool]],
+        override_reason: str | None,
+        actor: Actor,
+    ) -> None:
+        """Ask the plugins about the emails and phones the contact does not hold yet (the
+        suppression list, above all), as ``create`` does for a new contact's."""
+        held = {("email", e.address) for e in current.emails}
+        held |= {("phone", p.number) for p in current.phones}
+        new: dict[str, list[str]] = {"email": [], "phone": []}
+        positions: dict[str, list[int]] = {"emails": [], "phones": []}
+        index = {"email": 0, "phone": 0}
+        for kind, value, _, _ in points:
+            if (kind, value) not in held:
+                new[kind].append(value)
+                positions[f"{kind}s"].append(index[kind])
+            index[kind] += 1
+        if not new["email"] and not new["phone"]:
+            return
+        await check_new_contact(
+            self.kith,
+            current.id,
+            new["email"],
+            new["phone"],
+            override_reason,
+            actor,
+            positions=positions,
+        )
+
     async def _update(self, contact_id: uuid.UUID, patch: ContactPatch, actor: Actor) -> ContactOut:
         changes = unset_to_dict(patch)
+        directives = {name: changes.pop(name) for name in CONTACT_PATCH_DIRECTIVES & changes.keys()}
         unit = self.kith.unit_of_work(actor)
         async with unit as uow, _retryable_race(uow is unit):
             current = await self.get(contact_id)
             await check_processing(self.kith, contact_id, "contact.update")
+            points = None
+            if "emails" in changes or "phones" in changes:
+                emails = changes.get(
+                    "emails", [EmailIn(e.address, e.label, e.primary) for e in current.emails]
+                )
+                phones = changes.get(
+                    "phones", [PhoneIn(p.number, p.label, p.primary) for p in current.phones]
+                )
+                points = self._points(emails, phones)  # type: ignore[arg-type]
+                # Before anything is written: a refusal leaves the contact as it was.
+                await self._check_new_points(
+                    current,
+                    points,
+                    directives.get("override_suppression_reason"),  # type: ignore[arg-type]
+                    actor,
+                )
             kind = changes.get("kind", current.kind)
             given = changes.get("given_name", current.given_name)
             family = changes.get("family_name", current.family_name)
@@ -327,14 +376,7 @@ class ContactService:
             if "archived" in changes:
                 values[Contact.archived] = bool(changes["archived"])
             await Contact.update(values).where(Contact.id == contact_id).run()
-            if "emails" in changes or "phones" in changes:
-                emails = changes.get(
-                    "emails", [EmailIn(e.address, e.label, e.primary) for e in current.emails]
-                )
-                phones = changes.get(
-                    "phones", [PhoneIn(p.number, p.label, p.primary) for p in current.phones]
-                )
-                points = self._points(emails, phones)  # type: ignore[arg-type]
+            if points is not None:
                 await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
                 await self._write_points(contact_id, points)
             uow.publish(

@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from kith.actor import Role
 from kith.http.auth import CurrentActor, current_actor, roles
 from kith.schemas import (
+    CONTACT_PATCH_DIRECTIVES,
     ContactCreate,
     ContactOut,
     ContactPatch,
@@ -84,7 +85,11 @@ class ContactController(Controller):
         actor: CurrentActor,
     ) -> ContactOut:
         contact = await contacts.update(contact_id, data, actor)
-        fields = sorted(name for name in data.__struct_fields__ if getattr(data, name) is not UNSET)
+        fields = sorted(
+            name
+            for name in data.__struct_fields__
+            if getattr(data, name) is not UNSET and name not in CONTACT_PATCH_DIRECTIVES
+        )
         await record_access(contacts.kith, contact_id, "update", actor, fields=fields)
         return contact
 
