@@ -229,9 +229,11 @@ def kith_check_processing(
     (a sentence without personal data) to refuse, or None. Core asks before changing a
     contact or its interactions (``contact.update``, ``contact.archive``,
     ``interaction.log``, ``interaction.update``) and answers 409 with the reason; plugins ask
-    before sending data out (``webhook.delivery``...). The privacy plugin refuses for a
-    restricted contact (Art. 18 GDPR). :func:`kith.subject_checks.check_processing` calls
-    it. Collecting. May be async."""
+    before sending data out (``webhook.delivery``...). An activity ``purpose:<name>`` asks
+    whether the contact's data may be used for a declared purpose (consent, objections). The
+    privacy plugin refuses for a restricted contact (Art. 18 GDPR) and, for ``purpose:``
+    activities, when the consent ledger gives no basis.
+    :func:`kith.subject_checks.check_processing` calls it. Collecting. May be async."""
 
 
 @hookspec

@@ -193,9 +193,18 @@ async def check_new_contact(
 
 
 async def check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> str | None:
+    from kith.privacy.consent import ConsentService
     from kith.privacy.restriction import RestrictionService
 
-    return await RestrictionService(kith).refusal(contact_id, activity)
+    reason = await RestrictionService(kith).refusal(contact_id, activity)
+    if reason is None and activity.startswith("purpose:"):
+        purpose = activity.removeprefix("purpose:")
+        if not await ConsentService(kith).can_process(contact_id, purpose):
+            reason = (
+                f"contact {contact_id} gives no basis to process their data for the {purpose} "
+                "purpose (no current consent, or an objection)"
+            )
+    return reason
 
 
 async def record_access(kith: Kith, access: Access) -> None:

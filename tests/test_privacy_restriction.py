@@ -16,7 +16,7 @@ from kith.plugins.webhooks.delivery import WebhookDeliverer
 from kith.plugins.webhooks.schemas import SubscriptionCreate
 from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
-from kith.privacy.consent import can_process
+from kith.privacy.consent import ConsentService, can_process
 from kith.privacy.requests import RequestCreate, RequestService
 from kith.privacy.restriction import RestrictionService
 from kith.runtime import Kith
@@ -76,6 +76,10 @@ async def test_a_restricted_contact_refuses_writes_over_the_api(
 async def test_restriction_stops_webhook_deliveries(kith: Kith) -> None:
     contact_id = await make_person(kith, notes=0, orders=0)
     await kith.bus.drain()
+    # The person agreed to their data going to connected systems (the webhooks purpose).
+    ledger = ConsentService(kith)
+    await ledger.publish_notice("webhooks", "We pass your details to the systems we connect.")
+    await ledger.give(contact_id, "webhooks", channel="api")
     await WebhookService(kith).create(
         SubscriptionCreate(
             url="https://hooks.example/in", events=["contact.*"], include_personal_data=True

@@ -27,11 +27,11 @@ from click.testing import CliRunner
 from kith import hookimpl
 from kith.cli import main
 from kith.events import Event
-from kith.plugins.webhooks import consent
 from kith.plugins.webhooks.delivery import WebhookDeliverer, backoff
 from kith.plugins.webhooks.schemas import SubscriptionCreate, WebhookSettings
 from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
+from kith.privacy.consent import ConsentService
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, ContactPatch, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
@@ -446,8 +446,16 @@ async def test_an_event_handed_over_twice_is_delivered_once(kith: Kith, receiver
 # -- personal data -----------------------------------------------------------------------------
 
 
+async def consent_to_webhooks(kith: Kith, contact_id: uuid.UUID) -> ConsentService:
+    """The contact agrees, under the current notice, to their data going to connected systems."""
+    ledger = ConsentService(kith)
+    await ledger.publish_notice("webhooks", "We pass your details to the systems we connect.")
+    await ledger.give(contact_id, "webhooks", channel="api")
+    return ledger
+
+
 async def test_payload_holds_ids_only_unless_the_subscription_allows_personal_data(
-    kith: Kith, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+    kith: Kith, receiver: Receiver
 ):
     await subscribe(kith, receiver.url("/ids"), "contact.created", "interaction.logged")
     await subscribe(
@@ -460,6 +468,8 @@ async def test_payload_holds_ids_only_unless_the_subscription_allows_personal_da
             phones=[PhoneIn(number="+44 20 7946 0018")],
         )
     )
+    # Sharing a contact's data with another system needs their consent to that purpose.
+    ledger = await consent_to_webhooks(kith, contact.id)
     await InteractionService(kith).log(
         contact.id, InteractionCreate(kind="note", summary="Talked about COBOL")
     )
@@ -482,16 +492,19 @@ async def test_payload_holds_ids_only_unless_the_subscription_allows_personal_da
     rows = await WebhookDelivery.select().run()
     assert rows and not any(secret.decode() in repr(rows) for secret in secrets_)
 
-    # The consent seam: when a contact's data may not be shared, ids go out, marked so.
-    async def refuse(kith: Kith, contact_id: uuid.UUID) -> bool:
-        return False
-
-    monkeypatch.setattr(consent, "may_share", refuse)
+    # Without consent (never given, or withdrawn) ids go out, marked so.
     await ContactService(kith).create(ContactCreate(name="Ada Byron"))
+    await ledger.withdraw(contact.id, "webhooks", channel="api")
+    await InteractionService(kith).log(
+        contact.id, InteractionCreate(kind="note", summary="Asked to stop sharing")
+    )
     await kith.bus.drain()
-    withheld = [r for r in receiver.at("/full") if b"Ada" not in r.body]
-    [last] = [r.json() for r in withheld if r.json()["event"] == "contact.created"][-1:]
-    assert last["personal_data"] == "withheld" and "contact" not in last
+    later = [r.json() for r in receiver.at("/full")][-2:]
+    assert sorted(r["event"] for r in later) == ["contact.created", "interaction.logged"]
+    for document in later:
+        assert document["personal_data"] == "withheld"
+        assert "contact" not in document and "interaction" not in document
+    assert not any(b"Ada" in r.body or b"stop sharing" in r.body for r in receiver.at("/full"))
 
 
 class AccessLog:
@@ -517,6 +530,7 @@ async def test_sharing_personal_data_is_reported_to_the_audit_log_once(
     full, _ = await subscribe(kith, receiver.url("/full"), "contact.created", personal=True)
     await subscribe(kith, receiver.url("/ids"), "contact.created")
     contact = await ContactService(kith).create(ContactCreate(name="Chien-Shiung Wu"))
+    await consent_to_webhooks(kith, contact.id)
     await kith.bus.drain()
     clock.advance(BACKOFF_S)
     await WebhookDeliverer(kith).run_due()
@@ -622,6 +636,7 @@ async def test_privacy_hooks_export_merge_and_erase_the_delivery_log(
     service = ContactService(kith)
     kept = await service.create(ContactCreate(name="Emmy Noether"))
     merged = await service.create(ContactCreate(name="Emmy N."))
+    await consent_to_webhooks(kith, kept.id)
     await kith.bus.drain()
     # Both went out at once, although the bus handed the two events over together.
     assert len(receiver.at("/p")) == 2

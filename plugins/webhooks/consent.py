@@ -2,9 +2,9 @@
 
 Sending a contact's fields to another system is processing that needs a lawful basis; for
 webhooks that basis is the contact's consent to the ``webhooks`` purpose (declared by this
-plugin). The privacy module's consent ledger answers that question; until it is wired in here,
-every contact of a subscription that allows personal data is shared, as before consent existed.
-Whatever answers, a False here makes the delivery carry ids only (``"personal_data":
+plugin). The plugins answer through ``kith_check_processing`` with the activity
+``purpose:webhooks`` (the privacy plugin from its consent ledger); with no plugin answering,
+the data is shared. A False here makes the delivery carry ids only (``"personal_data":
 "withheld"``), never fail.
 """
 
@@ -18,9 +18,11 @@ PURPOSE = "webhooks"
 
 
 async def may_share(kith: Kith, contact_id: uuid.UUID) -> bool:
-    """Whether the contact's personal data may go out in a webhook (the consent check, and a
-    restricted contact's refusal under Art. 18, belong here)."""
-    return True
+    """Whether the contact's personal data may go out in a webhook (consent to the
+    ``webhooks`` purpose, and no restriction under Art. 18)."""
+    from kith.subject_checks import processing_refusals
+
+    return not await processing_refusals(kith, contact_id, f"purpose:{PURPOSE}")
 
 
 async def refusal(kith: Kith, contact_id: uuid.UUID | None) -> str | None:
