@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import io
 import json
 import os
 import sqlite3
 import subprocess
 import sys
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -191,3 +193,29 @@ def test_its_own_tests_pass_with_the_kith_pytest_fixtures():
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
     assert " passed" in done.stdout
+
+
+async def test_an_access_package_holds_the_example_plugins_data(kith: Kith, kith_client, kith_auth):
+    """Loaded through its entry point, the example answers the export and erase hooks."""
+    from _privacy_subjects import make_person, run_request
+    from _privacy_workflow import make_user
+
+    assert "example" in [plugin.name for plugin in kith.plugins.plugins()]
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await kith.bus.drain()  # its subscriber puts the new contact on the welcome list
+    _, done = await run_request(kith, "access", contact_id, await make_user(kith))
+    response = await kith_client.get(
+        f"/api/privacy/requests/{done.id}/package", headers=await kith_auth("compliance")
+    )
+    assert response.status_code == 200, response.text
+    archive = zipfile.ZipFile(io.BytesIO(response.content))
+    document = json.loads(archive.read("example.json"))
+    [welcome] = document["tables"]["welcomes"]
+    assert welcome["added_at"] and welcome["welcomed_at"] is None
+    assert "csv/example/welcomes.csv" in archive.namelist()
+
+    results = await kith.plugins.call_async("kith_subject_erase", kith=kith, contact_id=contact_id)
+    [outcome] = next(r.value for r in results if r.plugin == "example")
+    assert (outcome.method, outcome.count) == ("deleted", 1)
+    results = await kith.plugins.call_async("kith_subject_export", kith=kith, contact_id=contact_id)
+    assert "example" not in [r.plugin for r in results]  # nothing left to export

@@ -7,12 +7,13 @@ code that does the work (the subscriber, the routes, the command) runs later.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import click
 import msgspec
-from kith import EventType, Subscriber, hookimpl
+from kith import ErasureOutcome, EventType, ExportSection, Subscriber, hookimpl
 from piccolo.conf.apps import AppConfig
 
 from kith_example.welcomes import WELCOMED, ExampleSettings, on_contact_created
@@ -58,3 +59,47 @@ def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
 @hookimpl
 def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]) -> None:
     register("example", ExampleSettings)
+
+
+# A welcome row says something about a person (that they are on the list, and when they were
+# welcomed), so the plugin answers for it in access requests and erasure like any plugin
+# holding data about a data subject.
+
+
+@hookimpl
+async def kith_subject_export(kith: Any, contact_id: uuid.UUID) -> ExportSection | None:
+    from kith_example.tables import Welcome
+
+    rows = await Welcome.select(Welcome.created_at, Welcome.welcomed_at).where(
+        Welcome.contact_id == contact_id
+    )
+    if not rows:
+        return None
+    return ExportSection(
+        source="example",
+        description="Whether you are on our welcome list, and when you were welcomed",
+        tables={
+            "welcomes": [
+                {
+                    "added_at": row["created_at"].isoformat(),
+                    "welcomed_at": row["welcomed_at"].isoformat() if row["welcomed_at"] else None,
+                }
+                for row in rows
+            ]
+        },
+    )
+
+
+@hookimpl
+async def kith_subject_erase(kith: Any, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    from kith_example.tables import Welcome
+
+    deleted = await Welcome.delete().where(Welcome.contact_id == contact_id).returning(Welcome.id)
+    return [
+        ErasureOutcome(
+            source="example",
+            location="kith_example_welcome",
+            method="deleted" if deleted else "not_present",
+            count=len(deleted),
+        )
+    ]
