@@ -90,16 +90,29 @@ async def kith_subject_export(kith: Any, contact_id: uuid.UUID) -> ExportSection
     )
 
 
-@hookimpl
-async def kith_subject_erase(kith: Any, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+async def _erase(contact_id: uuid.UUID, dry_run: bool) -> list[ErasureOutcome]:
     from kith_example.tables import Welcome
 
-    deleted = await Welcome.delete().where(Welcome.contact_id == contact_id).returning(Welcome.id)
+    where = Welcome.contact_id == contact_id
+    if dry_run:
+        count = await Welcome.count().where(where)
+    else:
+        count = len(await Welcome.delete().where(where).returning(Welcome.id))
     return [
         ErasureOutcome(
             source="example",
             location="kith_example_welcome",
-            method="deleted" if deleted else "not_present",
-            count=len(deleted),
+            method="deleted" if count else "not_present",
+            count=count,
         )
     ]
+
+
+@hookimpl
+async def kith_subject_erase_preview(kith: Any, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    return await _erase(contact_id, dry_run=True)
+
+
+@hookimpl
+async def kith_subject_erase(kith: Any, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    return await _erase(contact_id, dry_run=False)
