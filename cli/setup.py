@@ -42,13 +42,18 @@ _SETTING_NOTES: dict[str, str] = {
     "log_level": "debug, info, warning or error.",
     "max_request_bytes": "Largest HTTP request body the server accepts, in bytes.",
     "dispatch_in_process": "Deliver events from the serving process itself.",
+    "token_cache_seconds": (
+        "How long a server remembers a checked API token (0: check every request).\n"
+        "A token revoked elsewhere (kith tokens revoke, another server) stops working\n"
+        "within this time; in the process that revoked it, at once."
+    ),
 }
 
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
+    if isinstance(value, int | float):
         return str(value)
     # A JSON string is a valid TOML basic string for anything a setting holds.
     return json.dumps(str(value))

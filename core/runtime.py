@@ -13,6 +13,7 @@ from kith.protection import FieldProtector, PlaintextProtector
 from kith.settings import Settings
 from kith.storage import Database
 from kith.subjects import Subscriber
+from kith.token_cache import TokenCache
 from kith.unit_of_work import EventSink, UnitOfWork
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class Kith:
         # The event bus is the default sink: events go to its outbox in the same transaction.
         self.bus = EventBus(database, settings, unit_of_work=self.unit_of_work)
         self.sink: EventSink = sink or self.bus
+        self.token_cache = TokenCache(settings.token_cache_seconds)
         # What the plugins add; open_kith fills these in. The defaults are core's own, for a
         # Kith built by hand without plugins.
         self.plugins: KithPluginManager | None = None

@@ -30,6 +30,7 @@ class Settings:
     log_level: str = "info"
     max_request_bytes: int = 1_048_576
     dispatch_in_process: bool = True
+    token_cache_seconds: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,6 +129,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "log_level",
         "max_request_bytes",
         "dispatch_in_process",
+        "token_cache_seconds",
     }
 
     url, origin = _pick(env, toml, "database_url", "")
@@ -167,6 +169,15 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         raise SettingsError(f"{origin}: must be at least 1024 bytes, got {max_request_bytes}")
 
     dispatch, origin = _pick(env, toml, "dispatch_in_process", True)
+    dispatch_in_process = _as_bool(dispatch, origin)
+
+    cache, origin = _pick(env, toml, "token_cache_seconds", 5)
+    try:
+        token_cache_seconds = float(cache)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{origin}: expected a number of seconds, got {cache!r}") from None
+    if not 0 <= token_cache_seconds <= 300:
+        raise SettingsError(f"{origin}: must be 0 (off) to 300 seconds, got {cache!r}")
 
     return Settings(
         home=home.resolve(),
@@ -176,6 +187,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         log_format=str(log_format),
         log_level=log_level,
         max_request_bytes=max_request_bytes,
-        dispatch_in_process=_as_bool(dispatch, origin),
+        dispatch_in_process=dispatch_in_process,
+        token_cache_seconds=token_cache_seconds,
         extra={k: v for k, v in toml.items() if k not in known},
     )

@@ -215,22 +215,30 @@ class UserService:
                 .where(ApiToken.id == row["id"])
                 .run()
             )
+        self.kith.token_cache.forget(str(row["token_hash"]))
         return _token_out(await ApiToken.select().where(ApiToken.id == row["id"]).first() or row)
 
     async def authenticate(self, secret: str) -> Actor:
         """The user behind a bearer token; :class:`NotAuthenticated` says why it was refused."""
         if not secret.startswith(TOKEN_PREFIX):
             raise NotAuthenticated("this is not a Kith API token")
-        rows = await _TOKEN_BY_HASH.run(token_hash=_token_hash(secret))
+        digest = _token_hash(secret)
+        now = utcnow()
+        cached = self.kith.token_cache.get(digest, now)
+        if cached is not None:
+            return cached
+        rows = await _TOKEN_BY_HASH.run(token_hash=digest)
         if not rows:
             raise NotAuthenticated("unknown API token")
         row = rows[0]
         if row["revoked_at"] is not None:
             raise NotAuthenticated("this API token was revoked")
-        if row["expires_at"] is not None and row["expires_at"] <= utcnow():
+        if row["expires_at"] is not None and row["expires_at"] <= now:
             raise NotAuthenticated("this API token has expired; create a new one")
         if not row["user.active"]:
             raise NotAuthenticated("the user of this token is deactivated")
-        return Actor(
+        actor = Actor(
             kind="user", id=row["user.id"], role=Role(row["user.role"]), name=row["user.email"]
         )
+        self.kith.token_cache.put(digest, actor, row["expires_at"])
+        return actor
