@@ -5,21 +5,25 @@ The endpoints are read from the app itself, so a new endpoint is covered without
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import datetime as dt
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
-from kith.actor import Role
+from kith.actor import Actor, Role
 from kith.http import create_app, roles
 from kith.http.auth import PUBLIC, ROLES
 from kith.runtime import Kith
 from kith.services.users import UserService
 from kith.tables import ApiToken, User
 from kith.testing import TokenFactory
+from kith.token_cache import TokenCache
 from litestar import Litestar, get
 from litestar.handlers import HTTPRouteHandler
 from litestar.routes import HTTPRoute
@@ -197,13 +201,161 @@ async def test_dead_token_is_401_everywhere(
 
 
 async def test_revoking_takes_effect_at_once(kith: Kith, client: httpx.AsyncClient) -> None:
+    """Revoked in this process: refused on the very next request, though the server had
+    remembered the token from the requests before (token_cache_seconds is 5 by default)."""
     users = UserService(kith)
     await users.add("ada@firm.example", "agent")
     issued = await users.create_token("ada@firm.example")
     headers = {"Authorization": f"Bearer {issued.secret}"}
     assert (await client.get("/api/contacts", headers=headers)).status_code == 200
+    assert (await client.get("/api/contacts", headers=headers)).status_code == 200
     await users.revoke_token(issued.token.prefix)
-    assert (await client.get("/api/contacts", headers=headers)).status_code == 401
+    response = await client.get("/api/contacts", headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+# -- remembered tokens (token_cache_seconds) ---------------------------------------------------
+
+
+async def agent_token(
+    kith: Kith, email: str = "bea@firm.example"
+) -> tuple[uuid.UUID, dict[str, str]]:
+    users = UserService(kith)
+    await users.add(email, "agent")
+    issued = await users.create_token(email)
+    return issued.token.id, {"Authorization": f"Bearer {issued.secret}"}
+
+
+async def revoke_elsewhere(token_id: uuid.UUID) -> None:
+    """What `kith tokens revoke` or another server does: it writes the row, and this server's
+    memory of the token is not told."""
+    now = dt.datetime.now(dt.UTC)
+    await ApiToken.update({ApiToken.revoked_at: now}).where(ApiToken.id == token_id).run()
+
+
+async def test_revoked_elsewhere_still_works_while_remembered(
+    kith: Kith, kith_client: httpx.AsyncClient
+) -> None:
+    token_id, headers = await agent_token(kith)
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    await revoke_elsewhere(token_id)
+    # Within token_cache_seconds (5 by default) the server still accepts it ...
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    # ... while a server that has not seen it yet (or restarted) refuses it.
+    kith.token_cache = TokenCache(kith.settings.token_cache_seconds)
+    response = await kith_client.get("/api/contacts", headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+async def test_without_cache_revoked_elsewhere_is_refused_at_once(
+    kith: Kith, kith_client: httpx.AsyncClient
+) -> None:
+    kith.settings = dataclasses.replace(kith.settings, token_cache_seconds=0)
+    kith.token_cache = TokenCache(kith.settings.token_cache_seconds)
+    token_id, headers = await agent_token(kith)
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    await revoke_elsewhere(token_id)
+    response = await kith_client.get("/api/contacts", headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+async def test_revoked_elsewhere_is_refused_once_forgotten(
+    kith: Kith, kith_client: httpx.AsyncClient
+) -> None:
+    kith.token_cache = TokenCache(0.05)
+    token_id, headers = await agent_token(kith)
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    await revoke_elsewhere(token_id)
+    await asyncio.sleep(0.1)
+    response = await kith_client.get("/api/contacts", headers=headers)
+    assert response.status_code == 401
+    assert "revoked" in response.json()["detail"]
+
+
+async def test_remembered_token_still_expires_on_time(
+    kith: Kith, kith_client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token is never remembered past its own expiry, however long the cache keeps entries."""
+    kith.token_cache = TokenCache(300)
+    users = UserService(kith)
+    await users.add("cy@firm.example", "agent")
+    issued = await users.create_token("cy@firm.example", expires_days=1)
+    headers = {"Authorization": f"Bearer {issued.secret}"}
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    monkeypatch.setattr("kith.services.users.utcnow", lambda: later)
+    response = await kith_client.get("/api/contacts", headers=headers)
+    assert response.status_code == 401
+    assert "expired" in response.json()["detail"]
+
+
+def actor(name: str) -> Actor:
+    return Actor(kind="user", id=uuid.uuid4(), role=Role.AGENT, name=name)
+
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+def test_cache_drops_an_entry_when_the_token_expires() -> None:
+    cache = TokenCache(300)
+    ada = actor("ada")
+    cache.put("a", ada, NOW + dt.timedelta(minutes=1))
+    assert cache.get("a", NOW) == ada
+    assert cache.get("a", NOW + dt.timedelta(minutes=1)) is None
+    assert len(cache) == 0
+    # Dropped, not merely hidden: an earlier clock does not bring it back.
+    assert cache.get("a", NOW) is None
+
+
+def test_cache_keeps_a_token_without_expiry_for_ttl() -> None:
+    cache = TokenCache(0.05)
+    ada = actor("ada")
+    cache.put("a", ada, None)
+    assert cache.get("a", NOW + dt.timedelta(days=3650)) == ada
+    time.sleep(0.1)
+    assert cache.get("a", NOW) is None
+    assert len(cache) == 0
+
+
+def test_cache_evicts_the_least_recently_used_beyond_capacity() -> None:
+    cache = TokenCache(300, capacity=2)
+    ada, bea, cy, dan = actor("ada"), actor("bea"), actor("cy"), actor("dan")
+    cache.put("a", ada, None)
+    cache.put("b", bea, None)
+    cache.put("c", cy, None)
+    assert len(cache) == 2
+    assert cache.get("a", NOW) is None
+    assert cache.get("b", NOW) == bea
+    # Reading "b" made "c" the oldest.
+    cache.put("d", dan, None)
+    assert cache.get("c", NOW) is None
+    assert cache.get("b", NOW) == bea
+    assert cache.get("d", NOW) == dan
+
+
+def test_cache_with_ttl_zero_stores_nothing() -> None:
+    cache = TokenCache(0)
+    cache.put("a", actor("ada"), None)
+    assert len(cache) == 0
+    assert cache.get("a", NOW) is None
+
+
+def test_cache_forget_and_clear() -> None:
+    cache = TokenCache(300)
+    bea = actor("bea")
+    cache.put("a", actor("ada"), None)
+    cache.put("b", bea, None)
+    cache.forget("a")
+    cache.forget("never-stored")
+    assert cache.get("a", NOW) is None
+    assert cache.get("b", NOW) == bea
+    cache.clear()
+    assert len(cache) == 0
+    assert cache.get("b", NOW) is None
 
 
 # -- 403 ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import httpx
@@ -10,6 +11,7 @@ from kith.bootstrap import open_kith
 from kith.http import create_app
 from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
+from kith.tables import ApiToken
 
 
 def write_toml(home: Path, text: str) -> None:
@@ -27,6 +29,7 @@ def test_defaults_need_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert settings.timezone == "UTC"
     assert settings.log_format == "auto"
     assert settings.max_request_bytes == 1_048_576
+    assert settings.token_cache_seconds == 5.0
 
 
 def test_values_from_kith_toml(tmp_path: Path) -> None:
@@ -34,6 +37,7 @@ def test_values_from_kith_toml(tmp_path: Path) -> None:
         tmp_path,
         'default_region = "de"\ntimezone = "Europe/Berlin"\nlog_format = "json"\n'
         'max_request_bytes = 65536\ndatabase_url = "postgresql://kith@db.internal:5433/crm"\n'
+        "token_cache_seconds = 30\n"
         '\n[telephony]\nprovider = "twilio"\n',
     )
     settings = load_settings({"KITH_HOME": str(tmp_path)})
@@ -41,6 +45,7 @@ def test_values_from_kith_toml(tmp_path: Path) -> None:
     assert settings.timezone == "Europe/Berlin"
     assert settings.log_format == "json"
     assert settings.max_request_bytes == 65536
+    assert settings.token_cache_seconds == 30.0
     assert settings.database_kind == "postgresql"
     assert settings.database_url == "postgresql://kith@db.internal:5433/crm"
     # A plugin's own table is kept for it.
@@ -49,12 +54,27 @@ def test_values_from_kith_toml(tmp_path: Path) -> None:
 
 
 def test_environment_beats_kith_toml(tmp_path: Path) -> None:
-    write_toml(tmp_path, 'default_region = "DE"\ntimezone = "Europe/Berlin"\n')
+    write_toml(
+        tmp_path, 'default_region = "DE"\ntimezone = "Europe/Berlin"\ntoken_cache_seconds = 30\n'
+    )
     settings = load_settings(
-        {"KITH_HOME": str(tmp_path), "KITH_DEFAULT_REGION": "US", "KITH_TIMEZONE": "Asia/Tokyo"}
+        {
+            "KITH_HOME": str(tmp_path),
+            "KITH_DEFAULT_REGION": "US",
+            "KITH_TIMEZONE": "Asia/Tokyo",
+            "KITH_TOKEN_CACHE_SECONDS": "0.5",
+        }
     )
     assert settings.default_region == "US"
     assert settings.timezone == "Asia/Tokyo"
+    assert settings.token_cache_seconds == 0.5
+
+
+@pytest.mark.parametrize(("value", "seconds"), [("0", 0.0), ("300", 300.0), ("2.5", 2.5)])
+def test_token_cache_seconds_from_environment(tmp_path: Path, value: str, seconds: float) -> None:
+    """0 turns the cache off; 300 is the longest allowed."""
+    settings = load_settings({"KITH_HOME": str(tmp_path), "KITH_TOKEN_CACHE_SECONDS": value})
+    assert settings.token_cache_seconds == seconds
 
 
 def test_log_format_is_case_insensitive(tmp_path: Path) -> None:
@@ -83,6 +103,12 @@ def test_log_format_is_case_insensitive(tmp_path: Path) -> None:
         ("KITH_MAX_REQUEST_BYTES", "1MB"),
         ("KITH_MAX_REQUEST_BYTES", "-1"),
         ("KITH_MAX_REQUEST_BYTES", "100"),
+        ("KITH_TOKEN_CACHE_SECONDS", "-1"),
+        ("KITH_TOKEN_CACHE_SECONDS", "300.5"),
+        ("KITH_TOKEN_CACHE_SECONDS", "3600"),
+        ("KITH_TOKEN_CACHE_SECONDS", "5s"),
+        ("KITH_TOKEN_CACHE_SECONDS", ""),
+        ("KITH_TOKEN_CACHE_SECONDS", "nan"),
     ],
 )
 def test_invalid_value_is_one_line_naming_the_setting(
@@ -104,6 +130,9 @@ def test_invalid_value_is_one_line_naming_the_setting(
         ("max_request_bytes = 10", "max_request_bytes"),
         ('max_request_bytes = "lots"', "max_request_bytes"),
         ('database_url = "oracle://x/y"', "database_url"),
+        ("token_cache_seconds = -0.5", "token_cache_seconds"),
+        ("token_cache_seconds = 301", "token_cache_seconds"),
+        ('token_cache_seconds = "a while"', "token_cache_seconds"),
     ],
 )
 def test_invalid_value_in_toml_names_key_and_file(tmp_path: Path, line: str, key: str) -> None:
@@ -173,5 +202,39 @@ async def test_toml_settings_reach_the_running_app(kith_settings: Settings) -> N
             assert too_big.status_code == 413
             small = await client.post("/api/contacts", content=b'{"name": "Ada"}', headers=headers)
             assert small.status_code == 201
+    finally:
+        await kith.close()
+
+
+async def test_token_cache_off_reaches_the_running_app(kith_settings: Settings) -> None:
+    """KITH_TOKEN_CACHE_SECONDS=0 (each engine): a token revoked by another process is refused
+    on the next request, where the default would still accept it for a few seconds."""
+    settings = load_settings(
+        {
+            "KITH_HOME": str(kith_settings.home),
+            "KITH_DATABASE_URL": kith_settings.database_url,
+            "KITH_LOG_FORMAT": "json",
+            "KITH_TOKEN_CACHE_SECONDS": "0",
+        }
+    )
+    kith = open_kith(settings)
+    await kith.start()
+    try:
+        await UserService(kith).add("owner@firm.example", "admin")
+        issued = await UserService(kith).create_token("owner@firm.example")
+        headers = {"Authorization": f"Bearer {issued.secret}"}
+        app = create_app(kith, manage_lifecycle=False)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://kith.test") as client:
+            assert (await client.get("/api/contacts", headers=headers)).status_code == 200
+            # What `kith tokens revoke` in another process writes.
+            await (
+                ApiToken.update({ApiToken.revoked_at: dt.datetime.now(dt.UTC)})
+                .where(ApiToken.id == issued.token.id)
+                .run()
+            )
+            refused = await client.get("/api/contacts", headers=headers)
+            assert refused.status_code == 401
+            assert "revoked" in refused.json()["detail"]
     finally:
         await kith.close()
