@@ -403,6 +403,8 @@ class KithPluginManager(pluggy.PluginManager):
 
     def __init__(self, selection: PluginSelection | None = None) -> None:
         super().__init__(hookspecs.PROJECT)
+        # Hook name -> who implements it and how to call each alone (see _calls).
+        self._plans: dict[str, list[tuple[str, pluggy.HookCaller]]] = {}
         self.selection = selection or PluginSelection()
         self._loaded: dict[str, _Loaded] = {}
         self._skipped: dict[str, SkippedPlugin] = {}
@@ -436,6 +438,7 @@ class KithPluginManager(pluggy.PluginManager):
                     f"hookspec {name!r} is firstresult and may_be_async; a firstresult hook "
                     "must be sync (the first coroutine returned would win, unawaited)"
                 )
+        self._plans.clear()
         super().add_hookspecs(module_or_class)
         for name in names:
             caller: pluggy.HookCaller = getattr(self.hook, name)
@@ -464,6 +467,7 @@ class KithPluginManager(pluggy.PluginManager):
         name = name or self.get_canonical_name(plugin)
         if self.get_plugin(name) is not None:
             raise PluginError(name, "a plugin of this name is already registered")
+        self._plans.clear()
         if self.is_registered(plugin):
             raise PluginError(name, f"already registered as {self.get_name(plugin)!r}")
         try:
@@ -498,6 +502,7 @@ class KithPluginManager(pluggy.PluginManager):
         if name is None and plugin is not None:
             name = self.get_name(plugin)
         removed = super().unregister(plugin=plugin, name=name)
+        self._plans.clear()
         if name is not None:
             self._loaded.pop(name, None)
         return removed
@@ -603,6 +608,24 @@ class KithPluginManager(pluggy.PluginManager):
             return None
         others = [other for other in self.get_plugins() if other is not plugin]
         return self.subset_hook_caller(hook_name, remove_plugins=others)
+
+    def _calls(self, hook_name: str) -> list[tuple[str, pluggy.HookCaller]]:
+        """(plugin name, a caller reaching only that plugin) for each implementation of a hook,
+        in call order. Kept until a plugin registers or leaves: several hooks are called on
+        every API request, and working this out costs more than calling them."""
+        plan = self._plans.get(hook_name)
+        if plan is None:
+            plan = []
+            for name, plugin in self._call_order(hook_name):
+                caller = self._caller_for(plugin, hook_name)
+                assert caller is not None
+                plan.append((name, caller))
+            self._plans[hook_name] = plan
+        return plan
+
+    def implements(self, hook_name: str) -> bool:
+        """Whether any plugin implements the hook (callers skip building its arguments)."""
+        return bool(self._calls(hook_name))
 
     def _call_order(self, hook_name: str) -> list[tuple[str, Any]]:
         """The plugins implementing a hook, in the order pluggy calls them."""
@@ -820,9 +843,7 @@ class KithPluginManager(pluggy.PluginManager):
     def call_first(self, hook_name: str, /, **kwargs: Any) -> HookResult | None:
         """Call a ``firstresult`` hook: the first plugin answering something other than None
         wins. An awaitable answer is refused, naming the plugin."""
-        for name, plugin in self._call_order(hook_name):
-            caller = self._caller_for(plugin, hook_name)
-            assert caller is not None
+        for name, caller in self._calls(hook_name):
             value = caller(**kwargs)
             if inspect.isawaitable(value):
                 if inspect.iscoroutine(value):
@@ -846,9 +867,7 @@ class KithPluginManager(pluggy.PluginManager):
         then it is returned as that plugin's result and the other plugins are still called.
         """
         results: list[HookResult] = []
-        for name, plugin in self._call_order(hook_name):
-            caller = self._caller_for(plugin, hook_name)
-            assert caller is not None
+        for name, caller in self._calls(hook_name):
             try:
                 for value in caller(**kwargs):
                     if inspect.isawaitable(value):

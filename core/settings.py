@@ -173,6 +173,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
 
     cache, origin = _pick(env, toml, "token_cache_seconds", 5)
     try:
+        if isinstance(cache, bool):
+            raise TypeError
         token_cache_seconds = float(cache)
     except (TypeError, ValueError):
         raise SettingsError(f"{origin}: expected a number of seconds, got {cache!r}") from None

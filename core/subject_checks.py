@@ -28,7 +28,7 @@ class ProcessingRefused(Conflict):
 
 def _has_hook(kith: Kith, name: str) -> bool:
     plugins = getattr(kith, "plugins", None)
-    return plugins is not None and bool(getattr(plugins.hook, name).get_hookimpls())
+    return plugins is not None and plugins.implements(name)
 
 
 async def check_new_contact(

@@ -133,6 +133,7 @@ def test_invalid_value_is_one_line_naming_the_setting(
         ("token_cache_seconds = -0.5", "token_cache_seconds"),
         ("token_cache_seconds = 301", "token_cache_seconds"),
         ('token_cache_seconds = "a while"', "token_cache_seconds"),
+        ("token_cache_seconds = true", "token_cache_seconds"),
     ],
 )
 def test_invalid_value_in_toml_names_key_and_file(tmp_path: Path, line: str, key: str) -> None:
