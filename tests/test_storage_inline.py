@@ -266,13 +266,6 @@ async def test_a_read_that_meets_a_lock_waits_on_a_reader_thread_and_is_not_reme
     assert attempts.threaded_of(sql) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="InlineReader runs pragmas that read the file (journal_mode first) before "
-    "busy_timeout = 0, under sqlite3's default 5 s timeout: opening it waits for the lock on "
-    "the event loop's thread, and fails the read with 'database is locked' (not _NotInline) "
-    "if the lock outlasts 5 s",
-)
 async def test_opening_the_inline_connection_does_not_wait_for_a_lock(
     kith: Kith, attempts: Attempts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -305,12 +298,6 @@ async def test_opening_the_inline_connection_does_not_wait_for_a_lock(
     assert attempts.threaded_of(sql) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=KeyError,
-    reason="_read_inline deletes a statement from _slow_sql with `del`; another thread that "
-    "retried (or evicted) the same statement meanwhile has already removed it",
-)
 async def test_two_threads_retrying_one_remembered_statement_both_get_rows(
     kith: Kith, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,7 +78,6 @@ _CONTACT_THROUGH_POINTS = Prepared(
     lambda contact_id: (
         ContactPoint.select(
             ContactPoint.id,
-            ContactPoint.contact,
             ContactPoint.kind,
             ContactPoint.value,
             ContactPoint.label,

@@ -46,12 +46,24 @@ INLINE_BUDGET_S = 0.002
 # How often (in SQLite virtual-machine instructions) the budget is checked: a Python call every
 # thousand steps costs well under one percent of a query and reacts within tens of microseconds.
 _PROGRESS_STEPS = 1000
-# Statements that once ran over the budget go straight to a reader thread afterwards, so a
-# recurring scan does not pay for a wasted inline attempt every time. Bounded; oldest forgotten.
+# Statements that ran over the budget go straight to a reader thread afterwards, so a recurring
+# scan does not pay for a wasted inline attempt every time. Bounded; oldest forgotten.
 _SLOW_SQL_MEMORY = 256
+# ... but only for a while: every this many runs a remembered statement tries inline again, and
+# is forgotten when it fits. The budget is wall time, so a fast lookup that was merely paused
+# (garbage collection, the OS scheduling another process) must not stay on the slow path.
+_SLOW_SQL_RETRY_EVERY = 64
 _RETRY_ELSEWHERE = frozenset(
     {sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_READONLY}
 )
+
+
+class _NotInline(Exception):
+    """A read that must move to a reader thread; ``slow`` when it ran over the budget (rather
+    than meeting a lock, which is over the moment it is released)."""
+
+    def __init__(self, slow: bool) -> None:
+        self.slow = slow
 
 
 def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
@@ -116,11 +128,20 @@ class InlineReader:
 
     def __init__(self, connect_kwargs: dict[str, Any], budget_s: float) -> None:
         # Used by one thread at a time (one per thread, see KithSQLiteEngine._inline_reader),
-        # but closed by whichever thread closes the engine, hence check_same_thread off.
-        self._connection = sqlite3.connect(**{**connect_kwargs, "check_same_thread": False})
-        for pragma in _PRAGMAS:
-            self._connection.execute(pragma.format(busy_timeout_ms=0))
-        self._connection.execute("PRAGMA query_only = ON")
+        # but closed by whichever thread closes the engine, hence check_same_thread off. No
+        # waiting from the start: some pragmas read the file, and another process may hold it.
+        self._connection = sqlite3.connect(
+            **{**connect_kwargs, "check_same_thread": False, "timeout": 0}
+        )
+        try:
+            for pragma in _PRAGMAS:
+                self._connection.execute(pragma.format(busy_timeout_ms=0))
+            self._connection.execute("PRAGMA query_only = ON")
+        except sqlite3.OperationalError as exc:
+            self._connection.close()
+            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _RETRY_ELSEWHERE:
+                raise _NotInline(slow=False) from exc
+            raise
         self._budget_s = budget_s
         self._deadline = 0.0
         self._connection.set_progress_handler(self._over_budget, _PROGRESS_STEPS)
@@ -128,10 +149,8 @@ class InlineReader:
     def _over_budget(self) -> bool:
         return time.perf_counter() > self._deadline
 
-    def try_execute(
-        self, sql: str, args: list[Any] | tuple[Any, ...]
-    ) -> list[dict[str, Any]] | None:
-        """The rows, or None when the read should move to a reader thread."""
+    def try_execute(self, sql: str, args: list[Any] | tuple[Any, ...]) -> list[dict[str, Any]]:
+        """The rows; raises :class:`_NotInline` when the read should move to a reader thread."""
         self._deadline = time.perf_counter() + self._budget_s
         try:
             cursor = self._connection.execute(sql, args)
@@ -143,8 +162,10 @@ class InlineReader:
             # Extended result codes carry the primary code in their low byte. READONLY: a
             # statement that looked like a read but writes (``WITH ... INSERT``) takes the
             # threaded path it always took.
-            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _RETRY_ELSEWHERE:
-                return None
+            code = getattr(exc, "sqlite_errorcode", -1) & 0xFF
+            if code in _RETRY_ELSEWHERE:
+                slow = code in (sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_READONLY)
+                raise _NotInline(slow) from exc
             raise
 
     def close(self) -> None:
@@ -200,7 +221,8 @@ class KithSQLiteEngine(SQLiteEngine):
         self._inline = threading.local()
         self._all_inline: list[InlineReader] = []
         self._inline_guard = threading.Lock()
-        self._slow_sql: OrderedDict[str, None] = OrderedDict()
+        # Statement -> how many runs it has skipped the inline attempt since it was too slow.
+        self._slow_sql: OrderedDict[str, int] = OrderedDict()
 
     def _inline_reader(self) -> InlineReader:
         reader: InlineReader | None = getattr(self._inline, "reader", None)
@@ -212,13 +234,26 @@ class KithSQLiteEngine(SQLiteEngine):
         return reader
 
     def _read_inline(self, sql: str, args: list[Any]) -> list[dict[str, Any]] | None:
-        if not self._inline_budget_s or sql in self._slow_sql:
+        """The rows, or None when the read should run on a reader thread."""
+        if not self._inline_budget_s:
             return None
-        rows = self._inline_reader().try_execute(sql, args)
-        if rows is None:
-            self._slow_sql[sql] = None
-            if len(self._slow_sql) > _SLOW_SQL_MEMORY:
-                self._slow_sql.popitem(last=False)
+        skipped = self._slow_sql.get(sql)
+        if skipped is not None and skipped < _SLOW_SQL_RETRY_EVERY:
+            self._slow_sql[sql] = skipped + 1
+            return None
+        try:
+            # Opening the connection is part of the attempt: it may meet a lock too.
+            rows = self._inline_reader().try_execute(sql, args)
+        except _NotInline as refused:
+            if refused.slow:
+                self._slow_sql[sql] = 0
+                self._slow_sql.move_to_end(sql)
+                if len(self._slow_sql) > _SLOW_SQL_MEMORY:
+                    self._slow_sql.popitem(last=False)
+            return None
+        if skipped is not None:
+            # pop: another thread using this engine may have forgotten it meanwhile.
+            self._slow_sql.pop(sql, None)
         return rows
 
     def _writer(self) -> ThreadedConnection:
