@@ -4,19 +4,31 @@ they are unreadable after erasure while the trail itself remains."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import getpass
+import sqlite3
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
+import structlog
 from _privacy_subjects import make_person, run_request
 from _privacy_workflow import cli_env, make_user, run_services
+from kith.bootstrap import open_kith
 from kith.hookspecs import hookimpl
+from kith.plugin_manager import KithPluginManager, load_plugin_manager
+from kith.privacy import audit
 from kith.privacy.audit import AuditLog
 from kith.privacy.export import ExportService
 from kith.privacy.subject_tables import AuditEntry
 from kith.runtime import Kith
+from kith.settings import Settings
+from kith.subject_checks import record_access
 from kith.subjects import Access
 
 
@@ -119,8 +131,7 @@ def test_cli_reads_are_recorded_and_shown(kith_database_url: str, tmp_path: Path
 
 
 async def test_concurrent_reads_are_all_recorded(kith: Kith, kith_client, kith_auth) -> None:
-    """Entries of concurrent reads are written together (one insert), none is lost, and each
-    request answers only once its entry is written."""
+    """Entries of concurrent reads are written together (one insert) and none is lost."""
     import asyncio
 
     headers = await kith_auth("agent")
@@ -131,3 +142,250 @@ async def test_concurrent_reads_are_all_recorded(kith: Kith, kith_client, kith_a
     assert {r.status_code for r in responses} == {200}
     reads = [e for e in await AuditLog(kith).entries(contact_id) if e.action == "read"]
     assert len(reads) == 25 and len({e.id for e in reads}) == 25
+
+
+# -- access reports are written behind the response ---------------------------------------------
+
+
+@pytest.fixture
+def logs() -> Iterator[list[dict[str, Any]]]:
+    with structlog.testing.capture_logs() as captured:
+        yield captured
+
+
+def _events(logs: list[dict[str, Any]], event: str) -> list[dict[str, Any]]:
+    return [entry for entry in logs if entry["event"] == event]
+
+
+async def _until(condition: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+    """Wait (bounded) for something the audit log's background writer does."""
+    deadline = time.monotonic() + within_s
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"still waiting after {within_s}s for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def _rename_audit_table(kith: Kith, away: bool) -> None:
+    """Make writing the audit log fail for real (or work again): the table moves aside."""
+    table = AuditEntry._meta.tablename
+    old, new = (table, f"{table}_away") if away else (f"{table}_away", table)
+    await kith.database.engine.run_ddl(f"ALTER TABLE {old} RENAME TO {new}")
+
+
+async def _open(settings: Settings, manager: KithPluginManager) -> Kith:
+    kith = open_kith(settings, plugin_manager=manager)
+    await kith.start()
+    return kith
+
+
+async def test_a_read_is_on_record_as_soon_as_it_is_answered(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    """The entry is written behind the response, but whoever reads the log next sees it."""
+    headers = await kith_auth("agent")
+    compliance = await kith_auth("compliance")
+    contact_id = await make_person(kith, notes=0, orders=0)
+    log = AuditLog(kith)
+
+    read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+    assert read.status_code == 200, read.text
+    [entry] = await log.entries(contact_id)
+    assert (entry.action, entry.channel) == ("read", "api")
+    assert entry.actor.startswith("user:")
+
+    for expected in (2, 3):
+        read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+        assert read.status_code == 200, read.text
+        assert await log.count(contact_id) == expected
+
+    await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+    listed = await kith_client.get(f"/api/privacy/audit/{contact_id}", headers=compliance)
+    assert listed.status_code == 200, listed.text
+    assert [e["action"] for e in listed.json()] == ["read"] * 4
+
+
+def test_reads_still_queued_are_written_when_kith_closes(
+    kith_settings: Settings, kith_plugin_manager: KithPluginManager
+) -> None:
+    """Like a command or a server stopping: Kith closes, then its event loop ends (cancelling
+    whatever still runs there); every answered read is on record all the same."""
+    # More than one batch (MAX_BATCH), reported back to back and never read before closing.
+    reads = audit.MAX_BATCH * 2 + 50
+
+    async def serve() -> uuid.UUID:
+        kith = await _open(kith_settings, kith_plugin_manager)
+        try:
+            contact_id = await make_person(kith, notes=0, orders=0)
+            for index in range(reads):
+                await record_access(kith, contact_id, "read", channel="cli", page=index)
+            return contact_id
+        finally:
+            await kith.close()
+
+    async def read_log(contact_id: uuid.UUID) -> list[Any]:
+        kith = await _open(kith_settings, load_plugin_manager())
+        try:
+            return await AuditLog(kith).entries(contact_id, limit=reads + 10)
+        finally:
+            await kith.close()
+
+    contact_id = asyncio.run(serve())
+    entries = asyncio.run(read_log(contact_id))
+    assert len(entries) == reads
+    assert sorted(e.details["page"] for e in entries) == list(range(reads))
+
+
+async def test_closing_kith_says_how_many_entries_it_could_not_write(
+    monkeypatch: pytest.MonkeyPatch,
+    kith_settings: Settings,
+    kith_plugin_manager: KithPluginManager,
+    logs: list[dict[str, Any]],
+) -> None:
+    # The writer waits long between attempts, so closing gives up while the entries wait.
+    monkeypatch.setattr(audit, "RETRY_FIRST_S", 30.0)
+    monkeypatch.setattr(audit, "RETRY_MAX_S", 30.0)
+    monkeypatch.setattr(audit, "SETTLE_TIMEOUT_S", 0.5)
+    kith = await _open(kith_settings, kith_plugin_manager)
+    try:
+        contact_id = await make_person(kith, notes=0, orders=0)
+        await _rename_audit_table(kith, away=True)
+        for _ in range(7):
+            await record_access(kith, contact_id, "read", channel="cli")
+        await _until(lambda: bool(_events(logs, "audit.write_failed")), "the failed write")
+    finally:
+        await kith.close()  # returns, although the audit log cannot be written
+
+    [lost] = _events(logs, "audit.entries_lost")
+    assert lost["log_level"] == "error"
+    assert lost["count"] == 7
+    assert not _events(logs, "plugin.shutdown_failed")
+
+
+async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+    kith: Kith,
+    kith_client,
+    kith_auth,
+    logs: list[dict[str, Any]],
+) -> None:
+    monkeypatch.setattr(audit, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(audit, "RETRY_MAX_S", 0.05)
+    headers = await kith_auth("agent")
+    contact_id = await make_person(kith, notes=0, orders=0)
+    url = f"/api/contacts/{contact_id}"
+    group = audit._group_commit()
+
+    await _rename_audit_table(kith, away=True)
+    answered = await kith_client.get(url, headers=headers)
+    assert answered.status_code == 200, answered.text
+    await _until(lambda: group.failure is not None, "the audit write to fail")
+    # The read that was answered is not lost: its entry waits to be written (see the end).
+    failed = _events(logs, "audit.write_failed")[0]
+    assert failed["log_level"] == "error" and failed["pending"] == 1
+
+    refused = await kith_client.get(url, headers=headers)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    problem = refused.json()
+    assert problem["status"] == 503
+    assert problem["title"] == "Audit log unavailable"
+    assert "audit log" in problem["detail"]
+    # Other reads of personal data are refused as well.
+    timeline = await kith_client.get(f"{url}/timeline", headers=headers)
+    assert timeline.status_code == 503, timeline.text
+
+    await _rename_audit_table(kith, away=False)
+    await _until(
+        lambda: group.failure is None and group.backlog == 0, "the queued entry to be written"
+    )
+    assert _events(logs, "audit.write_recovered")
+    again = await kith_client.get(url, headers=headers)
+    assert again.status_code == 200, again.text
+
+    entries = await AuditLog(kith).entries(contact_id)
+    # The answered read and the one after recovery; the refused ones gave nothing away.
+    assert [e.action for e in entries] == ["read", "read"]
+
+
+# -- known problems (strict xfails: they pass once fixed, then drop the marker) -----------------
+
+
+@contextlib.asynccontextmanager
+async def _audit_table_locked(settings: Settings) -> AsyncIterator[None]:
+    """Another session holds a lock on the audit table, so writing it waits: a database that
+    hangs rather than fails."""
+    if settings.database_kind == "postgresql":
+        connection = await asyncpg.connect(settings.database_url, timeout=5)
+        try:
+            async with connection.transaction():
+                await connection.execute(
+                    f"LOCK TABLE {AuditEntry._meta.tablename} IN ACCESS EXCLUSIVE MODE"
+                )
+                yield
+        finally:
+            await connection.close()
+        return
+    connection = sqlite3.connect(settings.sqlite_path, isolation_level=None)
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        yield
+        connection.execute("ROLLBACK")
+    finally:
+        connection.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="audit.shutdown() logs group.backlog, which leaves out the batch being written: when "
+    "closing gives up during an insert that hangs, entries_lost says count=0 (and on PostgreSQL "
+    "the cancelled insert loses those entries)",
+)
+async def test_closing_counts_the_entries_of_a_write_that_hangs_as_lost(
+    monkeypatch: pytest.MonkeyPatch,
+    kith_settings: Settings,
+    kith_plugin_manager: KithPluginManager,
+    logs: list[dict[str, Any]],
+) -> None:
+    monkeypatch.setattr(audit, "SETTLE_TIMEOUT_S", 0.5)
+    kith = await _open(kith_settings, kith_plugin_manager)
+    contact_id = await make_person(kith, notes=0, orders=0)
+    async with _audit_table_locked(kith_settings):
+        for _ in range(7):
+            await record_access(kith, contact_id, "read", channel="cli")
+        closing = asyncio.ensure_future(kith.close())
+        # Closing gives up after SETTLE_TIMEOUT_S; the lock outlasts that (bounded wait).
+        await _until(lambda: bool(_events(logs, "audit.entries_lost")), "closing to give up")
+    await closing
+    [lost] = _events(logs, "audit.entries_lost")
+    assert lost["count"] == 7
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="AuditLog.entries/count/readable settle() without a timeout: while the audit log "
+    "cannot be written, reading it (GET /api/privacy/audit/{id}, exports, erasure) never answers",
+)
+async def test_reading_the_log_while_it_cannot_be_written_answers(
+    monkeypatch: pytest.MonkeyPatch, kith: Kith, kith_client, kith_auth
+) -> None:
+    monkeypatch.setattr(audit, "RETRY_FIRST_S", 0.01)
+    monkeypatch.setattr(audit, "RETRY_MAX_S", 0.05)
+    headers = await kith_auth("agent")
+    compliance = await kith_auth("compliance")
+    contact_id = await make_person(kith, notes=0, orders=0)
+    group = audit._group_commit()
+    await _rename_audit_table(kith, away=True)
+    try:
+        read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+        assert read.status_code == 200, read.text
+        await _until(lambda: group.failure is not None, "the audit write to fail")
+        listing = kith_client.get(f"/api/privacy/audit/{contact_id}", headers=compliance)
+        try:
+            # A generous bound: the point is that it answers at all.
+            response = await asyncio.wait_for(listing, 5)
+        except TimeoutError:
+            pytest.fail("reading the audit log did not answer while it could not be written")
+    finally:
+        await _rename_audit_table(kith, away=False)
+    assert response.status_code == 503, response.text
