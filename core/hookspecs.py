@@ -161,6 +161,15 @@ def kith_startup(kith: Kith) -> Awaitable[None] | None:
 
 @hookspec
 @may_be_async
+def kith_shutdown(kith: Kith) -> Awaitable[None] | None:
+    """Called once when Kith closes (server shutdown, end of a command, worker stop), before
+    the database is closed: write what the plugin still holds in memory and stop its
+    background work. An error is logged and does not keep the others from running.
+    Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
 def kith_subject_export(
     kith: Kith, contact_id: uuid.UUID
 ) -> Awaitable[ExportSection | None] | ExportSection | None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kith.actor import SYSTEM, Actor
 from kith.bus import EventBus
 from kith.events import EventType
+from kith.logs import get_logger
 from kith.personal import CORE_PERSONAL_FIELDS, PersonalField
 from kith.protection import FieldProtector, PlaintextProtector
 from kith.settings import Settings
@@ -18,6 +19,8 @@ from kith.unit_of_work import EventSink, UnitOfWork
 
 if TYPE_CHECKING:
     from kith.plugin_manager import KithPluginManager
+
+_log = get_logger("kith")
 
 
 class Kith:
@@ -82,4 +85,13 @@ class Kith:
 
     async def close(self) -> None:
         await self.bus.stop()
+        plugins = self.plugins
+        if plugins is not None and plugins.implements("kith_shutdown"):
+            for result in await plugins.call_async("kith_shutdown", kith=self, collect_errors=True):
+                if result.error is not None:
+                    _log.error(
+                        "plugin.shutdown_failed",
+                        plugin=result.plugin,
+                        error=f"{type(result.error).__name__}: {result.error}",
+                    )
         await self.database.close()

@@ -22,7 +22,8 @@ from kith.actor import SYSTEM, Actor
 from kith.errors import InvalidInput
 from kith.events import utcnow
 from kith.ids import new_id
-from kith.privacy.errors import SubjectErased
+from kith.logs import get_logger
+from kith.privacy.errors import AuditUnavailable, SubjectErased
 from kith.privacy.protector import ERASED_MARKER
 from kith.privacy.subject_tables import AuditEntry
 from kith.runtime import Kith
@@ -63,45 +64,133 @@ async def _insert(entries: list[dict[str, Any]]) -> None:
 
 
 MAX_BATCH = 200
+# Access reports not yet written; past this many, reads are refused rather than lost.
+MAX_BACKLOG = 10_000
+# After a failed write the batch is tried again, waiting this long at first, then longer.
+RETRY_FIRST_S = 0.2
+RETRY_MAX_S = 5.0
+# How long closing Kith waits for the backlog to be written before giving up on it.
+SETTLE_TIMEOUT_S = 10.0
+
+_log = get_logger("kith.privacy.audit")
+
+
+_Waiter = asyncio.Future[None] | None
 
 
 class _GroupCommit:
-    """Entries of concurrent accesses (every API read writes one) written by one insert.
+    """The entries of concurrent accesses, written by one insert per batch.
 
     The first entry that arrives schedules a flush for the next turn of the event loop; entries
-    arriving meanwhile join it. Each caller still waits until the batch holding its entry is
-    written, so a request answers only once its access is on record; the batch shares the hop
-    to the SQLite writer and the commit (or the PostgreSQL round trip) instead of paying them
-    once per read.
+    arriving meanwhile join it, so a batch shares the hop to the SQLite writer and the commit
+    (or the PostgreSQL round trip) instead of paying them once per entry.
+
+    An entry is either *written* (the caller waits until its batch is committed and gets its
+    error) or *submitted* (access reports: the caller goes on, see :meth:`submit`). A submitted
+    entry whose batch fails stays queued and is tried again; meanwhile new submissions are
+    refused with :class:`AuditUnavailable`, so no access goes unrecorded for longer than that.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._waiting: list[tuple[dict[str, Any], _Waiter]] = []
+        self._writing = 0  # entries of the batch being inserted
         self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Condition()
+        self.failure: Exception | None = None
+
+    @property
+    def backlog(self) -> int:
+        """Entries not written yet, the batch being written included."""
+        return len(self._waiting) + self._writing
 
     async def write(self, values: dict[str, Any]) -> None:
         future: asyncio.Future[None] = self.loop.create_future()
         self._waiting.append((values, future))
+        self._schedule()
+        await future
+
+    def submit(self, values: dict[str, Any]) -> None:
+        """Queue an entry without waiting for its commit.
+
+        Waiting for a commit would cost a read about a third of its CPU time on a small server
+        (the request is suspended and resumed, docs/performance.md); the entry is written
+        within the same turn or the next few of the event loop instead. What this gives up: a
+        crash of the process in that moment loses the entries of the reads it just answered.
+        """
+        if self.failure is not None:
+            raise self.unavailable()
+        if self.backlog >= MAX_BACKLOG:
+            raise AuditUnavailable("the audit log is behind; try again in a moment")
+        self._waiting.append((values, None))
+        self._schedule()
+
+    def unavailable(self) -> AuditUnavailable:
+        failure = self.failure
+        reason = f" ({type(failure).__name__}: {failure})" if failure is not None else ""
+        return AuditUnavailable(
+            f"the audit log cannot be written{reason}; access to personal data is refused "
+            "until it can"
+        )
+
+    def _schedule(self) -> None:
         if self._task is None or self._task.done():
             # A context of its own: the batch must never join a caller's transaction.
             self._task = self.loop.create_task(self._flush(), context=contextvars.Context())
-        await future
+
+    async def settle(self, timeout: float | None = None, *, while_failing: bool = False) -> None:
+        """Wait until every queued entry is written. Raises :class:`AuditUnavailable` as soon
+        as a write fails (unless ``while_failing``: then it waits for the retries), and
+        TimeoutError after ``timeout`` seconds."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(
+                lambda: self.backlog == 0 or (self.failure is not None and not while_failing)
+            )
+        if self.backlog and self.failure is not None:
+            raise self.unavailable()
+
+    async def _announce(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)
+        delay = RETRY_FIRST_S
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
+            self._writing = len(batch)
             try:
                 await _insert([values for values, _ in batch])
             except Exception as exc:
+                self._writing = 0
                 for _, future in batch:
-                    if not future.done():
+                    if future is not None and not future.done():
                         future.set_exception(exc)
+                submitted = [(values, None) for values, future in batch if future is None]
+                if submitted:
+                    # Accesses already answered: their entries must land, so they stay first
+                    # in the queue, and new accesses are refused until they do.
+                    self.failure = exc
+                    self._waiting[:0] = submitted
+                    _log.error(
+                        "audit.write_failed",
+                        pending=self.backlog,
+                        error=f"{type(exc).__name__}: {exc}",
+                        retry_in_s=delay,
+                    )
+                    await self._announce()
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, RETRY_MAX_S)
             else:
+                self._writing = 0
+                if self.failure is not None:
+                    _log.info("audit.write_recovered")
+                self.failure = None
+                delay = RETRY_FIRST_S
                 for _, future in batch:
-                    if not future.done():
+                    if future is not None and not future.done():
                         future.set_result(None)
+        await self._announce()
 
 
 _groups: dict[int, _GroupCommit] = {}
@@ -113,9 +202,36 @@ def _group_commit() -> _GroupCommit:
     if group is None or group.loop is not loop:
         # One per event loop; loops that are gone (tests, CLI runs) leave theirs behind.
         if len(_groups) > 8:
-            _groups.clear()
+            for key in [key for key, old in _groups.items() if old.loop.is_closed()]:
+                del _groups[key]
         group = _groups[id(loop)] = _GroupCommit(loop)
     return group
+
+
+async def settle() -> None:
+    """Wait until the access reports of this event loop are written (before the log is read,
+    so that it shows them); :class:`AuditUnavailable` while the log cannot be written."""
+    group = _groups.get(id(asyncio.get_running_loop()))
+    if group is not None:
+        await group.settle()
+
+
+async def shutdown() -> None:
+    """Write what is queued before Kith closes, retrying for up to ``SETTLE_TIMEOUT_S``; say
+    in the log how many entries were lost when that fails."""
+    loop = asyncio.get_running_loop()
+    group = _groups.get(id(loop))
+    if group is None:
+        return
+    try:
+        await group.settle(SETTLE_TIMEOUT_S, while_failing=True)
+    except TimeoutError:
+        _log.error("audit.entries_lost", count=group.backlog)
+        if group._task is not None:
+            group._task.cancel()
+        # A later Kith on this loop starts afresh rather than refused by this failure.
+        if _groups.get(id(loop)) is group:
+            del _groups[id(loop)]
 
 
 class AuditEntryOut(msgspec.Struct, kw_only=True):
@@ -144,8 +260,10 @@ class AuditLog:
         channel: str = "api",
         details: dict[str, Any] | None = None,
         request_id: uuid.UUID | None = None,
+        wait: bool = True,
     ) -> uuid.UUID:
-        """Add one entry (inside the caller's transaction, if any)."""
+        """Add one entry: inside the caller's transaction, if any; otherwise committed before
+        this returns, or (``wait=False``) queued to be written right after."""
         entry_id = new_id()
         stored: str | None = None
         if details:
@@ -173,18 +291,22 @@ class AuditLog:
         if AuditEntry._meta.db.current_transaction.get() is not None:
             # Part of the caller's transaction: it commits (or rolls back) with it.
             await _insert([values])
-        else:
+        elif wait:
             await _group_commit().write(values)
+        else:
+            _group_commit().submit(values)
         return entry_id
 
     async def record_access(self, access: Access) -> None:
-        """The ``kith_record_access`` hook: one entry per reported access."""
+        """The ``kith_record_access`` hook: one entry per reported access, queued (see
+        :meth:`_GroupCommit.submit`)."""
         await self.record(
             access.contact_id,
             access.action,
             actor=access.actor,
             channel=access.channel,
             details=dict(access.details) or None,
+            wait=False,
         )
 
     async def entries(
@@ -193,6 +315,7 @@ class AuditLog:
         """A subject's entries, newest first; details read as ``[erased]`` after erasure."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit is 1 to 10000", field="limit")
+        await settle()
         query = AuditEntry.select().where(AuditEntry.contact_id == contact_id)
         if before is not None:
             query = query.where(AuditEntry.id < before)
@@ -223,10 +346,12 @@ class AuditLog:
         )
 
     async def count(self, contact_id: uuid.UUID) -> int:
+        await settle()
         return int(await AuditEntry.count().where(AuditEntry.contact_id == contact_id).run())
 
     async def readable(self, contact_id: uuid.UUID) -> int:
         """How many of the subject's entries hold details (that erasure makes unreadable)."""
+        await settle()
         return int(
             await AuditEntry.count()
             .where((AuditEntry.contact_id == contact_id) & AuditEntry.details.is_not_null())

@@ -50,7 +50,6 @@ from kith.privacy.retention_rules import Duration
 from kith.privacy.shredding import shred
 from kith.privacy.subject_settings import LegalHoldRule, subject_settings
 from kith.privacy.subject_tables import (
-    AuditEntry,
     ErasureJob,
     ErasureStep,
     ExportPackage,
@@ -548,11 +547,7 @@ class SubjectErasure:
 
     async def _records_entries(self) -> Entries:
         shredded = "crypto_shredded"
-        audit = await _count(
-            AuditEntry.count().where(
-                (AuditEntry.contact_id == self.contact_id) & AuditEntry.details.is_not_null()
-            )
-        )
+        audit = await AuditLog(self.kith).readable(self.contact_id)
         requests = await _count(
             SubjectRequest.count().where(SubjectRequest.sealed_for == self.contact_id)
         )

@@ -39,3 +39,10 @@ class UnknownKek(PrivacyError):
 
 class SubjectErased(Conflict):
     """New personal data cannot be stored for a subject whose key was destroyed."""
+
+
+class AuditUnavailable(PrivacyError):
+    """The audit log cannot be written: access to personal data is refused until it can."""
+
+    status_code = 503
+    title = "Audit log unavailable"

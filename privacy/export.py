@@ -42,7 +42,7 @@ from kith.privacy.requests import CertificateEntry, PlannedAction, RequestJob
 from kith.privacy.restriction import RestrictionService
 from kith.privacy.ropa import LAWFUL_BASIS_TEXT
 from kith.privacy.subject_settings import subject_settings
-from kith.privacy.subject_tables import AuditEntry, ExportPackage, LegalHold, RecipientNoticeRecord
+from kith.privacy.subject_tables import ExportPackage, LegalHold, RecipientNoticeRecord
 from kith.privacy.workflow_settings import workflow_settings
 from kith.runtime import Kith
 from kith.subjects import ExportSection
@@ -712,7 +712,7 @@ class ExportService:
             "contact": await Contact.count().where(Contact.id == contact_id),
             "contact_points": await ContactPoint.count().where(ContactPoint.contact == contact_id),
             "interactions": await Interaction.count().where(Interaction.contact == contact_id),
-            "audit_log": await AuditEntry.count().where(AuditEntry.contact_id == contact_id),
+            "audit_log": await AuditLog(self.kith).count(contact_id),
             "recipient_notices": await RecipientNoticeRecord.count().where(
                 RecipientNoticeRecord.contact_id == contact_id
             ),

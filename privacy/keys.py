@@ -27,6 +27,7 @@ from kith.privacy.errors import MissingDataKey, SubjectErased
 from kith.privacy.primitives import aes_gcm, random_key
 from kith.privacy.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
+from kith.storage.prepared import Prepared
 
 DEFAULT_CACHE_SIZE = 10_000
 DEFAULT_CACHE_TTL = 60.0
@@ -39,6 +40,10 @@ class LoadedKey:
     key_id: uuid.UUID
     subject: uuid.UUID
     cipher: AESGCM
+
+
+# Every read of a subject whose key is not in memory (or has aged out of it) loads it.
+_KEY_BY_ID = Prepared(lambda key_id: DataKey.select().where(DataKey.id == key_id))
 
 
 class _Erased:
@@ -238,7 +243,7 @@ class DataKeyStore:
         found = self._pending_get(transaction, key_id)
         if found is not None:
             return found
-        row = await DataKey.select().where(DataKey.id == key_id).first()
+        row = await _KEY_BY_ID.first(key_id=key_id)
         if row is not None:
             loaded = await self._unwrap_row(row)
             self._remember(transaction, loaded, created=False)

@@ -96,6 +96,11 @@ async def kith_startup(kith: Kith) -> None:
 
 
 @hookimpl
+async def kith_shutdown(kith: Kith) -> None:
+    await subject_plugin.shutdown(kith)
+
+
+@hookimpl
 async def kith_after_migrate(kith: Kith) -> None:
     await encryption_plugin.after_migrate(kith)
 

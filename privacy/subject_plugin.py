@@ -211,3 +211,9 @@ async def record_access(kith: Kith, access: Access) -> None:
     from kith.privacy.audit import AuditLog
 
     await AuditLog(kith).record_access(access)
+
+
+async def shutdown(kith: Kith) -> None:
+    from kith.privacy import audit
+
+    await audit.shutdown()

@@ -308,7 +308,7 @@ async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recover
     assert [e.action for e in entries] == ["read", "read"]
 
 
-# -- known problems (strict xfails: they pass once fixed, then drop the marker) -----------------
+# -- a log that hangs or fails ------------------------------------------------------------------
 
 
 @contextlib.asynccontextmanager
@@ -335,12 +335,6 @@ async def _audit_table_locked(settings: Settings) -> AsyncIterator[None]:
         connection.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="audit.shutdown() logs group.backlog, which leaves out the batch being written: when "
-    "closing gives up during an insert that hangs, entries_lost says count=0 (and on PostgreSQL "
-    "the cancelled insert loses those entries)",
-)
 async def test_closing_counts_the_entries_of_a_write_that_hangs_as_lost(
     monkeypatch: pytest.MonkeyPatch,
     kith_settings: Settings,
@@ -361,11 +355,6 @@ async def test_closing_counts_the_entries_of_a_write_that_hangs_as_lost(
     assert lost["count"] == 7
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="AuditLog.entries/count/readable settle() without a timeout: while the audit log "
-    "cannot be written, reading it (GET /api/privacy/audit/{id}, exports, erasure) never answers",
-)
 async def test_reading_the_log_while_it_cannot_be_written_answers(
     monkeypatch: pytest.MonkeyPatch, kith: Kith, kith_client, kith_auth
 ) -> None:

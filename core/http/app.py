@@ -7,7 +7,7 @@ from typing import Any
 
 from kith import __version__
 from kith.actor import Actor
-from kith.http.auth import authorize, public
+from kith.http.auth import authorize, current_actor, public
 from kith.http.middleware import RequestLogMiddleware
 from kith.http.problems import problem_details_plugin
 from kith.http.routes.contacts import ContactController
@@ -26,8 +26,7 @@ CORE_ROUTES: list[Any] = [health, ContactController, InteractionController, list
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:
-    actor: Actor = request.state.actor
-    return actor
+    return current_actor(request)
 
 
 def _contacts(state: State) -> ContactService:

@@ -13,6 +13,7 @@ from litestar.handlers.base import BaseRouteHandler
 
 PUBLIC = "public"
 ROLES = "roles"
+_ACTOR = "kith.actor"
 
 CurrentActor = NamedDependency[Actor]
 """A handler parameter ``actor: CurrentActor`` receives the caller (a user, after the guard)."""
@@ -53,7 +54,8 @@ async def authorize(
     allowed = handler.opt.get(ROLES)
     kith = connection.app.state.kith
     actor: Actor = await UserService(kith).authenticate(_bearer(connection))
-    connection.state.actor = actor
+    # Straight into the scope's state: ``connection.state`` builds a State object per access.
+    connection.scope["state"][_ACTOR] = actor
     if not allowed:
         raise PermissionDenied("this endpoint declares no role, so nobody may call it")
     if actor.role not in allowed:
@@ -71,6 +73,7 @@ async def authorize(
             raise KithError("the request body is empty; send a JSON object")
 
 
-def current_actor(request: Any) -> Actor:
-    actor: Actor = request.state.actor
+def current_actor(connection: ASGIConnection[Any, Any, Any, Any]) -> Actor:
+    """The caller the guard authenticated (only on routes that are not public)."""
+    actor: Actor = connection.scope["state"][_ACTOR]
     return actor
