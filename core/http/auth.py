@@ -35,8 +35,17 @@ class UnsupportedMediaType(KithError):
     title = "Unsupported media type"
 
 
+def _header(connection: ASGIConnection[Any, Any, Any, Any], name: bytes) -> str:
+    # From the raw scope: ``connection.headers`` builds a multidict of every header, a
+    # measurable part of a short authenticated request.
+    for key, value in connection.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return ""
+
+
 def _bearer(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
-    header = connection.headers.get("authorization", "")
+    header = _header(connection, b"authorization")
     scheme, _, token = header.partition(" ")
     if not header:
         raise NotAuthenticated("send an API token as `Authorization: Bearer <token>`")
