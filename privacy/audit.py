@@ -29,16 +29,23 @@ from kith.privacy.subject_tables import AuditEntry
 from kith.runtime import Kith
 from kith.storage.prepared import Prepared
 from kith.subjects import Access
+from piccolo.query import Insert
 
 TABLE = AuditEntry._meta.tablename
 MAX_DETAILS_BYTES = 4000
 
 # Every contact read over the API writes one entry, so the insert is built once per batch size:
-# building and compiling a piccolo insert cost about 0.5 ms of CPU for one row on a 2-core
-# machine, and several ms for a batch, many times what running it costs (docs/performance.md).
+# building and compiling a piccolo insert costs about 0.1 ms of CPU per row on a 2-core machine
+# (6.5 ms for 64 rows), many times what running it costs (docs/performance.md). Batches hold at
+# most MAX_BATCH entries, so there are at most that many shapes per database kind, all kept.
+MAX_BATCH = 64
 _COLUMNS = ("id", "contact_id", "at", "actor", "channel", "action", "request_id", "details")
+# piccolo's ``Insert`` rather than ``AuditEntry.insert``: without ``RETURNING id``. On SQLite
+# each returned row is a step of the statement that gives up the GIL and takes it back; with the
+# event loop's thread busy serving requests, that made a batch of 64 take half a second.
 _INSERT = Prepared(
-    lambda id, contact_id, at, actor, channel, action, request_id, details: AuditEntry.insert(
+    lambda id, contact_id, at, actor, channel, action, request_id, details: Insert(
+        AuditEntry,
         *(
             AuditEntry(
                 id=row[0],
@@ -53,8 +60,9 @@ _INSERT = Prepared(
             for row in zip(
                 id, contact_id, at, actor, channel, action, request_id, details, strict=True
             )
-        )
-    )
+        ),
+    ),
+    max_shapes=2 * MAX_BATCH,
 )
 
 
@@ -63,8 +71,9 @@ async def _insert(entries: list[dict[str, Any]]) -> None:
     await _INSERT.run(**{column: [entry[column] for entry in entries] for column in _COLUMNS})
 
 
-MAX_BATCH = 200
-# Access reports not yet written; past this many, reads are refused rather than lost.
+# Access reports not yet written: past WAIT_ABOVE a new report waits for its commit (the
+# writer is behind, so readers are slowed down to its pace); past MAX_BACKLOG, refused.
+WAIT_ABOVE = 4 * MAX_BATCH
 MAX_BACKLOG = 10_000
 # After a failed write the batch is tried again, waiting this long at first, then longer.
 RETRY_FIRST_S = 0.2
@@ -291,10 +300,12 @@ class AuditLog:
         if AuditEntry._meta.db.current_transaction.get() is not None:
             # Part of the caller's transaction: it commits (or rolls back) with it.
             await _insert([values])
-        elif wait:
-            await _group_commit().write(values)
         else:
-            _group_commit().submit(values)
+            group = _group_commit()
+            if not wait and (group.failure is not None or group.backlog < WAIT_ABOVE):
+                group.submit(values)  # refused while the log cannot be written
+            else:
+                await group.write(values)
         return entry_id
 
     async def record_access(self, access: Access) -> None:

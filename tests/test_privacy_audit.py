@@ -205,6 +205,37 @@ async def test_a_read_is_on_record_as_soon_as_it_is_answered(
     assert [e["action"] for e in listed.json()] == ["read"] * 4
 
 
+async def test_a_writer_that_is_behind_makes_readers_wait_instead_of_queueing(
+    kith: Kith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past WAIT_ABOVE queued reports a new one waits for its commit: the reader is slowed to
+    the writer's pace rather than refused, and its entry is in the table when it returns."""
+    contact_id = await make_person(kith, notes=0, orders=0)
+    monkeypatch.setattr(audit, "WAIT_ABOVE", 0)
+
+    await record_access(kith, contact_id, "read")
+
+    # Counted in the table directly: AuditLog.count would first wait for the queue.
+    assert await AuditEntry.count().where(AuditEntry.contact_id == contact_id) == 1
+
+
+async def test_batches_of_every_size_are_written_whole(kith: Kith) -> None:
+    """Each batch size has its own prepared insert; sizes up to MAX_BATCH and a queue longer
+    than one batch all land, every entry once."""
+    contact_id = await make_person(kith, notes=0, orders=0)
+    total = 0
+    for size in (1, 2, 3, 17, audit.MAX_BATCH, audit.MAX_BATCH + 5):
+        for _ in range(size):
+            await record_access(kith, contact_id, "read")
+        total += size
+        assert await AuditLog(kith).count(contact_id) == total
+    ids = [
+        row["id"]
+        for row in await AuditEntry.select(AuditEntry.id).where(AuditEntry.contact_id == contact_id)
+    ]
+    assert len(set(ids)) == total
+
+
 def test_reads_still_queued_are_written_when_kith_closes(
     kith_settings: Settings, kith_plugin_manager: KithPluginManager
 ) -> None:

@@ -84,8 +84,12 @@ class Prepared:
     """A piccolo select built by ``build(**placeholders)`` once per database kind, run with
     ``await prepared.run(**values)`` (see the module docstring)."""
 
-    def __init__(self, build: Callable[..., Query[Any, Any]]) -> None:
+    def __init__(
+        self, build: Callable[..., Query[Any, Any]], max_shapes: int = _MAX_SHAPES
+    ) -> None:
         self._build = build
+        # More for a query run with lists of many lengths (a multi-row insert of a batch).
+        self._max_shapes = max_shapes
         self._table: type[Table] | None = None
         self._shapes: OrderedDict[tuple[Any, ...], _Shape] = OrderedDict()
 
@@ -116,7 +120,7 @@ class Prepared:
             )
         shape = _Shape(query, sql, tuple(args), slots, querystrings[0].query_type)
         self._shapes[key] = shape
-        if len(self._shapes) > _MAX_SHAPES:
+        if len(self._shapes) > self._max_shapes:
             self._shapes.popitem(last=False)
         return shape
 
