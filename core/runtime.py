@@ -71,11 +71,7 @@ class Kith:
     async def start(self) -> None:
         await self.database.start()
         plugins = self.plugins
-        if (
-            plugins is not None
-            and plugins.hook.kith_startup.get_hookimpls()
-            and await self._migrated()
-        ):
+        if plugins is not None and plugins.implements("kith_startup") and await self._migrated():
             await plugins.startup(self)
 
     async def _migrated(self) -> bool:

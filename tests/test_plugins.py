@@ -692,6 +692,15 @@ async def test_a_may_be_async_hook_is_awaited_and_each_answer_names_its_plugin()
     assert isinstance(failure.error, LookupError)
     assert len(collected) == 3, "one failing plugin does not stop the others"
 
+    # Who implements a hook is remembered between calls, and forgotten when a plugin leaves.
+    manager.unregister(name="failing")
+    after = await manager.call_async("kith_subject_export", kith=None, contact_id=subject)
+    assert {result.plugin for result in after} == {"sync", "async"}
+    for name in ("sync", "async", "nothing"):
+        manager.unregister(name=name)
+    assert not manager.implements("kith_subject_export")
+    assert await manager.call_async("kith_subject_export", kith=None, contact_id=subject) == []
+
 
 # -- kith_add_hookspecs ----------------------------------------------------------------------------
 
