@@ -12,6 +12,7 @@ privacy module records its own (exports, rectifications, restrictions, erasures)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import datetime as dt
 import uuid
@@ -75,6 +76,12 @@ async def _insert(entries: list[dict[str, Any]]) -> None:
 # writer is behind, so readers are slowed down to its pace); past MAX_BACKLOG, refused.
 WAIT_ABOVE = 4 * MAX_BATCH
 MAX_BACKLOG = 10_000
+# A batch of access reports waits this long for more reports to join it, unless it is full,
+# someone waits for its commit or wants the log settled. Each commit costs more than the rows
+# it writes (SQLite: WAL frames of every page touched; PostgreSQL: a round trip), so under load
+# one commit per GATHER_S instead of one per few requests is most of an audited read's saving
+# (docs/performance.md). It is also how long an answered read's entry may wait in memory.
+GATHER_S = 0.02
 # After a failed write the batch is tried again, waiting this long at first, then longer.
 RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
@@ -106,6 +113,8 @@ class _GroupCommit:
         self._writing = 0  # entries of the batch being inserted
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Condition()
+        # Set when the next batch should not wait for more entries (see GATHER_S).
+        self._hurry = asyncio.Event()
         self.failure: Exception | None = None
 
     @property
@@ -116,6 +125,7 @@ class _GroupCommit:
     async def write(self, values: dict[str, Any]) -> None:
         future: asyncio.Future[None] = self.loop.create_future()
         self._waiting.append((values, future))
+        self._hurry.set()
         self._schedule()
         await future
 
@@ -132,6 +142,8 @@ class _GroupCommit:
         if self.backlog >= MAX_BACKLOG:
             raise AuditUnavailable("the audit log is behind; try again in a moment")
         self._waiting.append((values, None))
+        if len(self._waiting) >= MAX_BATCH:
+            self._hurry.set()
         self._schedule()
 
     def unavailable(self) -> AuditUnavailable:
@@ -151,6 +163,7 @@ class _GroupCommit:
         """Wait until every queued entry is written. Raises :class:`AuditUnavailable` as soon
         as a write fails (unless ``while_failing``: then it waits for the retries), and
         TimeoutError after ``timeout`` seconds."""
+        self._hurry.set()
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(
                 lambda: self.backlog == 0 or (self.failure is not None and not while_failing)
@@ -162,10 +175,18 @@ class _GroupCommit:
         async with self._changed:
             self._changed.notify_all()
 
+    async def _gather(self) -> None:
+        """Let more entries join the next batch, for up to GATHER_S."""
+        if not self._hurry.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(GATHER_S):
+                    await self._hurry.wait()
+        self._hurry.clear()
+
     async def _flush(self) -> None:
-        await asyncio.sleep(0)
         delay = RETRY_FIRST_S
         while self._waiting:
+            await self._gather()
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             self._writing = len(batch)
             try:

@@ -51,10 +51,8 @@ class Envelope(NamedTuple):
     key_id: uuid.UUID
     nonce: bytes
     sealed: bytes
-
-    @property
-    def header(self) -> bytes:
-        return bytes([self.version]) + self.key_id.bytes
+    # Version and key id as stored: the start of the associated data.
+    header: bytes
 
 
 @functools.lru_cache(maxsize=4096)
@@ -69,8 +67,13 @@ def is_envelope(stored: str | None) -> bool:
 
 
 def associated_data(header: bytes, table: str, column: str, row_id: uuid.UUID) -> bytes:
+    return header + _location(table, column) + row_id.bytes
+
+
+@functools.lru_cache(maxsize=1024)
+def _location(table: str, column: str) -> bytes:
     # NUL separates the names: neither a table nor a column name can contain it.
-    return b"%s|%s\x00%s\x00%s" % (header, table.encode(), column.encode(), row_id.bytes)
+    return b"|%s\x00%s\x00" % (table.encode(), column.encode())
 
 
 def pad(data: bytes) -> bytes:
@@ -121,11 +124,13 @@ def parse(stored: str) -> Envelope:
         raise EnvelopeError("the envelope is truncated")
     if raw[0] != VERSION:
         raise EnvelopeError(f"envelope format version {raw[0]} is not supported")
+    header = raw[:_HEADER_BYTES]
     return Envelope(
         raw[0],
-        _key_id(raw[1:_HEADER_BYTES]),
+        _key_id(header[1:]),
         raw[_HEADER_BYTES : _HEADER_BYTES + NONCE_BYTES],
         raw[_HEADER_BYTES + NONCE_BYTES :],
+        header,
     )
 
 

@@ -74,6 +74,9 @@ class PrivacyProtector:
     ) -> dict[str, str | None]:
         store = self.keys
         revealed: dict[str, str | None] = {}
+        # A row's fields normally share one key: it is looked up once.
+        key_id: uuid.UUID | None = None
+        key: object = None
         for column, stored in values.items():
             if stored is None:
                 revealed[column] = None
@@ -87,8 +90,10 @@ class PrivacyProtector:
                     "used without the privacy plugin, run `kith migrate` to encrypt it"
                 )
             envelope = parse(stored)
-            # A cache hit needs no await: this is every read's path.
-            key = store.cache.get(envelope.key_id) or await store.by_id(envelope.key_id, subject_id)
+            if envelope.key_id != key_id:
+                key_id = envelope.key_id
+                # A cache hit needs no await: this is every read's path.
+                key = store.cache.get(key_id) or await store.by_id(key_id, subject_id)
             if isinstance(key, LoadedKey):
                 revealed[column] = decrypt_envelope(key.cipher, envelope, table, column, row_id)
             else:

@@ -225,7 +225,8 @@ def test_associated_data_binds_table_column_and_row(place):
 def test_swapped_key_id_fails_even_with_the_right_key():
     stored = encrypt_value(KEY, KEY_ID, "kith_contact", "display_name", ROW, "Ada")
     envelope = parse(stored)
-    other = type(envelope)(envelope.version, uuid.uuid4(), envelope.nonce, envelope.sealed)
+    swapped = uuid.uuid4()
+    other = envelope._replace(key_id=swapped, header=bytes([envelope.version]) + swapped.bytes)
     with pytest.raises(FieldDecryptionError):
         decrypt_envelope(KEY, other, "kith_contact", "display_name", ROW)
 

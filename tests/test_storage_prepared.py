@@ -28,6 +28,14 @@ JSON_OUT = Prepared(
     )
 )
 
+NESTED = Prepared(
+    lambda contact_id: (
+        ContactPoint.select(ContactPoint.value, ContactPoint.contact.display_name)
+        .where(ContactPoint.contact == contact_id)
+        .output(nested=True)
+    )
+)
+
 
 class Kind(enum.Enum):
     EMAIL = "email"
@@ -77,6 +85,19 @@ async def test_output_options_apply(kith: Kith) -> None:
     row = await JSON_OUT.first(contact_id=contact_id)
     assert row is not None
     assert row["tags"] == ["a", "t0"]
+
+
+async def test_nested_output_is_nested_as_piccolo_nests_it(kith: Kith) -> None:
+    (contact_id,) = await _contacts(kith, 1)
+    expected = (
+        await ContactPoint.select(ContactPoint.value, ContactPoint.contact.display_name)
+        .where(ContactPoint.contact == contact_id)
+        .output(nested=True)
+        .run()
+    )
+    rows = await NESTED.run(contact_id=contact_id)
+    assert rows == expected
+    assert "display_name" in rows[0]["contact"]
 
 
 async def test_runs_inside_a_unit_of_work_and_sees_its_writes(kith: Kith) -> None:

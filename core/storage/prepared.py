@@ -24,7 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from piccolo.columns.m2m import M2MSelect
 from piccolo.query.base import Query
+from piccolo.query.methods.select import Select
 from piccolo.querystring import QueryString
 from piccolo.table import Table
 
@@ -69,6 +71,20 @@ class _Shape:
     args: tuple[Any, ...]
     slots: tuple[tuple[int, _Slot], ...]
     query_type: str
+    # The engine's rows are the result as they are (see _rows_need_processing).
+    rows_as_returned: bool
+
+
+def _rows_need_processing(query: Query[Any, Any]) -> bool:
+    """Whether piccolo's processing of the rows could change them. A plain select (no JSON
+    loading, objects, nesting or many-to-many columns) returns the engine's rows as
+    dicts, and piccolo's generic pass over them costs as much as the rest of a short read."""
+    if type(query) is not Select or hasattr(query, "_raw_response_callback"):
+        return True
+    output = query.output_delegate._output
+    if output.load_json or output.as_objects or output.nested:
+        return True
+    return any(isinstance(column, M2MSelect) for column in query.columns_delegate.selected_columns)
 
 
 def _placeholders(values: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +134,14 @@ class Prepared:
             raise TypeError(
                 f"prepared query lost a placeholder ({len(slots)} of {expected} in {sql!r})"
             )
-        shape = _Shape(query, sql, tuple(args), slots, querystrings[0].query_type)
+        shape = _Shape(
+            query,
+            sql,
+            tuple(args),
+            slots,
+            querystrings[0].query_type,
+            rows_as_returned=not _rows_need_processing(query),
+        )
         self._shapes[key] = shape
         if len(self._shapes) > self._max_shapes:
             self._shapes.popitem(last=False)
@@ -140,6 +163,9 @@ class Prepared:
         rows = await engine.run_querystring(
             _CompiledQueryString(shape.sql, args, shape.query_type, self._table), in_pool=True
         )
+        if shape.rows_as_returned:
+            plain: list[dict[str, Any]] = engine.transform_response_to_dicts(rows) if rows else []
+            return plain
         # The same processing ``query.run()`` applies (dicts, JSON output options, ...).
         result: list[dict[str, Any]] = await shape.query._process_results(rows)
         return result

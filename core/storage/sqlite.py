@@ -24,8 +24,12 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from kith.storage import _sqlite_types
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.querystring import QueryString
+
+# After piccolo's engine module (imported above) has registered its own.
+_sqlite_types.register()
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
