@@ -10,7 +10,14 @@ import uuid
 from typing import Any
 
 from kith.privacy.blind_index import BlindIndex
-from kith.privacy.envelope import PREFIX, decrypt_envelope, encrypt_value, parse
+from kith.privacy.envelope import (
+    HEADER_BYTES,
+    PREFIX,
+    decode,
+    encrypt_value,
+    key_id_of,
+    open_decoded,
+)
 from kith.privacy.errors import EnvelopeError, PrivacyError
 from kith.privacy.keys import DataKeyStore, LoadedKey
 
@@ -74,8 +81,8 @@ class PrivacyProtector:
     ) -> dict[str, str | None]:
         store = self.keys
         revealed: dict[str, str | None] = {}
-        # A row's fields normally share one key: it is looked up once.
-        key_id: uuid.UUID | None = None
+        # A row's fields normally share one key (the same envelope header): looked up once.
+        header = b""
         key: object = None
         for column, stored in values.items():
             if stored is None:
@@ -89,13 +96,14 @@ class PrivacyProtector:
                     f"{table}.{column} of row {row_id} is not encrypted. If this database was "
                     "used without the privacy plugin, run `kith migrate` to encrypt it"
                 )
-            envelope = parse(stored)
-            if envelope.key_id != key_id:
-                key_id = envelope.key_id
+            raw = decode(stored)
+            if raw[:HEADER_BYTES] != header:
+                header = raw[:HEADER_BYTES]
+                key_id = key_id_of(raw)
                 # A cache hit needs no await: this is every read's path.
                 key = store.cache.get(key_id) or await store.by_id(key_id, subject_id)
             if isinstance(key, LoadedKey):
-                revealed[column] = decrypt_envelope(key.cipher, envelope, table, column, row_id)
+                revealed[column] = open_decoded(key.cipher, raw, table, column, row_id)
             else:
                 revealed[column] = ERASED_MARKER
         return revealed
