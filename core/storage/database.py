@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from kith.settings import Settings
 from kith.storage import _piccolo_conf
+from kith.storage.postgres import KithPostgresEngine
 from kith.storage.sqlite import KithSQLiteEngine
 from piccolo.apps.migrations.commands.base import BaseMigrationManager
 from piccolo.apps.migrations.commands.forwards import ForwardsMigrationManager
@@ -87,7 +88,7 @@ class Database:
 
     def _make_engine(self) -> Engine:
         if self.kind == "postgresql":
-            return PostgresEngine(config=_postgres_config(self.settings.database_url))
+            return KithPostgresEngine(config=_postgres_config(self.settings.database_url))
         path = self.settings.sqlite_path
         path.parent.mkdir(parents=True, exist_ok=True)
         return KithSQLiteEngine(path=str(path))

@@ -1,0 +1,75 @@
+"""piccolo's PostgreSQL engine with a shortcut past the pool for statements outside transactions.
+
+Taking a connection from asyncpg's pool and giving it back costs about as much CPU as running a
+primary-key read over it (docs/performance.md), and most of Kith's statements are such reads.
+So a statement outside a transaction keeps its connection checked out afterwards, up to
+``HOT_CONNECTIONS`` of them, and the next one takes it straight from that short list. Everything
+else (transactions, statements beyond those running on hot connections) uses the pool as before.
+
+Hot connections hold no session state, as pooled ones do not (see ``_keep_session_state`` in
+``database``). One that was closed (server restart, terminated backend) goes back to the pool,
+which replaces it; one whose statement failed goes back too, so that the pool resets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from piccolo.engine.postgres import PostgresEngine
+
+# Few: they are taken from the pool's connections (Database.start sizes it), and a transaction
+# that needs a connection must still find one there.
+HOT_CONNECTIONS = 2
+
+
+def is_open(connection: Any) -> bool:
+    """Whether a connection checked out of the pool can still run statements."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        # The pool took it back when it was closed: it is no longer ours to use.
+        return False
+
+
+class KithPostgresEngine(PostgresEngine):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._hot: list[Any] = []  # idle connections, checked out of the pool
+
+    async def _take(self) -> Any:
+        assert self.pool is not None
+        while self._hot:
+            connection = self._hot.pop()
+            if is_open(connection):
+                return connection
+            # Does nothing when the pool has already taken it back.
+            await self.pool.release(connection)
+        return await self.pool.acquire()
+
+    async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
+        if not self.pool:
+            raise ValueError("A pool isn't currently running.")
+        connection = await self._take()
+        try:
+            response = await connection.fetch(query, *(args or ()))
+        except BaseException:
+            await self.pool.release(connection)
+            raise
+        if len(self._hot) < HOT_CONNECTIONS:
+            self._hot.append(connection)
+        else:
+            await self.pool.release(connection)
+        return response
+
+    async def close_connection_pool(self) -> None:
+        # The pool waits for every checked-out connection before it closes.
+        hot, self._hot = self._hot, []
+        if self.pool is not None:
+            for connection in hot:
+                await self.pool.release(connection)
+        await super().close_connection_pool()
+
+
+__all__ = ["HOT_CONNECTIONS", "KithPostgresEngine", "is_open"]

@@ -1,0 +1,88 @@
+"""The PostgreSQL engine's hot connections: statements outside a transaction skip the pool."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import asyncpg
+import pytest
+from kith.errors import Conflict
+from kith.runtime import Kith
+from kith.schemas import ContactCreate, EmailIn
+from kith.services.contacts import ContactService
+from kith.storage.postgres import HOT_CONNECTIONS, KithPostgresEngine, is_open
+from kith.tables import Contact
+
+
+@pytest.fixture
+def engine(kith: Kith) -> KithPostgresEngine:
+    if kith.database.kind != "postgresql":
+        pytest.skip("the PostgreSQL engine")
+    assert isinstance(kith.database.engine, KithPostgresEngine)
+    return kith.database.engine
+
+
+async def _backend() -> int:
+    rows = await Contact.raw("SELECT pg_backend_pid() AS pid").run()
+    return int(rows[0]["pid"])
+
+
+async def test_statements_in_a_row_reuse_one_connection(engine: KithPostgresEngine) -> None:
+    first = await _backend()
+    assert {await _backend() for _ in range(20)} == {first}
+    assert len(engine._hot) == 1
+
+
+async def test_concurrent_statements_all_run_and_few_stay_checked_out(
+    engine: KithPostgresEngine,
+) -> None:
+    pids = await asyncio.gather(*(_backend() for _ in range(30)))
+    assert len(pids) == 30
+    assert 1 <= len(engine._hot) <= HOT_CONNECTIONS
+    # A transaction still finds a connection of its own in the pool.
+    async with engine.transaction():
+        await Contact.raw("SELECT 1").run()
+
+
+async def test_a_connection_closed_by_the_server_is_replaced(
+    engine: KithPostgresEngine, kith: Kith
+) -> None:
+    victim = await _backend()
+    killer = await asyncpg.connect(kith.settings.database_url)
+    try:
+        await killer.execute("SELECT pg_terminate_backend($1)", victim)
+    finally:
+        await killer.close()
+    # The client notices when the event loop reads the server's goodbye.
+    deadline = time.monotonic() + 5
+    while is_open(engine._hot[0]) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    assert await _backend() != victim
+
+
+async def test_failed_statements_give_their_connections_back(
+    engine: KithPostgresEngine, kith: Kith
+) -> None:
+    contacts = ContactService(kith)
+    await contacts.create(ContactCreate(name="Ada", emails=[EmailIn("ada@example.com")]))
+    # More failures than the pool has connections: a connection kept by a failed statement
+    # would leave the next statements waiting for the pool forever.
+    for _ in range(12):
+        with pytest.raises(Conflict):
+            await contacts.create(ContactCreate(name="Ada 2", emails=[EmailIn("ada@example.com")]))
+        with pytest.raises(asyncpg.PostgresError):
+            await Contact.raw("SELECT * FROM no_such_table").run()
+    rows = await asyncio.wait_for(Contact.select().run(), timeout=10)
+    assert len(rows) == 1
+    assert len(engine._hot) <= HOT_CONNECTIONS
+
+
+async def test_closing_returns_hot_connections_and_does_not_wait(
+    engine: KithPostgresEngine,
+) -> None:
+    await asyncio.gather(*(_backend() for _ in range(5)))
+    assert engine._hot
+    await asyncio.wait_for(engine.close_connection_pool(), timeout=10)
+    assert engine._hot == [] and engine.pool is None
+    await engine.start_connection_pool(min_size=1, max_size=10)
