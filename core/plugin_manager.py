@@ -871,9 +871,10 @@ class KithPluginManager(pluggy.PluginManager):
             try:
                 for value in caller(**kwargs):
                     if inspect.isawaitable(value):
-                        started = time.perf_counter()
+                        trace = self.selection.trace
+                        started = time.perf_counter() if trace else 0.0
                         answer = await value
-                        if self.selection.trace:
+                        if trace:
                             # The traced call above only created the coroutine; this is its work.
                             _log().info(
                                 "plugin hook awaited",

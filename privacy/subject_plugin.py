@@ -17,6 +17,7 @@ import click
 from kith.actor import Actor
 from kith.events import Event, EventType
 from kith.personal import PersonalField
+from kith.privacy.audit import AuditLog
 from kith.privacy.subject_piccolo_app import APP_CONFIG
 from kith.runtime import Kith
 from kith.subjects import Access, Subscriber
@@ -208,8 +209,7 @@ async def check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> 
 
 
 async def record_access(kith: Kith, access: Access) -> None:
-    from kith.privacy.audit import AuditLog
-
+    # Imported at module level, unlike the other parts: this runs on every read.
     await AuditLog(kith).record_access(access)
 
 
