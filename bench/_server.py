@@ -9,12 +9,14 @@ the comparison row, and so that every row of a table is served the same way.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 
 import uvicorn
 from kith.bootstrap import open_kith
 from kith.http import create_app
 from kith.logs import configure_logging
 from kith.settings import load_settings
+from piccolo.engine.sqlite import CONVERTERS as PICCOLO_CONVERTERS
 from piccolo.engine.sqlite import SQLiteEngine
 
 
@@ -36,6 +38,9 @@ def main() -> None:
         # pragmas (foreign keys, busy timeout) do not matter here.
         kith.database.engine = SQLiteEngine(path=str(settings.sqlite_path))
         kith.database._bind()
+        # And piccolo's own converters, which Kith's engine module replaced on import.
+        for type_name, converter in PICCOLO_CONVERTERS.items():
+            sqlite3.register_converter(type_name, converter)
     app = create_app(kith)
     # The options `kith serve` uses: Kith's middleware logs every request, uvicorn only its
     # own trouble.
