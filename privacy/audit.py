@@ -77,10 +77,10 @@ async def _insert(entries: list[dict[str, Any]]) -> None:
 WAIT_ABOVE = 4 * MAX_BATCH
 MAX_BACKLOG = 10_000
 # A batch of access reports waits this long for more reports to join it, unless it is full,
-# someone waits for its commit or wants the log settled. Each commit costs more than the rows
-# it writes (SQLite: WAL frames of every page touched; PostgreSQL: a round trip), so under load
-# one commit per GATHER_S instead of one per few requests is most of an audited read's saving
-# (docs/performance.md). It is also how long an answered read's entry may wait in memory.
+# someone waits for its commit or wants the log settled. Each insert and commit has a cost of
+# its own besides its rows (the hop to SQLite's writer thread and the WAL frames; a PostgreSQL
+# round trip), which a full batch shares (about 60 entries per batch in the read benchmark).
+# It is also how long an answered read's entry may wait in memory.
 GATHER_S = 0.02
 # After a failed write the batch is tried again, waiting this long at first, then longer.
 RETRY_FIRST_S = 0.2

@@ -219,6 +219,33 @@ async def test_a_writer_that_is_behind_makes_readers_wait_instead_of_queueing(
     assert await AuditEntry.count().where(AuditEntry.contact_id == contact_id) == 1
 
 
+async def test_reads_answered_together_share_one_insert_and_land_unprompted(
+    kith: Kith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Entries reported within the gathering window are written by one insert, and they land
+    without anyone reading the log or closing Kith."""
+    contact_id = await make_person(kith, notes=0, orders=0)
+    batches: list[int] = []
+    insert = audit._insert
+
+    async def counted(entries: list[dict[str, Any]]) -> None:
+        await insert(entries)
+        batches.append(len(entries))
+
+    monkeypatch.setattr(audit, "_insert", counted)
+    for _ in range(5):
+        await record_access(kith, contact_id, "read")
+        await asyncio.sleep(0)  # the writer's turn comes, but the window is still open
+
+    def written() -> bool:
+        return sum(batches) == 5
+
+    await _until(written, "the gathered batch to be written")
+    assert batches == [5]
+    # Counted in the table directly: AuditLog.count would first hurry the queue.
+    assert await AuditEntry.count().where(AuditEntry.contact_id == contact_id) == 5
+
+
 async def test_batches_of_every_size_are_written_whole(kith: Kith) -> None:
     """Each batch size has its own prepared insert; sizes up to MAX_BATCH and a queue longer
     than one batch all land, every entry once."""
