@@ -223,6 +223,21 @@ async def scratch_table(engine: KithSQLiteEngine) -> None:
     await engine.run_querystring(QueryString("INSERT INTO t (x) VALUES (1), (2)"))
 
 
+def lock_state_at_each_inline_try(
+    monkeypatch: pytest.MonkeyPatch, locker: ExclusiveWriter
+) -> list[bool]:
+    """Whether the lock was already released at each inline attempt, as they happen."""
+    released_when_tried: list[bool] = []
+    real_try = InlineReader.try_execute
+
+    def try_execute(self: InlineReader, sql: str, args: Any) -> list[dict[str, Any]]:
+        released_when_tried.append(locker.released.is_set())
+        return real_try(self, sql, args)
+
+    monkeypatch.setattr(InlineReader, "try_execute", try_execute)
+    return released_when_tried
+
+
 async def test_a_read_that_meets_a_lock_waits_on_a_reader_thread_and_is_not_remembered(
     kith: Kith, attempts: Attempts, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -240,14 +255,7 @@ async def test_a_read_that_meets_a_lock_waits_on_a_reader_thread_and_is_not_reme
         patched.setattr(kith_sqlite, "_PRAGMAS", pragmas)
         engine._inline_reader()
     sql = "SELECT x FROM t ORDER BY x"
-    released_when_tried: list[bool] = []
-    real_try = InlineReader.try_execute
-
-    def try_execute(self: InlineReader, sql: str, args: Any) -> list[dict[str, Any]]:
-        released_when_tried.append(locker.released.is_set())
-        return real_try(self, sql, args)
-
-    monkeypatch.setattr(InlineReader, "try_execute", try_execute)
+    released_when_tried = lock_state_at_each_inline_try(monkeypatch, locker)
     asyncio.get_running_loop().call_later(0.2, locker.release)
     try:
         rows = await read(engine, sql)
@@ -274,14 +282,7 @@ async def test_opening_the_inline_connection_does_not_wait_for_a_lock(
     await engine.close()
     locker = ExclusiveWriter(kith.settings.sqlite_path)
     sql = "SELECT x FROM t ORDER BY x"
-    released_when_tried: list[bool] = []
-    real_try = InlineReader.try_execute
-
-    def try_execute(self: InlineReader, sql: str, args: Any) -> list[dict[str, Any]]:
-        released_when_tried.append(locker.released.is_set())
-        return real_try(self, sql, args)
-
-    monkeypatch.setattr(InlineReader, "try_execute", try_execute)
+    released_when_tried = lock_state_at_each_inline_try(monkeypatch, locker)
     # Released from another thread: were it released from the loop, a loop blocked in the
     # inline connection's first pragma would only get to it after sqlite3's 5 s timeout.
     timer = threading.Timer(0.2, locker.release)
