@@ -41,6 +41,8 @@ T = TypeVar("T")
 
 EXIT_ERROR = 1
 EXIT_SETTINGS = 2
+# The channel the commands' reads and changes of personal data are audited under.
+CHANNEL = "cli"
 
 
 class CliError(click.ClickException):

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
 import uuid
 from collections.abc import Awaitable, Callable
 
 import click
 import msgspec
 from kith.cli._context import (
+    CHANNEL,
     CliError,
     format_time,
     get_settings,
@@ -24,7 +24,6 @@ from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings
-from kith.subject_checks import record_access
 
 CLI_SOURCE = "cli"
 
@@ -145,7 +144,7 @@ def add_contact(
         raise CliError(f"invalid contact: {exc}") from None
 
     async def work(kith: Kith) -> ContactOut:
-        return await ContactService(kith).create(data)
+        return await ContactService(kith, CHANNEL).create(data)
 
     contact = run_with_kith(work)
     if as_json:
@@ -166,7 +165,7 @@ def list_contacts(limit: int, include_archived: bool, as_json: bool) -> None:
     """List contacts, oldest first."""
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
-        service = ContactService(kith)
+        service = ContactService(kith, CHANNEL)
         return await collect(
             lambda cursor, n: service.list(
                 cursor=cursor, limit=n, include_archived=include_archived
@@ -192,7 +191,7 @@ def search_contacts(query: str, limit: int, include_archived: bool, as_json: boo
         raise CliError("give something to search for: an email, a phone number or a name")
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
-        service = ContactService(kith)
+        service = ContactService(kith, CHANNEL)
         return await collect(
             lambda cursor, n: service.list(
                 q=query, cursor=cursor, limit=n, include_archived=include_archived
@@ -225,13 +224,13 @@ def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
     key = parse_id(contact_id)
 
     async def work(kith: Kith) -> tuple[ContactDetail, bool, dict[str, str]]:
-        contact = await ContactService(kith).get(key)
-        page = await InteractionService(kith).timeline(key, limit=limit)
-        # The CLI runs as the system; the operating-system account says who ran it.
-        await record_access(kith, key, "read", channel="cli", os_user=getpass.getuser())
+        contact = await ContactService(kith, CHANNEL).get(key)
+        page = await InteractionService(kith, CHANNEL).timeline(key, limit=limit)
         names: dict[str, str] = {}
         if contact.organization_id is not None:
-            names["organization"] = (await ContactService(kith).get(contact.organization_id)).name
+            names["organization"] = (
+                await ContactService(kith, CHANNEL).get(contact.organization_id)
+            ).name
         users = {user.id: user.email for user in await UserService(kith).list()}
         if contact.owner_id is not None:
             names["owner"] = users.get(contact.owner_id, str(contact.owner_id))

@@ -27,11 +27,15 @@ class Event(msgspec.Struct, kw_only=True, frozen=True):
 
 
 class EventType(msgspec.Struct, frozen=True):
-    """A declared event name and what its payload carries (for docs and validation)."""
+    """A declared event name and what its payload carries (for docs and validation).
+
+    ``evidence`` marks events that document a data protection request itself (ids only): an
+    erasure keeps them, where it deletes every other event about the person."""
 
     name: str
     description: str
     payload_keys: tuple[str, ...] = ()
+    evidence: bool = False
 
 
 CORE_EVENT_TYPES: tuple[EventType, ...] = (

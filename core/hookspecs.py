@@ -34,6 +34,7 @@ if TYPE_CHECKING:
         Recipient,
         RecipientAction,
         RecipientNotice,
+        SubjectHold,
         Subscriber,
     )
     from piccolo.conf.apps import AppConfig
@@ -206,6 +207,18 @@ def kith_subject_erase_preview(
     the same sources, locations, methods, counts and grounds it would report now. Erasure
     previews show it before a compliance officer approves, and a test compares the two.
     Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_subject_holds(
+    kith: Kith, contact_id: uuid.UUID
+) -> Awaitable[list[SubjectHold]] | list[SubjectHold] | None:
+    """Which of a data subject's interactions a law requires to keep through an erasure (a
+    legal hold, e.g. orders kept for tax law). Core's own erasure and its preview ask before
+    they delete interactions: held ones are re-encrypted under the hold's key and kept, and
+    the contact stays as a nameless shell while any are kept. The privacy plugin answers from
+    ``[privacy.legal_holds]``. Collecting. May be async."""
 
 
 @hookspec

@@ -685,6 +685,67 @@ class Outbox:
         result["unfanned"] = int(unfanned[0]["n"])
         return result
 
+    # -- a data subject's events ------------------------------------------------------------
+
+    async def _subject_settled(
+        self, contact_id: uuid.UUID, kept_names: Sequence[str]
+    ) -> tuple[str, list[Any]]:
+        """The WHERE clause (and its arguments) of a subject's settled events that an erasure
+        deletes: every event about them except those named in ``kept_names`` (evidence of a
+        request) and those still being delivered, which are left to finish (ids only)."""
+        subscribers = [
+            row["name"] for row in await self._fetch("SELECT name FROM kith_event_subscriber")
+        ]
+        unsettled: list[Any] = []
+        if subscribers:
+            # Through the partial indexes on (subscriber, contact_id) of open deliveries, so
+            # this stays cheap however many events the subject had.
+            within, args = self._in("subscriber", subscribers, "text")
+            for state in ("pending", "queued"):
+                rows = await self._fetch(
+                    f"SELECT event FROM kith_event_delivery WHERE state = '{state}' "
+                    f"AND {within} AND contact_id = {{}}",
+                    *args,
+                    contact_id,
+                )
+                unsettled += [row["event"] for row in rows]
+        where = "contact_id = {} AND fanned_out_at IS NOT NULL"
+        values: list[Any] = [contact_id]
+        if kept_names:
+            where += f" AND name NOT IN ({_placeholders(len(kept_names))})"
+            values += list(kept_names)
+        if unsettled:
+            where += f" AND id NOT IN ({_placeholders(len(unsettled))})"
+            values += unsettled
+        return where, values
+
+    async def subject_counts(
+        self, contact_id: uuid.UUID, kept_names: Sequence[str] = ()
+    ) -> tuple[int, int]:
+        """(events, deliveries) that :meth:`purge_subject` would delete now."""
+        where, args = await self._subject_settled(contact_id, kept_names)
+        return await self._counts_where(where, args)
+
+    async def _counts_where(self, where: str, args: list[Any]) -> tuple[int, int]:
+        events = await self._fetch(f"SELECT count(*) AS n FROM kith_event WHERE {where}", *args)
+        deliveries = await self._fetch(
+            "SELECT count(*) AS n FROM kith_event_delivery WHERE event IN "
+            f"(SELECT id FROM kith_event WHERE {where})",
+            *args,
+        )
+        return int(events[0]["n"]), int(deliveries[0]["n"])
+
+    async def purge_subject(
+        self, contact_id: uuid.UUID, kept_names: Sequence[str] = ()
+    ) -> tuple[int, int]:
+        """Delete a data subject's settled events and their deliveries (an erasure); returns
+        (events, deliveries) deleted."""
+        where, args = await self._subject_settled(contact_id, kept_names)
+        counts = await self._counts_where(where, args)
+        # Their deliveries go with them: the foreign key cascades.
+        await self._fetch(f"DELETE FROM kith_event WHERE {where}", *args)
+        return counts
+
     async def prune(self, before: dt.datetime, limit: int = 1000) -> int:
         """Delete events older than ``before`` whose every delivery succeeded (dead ones are
         kept until replayed); returns how many went."""

@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import msgspec
 from kith.events import Event
 
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RowPages:
+    """A table too large to hold in memory (a long timeline): how many rows it has now, and a
+    function that yields them a page at a time. Exports write it page by page."""
+
+    count: int
+    pages: Callable[[], AsyncIterator[list[Row]]]
+
 
 class ExportSection(msgspec.Struct, kw_only=True):
     """Everything one source (core or a plugin) holds about a subject. ``tables`` maps a table
-    name to its rows (lists of plain dicts), which exports also write as CSV."""
+    name to its rows (a list of plain dicts, or :class:`RowPages`), which exports also write as
+    CSV; ``descriptions`` says in a sentence for the person what a table holds. Sections of the
+    same ``source`` go into one document of the export."""
 
     source: str
     description: str
-    tables: dict[str, list[dict[str, Any]]] = msgspec.field(default_factory=dict)
+    tables: dict[str, list[Row] | RowPages] = msgspec.field(default_factory=dict)
+    descriptions: dict[str, str] = msgspec.field(default_factory=dict)
+
+    def rows(self, table: str) -> int:
+        """How many rows ``table`` holds."""
+        value = self.tables[table]
+        return value.count if isinstance(value, RowPages) else len(value)
 
 
 ErasureMethod = Literal["deleted", "crypto_shredded", "anonymised", "legal_hold", "not_present"]
@@ -30,6 +51,17 @@ class ErasureOutcome(msgspec.Struct, kw_only=True):
     method: ErasureMethod
     count: int = 0
     ground: str | None = None
+
+
+class SubjectHold(msgspec.Struct, frozen=True, kw_only=True):
+    """Interactions an erasure must keep because a law requires them (a legal hold): those of
+    ``kinds`` that happened at or after ``since`` (all of them when None). They are
+    re-encrypted under the data key of ``seal_for`` (the hold's own subject id), so that the
+    person's key can be destroyed while the records stay readable until the hold ends."""
+
+    kinds: tuple[str, ...]
+    since: dt.datetime | None
+    seal_for: uuid.UUID
 
 
 Handler = Callable[[Event], Awaitable[None] | None]

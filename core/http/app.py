@@ -10,7 +10,7 @@ from kith.actor import Actor
 from kith.http.auth import authorize, current_actor, public
 from kith.http.middleware import RequestLogMiddleware
 from kith.http.problems import problem_details_plugin
-from kith.http.routes.contacts import ContactController
+from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.health import health
 from kith.http.routes.interactions import InteractionController, list_tasks
 from kith.runtime import Kith
@@ -30,11 +30,11 @@ def _actor(request: Request[Any, Any, Any]) -> Actor:
 
 
 def _contacts(state: State) -> ContactService:
-    return ContactService(state.kith)
+    return ContactService(state.kith, API)
 
 
 def _interactions(state: State) -> InteractionService:
-    return InteractionService(state.kith)
+    return InteractionService(state.kith, API)
 
 
 def create_app(

@@ -29,7 +29,7 @@ from kith.schemas import (
 )
 from kith.services import is_unique_violation
 from kith.storage.prepared import Prepared
-from kith.subject_checks import check_new_contact, check_processing
+from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, User
 
 CONTACT_TABLE = Contact._meta.tablename
@@ -91,8 +91,20 @@ _CONTACT_THROUGH_POINTS = Prepared(
 
 
 class ContactService:
-    def __init__(self, kith: Kith) -> None:
+    """Contacts, for one channel (``api``, ``cli``, ``web``...). Every method that reads or
+    changes a contact's personal data reports it (``kith_record_access``) with the actor it is
+    given and this channel, so every channel audits the same accesses."""
+
+    def __init__(self, kith: Kith, channel: str | None = None) -> None:
         self.kith = kith
+        self.channel = channel
+
+    async def _report(
+        self, contact_id: uuid.UUID, action: str, actor: Actor, **details: Any
+    ) -> None:
+        await record_access(
+            self.kith, contact_id, action, actor, self.channel or default_channel(actor), **details
+        )
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -262,7 +274,8 @@ class ContactService:
                 kind=data.kind,
                 source=data.source,
             )
-        return await self.get(contact_id)
+        await self._report(contact_id, "create", actor)
+        return await self._read(contact_id)
 
     async def update(
         self,
@@ -273,11 +286,18 @@ class ContactService:
         _retry: bool = True,
     ) -> ContactOut:
         try:
-            return await self._update(contact_id, patch, actor)
+            contact = await self._update(contact_id, patch, actor)
         except _PrimaryEmailRaced as raced:
             if not (_retry and raced.retryable):
                 raise
-        return await self.update(contact_id, patch, actor, _retry=False)
+            return await self.update(contact_id, patch, actor, _retry=False)
+        fields = sorted(
+            name
+            for name in patch.__struct_fields__
+            if getattr(patch, name) is not msgspec.UNSET and name not in CONTACT_PATCH_DIRECTIVES
+        )
+        await self._report(contact_id, "update", actor, fields=fields)
+        return contact
 
     async def _check_new_points(
         self,
@@ -315,7 +335,7 @@ class ContactService:
         directives = {name: changes.pop(name) for name in CONTACT_PATCH_DIRECTIVES & changes.keys()}
         unit = self.kith.unit_of_work(actor)
         async with unit as uow, _retryable_race(uow is unit):
-            current = await self.get(contact_id)
+            current = await self._read(contact_id)
             await check_processing(self.kith, contact_id, "contact.update")
             points = None
             if "emails" in changes or "phones" in changes:
@@ -402,11 +422,11 @@ class ContactService:
             )
             if changes.get("archived") is True and not current.archived:
                 uow.publish("contact.archived", contact_id, contact_id=str(contact_id))
-        return await self.get(contact_id)
+        return await self._read(contact_id)
 
     async def archive(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
         async with self.kith.unit_of_work(actor) as uow:
-            current = await self.get(contact_id)
+            current = await self._read(contact_id)
             await check_processing(self.kith, contact_id, "contact.archive")
             if not current.archived:
                 await (
@@ -415,7 +435,8 @@ class ContactService:
                     .run()
                 )
                 uow.publish("contact.archived", contact_id, contact_id=str(contact_id))
-        return await self.get(contact_id)
+        await self._report(contact_id, "archive", actor)
+        return await self._read(contact_id)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -461,7 +482,13 @@ class ContactService:
             archived=bool(row["archived"]),
         )
 
-    async def get(self, contact_id: uuid.UUID) -> ContactOut:
+    async def get(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
+        """One contact, its emails and phones readable; the read is reported."""
+        contact = await self._read(contact_id)
+        await self._report(contact_id, "read", actor)
+        return contact
+
+    async def _read(self, contact_id: uuid.UUID) -> ContactOut:
         points = await _CONTACT_THROUGH_POINTS.run(contact_id=contact_id)
         if points:
             first = points[0]
@@ -509,8 +536,10 @@ class ContactService:
         cursor: str | None = None,
         limit: int = 50,
         include_archived: bool = False,
+        actor: Actor = SYSTEM,
     ) -> Page[ContactOut]:
-        """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix."""
+        """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix. Each
+        contact listed is reported as read (``list``, or ``search`` for a query)."""
         limit = check_limit(limit)
         after = decode_id_cursor(cursor) if cursor else None
         filters = []
@@ -548,7 +577,14 @@ class ContactService:
             after = rows[-1]["id"]
         items = await self._hydrate(found[:limit])
         next_cursor = encode_cursor(items[-1].id) if len(found) > limit else None
+        for item in items:
+            await self._report(item.id, "search" if q else "list", actor)
         return Page(items=items, next_cursor=next_cursor)
+
+
+def default_channel(actor: Actor) -> str:
+    """The channel an access is reported under when the caller names none."""
+    return {"user": "api", "plugin": "plugin"}.get(actor.kind, "system")
 
 
 def _name_matcher(q: str) -> Any:

@@ -16,7 +16,8 @@ from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
 from kith.services import is_unique_violation
-from kith.subject_checks import check_processing
+from kith.services.contacts import default_channel
+from kith.subject_checks import check_processing, record_access
 from kith.tables import Contact, Interaction, User
 
 TABLE = Interaction._meta.tablename
@@ -45,9 +46,20 @@ class _RacedOnExternalId(Exception):
 
 
 class InteractionService:
-    def __init__(self, kith: Kith) -> None:
+    """Interactions and tasks, for one channel; reads and changes are reported as
+    :class:`kith.services.contacts.ContactService` reports them."""
+
+    def __init__(self, kith: Kith, channel: str | None = None) -> None:
         self.kith = kith
+        self.channel = channel
         self.zone = zoneinfo.ZoneInfo(kith.settings.timezone)
+
+    async def _report(
+        self, contact_id: uuid.UUID, action: str, actor: Actor, **details: Any
+    ) -> None:
+        await record_access(
+            self.kith, contact_id, action, actor, self.channel or default_channel(actor), **details
+        )
 
     def _aware(self, value: dt.datetime | None) -> dt.datetime | None:
         """Times without an offset are read in the installation's time zone."""
@@ -81,7 +93,11 @@ class InteractionService:
                     raise InvalidInput(f"only tasks have {name}", field=name)
         _check_amount(data.amount)
         try:
-            return await self._log(contact_id, data, actor)
+            interaction, created = await self._log(contact_id, data, actor)
+            await self._report(
+                contact_id, "log_interaction", actor, interaction=str(interaction.id)
+            )
+            return interaction, created
         except _RacedOnExternalId as raced:
             if not (_retry and raced.retryable):
                 raise Conflict(
@@ -115,7 +131,7 @@ class InteractionService:
                             f"for another contact ({existing['contact']})",
                             field="external_id",
                         )
-                    return await self.get(existing["id"]), False
+                    return await self._read(existing["id"]), False
             await self._check_assignee(data.assignee_id)
             row_id = new_id()
             now = utcnow()
@@ -159,7 +175,7 @@ class InteractionService:
                 kind=data.kind,
                 source=data.source,
             )
-        return await self.get(row_id), True
+        return await self._read(row_id), True
 
     async def update(
         self, interaction_id: uuid.UUID, patch: InteractionPatch, actor: Actor = SYSTEM
@@ -167,7 +183,7 @@ class InteractionService:
         changes = unset_to_dict(patch)
         _check_amount(changes.get("amount"))  # type: ignore[arg-type]
         async with self.kith.unit_of_work(actor) as uow:
-            current = await self.get(interaction_id)
+            current = await self._read(interaction_id)
             await check_processing(self.kith, current.contact_id, "interaction.update")
             if current.kind != "task":
                 for name in TASK_ONLY:
@@ -211,7 +227,10 @@ class InteractionService:
                 interaction_id=str(interaction_id),
                 fields=sorted(changes),
             )
-        return await self.get(interaction_id)
+        await self._report(
+            current.contact_id, "update_interaction", actor, interaction=str(interaction_id)
+        )
+        return await self._read(interaction_id)
 
     async def _hydrate(self, rows: list[dict[str, Any]]) -> list[InteractionOut]:
         items = []
@@ -242,16 +261,28 @@ class InteractionService:
             )
         return items
 
-    async def get(self, interaction_id: uuid.UUID) -> InteractionOut:
+    async def get(self, interaction_id: uuid.UUID, actor: Actor = SYSTEM) -> InteractionOut:
+        """One interaction; the read is reported."""
+        interaction = await self._read(interaction_id)
+        await self._report(
+            interaction.contact_id, "read_interaction", actor, interaction=str(interaction_id)
+        )
+        return interaction
+
+    async def _read(self, interaction_id: uuid.UUID) -> InteractionOut:
         row = await Interaction.select().where(Interaction.id == interaction_id).first()
         if row is None:
             raise NotFound(f"interaction {interaction_id} does not exist")
         return (await self._hydrate([row]))[0]
 
     async def timeline(
-        self, contact_id: uuid.UUID, cursor: str | None = None, limit: int = 50
+        self,
+        contact_id: uuid.UUID,
+        cursor: str | None = None,
+        limit: int = 50,
+        actor: Actor = SYSTEM,
     ) -> Page[InteractionOut]:
-        """A contact's interactions, newest first."""
+        """A contact's interactions, newest first; the read is reported."""
         limit = check_limit(limit)
         await self._contact_subject(contact_id)
         query = Interaction.select().where(Interaction.contact == contact_id)
@@ -269,6 +300,7 @@ class InteractionService:
         )
         items = await self._hydrate(rows[:limit])
         more = len(rows) > limit
+        await self._report(contact_id, "read_timeline", actor)
         return Page(
             items=items,
             next_cursor=encode_cursor(items[-1].occurred_at.isoformat(), items[-1].id)
@@ -288,8 +320,23 @@ class InteractionService:
         cursor: str | None = None,
         limit: int = 50,
         now: dt.datetime | None = None,
+        actor: Actor = SYSTEM,
     ) -> Page[InteractionOut]:
-        """Open tasks: due today (including overdue ones), overdue, or all, soonest first."""
+        """Open tasks: due today (including overdue ones), overdue, or all, soonest first. Each
+        task listed is reported as a read of its contact's data."""
+        page = await self._tasks(due, assignee_id, cursor, limit, now)
+        for item in page.items:
+            await self._report(item.contact_id, "list_tasks", actor, interaction=str(item.id))
+        return page
+
+    async def _tasks(
+        self,
+        due: DueFilter,
+        assignee_id: uuid.UUID | None,
+        cursor: str | None,
+        limit: int,
+        now: dt.datetime | None,
+    ) -> Page[InteractionOut]:
         limit = check_limit(limit)
         now = now or utcnow()
         query = Interaction.select().where(

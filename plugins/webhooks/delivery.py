@@ -52,6 +52,7 @@ HISTORY_KEPT = 20
 ERROR_TEXT_KEPT = 300
 USER_AGENT = f"Kith-Webhooks/{__version__}"
 WEBHOOKS_ACTOR = Actor(kind="plugin", name="webhooks")
+WEBHOOK_CHANNEL = "webhook"
 
 Clock = Callable[[], dt.datetime]
 
@@ -383,7 +384,7 @@ class WebhookDeliverer:
                 row["contact_id"],
                 "disclose",
                 WEBHOOKS_ACTOR,
-                channel="webhook",
+                channel=WEBHOOK_CHANNEL,
                 subscription_id=str(row["subscription"]),
                 event_id=str(row["event_id"]),
                 url=row["subscription.url"],
@@ -421,11 +422,16 @@ class WebhookDeliverer:
         if not await consent.may_share(self.kith, subject):
             document["personal_data"] = "withheld"
             return msgspec.json.encode(document), False
-        document["contact"] = await self._read(ContactService(self.kith).get, subject)
+        # Read as the webhooks plugin, so the audit log shows who read it for what.
+        contacts = ContactService(self.kith, WEBHOOK_CHANNEL)
+        document["contact"] = await self._read(
+            lambda item: contacts.get(item, WEBHOOKS_ACTOR), subject
+        )
         interaction_id = (document.get("data") or {}).get("interaction_id")
         if interaction_id:
+            interactions = InteractionService(self.kith, WEBHOOK_CHANNEL)
             document["interaction"] = await self._read(
-                InteractionService(self.kith).get, uuid.UUID(str(interaction_id))
+                lambda item: interactions.get(item, WEBHOOKS_ACTOR), uuid.UUID(str(interaction_id))
             )
         shared = document["contact"] is not None or document.get("interaction") is not None
         return msgspec.json.encode(document), shared

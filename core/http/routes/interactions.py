@@ -8,7 +8,6 @@ from kith.errors import InvalidInput
 from kith.http.auth import CurrentActor, roles
 from kith.http.routes.contacts import Cursor, Interactions, Limit
 from kith.schemas import InteractionOut, InteractionPatch, Page
-from kith.subject_checks import record_access
 from litestar import Controller, get, patch
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
@@ -21,15 +20,7 @@ class InteractionController(Controller):
     async def read(
         self, interaction_id: FromPath[uuid.UUID], interactions: Interactions, actor: CurrentActor
     ) -> InteractionOut:
-        interaction = await interactions.get(interaction_id)
-        await record_access(
-            interactions.kith,
-            interaction.contact_id,
-            "read_interaction",
-            actor,
-            interaction=str(interaction_id),
-        )
-        return interaction
+        return await interactions.get(interaction_id, actor)
 
     @patch("/{interaction_id:uuid}", opt=roles(Role.AGENT), summary="Change one (e.g. done_at)")
     async def change(
@@ -39,15 +30,7 @@ class InteractionController(Controller):
         interactions: Interactions,
         actor: CurrentActor,
     ) -> InteractionOut:
-        interaction = await interactions.update(interaction_id, data, actor)
-        await record_access(
-            interactions.kith,
-            interaction.contact_id,
-            "update_interaction",
-            actor,
-            interaction=str(interaction_id),
-        )
-        return interaction
+        return await interactions.update(interaction_id, data, actor)
 
 
 @get("/api/tasks", opt=roles(Role.AGENT), tags=["tasks"], summary="Open tasks by due date")
@@ -69,4 +52,6 @@ async def list_tasks(
             assignee_id = uuid.UUID(assignee)
         except ValueError:
             raise InvalidInput("assignee must be `me` or a user id", field="assignee") from None
-    return await interactions.tasks(due=due, assignee_id=assignee_id, cursor=cursor, limit=limit)
+    return await interactions.tasks(
+        due=due, assignee_id=assignee_id, cursor=cursor, limit=limit, actor=actor
+    )

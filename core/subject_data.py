@@ -1,0 +1,332 @@
+"""What core holds about one data subject, answered through the hooks every plugin answers.
+
+Core holds the contact, its emails and phones (with their blind indexes), its interactions and
+the events about it in the outbox. An access request exports them (``kith_subject_export``); an
+erasure deletes them (``kith_subject_erase``, previewed by ``kith_subject_erase_preview``),
+except interactions a legal hold keeps (``kith_subject_holds``): those are re-encrypted under
+the hold's own key, and the contact stays as a nameless shell while any are kept.
+
+The plugin manager registers this module under the name ``kith``, after every plugin, so
+plugins whose rows refer to the contact erase them first.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from kith.events import utcnow
+from kith.hookspecs import hookimpl
+from kith.subjects import ErasureOutcome, ExportSection, Row, RowPages, SubjectHold
+from kith.tables import Contact, ContactPoint, Interaction
+
+if TYPE_CHECKING:
+    from kith.runtime import Kith
+
+SOURCE = "kith"
+PLUGIN_NAME = "kith"
+PAGE = 500
+ERASED_NAME = "[erased]"
+NAME_COLUMNS = ("display_name", "given_name", "family_name")
+
+DESCRIPTIONS = {
+    "contact": "Your contact record: name, kind, tags, where it came from, when it changed",
+    "contact_points": "Your email addresses and phone numbers",
+    "interactions": "Your timeline: calls, emails, meetings, notes, form submissions, orders, "
+    "tasks",
+}
+
+
+# -- export --------------------------------------------------------------------------------
+
+
+async def _contact_rows(kith: Kith, contact_id: uuid.UUID) -> list[Row]:
+    row = await Contact.select().where(Contact.id == contact_id).first().run()
+    if row is None:
+        return []
+    names = await kith.protector.reveal(
+        contact_id,
+        Contact._meta.tablename,
+        contact_id,
+        {column: row[column] for column in NAME_COLUMNS},
+    )
+    tags = row["tags"]
+    if isinstance(tags, str):
+        tags = msgspec.json.decode(tags)
+    return [
+        {
+            "id": str(row["id"]),
+            "kind": row["kind"],
+            "name": names["display_name"],
+            "given_name": names["given_name"],
+            "family_name": names["family_name"],
+            "organization_id": str(row["organization"]) if row["organization"] else None,
+            "tags": list(tags or []),
+            "source": row["source"],
+            "archived": bool(row["archived"]),
+            "created_at": row["created_at"],
+            "updated_at": row["updated_at"],
+        }
+    ]
+
+
+async def _point_rows(kith: Kith, contact_id: uuid.UUID) -> list[Row]:
+    rows = await (
+        ContactPoint.select()
+        .where(ContactPoint.contact == contact_id)
+        .order_by(ContactPoint.position)
+        .run()
+    )
+    found = []
+    for row in rows:
+        value = (
+            await kith.protector.reveal(
+                contact_id, ContactPoint._meta.tablename, row["id"], {"value": row["value"]}
+            )
+        )["value"]
+        found.append(
+            {
+                "kind": row["kind"],
+                "value": value,
+                "label": row["label"],
+                "primary": bool(row["is_primary"]),
+            }
+        )
+    return found
+
+
+def _interaction_pages(kith: Kith, contact_id: uuid.UUID, count: int) -> RowPages:
+    table = Interaction._meta.tablename
+
+    async def pages() -> AsyncIterator[list[Row]]:
+        after: uuid.UUID | None = None
+        while True:
+            query = Interaction.select().where(Interaction.contact == contact_id)
+            if after is not None:
+                query = query.where(Interaction.id > after)
+            rows = await query.order_by(Interaction.id).limit(PAGE).run()
+            if not rows:
+                return
+            page = []
+            for row in rows:
+                text = await kith.protector.reveal(
+                    row["contact"],
+                    table,
+                    row["id"],
+                    {"summary": row["summary"], "body": row["body"]},
+                )
+                page.append(
+                    {
+                        "id": str(row["id"]),
+                        "kind": row["kind"],
+                        "direction": row["direction"],
+                        "occurred_at": row["occurred_at"],
+                        "summary": text["summary"],
+                        "body": text["body"],
+                        "channel": row["channel"],
+                        "duration_s": row["duration_s"],
+                        "amount": None if row["amount"] is None else str(row["amount"]),
+                        "source": row["source"],
+                        "external_id": row["external_id"],
+                        "due_at": row["due_at"],
+                        "done_at": row["done_at"],
+                        "created_at": row["created_at"],
+                    }
+                )
+            yield page
+            after = rows[-1]["id"]
+            if len(rows) < PAGE:
+                return
+
+    return RowPages(count=count, pages=pages)
+
+
+@hookimpl(trylast=True)
+async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
+    contact = await _contact_rows(kith, contact_id)
+    if not contact:
+        return None
+    interactions = await Interaction.count().where(Interaction.contact == contact_id).run()
+    return ExportSection(
+        source=SOURCE,
+        description="What the CRM holds about you: your contact record, your emails and phones, "
+        "and your timeline",
+        tables={
+            "contact": contact,
+            "contact_points": await _point_rows(kith, contact_id),
+            "interactions": _interaction_pages(kith, contact_id, int(interactions)),
+        },
+        descriptions=dict(DESCRIPTIONS),
+    )
+
+
+# -- erasure -------------------------------------------------------------------------------
+
+
+async def holds_of(kith: Kith, contact_id: uuid.UUID) -> list[SubjectHold]:
+    """What the plugins' legal holds keep of this subject (``kith_subject_holds``)."""
+    plugins = kith.plugins
+    if plugins is None or not plugins.implements("kith_subject_holds"):
+        return []
+    found: list[SubjectHold] = []
+    for result in await plugins.call_async("kith_subject_holds", kith=kith, contact_id=contact_id):
+        found += [hold for hold in result.value if isinstance(hold, SubjectHold)]
+    return found
+
+
+def _held(contact_id: uuid.UUID, hold: SubjectHold) -> Any:
+    condition = (Interaction.contact == contact_id) & Interaction.kind.is_in(list(hold.kinds))
+    if hold.since is not None:
+        condition &= Interaction.occurred_at >= hold.since
+    return condition
+
+
+@dataclass
+class _Counts:
+    points: int
+    interactions: int
+    held: int
+    contact: int
+    events: int
+    deliveries: int
+
+
+def _kept_event_names(kith: Kith) -> list[str]:
+    return sorted(name for name, event_type in kith.event_types.items() if event_type.evidence)
+
+
+async def _counts(kith: Kith, contact_id: uuid.UUID, holds: list[SubjectHold]) -> _Counts:
+    held: set[Any] = set()
+    for hold in holds:
+        held |= {
+            row["id"]
+            for row in await Interaction.select(Interaction.id).where(_held(contact_id, hold))
+        }
+    total = await Interaction.count().where(Interaction.contact == contact_id).run()
+    events, deliveries = await kith.bus.outbox.subject_counts(contact_id, _kept_event_names(kith))
+    return _Counts(
+        points=int(await ContactPoint.count().where(ContactPoint.contact == contact_id).run()),
+        interactions=int(total) - len(held),
+        held=len(held),
+        contact=int(await Contact.count().where(Contact.id == contact_id).run()),
+        events=events,
+        deliveries=deliveries,
+    )
+
+
+def _outcomes(counts: _Counts) -> list[ErasureOutcome]:
+    contact_method = "deleted"
+    ground = None
+    if counts.held and counts.contact:
+        contact_method = "anonymised"
+        ground = (
+            "kept as a nameless shell for the records under legal hold: name, tags, owner and "
+            "organization link erased"
+        )
+    events_ground = "ids only; events still being delivered are left to finish"
+    return [
+        ErasureOutcome(
+            source=SOURCE, location="kith_contact_point", method="deleted", count=counts.points
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="blind indexes (kith_contact_point.lookup)",
+            method="deleted",
+            count=counts.points,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="kith_interaction",
+            method="deleted",
+            count=counts.interactions,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="kith_contact",
+            method=contact_method,  # type: ignore[arg-type]
+            count=counts.contact,
+            ground=ground,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="kith_event",
+            method="deleted",
+            count=counts.events,
+            ground=events_ground,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="kith_event_delivery",
+            method="deleted",
+            count=counts.deliveries,
+        ),
+    ]
+
+
+@hookimpl(trylast=True)
+async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    return _outcomes(await _counts(kith, contact_id, await holds_of(kith, contact_id)))
+
+
+async def _seal(kith: Kith, contact_id: uuid.UUID, hold: SubjectHold) -> list[Any]:
+    """Re-encrypt the interactions a hold keeps under the hold's key; returns their ids."""
+    table = Interaction._meta.tablename
+    rows = await Interaction.select(Interaction.id, Interaction.summary, Interaction.body).where(
+        _held(contact_id, hold)
+    )
+    for row in rows:
+        text = await kith.protector.reveal(
+            contact_id, table, row["id"], {"summary": row["summary"], "body": row["body"]}
+        )
+        sealed = await kith.protector.protect(hold.seal_for, table, row["id"], text)
+        await (
+            Interaction.update(
+                {Interaction.summary: sealed["summary"], Interaction.body: sealed["body"]}
+            )
+            .where(Interaction.id == row["id"])
+            .run()
+        )
+    return [row["id"] for row in rows]
+
+
+@hookimpl(trylast=True)
+async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    holds = await holds_of(kith, contact_id)
+    counts = await _counts(kith, contact_id, holds)
+    kept: list[Any] = []
+    for hold in holds:
+        kept += await _seal(kith, contact_id, hold)
+    await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
+    remove = Interaction.contact == contact_id
+    if kept:
+        remove &= Interaction.id.not_in(kept)
+    await Interaction.delete().where(remove).run()
+    await kith.bus.outbox.purge_subject(contact_id, _kept_event_names(kith))
+    if kept:
+        # The shell's name reads "[erased]" under the hold's key while the records are kept.
+        names = await kith.protector.protect(
+            holds[0].seal_for, Contact._meta.tablename, contact_id, {"display_name": ERASED_NAME}
+        )
+        await (
+            Contact.update(
+                {
+                    Contact.display_name: names["display_name"],
+                    Contact.given_name: None,
+                    Contact.family_name: None,
+                    Contact.tags: [],
+                    Contact.owner: None,
+                    Contact.organization: None,
+                    Contact.archived: True,
+                    Contact.updated_at: utcnow(),
+                }
+            )
+            .where(Contact.id == contact_id)
+            .run()
+        )
+    else:
+        # People of an erased organization stay, unlinked (the foreign key sets it to NULL).
+        await Contact.delete().where(Contact.id == contact_id).run()
+    return _outcomes(counts)
