@@ -1,37 +1,135 @@
-"""Kith: a self-hostable, plugin-based CRM with privacy engineering built in."""
+"""Kith: a self-hostable, plugin-based CRM with privacy engineering built in.
+
+This module is Kith's public API: what a plugin (Kith's own included) builds on. Everything a
+plugin needs is importable from here, from :mod:`kith.http` (routes), :mod:`kith.console`
+(commands) and :mod:`kith.testing` (the pytest fixtures); the other modules are Kith's inside
+and may change without notice.
+"""
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
 from kith.actor import SYSTEM, Actor, Role
-from kith.errors import Conflict, InvalidInput, KithError, NotFound, PermissionDenied
-from kith.events import Event, EventType
-from kith.hookspecs import hookimpl
-from kith.personal import PersonalField
+from kith.errors import (
+    Conflict,
+    InvalidInput,
+    KithError,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+)
+from kith.events import Event, EventType, utcnow
+from kith.hookspecs import hookimpl, may_be_async
+from kith.ids import new_id
+from kith.logs import add_processor, get_logger
+from kith.normalize import normalize_email, normalize_phone
+from kith.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
+from kith.personal import SUBJECT_TABLE, PersonalField
+from kith.protection import FieldProtector, KeyProvider
 from kith.runtime import Kith
+from kith.schemas import (
+    ContactCreate,
+    ContactKind,
+    ContactOut,
+    ContactPatch,
+    EmailIn,
+    InteractionCreate,
+    InteractionKind,
+    InteractionOut,
+    InteractionPatch,
+    Page,
+    PhoneIn,
+    unset_to_dict,
+)
+from kith.services.contacts import ContactService
+from kith.services.interactions import InteractionService
+from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
-from kith.subjects import ErasureOutcome, ExportSection, Subscriber
+from kith.subject_checks import ProcessingRefused, check_processing, record_access
+from kith.subjects import (
+    LAWFUL_BASES,
+    Access,
+    ErasureMethod,
+    ErasureOutcome,
+    ExportSection,
+    LawfulBasis,
+    Purpose,
+    Recipient,
+    RecipientAction,
+    RecipientNotice,
+    Row,
+    RowPages,
+    SubjectHold,
+    Subscriber,
+)
+
+INTERACTION_KINDS: tuple[str, ...] = InteractionKind.__args__  # type: ignore[attr-defined]
 
 __all__ = [
+    "INTERACTION_KINDS",
+    "LAWFUL_BASES",
+    "MAX_LIMIT",
+    "SUBJECT_TABLE",
     "SYSTEM",
+    "Access",
     "Actor",
     "Conflict",
+    "ContactCreate",
+    "ContactKind",
+    "ContactOut",
+    "ContactPatch",
+    "ContactService",
+    "EmailIn",
+    "ErasureMethod",
     "ErasureOutcome",
     "Event",
     "EventType",
     "ExportSection",
+    "FieldProtector",
+    "InteractionCreate",
+    "InteractionKind",
+    "InteractionOut",
+    "InteractionPatch",
+    "InteractionService",
     "InvalidInput",
+    "KeyProvider",
     "Kith",
     "KithError",
+    "LawfulBasis",
+    "NotAuthenticated",
     "NotFound",
+    "Page",
     "PermissionDenied",
     "PersonalField",
+    "PhoneIn",
+    "ProcessingRefused",
+    "Purpose",
+    "Recipient",
+    "RecipientAction",
+    "RecipientNotice",
     "Role",
+    "Row",
+    "RowPages",
     "Settings",
     "SettingsError",
+    "SubjectHold",
     "Subscriber",
+    "UserService",
     "__version__",
+    "add_processor",
+    "check_limit",
+    "check_processing",
+    "decode_cursor",
+    "encode_cursor",
+    "get_logger",
     "hookimpl",
     "load_settings",
+    "may_be_async",
+    "new_id",
+    "normalize_email",
+    "normalize_phone",
+    "record_access",
+    "unset_to_dict",
+    "utcnow",
 ]

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import msgspec
 
+# The table whose rows are the data subjects: a personal row names its subject by a foreign key
+# to it (or, for rows that must outlive the contact, a column of its own).
+SUBJECT_TABLE = "kith_contact"
+
 
 class PersonalField(msgspec.Struct, frozen=True, kw_only=True):
     """One column that holds personal data about a data subject (a contact).
@@ -32,21 +36,21 @@ class PersonalField(msgspec.Struct, frozen=True, kw_only=True):
 
 CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField(
-        table="kith_contact",
+        table=SUBJECT_TABLE,
         column="display_name",
         category="identity",
         purposes=("customer_relationship",),
         description="The contact's name as shown",
     ),
     PersonalField(
-        table="kith_contact",
+        table=SUBJECT_TABLE,
         column="given_name",
         category="identity",
         purposes=("customer_relationship",),
         description="Given name",
     ),
     PersonalField(
-        table="kith_contact",
+        table=SUBJECT_TABLE,
         column="family_name",
         category="identity",
         purposes=("customer_relationship",),

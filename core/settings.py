@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import typing
 import zoneinfo
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import msgspec
 import phonenumbers
 
 SETTINGS_FILE = "kith.toml"
@@ -18,6 +22,9 @@ LOG_FORMATS = ("auto", "console", "json")
 
 class SettingsError(ValueError):
     """A setting has a value Kith cannot use; the message names the setting."""
+
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,11 @@ class Settings:
     dispatch_in_process: bool = True
     token_cache_seconds: float = 5.0
     extra: dict[str, Any] = field(default_factory=dict)
+    # The KITH_* variables, for the plugins' sections (``KITH_<SECTION>_<KEY>`` overrides).
+    environment: dict[str, str] = field(default_factory=dict)
+    _parsed: dict[tuple[str, type[Any]], Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def database_kind(self) -> str:
@@ -46,6 +58,106 @@ class Settings:
         """A plugin's own table from ``kith.toml`` (``[name]``), empty when absent."""
         value = self.extra.get(name, {})
         return value if isinstance(value, dict) else {}
+
+    def parsed(self, name: str, schema: type[S]) -> S:
+        """The ``[name]`` table of ``kith.toml`` validated into ``schema`` (a msgspec Struct a
+        plugin registered with ``kith_register_settings``), parsed once per Settings.
+
+        A ``KITH_<NAME>_<KEY>`` variable overrides one value. Keys the schema does not declare
+        are left alone: plugins of one family may share a section, each declaring its keys
+        (the plugin manager refuses keys nobody declares). Raises :class:`SettingsError`
+        naming ``[name] key`` and what is wrong."""
+        cached = self._parsed.get((name, schema))
+        if cached is None:
+            cached = self._parsed[(name, schema)] = _parse_section(self, name, schema)
+        return cached  # type: ignore[no-any-return]
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def section_keys(schema: type[msgspec.Struct]) -> set[str]:
+    """The keys a section schema declares (as written in ``kith.toml``)."""
+    return {info.encode_name for info in msgspec.structs.fields(schema)}
+
+
+def _parse_section(settings: Settings, name: str, schema: type[S]) -> S:
+    raw = settings.extra.get(name, {})
+    if not isinstance(raw, dict):
+        raise SettingsError(f"[{name}] in kith.toml must be a table, got {_type_name(raw)}")
+    keys = section_keys(schema)
+    values: dict[str, Any] = {key: value for key, value in raw.items() if key in keys}
+    overridden: set[str] = set()
+    for key in keys:
+        variable = f"KITH_{name}_{key}".upper()
+        if variable in settings.environment:
+            values[key] = settings.environment[variable]
+            overridden.add(key)
+    try:
+        # Variables are text: "true", "30" and "1.5" convert to the declared types.
+        return msgspec.convert(values, schema, strict=not overridden)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_readable(name, schema, values, str(exc), overridden)) from None
+
+
+_AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
+_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+
+
+def _readable(
+    name: str, schema: type[Any], values: dict[str, Any], message: str, overridden: set[str]
+) -> str:
+    """msgspec's message as ``[name] key.path: what is wrong``; a path through a table of
+    tables (``[...]`` in msgspec's path) gets the key of the entry at fault."""
+    path = ""
+    located = _AT.match(message)
+    if located:
+        message, path = located["message"], located["path"].lstrip(".")
+    if "[...]" in path:
+        path = _name_entry(schema, values, path)
+    missing = _MISSING.match(message)
+    if missing:
+        path = f"{path}.{missing['field']}" if path else missing["field"]
+        message = "required setting is missing"
+    top = path.split(".")[0].split("[")[0]
+    if top in overridden:
+        return f"KITH_{name}_{top}".upper() + f": {message}"
+    return f"[{name}] {path or '(section)'}: {message}"
+
+
+def _name_entry(schema: type[Any], values: dict[str, Any], path: str) -> str:
+    """Replace the first ``[...]`` of ``path`` by the key of the table entry that fails."""
+    field_name, _, rest = path.partition("[...]")
+    table = values.get(field_name)
+    declared = {info.encode_name: info.type for info in msgspec.structs.fields(schema)}
+    arguments = typing.get_args(declared.get(field_name))
+    if not isinstance(table, dict) or len(arguments) != 2:
+        return path
+    for key, entry in table.items():
+        try:
+            msgspec.convert(entry, arguments[1])
+        except msgspec.ValidationError:
+            return f"{field_name}.{key}{rest}"
+    return path
+
+
+def check_sections(
+    settings: Settings, registered: Iterable[tuple[str, type[msgspec.Struct]]]
+) -> None:
+    """Validate every registered section now (a bad value stops start-up, naming it) and
+    refuse a key that no schema of its section declares ("[privacy] four_eye: unknown
+    setting")."""
+    declared: dict[str, set[str]] = {}
+    for name, schema in registered:
+        settings.parsed(name, schema)
+        declared.setdefault(name, set()).update(section_keys(schema))
+    for name, keys in declared.items():
+        raw = settings.extra.get(name, {})
+        unknown = sorted(set(raw) - keys) if isinstance(raw, dict) else []
+        if unknown:
+            known = ", ".join(sorted(keys)) or "none"
+            raise SettingsError(f"[{name}] {unknown[0]}: unknown setting (known: {known})")
 
 
 def _read_toml(home: Path) -> dict[str, Any]:
@@ -192,4 +304,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dispatch_in_process=dispatch_in_process,
         token_cache_seconds=token_cache_seconds,
         extra={k: v for k, v in toml.items() if k not in known},
+        environment={k: v for k, v in env.items() if k.startswith("KITH_")},
     )

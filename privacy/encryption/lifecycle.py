@@ -1,0 +1,120 @@
+"""Starting field encryption when Kith opens: registry check, keys, blind-index root, state.
+
+Runs from ``kith_startup`` (after the database is connected) and again after ``kith migrate``
+(the privacy tables may only exist from then on). It is idempotent: running it again keeps the
+data-key cache.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kith.logs import get_logger
+from kith.privacy.encryption import jobs
+from kith.privacy.encryption.blind_index import BlindIndex, derive_root
+from kith.privacy.encryption.errors import UnknownKek
+from kith.privacy.encryption.field_registry import FieldRegistry, build_registry
+from kith.privacy.encryption.keyfile import LocalKeyFile
+from kith.privacy.encryption.settings import encryption_settings, key_file_path
+from kith.privacy.encryption.keys import DataKeyStore, KeyCache
+from kith.privacy.encryption.protector import PrivacyProtector
+from kith.privacy.encryption.redaction import redactor
+from kith.privacy.encryption.tables import DataKey, Tombstone
+from kith.protection import KeyProvider
+from kith.runtime import Kith
+
+STATE_INDEX_KEK = "blind_index_kek"
+STATE_PLAINTEXT = "plaintext_encrypted"
+
+_log = get_logger("kith.privacy")
+
+
+def key_provider(kith: Kith) -> KeyProvider:
+    """The provider a plugin offers through ``kith_key_provider``, else the local key file."""
+    plugins: Any = getattr(kith, "plugins", None)
+    if plugins is not None:
+        result = plugins.call_first("kith_key_provider", settings=kith.settings)
+        if result is not None:
+            provider: KeyProvider = result.value
+            return provider
+    return LocalKeyFile(key_file_path(kith.settings))
+
+
+def registry_of(kith: Kith) -> FieldRegistry:
+    fields = getattr(kith, "personal_fields", None)
+    if fields is None:
+        from kith.personal import CORE_PERSONAL_FIELDS
+
+        fields = list(CORE_PERSONAL_FIELDS)
+    return build_registry(fields, kith.database.apps)
+
+
+async def _personal_rows_exist(registry: FieldRegistry) -> bool:
+    for personal in registry.tables.values():
+        if await personal.table.table_exists().run() and await personal.table.exists().run():
+            return True
+    return False
+
+
+async def _index_kek(provider: KeyProvider, tables_ready: bool, encrypted: bool) -> str:
+    """The KEK the blind indexes derive from: recorded once, kept across KEK rotations."""
+    current = await provider.current_kek_id()
+    if not tables_ready:
+        return current
+    recorded = await jobs.get_state(STATE_INDEX_KEK)
+    if recorded is not None and recorded in await provider.kek_ids():
+        return recorded
+    if recorded is not None and encrypted:
+        raise UnknownKek(
+            f"the blind indexes derive from key-encryption key {recorded}, which the key "
+            "provider does not have; restore the key file that holds it"
+        )
+    await jobs.set_state(STATE_INDEX_KEK, current)
+    return current
+
+
+async def _forget_resurrected_keys() -> None:
+    """Delete data keys of shredded subjects. They can only come back with a key-table backup
+    restored over a database that records the shredding; the tombstones win."""
+    await DataKey.raw(
+        f"DELETE FROM {DataKey._meta.tablename} WHERE subject IN "
+        f"(SELECT subject FROM {Tombstone._meta.tablename})"
+    ).run()
+
+
+async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
+    """Make ``protector`` ready: check the registry, open the keys, load the state."""
+    registry = registry_of(kith)
+    for warning in registry.warnings:
+        _log.warning("privacy registry", problem=warning)
+    redactor.set_field_names(registry.log_keys())
+
+    settings = encryption_settings(kith.settings)
+    provider = protector.context.get("provider") or key_provider(kith)
+    ready = await jobs.tables_ready()
+    encrypted = ready and await DataKeyStore.encrypted_data_exists()
+    await provider.open(encrypted)
+
+    index_kek = await _index_kek(provider, ready, encrypted)
+    index = BlindIndex(await derive_root(provider, index_kek), index_kek)
+    store = protector._keys or DataKeyStore(
+        provider, KeyCache(settings.key_cache_size, settings.key_cache_ttl_seconds)
+    )
+    protector.attach(store, index)
+    protector.context.update(registry=registry, provider=provider, tables_ready=ready)
+
+    protector.allow_plaintext = False
+    if ready:
+        await _forget_resurrected_keys()
+        state = await jobs.get_state(STATE_PLAINTEXT)
+        if state is None:
+            # First start with the privacy tables: a database older than encryption may hold
+            # plaintext; a fresh one does not.
+            state = "pending" if await _personal_rows_exist(registry) else jobs.DONE
+            await jobs.set_state(STATE_PLAINTEXT, state)
+        if state != jobs.DONE:
+            protector.allow_plaintext = True
+            _log.warning(
+                "personal data from before encryption is still stored in plaintext; "
+                "run `kith migrate` to encrypt it"
+            )

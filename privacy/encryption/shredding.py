@@ -1,0 +1,104 @@
+"""Crypto-shredding: destroy one subject's data key so that all their encrypted data, in the
+database and in every backup of it, can never be read again.
+
+The key row is deleted, a tombstone records who shredded whom and when (no personal data), and
+the subject's blind indexes are replaced by values that match nothing, so exact lookups stop
+finding them. Reads of the subject's fields then return ``[erased]``. Shredding twice is a no-op
+that reports the first time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from kith.actor import SYSTEM, Actor
+from kith.errors import NotFound
+from kith.events import EventType, utcnow
+from kith.privacy.encryption.protector import protector_of
+from kith.privacy.encryption.tables import DataKey, Tombstone
+from kith.runtime import Kith
+from kith.services.contacts import ContactService
+
+SHREDDED_EVENT = EventType(
+    "subject.shredded",
+    "A data subject's data key was destroyed: their personal fields now read as [erased].",
+    ("contact_id",),
+    evidence=True,
+)
+ERASED_LOOKUP_PREFIX = "erased:"
+
+
+@dataclass(frozen=True)
+class ShredResult:
+    contact_id: uuid.UUID
+    shredded_at: dt.datetime
+    already: bool
+    lookups_cleared: int
+
+
+def erased_lookup(row_id: uuid.UUID) -> str:
+    """A blind-index value that matches no lookup and stays unique per row (unique indexes on
+    the lookup column keep working for the rows that are left)."""
+    return f"{ERASED_LOOKUP_PREFIX}{row_id.hex}"
+
+
+async def shred(
+    kith: Kith, contact_id: uuid.UUID, actor: Actor = SYSTEM, reason: str = ""
+) -> ShredResult:
+    """Destroy ``contact_id``'s data key, clear their blind indexes, leave a tombstone."""
+    protector = protector_of(kith)
+    registry = protector.context["registry"]
+    async with kith.unit_of_work(actor) as uow:
+        keys = await DataKey.select(DataKey.id).where(DataKey.subject == contact_id).run()
+        tombstone = await Tombstone.select().where(Tombstone.subject == contact_id).first()
+        if (
+            not keys
+            and tombstone is None
+            and not await ContactService(kith).exists(contact_id)
+        ):
+            raise NotFound(f"contact {contact_id} does not exist and has no data key")
+        key_id = keys[0]["id"] if keys else None
+        await DataKey.delete().where(DataKey.subject == contact_id).run()
+        now = utcnow()
+        if tombstone is None:
+            await Tombstone.insert(
+                Tombstone(
+                    subject=contact_id,
+                    data_key_id=key_id,
+                    shredded_at=now,
+                    actor=actor.ref,
+                    reason=reason[:200],
+                )
+            ).run()
+        cleared = 0
+        for personal in registry.tables.values():
+            table = personal.table
+            if not any(f.searchable for f in personal.fields) or personal.subject_column is None:
+                continue
+            lookup = table._meta.get_column_by_name("lookup") if _has(table, "lookup") else None
+            if lookup is None:
+                continue
+            subject = table._meta.get_column_by_name(personal.subject_column)
+            pk = table._meta.primary_key
+            rows = await table.select(pk, lookup).where(subject == contact_id).run()
+            for row in rows:
+                row_id = row[pk._meta.name]
+                if str(row["lookup"]).startswith(ERASED_LOOKUP_PREFIX):
+                    continue
+                await table.update({lookup: erased_lookup(row_id)}).where(pk == row_id).run()
+                cleared += 1
+        if tombstone is None:
+            uow.publish(SHREDDED_EVENT.name, contact_id, contact_id=str(contact_id))
+    protector.keys.forget(contact_id, key_id)
+    return ShredResult(
+        contact_id=contact_id,
+        shredded_at=tombstone["shredded_at"] if tombstone is not None else now,
+        already=tombstone is not None,
+        lookups_cleared=cleared,
+    )
+
+
+def _has(table: type, name: str) -> bool:
+    return any(column._meta.name == name for column in table._meta.columns)  # type: ignore[attr-defined]
