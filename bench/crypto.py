@@ -38,9 +38,9 @@ import asyncpg
 from kith.bootstrap import open_kith
 from kith.ids import new_id
 from kith.plugin_manager import load_plugin_manager
-from kith.privacy.envelope import decrypt_envelope, encrypt_value, parse
-from kith.privacy.primitives import aes_gcm, random_key, random_nonce
-from kith.privacy.protector import PrivacyProtector
+from kith.privacy.encryption.envelope import decrypt_envelope, encrypt_value, parse
+from kith.privacy.encryption.primitives import aes_gcm, random_key, random_nonce
+from kith.privacy.encryption.protector import PrivacyProtector
 from kith.protection import PlaintextProtector
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, PhoneIn

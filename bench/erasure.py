@@ -28,8 +28,8 @@ from pathlib import Path
 from _common import installation, postgres_unavailable
 from kith.bootstrap import open_kith
 from kith.ids import new_id
-from kith.privacy.erasure import ErasureService
-from kith.privacy.export import ExportBuilder
+from kith.privacy.rights.erasure import ErasureService
+from kith.privacy.rights.export import ExportBuilder
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService

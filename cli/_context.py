@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import getpass
 import sqlite3
 import sys
 import warnings
@@ -41,8 +42,10 @@ T = TypeVar("T")
 
 EXIT_ERROR = 1
 EXIT_SETTINGS = 2
-# The channel the commands' reads and changes of personal data are audited under.
+# The channel the commands' reads and changes of personal data are audited under; the
+# commands run as the system, so the operating-system account says who ran them.
 CHANNEL = "cli"
+CONTEXT = {"os_user": getpass.getuser()}
 
 
 class CliError(click.ClickException):

@@ -48,20 +48,20 @@ class PluginCommandsGroup(KithGroup):
 
     def _plugin_commands(self) -> dict[str, click.Command]:
         manager = cli_plugin_manager()
-        commands: dict[str, click.Command] = {}
         for info in manager.plugins():
             for command in manager.contributions(info.name).get("commands", []):
                 name = str(command.name)
-                if name in self.commands:
-                    # Help asks for the commands more than once; say it once per manager.
-                    key = (id(manager), info.name, name)
-                    if key not in self._warned:
-                        self._warned.add(key)
-                        get_logger("kith.plugins").warning(
-                            "plugin command has the name of a built-in command and is left out",
-                            plugin=info.name,
-                            command=name,
-                        )
-                    continue
-                commands[name] = command
-        return commands
+                # Help asks for the commands more than once; say it once per manager.
+                key = (id(manager), info.name, name)
+                if name in self.commands and key not in self._warned:
+                    self._warned.add(key)
+                    get_logger("kith.plugins").warning(
+                        "plugin command has the name of a built-in command and is left out",
+                        plugin=info.name,
+                        command=name,
+                    )
+        return {
+            str(command.name): command
+            for command in manager.commands()
+            if str(command.name) not in self.commands
+        }

@@ -9,6 +9,7 @@ import click
 import msgspec
 from kith.cli._context import (
     CHANNEL,
+    CONTEXT,
     CliError,
     format_time,
     get_settings,
@@ -144,7 +145,7 @@ def add_contact(
         raise CliError(f"invalid contact: {exc}") from None
 
     async def work(kith: Kith) -> ContactOut:
-        return await ContactService(kith, CHANNEL).create(data)
+        return await ContactService(kith, CHANNEL, CONTEXT).create(data)
 
     contact = run_with_kith(work)
     if as_json:
@@ -165,7 +166,7 @@ def list_contacts(limit: int, include_archived: bool, as_json: bool) -> None:
     """List contacts, oldest first."""
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
-        service = ContactService(kith, CHANNEL)
+        service = ContactService(kith, CHANNEL, CONTEXT)
         return await collect(
             lambda cursor, n: service.list(
                 cursor=cursor, limit=n, include_archived=include_archived
@@ -191,7 +192,7 @@ def search_contacts(query: str, limit: int, include_archived: bool, as_json: boo
         raise CliError("give something to search for: an email, a phone number or a name")
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
-        service = ContactService(kith, CHANNEL)
+        service = ContactService(kith, CHANNEL, CONTEXT)
         return await collect(
             lambda cursor, n: service.list(
                 q=query, cursor=cursor, limit=n, include_archived=include_archived
@@ -224,12 +225,12 @@ def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
     key = parse_id(contact_id)
 
     async def work(kith: Kith) -> tuple[ContactDetail, bool, dict[str, str]]:
-        contact = await ContactService(kith, CHANNEL).get(key)
-        page = await InteractionService(kith, CHANNEL).timeline(key, limit=limit)
+        contact = await ContactService(kith, CHANNEL, CONTEXT).get(key)
+        page = await InteractionService(kith, CHANNEL, CONTEXT).timeline(key, limit=limit)
         names: dict[str, str] = {}
         if contact.organization_id is not None:
             names["organization"] = (
-                await ContactService(kith, CHANNEL).get(contact.organization_id)
+                await ContactService(kith, CHANNEL, CONTEXT).get(contact.organization_id)
             ).name
         users = {user.id: user.email for user in await UserService(kith).list()}
         if contact.owner_id is not None:

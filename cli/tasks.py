@@ -7,6 +7,7 @@ import uuid
 import click
 from kith.cli._context import (
     CHANNEL,
+    CONTEXT,
     format_time,
     get_settings,
     note,
@@ -52,7 +53,7 @@ def list_tasks(due: DueFilter, assignee: str | None, limit: int, as_json: bool) 
     async def work(kith: Kith) -> tuple[list[InteractionOut], bool, dict[uuid.UUID, str]]:
         users = UserService(kith)
         assignee_id = (await users.by_email(assignee)).id if assignee else None
-        service = InteractionService(kith, CHANNEL)
+        service = InteractionService(kith, CHANNEL, CONTEXT)
         found: list[InteractionOut] = []
         cursor: str | None = None
         more = False
@@ -69,7 +70,7 @@ def list_tasks(due: DueFilter, assignee: str | None, limit: int, as_json: bool) 
             if not more:
                 break
         names: dict[uuid.UUID, str] = {user.id: user.email for user in await users.list()}
-        contacts = ContactService(kith, CHANNEL)
+        contacts = ContactService(kith, CHANNEL, CONTEXT)
         for contact_id in {task.contact_id for task in found}:
             names[contact_id] = (await contacts.get(contact_id)).name
         return found, more, names

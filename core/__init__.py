@@ -29,6 +29,7 @@ from kith.personal import SUBJECT_TABLE, PersonalField
 from kith.protection import FieldProtector, KeyProvider
 from kith.runtime import Kith
 from kith.schemas import (
+    CONTACT_PATCH_DIRECTIVES,
     ContactCreate,
     ContactKind,
     ContactOut,
@@ -67,6 +68,7 @@ from kith.subjects import (
 INTERACTION_KINDS: tuple[str, ...] = InteractionKind.__args__  # type: ignore[attr-defined]
 
 __all__ = [
+    "CONTACT_PATCH_DIRECTIVES",
     "INTERACTION_KINDS",
     "LAWFUL_BASES",
     "MAX_LIMIT",

@@ -12,18 +12,17 @@ def open_kith(
     settings: Settings | None = None, plugin_manager: KithPluginManager | None = None
 ) -> Kith:
     """Kith with the plugins of ``plugin_manager`` (default: the process-wide one, loaded on
-    first use): their piccolo apps, event types, subscribers, personal fields, validated
-    settings sections and field protector."""
+    first use): their piccolo apps, event types, subscribers, personal fields and field
+    protector, their settings sections validated."""
     settings = settings or load_settings()
     plugins = plugin_manager if plugin_manager is not None else get_plugin_manager()
     plugins.check_hooks()
-    sections = plugins.settings_sections(settings)
+    plugins.check_settings(settings)
     kith = Kith(settings, Database(settings, plugins.apps()))
     kith.plugins = plugins
     kith.personal_fields = plugins.personal_fields()
     kith.event_types = {event_type.name: event_type for event_type in plugins.event_types()}
     kith.subscribers = plugins.subscribers()
-    kith.settings_sections = sections
     protector = plugins.field_protector(kith)
     if protector is not None:
         kith.protector = protector

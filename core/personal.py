@@ -7,6 +7,7 @@ driven from these declarations.
 from __future__ import annotations
 
 import msgspec
+from kith.subjects import Purpose
 
 # The table whose rows are the data subjects: a personal row names its subject by a foreign key
 # to it (or, for rows that must outlive the contact, a column of its own).
@@ -77,5 +78,14 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         category="communications",
         purposes=("customer_relationship",),
         description="Free text of an interaction (note text, email body...)",
+    ),
+)
+
+
+CORE_PURPOSES: tuple[Purpose, ...] = (
+    Purpose(
+        name="customer_relationship",
+        description="Keeping track of customers, leads and their conversations with the firm",
+        lawful_basis="legitimate_interests",
     ),
 )

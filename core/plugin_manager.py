@@ -33,8 +33,8 @@ from kith import hookspecs
 from kith.errors import KithError
 from kith.events import CORE_EVENT_TYPES, EventType
 from kith.logs import get_logger
-from kith.personal import CORE_PERSONAL_FIELDS, PersonalField
-from kith.settings import Settings, SettingsError
+from kith.personal import CORE_PERSONAL_FIELDS, CORE_PURPOSES, PersonalField
+from kith.settings import Settings, SettingsError, check_sections
 from kith.subjects import Purpose, Recipient, Subscriber
 from piccolo.conf.apps import AppConfig
 
@@ -52,8 +52,6 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 _SECTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
-_MSGSPEC_PATH = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
-_MSGSPEC_MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 
 
 def _log() -> Any:
@@ -93,12 +91,21 @@ class PluginSelection:
         )
 
     def why_not(self, name: str) -> str | None:
-        """Why the plugin ``name`` is not to be loaded, or None when it is."""
-        if name in self.deny:
+        """Why the plugin ``name`` is not to be loaded, or None when it is. A name also
+        stands for its family: ``privacy`` selects ``privacy.encryption``, ``privacy.rights``..."""
+        if _listed(name, self.deny):
             return "disabled by KITH_DISABLE_PLUGINS"
-        if self.allow is not None and name not in self.allow:
+        if self.allow is not None and not _listed(name, self.allow):
             return "not in KITH_PLUGINS"
         return None
+
+
+def _listed(name: str, names: frozenset[str]) -> bool:
+    return name in names or any(name.startswith(f"{listed}.") for listed in names)
+
+
+def _listed_family(name: str, found: Iterable[str]) -> bool:
+    return any(member.startswith(f"{name}.") for member in found)
 
 
 def _names(value: str) -> list[str]:
@@ -205,6 +212,24 @@ def _check_subscriber(item: Any) -> str | None:
     return None
 
 
+def _disjoint_sections(existing: Any, new: Any) -> str | None:
+    from kith.settings import section_keys
+
+    shared = sorted(section_keys(existing[1]) & section_keys(new[1]))
+    if shared:
+        return f"both declare [{new[0]}] {shared[0]}"
+    return None
+
+
+def _mergeable_groups(existing: Any, new: Any) -> str | None:
+    if not (isinstance(existing, click.Group) and isinstance(new, click.Group)):
+        return "only command groups of the same name are joined"
+    shared = sorted(set(existing.commands) & set(new.commands))
+    if shared:
+        return f"both have a command {new.name} {shared[0]}"
+    return None
+
+
 def _check_settings(item: Any) -> str | None:
     name, schema = item
     if not isinstance(name, str) or not _SECTION_NAME.match(name):
@@ -229,6 +254,9 @@ class _Kind:
     adopt_owner: bool = False
     # Several plugins may declare the same thing identically (a shared purpose, say).
     identical_ok: bool = False
+    # Plugins of one family may share one (a settings section, a command group): when two
+    # share a name, ``merge(existing, new)`` says why they cannot be joined, or None.
+    merge: Callable[[Any, Any], str | None] | None = None
 
 
 def _core_apps() -> list[AppConfig]:
@@ -253,6 +281,7 @@ KINDS: tuple[_Kind, ...] = (
         "command",
         _check_command,
         name=lambda command: str(command.name),
+        merge=_mergeable_groups,
     ),
     _Kind(
         "event_types",
@@ -276,6 +305,7 @@ KINDS: tuple[_Kind, ...] = (
         _check_settings,
         name=lambda item: str(item[0]),
         arity=2,
+        merge=_disjoint_sections,
     ),
     _Kind(
         "personal_fields",
@@ -292,6 +322,7 @@ KINDS: tuple[_Kind, ...] = (
         "purpose",
         _expect(Purpose, "kith.subjects.Purpose"),
         name=lambda purpose: str(purpose.name),
+        core=lambda: CORE_PURPOSES,
         adopt_owner=True,
         identical_ok=True,
     ),
@@ -601,7 +632,13 @@ class KithPluginManager(pluggy.PluginManager):
                     if kind.identical_ok and _without_owner(existing) == _without_owner(item):
                         continue
                     where = "twice by this plugin" if owner == f"plugin {name!r}" else f"by {owner}"
-                    raise PluginError(name, f"{kind.label} {key!r} is registered {where}")
+                    if kind.merge is None or owner == f"plugin {name!r}":
+                        raise PluginError(name, f"{kind.label} {key!r} is registered {where}")
+                    conflict = kind.merge(existing, item)
+                    if conflict is not None:
+                        raise PluginError(
+                            name, f"{kind.label} {key!r} is registered {where}: {conflict}"
+                        )
                 owners[key] = (f"plugin {name!r}", item)
                 unique.append(item)
             collected[kind.key] = unique
@@ -627,6 +664,18 @@ class KithPluginManager(pluggy.PluginManager):
                 plan.append((name, caller))
             self._plans[hook_name] = plan
         return plan
+
+    def implementers(self, hook_name: str) -> list[str]:
+        """The plugins (and ``kith``, core) implementing a hook, in call order."""
+        return [name for name, _ in self._calls(hook_name)]
+
+    async def call_one(self, plugin: str, hook_name: str, /, **kwargs: Any) -> Any:
+        """One plugin's answer to a hook (awaited when it is async); None when it has none."""
+        for name, caller in self._calls(hook_name):
+            if name == plugin:
+                for value in caller(**kwargs):
+                    return await value if inspect.isawaitable(value) else value
+        return None
 
     def implements(self, hook_name: str) -> bool:
         """Whether any plugin implements the hook (callers skip building its arguments)."""
@@ -690,8 +739,9 @@ class KithPluginManager(pluggy.PluginManager):
                 continue
             found[name] = entry_point
         for name in sorted((self.selection.allow or frozenset()) - set(found)):
-            if name not in self._skipped and name not in self._loaded:
-                self._fail(name, None, "-", "listed in KITH_PLUGINS but not installed")
+            if _listed_family(name, found) or name in self._skipped or name in self._loaded:
+                continue
+            self._fail(name, None, "-", "listed in KITH_PLUGINS but not installed")
 
         imported: list[tuple[importlib.metadata.EntryPoint, Any]] = []
         for name, entry_point in found.items():
@@ -804,8 +854,19 @@ class KithPluginManager(pluggy.PluginManager):
         return self.collected("routes")
 
     def commands(self) -> list[click.Command]:
-        """The plugins' click commands (core's are the CLI's)."""
-        return self.collected("commands")
+        """The plugins' click commands (core's are the CLI's); command groups of the same
+        name from plugins of one family are joined into one."""
+        joined: dict[str, click.Command] = {}
+        for command in self.collected("commands"):
+            name = str(command.name)
+            existing = joined.get(name)
+            if isinstance(existing, click.Group) and isinstance(command, click.Group):
+                group = click.Group(name, help=existing.help, commands=dict(existing.commands))
+                for sub in command.commands.values():
+                    group.add_command(sub)
+                command = group
+            joined[name] = command
+        return list(joined.values())
 
     def event_types(self) -> list[EventType]:
         """Core's event types and every plugin's."""
@@ -827,21 +888,23 @@ class KithPluginManager(pluggy.PluginManager):
         """The recipients plugins declared."""
         return self.collected("recipients")
 
-    def settings_schemas(self) -> dict[str, type[msgspec.Struct]]:
-        """Settings section name → the Struct its ``kith.toml`` table is validated into."""
-        return dict(self.collected("settings"))
+    def settings_schemas(self) -> list[tuple[str, type[msgspec.Struct]]]:
+        """(section name, the Struct its ``kith.toml`` table is validated into), several per
+        name where plugins of one family share a section."""
+        return list(self.collected("settings"))
 
-    def settings_sections(self, settings: Settings) -> dict[str, msgspec.Struct]:
-        """Every declared section of ``kith.toml``, validated; raises :class:`SettingsError`
-        naming ``[section] key`` for the first bad value."""
+    def check_settings(self, settings: Settings) -> None:
+        """Validate every declared section of ``kith.toml``; raises :class:`SettingsError`
+        naming ``[section] key`` for the first bad value or a key nobody declares."""
         schemas = self.settings_schemas()
+        declared = {name for name, _ in schemas}
         for name, value in settings.extra.items():
-            if isinstance(value, dict) and name not in schemas:
+            if isinstance(value, dict) and name not in declared:
                 _log().warning(
                     "kith.toml has a section no loaded plugin declares; it is ignored",
                     section=name,
                 )
-        return {name: _validate_section(name, schema, settings) for name, schema in schemas.items()}
+        check_sections(settings, schemas)
 
     # -- calling hooks -----------------------------------------------------------------------
 
@@ -947,36 +1010,6 @@ def _unknown_hook_message(hook_name: str) -> str:
         f"implements {hook_name!r}, which no hookspec declares (misspelt, or the plugin "
         "declaring it is not loaded; use @hookimpl(optionalhook=True) if that is expected)"
     )
-
-
-def _validate_section(
-    name: str, schema: type[msgspec.Struct], settings: Settings
-) -> msgspec.Struct:
-    raw = settings.extra.get(name, {})
-    if not isinstance(raw, dict):
-        raise SettingsError(f"[{name}] in kith.toml must be a table, got {_type_name(raw)}")
-    known = {info.encode_name for info in msgspec.structs.fields(schema)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SettingsError(
-            f"[{name}] {unknown[0]}: unknown setting (known: {', '.join(sorted(known)) or 'none'})"
-        )
-    try:
-        return msgspec.convert(raw, schema)
-    except msgspec.ValidationError as exc:
-        raise SettingsError(_readable_validation_error(name, str(exc))) from None
-
-
-def _readable_validation_error(section: str, message: str) -> str:
-    path = ""
-    located = _MSGSPEC_PATH.match(message)
-    if located:
-        message, path = located["message"], located["path"].lstrip(".")
-    missing = _MSGSPEC_MISSING.match(message)
-    if missing:
-        key = f"{path}.{missing['field']}" if path else missing["field"]
-        return f"[{section}] {key}: required setting is missing"
-    return f"[{section}] {path or '(section)'}: {message}"
 
 
 # -- the process-wide manager --------------------------------------------------------------------

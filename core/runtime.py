@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kith.actor import SYSTEM, Actor
 from kith.bus import EventBus
@@ -44,8 +44,6 @@ class Kith:
         # Kith built by hand without plugins.
         self.plugins: KithPluginManager | None = None
         self.personal_fields: list[PersonalField] = list(CORE_PERSONAL_FIELDS)
-        # Section name -> the validated msgspec Struct of its kith.toml table.
-        self.settings_sections: dict[str, Any] = {}
 
     @property
     def event_types(self) -> dict[str, EventType]:

@@ -8,51 +8,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kith.hookspecs import hookimpl
-from kith.privacy import encryption_plugin
-from kith.privacy.protector import PrivacyProtector
+from kith.privacy.encryption.protector import PrivacyProtector
 from kith.runtime import Kith
 from kith.settings import Settings
 from piccolo.querystring import QueryString
-
-
-def plugin_wired() -> bool:
-    """Whether the installed privacy plugin already provides field encryption."""
-    import kith.privacy.plugin as plugin
-
-    return hasattr(plugin, "kith_field_protector")
-
-
-class EncryptionOnly:
-    """The encryption half's hooks as a plugin of its own, for tests that need it alone."""
-
-    @hookimpl
-    def kith_register_apps(self, register: Any) -> None:
-        encryption_plugin.register_apps(register)
-
-    @hookimpl
-    def kith_register_event_types(self, register: Any) -> None:
-        encryption_plugin.register_event_types(register)
-
-    @hookimpl
-    def kith_field_protector(self, kith: Kith) -> PrivacyProtector:
-        return encryption_plugin.field_protector(kith)
-
-    @hookimpl(trylast=True)
-    def kith_key_provider(self, settings: Settings) -> Any:
-        return encryption_plugin.key_provider(settings)
-
-    @hookimpl(tryfirst=True)
-    async def kith_startup(self, kith: Kith) -> None:
-        await encryption_plugin.startup(kith)
-
-    @hookimpl
-    async def kith_after_migrate(self, kith: Kith) -> None:
-        await encryption_plugin.after_migrate(kith)
-
-
-def extra_plugins() -> list[Any]:
-    return [] if plugin_wired() else [EncryptionOnly()]
 
 
 def protector(kith: Kith) -> PrivacyProtector:

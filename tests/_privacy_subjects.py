@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from kith.actor import Actor
 from kith.ids import new_id
-from kith.privacy.requests import RequestCreate, RequestService, SubjectRequestOut
+from kith.privacy.requests.service import RequestCreate, RequestService, SubjectRequestOut
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService

@@ -22,10 +22,10 @@ from _privacy_workflow import cli_env, make_user, run_services
 from kith.bootstrap import open_kith
 from kith.hookspecs import hookimpl
 from kith.plugin_manager import KithPluginManager, load_plugin_manager
-from kith.privacy import audit
-from kith.privacy.audit import AuditLog
-from kith.privacy.export import ExportService
-from kith.privacy.subject_tables import AuditEntry
+from kith.privacy.rights import audit
+from kith.privacy.rights.audit import AuditLog
+from kith.privacy.rights.export import ExportService
+from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
 from kith.settings import Settings
 from kith.subject_checks import record_access

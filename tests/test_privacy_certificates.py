@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kith.actor import Role
 from kith.cli import main
-from kith.privacy.certificates import (
+from kith.privacy.requests.certificates import (
     SIGNING_KEY_FILE,
     CertificateService,
     SignedCertificate,
@@ -29,16 +29,10 @@ from kith.privacy.certificates import (
     sign,
     verify,
 )
-from kith.privacy.requests import (
-    CertificateEntry,
-    PlannedAction,
-    RequestCreate,
-    RequestJob,
-    RequestService,
-    register_executor,
-    unregister_executor,
-)
-from kith.privacy.workflow_tables import Certificate
+from kith.privacy.requests.executors import EXECUTORS, RequestJob
+from kith.privacy.requests.service import RequestCreate, RequestService
+from kith.privacy.requests.tables import Certificate
+from kith.privacy.rights.outcomes import CertificateEntry, PlannedAction
 from kith.runtime import Kith
 
 DOC = Path(__file__).parent.parent / "docs" / "compliance-certificates.md"
@@ -71,13 +65,8 @@ class ShreddingExecutor:
 
 
 @pytest.fixture(autouse=True)
-def executor(request: pytest.FixtureRequest):
-    if "kith" in request.fixturenames:
-        # Kith's start-up installs the real executors; this test's stand-in replaces them after.
-        request.getfixturevalue("kith")
-    register_executor("erasure", ShreddingExecutor(), replace=True)
-    yield
-    unregister_executor("erasure")
+def executor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(EXECUTORS, "erasure", ShreddingExecutor())
 
 
 async def finished_request(kith: Kith, email: str = "ada@example.com") -> tuple:

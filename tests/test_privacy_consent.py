@@ -7,6 +7,8 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -14,25 +16,23 @@ from _privacy_workflow import NEWSLETTER, configure_privacy, make_contact, make_
 from kith.actor import Role
 from kith.errors import InvalidInput, NotFound
 from kith.hookspecs import hookimpl
-from kith.privacy import consent as consent_module
-from kith.privacy.consent import (
+from kith.privacy.requests.settings import RequestSettings
+from kith.privacy.rights import consent as consent_module
+from kith.privacy.rights.consent import (
     ConsentRecord,
     ConsentService,
     LinkExpired,
     LinkInvalid,
-    anonymise_subject_consents,
-    can_process,
     notice_hash,
-    register_processing_check,
-    unregister_processing_check,
 )
-from kith.privacy.registry import purposes
-from kith.privacy.workflow_settings import parse_workflow_settings
-from kith.privacy.workflow_tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
+from kith.privacy.rights.registry import purposes
+from kith.privacy.rights.restriction import RestrictionService
+from kith.privacy.rights.settings import RightsSettings
+from kith.privacy.rights.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate
 from kith.services.interactions import InteractionService
-from kith.settings import SettingsError
+from kith.settings import Settings, SettingsError
 from kith.subjects import Purpose
 
 
@@ -72,28 +72,39 @@ def ledger(kith: Kith) -> ConsentService:
 
 async def test_purposes_come_from_kith_plugins_and_settings(kith: Kith, ledger) -> None:
     declared = purposes(kith)
-    assert declared["customer_relationship"].declared_by == "kith.privacy"
+    assert declared["customer_relationship"].declared_by == "kith"
+    assert declared["subject_rights"].declared_by == "kith.privacy"
     assert declared["satisfaction_survey"].lawful_basis == "legitimate_interests"
     assert declared["newsletter"].declared_by == "kith.toml"
     assert declared["newsletter"].lawful_basis == "consent"
     assert declared["billing"].lawful_basis == "contract"
 
 
-def test_settings_override_a_plugin_purpose_and_bad_ones_are_named() -> None:
-    parsed = parse_workflow_settings(
-        {"purposes": {"satisfaction_survey": {"description": "x", "lawful_basis": "consent"}}},
-        {},
+def _privacy(section: dict[str, Any], **env: str) -> Settings:
+    """Settings whose kith.toml holds ``[privacy]`` = ``section``, with ``env`` set."""
+    return Settings(
+        home=Path("/nonexistent/kith"),
+        database_url="",
+        extra={"privacy": section},
+        environment=dict(env),
     )
-    assert parsed.purposes[0].purpose.lawful_basis == "consent"
-    with pytest.raises(SettingsError, match=r"privacy.purposes.news.lawful_basis: must be one"):
-        parse_workflow_settings(
-            {"purposes": {"news": {"description": "x", "lawful_basis": "because"}}}, {}
-        )
-    with pytest.raises(SettingsError, match=r"privacy.purposes.news: unknown key 'basis'"):
-        parse_workflow_settings({"purposes": {"news": {"description": "x", "basis": "x"}}}, {})
-    with pytest.raises(SettingsError, match=r"privacy.four_eyes: expected true or false"):
-        parse_workflow_settings({"four_eyes": "maybe"}, {})
-    assert parse_workflow_settings({}, {"KITH_PRIVACY_FOUR_EYES": "1"}).four_eyes
+
+
+def test_settings_override_a_plugin_purpose_and_bad_ones_are_named() -> None:
+    survey = {"satisfaction_survey": {"description": "x", "lawful_basis": "consent"}}
+    parsed = _privacy({"purposes": survey}).parsed("privacy", RightsSettings)
+    assert parsed.declared_purposes()[0].purpose.lawful_basis == "consent"
+    bad = {"news": {"description": "x", "lawful_basis": "because"}}
+    with pytest.raises(SettingsError, match=r"\[privacy\] purposes.news.lawful_basis: Invalid"):
+        _privacy({"purposes": bad}).parsed("privacy", RightsSettings)
+    unknown = {"news": {"description": "x", "basis": "x", "lawful_basis": "consent"}}
+    with pytest.raises(SettingsError, match=r"\[privacy\] purposes.news: .*unknown field `basis`"):
+        _privacy({"purposes": unknown}).parsed("privacy", RightsSettings)
+    with pytest.raises(SettingsError, match=r"\[privacy\] four_eyes: Expected `bool`"):
+        _privacy({"four_eyes": "maybe"}).parsed("privacy", RequestSettings)
+    assert _privacy({}, KITH_PRIVACY_FOUR_EYES="1").parsed("privacy", RequestSettings).four_eyes
+    with pytest.raises(SettingsError, match=r"^KITH_PRIVACY_FOUR_EYES: Expected `bool`"):
+        _privacy({}, KITH_PRIVACY_FOUR_EYES="maybe").parsed("privacy", RequestSettings)
 
 
 async def test_an_undeclared_purpose_is_refused_with_the_declared_ones(kith, ledger) -> None:
@@ -136,7 +147,7 @@ async def test_consent_given_withdrawn_and_derived(kith, ledger) -> None:
     note, _ = await InteractionService(kith).log(
         contact, InteractionCreate(kind="form_submission", summary="signed up at the fair")
     )
-    assert not await can_process(kith, contact, "newsletter")
+    assert not await ledger.can_process(contact, "newsletter")
 
     given = await ledger.give(
         contact,
@@ -151,11 +162,11 @@ async def test_consent_given_withdrawn_and_derived(kith, ledger) -> None:
     assert given.lawful_basis == "consent"
     assert given.source_interaction_id == note.id
     assert given.actor == f"user:{officer.id}"
-    assert await can_process(kith, contact, "newsletter")
-    assert not await can_process(kith, other, "newsletter")
+    assert await ledger.can_process(contact, "newsletter")
+    assert not await ledger.can_process(other, "newsletter")
 
     await ledger.withdraw(contact, "newsletter", channel="email")
-    assert not await can_process(kith, contact, "newsletter")
+    assert not await ledger.can_process(contact, "newsletter")
     state = {s.purpose: s for s in await ledger.current(contact)}
     assert state["newsletter"].status == "withdrawn"
     assert state["newsletter"].channel == "email"
@@ -166,18 +177,18 @@ async def test_consent_given_withdrawn_and_derived(kith, ledger) -> None:
     history = await ledger.history(contact)
     assert [e.action for e in history] == ["given", "withdrawn", "given"]
     assert history[0].occurred_at == dt.datetime(2026, 3, 1, 9, 30, tzinfo=dt.UTC)
-    assert await can_process(kith, contact, "newsletter")
+    assert await ledger.can_process(contact, "newsletter")
 
 
 async def test_lawful_bases_decide_what_a_withdrawal_means(kith, ledger) -> None:
     contact = await make_contact(kith)
-    assert await can_process(kith, contact, "billing")  # contract: no consent needed
-    assert await can_process(kith, contact, "satisfaction_survey")  # legitimate interests
+    assert await ledger.can_process(contact, "billing")  # contract: no consent needed
+    assert await ledger.can_process(contact, "satisfaction_survey")  # legitimate interests
     await ledger.withdraw(contact, "satisfaction_survey", channel="phone")  # an objection
-    assert not await can_process(kith, contact, "satisfaction_survey")
+    assert not await ledger.can_process(contact, "satisfaction_survey")
     await ledger.withdraw(contact, "billing", channel="phone")
-    assert await can_process(kith, contact, "billing")  # a contract still needs the data
-    assert not await can_process(kith, contact, "no_such_purpose")
+    assert await ledger.can_process(contact, "billing")  # a contract still needs the data
+    assert not await ledger.can_process(contact, "no_such_purpose")
 
 
 async def test_consent_names_the_notice_shown(kith, ledger) -> None:
@@ -226,7 +237,7 @@ async def test_bad_input_is_refused(kith, ledger) -> None:
 async def test_refusals_are_logged_by_contact_id_only(kith, ledger) -> None:
     contact = await make_contact(kith, "Grace Hopper", email="grace@navy.example")
     with structlog.testing.capture_logs() as logs:
-        assert not await can_process(kith, contact, "newsletter")
+        assert not await ledger.can_process(contact, "newsletter")
     refused = [entry for entry in logs if entry["event"] == "processing_refused"]
     assert refused == [
         {
@@ -240,20 +251,14 @@ async def test_refusals_are_logged_by_contact_id_only(kith, ledger) -> None:
     assert "grace" not in repr(logs).lower()
 
 
-async def test_processing_checks_can_refuse_on_top_of_consent(kith, ledger) -> None:
+async def test_a_restriction_refuses_on_top_of_consent(kith, ledger) -> None:
     contact = await make_contact(kith)
-    restricted = {contact}
-
-    async def restriction(kith_: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
-        return "processing is restricted (Art. 18)" if contact_id in restricted else None
-
-    register_processing_check(restriction)
-    try:
-        assert not await can_process(kith, contact, "billing")
-        restricted.clear()
-        assert await can_process(kith, contact, "billing")
-    finally:
-        unregister_processing_check(restriction)
+    # Billing is under contract: consent has no say, a restriction (Art. 18) does.
+    assert await ledger.can_process(contact, "billing")
+    await RestrictionService(kith).restrict(contact, "accuracy_contested")
+    assert not await ledger.can_process(contact, "billing")
+    await RestrictionService(kith).lift(contact, "told by phone on Monday")
+    assert await ledger.can_process(contact, "billing")
 
 
 # -- append-only -------------------------------------------------------------------------------
@@ -302,14 +307,14 @@ async def test_anonymising_keeps_the_evidence_but_names_nobody(kith, ledger) -> 
     await ledger.withdraw(contact, "newsletter", channel="link")
     await ledger.give(bystander, "newsletter", channel="form")
 
-    outcomes = await anonymise_subject_consents(kith, contact)
+    outcomes = await ConsentService(kith).anonymise_subject(contact)
     by_location = {o.location: o for o in outcomes}
     assert by_location["kith_consent_event"].method == "anonymised"
     assert by_location["kith_consent_event"].count == 2
     assert by_location["kith_consent_source"].count == 1
 
     assert await ledger.history(contact) == []
-    assert not await can_process(kith, contact, "newsletter")
+    assert not await ledger.can_process(contact, "newsletter")
     assert await ConsentEvent.count() == 3  # the evidence stays
     assert await ConsentSource.count() == 0
     assert await ConsentSubject.count().where(ConsentSubject.contact == contact) == 0
@@ -319,7 +324,7 @@ async def test_anonymising_keeps_the_evidence_but_names_nobody(kith, ledger) -> 
     assert len(orphans) == 2 and contact not in orphans
     assert [e.action for e in await ledger.history(bystander)] == ["given"]
 
-    again = await anonymise_subject_consents(kith, contact)
+    again = await ConsentService(kith).anonymise_subject(contact)
     assert [o.method for o in again] == ["not_present"]
 
 
@@ -346,12 +351,12 @@ async def test_a_withdrawal_link_withdraws_once(kith, kith_client, ledger) -> No
     assert shown.status_code == 200
     assert "text/html" in shown.headers["content-type"]
     assert "Monthly newsletter by email" in shown.text and '<form method="post"' in shown.text
-    assert await can_process(kith, contact, "newsletter"), "a GET must not withdraw"
+    assert await ledger.can_process(contact, "newsletter"), "a GET must not withdraw"
 
     done = await kith_client.post(link.path, data={"List-Unsubscribe": "One-Click"})
     assert done.status_code == 200, done.text
     assert "withdrawn" in done.text
-    assert not await can_process(kith, contact, "newsletter")
+    assert not await ledger.can_process(contact, "newsletter")
     history = await ledger.history(contact)
     assert [(e.action, e.channel, e.actor) for e in history][-1] == (
         "withdrawn",
@@ -394,7 +399,7 @@ async def test_forged_tampered_and_expired_links_fail(kith, kith_client, ledger,
     expired = await kith_client.get(link.path)
     assert expired.status_code == 410
     assert "expired" in expired.text
-    assert await can_process(kith, contact, "newsletter")
+    assert await ledger.can_process(contact, "newsletter")
 
 
 async def test_a_link_for_an_erased_contact_says_nothing_is_held(kith, kith_client, ledger):
@@ -523,7 +528,7 @@ def test_cli_publishes_notices_and_records_consent(kith_database_url: str, tmp_p
 
 
 async def test_the_privacy_plugin_answers_export_erase_and_preview(kith, ledger) -> None:
-    from kith.privacy.requests import RequestCreate, RequestService
+    from kith.privacy.requests.service import RequestCreate, RequestService
 
     contact = await make_contact(kith)
     form, _ = await InteractionService(kith).log(
@@ -532,26 +537,31 @@ async def test_the_privacy_plugin_answers_export_erase_and_preview(kith, ledger)
     await ledger.give(contact, "newsletter", channel="form", source_interaction_id=form.id)
     request = await RequestService(kith).create(RequestCreate(kind="erasure", contact_id=contact))
 
-    async def ours(hook: str) -> list:
+    async def ours(hook: str) -> dict[str, Any]:
         results = await kith.plugins.call_async(hook, kith=kith, contact_id=contact)
-        return [r.value for r in results if r.plugin == "privacy"]
+        return {r.plugin: r.value for r in results if r.plugin.startswith("privacy.")}
 
     exported = await ours("kith_subject_export")
-    assert len(exported) == 1
-    tables = exported[0].tables
-    assert [e["action"] for e in tables["consent_events"]] == ["given"]
-    assert tables["consent_events"][0]["source_interaction_id"] == str(form.id)
-    assert [r["id"] for r in tables["subject_requests"]] == [str(request.id)]
+    assert set(exported) == {"privacy.rights", "privacy.requests"}
+    events = exported["privacy.rights"].tables["consent_events"]
+    assert [e["action"] for e in events] == ["given"]
+    assert events[0]["source_interaction_id"] == str(form.id)
+    requests = exported["privacy.requests"].tables["subject_requests"]
+    assert [r["id"] for r in requests] == [str(request.id)]
 
     preview = await ours("kith_subject_erase_preview")
     assert await ledger.history(contact) != []  # a preview changes nothing
     erased = await ours("kith_subject_erase")
     assert preview == erased
-    methods = {o.location: o.method for o in erased[0]}
+    methods = {o.location: o.method for outcomes in erased.values() for o in outcomes}
     assert methods == {
         "kith_consent_event": "anonymised",
         "kith_consent_source": "deleted",
         "kith_consent_subject": "deleted",
+        "kith_privacy_restriction": "deleted",
         "kith_subject_request": "legal_hold",
+        "kith_subject_request (notes)": "crypto_shredded",
     }
-    assert await ledger.history(contact) == []
+    # The ledger keeps the event as evidence, linked to nobody (core erased the contact too).
+    assert await ConsentEvent.count().where(ConsentEvent.action == "given") == 1
+    assert await ConsentSubject.count().where(ConsentSubject.contact == contact) == 0

@@ -39,11 +39,11 @@ from kith.plugins.webhooks.delivery import WebhookDeliverer
 from kith.plugins.webhooks.schemas import SubscriptionCreate
 from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
-from kith.privacy.certificates import CertificateService
-from kith.privacy.erasure import ErasureService
-from kith.privacy.requests import RequestService
-from kith.privacy.subject_tables import ErasureStep, LegalHold, Suppression
-from kith.privacy.tables import DataKey, Tombstone
+from kith.privacy.encryption.tables import DataKey, Tombstone
+from kith.privacy.requests.certificates import CertificateService
+from kith.privacy.requests.service import RequestService
+from kith.privacy.rights.erasure import ErasureService
+from kith.privacy.rights.tables import ErasureStep, LegalHold, Suppression
 from kith.runtime import Kith
 from kith.schemas import ContactPatch, InteractionPatch
 from kith.services.contacts import ContactService
@@ -249,8 +249,8 @@ KILLED = textwrap.dedent(
         configure_logging(settings, stream=open(sys.argv[3], "w", buffering=1))
         kith = open_kith(settings)
         await kith.start()
-        from kith.privacy import erasure
-        from kith.privacy.requests import RequestService
+        from kith.privacy.rights import erasure
+        from kith.privacy.requests.service import RequestService
 
         original = erasure.ErasureService.run
 
@@ -274,12 +274,13 @@ KILLED = textwrap.dedent(
 # The killed process loads the installed plugins only, so the test's Kith does too.
 @pytest.mark.kith_plugins()
 # Killed inside a step's transaction: that step is rolled back, the ones before it are on
-# record (the local steps share one transaction, so killed after "core" nothing of it stays).
+# record.
 @pytest.mark.parametrize(
     ("kill_after", "last_recorded"),
-    # Killed after the first plugin's step (the example plugin, which the suite installs) and
-    # after core's: steps run recipients, plugins, then core.
-    [("plugin:example", "recipients"), ("core", "plugin:privacy")],
+    # Killed after the first source's step (the example plugin, which the suite installs) and
+    # after core's, which answers last: steps run recipients, suppression, legal holds, then
+    # every source (the example plugin first, the privacy plugins, core).
+    [("plugin:example", "legal_holds"), ("plugin:kith", "plugin:privacy.requests")],
 )
 async def test_erasure_killed_midway_resumes_with_no_residue(
     kith: Kith, kith_engine: str, tmp_path: Path, kill_after: str, last_recorded: str
@@ -300,7 +301,7 @@ async def _killed_and_resumed(
     contact_id = await make_person(kith, notes=4, orders=1)
     await kith.bus.drain()
     service = RequestService(kith)
-    from kith.privacy.requests import RequestCreate
+    from kith.privacy.requests.service import RequestCreate
 
     request = await service.create(RequestCreate(kind="erasure", contact_id=contact_id), officer)
     await service.verify(request.id, "signed letter", officer)

@@ -25,8 +25,8 @@ from _privacy_subjects import (
 )
 from _privacy_workflow import cli_env, make_user, run_services
 from kith.hookspecs import hookimpl
-from kith.privacy.audit import AuditLog
-from kith.privacy.export import ExportBuilder, ExportService
+from kith.privacy.rights.audit import AuditLog
+from kith.privacy.rights.export import ExportBuilder, ExportService
 from kith.runtime import Kith
 from kith.subjects import ExportSection, Recipient
 

@@ -13,17 +13,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-from _privacy_storage import cli_env, extra_plugins, kith_command, protector
+from _privacy_storage import cli_env, kith_command, protector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kith.bootstrap import open_kith
 from kith.hookspecs import hookimpl
 from kith.personal import PersonalField
 from kith.plugin_manager import load_plugin_manager
-from kith.privacy import jobs, reindex, rotation
-from kith.privacy.errors import KeyFileError, RegistryError
-from kith.privacy.keyfile import key_file_path
-from kith.privacy.tables import DataKey
+from kith.privacy.encryption import jobs, reindex, rotation
+from kith.privacy.encryption.errors import KeyFileError, RegistryError
+from kith.privacy.encryption.settings import key_file_path
+from kith.privacy.encryption.tables import DataKey
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, PhoneIn
 from kith.services.contacts import ContactService
@@ -32,14 +32,9 @@ from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
 
 
-@pytest.fixture
-def kith_plugins() -> list[object]:
-    return extra_plugins()
-
-
 def _manager(*plugins: object):
     manager = load_plugin_manager()
-    for plugin in [*extra_plugins(), *plugins]:
+    for plugin in plugins:
         manager.register(plugin)
     return manager
 
@@ -358,7 +353,7 @@ class FakeKms:
     """A KMS-style provider: KEKs never leave it; Kith asks it to wrap, unwrap and derive."""
 
     def __init__(self) -> None:
-        from kith.privacy.primitives import aes_gcm, random_key
+        from kith.privacy.encryption.primitives import aes_gcm, random_key
 
         self._keys = {"kms-v1": random_key()}
         self._current = "kms-v1"
@@ -384,12 +379,12 @@ class FakeKms:
         return self._aes(self._keys[kek_id]).decrypt(wrapped[:12], wrapped[12:], context)
 
     async def derive(self, kek_id: str, purpose: bytes) -> bytes:
-        from kith.privacy.primitives import hmac_sha256
+        from kith.privacy.encryption.primitives import hmac_sha256
 
         return hmac_sha256(self._keys[kek_id], purpose)
 
     async def create_kek(self) -> str:
-        from kith.privacy.primitives import random_key
+        from kith.privacy.encryption.primitives import random_key
 
         self._current = f"kms-v{len(self._keys) + 1}"
         self._keys[self._current] = random_key()
@@ -427,7 +422,7 @@ async def test_a_plugin_key_provider_wins_over_the_key_file(kith_settings) -> No
 async def test_restored_keys_of_shredded_subjects_are_deleted_at_start(
     kith: Kith, kith_settings
 ) -> None:
-    from kith.privacy import shredding
+    from kith.privacy.encryption import shredding
 
     ids = await _contacts(kith, 2)
     backup = await DataKey.select().where(DataKey.subject == ids[0]).run()
@@ -445,8 +440,8 @@ async def test_restored_keys_of_shredded_subjects_are_deleted_at_start(
 async def test_missing_key_without_tombstone_is_an_error_until_shredded_again(
     kith: Kith,
 ) -> None:
-    from kith.privacy import shredding
-    from kith.privacy.errors import MissingDataKey
+    from kith.privacy.encryption import shredding
+    from kith.privacy.encryption.errors import MissingDataKey
 
     ids = await _contacts(kith, 2)
     # A database restored from before an erasure, with a key backup from after it.

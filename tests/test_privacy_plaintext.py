@@ -9,13 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _privacy_storage import cli_env, extra_plugins, kith_command, protector, raw
+from _privacy_storage import cli_env, kith_command, protector, raw
 from kith.bootstrap import open_kith
 from kith.cli.setup import migrate_all
 from kith.plugin_manager import PluginSelection, load_plugin_manager
-from kith.privacy import jobs, plaintext_migration, table_walk
-from kith.privacy.envelope import PREFIX
-from kith.privacy.lifecycle import STATE_PLAINTEXT
+from kith.privacy.encryption import jobs, plaintext_migration, table_walk
+from kith.privacy.encryption.envelope import PREFIX
+from kith.privacy.encryption.lifecycle import STATE_PLAINTEXT
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
@@ -72,10 +72,7 @@ async def _write_plaintext(settings) -> list[uuid.UUID]:
 
 
 def _with_privacy():
-    manager = load_plugin_manager()
-    for plugin in extra_plugins():
-        manager.register(plugin)
-    return manager
+    return load_plugin_manager()
 
 
 async def _check_encrypted(kith: Kith, ids: list[uuid.UUID]) -> None:
@@ -175,7 +172,7 @@ async def test_reading_plaintext_after_encryption_is_an_error(old_settings, kith
         await raw(
             kith, "UPDATE kith_contact SET display_name = {} WHERE id = {}", "Slipped In", ids[0]
         )
-        from kith.privacy.errors import EnvelopeError
+        from kith.privacy.encryption.errors import EnvelopeError
 
         with pytest.raises(EnvelopeError, match="is not encrypted"):
             await ContactService(kith).get(ids[0])

@@ -8,10 +8,10 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kith.privacy.blind_index import BlindIndex
-from kith.privacy.envelope import PREFIX, decrypt_envelope, encrypt_value, parse
-from kith.privacy.errors import EnvelopeError, FieldDecryptionError
-from kith.privacy.primitives import (
+from kith.privacy.encryption.blind_index import BlindIndex
+from kith.privacy.encryption.envelope import PREFIX, decrypt_envelope, encrypt_value, parse
+from kith.privacy.encryption.errors import EnvelopeError, FieldDecryptionError
+from kith.privacy.encryption.primitives import (
     AuthenticationFailed,
     aes_gcm,
     hkdf_sha256,

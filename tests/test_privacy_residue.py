@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import structlog
-from _privacy_storage import extra_plugins, pg_dump_binary
+from _privacy_storage import pg_dump_binary
 from kith.logs import configure_logging, get_logger
-from kith.privacy.redaction import EMAIL_MASK, PHONE_MASK, Redactor, mask_text, redactor
+from kith.privacy.encryption.redaction import EMAIL_MASK, PHONE_MASK, Redactor, mask_text, redactor
 from kith.runtime import Kith
 
 NAME_GIVEN = "Quintessa"
@@ -44,11 +44,6 @@ NEEDLES = [
     NOTE,
     "Ptolemaic lunar almanac",
 ]
-
-
-@pytest.fixture
-def kith_plugins() -> list[object]:
-    return extra_plugins()
 
 
 @pytest.fixture
@@ -255,7 +250,7 @@ def test_redaction_joins_logging_configured_before_the_plugin_started(
     captured_logs, kith_settings, monkeypatch
 ) -> None:
     from kith import logs
-    from kith.privacy.encryption_plugin import install_redaction
+    from kith.privacy.encryption.plugin import install_redaction
 
     monkeypatch.setattr(logs, "_extra_processors", [])
     buffer = captured_logs(kith_settings)  # as the CLI does, before Kith opens

@@ -16,9 +16,9 @@ from kith.plugins.webhooks.delivery import WebhookDeliverer
 from kith.plugins.webhooks.schemas import SubscriptionCreate
 from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
-from kith.privacy.consent import ConsentService, can_process
-from kith.privacy.requests import RequestCreate, RequestService
-from kith.privacy.restriction import RestrictionService
+from kith.privacy.requests.service import RequestCreate, RequestService
+from kith.privacy.rights.consent import ConsentService, can_process
+from kith.privacy.rights.restriction import RestrictionService
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
 from kith.subject_checks import processing_refusals

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from _privacy_subjects import make_person
 from _privacy_workflow import NEWSLETTER, cli_env, configure_privacy, make_user, run_services
-from kith.privacy.consent import ConsentService
-from kith.privacy.erasure import ErasureService
-from kith.privacy.retention import RetentionRunner, job_id_for
-from kith.privacy.subject_tables import ErasureJob, LegalHold
-from kith.privacy.tables import DataKey, Tombstone
+from kith.privacy.encryption.tables import DataKey, Tombstone
+from kith.privacy.rights.consent import ConsentService
+from kith.privacy.rights.erasure import ErasureService
+from kith.privacy.rights.retention import RetentionRunner, job_id_for
+from kith.privacy.rights.tables import ErasureJob, LegalHold
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate
 from kith.services.interactions import InteractionService

@@ -16,14 +16,14 @@ from kith.actor import Role
 from kith.cli import main
 from kith.hookspecs import hookimpl
 from kith.personal import PersonalField
-from kith.privacy.registry import personal_fields
-from kith.privacy.retention_rules import (
+from kith.privacy.rights.registry import personal_fields
+from kith.privacy.rights.retention_rules import (
     Duration,
     RetentionError,
     parse_duration,
     parse_retention,
 )
-from kith.privacy.ropa import build_record, to_json, to_markdown
+from kith.privacy.rights.ropa import build_record, to_json, to_markdown
 from kith.runtime import Kith
 from kith.settings import SettingsError
 from kith.subjects import Purpose, Recipient
@@ -255,7 +255,7 @@ def test_retention_tables_and_their_errors() -> None:
 
 
 def test_retention_settings_errors_are_settings_errors() -> None:
-    from kith.privacy.workflow_settings import parse_workflow_settings
+    from kith.privacy.requests.settings import parse_workflow_settings
 
     with pytest.raises(SettingsError, match=r"privacy.retention.calls: '3m' is ambiguous"):
         parse_workflow_settings({"retention": {"calls": "3m"}}, {})

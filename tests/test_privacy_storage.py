@@ -7,24 +7,19 @@ import re
 import uuid
 
 import pytest
-from _privacy_storage import extra_plugins, protector, raw
-from kith.privacy import shredding
-from kith.privacy.envelope import PREFIX
-from kith.privacy.errors import FieldDecryptionError, SubjectErased
-from kith.privacy.keys import DataKeyStore
-from kith.privacy.protector import ERASED_MARKER
-from kith.privacy.tables import DataKey, Tombstone
+from _privacy_storage import protector, raw
+from kith.privacy.encryption import shredding
+from kith.privacy.encryption.envelope import PREFIX
+from kith.privacy.encryption.errors import FieldDecryptionError, SubjectErased
+from kith.privacy.encryption.keys import DataKeyStore
+from kith.privacy.encryption.protector import ERASED_MARKER
+from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-
-
-@pytest.fixture
-def kith_plugins() -> list[object]:
-    return extra_plugins()
 
 
 async def _contact(kith: Kith, name: str, email: str, phone: str, note: str = "") -> uuid.UUID:
@@ -207,6 +202,6 @@ async def test_erased_key_in_other_process_cache_expires(kith: Kith) -> None:
     assert row is not None
     await other.by_id(row["id"])
     await shredding.shred(kith, victim)
-    from kith.privacy.keys import ERASED
+    from kith.privacy.encryption.keys import ERASED
 
     assert await other.by_id(row["id"]) is ERASED

@@ -13,10 +13,10 @@ from _privacy_workflow import NEWSLETTER, configure_privacy, make_user
 from kith import SYSTEM
 from kith.errors import Conflict
 from kith.hookspecs import hookimpl
-from kith.privacy.audit import AuditLog
-from kith.privacy.consent import ConsentService
-from kith.privacy.subject_tables import Suppression, SuppressionOverride
-from kith.privacy.suppression import SuppressionList
+from kith.privacy.rights.audit import AuditLog
+from kith.privacy.rights.consent import ConsentService
+from kith.privacy.rights.suppression import SuppressionList
+from kith.privacy.rights.tables import Suppression, SuppressionOverride
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn
 from kith.services.contacts import ContactService

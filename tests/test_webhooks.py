@@ -31,7 +31,7 @@ from kith.plugins.webhooks.delivery import WebhookDeliverer, backoff
 from kith.plugins.webhooks.schemas import SubscriptionCreate, WebhookSettings
 from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
-from kith.privacy.consent import ConsentService
+from kith.privacy.rights.consent import ConsentService
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, ContactPatch, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -30,7 +31,7 @@ from kith.schemas import (
 from kith.services import is_unique_violation
 from kith.storage.prepared import Prepared
 from kith.subject_checks import check_new_contact, check_processing, record_access
-from kith.tables import Contact, ContactPoint, User
+from kith.tables import Contact, ContactPoint, Interaction, User
 
 CONTACT_TABLE = Contact._meta.tablename
 POINT_TABLE = ContactPoint._meta.tablename
@@ -95,15 +96,25 @@ class ContactService:
     changes a contact's personal data reports it (``kith_record_access``) with the actor it is
     given and this channel, so every channel audits the same accesses."""
 
-    def __init__(self, kith: Kith, channel: str | None = None) -> None:
+    def __init__(
+        self, kith: Kith, channel: str | None = None, context: Mapping[str, Any] | None = None
+    ) -> None:
         self.kith = kith
         self.channel = channel
+        # Details added to every access reported (the CLI names the operating-system account).
+        self.context = dict(context or {})
 
     async def _report(
         self, contact_id: uuid.UUID, action: str, actor: Actor, **details: Any
     ) -> None:
         await record_access(
-            self.kith, contact_id, action, actor, self.channel or default_channel(actor), **details
+            self.kith,
+            contact_id,
+            action,
+            actor,
+            self.channel or default_channel(actor),
+            **self.context,
+            **details,
         )
 
     # -- writing -----------------------------------------------------------------------------
@@ -501,6 +512,44 @@ class ContactService:
 
     async def exists(self, contact_id: uuid.UUID) -> bool:
         return bool(await Contact.exists().where(Contact.id == contact_id))
+
+    async def untouched_since(
+        self, moment: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 500
+    ) -> list[uuid.UUID]:
+        """Contacts created and last changed before ``moment`` with no interaction that
+        happened or changed since (a retention rule's candidates), in id order."""
+        recent = Interaction.select(Interaction.contact).where(
+            (Interaction.occurred_at >= moment) | (Interaction.updated_at >= moment)
+        )
+        query = Contact.select(Contact.id).where(
+            (Contact.updated_at < moment)
+            & (Contact.created_at < moment)
+            & Contact.id.not_in(recent)
+        )
+        return await self._ids(query, after, limit)
+
+    async def created_before_without(
+        self,
+        moment: dt.datetime,
+        kind: str,
+        *,
+        after: uuid.UUID | None = None,
+        limit: int = 500,
+    ) -> list[uuid.UUID]:
+        """Contacts created before ``moment`` with no interaction of ``kind`` (leads that
+        never ordered, say), in id order."""
+        having = Interaction.select(Interaction.contact).where(Interaction.kind == kind)
+        query = Contact.select(Contact.id).where(
+            (Contact.created_at < moment) & Contact.id.not_in(having)
+        )
+        return await self._ids(query, after, limit)
+
+    @staticmethod
+    async def _ids(query: Any, after: uuid.UUID | None, limit: int) -> list[uuid.UUID]:
+        if after is not None:
+            query = query.where(Contact.id > after)
+        rows = await query.order_by(Contact.id).limit(limit).run()
+        return [row["id"] for row in rows]
 
     async def find_ids_by(
         self, kind: str, normalized: str, primary_only: bool = False

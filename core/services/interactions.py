@@ -6,6 +6,7 @@ import datetime as dt
 import decimal
 import uuid
 import zoneinfo
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from kith.actor import SYSTEM, Actor
@@ -19,6 +20,7 @@ from kith.services import is_unique_violation
 from kith.services.contacts import default_channel
 from kith.subject_checks import check_processing, record_access
 from kith.tables import Contact, Interaction, User
+from piccolo.query.functions.aggregate import Count, Max
 
 TABLE = Interaction._meta.tablename
 PROTECTED = ("summary", "body")
@@ -49,16 +51,25 @@ class InteractionService:
     """Interactions and tasks, for one channel; reads and changes are reported as
     :class:`kith.services.contacts.ContactService` reports them."""
 
-    def __init__(self, kith: Kith, channel: str | None = None) -> None:
+    def __init__(
+        self, kith: Kith, channel: str | None = None, context: Mapping[str, Any] | None = None
+    ) -> None:
         self.kith = kith
         self.channel = channel
+        self.context = dict(context or {})
         self.zone = zoneinfo.ZoneInfo(kith.settings.timezone)
 
     async def _report(
         self, contact_id: uuid.UUID, action: str, actor: Actor, **details: Any
     ) -> None:
         await record_access(
-            self.kith, contact_id, action, actor, self.channel or default_channel(actor), **details
+            self.kith,
+            contact_id,
+            action,
+            actor,
+            self.channel or default_channel(actor),
+            **self.context,
+            **details,
         )
 
     def _aware(self, value: dt.datetime | None) -> dt.datetime | None:
@@ -268,6 +279,63 @@ class InteractionService:
             interaction.contact_id, "read_interaction", actor, interaction=str(interaction_id)
         )
         return interaction
+
+    async def exists(self, interaction_id: uuid.UUID, contact_id: uuid.UUID | None = None) -> bool:
+        """Whether the interaction exists (on ``contact_id``'s timeline, when given)."""
+        condition = Interaction.id == interaction_id
+        if contact_id is not None:
+            condition &= Interaction.contact == contact_id
+        return bool(await Interaction.exists().where(condition))
+
+    async def count_and_latest(
+        self,
+        contact_id: uuid.UUID,
+        *,
+        kinds: Sequence[str] | None = None,
+        since: dt.datetime | None = None,
+    ) -> tuple[int, dt.datetime | None]:
+        """How many of a contact's interactions (of ``kinds``, at or after ``since``) there
+        are, and when the latest happened. Reads no personal data."""
+        condition = Interaction.contact == contact_id
+        if kinds is not None:
+            condition &= Interaction.kind.is_in(list(kinds) or [""])
+        if since is not None:
+            condition &= Interaction.occurred_at >= since
+        row = (
+            await Interaction.select(
+                Count(Interaction.id, alias="n"), Max(Interaction.occurred_at, alias="latest")
+            )
+            .where(condition)
+            .first()
+        )
+        latest = row["latest"] if row else None
+        if isinstance(latest, str):
+            latest = dt.datetime.fromisoformat(latest)
+        return (int(row["n"]) if row else 0), latest
+
+    async def delete_older_than(
+        self,
+        cutoff: dt.datetime,
+        *,
+        kinds: Sequence[str] | None = None,
+        except_kinds: Sequence[str] = (),
+        except_contacts: Sequence[uuid.UUID] = (),
+        dry_run: bool = False,
+    ) -> int:
+        """Delete interactions that happened before ``cutoff`` (a retention rule), of
+        ``kinds`` or of every kind but ``except_kinds``, except those of ``except_contacts``;
+        returns how many (with ``dry_run``, how many would go)."""
+        condition = Interaction.occurred_at < cutoff
+        if kinds is not None:
+            condition &= Interaction.kind.is_in(list(kinds) or [""])
+        if except_kinds:
+            condition &= Interaction.kind.not_in(list(except_kinds))
+        if except_contacts:
+            condition &= Interaction.contact.not_in(list(except_contacts))
+        count = int(await Interaction.count().where(condition).run())
+        if count and not dry_run:
+            await Interaction.delete().where(condition).run()
+        return count
 
     async def _read(self, interaction_id: uuid.UUID) -> InteractionOut:
         row = await Interaction.select().where(Interaction.id == interaction_id).first()

@@ -43,7 +43,6 @@ from kith.plugins.webhooks.tables import WebhookDelivery, WebhookSubscription
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
-from kith.settings import SettingsError
 from kith.subject_checks import record_access
 
 log = get_logger("kith.webhooks")
@@ -58,15 +57,8 @@ Clock = Callable[[], dt.datetime]
 
 
 def settings_of(kith: Kith) -> WebhookSettings:
-    """The ``[webhooks]`` section of ``kith.toml`` (all of it optional), as validated when
-    Kith opened."""
-    validated = getattr(kith, "settings_sections", {}).get("webhooks")
-    if isinstance(validated, WebhookSettings):
-        return validated
-    try:
-        return msgspec.convert(kith.settings.section("webhooks"), WebhookSettings)
-    except msgspec.ValidationError as exc:
-        raise SettingsError(f"[webhooks] in kith.toml: {exc}") from None
+    """The ``[webhooks]`` section of ``kith.toml`` (all of it optional)."""
+    return kith.settings.parsed("webhooks", WebhookSettings)
 
 
 def _bus_clock(kith: Kith) -> Clock:

@@ -7,7 +7,8 @@ separate from the keys that wrap data keys, and the email key is separate from t
 same string under two kinds gives unrelated indexes).
 
 The blind indexes stay on the KEK they were first derived from when KEKs rotate; moving them to
-a new KEK is a re-index (:mod:`kith.privacy.encryption.reindex`) because every value must be decrypted.
+a new KEK is a re-index (:mod:`kith.privacy.encryption.reindex`) because every value must be
+decrypted.
 """
 
 from __future__ import annotations

@@ -11,10 +11,7 @@ from collections.abc import Callable, Iterator
 
 import click
 from kith.cli._context import CliError, note, print_json, print_table, run_with_kith
-from kith.privacy.encryption import plaintext_migration
-from kith.privacy.encryption import reindex
-from kith.privacy.encryption import rotation
-from kith.privacy.encryption import shredding
+from kith.privacy.encryption import plaintext_migration, reindex, rotation, shredding
 from kith.privacy.encryption.protector import protector_of
 from kith.runtime import Kith
 

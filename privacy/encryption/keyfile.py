@@ -35,7 +35,6 @@ from kith.privacy.encryption.primitives import (
     random_nonce,
     seal,
 )
-from kith.settings import Settings
 
 FORMAT = "kith-kek-file/1"
 _WRAP_INFO = b"kith/kek/v1/wrap-data-keys"

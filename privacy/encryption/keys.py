@@ -24,12 +24,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kith.events import utcnow
 from kith.ids import new_id
 from kith.privacy.encryption.errors import MissingDataKey, SubjectErased
-from kith.privacy.encryption.settings import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL
 from kith.privacy.encryption.primitives import aes_gcm, random_key
+from kith.privacy.encryption.settings import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.storage.prepared import Prepared
-
 
 
 @dataclass(slots=True)

@@ -15,10 +15,10 @@ from kith.privacy.encryption.blind_index import BlindIndex, derive_root
 from kith.privacy.encryption.errors import UnknownKek
 from kith.privacy.encryption.field_registry import FieldRegistry, build_registry
 from kith.privacy.encryption.keyfile import LocalKeyFile
-from kith.privacy.encryption.settings import encryption_settings, key_file_path
 from kith.privacy.encryption.keys import DataKeyStore, KeyCache
 from kith.privacy.encryption.protector import PrivacyProtector
 from kith.privacy.encryption.redaction import redactor
+from kith.privacy.encryption.settings import encryption_settings, key_file_path
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.runtime import Kith

@@ -32,8 +32,8 @@ from kith import __version__
 from kith.errors import NotFound
 from kith.events import utcnow
 from kith.ids import new_id
-from kith.privacy.requests.service import CertificateEntry, SubjectRequestOut
 from kith.privacy.encryption.secret_files import read_or_create
+from kith.privacy.requests.service import CertificateEntry, SubjectRequestOut
 from kith.privacy.requests.tables import Certificate
 from kith.runtime import Kith
 from kith.settings import Settings

@@ -1,22 +1,19 @@
-"""``kith privacy ...`` commands of the request workflow: consent, notices, requests,
-certificates, the record of processing and retention rules.
+"""``kith privacy ...`` commands of data subject requests: requests, rectification
+corrections, certificates and the public key that verifies them.
 
-:func:`add_workflow_commands` adds them to the ``kith privacy`` group. Commands that change
-something act as the user named by ``--as EMAIL`` (or ``KITH_USER``), as the system otherwise;
-four-eyes approval needs a named user.
+Commands that change something act as the user named by ``--as EMAIL`` (or ``KITH_USER``), as
+the system otherwise; four-eyes approval needs a named user.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sys
-import uuid
 import zoneinfo
 from pathlib import Path
 from typing import Any
 
 import click
-from kith.actor import SYSTEM, Actor, Role
+from kith import ContactPatch, EmailIn, Kith, PhoneIn
 from kith.cli._context import (
     CliError,
     format_time,
@@ -26,42 +23,10 @@ from kith.cli._context import (
     print_table,
     run_with_kith,
 )
-from kith.privacy.rights import registry
 from kith.privacy.requests.certificates import CertificateService, load_public_key, verify
-from kith.privacy.rights.consent import ConsentService
 from kith.privacy.requests.deadlines import describe_days_left
 from kith.privacy.requests.service import REQUEST_KINDS, STATES, RequestCreate, RequestService
-from kith.privacy.rights.ropa import build_record, to_json, to_markdown
-from kith.privacy.requests.settings import workflow_settings
-from kith.runtime import Kith
-from kith.services.users import UserService
-
-as_option = click.option(
-    "--as",
-    "as_user",
-    metavar="EMAIL",
-    envvar="KITH_USER",
-    help="Act as this compliance user (recorded in the history). Env: KITH_USER.",
-)
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def _uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
-        raise CliError(f"{value!r} is not a {what} id") from None
-
-
-async def _actor(kith: Kith, email: str | None) -> Actor:
-    if not email:
-        return SYSTEM
-    user = await UserService(kith).by_email(email)
-    if not user.active:
-        raise CliError(f"user {user.email} is deactivated")
-    if user.role not in (Role.COMPLIANCE, Role.ADMIN):
-        raise CliError(f"{user.email} is {user.role}; privacy work needs a compliance user")
-    return Actor(kind="user", id=user.id, role=user.role, name=user.email)
+from kith.privacy.rights.cli import acting_as, as_option, json_option, parse_uuid
 
 
 def _received(value: str | None, timezone: str) -> dt.datetime | None:
@@ -78,196 +43,6 @@ def _received(value: str | None, timezone: str) -> dt.datetime | None:
         raise CliError(f"--received: {value!r} is not a date like 2026-01-31") from None
     # Noon local time: the day stays the day whatever the offset.
     return dt.datetime.combine(day, dt.time(12), tzinfo=zoneinfo.ZoneInfo(timezone))
-
-
-# -- consent ---------------------------------------------------------------------------------
-
-
-@click.command("purposes")
-@json_option
-def purposes_command(as_json: bool) -> None:
-    """List the declared purposes and their lawful bases."""
-
-    async def work(kith: Kith) -> list[registry.PurposeInfo]:
-        return list(registry.purposes(kith).values())
-
-    found = run_with_kith(work, migrated=False)
-    if as_json:
-        print_json(found)
-        return
-    print_table(
-        ["purpose", "lawful basis", "declared by", "description"],
-        [(p.name, p.lawful_basis, p.declared_by, p.description) for p in found],
-        empty="No purposes declared.",
-    )
-
-
-@click.group("notices")
-def notices_group() -> None:
-    """Versioned notice texts shown when consent is asked."""
-
-
-@notices_group.command("list")
-@click.argument("purpose", required=False)
-@json_option
-def notices_list(purpose: str | None, as_json: bool) -> None:
-    """List notice versions (of one PURPOSE, or all)."""
-    found = run_with_kith(lambda kith: ConsentService(kith).notices(purpose))
-    if as_json:
-        print_json(found)
-        return
-    settings = get_settings()
-    print_table(
-        ["purpose", "version", "sha256", "published", "by"],
-        [
-            (n.purpose, n.version, n.sha256[:16], format_time(n.created_at, settings), n.created_by)
-            for n in found
-        ],
-        empty="No notices published.",
-    )
-
-
-@notices_group.command("publish")
-@click.argument("purpose")
-@click.option(
-    "--file",
-    "text_file",
-    type=click.File("r", encoding="utf-8"),
-    required=True,
-    help="The notice text ('-' for standard input).",
-)
-@as_option
-def notices_publish(purpose: str, text_file: Any, as_user: str | None) -> None:
-    """Publish a new version of PURPOSE's notice (the same text again changes nothing)."""
-    text = text_file.read()
-
-    async def work(kith: Kith) -> Any:
-        return await ConsentService(kith).publish_notice(purpose, text, await _actor(kith, as_user))
-
-    notice = run_with_kith(work)
-    click.echo(f"{notice.purpose} notice version {notice.version} (sha256 {notice.sha256})")
-
-
-@click.group("consent")
-def consent_group() -> None:
-    """The consent ledger: show, give, withdraw, and one-click withdrawal links."""
-
-
-@consent_group.command("show")
-@click.argument("contact")
-@click.option("--history", is_flag=True, help="Also print every event.")
-@json_option
-def consent_show(contact: str, history: bool, as_json: bool) -> None:
-    """A CONTACT's current consent per purpose, derived from the ledger."""
-    contact_id = _uuid(contact, "contact")
-
-    async def work(kith: Kith) -> Any:
-        service = ConsentService(kith)
-        return await service.current(contact_id), await service.history(contact_id)
-
-    current, events = run_with_kith(work)
-    if as_json:
-        print_json({"contact_id": contact_id, "current": current, "events": events})
-        return
-    settings = get_settings()
-    print_table(
-        ["purpose", "lawful basis", "status", "may process", "since", "notice", "channel"],
-        [
-            (
-                s.purpose,
-                s.lawful_basis,
-                s.status,
-                "yes" if s.may_process else "no",
-                format_time(s.since, settings),
-                s.notice_version or "",
-                s.channel or "",
-            )
-            for s in current
-        ],
-    )
-    if history:
-        click.echo()
-        print_table(
-            ["time", "purpose", "action", "notice", "channel", "actor"],
-            [
-                (
-                    format_time(e.occurred_at, settings),
-                    e.purpose,
-                    e.action,
-                    e.notice_version or "",
-                    e.channel,
-                    e.actor,
-                )
-                for e in events
-            ],
-            empty="No consent events.",
-        )
-
-
-def _record(
-    contact: str,
-    purpose: str,
-    action: str,
-    channel: str,
-    notice_version: int | None,
-    as_user: str | None,
-) -> None:
-    contact_id = _uuid(contact, "contact")
-
-    async def work(kith: Kith) -> Any:
-        actor = await _actor(kith, as_user)
-        service = ConsentService(kith)
-        if action == "given":
-            return await service.give(
-                contact_id, purpose, channel=channel, notice_version=notice_version, actor=actor
-            )
-        return await service.withdraw(contact_id, purpose, channel=channel, actor=actor)
-
-    event = run_with_kith(work)
-    notice = f" (notice v{event.notice_version})" if event.notice_version else ""
-    click.echo(f"consent {event.action} for {event.purpose}{notice}: event {event.id}")
-
-
-@consent_group.command("give")
-@click.argument("contact")
-@click.argument("purpose")
-@click.option("--channel", default="cli", show_default=True, help="How it was given.")
-@click.option("--notice-version", type=int, help="The notice version shown (default: current).")
-@as_option
-def consent_give(
-    contact: str, purpose: str, channel: str, notice_version: int | None, as_user: str | None
-) -> None:
-    """Record that CONTACT gave consent for PURPOSE."""
-    _record(contact, purpose, "given", channel, notice_version, as_user)
-
-
-@consent_group.command("withdraw")
-@click.argument("contact")
-@click.argument("purpose")
-@click.option("--channel", default="cli", show_default=True, help="How it was withdrawn.")
-@as_option
-def consent_withdraw(contact: str, purpose: str, channel: str, as_user: str | None) -> None:
-    """Record that CONTACT withdrew consent for (or objected to) PURPOSE."""
-    _record(contact, purpose, "withdrawn", channel, None, as_user)
-
-
-@consent_group.command("link")
-@click.argument("contact")
-@click.argument("purpose")
-@click.option("--days", type=int, help="Valid for this many days (default: privacy setting).")
-@click.option("--base-url", default="", help="Prefix, like https://crm.example.com.")
-def consent_link(contact: str, purpose: str, days: int | None, base_url: str) -> None:
-    """Print a signed one-click link that withdraws PURPOSE for CONTACT."""
-    contact_id = _uuid(contact, "contact")
-
-    async def work(kith: Kith) -> Any:
-        service = ConsentService(kith)
-        await service.history(contact_id)
-        return service.withdraw_link(contact_id, purpose, days)
-
-    link = run_with_kith(work)
-    click.echo(base_url.rstrip("/") + link.path)
-    note(f"valid until {format_time(link.expires_at, get_settings())}")
 
 
 # -- subject requests ------------------------------------------------------------------------
@@ -336,7 +111,7 @@ def requests_new(
     settings = get_settings()
     data = RequestCreate(
         kind=kind,  # type: ignore[arg-type]
-        contact_id=_uuid(contact, "contact") if contact else None,
+        contact_id=parse_uuid(contact, "contact") if contact else None,
         email=email,
         phone=phone,
         received_at=_received(received, settings.timezone),
@@ -344,7 +119,7 @@ def requests_new(
     )
 
     async def work(kith: Kith) -> Any:
-        return await RequestService(kith).create(data, await _actor(kith, as_user))
+        return await RequestService(kith).create(data, await acting_as(kith, as_user))
 
     _print_request(run_with_kith(work), as_json)
 
@@ -366,7 +141,7 @@ def _print_request(request: Any, as_json: bool) -> None:
 @json_option
 def requests_show(request: str, as_json: bool) -> None:
     """A request with its history, extensions and preview."""
-    request_id = _uuid(request, "request")
+    request_id = parse_uuid(request, "request")
     detail = run_with_kith(lambda kith: RequestService(kith).detail(request_id))
     if as_json:
         print_json(detail)
@@ -429,11 +204,11 @@ def _step(name: str, help_text: str, needs: tuple[str, ...] = ()) -> click.Comma
     @as_option
     @json_option
     def command(request: str, as_user: str | None, as_json: bool, **options: Any) -> None:
-        request_id = _uuid(request, "request")
+        request_id = parse_uuid(request, "request")
 
         async def work(kith: Kith) -> Any:
             service = RequestService(kith)
-            actor = await _actor(kith, as_user)
+            actor = await acting_as(kith, as_user)
             if name == "verify":
                 return await service.verify(request_id, options["method"], actor)
             if name == "extend":
@@ -476,6 +251,48 @@ for _name, _help, _needs in (
     requests_group.add_command(_step(_name, _help, _needs))
 
 
+@click.command("rectify")
+@click.argument("request")
+@click.option("--name", help="The corrected display name.")
+@click.option("--given-name", help="The corrected given name.")
+@click.option("--family-name", help="The corrected family name.")
+@click.option("--email", "emails", multiple=True, help="Replace the emails (repeatable).")
+@click.option("--phone", "phones", multiple=True, help="Replace the phones (repeatable).")
+@as_option
+def rectify_command(
+    request: str,
+    name: str | None,
+    given_name: str | None,
+    family_name: str | None,
+    emails: tuple[str, ...],
+    phones: tuple[str, ...],
+    as_user: str | None,
+) -> None:
+    """Set the corrections a rectification REQUEST will make (stored encrypted)."""
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name
+    if given_name is not None:
+        values["given_name"] = given_name
+    if family_name is not None:
+        values["family_name"] = family_name
+    if emails:
+        values["emails"] = [EmailIn(address=e) for e in emails]
+    if phones:
+        values["phones"] = [PhoneIn(number=p) for p in phones]
+    patch = ContactPatch(**values)
+    request_id = parse_uuid(request, "request")
+
+    async def work(kith: Kith) -> list[str]:
+        return await RequestService(kith).set_corrections(
+            request_id, patch, await acting_as(kith, as_user)
+        )
+
+    fields = run_with_kith(work)
+    click.echo(f"request {request_id} will correct: {', '.join(fields)}")
+    note("next: preview the request")
+
+
 # -- certificates ----------------------------------------------------------------------------
 
 
@@ -502,7 +319,7 @@ def certificate_group() -> None:
 )
 def certificate_show(request: str, output: Path | None) -> None:
     """Print (or save) the signed certificate of REQUEST."""
-    request_id = _uuid(request, "request")
+    request_id = parse_uuid(request, "request")
     signed = run_with_kith(lambda kith: CertificateService(kith).for_request(request_id))
     if output is None:
         click.echo(signed.to_json().decode(), nl=False)
@@ -537,86 +354,11 @@ def certificate_verify(file: Path, public_key_file: Path | None) -> None:
     click.echo(f"{file}: valid, request {result.request_id}, signed by key {result.key_id}")
 
 
-# -- records ---------------------------------------------------------------------------------
-
-
-@click.command("ropa")
-@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write it to this file instead of standard output.",
-)
-def ropa_command(fmt: str, output: Path | None) -> None:
-    """Print the record of processing activities (Art. 30), generated from the registry."""
-
-    async def work(kith: Kith) -> Any:
-        return build_record(kith)
-
-    record = run_with_kith(work, migrated=False)
-    data = to_json(record) if fmt == "json" else to_markdown(record).encode()
-    if output is None:
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-    else:
-        output.write_bytes(data)
-        note(f"record of processing written to {output}")
-    for warning in record.warnings:
-        note(f"warning: {warning}")
-
-
-@click.group("retention")
-def retention_group() -> None:
-    """Retention rules from [privacy.retention] in kith.toml."""
-
-
-@retention_group.command("rules")
-@json_option
-def retention_rules(as_json: bool) -> None:
-    """List the retention rules (validated)."""
-    rules = list(workflow_settings(get_settings()).retention)
-    if as_json:
-        print_json(rules)
-        return
-    print_table(
-        ["rule", "kept for", "description"],
-        [(r.target, str(r.keep), r.description) for r in rules],
-        empty="No retention rules; add them to [privacy.retention] in kith.toml.",
-    )
-
-
-WORKFLOW_COMMANDS: tuple[click.Command, ...] = (
-    purposes_command,
-    notices_group,
-    consent_group,
-    requests_group,
-    public_key_command,
-    certificate_group,
-    ropa_command,
-    retention_group,
-)
-
-
-def add_workflow_commands(group: click.Group) -> None:
-    """Add the workflow commands to the ``kith privacy`` group (an existing ``retention``
-    group, say from the retention runner, gets ``rules`` added instead of being replaced)."""
-    for command in WORKFLOW_COMMANDS:
-        existing = group.commands.get(str(command.name))
-        if (
-            existing is not None
-            and isinstance(existing, click.Group)
-            and isinstance(command, click.Group)
-        ):
-            for name, sub in command.commands.items():
-                existing.commands.setdefault(name, sub)
-            continue
-        group.add_command(command)
-
-
 @click.group("privacy")
-def privacy_workflow_group() -> None:
-    """Privacy: consent, data subject requests, certificates, records of processing."""
+def privacy() -> None:
+    """Privacy: personal fields, keys and shredding; consent, data subject requests,
+    certificates, records of processing."""
 
 
-add_workflow_commands(privacy_workflow_group)
+for _command in (requests_group, rectify_command, public_key_command, certificate_group):
+    privacy.add_command(_command)

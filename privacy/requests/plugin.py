@@ -1,25 +1,27 @@
-"""What the request-workflow half of the privacy plugin registers with Kith.
+"""Data subject requests, as a built-in plugin (entry point ``privacy.requests``).
 
-``kith.privacy.plugin`` holds the hook implementations (one per hook for the whole privacy
-plugin) and calls these functions from them.
+It joins Kith through hooks any plugin can use: its piccolo app (requests, their history,
+extensions and certificates), its routes and ``kith privacy`` commands, its key of
+``[privacy]``, its personal fields and events, the certificate signing key made at start-up,
+and its part of access and erasure: the person's requests are exported, and kept through an
+erasure as evidence, their free text unreadable once the person's key is destroyed. Requests
+are carried out through the rights plugin's services.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
-from kith.events import EventType
-from kith.personal import PersonalField
-from kith.privacy.requests.certificates import load_signing_key
-from kith.privacy.requests.piccolo_app import APP_CONFIG
-from kith.privacy.requests.settings import workflow_settings
-from kith.runtime import Kith
-from kith.subjects import ErasureOutcome, ExportSection
-from piccolo.conf.apps import AppConfig
+from kith import ErasureOutcome, EventType, ExportSection, Kith, PersonalField, hookimpl
 
+if TYPE_CHECKING:
+    import click
+    import msgspec
+    from piccolo.conf.apps import AppConfig
+
+SOURCE = "kith.privacy"
 REQUEST_PURPOSES = ("subject_rights",)
 REQUEST_HOLD_GROUND = (
     "the record that a data protection request was made and answered is kept to demonstrate "
@@ -76,84 +78,85 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
 )
 
 _REQUEST = ("request_id",)
+
+
+def _evidence(name: str, description: str, *keys: str) -> EventType:
+    """A request's event: it documents the request itself, so an erasure keeps it."""
+    return EventType(name, description, (*_REQUEST, *keys), evidence=True)
+
+
 EVENT_TYPES: tuple[EventType, ...] = (
-    EventType(
-        "consent.given",
-        "A contact gave consent for a purpose (a ledger event).",
-        ("contact_id", "purpose", "event_id"),
+    _evidence("subject_request.received", "A data subject request was recorded.", "kind"),
+    _evidence("subject_request.verified", "A request's identity check was recorded."),
+    _evidence(
+        "subject_request.extended", "A request's deadline was extended.", "months", "due_on"
     ),
-    EventType(
-        "consent.withdrawn",
-        "A contact withdrew consent for, or objected to, a purpose (a ledger event).",
-        ("contact_id", "purpose", "event_id"),
-    ),
-    EventType(
-        "privacy.notice_published",
-        "A new version of a purpose's notice text was published.",
-        ("purpose", "version"),
-    ),
-    EventType(
-        "subject_request.received", "A data subject request was recorded.", (*_REQUEST, "kind")
-    ),
-    EventType("subject_request.verified", "A request's identity check was recorded.", _REQUEST),
-    EventType(
-        "subject_request.extended",
-        "A request's deadline was extended.",
-        (*_REQUEST, "months", "due_on"),
-    ),
-    EventType("subject_request.previewed", "A request's preview was made.", _REQUEST),
-    EventType("subject_request.approved", "A request was approved.", _REQUEST),
-    EventType("subject_request.running", "A request started running.", _REQUEST),
-    EventType("subject_request.done", "A request was carried out and certified.", _REQUEST),
-    EventType("subject_request.rejected", "A request was closed without action.", _REQUEST),
+    _evidence("subject_request.previewed", "A request's preview was made."),
+    _evidence("subject_request.approved", "A request was approved."),
+    _evidence("subject_request.running", "A request started running."),
+    _evidence("subject_request.done", "A request was carried out and certified."),
+    _evidence("subject_request.rejected", "A request was closed without action."),
 )
 
 
-def register_apps(register: Callable[[AppConfig], None]) -> None:
+@hookimpl
+def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
+    from kith.privacy.requests.piccolo_app import APP_CONFIG
+
     register(APP_CONFIG)
 
 
-def register_routes(register: Callable[[Any], None]) -> None:
-    from kith.privacy.requests.routes import WORKFLOW_ROUTES
+@hookimpl
+def kith_register_routes(register: Callable[[Any], None]) -> None:
+    from kith.privacy.requests.routes import REQUEST_ROUTES
 
-    for route in WORKFLOW_ROUTES:
+    for route in REQUEST_ROUTES:
         register(route)
 
 
-def add_commands(group: click.Group) -> None:
-    """Add the workflow's commands to the ``kith privacy`` group."""
-    from kith.privacy.requests.cli import add_workflow_commands
+@hookimpl
+def kith_register_commands(register: Callable[[click.Command], None]) -> None:
+    from kith.privacy.requests.cli import privacy
 
-    add_workflow_commands(group)
+    register(privacy)
 
 
-def register_event_types(register: Callable[[EventType], None]) -> None:
+@hookimpl
+def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]) -> None:
+    from kith.privacy.requests.settings import SECTION, RequestSettings
+
+    register(SECTION, RequestSettings)
+
+
+@hookimpl
+def kith_register_event_types(register: Callable[[EventType], None]) -> None:
     for event_type in EVENT_TYPES:
         register(event_type)
 
 
-def register_personal_fields(register: Callable[[PersonalField], None]) -> None:
+@hookimpl
+def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
     for field in PERSONAL_FIELDS:
         register(field)
 
 
-def startup(kith: Kith) -> None:
-    """Validate the workflow settings and create the certificate signing key on first start."""
-    workflow_settings(kith.settings)
+@hookimpl
+def kith_startup(kith: Kith) -> None:
+    """Create the certificate signing key on first start (a second process reads it)."""
+    from kith.privacy.requests.certificates import load_signing_key
+
     load_signing_key(kith.settings)
 
 
-async def subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
-    """The workflow's part of an access or portability export: consent and requests."""
-    from kith.privacy.rights.consent import ConsentService
+@hookimpl
+async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
     from kith.privacy.requests.service import RequestService
 
     requests = await RequestService(kith).list(include_closed=True, contact_id=contact_id)
     return ExportSection(
-        source="kith.privacy",
-        description="Consent you gave or withdrew, and the data protection requests you made",
+        source=SOURCE,
+        description="The data protection requests you made",
         tables={
-            "consent_events": await ConsentService(kith).export_subject(contact_id),
             "subject_requests": [
                 {
                     "id": str(r.id),
@@ -164,29 +167,42 @@ async def subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
                     "closed_at": r.closed_at.isoformat() if r.closed_at else None,
                 }
                 for r in requests
-            ],
+            ]
         },
+        descriptions={"subject_requests": "The data protection requests you made"},
     )
 
 
-async def subject_erase(
-    kith: Kith, contact_id: uuid.UUID, *, dry_run: bool = False
-) -> list[ErasureOutcome]:
-    """The workflow's part of an erasure (or, with ``dry_run``, of its preview): the consent
-    ledger is anonymised; the requests stay, as evidence, their free text unreadable once the
-    subject's key is shredded."""
-    from kith.privacy.rights.consent import ConsentService
+async def _kept_requests(contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    """The requests stay, as evidence; their notes become unreadable with the data key."""
     from kith.privacy.requests.tables import SubjectRequest
 
-    outcomes = await ConsentService(kith).anonymise_subject(contact_id, dry_run=dry_run)
     held = await SubjectRequest.count().where(SubjectRequest.contact_id == contact_id)
-    outcomes.append(
+    sealed = await SubjectRequest.count().where(SubjectRequest.sealed_for == contact_id)
+    return [
         ErasureOutcome(
-            source="kith.privacy",
+            source=SOURCE,
             location=SubjectRequest._meta.tablename,
             method="legal_hold" if held else "not_present",
             count=held,
             ground=REQUEST_HOLD_GROUND if held else None,
-        )
-    )
-    return outcomes
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="kith_subject_request (notes)",
+            method="crypto_shredded",
+            count=sealed,
+            ground="the record is kept as evidence; its text becomes unreadable with the "
+            "data key",
+        ),
+    ]
+
+
+@hookimpl
+async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    return await _kept_requests(contact_id)
+
+
+@hookimpl
+async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    return await _kept_requests(contact_id)

@@ -7,19 +7,9 @@ A request moves through a fixed state machine, every step recorded with who and 
 
 ``verified`` needs the identity check; ``previewed`` asks the request type's executor what it
 will touch; ``approved`` may need a second compliance user (``privacy.four_eyes``);
-``running`` hands the request to the executor, which may be interrupted and run again
-(``run`` on a running request resumes it); ``done`` issues a signed certificate.
-
-Executors do the work per request type and are registered by the modules that implement
-them (export, erasure...)::
-
-    from kith.privacy.requests.service import register_executor
-
-    class ErasureExecutor:
-        async def preview(self, job: RequestJob) -> list[PlannedAction]: ...
-        async def execute(self, job: RequestJob) -> list[CertificateEntry]: ...
-
-    register_executor("erasure", ErasureExecutor())
+``running`` hands the request to its type's executor (:mod:`kith.privacy.requests.executors`),
+which may be interrupted and run again (``run`` on a running request resumes it); ``done``
+issues a signed certificate.
 
 The deadline is one calendar month from the day of receipt (in the installation's time zone),
 extendable by up to two months in total, each extension with its reason.
@@ -29,23 +19,35 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import msgspec
-from kith.actor import SYSTEM, Actor, Role
-from kith.errors import Conflict, InvalidInput, NotFound, PermissionDenied
-from kith.events import utcnow
-from kith.ids import new_id
-from kith.normalize import normalize_email, normalize_phone
-from kith.privacy.requests.service import deadlines
-from kith.privacy.requests.settings import workflow_settings
+from kith import (
+    SYSTEM,
+    Actor,
+    Conflict,
+    ContactPatch,
+    ContactService,
+    InvalidInput,
+    Kith,
+    NotFound,
+    PermissionDenied,
+    Role,
+    new_id,
+    normalize_email,
+    normalize_phone,
+    utcnow,
+)
+from kith.privacy.requests import deadlines
+from kith.privacy.requests.executors import EXECUTORS, RequestJob
+from kith.privacy.requests.settings import request_settings
 from kith.privacy.requests.tables import (
     RequestExtension,
     RequestTransition,
     SubjectRequest,
 )
-from kith.runtime import Kith
-from kith.tables import Contact, ContactPoint
+from kith.privacy.rights.outcomes import CertificateEntry, PlannedAction
+from kith.privacy.rights.rectification import RectificationService
 
 RequestKind = Literal["access", "portability", "rectification", "restriction", "erasure"]
 RequestState = Literal[
@@ -89,100 +91,11 @@ NEXT_STEP = {
     "running": "run it again to resume",
 }
 MAX_NOTE_CHARS = 2000
+# A rectification's corrections are set while it can still be previewed again.
+CORRECTABLE_STATES = ("received", "verified", "previewed")
 REQUEST_TABLE = SubjectRequest._meta.tablename
 TRANSITION_TABLE = RequestTransition._meta.tablename
 EXTENSION_TABLE = RequestExtension._meta.tablename
-
-# -- what executors see and return ---------------------------------------------------------
-
-
-class PlannedAction(msgspec.Struct, frozen=True, kw_only=True):
-    """One location a request will touch and how (a line of the preview)."""
-
-    source: str
-    location: str
-    method: str
-    count: int = 0
-    ground: str | None = None
-
-
-class CertificateEntry(msgspec.Struct, frozen=True, kw_only=True):
-    """One location a request touched: what was done, how it turned out, and when.
-
-    ``outcome`` is ``done``, ``failed`` (with ``detail``) or ``not_applicable``; ``detail``
-    must not hold personal data (it goes into the certificate)."""
-
-    source: str
-    location: str
-    method: str
-    outcome: Literal["done", "failed", "not_applicable"] = "done"
-    count: int = 0
-    ground: str | None = None
-    detail: str | None = None
-    at: dt.datetime = msgspec.field(default_factory=utcnow)
-
-
-class RequestJob:
-    """What an executor works on: the request, the installation, and a checkpoint it can
-    save so that an interrupted run resumes where it stopped."""
-
-    def __init__(self, kith: Kith, request: SubjectRequestOut, actor: Actor) -> None:
-        self.kith = kith
-        self.request = request
-        self.actor = actor
-        self.progress: dict[str, Any] = dict(request.progress)
-
-    @property
-    def contact_id(self) -> uuid.UUID | None:
-        return self.request.contact_id
-
-    async def checkpoint(self, **progress: Any) -> None:
-        """Store progress (JSON values) now, in its own transaction."""
-        self.progress.update(progress)
-        await SubjectRequest.update(
-            {SubjectRequest.progress: self.progress, SubjectRequest.updated_at: utcnow()}
-        ).where(SubjectRequest.id == self.request.id)
-
-
-class RequestExecutor(Protocol):
-    """Does one type of request. Both methods may be called again for the same request (a
-    refreshed preview, a resumed run), so both must be idempotent."""
-
-    async def preview(self, job: RequestJob) -> list[PlannedAction]:
-        """Everything the request will touch, without changing anything."""
-        ...
-
-    async def execute(self, job: RequestJob) -> list[CertificateEntry]:
-        """Do it, and say what was done where (this goes into the certificate)."""
-        ...
-
-
-_executors: dict[str, RequestExecutor] = {}
-
-
-def register_executor(kind: str, executor: RequestExecutor, *, replace: bool = False) -> None:
-    """Make ``executor`` do requests of type ``kind``."""
-    if kind not in REQUEST_KINDS:
-        raise ValueError(f"{kind!r} is not a request type ({', '.join(REQUEST_KINDS)})")
-    if kind in _executors and not replace and _executors[kind] is not executor:
-        raise ValueError(f"an executor for {kind} requests is already registered")
-    _executors[kind] = executor
-
-
-def unregister_executor(kind: str) -> None:
-    _executors.pop(kind, None)
-
-
-def executor_for(kind: str) -> RequestExecutor:
-    executor = _executors.get(kind)
-    if executor is None:
-        raise Conflict(
-            f"this installation cannot carry out {kind} requests yet (no executor is "
-            "installed for them); record the request and answer it by hand",
-            kind=kind,
-        )
-    return executor
-
 
 # -- what services return --------------------------------------------------------------------
 
@@ -346,7 +259,7 @@ class RequestService:
                 field="contact_id",
             )
         if contact_id is not None:
-            if not await Contact.exists().where(Contact.id == contact_id):
+            if not await ContactService(self.kith).exists(contact_id):
                 raise NotFound(f"contact {contact_id} does not exist")
             return contact_id, None, "contact"
         if email:
@@ -355,10 +268,7 @@ class RequestService:
             kind = "phone"
             value = normalize_phone(phone or "", self.kith.settings.default_region, "phone")
         lookup = self.kith.protector.lookup_key(kind, value)
-        rows = await ContactPoint.select(ContactPoint.contact).where(
-            (ContactPoint.kind == kind) & (ContactPoint.lookup == lookup)
-        )
-        holders = sorted({row["contact"] for row in rows}, key=str)
+        holders = sorted(await ContactService(self.kith).find_ids_by(kind, value), key=str)
         if len(holders) > 1:
             raise Conflict(
                 f"{len(holders)} contacts have this {kind}; name the subject by contact_id",
@@ -723,7 +633,7 @@ class RequestService:
         """Ask the executor what the request will touch; verified (or previewed) → previewed."""
         row = await self._row(request_id)
         self._check_transition(row, "previewed")
-        executor = executor_for(row["kind"])
+        executor = EXECUTORS[row["kind"]]
         job = RequestJob(self.kith, await self._out(row), actor)
         planned = await executor.preview(job)
         async with self.kith.unit_of_work(actor) as uow:
@@ -745,7 +655,7 @@ class RequestService:
         user other than the one who recorded or previewed the request."""
         async with self.kith.unit_of_work(actor) as uow:
             row = await self._row(request_id)
-            if workflow_settings(self.kith.settings).four_eyes:
+            if request_settings(self.kith.settings).four_eyes:
                 self._check_second_pair_of_eyes(row, actor)
             await self._transition(
                 row, "approved", actor, changes={SubjectRequest.approved_by: actor.ref}
@@ -767,6 +677,24 @@ class RequestService:
                 "from the one who recorded or previewed this request"
             )
 
+    async def set_corrections(
+        self, request_id: uuid.UUID, patch: ContactPatch, actor: Actor = SYSTEM
+    ) -> list[str]:
+        """Store the corrections a rectification request will make (before approval);
+        returns the fields it changes."""
+        row = await self._row(request_id)
+        if row["kind"] != "rectification":
+            raise Conflict(f"request {request_id} is a {row['kind']} request, not a rectification")
+        if row["contact_id"] is None:
+            raise Conflict("this request names no contact Kith holds; there is nothing to correct")
+        if row["state"] not in CORRECTABLE_STATES:
+            raise Conflict(
+                f"request {request_id} is {row['state']}; corrections are set before approval"
+            )
+        return await RectificationService(self.kith).set_patch(
+            request_id, row["contact_id"], patch, actor
+        )
+
     async def reject(
         self, request_id: uuid.UUID, reason: str, actor: Actor = SYSTEM
     ) -> SubjectRequestOut:
@@ -785,7 +713,7 @@ class RequestService:
         Running a request that is already ``running`` (a crash, a failed step) resumes it:
         executors are idempotent and may read their checkpoint from ``job.progress``."""
         row = await self._row(request_id)
-        executor = executor_for(row["kind"])
+        executor = EXECUTORS[row["kind"]]
         if row["state"] == "approved":
             async with self.kith.unit_of_work(actor) as uow:
                 await self._transition(row, "running", actor)

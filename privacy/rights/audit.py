@@ -241,6 +241,11 @@ def _group_commit() -> _GroupCommit:
 async def settle() -> None:
     """Wait until the access reports of this event loop are written (before the log is read,
     so that it shows them); :class:`AuditUnavailable` while the log cannot be written."""
+    if AuditEntry._meta.db.current_transaction.get() is not None:
+        # Inside a transaction: on SQLite the writer these reports wait for is the one this
+        # transaction holds, and a read inside it sees only what committed before it began.
+        # Callers that must count queued reports settle before they begin (erasure does).
+        return
     group = _groups.get(id(asyncio.get_running_loop()))
     if group is not None:
         await group.settle()

@@ -1,18 +1,22 @@
-"""``kith privacy ...`` commands of data subject rights: audit, export, erasure preview and
-jobs, rectification, restriction, suppression and retention runs.
+"""``kith privacy ...`` commands of data subject rights: purposes, notices and consent, the
+audit log, export, erasure previews and jobs, restriction, suppression, retention and the
+record of processing.
 
-They act as the user named by ``--as EMAIL`` (or ``KITH_USER``), as the system otherwise, and
-call the same services as the HTTP API.
+Commands that change something act as the user named by ``--as EMAIL`` (or ``KITH_USER``), as
+the system otherwise, and call the same services as the HTTP API.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
 import click
+from kith import SYSTEM, Actor, Kith, Role, UserService, normalize_email, normalize_phone
 from kith.cli._context import (
     CliError,
     format_time,
@@ -22,17 +26,43 @@ from kith.cli._context import (
     print_table,
     run_with_kith,
 )
-from kith.normalize import normalize_email, normalize_phone
+from kith.privacy.rights import registry
 from kith.privacy.rights.audit import AuditLog
+from kith.privacy.rights.consent import ConsentService
 from kith.privacy.rights.erasure import ErasureService
 from kith.privacy.rights.export import ExportService
-from kith.privacy.rights.rectification import RectificationService
 from kith.privacy.rights.restriction import GROUNDS, RestrictionService
 from kith.privacy.rights.retention import RetentionRunner
+from kith.privacy.rights.ropa import build_record, to_json, to_markdown
+from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList
-from kith.privacy.requests.cli import _actor, _uuid, as_option, json_option
-from kith.runtime import Kith
-from kith.schemas import ContactPatch, EmailIn, PhoneIn
+
+as_option = click.option(
+    "--as",
+    "as_user",
+    metavar="EMAIL",
+    envvar="KITH_USER",
+    help="Act as this compliance user (recorded in the history). Env: KITH_USER.",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def parse_uuid(value: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise CliError(f"{value!r} is not a {what} id") from None
+
+
+async def acting_as(kith: Kith, email: str | None) -> Actor:
+    if not email:
+        return SYSTEM
+    user = await UserService(kith).by_email(email)
+    if not user.active:
+        raise CliError(f"user {user.email} is deactivated")
+    if user.role not in (Role.COMPLIANCE, Role.ADMIN):
+        raise CliError(f"{user.email} is {user.role}; privacy work needs a compliance user")
+    return Actor(kind="user", id=user.id, role=user.role, name=user.email)
 
 
 def _details(value: Any) -> str:
@@ -43,13 +73,207 @@ def _details(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True, default=str)
 
 
+# -- consent ---------------------------------------------------------------------------------
+
+
+@click.command("purposes")
+@json_option
+def purposes_command(as_json: bool) -> None:
+    """List the declared purposes and their lawful bases."""
+
+    async def work(kith: Kith) -> list[registry.PurposeInfo]:
+        return list(registry.purposes(kith).values())
+
+    found = run_with_kith(work, migrated=False)
+    if as_json:
+        print_json(found)
+        return
+    print_table(
+        ["purpose", "lawful basis", "declared by", "description"],
+        [(p.name, p.lawful_basis, p.declared_by, p.description) for p in found],
+        empty="No purposes declared.",
+    )
+
+
+@click.group("notices")
+def notices_group() -> None:
+    """Versioned notice texts shown when consent is asked."""
+
+
+@notices_group.command("list")
+@click.argument("purpose", required=False)
+@json_option
+def notices_list(purpose: str | None, as_json: bool) -> None:
+    """List notice versions (of one PURPOSE, or all)."""
+    found = run_with_kith(lambda kith: ConsentService(kith).notices(purpose))
+    if as_json:
+        print_json(found)
+        return
+    settings = get_settings()
+    print_table(
+        ["purpose", "version", "sha256", "published", "by"],
+        [
+            (n.purpose, n.version, n.sha256[:16], format_time(n.created_at, settings), n.created_by)
+            for n in found
+        ],
+        empty="No notices published.",
+    )
+
+
+@notices_group.command("publish")
+@click.argument("purpose")
+@click.option(
+    "--file",
+    "text_file",
+    type=click.File("r", encoding="utf-8"),
+    required=True,
+    help="The notice text ('-' for standard input).",
+)
+@as_option
+def notices_publish(purpose: str, text_file: Any, as_user: str | None) -> None:
+    """Publish a new version of PURPOSE's notice (the same text again changes nothing)."""
+    text = text_file.read()
+
+    async def work(kith: Kith) -> Any:
+        actor = await acting_as(kith, as_user)
+        return await ConsentService(kith).publish_notice(purpose, text, actor)
+
+    notice = run_with_kith(work)
+    click.echo(f"{notice.purpose} notice version {notice.version} (sha256 {notice.sha256})")
+
+
+@click.group("consent")
+def consent_group() -> None:
+    """The consent ledger: show, give, withdraw, and one-click withdrawal links."""
+
+
+@consent_group.command("show")
+@click.argument("contact")
+@click.option("--history", is_flag=True, help="Also print every event.")
+@json_option
+def consent_show(contact: str, history: bool, as_json: bool) -> None:
+    """A CONTACT's current consent per purpose, derived from the ledger."""
+    contact_id = parse_uuid(contact, "contact")
+
+    async def work(kith: Kith) -> Any:
+        service = ConsentService(kith)
+        return await service.current(contact_id), await service.history(contact_id)
+
+    current, events = run_with_kith(work)
+    if as_json:
+        print_json({"contact_id": contact_id, "current": current, "events": events})
+        return
+    settings = get_settings()
+    print_table(
+        ["purpose", "lawful basis", "status", "may process", "since", "notice", "channel"],
+        [
+            (
+                s.purpose,
+                s.lawful_basis,
+                s.status,
+                "yes" if s.may_process else "no",
+                format_time(s.since, settings),
+                s.notice_version or "",
+                s.channel or "",
+            )
+            for s in current
+        ],
+    )
+    if history:
+        click.echo()
+        print_table(
+            ["time", "purpose", "action", "notice", "channel", "actor"],
+            [
+                (
+                    format_time(e.occurred_at, settings),
+                    e.purpose,
+                    e.action,
+                    e.notice_version or "",
+                    e.channel,
+                    e.actor,
+                )
+                for e in events
+            ],
+            empty="No consent events.",
+        )
+
+
+def _record(
+    contact: str,
+    purpose: str,
+    action: str,
+    channel: str,
+    notice_version: int | None,
+    as_user: str | None,
+) -> None:
+    contact_id = parse_uuid(contact, "contact")
+
+    async def work(kith: Kith) -> Any:
+        actor = await acting_as(kith, as_user)
+        service = ConsentService(kith)
+        if action == "given":
+            return await service.give(
+                contact_id, purpose, channel=channel, notice_version=notice_version, actor=actor
+            )
+        return await service.withdraw(contact_id, purpose, channel=channel, actor=actor)
+
+    event = run_with_kith(work)
+    notice = f" (notice v{event.notice_version})" if event.notice_version else ""
+    click.echo(f"consent {event.action} for {event.purpose}{notice}: event {event.id}")
+
+
+@consent_group.command("give")
+@click.argument("contact")
+@click.argument("purpose")
+@click.option("--channel", default="cli", show_default=True, help="How it was given.")
+@click.option("--notice-version", type=int, help="The notice version shown (default: current).")
+@as_option
+def consent_give(
+    contact: str, purpose: str, channel: str, notice_version: int | None, as_user: str | None
+) -> None:
+    """Record that CONTACT gave consent for PURPOSE."""
+    _record(contact, purpose, "given", channel, notice_version, as_user)
+
+
+@consent_group.command("withdraw")
+@click.argument("contact")
+@click.argument("purpose")
+@click.option("--channel", default="cli", show_default=True, help="How it was withdrawn.")
+@as_option
+def consent_withdraw(contact: str, purpose: str, channel: str, as_user: str | None) -> None:
+    """Record that CONTACT withdrew consent for (or objected to) PURPOSE."""
+    _record(contact, purpose, "withdrawn", channel, None, as_user)
+
+
+@consent_group.command("link")
+@click.argument("contact")
+@click.argument("purpose")
+@click.option("--days", type=int, help="Valid for this many days (default: privacy setting).")
+@click.option("--base-url", default="", help="Prefix, like https://crm.example.com.")
+def consent_link(contact: str, purpose: str, days: int | None, base_url: str) -> None:
+    """Print a signed one-click link that withdraws PURPOSE for CONTACT."""
+    contact_id = parse_uuid(contact, "contact")
+
+    async def work(kith: Kith) -> Any:
+        service = ConsentService(kith)
+        await service.history(contact_id)
+        return service.withdraw_link(contact_id, purpose, days)
+
+    link = run_with_kith(work)
+    click.echo(base_url.rstrip("/") + link.path)
+    note(f"valid until {format_time(link.expires_at, get_settings())}")
+
+
+# -- audit, export, erasure ------------------------------------------------------------
+
+
 @click.command("audit")
 @click.argument("contact")
 @click.option("--limit", default=200, show_default=True, type=click.IntRange(1, 10_000))
 @json_option
 def audit_command(contact: str, limit: int, as_json: bool) -> None:
     """Who read, exported, changed or erased CONTACT's personal data, newest first."""
-    contact_id = _uuid(contact, "contact")
+    contact_id = parse_uuid(contact, "contact")
     entries = run_with_kith(lambda kith: AuditLog(kith).entries(contact_id, limit=limit))
     if as_json:
         print_json(entries)
@@ -91,7 +315,7 @@ def export_command(
     async def work(kith: Kith) -> Any:
         service = ExportService(kith)
         if request is not None:
-            found = await service.for_request(_uuid(request, "request"))
+            found = await service.for_request(parse_uuid(request, "request"))
             if found is None:
                 raise CliError(
                     f"request {request} has no package (run it first, or it was deleted after "
@@ -99,7 +323,7 @@ def export_command(
                 )
             return found
         return await service.export(
-            _uuid(str(contact), "contact"), actor=await _actor(kith, as_user), channel="cli"
+            parse_uuid(str(contact), "contact"), actor=await acting_as(kith, as_user), channel="cli"
         )
 
     package = run_with_kith(work)
@@ -126,7 +350,7 @@ def erasure_group() -> None:
 @json_option
 def erasure_preview(contact: str, as_json: bool) -> None:
     """Every location an erasure of CONTACT would touch now, and how; changes nothing."""
-    contact_id = _uuid(contact, "contact")
+    contact_id = parse_uuid(contact, "contact")
     planned = run_with_kith(lambda kith: ErasureService(kith).preview(contact_id))
     if as_json:
         print_json(planned)
@@ -142,7 +366,7 @@ def erasure_preview(contact: str, as_json: bool) -> None:
 @json_option
 def erasure_jobs(contact: str | None, as_json: bool) -> None:
     """Erasure jobs (of one CONTACT, or all), newest first."""
-    contact_id = _uuid(contact, "contact") if contact else None
+    contact_id = parse_uuid(contact, "contact") if contact else None
     jobs = run_with_kith(lambda kith: ErasureService(kith).jobs(contact_id))
     if as_json:
         print_json(jobs)
@@ -166,48 +390,6 @@ def erasure_jobs(contact: str | None, as_json: bool) -> None:
     )
 
 
-@click.command("rectify")
-@click.argument("request")
-@click.option("--name", help="The corrected display name.")
-@click.option("--given-name", help="The corrected given name.")
-@click.option("--family-name", help="The corrected family name.")
-@click.option("--email", "emails", multiple=True, help="Replace the emails (repeatable).")
-@click.option("--phone", "phones", multiple=True, help="Replace the phones (repeatable).")
-@as_option
-def rectify_command(
-    request: str,
-    name: str | None,
-    given_name: str | None,
-    family_name: str | None,
-    emails: tuple[str, ...],
-    phones: tuple[str, ...],
-    as_user: str | None,
-) -> None:
-    """Set the corrections a rectification REQUEST will make (stored encrypted)."""
-    values: dict[str, Any] = {}
-    if name is not None:
-        values["name"] = name
-    if given_name is not None:
-        values["given_name"] = given_name
-    if family_name is not None:
-        values["family_name"] = family_name
-    if emails:
-        values["emails"] = [EmailIn(address=e) for e in emails]
-    if phones:
-        values["phones"] = [PhoneIn(number=p) for p in phones]
-    patch = ContactPatch(**values)
-    request_id = _uuid(request, "request")
-
-    async def work(kith: Kith) -> list[str]:
-        return await RectificationService(kith).set_patch(
-            request_id, patch, await _actor(kith, as_user)
-        )
-
-    fields = run_with_kith(work)
-    click.echo(f"request {request_id} will correct: {', '.join(fields)}")
-    note("next: preview the request")
-
-
 @click.group("restriction")
 def restriction_group() -> None:
     """Restrict processing of a contact (Article 18 GDPR): show, add, lift."""
@@ -218,7 +400,7 @@ def restriction_group() -> None:
 @json_option
 def restriction_show(contact: str, as_json: bool) -> None:
     """CONTACT's restrictions, current and past."""
-    contact_id = _uuid(contact, "contact")
+    contact_id = parse_uuid(contact, "contact")
     found = run_with_kith(lambda kith: RestrictionService(kith).history(contact_id))
     if as_json:
         print_json(found)
@@ -247,11 +429,11 @@ def restriction_show(contact: str, as_json: bool) -> None:
 @as_option
 def restriction_add(contact: str, ground: str, as_user: str | None) -> None:
     """Restrict CONTACT now (outside a request, e.g. for legal claims)."""
-    contact_id = _uuid(contact, "contact")
+    contact_id = parse_uuid(contact, "contact")
 
     async def work(kith: Kith) -> Any:
         return await RestrictionService(kith).restrict(
-            contact_id, ground, await _actor(kith, as_user), channel="cli"
+            contact_id, ground, await acting_as(kith, as_user), channel="cli"
         )
 
     restriction, new = run_with_kith(work)
@@ -265,12 +447,12 @@ def restriction_add(contact: str, ground: str, as_user: str | None) -> None:
 @as_option
 def restriction_lift(contact: str, notice: str, as_user: str | None) -> None:
     """Lift CONTACT's restriction, recording the notice given to the person (Art. 18(3))."""
-    contact_id = _uuid(contact, "contact")
+    contact_id = parse_uuid(contact, "contact")
 
     async def work(kith: Kith) -> Any:
         from kith.privacy.rights import recipients
 
-        actor = await _actor(kith, as_user)
+        actor = await acting_as(kith, as_user)
         lifted = await RestrictionService(kith).lift(contact_id, notice, actor, channel="cli")
         told = await recipients.notify(
             kith, contact_id, "restriction_lifted", key=f"lift:{lifted.id}"
@@ -322,7 +504,7 @@ def suppression_check(email: str | None, phone: str | None) -> None:
 def suppression_add(contact: str) -> None:
     """Record CONTACT's objection to marketing on the list (keyed hashes of their emails and
     phones; the contact itself stays)."""
-    contact_id = _uuid(contact, "contact")
+    contact_id = parse_uuid(contact, "contact")
     added = run_with_kith(lambda kith: SuppressionList(kith).add_contact(contact_id, "objection"))
     click.echo(f"{added} new entr{'y' if added == 1 else 'ies'} for contact {contact_id}")
 
@@ -366,24 +548,74 @@ def retention_run(dry_run: bool, as_json: bool) -> None:
     )
 
 
-SUBJECT_COMMANDS: tuple[click.Command, ...] = (
+# -- records ---------------------------------------------------------------------------------
+
+
+@click.command("ropa")
+@click.option("--format", "fmt", type=click.Choice(["md", "json"]), default="md", show_default=True)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write it to this file instead of standard output.",
+)
+def ropa_command(fmt: str, output: Path | None) -> None:
+    """Print the record of processing activities (Art. 30), generated from the registry."""
+
+    async def work(kith: Kith) -> Any:
+        return build_record(kith)
+
+    record = run_with_kith(work, migrated=False)
+    data = to_json(record) if fmt == "json" else to_markdown(record).encode()
+    if output is None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.flush()
+    else:
+        output.write_bytes(data)
+        note(f"record of processing written to {output}")
+    for warning in record.warnings:
+        note(f"warning: {warning}")
+
+
+@click.group("retention")
+def retention_group() -> None:
+    """Retention rules from [privacy.retention] in kith.toml."""
+
+
+@retention_group.command("rules")
+@json_option
+def retention_rules(as_json: bool) -> None:
+    """List the retention rules (validated)."""
+    rules = rights_settings(get_settings()).retention_rules()
+    if as_json:
+        print_json(rules)
+        return
+    print_table(
+        ["rule", "kept for", "description"],
+        [(r.target, str(r.keep), r.description) for r in rules],
+        empty="No retention rules; add them to [privacy.retention] in kith.toml.",
+    )
+
+
+retention_group.add_command(retention_run)
+
+
+@click.group("privacy")
+def privacy() -> None:
+    """Privacy: personal fields, keys and shredding; consent, data subject requests,
+    certificates, records of processing."""
+
+
+for _command in (
+    purposes_command,
+    notices_group,
+    consent_group,
     audit_command,
     export_command,
     erasure_group,
-    rectify_command,
     restriction_group,
     suppression_group,
-)
-
-
-def add_subject_commands(group: click.Group) -> None:
-    """Add these commands to ``kith privacy``; ``retention run`` joins the retention group."""
-    for command in SUBJECT_COMMANDS:
-        group.add_command(command)
-    retention = group.commands.get("retention")
-    if isinstance(retention, click.Group):
-        retention.add_command(retention_run)
-    else:
-        holder = click.Group("retention", help="Retention rules from [privacy.retention].")
-        holder.add_command(retention_run)
-        group.add_command(holder)
+    ropa_command,
+    retention_group,
+):
+    privacy.add_command(_command)

@@ -5,17 +5,13 @@ changed, recording the purpose, its lawful basis, the exact notice text (version
 the channel, the source interaction, the time and who recorded it. The current state of a
 contact is derived from its events, latest first.
 
-Plugins ask before processing::
-
-    from kith.privacy.rights.consent import can_process
-
-    if not await can_process(kith, contact_id, "newsletter"):
-        return  # refused, and logged by contact id
+Plugins ask before processing through core (``kith.check_processing`` with the activity
+``purpose:<name>``), which the rights plugin answers from here.
 
 Rules by lawful basis: ``consent`` needs a current "given"; ``legitimate_interests`` and
 ``public_task`` allow processing until a "withdrawn" event (an objection, Art. 21); the other
-bases (contract, legal obligation, vital interests) do not depend on consent. Checks
-registered with :func:`register_processing_check` (restriction, for one) can refuse on top.
+bases (contract, legal obligation, vital interests) do not depend on consent. A restriction
+(Art. 18) and a recorded objection to marketing refuse on top.
 """
 
 from __future__ import annotations
@@ -27,23 +23,28 @@ import hmac
 import json
 import os
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
-from kith.actor import SYSTEM, Actor
-from kith.errors import InvalidInput, KithError, NotFound
-from kith.events import utcnow
-from kith.ids import new_id
-from kith.logs import get_logger
-from kith.privacy.rights import registry
+from kith import (
+    SYSTEM,
+    Actor,
+    ContactService,
+    ErasureOutcome,
+    InteractionService,
+    InvalidInput,
+    Kith,
+    KithError,
+    NotFound,
+    get_logger,
+    new_id,
+    utcnow,
+)
 from kith.privacy.encryption.primitives import hmac_sha256
 from kith.privacy.encryption.secret_files import read_or_create
-from kith.privacy.requests.settings import workflow_settings
-from kith.privacy.requests.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
-from kith.runtime import Kith
-from kith.subjects import ErasureOutcome
-from kith.tables import Contact, Interaction
+from kith.privacy.rights import registry
+from kith.privacy.rights.settings import rights_settings
+from kith.privacy.rights.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
 
 ConsentAction = Literal["given", "withdrawn"]
 ConsentStatus = Literal["given", "withdrawn", "none"]
@@ -55,22 +56,6 @@ DATA_SUBJECT = "data_subject"
 MAX_NOTICE_CHARS = 100_000
 
 log = get_logger("kith.privacy.rights.consent")
-
-ProcessingCheck = Callable[[Kith, uuid.UUID, str], Awaitable[str | None]]
-_processing_checks: list[ProcessingCheck] = []
-
-
-def register_processing_check(check: ProcessingCheck) -> None:
-    """Add a check ``can_process`` runs after consent: it returns a reason to refuse, or None.
-    Restriction (Art. 18) plugs in here."""
-    if check not in _processing_checks:
-        _processing_checks.append(check)
-
-
-def unregister_processing_check(check: ProcessingCheck) -> None:
-    if check in _processing_checks:
-        _processing_checks.remove(check)
-
 
 class NoticeOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
@@ -312,11 +297,11 @@ class ConsentService:
                 )
         event_id = new_id()
         async with self.kith.unit_of_work(actor) as uow:
-            if not await Contact.exists().where(Contact.id == contact_id):
+            if not await ContactService(self.kith).exists(contact_id):
                 raise NotFound(f"contact {contact_id} does not exist")
-            if data.source_interaction_id is not None and not await Interaction.exists().where(
-                (Interaction.id == data.source_interaction_id) & (Interaction.contact == contact_id)
-            ):
+            if data.source_interaction_id is not None and not await InteractionService(
+                self.kith
+            ).exists(data.source_interaction_id, contact_id):
                 raise InvalidInput(
                     f"contact {contact_id} has no interaction {data.source_interaction_id}",
                     field="source_interaction_id",
@@ -399,7 +384,7 @@ class ConsentService:
         """Every consent event of a contact, oldest first."""
         pseudonyms = await self._pseudonyms(contact_id)
         if not pseudonyms:
-            if not await Contact.exists().where(Contact.id == contact_id):
+            if not await ContactService(self.kith).exists(contact_id):
                 raise NotFound(f"contact {contact_id} does not exist")
             return []
         rows = (
@@ -466,10 +451,7 @@ class ConsentService:
             status = await self.status(contact_id, purpose)
             reason = _refusal(info.lawful_basis, status)
             if reason is None:
-                for check in list(_processing_checks):
-                    reason = await check(self.kith, contact_id, purpose)
-                    if reason is not None:
-                        break
+                reason = await _other_refusal(self.kith, contact_id, purpose)
         if reason is None:
             return True
         log.info("processing_refused", contact_id=str(contact_id), purpose=purpose, reason=reason)
@@ -560,7 +542,7 @@ class ConsentService:
     ) -> WithdrawLink:
         """A signed link that withdraws one purpose for one contact, for emails and forms."""
         registry.purpose(self.kith, purpose)
-        days = valid_days or workflow_settings(self.kith.settings).withdraw_link_days
+        days = valid_days or rights_settings(self.kith.settings).withdraw_link_days
         if not 1 <= days <= 3660:
             raise InvalidInput("a link is valid for 1 to 3660 days", field="valid_days")
         expires = utcnow().replace(microsecond=0) + dt.timedelta(days=days)
@@ -618,6 +600,17 @@ class ConsentService:
         record = ConsentRecord(purpose=purpose, action="withdrawn", channel="link")
         event = await self._record(contact_id, record, DATA_SUBJECT, SYSTEM)
         return event, purpose
+
+
+async def _other_refusal(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
+    """Beyond consent: a restriction (Art. 18) stops processing for every purpose, and an
+    objection to marketing on the suppression list stops it for marketing purposes."""
+    # Imported here: both consult the consent ledger themselves.
+    from kith.privacy.rights.restriction import RestrictionService
+    from kith.privacy.rights.suppression import objection_refusal
+
+    reason = await RestrictionService(kith).refusal(contact_id, f"purpose:{purpose}")
+    return reason or await objection_refusal(kith, contact_id, purpose)
 
 
 def _refusal(lawful_basis: str, status: ConsentStatus) -> str | None:

@@ -8,21 +8,20 @@ a finished step is never repeated. Steps that may reach other systems (recipient
 in a transaction each; the steps that only touch this database run together in one. The steps:
 
 1. recipients: every registered recipient is told (Art. 19), before plugins forget who got what;
-2. one step per plugin answering ``kith_subject_erase`` (previewed by
-   ``kith_subject_erase_preview``); the privacy plugin's own keeps the consent ledger as
-   evidence, linked to nobody;
-3. suppression: keyed hashes of the person's emails and phones stay on the suppression list;
-4. legal holds: interactions a law requires to keep (settings: ``[privacy.legal_holds]``) are
-   re-encrypted under a key of their own and restricted, not erased;
-5. core: contact points and their blind indexes, interactions and the contact are deleted (the
-   contact stays as a nameless shell while records are held), restrictions with it;
-6. outbox: settled events about the person (ids only) and their deliveries are deleted;
-7. exports: export packages written for the person are deleted;
-8. records kept under the person's key (audit details, request notes, rectifications,
-   suppression overrides) and logs (which name subjects by id only) are listed;
-9. the data key is destroyed (crypto-shredding): what is left anywhere, backups included,
+2. suppression: keyed hashes of the person's emails and phones stay on the suppression list;
+3. legal holds: interactions a law requires to keep (``[privacy.legal_holds]``) are recorded
+   as held; core keeps them, re-encrypted under the hold's own key and restricted, not erased;
+4. one step per source answering ``kith_subject_erase`` (previewed by
+   ``kith_subject_erase_preview``), core's own last: core deletes the contact, its emails and
+   phones with their blind indexes, its interactions and its settled events (the contact stays
+   as a nameless shell while records are held); this plugin keeps the consent ledger as
+   evidence, linked to nobody, and deletes restrictions;
+5. exports: export packages written for the person are deleted;
+6. records kept under the person's key (audit details, rectifications, suppression overrides)
+   and logs (which name subjects by id only) are listed;
+7. the data key is destroyed (crypto-shredding): what is left anywhere, backups included,
    becomes unreadable;
-10. finish: ``subject.erased`` is published and the audit log records the erasure.
+8. finish: ``subject.erased`` is published and the audit log records the erasure.
 
 The certificate lists every entry. Retention applies the same machinery (origin ``retention``).
 """
@@ -31,24 +30,34 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
-import inspect
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from kith.actor import SYSTEM, Actor
-from kith.errors import NotFound
-from kith.events import EventType, utcnow
-from kith.logs import get_logger
+from kith import (
+    SYSTEM,
+    Actor,
+    ErasureOutcome,
+    InteractionService,
+    Kith,
+    NotFound,
+    SubjectHold,
+    get_logger,
+    utcnow,
+)
+from kith.privacy.encryption.shredding import shred
+from kith.privacy.encryption.tables import DataKey
+from kith.privacy.rights import audit
 from kith.privacy.rights import recipients as recipient_notices
 from kith.privacy.rights.audit import AuditLog
+from kith.privacy.rights.consent import ConsentService
 from kith.privacy.rights.export import exports_folder
-from kith.privacy.requests.service import CertificateEntry, PlannedAction, RequestJob
+from kith.privacy.rights.outcomes import CertificateEntry, PlannedAction
 from kith.privacy.rights.retention_rules import Duration
-from kith.privacy.encryption.shredding import shred
-from kith.privacy.rights.settings import LegalHoldRule, subject_settings
+from kith.privacy.rights.settings import LegalHoldRule, rights_settings
+from kith.privacy.rights.suppression import SuppressionList
 from kith.privacy.rights.tables import (
     ErasureJob,
     ErasureStep,
@@ -58,24 +67,10 @@ from kith.privacy.rights.tables import (
     Restriction,
     SuppressionOverride,
 )
-from kith.privacy.rights.suppression import SuppressionList
-from kith.privacy.encryption.tables import DataKey
-from kith.privacy.requests.tables import SubjectRequest
-from kith.runtime import Kith
-from kith.subjects import ErasureOutcome
-from kith.tables import Contact, ContactPoint, EventSubscription, Interaction
-from piccolo.querystring import QueryString
 
-ERASED_EVENT = EventType(
-    "subject.erased",
-    "A data subject was erased (records under a legal hold may remain, restricted).",
-    ("contact_id", "job_id"),
-)
+ERASED_EVENT = "subject.erased"
 SOURCE_CORE = "kith"
 SOURCE_PRIVACY = "kith.privacy"
-ERASED_NAME = "[erased]"
-# Events of the request workflow and of subject rights stay: they document the request itself.
-_KEPT_EVENT_PREFIX = "subject"
 
 log = get_logger("kith.privacy.rights.erasure")
 
@@ -136,19 +131,75 @@ async def _count(query: Any) -> int:
     return int(await query.run())
 
 
-async def _raw(kith: Kith, sql: str, *args: Any) -> list[dict[str, Any]]:
-    rows = await kith.database.engine.run_querystring(QueryString(sql, *args))
-    return [dict(row) for row in rows or []]
+def hold_id(job_id: uuid.UUID, rule: LegalHoldRule) -> uuid.UUID:
+    """The legal hold of one rule in one erasure job: the subject its records are sealed for."""
+    return uuid.uuid5(job_id, f"legal-hold:{rule.name}")
 
 
-async def _settle_plugin_answer(value: Any) -> list[ErasureOutcome]:
-    if inspect.isawaitable(value):
-        value = await value
-    if value is None:
-        return []
-    if isinstance(value, ErasureOutcome):
-        return [value]
-    return [v for v in value if isinstance(v, ErasureOutcome)]
+# -- this plugin's answers for erasure -------------------------------------------------------
+
+
+async def legal_holds(kith: Kith, contact_id: uuid.UUID) -> list[SubjectHold]:
+    """``kith_subject_holds``: what the legal holds keep of this subject. Once an erasure
+    recorded holds for the subject, those still running (the records they held then);
+    before, what each rule of ``[privacy.legal_holds]`` would keep now (a preview)."""
+    rules = {rule.name: rule for rule in rights_settings(kith.settings).holds()}
+    recorded = await LegalHold.select().where(LegalHold.contact_id == contact_id)
+    if not recorded:
+        now = utcnow()
+        return [
+            SubjectHold(
+                kinds=rule.kinds, since=rule.keep.cutoff(now), seal_for=hold_id(contact_id, rule)
+            )
+            for rule in rules.values()
+        ]
+    holds = []
+    for row in recorded:
+        if row["released_at"] is not None:
+            continue
+        rule = rules.get(row["rule"])
+        holds.append(
+            SubjectHold(
+                kinds=tuple(_kinds(row["kinds"])),
+                # The records the hold kept when it was made; all of its kinds if its rule
+                # has gone from the settings since.
+                since=rule.keep.cutoff(_aware(row["created_at"])) if rule else None,
+                seal_for=row["id"],
+            )
+        )
+    return holds
+
+
+def _kinds(value: Any) -> list[str]:
+    return list(msgspec.json.decode(value) if isinstance(value, str) else value)
+
+
+def _aware(value: Any) -> dt.datetime:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+async def erase_rights_records(
+    kith: Kith, contact_id: uuid.UUID, *, dry_run: bool = False
+) -> list[ErasureOutcome]:
+    """``kith_subject_erase`` (or its preview): the consent ledger is kept as evidence but
+    linked to nobody; the person's restrictions go."""
+    outcomes = await ConsentService(kith).anonymise_subject(contact_id, dry_run=dry_run)
+    where = Restriction.contact_id == contact_id
+    restrictions = await _count(Restriction.count().where(where))
+    if not dry_run:
+        await Restriction.delete().where(where).run()
+    outcomes.append(
+        ErasureOutcome(
+            source=SOURCE_PRIVACY,
+            location=Restriction._meta.tablename,
+            method="deleted",
+            count=restrictions,
+        )
+    )
+    return outcomes
+
+
+# -- the steps of one erasure ----------------------------------------------------------------
 
 
 class SubjectErasure:
@@ -158,55 +209,30 @@ class SubjectErasure:
         self.kith = kith
         self.contact_id = contact_id
         self.job_id = job_id
-        self.settings = subject_settings(kith.settings)
+        self.holds = rights_settings(kith.settings).holds()
         self.now = utcnow()
 
-    # -- the steps -------------------------------------------------------------------------
-
     def steps(self) -> list[Step]:
-        steps = [Step("recipients", self._recipients_preview, self._recipients, local=False)]
-        for plugin_name, erase, preview in self._plugins():
+        steps = [
+            Step("recipients", self._recipients_preview, self._recipients, local=False),
+            Step("suppression", self._suppression_preview, self._suppression),
+            Step("legal_holds", self._holds_preview, self._holds),
+        ]
+        for name in self._sources():
             steps.append(
                 Step(
-                    f"plugin:{plugin_name}",
-                    self._plugin_preview(plugin_name, preview),
-                    self._plugin_execute(plugin_name, erase),
+                    f"plugin:{name}",
+                    self._source_preview(name),
+                    self._source_erase(name),
                     local=False,
                 )
             )
         steps += [
-            Step("suppression", self._suppression_preview, self._suppression),
-            Step("legal_holds", self._holds_preview, self._holds),
-            Step("core", self._core_preview, self._core),
-            Step("outbox", self._outbox_preview, self._outbox),
             Step("exports", self._exports_preview, self._exports),
             Step("records", self._records_preview, self._records),
             Step("data_key", self._key_preview, self._key),
         ]
         return steps
-
-    # suppression
-
-    async def _suppression_preview(self) -> list[PlannedAction]:
-        points = await _count(ContactPoint.count().where(ContactPoint.contact == self.contact_id))
-        return [_planned(self._suppression_entry(points))]
-
-    def _suppression_entry(self, count: int) -> CertificateEntry:
-        return _entry(
-            SOURCE_PRIVACY,
-            "kith_privacy_suppression",
-            "keyed_hash_kept",
-            count,
-            "a keyed hash of each email and phone is kept so that the person is not added "
-            "again by accident (it identifies nobody)",
-        )
-
-    async def _suppression(self) -> Entries:
-        suppression = SuppressionList(self.kith)
-        values = await suppression.values_of(self.contact_id)
-        for kind, value in values:
-            await suppression.add(kind, value, "erasure")
-        return [self._suppression_entry(len(values))]
 
     # recipients
 
@@ -218,76 +244,30 @@ class SubjectErasure:
             self.kith, self.contact_id, "erasure", key=f"erasure:{self.job_id}"
         )
 
-    # plugins
+    # suppression
 
-    def _plugins(self) -> list[tuple[str, Callable[..., Any], Callable[..., Any] | None]]:
-        manager = self.kith.plugins
-        if manager is None:
-            return []
-        previews = {
-            impl.plugin_name: impl
-            for impl in manager.hook.kith_subject_erase_preview.get_hookimpls()
-        }
-        found = []
-        # pluggy lists implementations last-called first; erase in call order.
-        for impl in reversed(manager.hook.kith_subject_erase.get_hookimpls()):
-            preview = previews.get(impl.plugin_name)
-            found.append(
-                (
-                    impl.plugin_name,
-                    self._bind(impl),
-                    self._bind(preview) if preview is not None else None,
-                )
-            )
-        return found
-
-    def _bind(self, impl: Any) -> Callable[[], Any]:
-        arguments = {"kith": self.kith, "contact_id": self.contact_id}
-
-        def call() -> Any:
-            return impl.function(**{name: arguments[name] for name in impl.argnames})
-
-        return call
-
-    def _plugin_preview(
-        self, name: str, preview: Callable[[], Any] | None
-    ) -> Callable[[], Awaitable[list[PlannedAction]]]:
-        async def run() -> list[PlannedAction]:
-            if preview is None:
-                return [
-                    PlannedAction(
-                        source=name,
-                        location="(whatever the plugin holds)",
-                        method="plugin_decides",
-                        ground="the plugin offers no preview (kith_subject_erase_preview); "
-                        "what it did is in the certificate",
-                    )
-                ]
-            return [_planned(o) for o in await _settle_plugin_answer(preview())]
-
-        return run
-
-    def _plugin_execute(
-        self, name: str, erase: Callable[[], Any]
-    ) -> Callable[[], Awaitable[Entries]]:
-        async def run() -> Entries:
-            outcomes = await _settle_plugin_answer(erase())
-            if not outcomes:
-                return [_entry(name, "(nothing reported)", "not_present")]
-            return [_from_outcome(o) for o in outcomes]
-
-        return run
-
-    # legal holds
-
-    def _hold_query(self, rule: LegalHoldRule, columns: tuple[Any, ...] = ()) -> Any:
-        cutoff = rule.keep.cutoff(self.now)
-        query = Interaction.select(*columns) if columns else Interaction.count()
-        return query.where(
-            (Interaction.contact == self.contact_id)
-            & Interaction.kind.is_in(list(rule.kinds))
-            & (Interaction.occurred_at >= cutoff)
+    def _suppression_entry(self, count: int) -> CertificateEntry:
+        return _entry(
+            SOURCE_PRIVACY,
+            "kith_privacy_suppression",
+            "keyed_hash_kept",
+            count,
+            "a keyed hash of each email and phone is kept so that the person is not added "
+            "again by accident (it identifies nobody)",
         )
+
+    async def _suppression_preview(self) -> list[PlannedAction]:
+        values = await SuppressionList(self.kith).values_of(self.contact_id)
+        return [_planned(self._suppression_entry(len(values)))]
+
+    async def _suppression(self) -> Entries:
+        suppression = SuppressionList(self.kith)
+        values = await suppression.values_of(self.contact_id)
+        for kind, value in values:
+            await suppression.add(kind, value, "erasure")
+        return [self._suppression_entry(len(values))]
+
+    # legal holds: recorded here, kept by core (kith_subject_holds)
 
     def _hold_entry(self, rule: LegalHoldRule, count: int) -> CertificateEntry:
         return _entry(
@@ -299,56 +279,34 @@ class SubjectErasure:
             "then erased)",
         )
 
+    async def _held(self, rule: LegalHoldRule) -> tuple[int, dt.datetime | None]:
+        return await InteractionService(self.kith).count_and_latest(
+            self.contact_id, kinds=rule.kinds, since=rule.keep.cutoff(self.now)
+        )
+
     async def _holds_preview(self) -> list[PlannedAction]:
         planned = []
-        for rule in self.settings.legal_holds:
-            count = await _count(self._hold_query(rule))
+        for rule in self.holds:
+            count, _ = await self._held(rule)
             if count:
                 planned.append(_planned(self._hold_entry(rule, count)))
         return planned
 
-    def hold_id(self, rule: LegalHoldRule) -> uuid.UUID:
-        return uuid.uuid5(self.job_id, f"legal-hold:{rule.name}")
-
     async def _holds(self) -> Entries:
         entries = []
-        table = Interaction._meta.tablename
-        for rule in self.settings.legal_holds:
-            rows = await self._hold_query(
-                rule,
-                (Interaction.id, Interaction.summary, Interaction.body, Interaction.occurred_at),
-            ).run()
-            if not rows:
+        for rule in self.holds:
+            count, latest = await self._held(rule)
+            if not count or latest is None:
                 continue
-            hold_id = self.hold_id(rule)
-            latest = max(row["occurred_at"] for row in rows)
-            if isinstance(latest, str):
-                latest = dt.datetime.fromisoformat(latest)
-            # Re-encrypted under the hold's own key, so the person's key can be destroyed.
-            for row in rows:
-                text = await self.kith.protector.reveal(
-                    self.contact_id,
-                    table,
-                    row["id"],
-                    {"summary": row["summary"], "body": row["body"]},
-                )
-                sealed = await self.kith.protector.protect(hold_id, table, row["id"], text)
-                await (
-                    Interaction.update(
-                        {Interaction.summary: sealed["summary"], Interaction.body: sealed["body"]}
-                    )
-                    .where(Interaction.id == row["id"])
-                    .run()
-                )
             await (
                 LegalHold.insert(
                     LegalHold(
-                        id=hold_id,
+                        id=hold_id(self.job_id, rule),
                         contact_id=self.contact_id,
                         rule=rule.name,
                         ground=rule.ground,
                         kinds=list(rule.kinds),
-                        held_count=len(rows),
+                        held_count=count,
                         held_until=add_duration(latest, rule.keep),
                         created_at=self.now,
                         job_id=self.job_id,
@@ -357,165 +315,47 @@ class SubjectErasure:
                 .on_conflict(action="DO NOTHING")
                 .run()
             )
-            entries.append(self._hold_entry(rule, len(rows)))
+            entries.append(self._hold_entry(rule, count))
         return entries
 
-    async def held_ids(self) -> list[uuid.UUID]:
-        rows = await (
-            LegalHold.select(LegalHold.id)
-            .where((LegalHold.contact_id == self.contact_id) & LegalHold.released_at.is_null())
-            .run()
-        )
-        return [row["id"] for row in rows]
+    # every source answering kith_subject_erase, core's own last
 
-    async def _held_interactions(self) -> list[uuid.UUID]:
-        """Interactions sealed under a hold key (after the holds step) or due to be."""
-        ids: list[uuid.UUID] = []
-        for rule in self.settings.legal_holds:
-            ids += [row["id"] for row in await self._hold_query(rule, (Interaction.id,)).run()]
-        return ids
+    def _sources(self) -> list[str]:
+        plugins = self.kith.plugins
+        return [] if plugins is None else plugins.implementers("kith_subject_erase")
 
-    # core
-
-    async def _core_counts(self) -> dict[str, int]:
-        held = len(await self._held_interactions()) if await self._will_hold() else 0
-        total = await _count(Interaction.count().where(Interaction.contact == self.contact_id))
-        return {
-            "points": await _count(
-                ContactPoint.count().where(ContactPoint.contact == self.contact_id)
-            ),
-            "interactions": total - held,
-            "held": held,
-            "contact": await _count(Contact.count().where(Contact.id == self.contact_id)),
-            "restrictions": await _count(
-                Restriction.count().where(Restriction.contact_id == self.contact_id)
-            ),
-        }
-
-    async def _will_hold(self) -> bool:
-        return bool(self.settings.legal_holds)
-
-    def _core_entries(self, counts: dict[str, int]) -> Entries:
-        contact_method = "deleted"
-        ground = None
-        if counts["held"] and counts["contact"]:
-            contact_method = "anonymised"
-            ground = (
-                "kept as a nameless shell for the records under legal hold: name, tags, "
-                "owner and organization link erased"
+    def _source_preview(self, name: str) -> Callable[[], Awaitable[list[PlannedAction]]]:
+        async def run() -> list[PlannedAction]:
+            assert self.kith.plugins is not None
+            if name not in self.kith.plugins.implementers("kith_subject_erase_preview"):
+                return [
+                    PlannedAction(
+                        source=name,
+                        location="(whatever the plugin holds)",
+                        method="plugin_decides",
+                        ground="the plugin offers no preview (kith_subject_erase_preview); "
+                        "what it did is in the certificate",
+                    )
+                ]
+            outcomes = await self.kith.plugins.call_one(
+                name, "kith_subject_erase_preview", kith=self.kith, contact_id=self.contact_id
             )
-        return [
-            _entry(SOURCE_CORE, "kith_contact_point", "deleted", counts["points"]),
-            _entry(
-                SOURCE_CORE,
-                "blind indexes (kith_contact_point.lookup)",
-                "deleted",
-                counts["points"],
-            ),
-            _entry(SOURCE_CORE, "kith_interaction", "deleted", counts["interactions"]),
-            _entry(SOURCE_CORE, "kith_contact", contact_method, counts["contact"], ground),
-            _entry(SOURCE_PRIVACY, "kith_privacy_restriction", "deleted", counts["restrictions"]),
-        ]
+            return [_planned(o) for o in _outcomes(outcomes)]
 
-    async def _core_preview(self) -> list[PlannedAction]:
-        return [_planned(e) for e in self._core_entries(await self._core_counts())]
+        return run
 
-    async def _core(self) -> Entries:
-        counts = await self._core_counts()
-        held = await self._held_interactions() if counts["held"] else []
-        await ContactPoint.delete().where(ContactPoint.contact == self.contact_id).run()
-        await Restriction.delete().where(Restriction.contact_id == self.contact_id).run()
-        if held:
-            await (
-                Interaction.delete()
-                .where((Interaction.contact == self.contact_id) & Interaction.id.not_in(held))
-                .run()
+    def _source_erase(self, name: str) -> Callable[[], Awaitable[Entries]]:
+        async def run() -> Entries:
+            assert self.kith.plugins is not None
+            answer = await self.kith.plugins.call_one(
+                name, "kith_subject_erase", kith=self.kith, contact_id=self.contact_id
             )
-            hold_ids = await self.held_ids()
-            names = await self.kith.protector.protect(
-                hold_ids[0],
-                Contact._meta.tablename,
-                self.contact_id,
-                {"display_name": ERASED_NAME},
-            )
-            await (
-                Contact.update(
-                    {
-                        Contact.display_name: names["display_name"],
-                        Contact.given_name: None,
-                        Contact.family_name: None,
-                        Contact.tags: [],
-                        Contact.owner: None,
-                        Contact.organization: None,
-                        Contact.archived: True,
-                        Contact.updated_at: self.now,
-                    }
-                )
-                .where(Contact.id == self.contact_id)
-                .run()
-            )
-        else:
-            await Interaction.delete().where(Interaction.contact == self.contact_id).run()
-            await Contact.delete().where(Contact.id == self.contact_id).run()
-        return self._core_entries(counts)
+            outcomes = _outcomes(answer)
+            if not outcomes:
+                return [_entry(name, "(nothing reported)", "not_present")]
+            return [_from_outcome(o) for o in outcomes]
 
-    # outbox
-
-    async def _unsettled_events(self) -> list[Any]:
-        """Events of the subject still being delivered (a pending or queued delivery). Found
-        through the outbox's partial indexes on (subscriber, contact), so this stays cheap
-        however many events the subject had."""
-        names = [row["name"] for row in await EventSubscription.select(EventSubscription.name)]
-        if not names:
-            return []
-        marks = ", ".join(["{}"] * len(names))
-        found: list[Any] = []
-        for state in ("pending", "queued"):
-            rows = await _raw(
-                self.kith,
-                f"SELECT event FROM kith_event_delivery WHERE state = '{state}' "
-                f"AND subscriber IN ({marks}) AND contact_id = {{}}",
-                *names,
-                self.contact_id,
-            )
-            found += [row["event"] for row in rows]
-        return found
-
-    async def _settled(self) -> tuple[str, list[Any]]:
-        """The WHERE clause (and its arguments) of the subject's settled events."""
-        unsettled = await self._unsettled_events()
-        where = "contact_id = {} AND fanned_out_at IS NOT NULL AND name NOT LIKE 'subject%'"
-        if unsettled:
-            where += f" AND id NOT IN ({', '.join(['{}'] * len(unsettled))})"
-        return where, [self.contact_id, *unsettled]
-
-    async def _outbox_counts(self, where: str, args: list[Any]) -> tuple[int, int]:
-        events = await _raw(self.kith, f"SELECT count(*) AS n FROM kith_event WHERE {where}", *args)
-        deliveries = await _raw(
-            self.kith,
-            "SELECT count(*) AS n FROM kith_event_delivery WHERE event IN "
-            f"(SELECT id FROM kith_event WHERE {where})",
-            *args,
-        )
-        return int(events[0]["n"]), int(deliveries[0]["n"])
-
-    def _outbox_entries(self, events: int, deliveries: int) -> Entries:
-        ground = "ids only; events still being delivered are left to finish"
-        return [
-            _entry(SOURCE_CORE, "kith_event", "deleted", events, ground),
-            _entry(SOURCE_CORE, "kith_event_delivery", "deleted", deliveries),
-        ]
-
-    async def _outbox_preview(self) -> list[PlannedAction]:
-        counts = await self._outbox_counts(*await self._settled())
-        return [_planned(e) for e in self._outbox_entries(*counts)]
-
-    async def _outbox(self) -> Entries:
-        where, args = await self._settled()
-        counts = await self._outbox_counts(where, args)
-        # Their deliveries go with them (the foreign key cascades).
-        await _raw(self.kith, f"DELETE FROM kith_event WHERE {where}", *args)
-        return self._outbox_entries(*counts)
+        return run
 
     # exports
 
@@ -548,9 +388,6 @@ class SubjectErasure:
     async def _records_entries(self) -> Entries:
         shredded = "crypto_shredded"
         audit = await AuditLog(self.kith).readable(self.contact_id)
-        requests = await _count(
-            SubjectRequest.count().where(SubjectRequest.sealed_for == self.contact_id)
-        )
         rectifications = await _count(
             Rectification.count().where(Rectification.contact_id == self.contact_id)
         )
@@ -560,7 +397,6 @@ class SubjectErasure:
         kept = "the record is kept as evidence; its text becomes unreadable with the data key"
         return [
             _entry(SOURCE_PRIVACY, "kith_privacy_audit (details)", shredded, audit, kept),
-            _entry(SOURCE_PRIVACY, "kith_subject_request (notes)", shredded, requests, kept),
             _entry(SOURCE_PRIVACY, "kith_privacy_rectification", shredded, rectifications, kept),
             _entry(SOURCE_PRIVACY, "kith_privacy_suppression_override", shredded, overrides, kept),
             _entry(
@@ -604,6 +440,14 @@ class SubjectErasure:
         return [self._key_entry(keys)]
 
 
+def _outcomes(answer: Any) -> list[ErasureOutcome]:
+    if answer is None:
+        return []
+    if isinstance(answer, ErasureOutcome):
+        return [answer]
+    return [value for value in answer if isinstance(value, ErasureOutcome)]
+
+
 # -- the job ---------------------------------------------------------------------------------
 
 
@@ -636,6 +480,8 @@ class ErasureService:
     async def preview(
         self, contact_id: uuid.UUID, job_id: uuid.UUID | None = None
     ) -> list[PlannedAction]:
+        # Reports still queued count among the records the erasure lists.
+        await audit.settle()
         erasure = SubjectErasure(self.kith, contact_id, job_id or uuid.uuid4())
         planned: list[PlannedAction] = []
         for step in erasure.steps():
@@ -657,6 +503,8 @@ class ErasureService:
         """Run (or resume) erasure job ``job_id``; returns every entry for the certificate.
         ``after_step`` is awaited after each step, inside its transaction (tests stop the
         process there)."""
+        # Reports still queued are written before the steps count them and the key goes.
+        await audit.settle()
         job = await ErasureJob.select().where(ErasureJob.id == job_id).first().run()
         if job is None:
             await (
@@ -757,7 +605,7 @@ class ErasureService:
                 )
                 if updated:
                     uow.publish(
-                        ERASED_EVENT.name,
+                        ERASED_EVENT,
                         contact_id,
                         contact_id=str(contact_id),
                         job_id=str(job_id),
@@ -778,38 +626,3 @@ class ErasureService:
         if contact_id is not None:
             query = query.where(ErasureJob.contact_id == contact_id)
         return list(await query.run())
-
-
-class ErasureExecutor:
-    """The request workflow's executor for erasure requests."""
-
-    async def preview(self, job: RequestJob) -> list[PlannedAction]:
-        if job.contact_id is None:
-            return [
-                PlannedAction(
-                    source=SOURCE_CORE,
-                    location="(no contact holds this email or phone)",
-                    method="not_present",
-                )
-            ]
-        return await ErasureService(job.kith).preview(job.contact_id, job.request.id)
-
-    async def execute(self, job: RequestJob) -> list[CertificateEntry]:
-        if job.contact_id is None:
-            return [
-                CertificateEntry(
-                    source=SOURCE_CORE,
-                    location="(no contact holds this email or phone)",
-                    method="not_present",
-                    outcome="not_applicable",
-                )
-            ]
-        result = await ErasureService(job.kith).run(
-            job.contact_id,
-            job_id=job.request.id,
-            actor=job.actor,
-            origin="request",
-            request_id=job.request.id,
-            channel="cli" if job.actor.kind != "user" else "request",
-        )
-        return result.entries

@@ -23,30 +23,34 @@ import re
 import tempfile
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
-from kith import __version__
-from kith.actor import SYSTEM, Actor
-from kith.errors import NotFound
-from kith.events import utcnow
-from kith.ids import new_id
+from kith import (
+    SYSTEM,
+    Actor,
+    ContactService,
+    ExportSection,
+    Kith,
+    NotFound,
+    Row,
+    RowPages,
+    __version__,
+    new_id,
+    utcnow,
+)
 from kith.privacy.rights import recipients as recipient_notices
 from kith.privacy.rights import registry
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.consent import ConsentService
-from kith.privacy.requests.service import CertificateEntry, PlannedAction, RequestJob
+from kith.privacy.rights.outcomes import PlannedAction
 from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.ropa import LAWFUL_BASIS_TEXT
-from kith.privacy.rights.settings import subject_settings
-from kith.privacy.rights.tables import ExportPackage, LegalHold, RecipientNoticeRecord
-from kith.privacy.requests.settings import workflow_settings
-from kith.runtime import Kith
-from kith.subjects import ExportSection
-from kith.tables import Contact, ContactPoint, Interaction
+from kith.privacy.rights.settings import rights_settings
+from kith.privacy.rights.tables import ExportPackage, LegalHold
 
 FORMAT = "kith-export/1"
 PAGE = 500
@@ -54,13 +58,11 @@ SPOOL_BYTES = 1 << 20
 SOURCE = "kith"
 _SAFE = re.compile(r"[^a-z0-9_.-]+")
 
-TABLE_DESCRIPTIONS: dict[str, str] = {
-    "contact": "Your contact record: name, kind, tags, where it came from, when it changed",
-    "contact_points": "Your email addresses and phone numbers",
-    "interactions": "Your timeline: calls, emails, meetings, notes, form submissions, orders, "
-    "tasks",
+SOURCE_PRIVACY = "kith.privacy"
+RIGHTS_DESCRIPTIONS: dict[str, str] = {
+    "consent_events": "Consent you gave or withdrew, event by event",
     "consent_status": "Where your consent stands for each purpose, derived from your consent "
-    "events (kith.privacy.json)",
+    "events",
     "audit_log": "Who read, exported, changed or erased your data, when and how",
     "restrictions": "Restrictions of processing you asked for (Art. 18)",
     "recipient_notices": "Recipients we told of a correction, restriction or erasure (Art. 19)",
@@ -70,6 +72,11 @@ TABLE_DESCRIPTIONS: dict[str, str] = {
 
 def _safe(name: str) -> str:
     return _SAFE.sub("_", name.lower()).strip("_") or "plugin"
+
+
+def document_name(source: str) -> str:
+    """The JSON file of one source in the package (``kith.json`` for core)."""
+    return "kith.json" if source == SOURCE else f"{_safe(source)}.json"
 
 
 def _json_type(value: Any) -> str:
@@ -163,9 +170,6 @@ class ExportSummary:
     size: int = 0
 
 
-Pages = Callable[[], AsyncIterator[list[dict[str, Any]]]]
-
-
 class ExportBuilder:
     """Writes the package of one contact into a ZIP file."""
 
@@ -177,195 +181,38 @@ class ExportBuilder:
         self.shapes: dict[str, dict[str, TableShape]] = {}
         self.descriptions: dict[str, str] = {}
 
-    # -- Kith's own tables, a page at a time -------------------------------------------------
+    # -- every source's section ------------------------------------------------------------
 
-    async def _contact(self) -> AsyncIterator[list[dict[str, Any]]]:
-        row = await Contact.select().where(Contact.id == self.contact_id).first().run()
-        if row is None:
-            return
-        names = await self.kith.protector.reveal(
-            self.contact_id,
-            Contact._meta.tablename,
-            self.contact_id,
-            {c: row[c] for c in ("display_name", "given_name", "family_name")},
-        )
-        tags = row["tags"]
-        if isinstance(tags, str):
-            tags = msgspec.json.decode(tags)
-        self.summary.sources[f"contact: {row['source']}"] = 1
-        yield [
-            {
-                "id": str(row["id"]),
-                "kind": row["kind"],
-                "name": names["display_name"],
-                "given_name": names["given_name"],
-                "family_name": names["family_name"],
-                "organization_id": str(row["organization"]) if row["organization"] else None,
-                "tags": list(tags or []),
-                "source": row["source"],
-                "archived": bool(row["archived"]),
-                "created_at": row["created_at"],
-                "updated_at": row["updated_at"],
-            }
-        ]
-
-    async def _points(self) -> AsyncIterator[list[dict[str, Any]]]:
-        rows = await (
-            ContactPoint.select()
-            .where(ContactPoint.contact == self.contact_id)
-            .order_by(ContactPoint.position)
-            .run()
-        )
-        out = []
-        for row in rows:
-            value = (
-                await self.kith.protector.reveal(
-                    self.contact_id,
-                    ContactPoint._meta.tablename,
-                    row["id"],
-                    {"value": row["value"]},
-                )
-            )["value"]
-            out.append(
-                {
-                    "kind": row["kind"],
-                    "value": value,
-                    "label": row["label"],
-                    "primary": bool(row["is_primary"]),
-                }
-            )
-        yield out
-
-    async def _interactions(self) -> AsyncIterator[list[dict[str, Any]]]:
-        table = Interaction._meta.tablename
-        after: uuid.UUID | None = None
-        while True:
-            query = Interaction.select().where(Interaction.contact == self.contact_id)
-            if after is not None:
-                query = query.where(Interaction.id > after)
-            rows = await query.order_by(Interaction.id).limit(PAGE).run()
-            if not rows:
-                return
-            page = []
-            for row in rows:
-                text = await self.kith.protector.reveal(
-                    row["contact"],
-                    table,
-                    row["id"],
-                    {"summary": row["summary"], "body": row["body"]},
-                )
-                source = f"interaction: {row['source']}"
-                self.summary.sources[source] = self.summary.sources.get(source, 0) + 1
-                page.append(
-                    {
-                        "id": str(row["id"]),
-                        "kind": row["kind"],
-                        "direction": row["direction"],
-                        "occurred_at": row["occurred_at"],
-                        "summary": text["summary"],
-                        "body": text["body"],
-                        "channel": row["channel"],
-                        "duration_s": row["duration_s"],
-                        "amount": None if row["amount"] is None else str(row["amount"]),
-                        "source": row["source"],
-                        "external_id": row["external_id"],
-                        "due_at": row["due_at"],
-                        "done_at": row["done_at"],
-                        "created_at": row["created_at"],
-                    }
-                )
-            yield page
-            after = rows[-1]["id"]
-            if len(rows) < PAGE:
-                return
-
-    async def _consent_status(self) -> AsyncIterator[list[dict[str, Any]]]:
-        service = ConsentService(self.kith)
-        yield [msgspec.to_builtins(s) for s in await service.current(self.contact_id)]
-
-    async def _audit(self) -> AsyncIterator[list[dict[str, Any]]]:
-        log = AuditLog(self.kith)
-        before: uuid.UUID | None = None
-        while True:
-            entries = await log.entries(self.contact_id, limit=PAGE, before=before)
-            if not entries:
-                return
-            yield [
-                {
-                    "at": e.at,
-                    "actor": e.actor,
-                    "channel": e.channel,
-                    "action": e.action,
-                    "details": e.details,
-                }
-                for e in entries
-            ]
-            before = entries[-1].id
-            if len(entries) < PAGE:
-                return
-
-    async def _restrictions(self) -> AsyncIterator[list[dict[str, Any]]]:
-        found = await RestrictionService(self.kith).history(self.contact_id)
-        yield [
-            {
-                "ground": r.ground_text,
-                "started_at": r.started_at,
-                "lifted_at": r.lifted_at,
-                "lift_notice": r.lift_notice,
-            }
-            for r in found
-        ]
-
-    async def _notices(self) -> AsyncIterator[list[dict[str, Any]]]:
-        yield [
-            {
-                "recipient": row["recipient"],
-                "action": row["action"],
-                "outcome": row["outcome"],
-                "detail": row["detail"],
-                "at": row["at"],
-            }
-            for row in await recipient_notices.history(self.kith, self.contact_id)
-        ]
-
-    async def _holds(self) -> AsyncIterator[list[dict[str, Any]]]:
-        rows = await LegalHold.select().where(LegalHold.contact_id == self.contact_id).run()
-        yield [
-            {
-                "ground": row["ground"],
-                "records": row["held_count"],
-                "held_until": row["held_until"],
-                "released_at": row["released_at"],
-            }
-            for row in rows
-        ]
-
-    def kith_tables(self) -> dict[str, Pages]:
-        return {
-            "contact": self._contact,
-            "contact_points": self._points,
-            "interactions": self._interactions,
-            "consent_status": self._consent_status,
-            "audit_log": self._audit,
-            "restrictions": self._restrictions,
-            "recipient_notices": self._notices,
-            "legal_holds": self._holds,
-        }
-
-    # -- plugins -----------------------------------------------------------------------------
-
-    async def plugin_sections(self) -> list[ExportSection]:
+    async def sections(self) -> list[ExportSection]:
+        """What core and every plugin answer through ``kith_subject_export``, sections of
+        one source joined into one (core's first)."""
         plugins = self.kith.plugins
         if plugins is None:
             return []
-        results = await plugins.call_async(
+        joined: dict[str, ExportSection] = {}
+        for result in await plugins.call_async(
             "kith_subject_export", kith=self.kith, contact_id=self.contact_id
-        )
-        sections = []
-        for result in results:
-            if isinstance(result.value, ExportSection):
-                sections.append(result.value)
-        return sections
+        ):
+            section = result.value
+            if not isinstance(section, ExportSection):
+                continue
+            into = joined.get(section.source)
+            if into is None:
+                joined[section.source] = msgspec.structs.replace(
+                    section, tables=dict(section.tables), descriptions=dict(section.descriptions)
+                )
+                continue
+            into.tables.update(section.tables)
+            into.descriptions.update(section.descriptions)
+            into.description = f"{into.description}; {section.description}"
+        return sorted(joined.values(), key=lambda section: section.source != SOURCE)
+
+    def _see_source(self, source: str, table: str, row: Row) -> None:
+        """Where the data came from, for the README: the contact's and timeline's sources."""
+        kind = _SOURCED_TABLES.get(table) if source == SOURCE else None
+        if kind is not None and row.get("source"):
+            key = f"{kind}: {row['source']}"
+            self.summary.sources[key] = self.summary.sources.get(key, 0) + 1
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -374,11 +221,11 @@ class ExportBuilder:
         archive: zipfile.ZipFile,
         source: str,
         description: str,
-        tables: dict[str, Pages],
+        tables: dict[str, list[Row] | RowPages],
         descriptions: dict[str, str],
     ) -> None:
         """Write ``<source>.json`` page by page, then its CSVs."""
-        name = f"{_safe(source)}.json" if source != SOURCE else "kith.json"
+        name = document_name(source)
         self.shapes[name] = {}
         self.descriptions[name] = description
         spools: dict[str, _CsvSpool] = {}
@@ -393,13 +240,14 @@ class ExportBuilder:
         with archive.open(name, "w", force_zip64=True) as out:
             head = msgspec.json.encode(header)
             out.write(head[:-1] + b',"tables":{')
-            for index, (table, pages) in enumerate(tables.items()):
+            for index, (table, rows) in enumerate(tables.items()):
                 shape = TableShape()
                 spool = _CsvSpool()
                 out.write((b"," if index else b"") + msgspec.json.encode(table) + b":[")
                 first = True
-                async for page in pages():
+                async for page in _pages(rows):
                     for row in page:
+                        self._see_source(source, table, row)
                         plain = msgspec.to_builtins(row)
                         shape.see(plain)
                         spool.write(plain)
@@ -422,21 +270,17 @@ class ExportBuilder:
 
     async def write(self, target: Path | IO[bytes]) -> ExportSummary:
         """Write the whole package to ``target`` (a path or a binary file)."""
-        if not await Contact.exists().where(Contact.id == self.contact_id):
+        if not await ContactService(self.kith).exists(self.contact_id):
             raise NotFound(f"contact {self.contact_id} does not exist")
         with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            await self._document(
-                archive,
-                SOURCE,
-                "What Kith itself holds about you: your contact record, emails and phones, "
-                "timeline, where your consent stands, the audit log of your data, restrictions, "
-                "notices to recipients and records kept under a legal hold",
-                self.kith_tables(),
-                TABLE_DESCRIPTIONS,
-            )
-            for section in await self.plugin_sections():
-                tables = {table: _in_memory(rows) for table, rows in sorted(section.tables.items())}
-                await self._document(archive, section.source, section.description, tables, {})
+            for section in await self.sections():
+                await self._document(
+                    archive,
+                    section.source,
+                    section.description,
+                    section.tables,
+                    section.descriptions,
+                )
             archive.writestr("schema.json", msgspec.json.format(msgspec.json.encode(self.schema())))
             archive.writestr("README.txt", self.readme())
         return self.summary
@@ -488,8 +332,8 @@ class ExportBuilder:
 
     def readme(self) -> str:
         settings = self.kith.settings
-        workflow = workflow_settings(settings)
-        controller = workflow.controller
+        rights = rights_settings(settings)
+        controller = rights.controller
         lines = [
             "YOUR PERSONAL DATA",
             "==================",
@@ -540,14 +384,14 @@ class ExportBuilder:
             )
             lines.append(f"- {recipient.name}: {recipient.description}{where}")
         lines += ["", "HOW LONG WE KEEP IT (retention)", "-------------------------------"]
-        rules = workflow.retention
+        rules = rights.retention_rules()
         if not rules:
             lines.append("- As long as we have a customer relationship with you, unless you ask us")
             lines.append("  to erase it earlier.")
         for rule in rules:
             text = rule.description or rule.target.replace("_", " ")
             lines.append(f"- {text}: {rule.keep}")
-        for hold in subject_settings(settings).legal_holds:
+        for hold in rights.holds():
             lines.append(
                 f"- {', '.join(hold.kinds)} records: {hold.keep}, also after an erasure, because "
                 f"the law requires it ({hold.ground})"
@@ -571,11 +415,16 @@ class ExportBuilder:
         return "\n".join(lines) + "\n"
 
 
-def _in_memory(rows: list[dict[str, Any]]) -> Pages:
-    async def pages() -> AsyncIterator[list[dict[str, Any]]]:
-        yield rows
+# Tables whose rows name the system they came from (for the README), by source kith's table.
+_SOURCED_TABLES = {"contact": "contact", "interactions": "interaction"}
 
-    return pages
+
+async def _pages(rows: list[Row] | RowPages) -> AsyncIterator[list[Row]]:
+    if isinstance(rows, RowPages):
+        async for page in rows.pages():
+            yield page
+    else:
+        yield rows
 
 
 # -- the service and the request executor ----------------------------------------------------
@@ -691,7 +540,7 @@ class ExportService:
 
     async def prune(self, now: dt.datetime | None = None) -> int:
         """Delete packages older than ``exports_kept_days``; returns how many."""
-        days = subject_settings(self.kith.settings).exports_kept_days
+        days = rights_settings(self.kith.settings).exports_kept_days
         before = (now or utcnow()) - dt.timedelta(days=days)
         rows = await ExportPackage.select(ExportPackage.id, ExportPackage.file_name).where(
             (ExportPackage.created_at < before) & ExportPackage.deleted_at.is_null()
@@ -707,90 +556,89 @@ class ExportService:
 
     async def preview(self, contact_id: uuid.UUID) -> list[PlannedAction]:
         """The files and row counts a package would hold now."""
-        builder = ExportBuilder(self.kith, contact_id)
-        counts = {
-            "contact": await Contact.count().where(Contact.id == contact_id),
-            "contact_points": await ContactPoint.count().where(ContactPoint.contact == contact_id),
-            "interactions": await Interaction.count().where(Interaction.contact == contact_id),
-            "audit_log": await AuditLog(self.kith).count(contact_id),
-            "recipient_notices": await RecipientNoticeRecord.count().where(
-                RecipientNoticeRecord.contact_id == contact_id
-            ),
-        }
-        planned = [
+        return [
             PlannedAction(
-                source=SOURCE, location=f"kith.json#{table}", method="exported", count=int(count)
-            )
-            for table, count in counts.items()
-        ]
-        for section in await builder.plugin_sections():
-            for table, rows in sorted(section.tables.items()):
-                planned.append(
-                    PlannedAction(
-                        source=section.source,
-                        location=f"{_safe(section.source)}.json#{table}",
-                        method="exported",
-                        count=len(rows),
-                    )
-                )
-        return planned
-
-
-class AccessExecutor:
-    """The request workflow's executor for access and portability requests: one package."""
-
-    async def preview(self, job: RequestJob) -> list[PlannedAction]:
-        if job.contact_id is None:
-            return [
-                PlannedAction(
-                    source=SOURCE,
-                    location="(no contact holds this email or phone)",
-                    method="nothing_held",
-                )
-            ]
-        return await ExportService(job.kith).preview(job.contact_id)
-
-    async def execute(self, job: RequestJob) -> list[CertificateEntry]:
-        if job.contact_id is None:
-            return [
-                CertificateEntry(
-                    source=SOURCE,
-                    location="(no contact holds this email or phone)",
-                    method="nothing_held",
-                    outcome="not_applicable",
-                    detail="we hold no personal data under this email or phone",
-                )
-            ]
-        service = ExportService(job.kith)
-        done = await service.for_request(job.request.id)
-        if done is None:
-            done = await service.export(
-                job.contact_id,
-                actor=job.actor,
-                channel="request",
-                request_id=job.request.id,
-            )
-            await job.checkpoint(export_file=done.file_name, export_files=done.files)
-        else:
-            # Resumed after the package was written: its contents are in the checkpoint.
-            done.files = dict(job.progress.get("export_files") or {})
-        entries = [
-            CertificateEntry(
-                source=SOURCE if name == "kith.json" else name.removesuffix(".json"),
-                location=f"{name}#{table}",
+                source=section.source,
+                location=f"{document_name(section.source)}#{table}",
                 method="exported",
-                count=count,
+                count=section.rows(table),
             )
-            for name, tables in done.files.items()
-            for table, count in tables.items()
+            for section in await ExportBuilder(self.kith, contact_id).sections()
+            for table in section.tables
         ]
-        entries.append(
-            CertificateEntry(
-                source=SOURCE,
-                location=done.file_name,
-                method="export_package",
-                count=done.size,
-                detail=f"sha256 {done.sha256}",
-            )
-        )
-        return entries
+
+
+# -- this plugin's part of the package ----------------------------------------------------------
+
+
+async def rights_section(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
+    """``kith_subject_export``: consent, the audit log of the person's data, restrictions,
+    notices to recipients and records kept under a legal hold."""
+    consent = ConsentService(kith)
+    restrictions = await RestrictionService(kith).history(contact_id)
+    holds = await LegalHold.select().where(LegalHold.contact_id == contact_id).run()
+    return ExportSection(
+        source=SOURCE_PRIVACY,
+        description="Consent you gave or withdrew, the log of who accessed your data, "
+        "restrictions, notices to recipients and records kept because a law requires it",
+        tables={
+            "consent_events": await consent.export_subject(contact_id),
+            "consent_status": [msgspec.to_builtins(s) for s in await consent.current(contact_id)],
+            "audit_log": await _audit_pages(kith, contact_id),
+            "restrictions": [
+                {
+                    "ground": r.ground_text,
+                    "started_at": r.started_at,
+                    "lifted_at": r.lifted_at,
+                    "lift_notice": r.lift_notice,
+                }
+                for r in restrictions
+            ],
+            "recipient_notices": [
+                {
+                    "recipient": row["recipient"],
+                    "action": row["action"],
+                    "outcome": row["outcome"],
+                    "detail": row["detail"],
+                    "at": row["at"],
+                }
+                for row in await recipient_notices.history(kith, contact_id)
+            ],
+            "legal_holds": [
+                {
+                    "ground": row["ground"],
+                    "records": row["held_count"],
+                    "held_until": row["held_until"],
+                    "released_at": row["released_at"],
+                }
+                for row in holds
+            ],
+        },
+        descriptions=dict(RIGHTS_DESCRIPTIONS),
+    )
+
+
+async def _audit_pages(kith: Kith, contact_id: uuid.UUID) -> RowPages:
+    log = AuditLog(kith)
+
+    async def pages() -> AsyncIterator[list[Row]]:
+        before: uuid.UUID | None = None
+        while True:
+            entries = await log.entries(contact_id, limit=PAGE, before=before)
+            if not entries:
+                return
+            yield [
+                {
+                    "at": e.at,
+                    "actor": e.actor,
+                    "channel": e.channel,
+                    "action": e.action,
+                    "details": e.details,
+                }
+                for e in entries
+            ]
+            before = entries[-1].id
+            if len(entries) < PAGE:
+                return
+
+    return RowPages(count=await log.count(contact_id), pages=pages)

@@ -1,30 +1,51 @@
-"""What the data-subject-rights part of the privacy plugin registers with Kith.
+"""Data subject rights, as a built-in plugin (entry point ``privacy.rights``).
 
-``kith.privacy.plugin`` holds the hook implementations (one per hook for the whole privacy
-plugin) and calls these functions from them: the tables, routes and commands of audit,
-export, erasure, rectification, restriction, suppression and retention; the executors of the
-five request types; the checks core asks before processing (restriction, suppression); the
-audit log of accesses; and the periodic retention job.
+It joins Kith through hooks any plugin can use: its piccolo app (consent ledger, audit log,
+suppression list, restrictions, legal holds, erasure jobs...), its routes and ``kith privacy``
+commands, its keys of ``[privacy]``, its purposes, personal fields and events; the checks core
+asks before processing (restriction, consent, objections, the suppression list), the audit log
+of every access core and plugins report, the legal holds an erasure keeps, its part of access
+and erasure, and the worker's periodic retention run.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
-from kith.actor import Actor
-from kith.events import Event, EventType
-from kith.personal import PersonalField
+from kith import (
+    Access,
+    Actor,
+    ErasureOutcome,
+    Event,
+    EventType,
+    ExportSection,
+    Kith,
+    PersonalField,
+    Purpose,
+    SubjectHold,
+    Subscriber,
+    hookimpl,
+)
 from kith.privacy.rights.audit import AuditLog
-from kith.privacy.rights.piccolo_app import APP_CONFIG
-from kith.runtime import Kith
-from kith.subjects import Access, Subscriber
-from piccolo.conf.apps import AppConfig
+
+if TYPE_CHECKING:
+    import click
+    import msgspec
+    from piccolo.conf.apps import AppConfig
 
 OWNER = "kith.privacy"
 PURPOSES = ("subject_rights",)
+SUPPRESSION_SUBSCRIBER = "privacy.suppression"
+
+SUBJECT_RIGHTS = Purpose(
+    name="subject_rights",
+    description="Answering data subject requests and keeping the evidence that they were "
+    "answered (Art. 12-22 and 5(2) GDPR)",
+    lawful_basis="legal_obligation",
+    owner=OWNER,
+)
 
 PERSONAL_FIELDS: tuple[PersonalField, ...] = (
     PersonalField(
@@ -67,72 +88,105 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
 
 EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
+        "consent.given",
+        "A contact gave consent for a purpose (a ledger event).",
+        ("contact_id", "purpose", "event_id"),
+    ),
+    EventType(
+        "consent.withdrawn",
+        "A contact withdrew consent for, or objected to, a purpose (a ledger event).",
+        ("contact_id", "purpose", "event_id"),
+    ),
+    EventType(
+        "privacy.notice_published",
+        "A new version of a purpose's notice text was published.",
+        ("purpose", "version"),
+    ),
+    EventType(
         "subject.erased",
         "A data subject was erased (records under a legal hold may remain, restricted).",
         ("contact_id", "job_id"),
+        evidence=True,
     ),
     EventType(
         "subject.restricted",
         "A contact's processing was restricted (Art. 18): only storage is allowed.",
         ("contact_id", "ground"),
+        evidence=True,
     ),
     EventType(
         "subject.restriction_lifted",
         "A contact's restriction of processing was lifted.",
         ("contact_id",),
+        evidence=True,
     ),
 )
 
-SUPPRESSION_SUBSCRIBER = "privacy.suppression"
 
-# The Kith this process opened last: the bus calls handlers with the event only.
-_kith: Kith | None = None
+@hookimpl
+def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
+    from kith.privacy.rights.piccolo_app import APP_CONFIG
 
-
-def register_apps(register: Callable[[AppConfig], None]) -> None:
     register(APP_CONFIG)
 
 
-def register_routes(register: Callable[[Any], None]) -> None:
-    from kith.privacy.rights.routes import SUBJECT_ROUTES
+@hookimpl
+def kith_register_routes(register: Callable[[Any], None]) -> None:
+    from kith.privacy.rights.routes import RIGHTS_ROUTES
 
-    for route in SUBJECT_ROUTES:
+    for route in RIGHTS_ROUTES:
         register(route)
 
 
-def add_commands(group: click.Group) -> None:
-    from kith.privacy.rights.cli import add_subject_commands
+@hookimpl
+def kith_register_commands(register: Callable[[click.Command], None]) -> None:
+    from kith.privacy.rights.cli import privacy
 
-    add_subject_commands(group)
+    register(privacy)
 
 
-def register_event_types(register: Callable[[EventType], None]) -> None:
+@hookimpl
+def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]) -> None:
+    from kith.privacy.rights.settings import SECTION, RightsSettings
+
+    register(SECTION, RightsSettings)
+
+
+@hookimpl
+def kith_register_event_types(register: Callable[[EventType], None]) -> None:
     for event_type in EVENT_TYPES:
         register(event_type)
 
 
-def register_personal_fields(register: Callable[[PersonalField], None]) -> None:
+@hookimpl
+def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
     for field in PERSONAL_FIELDS:
         register(field)
 
 
-async def on_consent_withdrawn(event: Event) -> None:
+@hookimpl
+def kith_register_purposes(register: Callable[[Purpose], None]) -> None:
+    register(SUBJECT_RIGHTS)
+
+
+async def on_consent_withdrawn(kith: Kith, event: Event) -> None:
     """An objection to a marketing purpose puts the person's addresses on the suppression
     list (reason ``objection``), so a later import cannot quietly re-add them to marketing."""
+    from kith import ContactService
     from kith.privacy.rights.suppression import SuppressionList, marketing_objection_purposes
-    from kith.tables import Contact
 
-    if _kith is None or event.contact_id is None:
+    if event.contact_id is None:
         return
     purpose = str(event.payload.get("purpose", ""))
-    if not marketing_objection_purposes(_kith, [purpose]):
+    if not marketing_objection_purposes(kith, [purpose]):
         return
-    if not await Contact.exists().where(Contact.id == event.contact_id):
+    if not await ContactService(kith).exists(event.contact_id):
         return
-    await SuppressionList(_kith).add_contact(event.contact_id, "objection")
+    await SuppressionList(kith).add_contact(event.contact_id, "objection")
 
 
-def register_subscribers(register: Callable[[Subscriber], None]) -> None:
+@hookimpl
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
     register(
         Subscriber(
             name=SUPPRESSION_SUBSCRIBER,
@@ -142,40 +196,29 @@ def register_subscribers(register: Callable[[Subscriber], None]) -> None:
     )
 
 
-def startup(kith: Kith) -> None:
-    """Install the executors and checks, and the periodic retention job."""
-    global _kith
-    _kith = kith
-    from kith.privacy.rights.consent import register_processing_check
-    from kith.privacy.rights.erasure import ErasureExecutor
-    from kith.privacy.rights.export import AccessExecutor
-    from kith.privacy.rights.rectification import RectificationExecutor, RestrictionExecutor
-    from kith.privacy.requests.service import register_executor
-    from kith.privacy.rights.restriction import processing_check
+@hookimpl
+def kith_startup(kith: Kith) -> None:
+    """Have the worker (and ``kith serve`` when it dispatches) apply the retention rules."""
     from kith.privacy.rights.retention import periodic
-    from kith.privacy.rights.settings import subject_settings
-    from kith.privacy.rights.suppression import objection_check
+    from kith.privacy.rights.settings import rights_settings
 
-    access = AccessExecutor()
-    # replace=True: every Kith opened in this process installs them again (tests open many).
-    register_executor("access", access, replace=True)
-    register_executor("portability", access, replace=True)
-    register_executor("erasure", ErasureExecutor(), replace=True)
-    register_executor("rectification", RectificationExecutor(), replace=True)
-    register_executor("restriction", RestrictionExecutor(), replace=True)
-    register_processing_check(processing_check)
-    register_processing_check(objection_check)
-    add_job = getattr(getattr(kith, "bus", None), "add_job", None)
-    if add_job is not None:
-        minutes = subject_settings(kith.settings).retention_interval_minutes
+    minutes = rights_settings(kith.settings).retention_interval_minutes
 
-        async def retention() -> None:
-            await periodic(kith)
+    async def retention() -> None:
+        await periodic(kith)
 
-        add_job("privacy.retention", minutes * 60.0, retention)
+    kith.bus.add_job("privacy.retention", minutes * 60.0, retention)
 
 
-async def check_new_contact(
+@hookimpl
+async def kith_shutdown(kith: Kith) -> None:
+    from kith.privacy.rights import audit
+
+    await audit.shutdown()
+
+
+@hookimpl
+async def kith_check_new_contact(
     kith: Kith,
     contact_id: uuid.UUID,
     emails: list[str],
@@ -186,14 +229,16 @@ async def check_new_contact(
     from kith.privacy.encryption.protector import PrivacyProtector
     from kith.privacy.rights.suppression import SuppressionList
 
-    if not emails and not phones:
-        return
-    if not isinstance(kith.protector, PrivacyProtector) or not kith.protector.ready:
+    # The suppression list hashes under the installation's keys: without them (a protector
+    # of another kind, or before start-up) there is nothing it could match.
+    protector = kith.protector
+    if not (emails or phones) or not isinstance(protector, PrivacyProtector) or not protector.ready:
         return
     await SuppressionList(kith).check(contact_id, emails, phones, override_reason, actor)
 
 
-async def check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> str | None:
+@hookimpl
+async def kith_check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> str | None:
     from kith.privacy.rights.consent import ConsentService
     from kith.privacy.rights.restriction import RestrictionService
 
@@ -208,12 +253,35 @@ async def check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> 
     return reason
 
 
-async def record_access(kith: Kith, access: Access) -> None:
+@hookimpl
+async def kith_record_access(kith: Kith, access: Access) -> None:
     # Imported at module level, unlike the other parts: this runs on every read.
     await AuditLog(kith).record_access(access)
 
 
-async def shutdown(kith: Kith) -> None:
-    from kith.privacy.rights import audit
+@hookimpl
+async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
+    from kith.privacy.rights.export import rights_section
 
-    await audit.shutdown()
+    return await rights_section(kith, contact_id)
+
+
+@hookimpl
+async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    from kith.privacy.rights.erasure import erase_rights_records
+
+    return await erase_rights_records(kith, contact_id)
+
+
+@hookimpl
+async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
+    from kith.privacy.rights.erasure import erase_rights_records
+
+    return await erase_rights_records(kith, contact_id, dry_run=True)
+
+
+@hookimpl
+async def kith_subject_holds(kith: Kith, contact_id: uuid.UUID) -> list[SubjectHold]:
+    from kith.privacy.rights.erasure import legal_holds
+
+    return await legal_holds(kith, contact_id)

@@ -15,7 +15,7 @@ from kith.events import utcnow
 from kith.ids import new_id
 from kith.logs import get_logger
 from kith.privacy.rights import registry
-from kith.privacy.requests.service import CertificateEntry, PlannedAction
+from kith.privacy.rights.outcomes import CertificateEntry, PlannedAction
 from kith.privacy.rights.tables import RecipientNoticeRecord
 from kith.runtime import Kith
 from kith.subjects import Recipient, RecipientAction, RecipientNotice

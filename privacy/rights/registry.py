@@ -1,8 +1,8 @@
 """What an installation declares: purposes, recipients, personal fields and enabled plugins.
 
-Purposes come from three places, later ones overriding earlier ones by name: the privacy
-plugin's own (:data:`BUILTIN_PURPOSES`), every plugin's ``kith_register_purposes`` hook, and
-``[privacy.purposes.<name>]`` in ``kith.toml`` (the operator, as controller, has the last word).
+Purposes come from core (``customer_relationship``), every plugin's ``kith_register_purposes``
+hook, and ``[privacy.purposes.<name>]`` in ``kith.toml``, which overrides a declared purpose of
+the same name (the operator, as controller, has the last word).
 """
 
 from __future__ import annotations
@@ -12,23 +12,9 @@ from typing import Any
 import msgspec
 from kith.errors import InvalidInput
 from kith.personal import CORE_PERSONAL_FIELDS, PersonalField
-from kith.privacy.requests.settings import workflow_settings
+from kith.privacy.rights.settings import rights_settings
 from kith.runtime import Kith
 from kith.subjects import Purpose, Recipient
-
-BUILTIN_PURPOSES: tuple[Purpose, ...] = (
-    Purpose(
-        name="customer_relationship",
-        description="Keeping track of customers, leads and their conversations with the firm",
-        lawful_basis="legitimate_interests",
-    ),
-    Purpose(
-        name="subject_rights",
-        description="Answering data subject requests and keeping the evidence that they were "
-        "answered (Art. 12-22 and 5(2) GDPR)",
-        lawful_basis="legal_obligation",
-    ),
-)
 
 
 class PurposeInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -62,12 +48,9 @@ def purposes(kith: Kith) -> dict[str, PurposeInfo]:
             notice=notice,
         )
 
-    for purpose in BUILTIN_PURPOSES:
-        add(purpose, "kith.privacy")
     for purpose in _collected(kith, "purposes"):
-        if purpose.name not in {p.name for p in BUILTIN_PURPOSES}:
-            add(purpose, purpose.owner)
-    for declared in workflow_settings(kith.settings).purposes:
+        add(purpose, purpose.owner)
+    for declared in rights_settings(kith.settings).declared_purposes():
         add(declared.purpose, "kith.toml", declared.notice)
     return dict(sorted(found.items()))
 

@@ -20,15 +20,20 @@ from collections.abc import Iterator
 from typing import Literal
 
 import msgspec
-from kith.actor import SYSTEM, Actor
-from kith.errors import Conflict, InvalidInput, NotFound
-from kith.events import utcnow
-from kith.ids import new_id
-from kith.logs import get_logger
+from kith import (
+    SYSTEM,
+    Actor,
+    Conflict,
+    ContactService,
+    InvalidInput,
+    Kith,
+    NotFound,
+    get_logger,
+    new_id,
+    utcnow,
+)
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.tables import LegalHold, Restriction
-from kith.runtime import Kith
-from kith.tables import Contact
 
 Ground = Literal["accuracy_contested", "unlawful_processing", "legal_claims", "objection_pending"]
 GROUNDS: dict[str, str] = {
@@ -127,7 +132,7 @@ class RestrictionService:
                 field="ground",
             )
         async with self.kith.unit_of_work(actor) as uow:
-            if not await Contact.exists().where(Contact.id == contact_id):
+            if not await ContactService(self.kith).exists(contact_id):
                 raise NotFound(f"contact {contact_id} does not exist")
             current = await self.active(contact_id)
             if current is not None:
@@ -237,8 +242,3 @@ class RestrictionService:
             lifted_by=row["lifted_by"],  # type: ignore[arg-type]
             lift_notice=notice,
         )
-
-
-async def processing_check(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
-    """For ``can_process``: a restricted contact's data is processed for no purpose."""
-    return await RestrictionService(kith).refusal(contact_id, f"purpose:{purpose}")

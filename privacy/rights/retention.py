@@ -24,51 +24,36 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
 
 import msgspec
-from kith.actor import SYSTEM, Actor
-from kith.events import utcnow
-from kith.logs import get_logger
-from kith.privacy.rights.erasure import ErasureService, add_duration
+from kith import (
+    SYSTEM,
+    Actor,
+    ContactService,
+    ErasureOutcome,
+    InteractionService,
+    Kith,
+    get_logger,
+    utcnow,
+)
+from kith.privacy.encryption.shredding import shred
+from kith.privacy.rights.erasure import ErasureService, _kinds, add_duration
 from kith.privacy.rights.export import ExportService
 from kith.privacy.rights.registry import personal_fields
 from kith.privacy.rights.retention_rules import Duration, RetentionRule
-from kith.privacy.encryption.shredding import shred
-from kith.privacy.rights.settings import subject_settings
-from kith.privacy.rights.tables import LegalHold
-from kith.privacy.requests.settings import workflow_settings
-from kith.runtime import Kith
-from kith.tables import Contact, Interaction
-from piccolo.querystring import QueryString
+from kith.privacy.rights.settings import rights_settings
+from kith.privacy.rights.tables import ConsentEvent, ConsentSubject, LegalHold, Restriction
 
 NAMESPACE = uuid.UUID("1b1e0d4e-8f7e-4a5e-a6c9-3c8f1f6f2b7d")
 SUBJECT_RULES = ("inactive_contacts", "leads_without_consent")
 MAX_SUBJECTS_PER_RULE = 1000
 LISTED = 50
+# Core's interaction table, as the registry of personal fields names it.
+INTERACTION_TABLE = "kith_interaction"
+# Candidates are read from core a page at a time and filtered here.
+PAGE = 500
 
 log = get_logger("kith.privacy.rights.retention")
-
-_INACTIVE = (
-    "SELECT c.id FROM kith_contact c WHERE c.updated_at < {} AND c.created_at < {} "
-    "AND NOT EXISTS (SELECT 1 FROM kith_interaction i WHERE i.contact = c.id "
-    "AND (i.occurred_at >= {} OR i.updated_at >= {})) "
-    "AND NOT EXISTS (SELECT 1 FROM kith_privacy_restriction r WHERE r.contact_id = c.id "
-    "AND r.lifted_at IS NULL) "
-    "AND NOT EXISTS (SELECT 1 FROM kith_privacy_legal_hold h WHERE h.contact_id = c.id) "
-    "ORDER BY c.id LIMIT {}"
-)
-_LEADS = (
-    "SELECT c.id FROM kith_contact c WHERE c.created_at < {} "
-    "AND NOT EXISTS (SELECT 1 FROM kith_interaction i WHERE i.contact = c.id "
-    "AND i.kind = 'order') "
-    "AND NOT EXISTS (SELECT 1 FROM kith_consent_subject s JOIN kith_consent_event e "
-    "ON e.subject = s.pseudonym WHERE s.contact = c.id AND e.action = 'given') "
-    "AND NOT EXISTS (SELECT 1 FROM kith_privacy_restriction r WHERE r.contact_id = c.id "
-    "AND r.lifted_at IS NULL) "
-    "AND NOT EXISTS (SELECT 1 FROM kith_privacy_legal_hold h WHERE h.contact_id = c.id) "
-    "ORDER BY c.id LIMIT {}"
-)
 
 
 class RuleReport(msgspec.Struct, kw_only=True):
@@ -98,31 +83,61 @@ def job_id_for(rule: str, contact_id: uuid.UUID) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, f"{rule}|{contact_id}")
 
 
-def _as_uuid(value: Any) -> uuid.UUID:
-    return value if type(value) is uuid.UUID else uuid.UUID(str(value))
-
-
 class RetentionRunner:
     def __init__(self, kith: Kith, now: dt.datetime | None = None) -> None:
         self.kith = kith
         self.now = now or utcnow()
-        self.holds = subject_settings(kith.settings).legal_holds
-
-    async def _ids(self, sql: str, *args: Any) -> list[uuid.UUID]:
-        rows = await self.kith.database.engine.run_querystring(QueryString(sql, *args))
-        return [_as_uuid(dict(row)["id"]) for row in rows or []]
+        self.holds = rights_settings(kith.settings).holds()
 
     def _interaction_targets(self) -> set[str]:
         targets = set()
         for field in personal_fields(self.kith):
-            if field.table == Interaction._meta.tablename:
+            if field.table == INTERACTION_TABLE:
                 targets |= {field.category, field.retention}
         return targets
+
+    async def _kept(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Of ``ids``, the contacts a rule must not erase: restricted ones (only storage is
+        allowed) and erased ones whose records a legal hold keeps."""
+        restricted = await Restriction.select(Restriction.contact_id).where(
+            Restriction.contact_id.is_in(ids) & Restriction.lifted_at.is_null()
+        )
+        held = await LegalHold.select(LegalHold.contact_id).where(LegalHold.contact_id.is_in(ids))
+        return {row["contact_id"] for row in [*restricted, *held]}
+
+    async def _consented(self, ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """Of ``ids``, the contacts that ever gave consent for any purpose."""
+        given = ConsentEvent.select(ConsentEvent.subject).where(ConsentEvent.action == "given")
+        rows = await ConsentSubject.select(ConsentSubject.contact).where(
+            ConsentSubject.contact.is_in(ids) & ConsentSubject.pseudonym.is_in(given)
+        )
+        return {row["contact"] for row in rows}
+
+    async def _candidates(self, rule: str, cutoff: dt.datetime, limit: int) -> list[uuid.UUID]:
+        """Up to ``limit`` contacts a subject rule erases, in id order."""
+        contacts = ContactService(self.kith)
+        found: list[uuid.UUID] = []
+        after: uuid.UUID | None = None
+        while len(found) < limit:
+            if rule == "inactive_contacts":
+                page = await contacts.untouched_since(cutoff, after=after, limit=PAGE)
+            else:
+                page = await contacts.created_before_without(
+                    cutoff, "order", after=after, limit=PAGE
+                )
+            if not page:
+                break
+            excluded = await self._kept(page)
+            if rule == "leads_without_consent":
+                excluded |= await self._consented(page)
+            found += [contact for contact in page if contact not in excluded]
+            after = page[-1]
+        return found[:limit]
 
     async def run(
         self, *, dry_run: bool = False, actor: Actor = SYSTEM, channel: str = "cli"
     ) -> RetentionReport:
-        rules = list(workflow_settings(self.kith.settings).retention)
+        rules = rights_settings(self.kith.settings).retention_rules()
         reports = [await self._rule(rule, dry_run, actor, channel) for rule in rules]
         report = RetentionReport(ran_at=self.now, dry_run=dry_run, rules=reports)
         released, deleted = await self._release_holds(dry_run)
@@ -160,11 +175,10 @@ class RetentionRunner:
         self, rule: RetentionRule, cutoff: dt.datetime, dry_run: bool, actor: Actor, channel: str
     ) -> RuleReport:
         limit = MAX_SUBJECTS_PER_RULE + 1
+        ids = await self._candidates(rule.target, cutoff, limit)
         if rule.target == "inactive_contacts":
-            ids = await self._ids(_INACTIVE, cutoff, cutoff, cutoff, cutoff, limit)
             applies_to = "contacts untouched, with no interaction, since the cutoff"
         else:
-            ids = await self._ids(_LEADS, cutoff, limit)
             applies_to = "contacts created before the cutoff that never consented or ordered"
         more = len(ids) > MAX_SUBJECTS_PER_RULE
         ids = ids[:MAX_SUBJECTS_PER_RULE]
@@ -200,46 +214,38 @@ class RetentionRunner:
             report.done += 1
         return report
 
-    def _hold_cutoffs(self) -> list[tuple[tuple[str, ...], dt.datetime]]:
-        return [(hold.kinds, hold.keep.cutoff(self.now)) for hold in self.holds]
-
     async def _interactions(
         self, rule: RetentionRule, cutoff: dt.datetime, dry_run: bool
     ) -> RuleReport:
-        held_kinds = [kind for kinds, _ in self._hold_cutoffs() for kind in kinds]
-        where = (Interaction.occurred_at < cutoff) & Interaction.kind.not_in(held_kinds or [""])
-        conditions = [where]
-        # Held kinds go only once their legal hold has run out too.
-        for kinds, hold_cutoff in self._hold_cutoffs():
-            conditions.append(
-                (Interaction.occurred_at < min(cutoff, hold_cutoff))
-                & Interaction.kind.is_in(list(kinds))
-            )
+        interactions = InteractionService(self.kith)
         # Interactions of erased contacts are the legal holds' business.
-        shells = LegalHold.select(LegalHold.contact_id).where(LegalHold.released_at.is_null())
-        matched = 0
-        for condition in conditions:
-            query = Interaction.count().where(condition).where(Interaction.contact.not_in(shells))
-            matched += int(await query.run())
-        report = RuleReport(
+        shells = [
+            row["contact_id"]
+            for row in await LegalHold.select(LegalHold.contact_id).where(
+                LegalHold.released_at.is_null()
+            )
+        ]
+        held_kinds = [kind for hold in self.holds for kind in hold.kinds]
+        matched = await interactions.delete_older_than(
+            cutoff, except_kinds=held_kinds, except_contacts=shells, dry_run=dry_run
+        )
+        # Held kinds go only once their legal hold has run out too.
+        for hold in self.holds:
+            matched += await interactions.delete_older_than(
+                min(cutoff, hold.keep.cutoff(self.now)),
+                kinds=hold.kinds,
+                except_contacts=shells,
+                dry_run=dry_run,
+            )
+        return RuleReport(
             rule=rule.target,
             keep=str(rule.keep),
             applies_to="interactions (calls, emails, notes...) older than the cutoff",
             cutoff=cutoff,
             action="delete interactions",
             matched=matched,
+            done=0 if dry_run else matched,
         )
-        if dry_run or not matched:
-            return report
-        for condition in conditions:
-            await (
-                Interaction.delete()
-                .where(condition)
-                .where(Interaction.contact.not_in(shells))
-                .run()
-            )
-        report.done = matched
-        return report
 
     async def _release_holds(self, dry_run: bool) -> tuple[int, int]:
         """Delete records whose legal hold ran out; returns (holds released, records)."""
@@ -248,39 +254,38 @@ class RetentionRunner:
         )
         released = deleted = 0
         for row in rows:
-            kinds = row["kinds"]
-            if isinstance(kinds, str):
-                kinds = msgspec.json.decode(kinds)
-            records = Interaction.count().where(
-                (Interaction.contact == row["contact_id"]) & Interaction.kind.is_in(list(kinds))
-            )
-            count = int(await records.run())
             released += 1
-            deleted += count
             if dry_run:
+                count, _ = await InteractionService(self.kith).count_and_latest(
+                    row["contact_id"], kinds=_kinds(row["kinds"])
+                )
+                deleted += count
                 continue
             async with self.kith.unit_of_work():
-                await (
-                    Interaction.delete()
-                    .where(
-                        (Interaction.contact == row["contact_id"])
-                        & Interaction.kind.is_in(list(kinds))
-                    )
-                    .run()
-                )
                 await (
                     LegalHold.update({LegalHold.released_at: self.now})
                     .where(LegalHold.id == row["id"])
                     .run()
                 )
-                left = await LegalHold.exists().where(
-                    (LegalHold.contact_id == row["contact_id"]) & LegalHold.released_at.is_null()
-                )
-                if not left:
-                    await Interaction.delete().where(Interaction.contact == row["contact_id"]).run()
-                    await Contact.delete().where(Contact.id == row["contact_id"]).run()
+                # What is left of the erased subject goes the way the rest went: through
+                # every source's erasure, which now keeps only the holds still running.
+                deleted += await self._erase_remains(row["contact_id"])
                 await shred(self.kith, row["id"], reason="legal hold ended")
         return released, deleted
+
+    async def _erase_remains(self, contact_id: uuid.UUID) -> int:
+        assert self.kith.plugins is not None
+        results = await self.kith.plugins.call_async(
+            "kith_subject_erase", kith=self.kith, contact_id=contact_id
+        )
+        return sum(
+            outcome.count
+            for result in results
+            for outcome in (result.value if isinstance(result.value, list) else [result.value])
+            if isinstance(outcome, ErasureOutcome)
+            and outcome.source == "kith"
+            and outcome.location == INTERACTION_TABLE
+        )
 
 
 def hold_end(occurred_at: dt.datetime, keep: Duration) -> dt.datetime:

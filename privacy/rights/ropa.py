@@ -17,7 +17,7 @@ from kith.events import utcnow
 from kith.personal import PersonalField
 from kith.privacy.rights import registry
 from kith.privacy.rights.retention_rules import NAMED_RULES, target_kind, unknown_targets
-from kith.privacy.requests.settings import Controller, workflow_settings
+from kith.privacy.rights.settings import Controller, rights_settings
 from kith.runtime import Kith
 from kith.subjects import Recipient
 
@@ -105,16 +105,17 @@ class RecordOfProcessing(msgspec.Struct, kw_only=True):
 
 def build_record(kith: Kith) -> RecordOfProcessing:
     """The Art. 30 record of this installation, as it is configured right now."""
-    settings = workflow_settings(kith.settings)
+    settings = rights_settings(kith.settings)
+    retention = settings.retention_rules()
     fields = registry.personal_fields(kith)
     purposes = registry.purposes(kith)
     recipients = registry.recipients(kith)
-    rules = {rule.target: rule for rule in settings.retention}
+    rules = {rule.target: rule for rule in retention}
     warnings: list[str] = []
 
     categories = {field.category for field in fields}
     classes = {field.retention for field in fields}
-    warnings += unknown_targets(list(settings.retention), categories, classes, set(purposes))
+    warnings += unknown_targets(retention, categories, classes, set(purposes))
 
     def rule_for(*targets: str) -> str | None:
         for target in targets:
@@ -179,7 +180,7 @@ def build_record(kith: Kith) -> RecordOfProcessing:
             keep=str(rule.keep),
             description=rule.description or NAMED_RULES.get(rule.target, ""),
         )
-        for rule in settings.retention
+        for rule in retention
     ]
     for klass in sorted(classes):
         if klass not in rules:

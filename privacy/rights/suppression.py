@@ -21,16 +21,22 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import msgspec
-from kith.actor import SYSTEM, Actor
-from kith.errors import Conflict
-from kith.events import utcnow
-from kith.ids import new_id
-from kith.logs import get_logger
+from kith import (
+    SYSTEM,
+    Actor,
+    Conflict,
+    Kith,
+    get_logger,
+    new_id,
+    utcnow,
+)
 from kith.privacy.encryption.primitives import hkdf_sha256, hmac_sha256
 from kith.privacy.encryption.protector import protector_of
+from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.tables import Suppression, SuppressionOverride
-from kith.runtime import Kith
-from kith.tables import ContactPoint
+
+# Core answers for its own data through the plugin hooks under this name.
+CORE = "kith"
 
 SuppressionReason = Literal["erasure", "objection"]
 ROOT_PURPOSE = b"kith/suppression/v1"
@@ -121,20 +127,22 @@ class SuppressionList:
         return await self._find(kind, digests, reason)
 
     async def values_of(self, contact_id: uuid.UUID) -> list[tuple[str, str]]:
-        """(kind, normalised value) of every email and phone a contact holds."""
-        rows = await ContactPoint.select(
-            ContactPoint.id, ContactPoint.kind, ContactPoint.value
-        ).where(ContactPoint.contact == contact_id)
-        found = []
-        for row in rows:
-            value = (
-                await self.kith.protector.reveal(
-                    contact_id, ContactPoint._meta.tablename, row["id"], {"value": row["value"]}
-                )
-            )["value"]
-            if value and not value.startswith("["):
-                found.append((row["kind"], value))
-        return found
+        """(kind, normalised value) of every email and phone a contact holds, as core answers
+        for its data about the subject (``kith_subject_export``); none for a contact that is
+        gone. Part of an erasure or a processing check, not a read of its own."""
+        plugins = self.kith.plugins
+        if plugins is None:
+            return []
+        section = await plugins.call_one(
+            CORE, "kith_subject_export", kith=self.kith, contact_id=contact_id
+        )
+        points = section.tables.get("contact_points", []) if section is not None else []
+        # An erased value reads "[erased]": it has nothing left to suppress.
+        return [
+            (point["kind"], point["value"])
+            for point in points
+            if point["value"] and not point["value"].startswith("[")
+        ]
 
     async def add_contact(self, contact_id: uuid.UUID, reason: SuppressionReason) -> int:
         """Suppress every email and phone of a contact; returns how many were new."""
@@ -243,12 +251,11 @@ class SuppressionList:
 
 def marketing_objection_purposes(kith: Kith, purposes: Iterable[str]) -> list[str]:
     """Of ``purposes``, the ones an objection entry re-applies to a re-created contact."""
-    declared = kith.settings.section("privacy").get("marketing_purposes")
-    wanted = set(declared) if isinstance(declared, list) else {"marketing", "newsletter"}
+    wanted = set(rights_settings(kith.settings).marketing_purposes)
     return sorted(p for p in purposes if p in wanted)
 
 
-async def objection_check(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
+async def objection_refusal(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
     """For ``can_process``: a marketing purpose is refused for a contact whose email or phone
     carries an objection recorded earlier (even under another, since erased, contact), unless
     the contact gave consent for it after the objection was recorded."""

@@ -28,9 +28,8 @@ class WelcomeOut(msgspec.Struct, kw_only=True):
 
 
 def settings_of(kith: Kith) -> ExampleSettings:
-    """The validated ``[example]`` section (Kith validates it at start-up)."""
-    section = kith.settings_sections.get("example")
-    return section if isinstance(section, ExampleSettings) else ExampleSettings()
+    """The ``[example]`` section of ``kith.toml`` (Kith validates it at start-up)."""
+    return kith.settings.parsed("example", ExampleSettings)
 
 
 async def on_contact_created(event: Event) -> None:
