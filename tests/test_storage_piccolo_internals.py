@@ -1,4 +1,7 @@
-"""Kith's SQLite converters give what piccolo's give, for good values and bad ones."""
+"""The piccolo internals Kith's storage relies on are still there and behave as relied on.
+
+Kith's SQLite converters give what piccolo's give, for good values and bad ones.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import uuid
 
 import piccolo.engine.sqlite as piccolo_sqlite
 import pytest
-from kith.storage import _sqlite_types
+from kith.storage import _piccolo_internals as seam
 from kith.storage.sqlite import KithSQLiteEngine  # noqa: F401 - registers the converters
 
 GOOD = {
@@ -27,7 +30,7 @@ BAD = {
 
 @pytest.mark.parametrize(("type_name", "value"), [(t, v) for t in GOOD for v in GOOD[t]])
 def test_same_values_as_piccolo(type_name: str, value: bytes) -> None:
-    ours = _sqlite_types.CONVERTERS[type_name](value)
+    ours = seam.SQLITE_CONVERTERS[type_name](value)
     theirs = piccolo_sqlite.CONVERTERS[type_name](value)
     assert ours == theirs
     assert type(ours) is type(theirs)
@@ -41,18 +44,18 @@ def test_same_errors_as_piccolo(type_name: str, value: bytes) -> None:
     with pytest.raises(errors) as theirs:
         piccolo_sqlite.CONVERTERS[type_name](value)
     with pytest.raises(errors) as ours:
-        _sqlite_types.CONVERTERS[type_name](value)
+        seam.SQLITE_CONVERTERS[type_name](value)
     assert type(ours.value) is type(theirs.value)
 
 
 def test_remembered_values_are_shared_and_cannot_be_changed() -> None:
     text = b"0190a8f4-3c1d-7c4e-9f5e-3a1b2c3d4e5f"
-    first = _sqlite_types.uuid_out(text)
-    assert _sqlite_types.uuid_out(bytes(text)) is first
+    first = seam.uuid_out(text)
+    assert seam.uuid_out(bytes(text)) is first
     with pytest.raises(TypeError):
         first.int = 0  # type: ignore[misc]
-    at = _sqlite_types.timestamptz_out(b"2026-11-23 04:05:06")
-    assert _sqlite_types.timestamptz_out(b"2026-11-23 04:05:06") is at
+    at = seam.timestamptz_out(b"2026-11-23 04:05:06")
+    assert seam.timestamptz_out(b"2026-11-23 04:05:06") is at
     with pytest.raises(AttributeError):
         at.year = 2000  # type: ignore[misc]
 

@@ -1,0 +1,161 @@
+"""Everything Kith's storage does with piccolo beyond its documented API, in one place.
+
+The engines reach into piccolo for speed (docs/performance.md); they do so only through this
+module. tests/test_storage_piccolo_internals.py pins each dependency, so a piccolo upgrade that
+changes one fails there by name, and pyproject.toml allows only the piccolo versions that test
+passed on. What is relied on, and why:
+
+- ``Engine.run_querystring(querystring, in_pool)`` and ``run_ddl(ddl, in_pool)``: every
+  statement reaches an engine through them. :class:`SQLiteEngineBase` overrides both to use
+  persistent connections, reproducing what piccolo's do around a statement: ``compile_string``,
+  logging (``log_queries``, ``get_query_id``, ``print_query``) and ``current_transaction``,
+  the context variable holding the running transaction, whose ``connection`` runs statements.
+- ``SQLiteEngine.connection_kwargs``, which Kith's connections open with: piccolo's
+  ``detect_types`` makes the converters below apply, ``isolation_level=None`` makes statements
+  commit on their own and transactions piccolo's ``BEGIN``/``COMMIT``.
+- ``SQLiteTransaction``: ``__aenter__`` gets its connection from ``get_connection()``
+  (overridden to lend the engine's writer), then ``begin()``; ``begin``, ``commit``,
+  ``rollback`` and savepoints run ``connection.execute(sql)``. ``__aexit__`` is reproduced,
+  with the private ``_parent``, ``_committed``, ``_rolled_back`` and ``context``, so that it
+  gives the writer back instead of closing it.
+- ``piccolo.engine.sqlite.CONVERTERS``, registered with sqlite3 process-wide when that module
+  is imported: cheaper equivalents replace those of UUID, TIMESTAMPTZ, BOOLEAN and INTEGER, the
+  declared types of piccolo's ``UUID``, ``Timestamptz``, ``Boolean`` and ``Integer`` columns.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sqlite3
+import uuid
+from abc import abstractmethod
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Protocol
+
+from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.querystring import QueryString
+
+# -- SQLite engine ---------------------------------------------------------------------------
+
+
+class TransactionConnection(Protocol):
+    """What piccolo's SQLite transaction needs of its connection."""
+
+    async def execute(
+        self, sql: str, args: list[Any] | tuple[Any, ...] = ()
+    ) -> list[dict[str, Any]]: ...
+
+
+class SQLiteEngineBase(SQLiteEngine):
+    """piccolo's SQLite engine, running statements on connections the subclass keeps."""
+
+    @abstractmethod
+    async def _execute(self, sql: str, args: list[Any]) -> list[dict[str, Any]]:
+        """Run a statement outside any transaction; the rows as dicts."""
+
+    @abstractmethod
+    async def _execute_ddl(self, ddl: str) -> list[dict[str, Any]]:
+        """Run DDL outside any transaction."""
+
+    @abstractmethod
+    async def _acquire_writer(self) -> TransactionConnection:
+        """The connection a transaction runs on, its own until :meth:`_release_writer`."""
+
+    @abstractmethod
+    def _release_writer(self) -> None:
+        """Take back the connection of a transaction that ended."""
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = False) -> Any:
+        sql, args = querystring.compile_string(engine_type=self.engine_type)
+        if self.log_queries:
+            self.print_query(query_id=self.get_query_id(), query=str(querystring))
+        transaction = self.current_transaction.get()
+        if transaction is not None:
+            return await transaction.connection.execute(sql, args)
+        return await self._execute(sql, args)
+
+    async def run_ddl(self, ddl: str, in_pool: bool = False) -> Any:
+        transaction = self.current_transaction.get()
+        if transaction is not None:
+            return await transaction.connection.execute(ddl)
+        return await self._execute_ddl(ddl)
+
+    def transaction(  # type: ignore[override]
+        self,
+        transaction_type: TransactionType = TransactionType.immediate,
+        allow_nested: bool = True,
+    ) -> SQLiteWriterTransaction:
+        return SQLiteWriterTransaction(
+            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
+        )
+
+
+class SQLiteWriterTransaction(SQLiteTransaction):
+    """piccolo's SQLite transaction on the connection its engine lends it."""
+
+    engine: SQLiteEngineBase
+
+    async def get_connection(self) -> TransactionConnection:  # type: ignore[override]
+        return await self.engine._acquire_writer()
+
+    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
+        if self._parent:
+            return exception is None
+        try:
+            if exception:
+                if not self._rolled_back:
+                    await self.rollback()
+            elif not self._committed and not self._rolled_back:
+                await self.commit()
+        finally:
+            self.engine.current_transaction.reset(self.context)
+            self.engine._release_writer()
+        return exception is None
+
+
+# -- SQLite converters -----------------------------------------------------------------------
+# piccolo's go through a generic wrapper and rebuild each object from its text: reading one
+# contact with its emails and phones spent more CPU in them than in SQLite. These give the same
+# values and errors; UUIDs and timestamps are remembered by their stored bytes (both immutable;
+# a joined read repeats a contact's on every row of its emails and phones).
+
+# Per type: a few thousand recent values cost well under a megabyte.
+_REMEMBERED = 4096
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def uuid_out(value: bytes) -> uuid.UUID:
+    return uuid.UUID(value.decode("utf8"))
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def timestamptz_out(value: bytes) -> dt.datetime:
+    return dt.datetime.fromisoformat(value.decode("utf8")).replace(tzinfo=dt.UTC)
+
+
+def boolean_out(value: bytes) -> bool:
+    return value == b"1"
+
+
+def integer_out(value: bytes) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        # What piccolo accepts as well: "1.0" (SQLite does not enforce column types).
+        return int(Decimal(value.decode("utf8")))
+
+
+SQLITE_CONVERTERS: dict[str, Callable[[bytes], Any]] = {
+    "UUID": uuid_out,
+    "TIMESTAMPTZ": timestamptz_out,
+    "BOOLEAN": boolean_out,
+    "INTEGER": integer_out,
+}
+
+
+def register_sqlite_converters() -> None:
+    """Replace piccolo's converters of these types, process-wide as piccolo's own are."""
+    for type_name, converter in SQLITE_CONVERTERS.items():
+        sqlite3.register_converter(type_name, converter)
