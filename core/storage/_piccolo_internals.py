@@ -21,6 +21,8 @@ passed on. What is relied on, and why:
 - ``piccolo.engine.sqlite.CONVERTERS``, registered with sqlite3 process-wide when that module
   is imported: cheaper equivalents replace those of UUID, TIMESTAMPTZ, BOOLEAN and INTEGER, the
   declared types of piccolo's ``UUID``, ``Timestamptz``, ``Boolean`` and ``Integer`` columns.
+- ``PostgresEngine._run_in_pool(query, args)``, what ``run_querystring`` and ``run_ddl`` call
+  for a statement outside a transaction while a pool runs: overridden for hot connections.
 """
 
 from __future__ import annotations
@@ -30,10 +32,11 @@ import functools
 import sqlite3
 import uuid
 from abc import abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
+from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.querystring import QueryString
 
@@ -159,3 +162,20 @@ def register_sqlite_converters() -> None:
     """Replace piccolo's converters of these types, process-wide as piccolo's own are."""
     for type_name, converter in SQLITE_CONVERTERS.items():
         sqlite3.register_converter(type_name, converter)
+
+
+# -- PostgreSQL engine -----------------------------------------------------------------------
+
+
+class PostgresEngineBase(PostgresEngine):
+    """piccolo's PostgreSQL engine, handing statements outside a transaction to
+    :meth:`_execute_pooled` while its pool runs."""
+
+    @abstractmethod
+    async def _execute_pooled(self, sql: str, args: Sequence[Any]) -> Any:
+        """Run a statement outside any transaction on a connection of ``self.pool``."""
+
+    async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
+        if not self.pool:
+            raise ValueError("A pool isn't currently running.")
+        return await self._execute_pooled(query, args or ())
