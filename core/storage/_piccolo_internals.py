@@ -1,9 +1,9 @@
 """Everything Kith's storage does with piccolo beyond its documented API, in one place.
 
-The engines reach into piccolo for speed (docs/performance.md); they do so only through this
-module. tests/test_storage_piccolo_internals.py pins each dependency, so a piccolo upgrade that
-changes one fails there by name, and pyproject.toml allows only the piccolo versions that test
-passed on. What is relied on, and why:
+The engines and prepared queries reach into piccolo for speed (docs/performance.md); they do
+so only through this module. tests/test_storage_piccolo_internals.py pins each dependency, so
+a piccolo upgrade that changes one fails there by name, and pyproject.toml allows only the
+piccolo versions that test passed on. What is relied on, and why:
 
 - ``Engine.run_querystring(querystring, in_pool)`` and ``run_ddl(ddl, in_pool)``: every
   statement reaches an engine through them. :class:`SQLiteEngineBase` overrides both to use
@@ -23,6 +23,19 @@ passed on. What is relied on, and why:
   declared types of piccolo's ``UUID``, ``Timestamptz``, ``Boolean`` and ``Integer`` columns.
 - ``PostgresEngine._run_in_pool(query, args)``, what ``run_querystring`` and ``run_ddl`` call
   for a statement outside a transaction while a pool runs: overridden for hot connections.
+- ``QueryString(template, *args, query_type=, table=)`` and ``compile_string(engine_type)``:
+  a prepared query is compiled once with marker objects as values, which piccolo passes into
+  the arguments unchanged; engines only call ``compile_string`` and ``__str__`` on what they
+  run (and piccolo's read ``query_type`` and ``table``).
+- ``Query._validate()``, ``querystrings``, ``_process_results(rows)`` and
+  ``callback_delegate.invoke``: what ``run()`` of ``Query``, ``Select`` and ``Objects`` does
+  with a one-statement query, reproduced by :func:`compile_once` and :func:`process_rows`.
+- ``output_delegate._output`` (``load_json``, ``as_objects``, ``nested``),
+  ``columns_delegate.selected_columns``, ``M2MSelect``, ``_raw_response_callback`` and
+  ``callback_delegate._callbacks``: what tells a select whose processing returns the engine's
+  rows unchanged (:func:`rows_as_returned`).
+
+``Table._meta.db`` (a table's engine) is piccolo's documented table metadata, used as such.
 """
 
 from __future__ import annotations
@@ -36,9 +49,15 @@ from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
 
+from piccolo.columns.m2m import M2MSelect
 from piccolo.engine.postgres import PostgresEngine
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
+from piccolo.query.base import Query
+from piccolo.query.methods.objects import Objects
+from piccolo.query.methods.select import Select
+from piccolo.query.mixins import CallbackType
 from piccolo.querystring import QueryString
+from piccolo.table import Table
 
 # -- SQLite engine ---------------------------------------------------------------------------
 
@@ -179,3 +198,69 @@ class PostgresEngineBase(PostgresEngine):
         if not self.pool:
             raise ValueError("A pool isn't currently running.")
         return await self._execute_pooled(query, args or ())
+
+
+# -- Prepared queries ------------------------------------------------------------------------
+
+
+class CompiledQueryString(QueryString):
+    """A query string whose SQL is already compiled; engines only ever ask for that."""
+
+    __slots__ = ("_compiled",)
+
+    def __init__(self, sql: str, args: list[Any], query_type: str, table: type[Table]) -> None:
+        super().__init__("", query_type=query_type, table=table)
+        self._compiled = (sql, args)
+
+    def compile_string(self, engine_type: str = "postgres") -> tuple[str, list[Any]]:
+        return self._compiled
+
+    def __str__(self) -> str:
+        # Only used when piccolo logs queries; the values stay out of logs.
+        return self._compiled[0]
+
+
+# The ``run()`` methods whose work :func:`process_rows` reproduces; a query class with another
+# (a proxy such as ``first()``, or a new query type) would come back differently.
+_RUNS_REPRODUCED = frozenset({Query.run, Select.run, Objects.run})
+
+
+def compile_once(query: Any, engine_type: str) -> tuple[str, list[Any], str]:
+    """The SQL, arguments and query type ``query.run()`` would send, after the same checks."""
+    if (
+        not isinstance(query, Query)
+        or type(query).run not in _RUNS_REPRODUCED
+        or type(query)._run is not Query._run
+    ):
+        raise TypeError(f"Prepared takes a piccolo query, not {type(query).__name__}")
+    query._validate()
+    querystrings = query.querystrings
+    if len(querystrings) != 1:
+        raise TypeError("Prepared supports queries that compile to one statement")
+    sql, args = querystrings[0].compile_string(engine_type=engine_type)
+    return sql, args, querystrings[0].query_type
+
+
+def rows_as_returned(query: Query[Any, Any]) -> bool:
+    """Whether ``query.run()`` returns the engine's rows as dicts, unchanged: a plain select (no
+    JSON loading, objects, nesting, many-to-many columns or callbacks). piccolo's generic pass
+    over such rows costs as much as the rest of a short read."""
+    if type(query) is not Select or hasattr(query, "_raw_response_callback"):
+        return False
+    output = query.output_delegate._output
+    if output.load_json or output.as_objects or output.nested:
+        return False
+    if query.callback_delegate._callbacks[CallbackType.success]:
+        return False
+    return not any(
+        isinstance(column, M2MSelect) for column in query.columns_delegate.selected_columns
+    )
+
+
+async def process_rows(query: Query[Any, Any], rows: Any) -> Any:
+    """What ``query.run()`` makes of the engine's rows for a query :func:`compile_once` took."""
+    result = await query._process_results(rows)
+    callbacks = getattr(query, "callback_delegate", None)
+    if callbacks is not None:
+        result = await callbacks.invoke(result, kind=CallbackType.success)
+    return result
