@@ -14,10 +14,10 @@ piccolo versions that test passed on. What is relied on, and why:
   ``detect_types`` makes the converters below apply, ``isolation_level=None`` makes statements
   commit on their own and transactions piccolo's ``BEGIN``/``COMMIT``.
 - ``SQLiteTransaction``: ``__aenter__`` gets its connection from ``get_connection()``
-  (overridden to lend the engine's writer), then ``begin()``; ``begin``, ``commit``,
-  ``rollback`` and savepoints run ``connection.execute(sql)``. ``__aexit__`` is reproduced,
-  with the private ``_parent``, ``_committed``, ``_rolled_back`` and ``context``, so that it
-  gives the writer back instead of closing it.
+  (overridden to lend the engine's writer), then runs ``begin()`` (overridden to give the
+  writer back if it fails); ``begin``, ``commit``, ``rollback`` and savepoints run
+  ``connection.execute(sql)``. ``__aexit__`` is reproduced, with the private ``_parent``,
+  ``_committed``, ``_rolled_back`` and ``context``, to give the writer back, not close it.
 - ``piccolo.engine.sqlite.CONVERTERS``, registered with sqlite3 process-wide when that module
   is imported: cheaper equivalents replace those of UUID, TIMESTAMPTZ, BOOLEAN and INTEGER, the
   declared types of piccolo's ``UUID``, ``Timestamptz``, ``Boolean`` and ``Integer`` columns.
@@ -121,6 +121,15 @@ class SQLiteWriterTransaction(SQLiteTransaction):
 
     async def get_connection(self) -> TransactionConnection:  # type: ignore[override]
         return await self.engine._acquire_writer()
+
+    async def begin(self) -> None:
+        try:
+            await super().begin()
+        except BaseException:
+            # ``__aexit__`` never runs for a transaction that failed to begin (another process
+            # held the lock past the busy timeout): without this the writer stays taken.
+            self.engine._release_writer()
+            raise
 
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
         if self._parent:
