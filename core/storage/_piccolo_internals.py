@@ -104,6 +104,8 @@ class SQLiteEngineBase(SQLiteEngine):
             return await transaction.connection.execute(ddl)
         return await self._execute_ddl(ddl)
 
+    # IMMEDIATE rather than piccolo's DEFERRED: Kith's transactions write, and one that takes the
+    # write lock at BEGIN waits for it (busy timeout) instead of failing to upgrade a read.
     def transaction(  # type: ignore[override]
         self,
         transaction_type: TransactionType = TransactionType.immediate,
