@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,8 +15,10 @@ from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from kith.storage.sqlite import KithSQLiteEngine
 from kith.tables import Contact, ContactPoint, Interaction
 from kith.testing import TokenFactory
+from piccolo.querystring import QueryString
 
 
 def sqlite_only(kith: Kith) -> None:
@@ -180,3 +183,26 @@ async def test_concurrent_logs_of_one_external_id_make_one_interaction(kith: Kit
     assert len(stored) == 1
     assert sorted(r[1] for r in results if not isinstance(r, BaseException)) == [False] * 7 + [True]
     assert await Interaction.count() == 1
+
+
+async def test_a_transaction_that_cannot_begin_gives_the_writer_back(tmp_path: Path) -> None:
+    """A transaction whose BEGIN fails (another process held the write lock past the busy
+    timeout) never reaches its exit; the writer must not stay taken by it."""
+    path = tmp_path / "locked.sqlite3"
+    engine = KithSQLiteEngine(path=str(path), busy_timeout_ms=0)
+    try:
+        await engine.run_ddl("CREATE TABLE t (x INTEGER)")
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                async with engine.transaction():
+                    pass
+        finally:
+            other.close()
+        assert not engine._writer_lock.locked()
+        async with engine.transaction():
+            await engine.run_querystring(QueryString("INSERT INTO t (x) VALUES (1)"))
+        assert await engine.run_querystring(QueryString("SELECT x FROM t")) == [{"x": 1}]
+    finally:
+        await engine.close()

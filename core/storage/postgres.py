@@ -9,6 +9,8 @@ else (transactions, statements beyond those running on hot connections) uses the
 Hot connections hold no session state, as pooled ones do not (see ``_keep_session_state`` in
 ``database``). One that was closed (server restart, terminated backend) goes back to the pool,
 which replaces it; one whose statement failed goes back too, so that the pool resets it.
+Statements reach this engine through piccolo's private ``_run_in_pool``, overridden in
+:mod:`kith.storage._piccolo_internals`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from piccolo.engine.postgres import PostgresEngine
+from kith.storage._piccolo_internals import PostgresEngineBase
 
 # Few: they are taken from the pool's connections (Database.start sizes it), and a transaction
 # that needs a connection must still find one there.
@@ -33,7 +35,7 @@ def is_open(connection: Any) -> bool:
         return False
 
 
-class KithPostgresEngine(PostgresEngine):
+class KithPostgresEngine(PostgresEngineBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._hot: list[Any] = []  # idle connections, checked out of the pool
@@ -48,12 +50,11 @@ class KithPostgresEngine(PostgresEngine):
             await self.pool.release(connection)
         return await self.pool.acquire()
 
-    async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
-        if not self.pool:
-            raise ValueError("A pool isn't currently running.")
+    async def _execute_pooled(self, sql: str, args: Sequence[Any]) -> Any:
+        assert self.pool is not None
         connection = await self._take()
         try:
-            response = await connection.fetch(query, *(args or ()))
+            response = await connection.fetch(sql, *args)
         except BaseException:
             await self.pool.release(connection)
             raise

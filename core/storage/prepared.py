@@ -6,14 +6,19 @@ with a join took about 0.5 ms to build and compile, and 0.03 ms to run on SQLite
 the values changing. Piccolo's own ``freeze()`` caches the SQL of a query whose values are fixed;
 ``Prepared`` does the same for a query with parameters: it builds the query once per database kind
 with placeholder values, keeps the compiled SQL, and on each run only puts the values in. Rows are
-processed by the same piccolo query object, so they look exactly as ``query.run()`` returns them.
+processed as ``query.run()`` processes them (by the same piccolo query object, or not at all for a
+plain select, whose rows piccolo would return unchanged), so they look exactly as it returns them.
 
     BY_HASH = Prepared(lambda digest: ApiToken.select().where(ApiToken.token_hash == digest))
     rows = await BY_HASH.run(digest=token_digest)
 
 A list value (for ``is_in``) is prepared once per list length. Values go to the database driver
 as they are, without piccolo's conversions: pass plain values (str, int, UUID, datetime), not
-Table rows or dicts for JSON columns.
+Table rows or dicts for JSON columns. ``build`` returns a query (a select, insert, ...), not a
+proxy such as ``.first()`` or ``.output(as_list=True)``; use :meth:`Prepared.first` instead.
+
+How a query is compiled and its rows processed relies on piccolo's internals, in
+:mod:`kith.storage._piccolo_internals`.
 """
 
 from __future__ import annotations
@@ -24,10 +29,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from piccolo.columns.m2m import M2MSelect
+from kith.storage._piccolo_internals import (
+    CompiledQueryString,
+    compile_once,
+    process_rows,
+    rows_as_returned,
+)
 from piccolo.query.base import Query
-from piccolo.query.methods.select import Select
-from piccolo.querystring import QueryString
 from piccolo.table import Table
 
 # Shapes (database kind and list lengths) kept per prepared query; list pages vary in length.
@@ -47,23 +55,6 @@ class _Slot:
         return f"<{self.name}{'' if self.index is None else f'[{self.index}]'}>"
 
 
-class _CompiledQueryString(QueryString):
-    """A query string whose SQL is already compiled; engines only ever ask for that."""
-
-    __slots__ = ("_compiled",)
-
-    def __init__(self, sql: str, args: list[Any], query_type: str, table: type[Table]) -> None:
-        super().__init__("", query_type=query_type, table=table)
-        self._compiled = (sql, args)
-
-    def compile_string(self, engine_type: str = "postgres") -> tuple[str, list[Any]]:
-        return self._compiled
-
-    def __str__(self) -> str:
-        # Only used when piccolo logs queries; the values stay out of logs.
-        return self._compiled[0]
-
-
 @dataclass(frozen=True)
 class _Shape:
     query: Query[Any, Any]
@@ -71,20 +62,8 @@ class _Shape:
     args: tuple[Any, ...]
     slots: tuple[tuple[int, _Slot], ...]
     query_type: str
-    # The engine's rows are the result as they are (see _rows_need_processing).
+    # The engine's rows are the result as they are (see rows_as_returned).
     rows_as_returned: bool
-
-
-def _rows_need_processing(query: Query[Any, Any]) -> bool:
-    """Whether piccolo's processing of the rows could change them. A plain select (no JSON
-    loading, objects, nesting or many-to-many columns) returns the engine's rows as
-    dicts, and piccolo's generic pass over them costs as much as the rest of a short read."""
-    if type(query) is not Select or hasattr(query, "_raw_response_callback"):
-        return True
-    output = query.output_delegate._output
-    if output.load_json or output.as_objects or output.nested:
-        return True
-    return any(isinstance(column, M2MSelect) for column in query.columns_delegate.selected_columns)
 
 
 def _placeholders(values: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +76,7 @@ def _placeholders(values: dict[str, Any]) -> dict[str, Any]:
 
 
 class Prepared:
-    """A piccolo select built by ``build(**placeholders)`` once per database kind, run with
+    """A piccolo query built by ``build(**placeholders)`` once per database kind, run with
     ``await prepared.run(**values)`` (see the module docstring)."""
 
     def __init__(
@@ -123,10 +102,7 @@ class Prepared:
             return shape
         placeholders = _placeholders(values)
         query = self._build(**placeholders)
-        querystrings = query.querystrings
-        if len(querystrings) != 1:
-            raise TypeError("Prepared supports queries that compile to one statement")
-        sql, args = querystrings[0].compile_string(engine_type=engine_type)
+        sql, args, query_type = compile_once(query, engine_type)
         slots = tuple((i, arg) for i, arg in enumerate(args) if isinstance(arg, _Slot))
         expected = sum(len(v) if isinstance(v, list) else 1 for v in placeholders.values())
         if len(slots) != expected:
@@ -135,12 +111,7 @@ class Prepared:
                 f"prepared query lost a placeholder ({len(slots)} of {expected} in {sql!r})"
             )
         shape = _Shape(
-            query,
-            sql,
-            tuple(args),
-            slots,
-            querystrings[0].query_type,
-            rows_as_returned=not _rows_need_processing(query),
+            query, sql, tuple(args), slots, query_type, rows_as_returned=rows_as_returned(query)
         )
         self._shapes[key] = shape
         if len(self._shapes) > self._max_shapes:
@@ -161,13 +132,12 @@ class Prepared:
             value = values[slot.name] if slot.index is None else values[slot.name][slot.index]
             args[position] = value.value if isinstance(value, enum.Enum) else value
         rows = await engine.run_querystring(
-            _CompiledQueryString(shape.sql, args, shape.query_type, self._table), in_pool=True
+            CompiledQueryString(shape.sql, args, shape.query_type, self._table), in_pool=True
         )
         if shape.rows_as_returned:
             plain: list[dict[str, Any]] = engine.transform_response_to_dicts(rows) if rows else []
             return plain
-        # The same processing ``query.run()`` applies (dicts, JSON output options, ...).
-        result: list[dict[str, Any]] = await shape.query._process_results(rows)
+        result: list[dict[str, Any]] = await process_rows(shape.query, rows)
         return result
 
     async def first(self, **values: Any) -> dict[str, Any] | None:

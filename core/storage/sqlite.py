@@ -12,6 +12,9 @@ then does it move to a reader thread. Handing a query to a thread and its result
 than a primary-key read itself (measured: about ten times the CPU of the read, and far more
 wall time on a busy two-core machine, where each hop waits for the OS to schedule the other
 thread), and most of a CRM's reads are such lookups. See docs/performance.md.
+
+Where this meets piccolo's internals (statement entry points, transactions, converters), it
+goes through :mod:`kith.storage._piccolo_internals`.
 """
 
 from __future__ import annotations
@@ -24,12 +27,10 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kith.storage import _sqlite_types
-from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
-from piccolo.querystring import QueryString
+from kith.storage._piccolo_internals import SQLiteEngineBase, register_sqlite_converters
 
-# After piccolo's engine module (imported above) has registered its own.
-_sqlite_types.register()
+# After piccolo's engine module (imported by the above) has registered its own.
+register_sqlite_converters()
 
 _PRAGMAS = (
     "PRAGMA journal_mode = WAL",
@@ -176,31 +177,7 @@ class InlineReader:
         self._connection.close()
 
 
-class KithSQLiteTransaction(SQLiteTransaction):
-    """A transaction on the shared writer connection, holding the writer lock until it ends."""
-
-    engine: KithSQLiteEngine
-
-    async def get_connection(self) -> ThreadedConnection:  # type: ignore[override]
-        await self.engine._writer_lock.acquire()
-        return self.engine._writer()
-
-    async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
-        if self._parent:
-            return exception is None
-        try:
-            if exception:
-                if not self._rolled_back:
-                    await self.rollback()
-            elif not self._committed and not self._rolled_back:
-                await self.commit()
-        finally:
-            self.engine.current_transaction.reset(self.context)
-            self.engine._writer_lock.release()
-        return exception is None
-
-
-class KithSQLiteEngine(SQLiteEngine):
+class KithSQLiteEngine(SQLiteEngineBase):
     """SQLite with persistent connections, WAL, a busy timeout and foreign keys on."""
 
     def __init__(
@@ -308,27 +285,13 @@ class KithSQLiteEngine(SQLiteEngine):
         async with self._writer_lock:
             return await self._writer().execute(sql, args)
 
-    async def run_querystring(self, querystring: QueryString, in_pool: bool = False) -> Any:
-        query, args = querystring.compile_string(engine_type=self.engine_type)
-        if self.log_queries:
-            self.print_query(query_id=self.get_query_id(), query=str(querystring))
-        transaction = self.current_transaction.get()
-        if transaction is not None:
-            return await transaction.connection.execute(query, args)
-        return await self._execute(query, args)
-
-    async def run_ddl(self, ddl: str, in_pool: bool = False) -> Any:
-        transaction = self.current_transaction.get()
-        if transaction is not None:
-            return await transaction.connection.execute(ddl)
+    async def _execute_ddl(self, ddl: str) -> list[dict[str, Any]]:
         async with self._writer_lock:
             return await self._writer().execute(ddl)
 
-    def transaction(  # type: ignore[override]
-        self,
-        transaction_type: TransactionType = TransactionType.immediate,
-        allow_nested: bool = True,
-    ) -> KithSQLiteTransaction:
-        return KithSQLiteTransaction(
-            engine=self, transaction_type=transaction_type, allow_nested=allow_nested
-        )
+    async def _acquire_writer(self) -> ThreadedConnection:
+        await self._writer_lock.acquire()
+        return self._writer()
+
+    def _release_writer(self) -> None:
+        self._writer_lock.release()
