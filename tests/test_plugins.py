@@ -251,6 +251,34 @@ def test_the_deny_list_leaves_out_the_plugins_it_names(site: Site):
     }
 
 
+def test_a_name_the_selection_leaves_out_is_blocked(site: Site):
+    site.install("kith-fake", "1.2.3", {"fake": GOOD})
+    manager = load_plugin_manager({"KITH_DISABLE_PLUGINS": "fake"})
+    assert manager.is_blocked("fake")
+    # Code cannot register a plugin under that name either.
+    stand_in = plugin(
+        kith_register_event_types=lambda register: register(EventType("fake.other", "x"))
+    )
+    assert manager.register(stand_in, "fake") is None
+    assert "fake" not in loaded(manager)
+    assert not {"fake.happened", "fake.other"} & event_names(manager)
+
+
+def test_a_name_two_distributions_declare_loads_neither(site: Site, logs: list[dict[str, Any]]):
+    site.install("kith-fake", "1.2.3", {"fake": GOOD})
+    site.install("kith-fork", "2.0", {"fake": OTHER})
+    manager = load_plugin_manager({})
+
+    assert "fake" not in loaded(manager)
+    assert skipped(manager)["fake"] == (
+        "failed",
+        "the name 'fake' is declared by several distributions (kith-fake, kith-fork); "
+        "none is loaded",
+    )
+    assert not {"fake.happened", "other.happened"} & event_names(manager)
+    assert [entry["log_level"] for entry in logs if entry.get("plugin") == "fake"] == ["error"]
+
+
 def test_an_allow_list_naming_a_missing_plugin_is_reported():
     manager = load_plugin_manager({"KITH_PLUGINS": "privacy,telephonee"})
     assert loaded(manager) == ["privacy"]
