@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 class KithPluginManager(pluggy.PluginManager):
     """pluggy's manager with Kith's hookspecs, discovery and validation.
 
-    Build one with :func:`load_plugin_manager` (entry points plus the environment's selection)
-    or get the process-wide one with :func:`kith.plugin_manager.get_plugin_manager`.
+    :func:`load_plugin_manager` builds one with the plugins the environment selects. There is
+    no process-wide manager: whoever opens Kith owns one and hands it on.
     """
 
     def __init__(self, selection: PluginSelection | None = None) -> None:
@@ -461,8 +461,7 @@ def load_plugin_manager(
     env: Mapping[str, str] | None = None, *, selection: PluginSelection | None = None
 ) -> KithPluginManager:
     """A new manager with the entry-point plugins that ``selection`` (default: the one of
-    ``env``, or of the process environment) selects (tests use this for a fresh one;
-    everything else shares :func:`kith.plugin_manager.get_plugin_manager`)."""
+    ``env``, or of the process environment) selects."""
     manager = KithPluginManager(selection or PluginSelection.from_env(env))
     manager.load_entry_points()
     return manager
