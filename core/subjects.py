@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from kith.events import Event
+
+if TYPE_CHECKING:
+    from kith.runtime import Kith
 
 
 class ExportSection(msgspec.Struct, kw_only=True):
@@ -32,12 +35,14 @@ class ErasureOutcome(msgspec.Struct, kw_only=True):
     ground: str | None = None
 
 
-Handler = Callable[[Event], Awaitable[None] | None]
+# Called with the Kith that dispatches the event, so a plugin needs no global to reach it.
+Handler = Callable[["Kith", Event], Awaitable[None] | None]
 
 
 class Subscriber(msgspec.Struct, frozen=True, kw_only=True):
-    """A named event handler. ``events`` holds names or patterns like ``contact.*`` or ``*``;
-    the name identifies the subscriber in the outbox, so keep it stable."""
+    """A named event handler, called as ``handler(kith, event)``. ``events`` holds names or
+    patterns like ``contact.*`` or ``*``; the name identifies the subscriber in the outbox, so
+    keep it stable."""
 
     name: str
     events: tuple[str, ...]

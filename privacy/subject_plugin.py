@@ -116,20 +116,20 @@ def register_personal_fields(register: Callable[[PersonalField], None]) -> None:
         register(field)
 
 
-async def on_consent_withdrawn(event: Event) -> None:
+async def on_consent_withdrawn(kith: Kith, event: Event) -> None:
     """An objection to a marketing purpose puts the person's addresses on the suppression
     list (reason ``objection``), so a later import cannot quietly re-add them to marketing."""
     from kith.privacy.suppression import SuppressionList, marketing_objection_purposes
     from kith.tables import Contact
 
-    if _kith is None or event.contact_id is None:
+    if event.contact_id is None:
         return
     purpose = str(event.payload.get("purpose", ""))
-    if not marketing_objection_purposes(_kith, [purpose]):
+    if not marketing_objection_purposes(kith, [purpose]):
         return
     if not await Contact.exists().where(Contact.id == event.contact_id):
         return
-    await SuppressionList(_kith).add_contact(event.contact_id, "objection")
+    await SuppressionList(kith).add_contact(event.contact_id, "objection")
 
 
 def register_subscribers(register: Callable[[Subscriber], None]) -> None:

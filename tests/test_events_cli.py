@@ -37,7 +37,7 @@ T = TypeVar("T")
 received: list[Event] = []
 
 
-def _healthy(event: Event) -> None:
+def _healthy(kith: Kith, event: Event) -> None:
     received.append(event)
 
 
@@ -83,7 +83,7 @@ def dead_letter(settings: Settings) -> uuid.UUID:
     """A contact.created event whose delivery to ``test.cli`` failed for good."""
 
     async def work(kith: Kith) -> uuid.UUID:
-        def broken(event: Event) -> None:
+        def broken(kith: Kith, event: Event) -> None:
             raise ConnectionError("receiver down")
 
         kith.subscribers = [
@@ -220,7 +220,7 @@ async def test_http_app_dispatches_in_process_unless_told_not_to(kith: Kith) -> 
     kith.subscribers = []
     got: list[Event] = []
 
-    async def handler(event: Event) -> None:
+    async def handler(kith: Kith, event: Event) -> None:
         got.append(event)
 
     kith.bus.subscribe(Subscriber(name="test.http", events=("contact.created",), handler=handler))

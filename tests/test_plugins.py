@@ -494,7 +494,7 @@ class WebhookTarget(msgspec.Struct, kw_only=True):
 
 
 def _subscriber(name: str, events: tuple[str, ...] = ("contact.created",)) -> Subscriber:
-    return Subscriber(name=name, events=events, handler=lambda event: None)
+    return Subscriber(name=name, events=events, handler=lambda kith, event: None)
 
 
 @pytest.mark.parametrize(
@@ -949,7 +949,10 @@ class NotesPlugin:
 
     @hookimpl
     def kith_register_subscribers(self, register: Any) -> None:
-        register(Subscriber(name="notes", events=("contact.*",), handler=self.received.append))
+        register(Subscriber(name="notes", events=("contact.*",), handler=self.receive))
+
+    def receive(self, kith: Kith, event: Event) -> None:
+        self.received.append(event)
 
     @hookimpl
     async def kith_startup(self, kith: Kith) -> None:
