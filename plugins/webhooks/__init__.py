@@ -129,10 +129,3 @@ async def kith_notify_recipient(
     from kith.plugins.webhooks import privacy
 
     return await privacy.notify(recipient, action, contact_id, notice_id)
-
-
-@hookimpl
-async def kith_subject_merge(kith: Kith, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
-    from kith.plugins.webhooks import privacy
-
-    await privacy.merge(source_id, target_id)
