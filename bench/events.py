@@ -126,7 +126,7 @@ async def dispatch_rate(
     delivered = 0
     expected = events * subscribers
 
-    async def handler(event: Event) -> None:
+    async def handler(kith: Kith, event: Event) -> None:
         nonlocal delivered
         delivered += 1
         if delivered >= expected:

@@ -34,6 +34,7 @@ import msgspec
 from kith.bootstrap import open_kith
 from kith.errors import KithError
 from kith.logs import configure_logging
+from kith.plugin_manager import KithPluginManager, PluginError, load_plugin_manager
 from kith.runtime import Kith
 from kith.settings import Settings, SettingsError, load_settings
 from kith.storage import MigrationState, NotMigratedError
@@ -46,6 +47,10 @@ EXIT_SETTINGS = 2
 # commands run as the system, so the operating-system account says who ran them.
 CHANNEL = "cli"
 CONTEXT = {"os_user": getpass.getuser()}
+
+# The key of the plugin manager in the root context's object (a dict); a caller invoking the
+# command in-process (a test) may put its own manager there.
+PLUGIN_MANAGER = "plugin_manager"
 
 
 class CliError(click.ClickException):
@@ -105,6 +110,29 @@ def get_settings() -> Settings:
     return loaded
 
 
+def cli_plugin_manager() -> KithPluginManager:
+    """The plugin manager of this invocation, loaded on first use and kept in the root
+    context's object, so listing the commands and running one share it. A plugin that stops
+    start-up (strict mode) or a bad KITH_*_PLUGINS value is one readable line."""
+    # Logging is set up from the settings first, so that what is said about plugins (one
+    # skipped while loading, a command left out) goes where the installation's logs go; a
+    # settings error is left to the command, which reports it properly (help and plugin
+    # listings work without valid settings).
+    with contextlib.suppress(SettingsError):
+        get_settings()
+    root = click.get_current_context().find_root()
+    manager: KithPluginManager | None = root.obj.get(PLUGIN_MANAGER)
+    if manager is None:
+        try:
+            manager = load_plugin_manager()
+        except PluginError as exc:
+            raise CliError(exc.detail) from None
+        except SettingsError as exc:
+            raise CliError(str(exc), EXIT_SETTINGS) from None
+        root.obj[PLUGIN_MANAGER] = manager
+    return manager
+
+
 def describe_database(settings: Settings) -> str:
     """Where the data lives, for people: a file path or user@host:port/db, never a password."""
     if settings.database_kind == "sqlite":
@@ -140,10 +168,12 @@ def _database_errors(settings: Settings) -> Iterator[None]:
 
 @contextlib.asynccontextmanager
 async def opened_kith(settings: Settings | None = None) -> AsyncIterator[Kith]:
-    """An opened Kith that is closed again on exit; connection failures are readable."""
+    """An opened Kith with this invocation's plugins that is closed again on exit; connection
+    failures are readable."""
     settings = settings or get_settings()
+    plugins = cli_plugin_manager()
     with _database_errors(settings):
-        kith = open_kith(settings)
+        kith = open_kith(settings, plugin_manager=plugins)
         await kith.start()
     try:
         yield kith

@@ -6,29 +6,9 @@ a command that is not one of Kith's own. ``kith migrate`` alone does not wait fo
 
 from __future__ import annotations
 
-import contextlib
-
 import click
-from kith.cli._context import CliError, KithGroup, get_settings
+from kith.cli._context import KithGroup, cli_plugin_manager
 from kith.logs import get_logger
-from kith.plugin_manager import KithPluginManager, PluginError, get_plugin_manager
-from kith.settings import SettingsError
-
-
-def cli_plugin_manager() -> KithPluginManager:
-    """The process-wide plugin manager, with a plugin that stops start-up (strict mode) or a
-    bad KITH_*_PLUGINS value as one readable line."""
-    # Logging is set up from the settings first, so that a plugin skipped while loading is
-    # reported where the installation's logs go; a settings error is left to the command, which
-    # reports it properly (help and plugin listings work without valid settings).
-    with contextlib.suppress(SettingsError):
-        get_settings()
-    try:
-        return get_plugin_manager()
-    except PluginError as exc:
-        raise CliError(exc.detail) from None
-    except SettingsError as exc:
-        raise CliError(str(exc), 2) from None
 
 
 class PluginCommandsGroup(KithGroup):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from kith.cli._context import print_json, print_table
-from kith.cli._plugin_commands import cli_plugin_manager
+from kith.cli._context import cli_plugin_manager, print_json, print_table
 
 
 @click.group()

@@ -15,6 +15,7 @@ from kith import __version__
 from kith.bootstrap import open_kith
 from kith.cli._context import (
     CliError,
+    cli_plugin_manager,
     describe_database,
     get_settings,
     migration_states,
@@ -247,7 +248,7 @@ def serve(host: str, port: int, dispatch: bool | None) -> None:
         )
     # Build the app and bind before saying anything more, so that a broken plugin or a port in
     # use stops the start without using up the one-time hint.
-    app = create_app(open_kith(settings), dispatch=dispatch)
+    app = create_app(open_kith(settings, plugin_manager=cli_plugin_manager()), dispatch=dispatch)
     listener = _listen(host, port)
     marker = settings.home / FIRST_ADMIN_MARKER
     if check.users == 0 and not marker.exists():

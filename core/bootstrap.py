@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kith.plugin_manager import KithPluginManager, get_plugin_manager
+from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.runtime import Kith
 from kith.settings import Settings, load_settings
 from kith.storage import Database
@@ -11,11 +11,11 @@ from kith.storage import Database
 def open_kith(
     settings: Settings | None = None, plugin_manager: KithPluginManager | None = None
 ) -> Kith:
-    """Kith with the plugins of ``plugin_manager`` (default: the process-wide one, loaded on
-    first use): their piccolo apps, event types, subscribers, personal fields and field
-    protector, their settings sections validated."""
+    """Kith with the plugins of ``plugin_manager`` (default: a fresh one with the plugins the
+    environment selects): their piccolo apps, event types, subscribers, personal fields and
+    field protector, their settings sections validated."""
     settings = settings or load_settings()
-    plugins = plugin_manager if plugin_manager is not None else get_plugin_manager()
+    plugins = plugin_manager if plugin_manager is not None else load_plugin_manager()
     plugins.check_hooks()
     plugins.check_settings(settings)
     kith = Kith(settings, Database(settings, plugins.apps()))

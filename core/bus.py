@@ -5,6 +5,11 @@ a commit wakes the dispatcher), it holds the declared event types and this proce
 subscribers, and it runs the dispatcher and the scheduler in the background when asked
 (``kith serve`` and ``kith worker`` do). Tests call :meth:`EventBus.drain` instead.
 
+    async def notify(kith: Kith, event: Event) -> None:
+        # Handlers get the Kith that dispatches along with the event.
+        contact = await ContactService(kith).get(event.contact_id)
+        ...
+
     kith.bus.subscribe(Subscriber(name="crm.notify", events=("contact.*",), handler=notify))
     await kith.bus.drain()          # deliver everything due now (tests, scripts)
     await kith.bus.start()          # or keep dispatching in the background until stop()
@@ -15,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 from kith.dispatcher import Clock, Dispatcher, EventsConfig, Runner, default_clock
@@ -27,6 +33,9 @@ from kith.storage import Database
 from kith.subjects import Subscriber
 from kith.unit_of_work import UnitOfWork
 
+if TYPE_CHECKING:
+    from kith.runtime import Kith
+
 log = structlog.get_logger("kith.events")
 
 HEARTBEAT_S = 60.0
@@ -38,13 +47,15 @@ class UnknownEventType(LookupError):
 
 
 class EventBus:
-    """Outbox sink, subscriptions and dispatcher of one Kith installation."""
+    """Outbox sink, subscriptions and dispatcher of one Kith installation; ``kith`` is the Kith
+    it belongs to, which its subscribers' handlers receive with each event."""
 
     def __init__(
         self,
         database: Database,
         settings: Settings,
         *,
+        kith: Kith,
         event_types: Iterable[EventType] = CORE_EVENT_TYPES,
         subscribers: Iterable[Subscriber] = (),
         unit_of_work: Callable[[], UnitOfWork] | None = None,
@@ -63,7 +74,7 @@ class EventBus:
         self._jobs: dict[str, tuple[float, Callable[[], Awaitable[object]]]] = {}
         self.subscribers = list(subscribers)
         self.outbox = Outbox(database)
-        self.dispatcher = Dispatcher(self, self.outbox)
+        self.dispatcher = Dispatcher(self, self.outbox, kith)
         self.scheduler = Scheduler(database, unit_of_work or (lambda: UnitOfWork(database, self)))
 
     # -- event types and subscribers -------------------------------------------------------

@@ -31,6 +31,7 @@ from kith.subjects import Subscriber
 
 if TYPE_CHECKING:
     from kith.bus import EventBus
+    from kith.runtime import Kith
 
 log = structlog.get_logger("kith.events")
 
@@ -109,11 +110,13 @@ def worker_name() -> str:
 
 
 class Dispatcher:
-    """Moves events from the outbox to the subscribers of one process."""
+    """Moves events from the outbox to the subscribers of one process; each handler gets
+    ``kith``, the Kith this dispatcher's bus belongs to, with the event."""
 
-    def __init__(self, bus: EventBus, outbox: Outbox) -> None:
+    def __init__(self, bus: EventBus, outbox: Outbox, kith: Kith) -> None:
         self.bus = bus
         self.outbox = outbox
+        self.kith = kith
         self.worker = worker_name()
         self.rng = random.Random()
 
@@ -173,10 +176,12 @@ class Dispatcher:
         timeout = self.config.handler_timeout_s
         try:
             if _is_async(handler):
-                await asyncio.wait_for(handler(item.event), timeout)  # type: ignore[arg-type]
+                await asyncio.wait_for(handler(self.kith, item.event), timeout)  # type: ignore[arg-type]
             else:
                 # Sync handlers may block (HTTP clients, files); keep them off the event loop.
-                result = await asyncio.wait_for(asyncio.to_thread(handler, item.event), timeout)
+                result = await asyncio.wait_for(
+                    asyncio.to_thread(handler, self.kith, item.event), timeout
+                )
                 if inspect.isawaitable(result):
                     await asyncio.wait_for(result, timeout)
         except TimeoutError:

@@ -191,15 +191,6 @@ def kith_subject_erase(
 
 @hookspec
 @may_be_async
-def kith_subject_merge(
-    kith: Kith, source_id: uuid.UUID, target_id: uuid.UUID
-) -> Awaitable[None] | None:
-    """Move this plugin's rows from one contact to another when two contacts are merged.
-    Collecting. May be async."""
-
-
-@hookspec
-@may_be_async
 def kith_subject_erase_preview(
     kith: Kith, contact_id: uuid.UUID
 ) -> Awaitable[list[ErasureOutcome]] | list[ErasureOutcome] | None:

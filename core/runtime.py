@@ -37,7 +37,7 @@ class Kith:
         self.database = database
         self.protector: FieldProtector = protector or PlaintextProtector()
         # The event bus is the default sink: events go to its outbox in the same transaction.
-        self.bus = EventBus(database, settings, unit_of_work=self.unit_of_work)
+        self.bus = EventBus(database, settings, kith=self, unit_of_work=self.unit_of_work)
         self.sink: EventSink = sink or self.bus
         self.token_cache = TokenCache(settings.token_cache_seconds)
         # What the plugins add; open_kith fills these in. The defaults are core's own, for a

@@ -6,10 +6,13 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 from kith.events import Event
+
+if TYPE_CHECKING:
+    from kith.runtime import Kith
 
 Row = dict[str, Any]
 
@@ -64,12 +67,14 @@ class SubjectHold(msgspec.Struct, frozen=True, kw_only=True):
     seal_for: uuid.UUID
 
 
-Handler = Callable[[Event], Awaitable[None] | None]
+# Called with the Kith that dispatches the event, so a plugin needs no global to reach it.
+Handler = Callable[["Kith", Event], Awaitable[None] | None]
 
 
 class Subscriber(msgspec.Struct, frozen=True, kw_only=True):
-    """A named event handler. ``events`` holds names or patterns like ``contact.*`` or ``*``;
-    the name identifies the subscriber in the outbox, so keep it stable."""
+    """A named event handler, called as ``handler(kith, event)``. ``events`` holds names or
+    patterns like ``contact.*`` or ``*``; the name identifies the subscriber in the outbox, so
+    keep it stable."""
 
     name: str
     events: tuple[str, ...]

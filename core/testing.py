@@ -9,8 +9,9 @@ fail, so a CI run cannot silently lose them.
 Plugins: every test gets a fresh plugin manager (``kith_plugin_manager``) with the installed
 plugins, loaded through their entry points as ``KITH_PLUGINS``/``KITH_DISABLE_PLUGINS`` select,
 plus the plugin objects of ``kith_plugins``: override that fixture, or mark the test with
-``@pytest.mark.kith_plugins(MyPlugin())``. The test's Kith, HTTP app and ``kith`` command all see
-them, and their piccolo apps are migrated into the test's database.
+``@pytest.mark.kith_plugins(MyPlugin())``. The test's Kith and HTTP app see them, and so does the
+``kith`` command run through ``kith_cli``; their piccolo apps are migrated into the test's
+database. The manager is handed to each of them; nothing is installed process-wide.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -29,10 +30,13 @@ import httpx
 import pytest
 from kith.actor import Role
 from kith.bootstrap import open_kith
-from kith.plugin_manager import KithPluginManager, load_plugin_manager, use_plugin_manager
+from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.runtime import Kith
 from kith.services.users import UserService
 from kith.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from click.testing import Result
 
 ENGINES = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -187,15 +191,35 @@ def kith_plugins(request: pytest.FixtureRequest) -> list[Any]:
 
 
 @pytest.fixture
-def kith_plugin_manager(kith_plugins: list[Any]) -> Iterator[KithPluginManager]:
-    """A fresh plugin manager for one test: the installed plugins plus ``kith_plugins``. It is
-    the process-wide manager while the test runs, so the ``kith`` command sees it too."""
+def kith_plugin_manager(kith_plugins: list[Any]) -> KithPluginManager:
+    """A fresh plugin manager for one test: the installed plugins plus ``kith_plugins``. The
+    ``kith``, ``kith_client`` and ``kith_cli`` fixtures use it."""
     manager = load_plugin_manager()
     for item in kith_plugins:
         name, plugin = item if isinstance(item, tuple) else (None, item)
         manager.register(plugin, name)
-    with use_plugin_manager(manager):
-        yield manager
+    return manager
+
+
+KithCli = Callable[..., "Result"]
+
+
+@pytest.fixture
+def kith_cli(kith_plugin_manager: KithPluginManager) -> KithCli:
+    """``kith_cli("plugins", "list", env=None, input=None)`` runs the ``kith`` command in this
+    process with the test's plugin manager and returns click's ``Result``."""
+    from click.testing import CliRunner
+    from kith.cli import main
+    from kith.cli._context import PLUGIN_MANAGER
+
+    def invoke(
+        *args: str, env: Mapping[str, str] | None = None, input: str | None = None
+    ) -> Result:
+        # A new object per run: the command keeps its settings there too.
+        obj = {PLUGIN_MANAGER: kith_plugin_manager}
+        return CliRunner().invoke(main, list(args), env=env, input=input, obj=obj)
+
+    return invoke
 
 
 @pytest.fixture
@@ -203,8 +227,8 @@ def register_plugin(
     kith_plugin_manager: KithPluginManager, request: pytest.FixtureRequest
 ) -> Callable[..., str | None]:
     """``register_plugin(obj, name=None)`` registers a plugin object for this test. Call it
-    before the test's Kith opens (from a fixture the test lists before ``kith``), or for the
-    ``kith`` command and the plugin manager alone; ``kith_plugins`` is the simpler way."""
+    before the test's Kith opens (from a fixture the test lists before ``kith``), or for
+    ``kith_cli`` and the plugin manager alone; ``kith_plugins`` is the simpler way."""
 
     def register(plugin: Any, name: str | None = None) -> str | None:
         if request.node.stash.get(_KITH_OPENED, False):

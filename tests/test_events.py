@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ class Recorder:
     calls: int = 0
     fail_with: Callable[[Event], Exception | None] | None = None
 
-    async def __call__(self, event: Event) -> None:
+    async def __call__(self, kith: Kith, event: Event) -> None:
         self.calls += 1
         if self.fail_with is not None:
             error = self.fail_with(event)
@@ -182,12 +183,32 @@ async def test_each_subscriber_gets_the_events_its_patterns_match(quiet_kith: Ki
     assert everything.received[0].id == contacts.received[0].id
 
 
+async def test_a_handler_gets_the_kith_that_dispatches(quiet_kith: Kith, clock):
+    kith = quiet_kith
+    seen: dict[str, tuple[Kith, uuid.UUID | None, bool]] = {}
+    loop_thread = threading.get_ident()
+
+    async def async_handler(dispatching: Kith, event: Event) -> None:
+        seen["async"] = (dispatching, event.contact_id, threading.get_ident() == loop_thread)
+
+    def sync_handler(dispatching: Kith, event: Event) -> None:
+        seen["sync"] = (dispatching, event.contact_id, threading.get_ident() == loop_thread)
+
+    kith.bus.subscribe(Subscriber(name="test.async", events=("*",), handler=async_handler))
+    kith.bus.subscribe(Subscriber(name="test.sync", events=("*",), handler=sync_handler))
+    contact_id = await new_contact(kith)
+    assert await kith.bus.drain() == 2
+    assert seen["async"] == (kith, contact_id, True)
+    # A sync handler may block, so it runs in a worker thread, with the same Kith.
+    assert seen["sync"] == (kith, contact_id, False)
+
+
 async def test_subscribers_run_in_registration_order_when_draining(quiet_kith: Kith, clock):
     kith = quiet_kith
     calls: list[str] = []
 
-    def handler(tag: str) -> Callable[[Event], None]:
-        def handle(event: Event) -> None:
+    def handler(tag: str) -> Callable[[Kith, Event], None]:
+        def handle(kith: Kith, event: Event) -> None:
             calls.append(tag)
 
         return handle
@@ -381,10 +402,10 @@ async def test_replay_of_unknown_or_not_dead_events(quiet_kith: Kith, clock):
 async def test_sync_handler_errors_and_timeouts_count_as_failures(quiet_kith: Kith, clock):
     kith = quiet_kith
 
-    def sync_broken(event: Event) -> None:
+    def sync_broken(kith: Kith, event: Event) -> None:
         raise KeyError("missing")
 
-    async def too_slow(event: Event) -> None:
+    async def too_slow(kith: Kith, event: Event) -> None:
         await asyncio.sleep(30)
 
     kith.bus.config = type(kith.bus.config)(handler_timeout_s=0.05, lease_s=60)
@@ -504,8 +525,8 @@ async def test_two_workers_never_deliver_a_row_twice(kith_settings: Settings):
 
     by_worker: dict[int, int] = {}
 
-    def make_handler(subscriber: str, worker_number: int) -> Callable[[Event], Any]:
-        async def handle(event: Event) -> None:
+    def make_handler(subscriber: str, worker_number: int) -> Callable[[Kith, Event], Any]:
+        async def handle(kith: Kith, event: Event) -> None:
             by_worker[worker_number] = by_worker.get(worker_number, 0) + 1
             key = (event.id, subscriber)
             if key in in_flight:

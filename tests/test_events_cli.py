@@ -20,9 +20,11 @@ import pytest
 from click.testing import CliRunner, Result
 from kith.bootstrap import open_kith
 from kith.cli import main
+from kith.cli._context import PLUGIN_MANAGER
 from kith.events import Event
 from kith.hookspecs import hookimpl
 from kith.http import create_app
+from kith.plugin_manager import KithPluginManager
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, InteractionCreate
 from kith.services.contacts import ContactService
@@ -35,12 +37,12 @@ T = TypeVar("T")
 received: list[Event] = []
 
 
-def _healthy(event: Event) -> None:
+def _healthy(kith: Kith, event: Event) -> None:
     received.append(event)
 
 
 class HealthySubscriberPlugin:
-    """Gives the ``kith`` command (and every Kith of the test) the subscriber ``test.cli``."""
+    """Gives the ``kith`` command of the test the subscriber ``test.cli``."""
 
     @hookimpl
     def kith_register_subscribers(self, register: Callable[[Subscriber], None]) -> None:
@@ -61,13 +63,15 @@ def run(settings: Settings, work: Callable[[Kith], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
-def kith_cli(settings: Settings, *args: str) -> Result:
+def kith_cli(settings: Settings, *args: str, plugins: KithPluginManager | None = None) -> Result:
+    """Run the ``kith`` command in-process, with ``plugins`` if given (else it loads its own)."""
     env = {
         "KITH_HOME": str(settings.home),
         "KITH_DATABASE_URL": settings.database_url,
         "KITH_LOG_FORMAT": "json",
     }
-    return CliRunner().invoke(main, list(args), env=env)
+    obj = {PLUGIN_MANAGER: plugins} if plugins is not None else None
+    return CliRunner().invoke(main, list(args), env=env, obj=obj)
 
 
 def ok(result: Result) -> Result:
@@ -79,7 +83,7 @@ def dead_letter(settings: Settings) -> uuid.UUID:
     """A contact.created event whose delivery to ``test.cli`` failed for good."""
 
     async def work(kith: Kith) -> uuid.UUID:
-        def broken(event: Event) -> None:
+        def broken(kith: Kith, event: Event) -> None:
             raise ConnectionError("receiver down")
 
         kith.subscribers = [
@@ -94,41 +98,42 @@ def dead_letter(settings: Settings) -> uuid.UUID:
 
 
 @pytest.mark.kith_plugins(HealthySubscriberPlugin())
-def test_list_show_replay_and_worker_once(kith_settings: Settings, kith_plugin_manager) -> None:
+def test_list_show_replay_and_worker_once(
+    kith_settings: Settings, kith_plugin_manager: KithPluginManager
+) -> None:
+    def cli(*args: str) -> Result:
+        return kith_cli(kith_settings, *args, plugins=kith_plugin_manager)
+
     received.clear()
     event_id = dead_letter(kith_settings)
 
-    listed = ok(kith_cli(kith_settings, "events", "list", "--state", "dead"))
+    listed = ok(cli("events", "list", "--state", "dead"))
     [line] = [row for row in listed.stdout.splitlines() if str(event_id) in row]
     assert "contact.created" in line and "dead" in line and "1 dead" in line
-    assert ok(kith_cli(kith_settings, "events", "list", "--state", "pending")).stdout == ""
+    assert ok(cli("events", "list", "--state", "pending")).stdout == ""
 
-    shown = ok(kith_cli(kith_settings, "events", "show", str(event_id)))
+    shown = ok(cli("events", "show", str(event_id)))
     assert "contact.created" in shown.stdout
     assert "ConnectionError: receiver down" in shown.stdout
-    as_json = msgspec.json.decode(
-        ok(kith_cli(kith_settings, "events", "show", str(event_id), "--json")).stdout
-    )
+    as_json = msgspec.json.decode(ok(cli("events", "show", str(event_id), "--json")).stdout)
     [delivery] = [d for d in as_json["deliveries"] if d["subscriber"] == "test.cli"]
     assert (delivery["state"], delivery["attempts"]) == ("dead", 1)
 
-    subscribers = ok(kith_cli(kith_settings, "events", "subscribers")).stdout
+    subscribers = ok(cli("events", "subscribers")).stdout
     assert "test.cli" in subscribers
 
-    replayed = ok(kith_cli(kith_settings, "events", "replay", str(event_id)))
+    replayed = ok(cli("events", "replay", str(event_id)))
     assert "1 dead delivery pending again" in replayed.stdout
-    again = kith_cli(kith_settings, "events", "replay", str(event_id))
+    again = cli("events", "replay", str(event_id))
     assert again.exit_code == 1 and "has no dead deliveries" in again.stderr
-    assert (
-        "No dead deliveries" in ok(kith_cli(kith_settings, "events", "replay", "--all-dead")).stderr
-    )
-    pending = ok(kith_cli(kith_settings, "events", "list", "--state", "pending", "--json"))
+    assert "No dead deliveries" in ok(cli("events", "replay", "--all-dead")).stderr
+    pending = ok(cli("events", "list", "--state", "pending", "--json"))
     assert [e["event"]["id"] for e in msgspec.json.decode(pending.stdout)] == [str(event_id)]
 
-    # The worker of this process has the healthy subscriber (a plugin): it delivers.
-    ok(kith_cli(kith_settings, "worker", "--once"))
+    # The worker run with the test's plugins has the healthy subscriber: it delivers.
+    ok(cli("worker", "--once"))
     assert [e.id for e in received] == [event_id]
-    delivered = ok(kith_cli(kith_settings, "events", "list", "--state", "delivered", "--json"))
+    delivered = ok(cli("events", "list", "--state", "delivered", "--json"))
     assert str(event_id) in delivered.stdout
 
 
@@ -215,7 +220,7 @@ async def test_http_app_dispatches_in_process_unless_told_not_to(kith: Kith) -> 
     kith.subscribers = []
     got: list[Event] = []
 
-    async def handler(event: Event) -> None:
+    async def handler(kith: Kith, event: Event) -> None:
         got.append(event)
 
     kith.bus.subscribe(Subscriber(name="test.http", events=("contact.created",), handler=handler))

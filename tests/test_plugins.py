@@ -26,7 +26,7 @@ import msgspec
 import pytest
 import structlog
 from click.testing import CliRunner
-from kith import __version__, plugin_manager
+from kith import __version__
 from kith.actor import Role
 from kith.bootstrap import open_kith
 from kith.cli import main
@@ -41,7 +41,6 @@ from kith.plugin_manager import (
     PluginError,
     PluginSelection,
     load_plugin_manager,
-    use_plugin_manager,
 )
 from kith.protection import PlaintextProtector
 from kith.runtime import Kith
@@ -251,6 +250,34 @@ def test_the_deny_list_leaves_out_the_plugins_it_names(site: Site):
     }
 
 
+def test_a_name_the_selection_leaves_out_is_blocked(site: Site):
+    site.install("kith-fake", "1.2.3", {"fake": GOOD})
+    manager = load_plugin_manager({"KITH_DISABLE_PLUGINS": "fake"})
+    assert manager.is_blocked("fake")
+    # Code cannot register a plugin under that name either.
+    stand_in = plugin(
+        kith_register_event_types=lambda register: register(EventType("fake.other", "x"))
+    )
+    assert manager.register(stand_in, "fake") is None
+    assert "fake" not in loaded(manager)
+    assert not {"fake.happened", "fake.other"} & event_names(manager)
+
+
+def test_a_name_two_distributions_declare_loads_neither(site: Site, logs: list[dict[str, Any]]):
+    site.install("kith-fake", "1.2.3", {"fake": GOOD})
+    site.install("kith-fork", "2.0", {"fake": OTHER})
+    manager = load_plugin_manager({})
+
+    assert "fake" not in loaded(manager)
+    assert skipped(manager)["fake"] == (
+        "failed",
+        "the name 'fake' is declared by several distributions (kith-fake, kith-fork); "
+        "none is loaded",
+    )
+    assert not {"fake.happened", "other.happened"} & event_names(manager)
+    assert [entry["log_level"] for entry in logs if entry.get("plugin") == "fake"] == ["error"]
+
+
 def test_an_allow_list_naming_a_missing_plugin_is_reported():
     manager = load_plugin_manager({"KITH_PLUGINS": "privacy,telephonee"})
     assert loaded(manager) == ["privacy"]
@@ -315,8 +342,7 @@ def test_strict_mode_stops_kith_from_starting(
     site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     site.install("kith-broken", "0.1", {"broken": BROKEN_IMPORT})
-    # Start-up as a fresh process sees it: no manager loaded yet, the switches in the environment.
-    monkeypatch.setattr(plugin_manager, "_default", None)
+    # Start-up as a fresh process sees it: the switches in the environment.
     monkeypatch.setenv("KITH_STRICT_PLUGINS", "1")
     monkeypatch.setenv("KITH_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("KITH_LOG_FORMAT", "json")
@@ -341,14 +367,62 @@ def test_plugins_adding_hookspecs_load_before_those_implementing_them(site: Site
     assert manager.hook.kith_fake_call_matched(number_kind="mobile") == ["listener saw mobile"]
 
 
-def test_the_plugin_manager_is_loaded_once_per_process(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(plugin_manager, "_default", None)
-    first = plugin_manager.get_plugin_manager()
-    assert plugin_manager.get_plugin_manager() is first
-    fresh = load_plugin_manager({})
-    with use_plugin_manager(fresh):
-        assert plugin_manager.get_plugin_manager() is fresh
-    assert plugin_manager.get_plugin_manager() is first
+def test_whoever_opens_kith_owns_its_plugin_manager(tmp_path: Path):
+    settings = settings_for(tmp_path / "home")
+    # No process-wide manager: each Kith opened without one loads its own.
+    first, second = open_kith(settings), open_kith(settings)
+    assert first.plugins is not None and second.plugins is not None
+    assert first.plugins is not second.plugins
+    assert loaded(first.plugins) == loaded(second.plugins)
+    mine = load_plugin_manager({})
+    assert open_kith(settings, plugin_manager=mine).plugins is mine
+
+
+MANAGER_COMMAND = """
+    import click
+    from kith.cli._context import cli_plugin_manager
+    from kith.hookspecs import hookimpl
+
+    @click.command("kithtest-manager")
+    def manager_command():
+        click.echo(id(cli_plugin_manager()))
+
+    @hookimpl
+    def kith_register_commands(register):
+        register(manager_command)
+"""
+
+
+def test_one_kith_command_loads_the_plugins_once(
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    site.install("kith-fake", "1.2.3", {"fake": MANAGER_COMMAND})
+    monkeypatch.setenv("KITH_HOME", str(tmp_path))
+    monkeypatch.setenv("KITH_LOG_FORMAT", "json")
+    managers: list[KithPluginManager] = []
+
+    def counting_load() -> KithPluginManager:
+        managers.append(load_plugin_manager())
+        return managers[-1]
+
+    monkeypatch.setattr("kith.cli._context.load_plugin_manager", counting_load)
+    # Finding the plugin's command and running it share the invocation's manager.
+    result = CliRunner().invoke(main, ["kithtest-manager"])
+    assert result.exit_code == 0, result.output
+    [manager] = managers
+    assert result.stdout == f"{id(manager)}\n"
+    assert "fake" in loaded(manager)
+
+    listed = CliRunner().invoke(main, ["--help"])
+    assert listed.exit_code == 0, listed.output
+    assert "kithtest-manager" in listed.stdout
+    assert len(managers) == 2, "each invocation loads its own, once"
+
+    # A caller running the command in-process may hand it a manager of its own.
+    mine = KithPluginManager()
+    handed = CliRunner().invoke(main, ["kithtest-manager"], obj={"plugin_manager": mine})
+    assert handed.exit_code != 0, "the command belongs to a plugin this manager lacks"
+    assert len(managers) == 2
 
 
 # -- tracing -------------------------------------------------------------------------------------
@@ -420,7 +494,7 @@ class WebhookTarget(msgspec.Struct, kw_only=True):
 
 
 def _subscriber(name: str, events: tuple[str, ...] = ("contact.created",)) -> Subscriber:
-    return Subscriber(name=name, events=events, handler=lambda event: None)
+    return Subscriber(name=name, events=events, handler=lambda kith, event: None)
 
 
 @pytest.mark.parametrize(
@@ -875,7 +949,10 @@ class NotesPlugin:
 
     @hookimpl
     def kith_register_subscribers(self, register: Any) -> None:
-        register(Subscriber(name="notes", events=("contact.*",), handler=self.received.append))
+        register(Subscriber(name="notes", events=("contact.*",), handler=self.receive))
+
+    def receive(self, kith: Kith, event: Event) -> None:
+        self.received.append(event)
 
     @hookimpl
     async def kith_startup(self, kith: Kith) -> None:
@@ -923,26 +1000,25 @@ class TestAPluginRegisteredForOneTest:
         assert kith.settings_sections["kithtest_notes"] == NoteSettings()
 
     def test_its_command_runs_after_kith_migrate_creates_its_table(
-        self, kith_settings: Settings, kith_plugin_manager: KithPluginManager
+        self, kith_settings: Settings, kith_cli: Any
     ):
         env = {
             "KITH_HOME": str(kith_settings.home),
             "KITH_DATABASE_URL": kith_settings.database_url,
             "KITH_LOG_FORMAT": "json",
         }
-        runner = CliRunner()
-        assert "kithtest-notes" in runner.invoke(main, ["--help"], env=env).stdout
+        assert "kithtest-notes" in kith_cli("--help", env=env).stdout
 
-        refused = runner.invoke(main, ["kithtest-notes"], env=env)
+        refused = kith_cli("kithtest-notes", env=env)
         assert refused.exit_code == 1
         assert "kithtest_notes (1)" in refused.stderr
         assert "kith migrate" in refused.stderr
 
-        migrated = runner.invoke(main, ["migrate"], env=env)
+        migrated = kith_cli("migrate", env=env)
         assert migrated.exit_code == 0, migrated.output
         assert "kithtest_notes" in migrated.stdout
 
-        added = runner.invoke(main, ["kithtest-notes", "call back on Monday"], env=env)
+        added = kith_cli("kithtest-notes", "call back on Monday", env=env)
         assert added.exit_code == 0, added.output
         assert added.stdout == "1 note(s)\n"
 
@@ -966,7 +1042,7 @@ async def test_a_plugins_field_protector_becomes_kiths(kith: Kith):
 
 
 def test_register_plugin_reaches_the_kith_command(
-    register_plugin: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    register_plugin: Any, kith_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     @click.command("kithtest-hello")
     def hello() -> None:
@@ -974,7 +1050,7 @@ def test_register_plugin_reaches_the_kith_command(
 
     register_plugin(plugin(kith_register_commands=lambda register: register(hello)), "hello")
     monkeypatch.setenv("KITH_HOME", str(tmp_path))
-    result = CliRunner().invoke(main, ["kithtest-hello"])
+    result = kith_cli("kithtest-hello")
     assert result.exit_code == 0, result.output
     assert result.stdout == "hello from a plugin\n"
 
@@ -985,7 +1061,7 @@ async def test_register_plugin_after_kith_opened_is_refused(kith: Kith, register
 
 
 def test_a_plugin_command_cannot_take_a_builtin_name(
-    register_plugin: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    register_plugin: Any, kith_cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     @click.command("migrate")
     def fake_migrate() -> None:
@@ -994,7 +1070,7 @@ def test_a_plugin_command_cannot_take_a_builtin_name(
     register_plugin(plugin(kith_register_commands=lambda register: register(fake_migrate)), "x")
     monkeypatch.setenv("KITH_HOME", str(tmp_path))
     monkeypatch.setenv("KITH_LOG_FORMAT", "json")
-    result = CliRunner().invoke(main, ["--help"])
+    result = kith_cli("--help")
     assert result.exit_code == 0
     assert "Not the real migrate" not in result.stdout
     [warning] = [json.loads(line) for line in result.stderr.splitlines() if "built-in" in line]
@@ -1092,10 +1168,9 @@ def test_kith_plugins_list_shows_loaded_disabled_and_failed_plugins(
     monkeypatch.setenv("KITH_LOG_FORMAT", "json")
     monkeypatch.setenv("KITH_DISABLE_PLUGINS", "webhooks")
     runner = CliRunner()
-    with use_plugin_manager(load_plugin_manager()):
-        listed = runner.invoke(main, ["plugins", "list"])
-        with_hooks = runner.invoke(main, ["plugins", "list", "--hooks"])
-        as_json = runner.invoke(main, ["plugins", "list", "--hooks", "--json"])
+    listed = runner.invoke(main, ["plugins", "list"])
+    with_hooks = runner.invoke(main, ["plugins", "list", "--hooks"])
+    as_json = runner.invoke(main, ["plugins", "list", "--hooks", "--json"])
 
     assert listed.exit_code == 0, listed.output
     rows = _rows(listed.stdout)

@@ -34,27 +34,20 @@ SUBSCRIBER_NAME = "webhooks"
 # The hooks import their modules when called: loading the plugin stays cheap, and the CLI and
 # HTTP modules (which import Kith's own CLI and HTTP packages) load only where they are used.
 
-# The Kith this process opened last: the bus calls handlers with the event only.
-_kith: Kith | None = None
 
-
-async def on_event(event: Event) -> None:
+async def on_event(kith: Kith, event: Event) -> None:
     """The bus subscriber: record a delivery per matching subscription and try it at once."""
     from kith.plugins.webhooks.delivery import WebhookDeliverer
 
-    if _kith is None:
-        raise RuntimeError("the webhooks plugin received an event before Kith started")
-    await WebhookDeliverer(_kith).handle(event)
+    await WebhookDeliverer(kith).handle(event)
 
 
 @hookimpl
 def kith_startup(kith: Kith) -> None:
-    """Remember the Kith for the subscriber, and have the bus send due retries whenever it
-    runs in the background (``kith serve``, ``kith worker``)."""
+    """Have the bus send due retries whenever it runs in the background (``kith serve``,
+    ``kith worker``)."""
     from kith.plugins.webhooks.delivery import WebhookDeliverer, settings_of
 
-    global _kith
-    _kith = kith
     if not kith.bus.running:
         retries = WebhookDeliverer(kith).run_due
         kith.bus.add_job("webhooks.retries", settings_of(kith).poll_seconds, retries)
@@ -136,10 +129,3 @@ async def kith_notify_recipient(
     from kith.plugins.webhooks import privacy
 
     return await privacy.notify(recipient, action, contact_id, notice_id)
-
-
-@hookimpl
-async def kith_subject_merge(kith: Kith, source_id: uuid.UUID, target_id: uuid.UUID) -> None:
-    from kith.plugins.webhooks import privacy
-
-    await privacy.merge(source_id, target_id)

@@ -1,5 +1,5 @@
 """What the webhooks plugin answers for one data subject: its purpose, its recipients, and the
-deliveries about a contact (for access requests, erasure and merges)."""
+deliveries about a contact (for access requests and erasure)."""
 
 from __future__ import annotations
 
@@ -88,15 +88,6 @@ async def erase(contact_id: uuid.UUID, dry_run: bool = False) -> list[ErasureOut
             source=SOURCE, location="webhooks_delivery", method="deleted", count=int(found)
         )
     ]
-
-
-async def merge(source_id: uuid.UUID, target_id: uuid.UUID) -> None:
-    """The merged contact's deliveries belong to the contact that remains."""
-    await (
-        WebhookDelivery.update({WebhookDelivery.contact_id: target_id})
-        .where(WebhookDelivery.contact_id == source_id)
-        .run()
-    )
 
 
 NOTICE_EVENT = "subject.notice"

@@ -24,7 +24,7 @@ class EventRecorder:
     def kith_register_subscribers(self, register: Callable[[Subscriber], None]) -> None:
         register(Subscriber(name="test.recorder", events=("example.*",), handler=self.record))
 
-    async def record(self, event: Event) -> None:
+    async def record(self, kith: Kith, event: Event) -> None:
         self.events.append(event)
 
 
@@ -43,8 +43,8 @@ async def test_a_new_contact_is_put_on_the_welcome_list(kith: Kith, kith_client,
 
 async def test_the_subscriber_is_idempotent(kith: Kith):
     event = Event(name="contact.created", contact_id=new_id())
-    await on_contact_created(event)
-    await on_contact_created(event)  # the bus delivers at least once
+    await on_contact_created(kith, event)
+    await on_contact_created(kith, event)  # the bus delivers at least once
     assert len(await welcome_list(kith)) == 1
 
 

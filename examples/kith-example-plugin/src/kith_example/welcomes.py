@@ -32,7 +32,7 @@ def settings_of(kith: Kith) -> ExampleSettings:
     return kith.settings.parsed("example", ExampleSettings)
 
 
-async def on_contact_created(event: Event) -> None:
+async def on_contact_created(kith: Kith, event: Event) -> None:
     """Event subscriber: put the new contact on the list.
 
     The bus delivers at least once, so the event id decides: a second delivery of the same

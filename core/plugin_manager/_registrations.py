@@ -1,0 +1,263 @@
+"""The register-style hooks: what each accepts, and the names no two plugins may share.
+
+Each is called once per plugin, when that plugin registers, so every thing a plugin adds is
+validated then and an error names the plugin that caused it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+import msgspec
+import pluggy
+from kith.events import CORE_EVENT_TYPES, EventType
+from kith.personal import CORE_PERSONAL_FIELDS, PersonalField
+from kith.plugin_manager._records import PluginError
+from kith.subjects import Purpose, Recipient, Subscriber
+from piccolo.conf.apps import AppConfig
+
+# The owner a declaration has until a plugin claims it.
+CORE = "kith"
+
+_SECTION_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$")
+
+# Plugin name -> kind key -> what that plugin registered.
+Contributions = Mapping[str, Mapping[str, Sequence[Any]]]
+
+
+def _type_name(value: Any) -> str:
+    return value.__name__ if isinstance(value, type) else type(value).__name__
+
+
+def _expect(kind: type | tuple[type, ...], what: str) -> Callable[[Any], str | None]:
+    def check(item: Any) -> str | None:
+        return None if isinstance(item, kind) else f"expected {what}, got {_type_name(item)}"
+
+    return check
+
+
+def _check_route(item: Any) -> str | None:
+    # litestar is imported only when a plugin registers routes: the CLI does not need it.
+    from litestar import Controller, Router
+    from litestar.handlers import BaseRouteHandler
+
+    if isinstance(item, BaseRouteHandler | Router):
+        return None
+    if isinstance(item, type) and issubclass(item, Controller):
+        return None
+    return (
+        "expected a litestar route handler (@get, @post...), a Controller class or a Router, "
+        f"got {_type_name(item)}"
+    )
+
+
+def _check_command(item: Any) -> str | None:
+    if not isinstance(item, click.Command):
+        return f"expected a click command or group, got {_type_name(item)}"
+    if not item.name:
+        return "a click command needs a name"
+    return None
+
+
+def _check_event_type(item: Any) -> str | None:
+    if not isinstance(item, EventType):
+        return f"expected kith.EventType, got {_type_name(item)}"
+    if not _EVENT_NAME.match(item.name):
+        return f"event type {item.name!r} must be a dotted lower-case name like 'call.missed'"
+    return None
+
+
+def _check_subscriber(item: Any) -> str | None:
+    if not isinstance(item, Subscriber):
+        return f"expected kith.subjects.Subscriber, got {_type_name(item)}"
+    if not item.name:
+        return "a subscriber needs a name"
+    if not item.events:
+        return f"subscriber {item.name!r} subscribes to no events"
+    if not callable(item.handler):
+        return f"subscriber {item.name!r}: its handler is not callable"
+    if item.max_attempts < 1:
+        return f"subscriber {item.name!r}: max_attempts must be at least 1"
+    return None
+
+
+def _check_settings(item: Any) -> str | None:
+    name, schema = item
+    if not isinstance(name, str) or not _SECTION_NAME.match(name):
+        return f"settings section name {name!r} must be lower-case letters, digits and _"
+    if not (isinstance(schema, type) and issubclass(schema, msgspec.Struct)):
+        return f"settings section {name!r}: expected a msgspec.Struct class, got {schema!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One register-style hook: what it accepts and how duplicates are recognised."""
+
+    key: str
+    hook: str
+    label: str
+    check: Callable[[Any], str | None]
+    name: Callable[[Any], str] | None = None
+    core: Callable[[], Iterable[Any]] = lambda: ()
+    arity: int = 1
+    # Plugins that leave ``owner`` at its default are recorded as its owner.
+    adopt_owner: bool = False
+    # Several plugins may declare the same thing identically (a shared purpose, say).
+    identical_ok: bool = False
+
+
+def _core_apps() -> list[AppConfig]:
+    from kith.piccolo_app import APP_CONFIG
+
+    return [APP_CONFIG]
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind(
+        "apps",
+        "kith_register_apps",
+        "piccolo app",
+        _expect(AppConfig, "a piccolo AppConfig"),
+        name=lambda app: str(app.app_name),
+        core=_core_apps,
+    ),
+    Kind("routes", "kith_register_routes", "route", _check_route),
+    Kind(
+        "commands",
+        "kith_register_commands",
+        "command",
+        _check_command,
+        name=lambda command: str(command.name),
+    ),
+    Kind(
+        "event_types",
+        "kith_register_event_types",
+        "event type",
+        _check_event_type,
+        name=lambda event_type: str(event_type.name),
+        core=lambda: CORE_EVENT_TYPES,
+    ),
+    Kind(
+        "subscribers",
+        "kith_register_subscribers",
+        "subscriber",
+        _check_subscriber,
+        name=lambda subscriber: str(subscriber.name),
+    ),
+    Kind(
+        "settings",
+        "kith_register_settings",
+        "settings section",
+        _check_settings,
+        name=lambda item: str(item[0]),
+        arity=2,
+    ),
+    Kind(
+        "personal_fields",
+        "kith_register_personal_fields",
+        "personal field",
+        _expect(PersonalField, "kith.personal.PersonalField"),
+        name=lambda personal: str(personal.key),
+        core=lambda: CORE_PERSONAL_FIELDS,
+        adopt_owner=True,
+    ),
+    Kind(
+        "purposes",
+        "kith_register_purposes",
+        "purpose",
+        _expect(Purpose, "kith.subjects.Purpose"),
+        name=lambda purpose: str(purpose.name),
+        adopt_owner=True,
+        identical_ok=True,
+    ),
+    Kind(
+        "recipients",
+        "kith_register_recipients",
+        "recipient",
+        _expect(Recipient, "kith.subjects.Recipient"),
+        name=lambda recipient: str(recipient.name),
+        adopt_owner=True,
+    ),
+)
+KINDS_BY_KEY = {kind.key: kind for kind in KINDS}
+
+
+def collect(
+    plugin: str,
+    caller_for: Callable[[str], pluggy.HookCaller | None],
+    registered: Contributions,
+) -> dict[str, list[Any]]:
+    """Call one plugin's register-style hooks (``caller_for`` gives a caller reaching that
+    plugin alone, or None when it does not implement the hook) and validate what they add
+    against each other and against what core and the ``registered`` plugins hold."""
+    collected: dict[str, list[Any]] = {}
+    for kind in KINDS:
+        caller = caller_for(kind.hook)
+        if caller is None:
+            continue
+        bucket = collected.setdefault(kind.key, [])
+        try:
+            caller(register=_register_callback(kind, plugin, bucket))
+        except PluginError:
+            raise
+        except Exception as exc:
+            raise PluginError(plugin, f"{kind.hook} raised {type(exc).__name__}: {exc}") from exc
+    _drop_shared_and_refuse_duplicates(plugin, collected, registered)
+    return collected
+
+
+def _register_callback(kind: Kind, plugin: str, bucket: list[Any]) -> Callable[..., None]:
+    def register(*args: Any) -> None:
+        if len(args) != kind.arity:
+            raise PluginError(
+                plugin,
+                f"{kind.hook}: register() takes {kind.arity} argument(s), got {len(args)}",
+            )
+        item: Any = args[0] if kind.arity == 1 else args
+        problem = kind.check(item)
+        if problem:
+            raise PluginError(plugin, f"{kind.hook}: {problem}")
+        if kind.adopt_owner and getattr(item, "owner", None) == CORE:
+            item = msgspec.structs.replace(item, owner=plugin)
+        bucket.append(item)
+
+    return register
+
+
+def _without_owner(item: Any) -> Any:
+    return msgspec.structs.replace(item, owner="") if isinstance(item, msgspec.Struct) else item
+
+
+def _drop_shared_and_refuse_duplicates(
+    plugin: str, collected: dict[str, list[Any]], registered: Contributions
+) -> None:
+    """Raise :class:`PluginError` for a name core or another plugin already has; drop what
+    may be shared and was declared identically before."""
+    for kind in KINDS:
+        name_of = kind.name
+        if name_of is None or not collected.get(kind.key):
+            continue
+        owners: dict[str, tuple[str, Any]] = {
+            name_of(item): ("Kith core", item) for item in kind.core()
+        }
+        for other, contributions in registered.items():
+            for item in contributions.get(kind.key, []):
+                owners.setdefault(name_of(item), (f"plugin {other!r}", item))
+        unique: list[Any] = []
+        for item in collected[kind.key]:
+            key = name_of(item)
+            if key in owners:
+                owner, existing = owners[key]
+                if kind.identical_ok and _without_owner(existing) == _without_owner(item):
+                    continue
+                where = "twice by this plugin" if owner == f"plugin {plugin!r}" else f"by {owner}"
+                raise PluginError(plugin, f"{kind.label} {key!r} is registered {where}")
+            owners[key] = (f"plugin {plugin!r}", item)
+            unique.append(item)
+        collected[kind.key] = unique
