@@ -2,7 +2,7 @@
 
 Each command family lives in its own module; to add one, import its click command or group and
 register it with ``main.add_command`` below (one line per family). Shared plumbing (settings,
-an opened Kith, errors as exit codes, tables) is in :mod:`kith.cli._context`.
+an opened Kith, errors as exit codes, tables) is in :mod:`kith.console`.
 """
 
 from __future__ import annotations

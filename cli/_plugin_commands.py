@@ -7,7 +7,7 @@ a command that is not one of Kith's own. ``kith migrate`` alone does not wait fo
 from __future__ import annotations
 
 import click
-from kith.cli._context import KithGroup, cli_plugin_manager
+from kith.console import KithGroup, cli_plugin_manager
 from kith.logs import get_logger
 
 

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 
 import click
 import msgspec
-from kith.cli._context import (
-    CHANNEL,
-    CONTEXT,
+from kith.console import (
+    AUDIT_CHANNEL,
+    AUDIT_CONTEXT,
     CliError,
     format_time,
     get_settings,
+    json_option,
     note,
+    parse_id,
     print_json,
     print_table,
     run_with_kith,
@@ -34,13 +35,6 @@ class ContactDetail(msgspec.Struct, kw_only=True):
 
     contact: ContactOut
     timeline: list[InteractionOut]
-
-
-def parse_id(value: str, what: str = "contact") -> uuid.UUID:
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
-        raise CliError(f"{value!r} is not a {what} id; `kith {what}s list` shows them") from None
 
 
 async def collect(
@@ -99,7 +93,6 @@ _limit_option = click.option(
 _all_option = click.option(
     "--all", "include_archived", is_flag=True, help="Include archived contacts."
 )
-_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
 
 
 @click.group()
@@ -118,7 +111,7 @@ def contacts() -> None:
 @click.option("--email", "emails", multiple=True, help="An email address (repeatable).")
 @click.option("--phone", "phones", multiple=True, help="A phone number, any format (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
-@_json_option
+@json_option
 def add_contact(
     name: str,
     kind: str,
@@ -145,7 +138,7 @@ def add_contact(
         raise CliError(f"invalid contact: {exc}") from None
 
     async def work(kith: Kith) -> ContactOut:
-        return await ContactService(kith, CHANNEL, CONTEXT).create(data)
+        return await ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).create(data)
 
     contact = run_with_kith(work)
     if as_json:
@@ -161,12 +154,12 @@ def add_contact(
 @contacts.command("list")
 @_limit_option
 @_all_option
-@_json_option
+@json_option
 def list_contacts(limit: int, include_archived: bool, as_json: bool) -> None:
     """List contacts, oldest first."""
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
-        service = ContactService(kith, CHANNEL, CONTEXT)
+        service = ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
         return await collect(
             lambda cursor, n: service.list(
                 cursor=cursor, limit=n, include_archived=include_archived
@@ -185,14 +178,14 @@ def list_contacts(limit: int, include_archived: bool, as_json: bool) -> None:
 @click.argument("query")
 @_limit_option
 @_all_option
-@_json_option
+@json_option
 def search_contacts(query: str, limit: int, include_archived: bool, as_json: bool) -> None:
     """Find contacts by an exact email or phone (typed any way) or a name prefix."""
     if not query.strip():
         raise CliError("give something to search for: an email, a phone number or a name")
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
-        service = ContactService(kith, CHANNEL, CONTEXT)
+        service = ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
         return await collect(
             lambda cursor, n: service.list(
                 q=query, cursor=cursor, limit=n, include_archived=include_archived
@@ -219,18 +212,22 @@ def search_contacts(query: str, limit: int, include_archived: bool, as_json: boo
     type=click.IntRange(1, MAX_LIMIT),
     help="Show at most this many timeline entries (newest first).",
 )
-@_json_option
+@json_option
 def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
     """Show a contact and its timeline."""
-    key = parse_id(contact_id)
+    key = parse_id(contact_id, "contact", "`kith contacts list` shows them")
 
     async def work(kith: Kith) -> tuple[ContactDetail, bool, dict[str, str]]:
-        contact = await ContactService(kith, CHANNEL, CONTEXT).get(key)
-        page = await InteractionService(kith, CHANNEL, CONTEXT).timeline(key, limit=limit)
+        contact = await ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).get(key)
+        page = await InteractionService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).timeline(
+            key, limit=limit
+        )
         names: dict[str, str] = {}
         if contact.organization_id is not None:
             names["organization"] = (
-                await ContactService(kith, CHANNEL, CONTEXT).get(contact.organization_id)
+                await ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).get(
+                    contact.organization_id
+                )
             ).name
         users = {user.id: user.email for user in await UserService(kith).list()}
         if contact.owner_id is not None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import uuid
-
 import click
 import msgspec
-from kith.cli._context import (
+from kith.console import (
     CliError,
     format_time,
     get_settings,
     note,
+    parse_id,
     print_json,
     print_table,
     run_with_kith,
@@ -18,12 +17,7 @@ from kith.cli._context import (
 from kith.outbox import EventDetail, EventState, EventSummary, SubscriptionInfo
 from kith.runtime import Kith
 
-
-def _parse_id(value: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise CliError(f"{value!r} is not an event id; `kith events list` shows them") from None
+LIST_HINT = "`kith events list` shows them"
 
 
 def _deliveries(summary: EventSummary) -> str:
@@ -99,7 +93,7 @@ def list_events(state: EventState | None, name: str | None, limit: int, as_json:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def show_event(event_id: str, as_json: bool) -> None:
     """Show one event and its delivery to each subscriber."""
-    wanted = _parse_id(event_id)
+    wanted = parse_id(event_id, "event", LIST_HINT)
 
     async def work(kith: Kith) -> EventDetail:
         return await kith.bus.get_event(wanted)
@@ -152,7 +146,11 @@ def replay(event_id: str | None, all_dead: bool, subscriber: str | None) -> None
     still queued. A running dispatcher (kith serve or kith worker) delivers them."""
     if (event_id is None) == (not all_dead):
         raise click.UsageError("give an event ID or --all-dead (not both)")
-    wanted = _parse_id(event_id) if event_id is not None else None
+    wanted = (
+        parse_id(event_id, "event", "`kith events list` shows them")
+        if event_id is not None
+        else None
+    )
 
     async def work(kith: Kith) -> int:
         return await kith.bus.replay(wanted, subscriber=subscriber)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from kith.cli._context import cli_plugin_manager, print_json, print_table
+from kith.console import cli_plugin_manager, print_json, print_table
 
 
 @click.group()

@@ -13,7 +13,7 @@ from typing import Any
 import click
 from kith import __version__
 from kith.bootstrap import open_kith
-from kith.cli._context import (
+from kith.console import (
     CliError,
     cli_plugin_manager,
     describe_database,

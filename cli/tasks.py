@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 
 import click
-from kith.cli._context import (
-    CHANNEL,
-    CONTEXT,
+from kith.console import (
+    AUDIT_CHANNEL,
+    AUDIT_CONTEXT,
     format_time,
     get_settings,
     note,
@@ -53,7 +53,7 @@ def list_tasks(due: DueFilter, assignee: str | None, limit: int, as_json: bool) 
     async def work(kith: Kith) -> tuple[list[InteractionOut], bool, dict[uuid.UUID, str]]:
         users = UserService(kith)
         assignee_id = (await users.by_email(assignee)).id if assignee else None
-        service = InteractionService(kith, CHANNEL, CONTEXT)
+        service = InteractionService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
         found: list[InteractionOut] = []
         cursor: str | None = None
         more = False
@@ -70,7 +70,7 @@ def list_tasks(due: DueFilter, assignee: str | None, limit: int, as_json: bool) 
             if not more:
                 break
         names: dict[uuid.UUID, str] = {user.id: user.email for user in await users.list()}
-        contacts = ContactService(kith, CHANNEL, CONTEXT)
+        contacts = ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
         for contact_id in {task.contact_id for task in found}:
             names[contact_id] = (await contacts.get(contact_id)).name
         return found, more, names

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from kith.cli._context import (
+from kith.console import (
     format_time,
     get_settings,
     note,

@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 import click
-from kith.cli._context import note, run_with_kith
+from kith.console import note, run_with_kith
 from kith.runtime import Kith
 
 

@@ -102,6 +102,7 @@ def _parse_section(settings: Settings, name: str, schema: type[S]) -> S:
 
 
 _AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
+_NAMED = re.compile(r"^(?P<key>[a-z_][a-z0-9_.]*): (?P<message>.*)$", re.S)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
 
 
@@ -120,6 +121,10 @@ def _readable(
     if missing:
         path = f"{path}.{missing['field']}" if path else missing["field"]
         message = "required setting is missing"
+    named = _NAMED.match(message)
+    if not path and named:
+        # A check of the schema's own says which key is at fault: "<key>: <problem>".
+        path, message = named["key"], named["message"]
     top = path.split(".")[0].split("[")[0]
     if top in overridden:
         return f"KITH_{name}_{top}".upper() + f": {message}"

@@ -210,7 +210,7 @@ def kith_cli(kith_plugin_manager: KithPluginManager) -> KithCli:
     process with the test's plugin manager and returns click's ``Result``."""
     from click.testing import CliRunner
     from kith.cli import main
-    from kith.cli._context import PLUGIN_MANAGER
+    from kith.console import PLUGIN_MANAGER
 
     def invoke(
         *args: str, env: Mapping[str, str] | None = None, input: str | None = None

@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner, Result
 from kith.bootstrap import open_kith
 from kith.cli import main
-from kith.cli._context import PLUGIN_MANAGER
+from kith.console import PLUGIN_MANAGER
 from kith.events import Event
 from kith.hookspecs import hookimpl
 from kith.http import create_app

@@ -82,5 +82,7 @@ def test_wheel_declares_the_console_script_and_plugin_entry_points(wheel: zipfil
             sections.setdefault(current, {})[name.strip()] = target.strip()
     assert sections["console_scripts"]["kith"] == "kith.cli:main"
     assert sections["pytest11"]["kith"] == "kith.testing"
-    assert sections["kith"]["privacy"] == "kith.privacy.plugin"
+    assert sections["kith"]["privacy.encryption"] == "kith.privacy.encryption.plugin"
+    assert sections["kith"]["privacy.rights"] == "kith.privacy.rights.plugin"
+    assert sections["kith"]["privacy.requests"] == "kith.privacy.requests.plugin"
     assert sections["kith"]["webhooks"] == "kith.plugins.webhooks"

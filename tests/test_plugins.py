@@ -9,6 +9,7 @@ discovery runs exactly as it does for a pip-installed package.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import json
@@ -30,11 +31,11 @@ from kith import __version__
 from kith.actor import Role
 from kith.bootstrap import open_kith
 from kith.cli import main
-from kith.cli._context import run_with_kith
+from kith.console import run_with_kith
 from kith.events import Event, EventType
 from kith.hookspecs import hookimpl, hookspec, may_be_async
 from kith.http.auth import public, roles
-from kith.personal import PersonalField
+from kith.personal import CORE_PURPOSES, PersonalField
 from kith.plugin_manager import (
     HookResult,
     KithPluginManager,
@@ -45,7 +46,7 @@ from kith.plugin_manager import (
 from kith.protection import PlaintextProtector
 from kith.runtime import Kith
 from kith.settings import Settings, SettingsError
-from kith.subjects import ExportSection, Purpose, Recipient, Subscriber
+from kith.subjects import Purpose, Recipient, Subscriber
 from kith.testing import settings_for
 from litestar import get
 from litestar.datastructures import State
@@ -188,7 +189,9 @@ def test_builtin_plugins_are_found_through_the_kith_entry_point_group():
         for entry_point in importlib.metadata.entry_points(group="kith")
         if entry_point.dist is not None and entry_point.dist.name == "kith"
     }
-    assert declared["privacy"] == "kith.privacy.plugin"
+    assert declared["privacy.encryption"] == "kith.privacy.encryption.plugin"
+    assert declared["privacy.rights"] == "kith.privacy.rights.plugin"
+    assert declared["privacy.requests"] == "kith.privacy.requests.plugin"
     assert declared["webhooks"] == "kith.plugins.webhooks"
 
     manager = load_plugin_manager({})
@@ -217,11 +220,14 @@ def test_a_third_party_distribution_is_found_and_recorded(site: Site):
     assert loaded(manager).index("fake") > loaded(manager).index("webhooks")
 
 
+PRIVACY = ("privacy.encryption", "privacy.requests", "privacy.rights")
+
+
 def _installed_elsewhere() -> set[str]:
     """Plugins installed in this environment besides the built-ins and this test's fakes (the
     example plugin the suite installs, say): the lists must treat them like any other."""
     names = {entry.name for entry in importlib.metadata.entry_points(group="kith")}
-    return names - {"privacy", "webhooks", "fake", "other"}
+    return names - {*PRIVACY, "webhooks", "fake", "other"}
 
 
 def test_the_allow_list_loads_only_the_plugins_it_names(site: Site):
@@ -230,7 +236,7 @@ def test_the_allow_list_loads_only_the_plugins_it_names(site: Site):
 
     assert loaded(manager) == ["webhooks", "fake"]
     assert skipped(manager) == {
-        "privacy": ("disabled", "not in KITH_PLUGINS"),
+        **{name: ("disabled", "not in KITH_PLUGINS") for name in PRIVACY},
         "other": ("disabled", "not in KITH_PLUGINS"),
         **{name: ("disabled", "not in KITH_PLUGINS") for name in _installed_elsewhere()},
     }
@@ -242,7 +248,7 @@ def test_the_deny_list_leaves_out_the_plugins_it_names(site: Site):
     manager = load_plugin_manager({"KITH_DISABLE_PLUGINS": "other,webhooks"})
 
     elsewhere = _installed_elsewhere()
-    assert [name for name in loaded(manager) if name not in elsewhere] == ["privacy", "fake"]
+    assert [name for name in loaded(manager) if name not in elsewhere] == [*PRIVACY, "fake"]
     assert elsewhere <= set(loaded(manager))
     assert skipped(manager) == {
         "webhooks": ("disabled", "disabled by KITH_DISABLE_PLUGINS"),
@@ -278,9 +284,19 @@ def test_a_name_two_distributions_declare_loads_neither(site: Site, logs: list[d
     assert [entry["log_level"] for entry in logs if entry.get("plugin") == "fake"] == ["error"]
 
 
+def test_a_name_selects_the_plugins_of_its_family(site: Site):
+    site.install("kith-fake", "1.2.3", {"fake": GOOD})
+    # "privacy" stands for the three privacy plugins, on either list.
+    assert loaded(load_plugin_manager({"KITH_PLUGINS": "privacy"})) == list(PRIVACY)
+    denied = load_plugin_manager({"KITH_DISABLE_PLUGINS": "privacy"})
+    assert not set(PRIVACY) & set(loaded(denied)) and "fake" in loaded(denied)
+    # A family is a prefix up to a dot, not any prefix.
+    assert loaded(load_plugin_manager({"KITH_PLUGINS": "priv"})) == []
+
+
 def test_an_allow_list_naming_a_missing_plugin_is_reported():
     manager = load_plugin_manager({"KITH_PLUGINS": "privacy,telephonee"})
-    assert loaded(manager) == ["privacy"]
+    assert loaded(manager) == list(PRIVACY)
     assert skipped(manager)["telephonee"] == (
         "failed",
         "listed in KITH_PLUGINS but not installed",
@@ -380,7 +396,7 @@ def test_whoever_opens_kith_owns_its_plugin_manager(tmp_path: Path):
 
 MANAGER_COMMAND = """
     import click
-    from kith.cli._context import cli_plugin_manager
+    from kith.console import cli_plugin_manager
     from kith.hookspecs import hookimpl
 
     @click.command("kithtest-manager")
@@ -405,7 +421,7 @@ def test_one_kith_command_loads_the_plugins_once(
         managers.append(load_plugin_manager())
         return managers[-1]
 
-    monkeypatch.setattr("kith.cli._context.load_plugin_manager", counting_load)
+    monkeypatch.setattr("kith.console.load_plugin_manager", counting_load)
     # Finding the plugin's command and running it share the invocation's manager.
     result = CliRunner().invoke(main, ["kithtest-manager"])
     assert result.exit_code == 0, result.output
@@ -651,7 +667,10 @@ def test_a_shared_purpose_may_be_declared_twice_identically_but_not_differently(
         "forms",
     )
     manager.register(plugin(kith_register_purposes=lambda register: register(newsletter)), "mail")
-    assert manager.purposes() == [msgspec.structs.replace(newsletter, owner="forms")]
+    assert manager.purposes() == [
+        *CORE_PURPOSES,  # core's own (customer_relationship), then the plugins'
+        msgspec.structs.replace(newsletter, owner="forms"),
+    ]
     # A plugin that leaves ``owner`` at its default is recorded as the owner.
     assert manager.recipients()[0].owner == "forms"
     different = msgspec.structs.replace(newsletter, lawful_basis="legitimate_interests")
@@ -727,39 +746,49 @@ async def test_a_may_be_async_hook_is_awaited_and_each_answer_names_its_plugin()
 
     class Sync:
         @hookimpl
-        def kith_subject_export(self, kith: Kith, contact_id: uuid.UUID) -> ExportSection:
-            return ExportSection(source="sync", description=str(contact_id))
+        def kith_check_processing(self, kith: Kith, contact_id: uuid.UUID, activity: str) -> str:
+            return f"sync refuses {activity} for {contact_id}"
 
     class Async:
         @hookimpl
-        async def kith_subject_export(self, kith: Kith, contact_id: uuid.UUID) -> ExportSection:
-            return ExportSection(source="async", description=str(contact_id))
+        async def kith_check_processing(
+            self, kith: Kith, contact_id: uuid.UUID, activity: str
+        ) -> str:
+            return f"async refuses {activity} for {contact_id}"
 
     class Nothing:
         @hookimpl
-        async def kith_subject_export(self, kith: Kith, contact_id: uuid.UUID) -> None:
+        async def kith_check_processing(
+            self, kith: Kith, contact_id: uuid.UUID, activity: str
+        ) -> None:
             return None
 
     class Failing:
         @hookimpl
-        async def kith_subject_export(self, kith: Kith, contact_id: uuid.UUID) -> None:
+        async def kith_check_processing(
+            self, kith: Kith, contact_id: uuid.UUID, activity: str
+        ) -> None:
             raise LookupError("the provider is down")
 
     manager = KithPluginManager()
     for name, obj in [("sync", Sync()), ("async", Async()), ("nothing", Nothing())]:
         manager.register(obj, name)
-    results = await manager.call_async("kith_subject_export", kith=None, contact_id=subject)
-    assert {(r.plugin, r.value.source, r.value.description) for r in results} == {
-        ("sync", "sync", str(subject)),
-        ("async", "async", str(subject)),
+    results = await manager.call_async(
+        "kith_check_processing", kith=None, contact_id=subject, activity="x"
+    )
+    assert {(r.plugin, r.value) for r in results} == {
+        ("sync", f"sync refuses x for {subject}"),
+        ("async", f"async refuses x for {subject}"),
     }
 
     manager.register(Failing(), "failing")
     with pytest.raises(LookupError) as raised:
-        await manager.call_async("kith_subject_export", kith=None, contact_id=subject)
-    assert "in kith_subject_export of plugin 'failing'" in raised.value.__notes__
+        await manager.call_async(
+            "kith_check_processing", kith=None, contact_id=subject, activity="x"
+        )
+    assert "in kith_check_processing of plugin 'failing'" in raised.value.__notes__
     collected = await manager.call_async(
-        "kith_subject_export", collect_errors=True, kith=None, contact_id=subject
+        "kith_check_processing", collect_errors=True, kith=None, contact_id=subject, activity="x"
     )
     [failure] = [result for result in collected if result.error is not None]
     assert failure == HookResult("failing", None, failure.error)
@@ -768,12 +797,22 @@ async def test_a_may_be_async_hook_is_awaited_and_each_answer_names_its_plugin()
 
     # Who implements a hook is remembered between calls, and forgotten when a plugin leaves.
     manager.unregister(name="failing")
-    after = await manager.call_async("kith_subject_export", kith=None, contact_id=subject)
+    after = await manager.call_async(
+        "kith_check_processing", kith=None, contact_id=subject, activity="x"
+    )
     assert {result.plugin for result in after} == {"sync", "async"}
     for name in ("sync", "async", "nothing"):
         manager.unregister(name=name)
-    assert not manager.implements("kith_subject_export")
-    assert await manager.call_async("kith_subject_export", kith=None, contact_id=subject) == []
+    assert not manager.implements("kith_check_processing")
+    assert (
+        await manager.call_async(
+            "kith_check_processing", kith=None, contact_id=subject, activity="x"
+        )
+        == []
+    )
+    # Core answers for its own data through the subject hooks, last, and is no plugin.
+    assert manager.implementers("kith_subject_erase") == ["kith"]
+    assert "kith" not in loaded(manager)
 
 
 # -- kith_add_hookspecs ----------------------------------------------------------------------------
@@ -883,7 +922,7 @@ def notes_migrations(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def count_notes(state: State) -> dict[str, Any]:
     return {
         "count": await Note.count(),
-        "greeting": state.kith.settings_sections["kithtest_notes"].greeting,
+        "greeting": state.kith.settings.parsed("kithtest_notes", NoteSettings).greeting,
     }
 
 
@@ -997,7 +1036,7 @@ class TestAPluginRegisteredForOneTest:
         assert kith.event_types["note.added"].payload_keys == ("note_id",)
         assert "contact.created" in kith.event_types
         assert [s.name for s in kith.subscribers if s.name == "notes"] == ["notes"]
-        assert kith.settings_sections["kithtest_notes"] == NoteSettings()
+        assert kith.settings.parsed("kithtest_notes", NoteSettings) == NoteSettings()
 
     def test_its_command_runs_after_kith_migrate_creates_its_table(
         self, kith_settings: Settings, kith_cli: Any
@@ -1113,12 +1152,40 @@ def test_a_settings_section_is_validated_into_its_struct(tmp_path: Path):
         """,
     )
     manager = _manager_with_sections()
-    assert manager.settings_sections(settings) == {
-        "kithtest_notes": NoteSettings(limit=3),
-        "kithtest_hook": WebhookTarget(url="https://example.test/hook"),
-    }
+    manager.check_settings(settings)
     kith = open_kith(settings, plugin_manager=manager)
-    assert kith.settings_sections["kithtest_notes"].limit == 3  # type: ignore[attr-defined]
+    assert kith.settings.parsed("kithtest_notes", NoteSettings) == NoteSettings(limit=3)
+    hook = kith.settings.parsed("kithtest_hook", WebhookTarget)
+    assert hook == WebhookTarget(url="https://example.test/hook")
+
+
+def test_plugins_of_a_family_share_a_section_each_with_its_keys(tmp_path: Path):
+    class Limits(msgspec.Struct, kw_only=True):
+        limit: int = 10
+
+    class Greetings(msgspec.Struct, kw_only=True):
+        greeting: str = "hello"
+
+    manager = KithPluginManager()
+    for name, schema in (("shared.limits", Limits), ("shared.greetings", Greetings)):
+        manager.register(
+            plugin(kith_register_settings=lambda register, s=schema: register("kithtest", s)),
+            name,
+        )
+    settings = _settings(tmp_path, "[kithtest]\nlimit = 3\ngreeting = 'hi'\n")
+    manager.check_settings(settings)
+    assert settings.parsed("kithtest", Limits) == Limits(limit=3)
+    assert settings.parsed("kithtest", Greetings) == Greetings(greeting="hi")
+    # A key neither declares is refused; a variable overrides one key.
+    with pytest.raises(SettingsError, match=r"^\[kithtest\] limt: unknown setting"):
+        manager.check_settings(_settings(tmp_path, "[kithtest]\nlimt = 3\n"))
+    overridden = dataclasses.replace(settings, environment={"KITH_KITHTEST_LIMIT": "7"})
+    assert overridden.parsed("kithtest", Limits) == Limits(limit=7)
+    # Two plugins may not both declare one key.
+    with pytest.raises(PluginError, match=r"both declare \[kithtest\] limit"):
+        manager.register(
+            plugin(kith_register_settings=lambda register: register("kithtest", Limits)), "third"
+        )
 
 
 @pytest.mark.parametrize(
@@ -1146,7 +1213,7 @@ def test_a_bad_settings_value_is_one_readable_error(tmp_path: Path, toml: str, m
 
 def test_a_section_nobody_declares_is_reported(tmp_path: Path, logs: list[dict[str, Any]]):
     settings = _settings(tmp_path, "[kithtest_hook]\nurl = 'u'\n[kithtest_nots]\nlimit = 1\n")
-    _manager_with_sections().settings_sections(settings)
+    _manager_with_sections().check_settings(settings)
     assert [entry["section"] for entry in logs if entry["log_level"] == "warning"] == [
         "kithtest_nots"
     ]
@@ -1175,7 +1242,8 @@ def test_kith_plugins_list_shows_loaded_disabled_and_failed_plugins(
     assert listed.exit_code == 0, listed.output
     rows = _rows(listed.stdout)
     assert rows[0] == ["NAME", "VERSION", "SOURCE", "STATUS"]
-    assert ["privacy", __version__, "built-in", "loaded"] in rows
+    for name in PRIVACY:
+        assert [name, __version__, "built-in", "loaded"] in rows
     assert ["fake", "1.2.3", "kith-fake", "loaded"] in rows
     assert [
         "webhooks",

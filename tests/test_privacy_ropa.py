@@ -25,7 +25,7 @@ from kith.privacy.rights.retention_rules import (
 )
 from kith.privacy.rights.ropa import build_record, to_json, to_markdown
 from kith.runtime import Kith
-from kith.settings import SettingsError
+from kith.settings import Settings, SettingsError
 from kith.subjects import Purpose, Recipient
 
 RECORDING = PersonalField(
@@ -131,7 +131,9 @@ async def test_ropa_covers_purposes_recipients_retention_and_plugins(configured:
     assert retention["inactive_contacts"].applies_to == "named rule"
     assert retention["call_recordings"].applies_to == "retention class / data category"
     assert record.controller.name == "Example Ltd"
-    assert "privacy" in {p.name for p in record.plugins}
+    assert {"privacy.encryption", "privacy.rights", "privacy.requests"} <= {
+        p.name for p in record.plugins
+    }
 
     markdown = to_markdown(record)
     for text in (
@@ -191,7 +193,7 @@ def test_cli_prints_the_record(kith_database_url: str, tmp_path: Path) -> None:
     (home / "kith.toml").write_text('[privacy.retention]\ncall_recordings = "90 fortnights"\n')
     broken = runner.invoke(main, ["privacy", "ropa"], env=env)
     assert broken.exit_code == 2
-    assert "privacy.retention.call_recordings: unknown unit 'fortnights'" in broken.stderr
+    assert "[privacy] retention.call_recordings: unknown unit 'fortnights'" in broken.stderr
 
 
 # -- retention rules -----------------------------------------------------------------------------
@@ -254,11 +256,14 @@ def test_retention_tables_and_their_errors() -> None:
         parse_retention(["90d"])
 
 
-def test_retention_settings_errors_are_settings_errors() -> None:
-    from kith.privacy.requests.settings import parse_workflow_settings
+def test_retention_settings_errors_are_settings_errors(tmp_path: Path) -> None:
+    from kith.privacy.rights.settings import RightsSettings
 
-    with pytest.raises(SettingsError, match=r"privacy.retention.calls: '3m' is ambiguous"):
-        parse_workflow_settings({"retention": {"calls": "3m"}}, {})
+    settings = Settings(
+        home=tmp_path, database_url="", extra={"privacy": {"retention": {"calls": "3m"}}}
+    )
+    with pytest.raises(SettingsError, match=r"^\[privacy\] retention.calls: '3m' is ambiguous"):
+        settings.parsed("privacy", RightsSettings)
 
 
 @pytest.mark.parametrize(

@@ -90,8 +90,12 @@ def upgraded_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignor
         asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+# The plugins the installation had: Kith's own (other installed ones would add their tables).
+BUILT_IN = {"KITH_PLUGINS": "privacy,webhooks"}
+
+
 async def _opened(home: Path, url: str) -> Kith:
-    kith = open_kith(settings_for(home, url), plugin_manager=load_plugin_manager())
+    kith = open_kith(settings_for(home, url), plugin_manager=load_plugin_manager(BUILT_IN))
     await kith.start()
     return kith
 

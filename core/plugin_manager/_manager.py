@@ -17,10 +17,9 @@ from kith.plugin_manager import _entry_points
 from kith.plugin_manager._entry_points import ENTRY_POINT_GROUP, RUNTIME, entry_point_value, origin
 from kith.plugin_manager._records import HookResult, PluginError, PluginInfo, SkippedPlugin, log
 from kith.plugin_manager._registrations import KINDS_BY_KEY, collect
-from kith.plugin_manager._sections import validate_sections
 from kith.plugin_manager._selection import PluginSelection
 from kith.plugin_manager._tracing import Tracer, traced_await
-from kith.settings import Settings
+from kith.settings import Settings, check_sections
 from kith.subjects import Purpose, Recipient, Subscriber
 from piccolo.conf.apps import AppConfig
 
@@ -45,6 +44,11 @@ class KithPluginManager(pluggy.PluginManager):
         self._contributions: dict[str, dict[str, list[Any]]] = {}
         self._skipped: dict[str, SkippedPlugin] = {}
         self.add_hookspecs(hookspecs)
+        # Core answers for its own data through the same hooks as the plugins, but is not one:
+        # registered with pluggy alone, it is not listed, selected or blocked like a plugin.
+        from kith import subject_data
+
+        pluggy.PluginManager.register(self, subject_data, subject_data.PLUGIN_NAME)
         # Called once, before any plugin registers: being historic, it reaches each plugin the
         # moment that plugin registers, so a plugin's own hookspecs exist before the plugins
         # registered after it are checked against them.
@@ -331,8 +335,19 @@ class KithPluginManager(pluggy.PluginManager):
         return self.collected("routes")
 
     def commands(self) -> list[click.Command]:
-        """The plugins' click commands (core's are the CLI's)."""
-        return self.collected("commands")
+        """The plugins' click commands (core's are the CLI's); command groups of one name
+        from plugins of one family are joined into one."""
+        joined: dict[str, click.Command] = {}
+        for command in self.collected("commands"):
+            name = str(command.name)
+            existing = joined.get(name)
+            if isinstance(existing, click.Group) and isinstance(command, click.Group):
+                group = click.Group(name, help=existing.help, commands=dict(existing.commands))
+                for sub in command.commands.values():
+                    group.add_command(sub)
+                command = group
+            joined[name] = command
+        return list(joined.values())
 
     def event_types(self) -> list[EventType]:
         """Core's event types and every plugin's."""
@@ -354,14 +369,24 @@ class KithPluginManager(pluggy.PluginManager):
         """The recipients plugins declared."""
         return self.collected("recipients")
 
-    def settings_schemas(self) -> dict[str, type[msgspec.Struct]]:
-        """Settings section name → the Struct its ``kith.toml`` table is validated into."""
-        return dict(self.collected("settings"))
+    def settings_schemas(self) -> list[tuple[str, type[msgspec.Struct]]]:
+        """(section name, the Struct its ``kith.toml`` table is validated into); plugins of
+        one family may share a section, each declaring its keys."""
+        return list(self.collected("settings"))
 
-    def settings_sections(self, settings: Settings) -> dict[str, msgspec.Struct]:
-        """Every declared section of ``kith.toml``, validated; raises :class:`SettingsError`
-        naming ``[section] key`` for the first bad value."""
-        return validate_sections(self.settings_schemas(), settings)
+    def check_settings(self, settings: Settings) -> None:
+        """Validate every declared section of ``kith.toml`` now; raises
+        :class:`SettingsError` naming ``[section] key`` for the first bad value or for a key
+        nobody declares. A table nobody declares is only warned about."""
+        schemas = self.settings_schemas()
+        declared = {name for name, _ in schemas}
+        for name, value in settings.extra.items():
+            if isinstance(value, dict) and name not in declared:
+                log().warning(
+                    "kith.toml has a section no loaded plugin declares; it is ignored",
+                    section=name,
+                )
+        check_sections(settings, schemas)
 
     # -- calling hooks -----------------------------------------------------------------------
 
@@ -409,6 +434,18 @@ class KithPluginManager(pluggy.PluginManager):
                     raise
                 results.append(HookResult(name, None, exc))
         return results
+
+    def implementers(self, hook_name: str) -> list[str]:
+        """Who implements a hook (plugins, and ``kith`` for core), in call order."""
+        return [name for name, _ in self._calls(hook_name)]
+
+    async def call_one(self, plugin: str, hook_name: str, /, **kwargs: Any) -> Any:
+        """One implementer's answer to a hook, awaited when async; None when it has none."""
+        for name, caller in self._calls(hook_name):
+            if name == plugin:
+                for value in caller(**kwargs):
+                    return await value if inspect.isawaitable(value) else value
+        return None
 
     def implements(self, hook_name: str) -> bool:
         """Whether any plugin implements the hook (callers skip building its arguments)."""

@@ -15,8 +15,9 @@ import click
 import msgspec
 import pluggy
 from kith.events import CORE_EVENT_TYPES, EventType
-from kith.personal import CORE_PERSONAL_FIELDS, PersonalField
+from kith.personal import CORE_PERSONAL_FIELDS, CORE_PURPOSES, PersonalField
 from kith.plugin_manager._records import PluginError
+from kith.settings import section_keys
 from kith.subjects import Purpose, Recipient, Subscriber
 from piccolo.conf.apps import AppConfig
 
@@ -86,6 +87,18 @@ def _check_subscriber(item: Any) -> str | None:
     return None
 
 
+def _disjoint_sections(existing: Any, new: Any) -> str | None:
+    shared = sorted(section_keys(existing[1]) & section_keys(new[1]))
+    return f"both declare [{new[0]}] {shared[0]}" if shared else None
+
+
+def _joinable_groups(existing: Any, new: Any) -> str | None:
+    if not (isinstance(existing, click.Group) and isinstance(new, click.Group)):
+        return "only command groups of one name are joined"
+    shared = sorted(set(existing.commands) & set(new.commands))
+    return f"both have a command {new.name} {shared[0]}" if shared else None
+
+
 def _check_settings(item: Any) -> str | None:
     name, schema = item
     if not isinstance(name, str) or not _SECTION_NAME.match(name):
@@ -110,6 +123,9 @@ class Kind:
     adopt_owner: bool = False
     # Several plugins may declare the same thing identically (a shared purpose, say).
     identical_ok: bool = False
+    # Plugins of one family may share one (a settings section, a command group): when two
+    # share a name, ``join(existing, new)`` says why they cannot be joined, or None.
+    join: Callable[[Any, Any], str | None] | None = None
 
 
 def _core_apps() -> list[AppConfig]:
@@ -134,6 +150,7 @@ KINDS: tuple[Kind, ...] = (
         "command",
         _check_command,
         name=lambda command: str(command.name),
+        join=_joinable_groups,
     ),
     Kind(
         "event_types",
@@ -157,6 +174,7 @@ KINDS: tuple[Kind, ...] = (
         _check_settings,
         name=lambda item: str(item[0]),
         arity=2,
+        join=_disjoint_sections,
     ),
     Kind(
         "personal_fields",
@@ -173,6 +191,7 @@ KINDS: tuple[Kind, ...] = (
         "purpose",
         _expect(Purpose, "kith.subjects.Purpose"),
         name=lambda purpose: str(purpose.name),
+        core=lambda: CORE_PURPOSES,
         adopt_owner=True,
         identical_ok=True,
     ),
@@ -256,8 +275,15 @@ def _drop_shared_and_refuse_duplicates(
                 owner, existing = owners[key]
                 if kind.identical_ok and _without_owner(existing) == _without_owner(item):
                     continue
-                where = "twice by this plugin" if owner == f"plugin {plugin!r}" else f"by {owner}"
-                raise PluginError(plugin, f"{kind.label} {key!r} is registered {where}")
+                mine = owner == f"plugin {plugin!r}"
+                where = "twice by this plugin" if mine else f"by {owner}"
+                if kind.join is None or mine or owner == "Kith core":
+                    raise PluginError(plugin, f"{kind.label} {key!r} is registered {where}")
+                conflict = kind.join(existing, item)
+                if conflict is not None:
+                    raise PluginError(
+                        plugin, f"{kind.label} {key!r} is registered {where}: {conflict}"
+                    )
             owners[key] = (f"plugin {plugin!r}", item)
             unique.append(item)
         collected[kind.key] = unique

@@ -36,16 +36,26 @@ class PluginSelection:
         )
 
     def why_not(self, name: str) -> str | None:
-        """Why the plugin ``name`` is not to be loaded, or None when it is."""
-        if name in self.deny:
+        """Why the plugin ``name`` is not to be loaded, or None when it is. A listed name also
+        stands for its family: ``privacy`` selects ``privacy.encryption``, ``privacy.rights``..."""
+        if _listed(name, self.deny):
             return "disabled by KITH_DISABLE_PLUGINS"
-        if self.allow is not None and name not in self.allow:
+        if self.allow is not None and not _listed(name, self.allow):
             return "not in KITH_PLUGINS"
         return None
 
     def missing(self, installed: set[str]) -> list[str]:
-        """The names ``KITH_PLUGINS`` lists that are not installed, sorted."""
-        return sorted((self.allow or frozenset()) - installed)
+        """The names ``KITH_PLUGINS`` lists that are not installed (nor a family of installed
+        plugins), sorted."""
+        return sorted(
+            name
+            for name in (self.allow or frozenset())
+            if not any(_listed(plugin, frozenset({name})) for plugin in installed)
+        )
+
+
+def _listed(name: str, names: frozenset[str]) -> bool:
+    return name in names or any(name.startswith(f"{listed}.") for listed in names)
 
 
 def _names(value: str) -> list[str]:

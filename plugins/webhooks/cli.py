@@ -11,7 +11,7 @@ import uuid
 
 import click
 from kith.actor import Actor
-from kith.cli._context import (
+from kith.console import (
     format_time,
     get_settings,
     note,

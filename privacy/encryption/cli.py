@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import click
-from kith.cli._context import CliError, note, print_json, print_table, run_with_kith
+from kith.console import CliError, note, print_json, print_table, run_with_kith
 from kith.privacy.encryption import plaintext_migration, reindex, rotation, shredding
 from kith.privacy.encryption.protector import protector_of
 from kith.runtime import Kith

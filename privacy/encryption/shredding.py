@@ -53,11 +53,7 @@ async def shred(
     async with kith.unit_of_work(actor) as uow:
         keys = await DataKey.select(DataKey.id).where(DataKey.subject == contact_id).run()
         tombstone = await Tombstone.select().where(Tombstone.subject == contact_id).first()
-        if (
-            not keys
-            and tombstone is None
-            and not await ContactService(kith).exists(contact_id)
-        ):
+        if not keys and tombstone is None and not await ContactService(kith).exists(contact_id):
             raise NotFound(f"contact {contact_id} does not exist and has no data key")
         key_id = keys[0]["id"] if keys else None
         await DataKey.delete().where(DataKey.subject == contact_id).run()

@@ -14,11 +14,13 @@ from typing import Any
 
 import click
 from kith import ContactPatch, EmailIn, Kith, PhoneIn
-from kith.cli._context import (
+from kith.console import (
     CliError,
     format_time,
     get_settings,
+    json_option,
     note,
+    parse_id,
     print_json,
     print_table,
     run_with_kith,
@@ -26,7 +28,7 @@ from kith.cli._context import (
 from kith.privacy.requests.certificates import CertificateService, load_public_key, verify
 from kith.privacy.requests.deadlines import describe_days_left
 from kith.privacy.requests.service import REQUEST_KINDS, STATES, RequestCreate, RequestService
-from kith.privacy.rights.cli import acting_as, as_option, json_option, parse_uuid
+from kith.privacy.rights.cli import acting_as, as_option
 
 
 def _received(value: str | None, timezone: str) -> dt.datetime | None:
@@ -111,7 +113,7 @@ def requests_new(
     settings = get_settings()
     data = RequestCreate(
         kind=kind,  # type: ignore[arg-type]
-        contact_id=parse_uuid(contact, "contact") if contact else None,
+        contact_id=parse_id(contact, "contact") if contact else None,
         email=email,
         phone=phone,
         received_at=_received(received, settings.timezone),
@@ -141,7 +143,7 @@ def _print_request(request: Any, as_json: bool) -> None:
 @json_option
 def requests_show(request: str, as_json: bool) -> None:
     """A request with its history, extensions and preview."""
-    request_id = parse_uuid(request, "request")
+    request_id = parse_id(request, "request")
     detail = run_with_kith(lambda kith: RequestService(kith).detail(request_id))
     if as_json:
         print_json(detail)
@@ -204,7 +206,7 @@ def _step(name: str, help_text: str, needs: tuple[str, ...] = ()) -> click.Comma
     @as_option
     @json_option
     def command(request: str, as_user: str | None, as_json: bool, **options: Any) -> None:
-        request_id = parse_uuid(request, "request")
+        request_id = parse_id(request, "request")
 
         async def work(kith: Kith) -> Any:
             service = RequestService(kith)
@@ -281,7 +283,7 @@ def rectify_command(
     if phones:
         values["phones"] = [PhoneIn(number=p) for p in phones]
     patch = ContactPatch(**values)
-    request_id = parse_uuid(request, "request")
+    request_id = parse_id(request, "request")
 
     async def work(kith: Kith) -> list[str]:
         return await RequestService(kith).set_corrections(
@@ -319,7 +321,7 @@ def certificate_group() -> None:
 )
 def certificate_show(request: str, output: Path | None) -> None:
     """Print (or save) the signed certificate of REQUEST."""
-    request_id = parse_uuid(request, "request")
+    request_id = parse_id(request, "request")
     signed = run_with_kith(lambda kith: CertificateService(kith).for_request(request_id))
     if output is None:
         click.echo(signed.to_json().decode(), nl=False)

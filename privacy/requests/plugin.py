@@ -88,9 +88,7 @@ def _evidence(name: str, description: str, *keys: str) -> EventType:
 EVENT_TYPES: tuple[EventType, ...] = (
     _evidence("subject_request.received", "A data subject request was recorded.", "kind"),
     _evidence("subject_request.verified", "A request's identity check was recorded."),
-    _evidence(
-        "subject_request.extended", "A request's deadline was extended.", "months", "due_on"
-    ),
+    _evidence("subject_request.extended", "A request's deadline was extended.", "months", "due_on"),
     _evidence("subject_request.previewed", "A request's preview was made."),
     _evidence("subject_request.approved", "A request was approved."),
     _evidence("subject_request.running", "A request started running."),
@@ -192,8 +190,7 @@ async def _kept_requests(contact_id: uuid.UUID) -> list[ErasureOutcome]:
             location="kith_subject_request (notes)",
             method="crypto_shredded",
             count=sealed,
-            ground="the record is kept as evidence; its text becomes unreadable with the "
-            "data key",
+            ground="the record is kept as evidence; its text becomes unreadable with the data key",
         ),
     ]
 

@@ -17,6 +17,7 @@ extendable by up to two months in total, each extension with its reason.
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from typing import Any, Literal
@@ -679,7 +680,7 @@ class RequestService:
 
     async def set_corrections(
         self, request_id: uuid.UUID, patch: ContactPatch, actor: Actor = SYSTEM
-    ) -> list[str]:
+    ) -> builtins.list[str]:
         """Store the corrections a rectification request will make (before approval);
         returns the fields it changes."""
         row = await self._row(request_id)

@@ -11,17 +11,18 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import click
 from kith import SYSTEM, Actor, Kith, Role, UserService, normalize_email, normalize_phone
-from kith.cli._context import (
+from kith.console import (
     CliError,
     format_time,
     get_settings,
+    json_option,
     note,
+    parse_id,
     print_json,
     print_table,
     run_with_kith,
@@ -44,14 +45,6 @@ as_option = click.option(
     envvar="KITH_USER",
     help="Act as this compliance user (recorded in the history). Env: KITH_USER.",
 )
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-
-
-def parse_uuid(value: str, what: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(value.strip())
-    except ValueError:
-        raise CliError(f"{value!r} is not a {what} id") from None
 
 
 async def acting_as(kith: Kith, email: str | None) -> Actor:
@@ -153,7 +146,7 @@ def consent_group() -> None:
 @json_option
 def consent_show(contact: str, history: bool, as_json: bool) -> None:
     """A CONTACT's current consent per purpose, derived from the ledger."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
 
     async def work(kith: Kith) -> Any:
         service = ConsentService(kith)
@@ -206,7 +199,7 @@ def _record(
     notice_version: int | None,
     as_user: str | None,
 ) -> None:
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
 
     async def work(kith: Kith) -> Any:
         actor = await acting_as(kith, as_user)
@@ -252,7 +245,7 @@ def consent_withdraw(contact: str, purpose: str, channel: str, as_user: str | No
 @click.option("--base-url", default="", help="Prefix, like https://crm.example.com.")
 def consent_link(contact: str, purpose: str, days: int | None, base_url: str) -> None:
     """Print a signed one-click link that withdraws PURPOSE for CONTACT."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
 
     async def work(kith: Kith) -> Any:
         service = ConsentService(kith)
@@ -273,7 +266,7 @@ def consent_link(contact: str, purpose: str, days: int | None, base_url: str) ->
 @json_option
 def audit_command(contact: str, limit: int, as_json: bool) -> None:
     """Who read, exported, changed or erased CONTACT's personal data, newest first."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
     entries = run_with_kith(lambda kith: AuditLog(kith).entries(contact_id, limit=limit))
     if as_json:
         print_json(entries)
@@ -315,7 +308,7 @@ def export_command(
     async def work(kith: Kith) -> Any:
         service = ExportService(kith)
         if request is not None:
-            found = await service.for_request(parse_uuid(request, "request"))
+            found = await service.for_request(parse_id(request, "request"))
             if found is None:
                 raise CliError(
                     f"request {request} has no package (run it first, or it was deleted after "
@@ -323,7 +316,7 @@ def export_command(
                 )
             return found
         return await service.export(
-            parse_uuid(str(contact), "contact"), actor=await acting_as(kith, as_user), channel="cli"
+            parse_id(str(contact), "contact"), actor=await acting_as(kith, as_user), channel="cli"
         )
 
     package = run_with_kith(work)
@@ -350,7 +343,7 @@ def erasure_group() -> None:
 @json_option
 def erasure_preview(contact: str, as_json: bool) -> None:
     """Every location an erasure of CONTACT would touch now, and how; changes nothing."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
     planned = run_with_kith(lambda kith: ErasureService(kith).preview(contact_id))
     if as_json:
         print_json(planned)
@@ -366,7 +359,7 @@ def erasure_preview(contact: str, as_json: bool) -> None:
 @json_option
 def erasure_jobs(contact: str | None, as_json: bool) -> None:
     """Erasure jobs (of one CONTACT, or all), newest first."""
-    contact_id = parse_uuid(contact, "contact") if contact else None
+    contact_id = parse_id(contact, "contact") if contact else None
     jobs = run_with_kith(lambda kith: ErasureService(kith).jobs(contact_id))
     if as_json:
         print_json(jobs)
@@ -400,7 +393,7 @@ def restriction_group() -> None:
 @json_option
 def restriction_show(contact: str, as_json: bool) -> None:
     """CONTACT's restrictions, current and past."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
     found = run_with_kith(lambda kith: RestrictionService(kith).history(contact_id))
     if as_json:
         print_json(found)
@@ -429,7 +422,7 @@ def restriction_show(contact: str, as_json: bool) -> None:
 @as_option
 def restriction_add(contact: str, ground: str, as_user: str | None) -> None:
     """Restrict CONTACT now (outside a request, e.g. for legal claims)."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
 
     async def work(kith: Kith) -> Any:
         return await RestrictionService(kith).restrict(
@@ -447,7 +440,7 @@ def restriction_add(contact: str, ground: str, as_user: str | None) -> None:
 @as_option
 def restriction_lift(contact: str, notice: str, as_user: str | None) -> None:
     """Lift CONTACT's restriction, recording the notice given to the person (Art. 18(3))."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
 
     async def work(kith: Kith) -> Any:
         from kith.privacy.rights import recipients
@@ -504,7 +497,7 @@ def suppression_check(email: str | None, phone: str | None) -> None:
 def suppression_add(contact: str) -> None:
     """Record CONTACT's objection to marketing on the list (keyed hashes of their emails and
     phones; the contact itself stays)."""
-    contact_id = parse_uuid(contact, "contact")
+    contact_id = parse_id(contact, "contact")
     added = run_with_kith(lambda kith: SuppressionList(kith).add_contact(contact_id, "objection"))
     click.echo(f"{added} new entr{'y' if added == 1 else 'ies'} for contact {contact_id}")
 

@@ -57,6 +57,7 @@ MAX_NOTICE_CHARS = 100_000
 
 log = get_logger("kith.privacy.rights.consent")
 
+
 class NoticeOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     purpose: str

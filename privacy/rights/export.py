@@ -575,6 +575,12 @@ async def rights_section(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
     """``kith_subject_export``: consent, the audit log of the person's data, restrictions,
     notices to recipients and records kept under a legal hold."""
     consent = ConsentService(kith)
+    try:
+        events = await consent.export_subject(contact_id)
+        standing = [msgspec.to_builtins(s) for s in await consent.current(contact_id)]
+    except NotFound:
+        # The contact is gone (erased): its ledger events are linked to nobody any more.
+        events, standing = [], []
     restrictions = await RestrictionService(kith).history(contact_id)
     holds = await LegalHold.select().where(LegalHold.contact_id == contact_id).run()
     return ExportSection(
@@ -582,8 +588,8 @@ async def rights_section(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
         description="Consent you gave or withdrew, the log of who accessed your data, "
         "restrictions, notices to recipients and records kept because a law requires it",
         tables={
-            "consent_events": await consent.export_subject(contact_id),
-            "consent_status": [msgspec.to_builtins(s) for s in await consent.current(contact_id)],
+            "consent_events": events,
+            "consent_status": standing,
             "audit_log": await _audit_pages(kith, contact_id),
             "restrictions": [
                 {

@@ -88,5 +88,3 @@ class RectificationService:
         if not text or text.startswith("["):
             return None
         return msgspec.json.decode(text, type=ContactPatch)
-
-

@@ -305,7 +305,6 @@ class RecordsController(Controller):
         return rights_settings(state.kith.settings).retention_rules()
 
 
-
 class SubjectRightsController(Controller):
     path = "/api/privacy"
     tags = ["privacy: subject rights"]

@@ -185,5 +185,3 @@ class RightsSettings(msgspec.Struct, frozen=True, kw_only=True):
 
 def rights_settings(settings: Settings) -> RightsSettings:
     return settings.parsed(SECTION, RightsSettings)
-
-

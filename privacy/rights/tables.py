@@ -15,6 +15,8 @@ encrypted under the contact's data key, so erasing the contact makes it unreadab
 
 from __future__ import annotations
 
+from typing import Any
+
 from kith.ids import new_id
 from piccolo.columns import (
     JSON,
@@ -36,8 +38,6 @@ _CONTACT = LazyTableReference("Contact", module_path="kith.tables")
 _INTERACTION = LazyTableReference("Interaction", module_path="kith.tables")
 
 
-
-
 class Notice(Table, tablename="kith_privacy_notice"):
     """One version of the notice text shown when consent for a purpose is asked (append-only)."""
 
@@ -54,7 +54,9 @@ class ConsentSubject(Table, tablename="kith_consent_subject"):
     """Which contact a ledger pseudonym stands for. Deleting the row anonymises the events."""
 
     pseudonym = UUID(primary_key=True)
-    contact = ForeignKey(references=_CONTACT, on_delete=OnDelete.cascade, null=False, index=True)
+    contact: ForeignKey[Any] = ForeignKey(
+        references=_CONTACT, on_delete=OnDelete.cascade, null=False, index=True
+    )
     created_at = Timestamptz()
 
 
@@ -82,7 +84,7 @@ class ConsentSource(Table, tablename="kith_consent_source"):
     event = ForeignKey(
         references=ConsentEvent, on_delete=OnDelete.restrict, null=False, unique=True
     )
-    interaction = ForeignKey(
+    interaction: ForeignKey[Any] = ForeignKey(
         references=_INTERACTION, on_delete=OnDelete.cascade, null=False, index=True
     )
 

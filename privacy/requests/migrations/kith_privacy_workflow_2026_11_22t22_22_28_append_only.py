@@ -19,9 +19,7 @@ APPEND_ONLY = (
     "kith_subject_certificate",
 )
 
-INDEXES = (
-    "CREATE INDEX kith_subject_request_open ON kith_subject_request (state, due_on)",
-)
+INDEXES = ("CREATE INDEX kith_subject_request_open ON kith_subject_request (state, due_on)",)
 
 POSTGRES_FUNCTION = """
 CREATE OR REPLACE FUNCTION kith_privacy_refuse_change() RETURNS trigger

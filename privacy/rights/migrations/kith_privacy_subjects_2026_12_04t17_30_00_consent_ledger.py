@@ -7,6 +7,7 @@ is now the rights plugin's. On an installation made before that, the workflow mi
 created these tables already, so this one is recorded as run without running (piccolo's fake
 migration); on a new installation it creates them.
 """
+
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from kith.ids import new_id
 from piccolo.columns.base import OnDelete
@@ -80,7 +81,6 @@ class Notice(Table, tablename="kith_privacy_notice", schema=None):
         db_column_name=None,
         secret=False,
     )
-
 
 
 ID = "2026-12-04T17:30:00:000000"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 from kith import Kith
-from kith.cli._context import print_table, run_with_kith
+from kith.console import print_table, run_with_kith
 
 from kith_example.welcomes import WelcomeOut, welcome_list
 

@@ -1,8 +1,9 @@
-"""Shared plumbing for the commands: settings, an opened Kith, errors as exit codes, output.
+"""Writing ``kith`` commands: settings, an opened Kith, errors as exit codes, output.
 
-A command module needs little more than::
+Kith's own commands and every plugin's (``kith_register_commands``) are click commands built
+on this module, part of Kith's public API. A command needs little more than::
 
-    from kith.cli._context import run_with_kith, print_table
+    from kith.console import print_table, run_with_kith
 
     @click.command()
     def things() -> None:
@@ -11,7 +12,9 @@ A command module needs little more than::
 
 Expected failures (bad settings, a :class:`KithError` from a service, an unmigrated or
 unreachable database) become one ``kith: ...`` line on stderr and an exit code; see
-:class:`KithGroup`.
+:class:`KithGroup`. Commands run as the system: services given :data:`AUDIT_CHANNEL` and
+:data:`AUDIT_CONTEXT` record their reads of personal data as the command line's, with the
+operating-system account that ran them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import datetime as dt
 import getpass
 import sqlite3
 import sys
+import uuid
 import warnings
 import zoneinfo
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -45,8 +49,8 @@ EXIT_ERROR = 1
 EXIT_SETTINGS = 2
 # The channel the commands' reads and changes of personal data are audited under; the
 # commands run as the system, so the operating-system account says who ran them.
-CHANNEL = "cli"
-CONTEXT = {"os_user": getpass.getuser()}
+AUDIT_CHANNEL = "cli"
+AUDIT_CONTEXT = {"os_user": getpass.getuser()}
 
 # The key of the plugin manager in the root context's object (a dict); a caller invoking the
 # command in-process (a test) may put its own manager there.
@@ -131,6 +135,18 @@ def cli_plugin_manager() -> KithPluginManager:
             raise CliError(str(exc), EXIT_SETTINGS) from None
         root.obj[PLUGIN_MANAGER] = manager
     return manager
+
+
+def parse_id(value: str, what: str, hint: str = "") -> uuid.UUID:
+    """An id typed on the command line, or a readable error naming what it should be."""
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise CliError(f"{value!r} is not a {what} id" + (f"; {hint}" if hint else "")) from None
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
+"""``--json``: the command prints JSON for scripts (passed as ``as_json``)."""
 
 
 def describe_database(settings: Settings) -> str:
@@ -266,3 +282,26 @@ def print_json(value: Any) -> None:
 def note(message: str) -> None:
     """Something for the person at the terminal, not for a script reading stdout."""
     click.echo(message, err=True)
+
+
+__all__ = [
+    "AUDIT_CHANNEL",
+    "AUDIT_CONTEXT",
+    "EXIT_ERROR",
+    "EXIT_SETTINGS",
+    "PLUGIN_MANAGER",
+    "CliError",
+    "KithGroup",
+    "cli_plugin_manager",
+    "describe_database",
+    "format_time",
+    "get_settings",
+    "json_option",
+    "migration_states",
+    "note",
+    "opened_kith",
+    "parse_id",
+    "print_json",
+    "print_table",
+    "run_with_kith",
+]
