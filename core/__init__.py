@@ -47,7 +47,12 @@ from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
-from kith.subject_checks import ProcessingRefused, check_processing, record_access
+from kith.subject_checks import (
+    ProcessingRefused,
+    check_processing,
+    processing_refusals,
+    record_access,
+)
 from kith.subjects import (
     LAWFUL_BASES,
     Access,
@@ -131,6 +136,7 @@ __all__ = [
     "new_id",
     "normalize_email",
     "normalize_phone",
+    "processing_refusals",
     "record_access",
     "unset_to_dict",
     "utcnow",

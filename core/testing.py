@@ -291,3 +291,24 @@ def kith_auth(kith: Kith) -> TokenFactory:
         return {"Authorization": f"Bearer {issued.secret}"}
 
     return make
+
+
+__all__ = [
+    "ENGINES",
+    "KithCli",
+    "TokenFactory",
+    "kith",
+    "kith_auth",
+    "kith_cli",
+    "kith_client",
+    "kith_database_url",
+    "kith_engine",
+    "kith_plugin_manager",
+    "kith_plugins",
+    "kith_settings",
+    "postgres_admin_url",
+    "postgres_unavailable",
+    "register_plugin",
+    "settings_for",
+    "skip_or_fail_without_postgres",
+]

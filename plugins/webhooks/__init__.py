@@ -12,21 +12,21 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kith.events import Event
-from kith.hookspecs import hookimpl
-from kith.subjects import (
+from kith import (
     ErasureOutcome,
+    Event,
     ExportSection,
     Purpose,
     Recipient,
     RecipientNotice,
     Subscriber,
+    hookimpl,
 )
 
 if TYPE_CHECKING:
     import click
     import msgspec
-    from kith.runtime import Kith
+    from kith import Kith
     from piccolo.conf.apps import AppConfig
 
 SUBSCRIBER_NAME = "webhooks"

@@ -10,7 +10,7 @@ import asyncio
 import uuid
 
 import click
-from kith.actor import Actor
+from kith import Actor, Kith, Page
 from kith.console import (
     format_time,
     get_settings,
@@ -30,8 +30,6 @@ from kith.plugins.webhooks.schemas import (
     SubscriptionWithSecret,
 )
 from kith.plugins.webhooks.service import WebhookService
-from kith.runtime import Kith
-from kith.schemas import Page
 
 CLI_ACTOR = Actor(kind="plugin", name="cli")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 
-from kith.runtime import Kith
+from kith import Kith, processing_refusals
 
 PURPOSE = "webhooks"
 
@@ -20,8 +20,6 @@ PURPOSE = "webhooks"
 async def may_share(kith: Kith, contact_id: uuid.UUID) -> bool:
     """Whether the contact's personal data may go out in a webhook (consent to the
     ``webhooks`` purpose, and no restriction under Art. 18)."""
-    from kith.subject_checks import processing_refusals
-
     return not await processing_refusals(kith, contact_id, f"purpose:{PURPOSE}")
 
 
@@ -30,8 +28,6 @@ async def refusal(kith: Kith, contact_id: uuid.UUID | None) -> str | None:
     the plugins through ``kith_check_processing``), or None."""
     if contact_id is None:
         return None
-    from kith.subject_checks import processing_refusals
-
     subject = contact_id if isinstance(contact_id, uuid.UUID) else uuid.UUID(str(contact_id))
     reasons = await processing_refusals(kith, subject, "webhook.delivery")
     return reasons[0] if reasons else None

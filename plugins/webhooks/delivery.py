@@ -22,12 +22,19 @@ from typing import Any
 
 import httpx
 import msgspec
-from kith import __version__
-from kith.actor import Actor
-from kith.errors import NotFound
-from kith.events import Event, utcnow
-from kith.ids import new_id
-from kith.logs import get_logger
+from kith import (
+    Actor,
+    ContactService,
+    Event,
+    InteractionService,
+    Kith,
+    NotFound,
+    __version__,
+    get_logger,
+    new_id,
+    record_access,
+    utcnow,
+)
 from kith.plugins.webhooks import consent
 from kith.plugins.webhooks.schemas import DeliveryRun, WebhookSettings
 from kith.plugins.webhooks.service import from_json, matches
@@ -40,10 +47,6 @@ from kith.plugins.webhooks.signing import (
     signature_header,
 )
 from kith.plugins.webhooks.tables import WebhookDelivery, WebhookSubscription
-from kith.runtime import Kith
-from kith.services.contacts import ContactService
-from kith.services.interactions import InteractionService
-from kith.subject_checks import record_access
 
 log = get_logger("kith.webhooks")
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 
+from kith import ErasureOutcome, ExportSection, Purpose, Recipient, RecipientNotice
 from kith.plugins.webhooks.consent import PURPOSE
 from kith.plugins.webhooks.tables import WebhookDelivery
-from kith.subjects import ErasureOutcome, ExportSection, Purpose, Recipient, RecipientNotice
 
 SOURCE = "webhooks"
 
@@ -101,8 +101,7 @@ async def notify(
     subscribed to. Once per notice id; not applicable when none received any."""
     if recipient.owner != SOURCE or recipient.name != WEBHOOK_RECIPIENT.name:
         return None
-    from kith.events import Event, utcnow
-    from kith.ids import new_id
+    from kith import Event, new_id, utcnow
     from kith.plugins.webhooks.delivery import envelope
     from kith.plugins.webhooks.tables import WebhookSubscription
 

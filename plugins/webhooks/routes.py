@@ -6,7 +6,8 @@ import uuid
 from typing import Annotated
 
 import msgspec
-from kith.http.auth import CurrentActor, roles
+from kith import Page
+from kith.http import CurrentActor, roles
 from kith.plugins.webhooks.schemas import (
     DeliveryOut,
     DeliveryState,
@@ -16,7 +17,6 @@ from kith.plugins.webhooks.schemas import (
     SubscriptionWithSecret,
 )
 from kith.plugins.webhooks.service import WebhookService
-from kith.schemas import Page
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide

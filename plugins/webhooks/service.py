@@ -11,11 +11,21 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import msgspec
-from kith.actor import SYSTEM, Actor
-from kith.errors import InvalidInput, NotFound
-from kith.events import EventType, utcnow
-from kith.ids import new_id
-from kith.pagination import check_limit, decode_cursor, encode_cursor
+from kith import (
+    SYSTEM,
+    Actor,
+    EventType,
+    InvalidInput,
+    Kith,
+    NotFound,
+    Page,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+    new_id,
+    unset_to_dict,
+    utcnow,
+)
 from kith.plugins.webhooks.schemas import (
     DELIVERY_STATES,
     AttemptOut,
@@ -27,8 +37,6 @@ from kith.plugins.webhooks.schemas import (
 )
 from kith.plugins.webhooks.signing import new_secret
 from kith.plugins.webhooks.tables import WebhookDelivery, WebhookSubscription
-from kith.runtime import Kith
-from kith.schemas import Page, unset_to_dict
 
 # A dotted event name, optionally ending in ``.*``, or ``*`` for every event.
 _PATTERN = re.compile(r"\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?")

@@ -1,4 +1,4 @@
-from kith.ids import new_id
+from kith import new_id
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.base import OnDelete, OnUpdate
 from piccolo.columns.column_types import (

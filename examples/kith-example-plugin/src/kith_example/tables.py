@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kith.ids import new_id
+from kith import new_id
 from piccolo.columns import UUID, Timestamptz
 from piccolo.table import Table
 

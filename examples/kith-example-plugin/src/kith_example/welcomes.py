@@ -6,8 +6,7 @@ import datetime as dt
 import uuid
 
 import msgspec
-from kith import Actor, Event, Kith, NotFound
-from kith.events import utcnow
+from kith import Actor, Event, Kith, NotFound, utcnow
 
 from kith_example.tables import Welcome
 

@@ -1,4 +1,4 @@
-from kith.ids import new_id
+from kith import new_id
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns.column_types import UUID, Timestamptz
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
