@@ -1,6 +1,6 @@
 """Shared pieces of Kith's benchmarks: throw-away installations, a real server, load generators.
 
-Every benchmark reports ratios against a reference measured in the same run (DESIGN.md section 9),
+Every benchmark reports ratios against a reference measured in the same run (docs/performance.md),
 so these helpers aim at "the same conditions for both sides" rather than at absolute speed: the
 same server process, the same load generator, the same concurrency and duration.
 """

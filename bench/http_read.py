@@ -4,7 +4,7 @@ For each engine this starts a real Kith server (uvicorn, one process) on a fresh
 few hundred contacts, then measures requests per second of ``GET /api/health`` (no auth, no
 database) and of ``GET /api/contacts/{id}`` (bearer token, random ids) with the same load generator
 and concurrency, alternating the two so that drift on the machine hits both alike. The ratio
-contact/health is the figure DESIGN.md section 9 sets a target for (>= 0.50).
+contact/health is the figure with a target (>= 0.50; docs/performance.md says why).
 
     .venv/bin/python bench/http_read.py                # SQLite, stock SQLite, PostgreSQL
     .venv/bin/python bench/http_read.py --engines sqlite --seconds 2

@@ -31,7 +31,7 @@ from litestar.routes import HTTPRoute
 READ = {Role.ADMIN, Role.AGENT, Role.COMPLIANCE}
 WRITE = {Role.ADMIN, Role.AGENT}
 
-# The access policy of the core API (DESIGN.md section 5): admins everything, agents contacts,
+# The access policy of the core API: admins everything, agents contacts,
 # interactions and tasks, compliance officers read contacts and interactions only.
 POLICY: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/contacts"): READ,

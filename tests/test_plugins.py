@@ -294,6 +294,25 @@ def test_a_name_selects_the_plugins_of_its_family(site: Site):
     assert loaded(load_plugin_manager({"KITH_PLUGINS": "priv"})) == []
 
 
+def test_a_plugin_that_needs_one_not_loaded_is_left_out(site: Site):
+    needs_other = GOOD + '    KITH_REQUIRES = ("other",)\n'
+    site.install("kith-fake", "1.2.3", {"fake": needs_other, "other": OTHER})
+    assert {"fake", "other"} <= set(loaded(load_plugin_manager({})))
+    manager = load_plugin_manager({"KITH_DISABLE_PLUGINS": "other"})
+    assert skipped(manager)["fake"] == (
+        "failed",
+        "needs plugin 'other', which is not loaded (enable it, or disable 'fake' too)",
+    )
+    assert "fake.happened" not in event_names(manager)
+    # The privacy plugins build on each other: without encryption, none of them runs.
+    without_keys = load_plugin_manager({"KITH_DISABLE_PLUGINS": "privacy.encryption"})
+    assert not set(PRIVACY) & set(loaded(without_keys))
+    with pytest.raises(PluginError, match="needs plugin 'privacy.encryption'"):
+        load_plugin_manager(
+            {"KITH_DISABLE_PLUGINS": "privacy.encryption", "KITH_STRICT_PLUGINS": "1"}
+        )
+
+
 def test_an_allow_list_naming_a_missing_plugin_is_reported():
     manager = load_plugin_manager({"KITH_PLUGINS": "privacy,telephonee"})
     assert loaded(manager) == list(PRIVACY)

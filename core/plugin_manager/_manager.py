@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from kith.runtime import Kith
 
 
+# A plugin module's tuple of the plugins it cannot work without (by entry-point name).
+REQUIRES = "KITH_REQUIRES"
+
+
 class KithPluginManager(pluggy.PluginManager):
     """pluggy's manager with Kith's hookspecs, discovery and validation.
 
@@ -246,6 +250,33 @@ class KithPluginManager(pluggy.PluginManager):
             version, source = self._origin_of(plugin)
             self._discard(plugin, plugin_name)
             self._fail(plugin_name, version, source, _unknown_hook_message(hook_name))
+        self._drop_unmet_requirements()
+
+    def _drop_unmet_requirements(self) -> None:
+        """Drop plugins that need another that is not loaded (``KITH_REQUIRES``, a tuple of
+        plugin names on the plugin module), until every one left has what it needs."""
+        dropped = True
+        while dropped:
+            dropped = False
+            for name, plugin in list(self.list_name_plugin()):
+                if plugin is None or name not in self._contributions:
+                    continue
+                missing = [
+                    needed
+                    for needed in getattr(plugin, REQUIRES, ())
+                    if self.get_plugin(needed) is None
+                ]
+                if missing:
+                    version, source = self._origin_of(plugin)
+                    self._discard(plugin, name)
+                    self._fail(
+                        name,
+                        version,
+                        source,
+                        f"needs plugin {missing[0]!r}, which is not loaded (enable it, or "
+                        f"disable {name!r} too)",
+                    )
+                    dropped = True
 
     def _load(self, name: str, version: str | None, source: str) -> None:
         """Register one entry point through pluggy, or record (or raise) why it cannot be."""

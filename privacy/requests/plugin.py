@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     import msgspec
     from piccolo.conf.apps import AppConfig
 
+# Requests are carried out through the rights plugin's services.
+KITH_REQUIRES = ("privacy.rights", "privacy.encryption")
 SOURCE = "kith.privacy"
 REQUEST_PURPOSES = ("subject_rights",)
 REQUEST_HOLD_GROUND = (

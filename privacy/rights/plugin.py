@@ -35,6 +35,8 @@ if TYPE_CHECKING:
     import msgspec
     from piccolo.conf.apps import AppConfig
 
+# The audit log and the suppression list are sealed and keyed by field encryption's keys.
+KITH_REQUIRES = ("privacy.encryption",)
 OWNER = "kith.privacy"
 PURPOSES = ("subject_rights",)
 SUPPRESSION_SUBSCRIBER = "privacy.suppression"
