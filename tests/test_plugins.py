@@ -307,7 +307,7 @@ def test_a_plugin_that_needs_one_not_loaded_is_left_out(site: Site):
     # The privacy plugins build on each other: without encryption, none of them runs.
     without_keys = load_plugin_manager({"KITH_DISABLE_PLUGINS": "privacy.encryption"})
     assert not set(PRIVACY) & set(loaded(without_keys))
-    with pytest.raises(PluginError, match="needs plugin 'privacy.encryption'"):
+    with pytest.raises(PluginError, match=r"needs plugin 'privacy\.encryption'"):
         load_plugin_manager(
             {"KITH_DISABLE_PLUGINS": "privacy.encryption", "KITH_STRICT_PLUGINS": "1"}
         )
