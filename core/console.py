@@ -142,7 +142,9 @@ def parse_id(value: str, what: str, hint: str = "") -> uuid.UUID:
     try:
         return uuid.UUID(value.strip())
     except ValueError:
-        raise CliError(f"{value!r} is not a {what} id" + (f"; {hint}" if hint else "")) from None
+        article = "an" if what[:1] in "aeiou" else "a"
+        suffix = f"; {hint}" if hint else ""
+        raise CliError(f"{value!r} is not {article} {what} id{suffix}") from None
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON, not a table.")
