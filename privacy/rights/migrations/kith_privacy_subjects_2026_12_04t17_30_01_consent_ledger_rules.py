@@ -9,6 +9,7 @@ became the rights plugin's; on an installation made before then this one is reco
 without running (piccolo's fake migration).
 """
 
+from kith.privacy.rights.append_only import trigger_statements
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
 
@@ -25,42 +26,6 @@ INDEXES = (
     "ON kith_consent_event (subject, purpose, occurred_at, id)",
 )
 
-POSTGRES_FUNCTION = """
-CREATE OR REPLACE FUNCTION kith_privacy_refuse_change() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION '% is append-only: % is refused', TG_TABLE_NAME, TG_OP
-        USING ERRCODE = 'restrict_violation';
-END
-$$
-"""
-
-
-def postgres_statements() -> list[str]:
-    statements = [POSTGRES_FUNCTION]
-    for table in APPEND_ONLY:
-        statements.append(
-            f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-            "FOR EACH ROW EXECUTE FUNCTION kith_privacy_refuse_change()"
-        )
-        statements.append(
-            f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
-            "FOR EACH STATEMENT EXECUTE FUNCTION kith_privacy_refuse_change()"
-        )
-    return statements
-
-
-def sqlite_statements() -> list[str]:
-    statements = []
-    for table in APPEND_ONLY:
-        for operation in ("UPDATE", "DELETE"):
-            statements.append(
-                f"CREATE TRIGGER {table}_no_{operation.lower()} BEFORE {operation} ON {table} "
-                f"BEGIN SELECT RAISE(ABORT, '{table} is append-only: {operation} is refused'); "
-                "END"
-            )
-    return statements
-
 
 async def forwards() -> MigrationManager:
     from kith.privacy.rights.piccolo_app import ran_before
@@ -73,9 +38,7 @@ async def forwards() -> MigrationManager:
     async def create() -> None:
         engine = engine_finder()
         assert engine is not None
-        triggers = (
-            postgres_statements() if engine.engine_type == "postgres" else sqlite_statements()
-        )
+        triggers = trigger_statements(engine.engine_type, APPEND_ONLY)
         for statement in (*INDEXES, *triggers):
             await engine.run_ddl(statement)
 
