@@ -22,7 +22,7 @@ import hashlib
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from cryptography.exceptions import InvalidSignature
@@ -33,9 +33,12 @@ from kith.errors import NotFound
 from kith.events import utcnow
 from kith.ids import new_id
 from kith.privacy.encryption.secret_files import read_or_create
-from kith.privacy.requests.service import CertificateEntry, SubjectRequestOut
 from kith.privacy.requests.tables import Certificate
+from kith.privacy.rights.outcomes import CertificateEntry
 from kith.runtime import Kith
+
+if TYPE_CHECKING:
+    from kith.privacy.requests.service import SubjectRequestOut
 from kith.settings import Settings
 
 SIGNING_KEY_FILE = "certificate-signing-key.pem"

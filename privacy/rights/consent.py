@@ -43,7 +43,9 @@ from kith import (
 from kith.privacy.encryption.primitives import hmac_sha256
 from kith.privacy.encryption.secret_files import read_or_create
 from kith.privacy.rights import registry
+from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.settings import rights_settings
+from kith.privacy.rights.suppression import SuppressionList, marketing_objection_purposes
 from kith.privacy.rights.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
 
 ConsentAction = Literal["given", "withdrawn"]
@@ -606,12 +608,30 @@ class ConsentService:
 async def _other_refusal(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
     """Beyond consent: a restriction (Art. 18) stops processing for every purpose, and an
     objection to marketing on the suppression list stops it for marketing purposes."""
-    # Imported here: both consult the consent ledger themselves.
-    from kith.privacy.rights.restriction import RestrictionService
-    from kith.privacy.rights.suppression import objection_refusal
-
     reason = await RestrictionService(kith).refusal(contact_id, f"purpose:{purpose}")
-    return reason or await objection_refusal(kith, contact_id, purpose)
+    return reason or await _objection_refusal(kith, contact_id, purpose)
+
+
+async def _objection_refusal(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
+    """A marketing purpose is refused for a contact whose email or phone carries an objection
+    recorded earlier (even under another, since erased, contact), unless the contact gave
+    consent for it after the objection was recorded."""
+    if not marketing_objection_purposes(kith, [purpose]):
+        return None
+    suppression = SuppressionList(kith)
+    latest: dict[str, Any] | None = None
+    for kind, value in await suppression.values_of(contact_id):
+        row = await suppression.match(kind, value, "objection")
+        if row is not None and (latest is None or row["created_at"] > latest["created_at"]):
+            latest = row
+    if latest is None:
+        return None
+    for event in reversed(await ConsentService(kith).history(contact_id)):
+        if event.purpose == purpose and event.action == "given":
+            if event.occurred_at > latest["created_at"]:
+                return None
+            break
+    return "the person objected to marketing earlier (suppression list)"
 
 
 def _refusal(lawful_basis: str, status: ConsentStatus) -> str | None:

@@ -253,27 +253,3 @@ def marketing_objection_purposes(kith: Kith, purposes: Iterable[str]) -> list[st
     """Of ``purposes``, the ones an objection entry re-applies to a re-created contact."""
     wanted = set(rights_settings(kith.settings).marketing_purposes)
     return sorted(p for p in purposes if p in wanted)
-
-
-async def objection_refusal(kith: Kith, contact_id: uuid.UUID, purpose: str) -> str | None:
-    """For ``can_process``: a marketing purpose is refused for a contact whose email or phone
-    carries an objection recorded earlier (even under another, since erased, contact), unless
-    the contact gave consent for it after the objection was recorded."""
-    from kith.privacy.rights.consent import ConsentService
-
-    if not marketing_objection_purposes(kith, [purpose]):
-        return None
-    suppression = SuppressionList(kith)
-    latest: dict[str, Any] | None = None
-    for kind, value in await suppression.values_of(contact_id):
-        row = await suppression.match(kind, value, "objection")
-        if row is not None and (latest is None or row["created_at"] > latest["created_at"]):
-            latest = row
-    if latest is None:
-        return None
-    for event in reversed(await ConsentService(kith).history(contact_id)):
-        if event.purpose == purpose and event.action == "given":
-            if event.occurred_at > latest["created_at"]:
-                return None
-            break
-    return "the person objected to marketing earlier (suppression list)"
