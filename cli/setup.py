@@ -69,7 +69,9 @@ def settings_template() -> str:
         "# Plugins read their own [sections] from this file.",
     ]
     for field in dataclasses.fields(Settings):
-        if field.name in ("home", "extra"):
+        # Not settings of kith.toml's top level: where it lives, the plugins' sections, the
+        # variables they read, and what is kept of them.
+        if not field.init or field.name in ("home", "extra", "environment"):
             continue
         default = "" if field.default is dataclasses.MISSING else field.default
         lines.append("")

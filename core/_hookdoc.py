@@ -104,7 +104,7 @@ def render(module: ModuleType = hookspecs) -> str:
         _markdown(inspect.cleandoc(module.__doc__ or "")),
         "",
         "Implement a hook with a function of the same name in your plugin module, decorated "
-        "with `kith.hookspecs.hookimpl`. Pluggy passes arguments by name, so an "
+        "with `kith.hookimpl`. Pluggy passes arguments by name, so an "
         "implementation may leave out parameters it does not use.",
         "",
         "| hook | kind | async |",

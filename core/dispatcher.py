@@ -20,13 +20,13 @@ import random
 import secrets
 import socket
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
+import msgspec
 import structlog
 from kith.events import Event, utcnow
 from kith.outbox import Claimed, Outbox
-from kith.settings import Settings, SettingsError
+from kith.settings import Settings
 from kith.subjects import Subscriber
 
 if TYPE_CHECKING:
@@ -38,50 +38,44 @@ log = structlog.get_logger("kith.events")
 Clock = Callable[[], dt.datetime]
 
 
-@dataclass(frozen=True)
-class EventsConfig:
-    """Tuning of the event bus, from the ``[events]`` table of ``kith.toml``."""
+Positive = Annotated[float, msgspec.Meta(gt=0)]
 
-    poll_interval_s: float = 1.0
+
+class EventsConfig(msgspec.Struct, frozen=True, kw_only=True):
+    """Tuning of the event bus: the ``[events]`` table of ``kith.toml``, a section core
+    declares like a plugin's (``KITH_EVENTS_<KEY>`` variables override single values)."""
+
+    poll_interval_s: Positive = 1.0
     """How often an idle dispatcher looks for work committed by other processes."""
-    batch_size: int = 50
+    batch_size: Annotated[int, msgspec.Meta(gt=0)] = 50
     """Deliveries one subscriber claims (and runs concurrently) at a time."""
-    handler_timeout_s: float = 60.0
+    handler_timeout_s: Positive = 60.0
     """An attempt that takes longer fails with a timeout."""
-    lease_s: float = 300.0
+    lease_s: Positive = 300.0
     """How long a claim lasts; must exceed the handler timeout so a live worker keeps it."""
-    backoff_base_s: float = 5.0
+    backoff_base_s: Positive = 5.0
     """Delay before the first retry; it doubles with each attempt (with jitter)."""
-    backoff_cap_s: float = 3600.0
+    backoff_cap_s: Positive = 3600.0
     """Longest delay between two attempts."""
-    schedule_interval_s: float = 15.0
+    schedule_interval_s: Positive = 15.0
     """How often the scheduler looks for tasks that became due."""
-    retention_days: float = 30.0
+    retention_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     """Delivered events older than this are deleted by the worker (0 keeps them)."""
+
+    def __post_init__(self) -> None:
+        if self.lease_s <= self.handler_timeout_s:
+            raise ValueError(
+                f"lease_s: must be longer than handler_timeout_s ({self.handler_timeout_s:g}), "
+                "or a slow handler's delivery is run twice"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventsConfig:
-        """Read ``[events]``; an unknown key or a bad value is a :class:`SettingsError`."""
-        section = settings.section("events")
-        known = {f.name: f for f in fields(cls)}
-        values: dict[str, Any] = {}
-        for key, value in section.items():
-            origin = f"events.{key} in kith.toml"
-            if key not in known:
-                raise SettingsError(f"{origin}: unknown setting; known: {', '.join(known)}")
-            kind = int if key == "batch_size" else float
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise SettingsError(f"{origin}: expected a number, got {value!r}")
-            if value < 0 or (value == 0 and key != "retention_days"):
-                raise SettingsError(f"{origin}: must be greater than 0, got {value!r}")
-            values[key] = kind(value)
-        config = cls(**values)
-        if config.lease_s <= config.handler_timeout_s:
-            raise SettingsError(
-                "events.lease_s in kith.toml: must be longer than events.handler_timeout_s "
-                f"({config.handler_timeout_s:g}), or a slow handler's delivery is run twice"
-            )
-        return config
+        """``[events]`` of ``kith.toml``; a bad value is a :class:`SettingsError`."""
+        return settings.parsed(SECTION, cls)
+
+
+SECTION = "events"
 
 
 def backoff_delay(attempt: int, base_s: float, cap_s: float, rng: random.Random) -> float:

@@ -100,7 +100,11 @@ def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
 @hookspec
 def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]) -> None:
     """Declare a settings section: ``register("webforms", WebformSettings)`` validates the
-    ``[webforms]`` table of ``kith.toml`` into that Struct at start-up. Collecting. Sync only."""
+    ``[webforms]`` table of ``kith.toml`` into that Struct at start-up; the plugin reads it with
+    ``kith.settings.parsed("webforms", WebformSettings)``, and ``KITH_WEBFORMS_<KEY>``
+    variables override single keys. Plugins of one family (``privacy.rights``,
+    ``privacy.requests``...) may share a section, each declaring its own keys. Collecting.
+    Sync only."""
 
 
 @hookspec
@@ -127,7 +131,7 @@ def kith_register_recipients(register: Callable[[Recipient], None]) -> None:
 
 @hookspec(firstresult=True)
 def kith_field_protector(kith: Kith) -> FieldProtector | None:
-    """Provide the protector that encrypts personal fields (the privacy plugin does). First
+    """Provide the protector that encrypts personal fields (``privacy.encryption`` does). First
     result wins. Sync only."""
 
 
@@ -136,10 +140,11 @@ def kith_key_provider(settings: Settings) -> KeyProvider | None:
     """Provide the key-encryption keys (KEKs) of this installation: an object implementing
     :class:`kith.protection.KeyProvider` (wrap, unwrap, derive, create and retire KEKs by id).
 
-    The privacy plugin's own provider, registered to run last, keeps the KEKs in a key file in
+    The ``privacy.encryption`` plugin's provider, registered to run last, keeps the KEKs in a
+    key file in
     ``KITH_HOME`` (mode 0600). A plugin that keeps them in a KMS, an HSM or Vault returns its
     provider here and wins; return None to leave the choice to the next plugin (for example
-    when ``settings.section("mykms")`` is not configured). Called once when Kith opens. First
+    when the plugin's ``[mykms]`` section is not configured). Called once when Kith opens. First
     result wins. Sync only (the provider's own methods are async)."""
 
 
@@ -208,7 +213,7 @@ def kith_subject_holds(
     """Which of a data subject's interactions a law requires to keep through an erasure (a
     legal hold, e.g. orders kept for tax law). Core's own erasure and its preview ask before
     they delete interactions: held ones are re-encrypted under the hold's key and kept, and
-    the contact stays as a nameless shell while any are kept. The privacy plugin answers from
+    the contact stays as a nameless shell while any are kept. ``privacy.rights`` answers from
     ``[privacy.legal_holds]``. Collecting. May be async."""
 
 
@@ -228,7 +233,7 @@ def kith_check_new_contact(
     with its id and only those new values (before anything is written). Raise a
     :class:`kith.errors.KithError` (e.g. ``Conflict``) to refuse the contact or the change; a
     ``field`` such as ``emails[0]`` counts in the lists passed, and core renames it to the
-    position in the request. The privacy plugin refuses addresses on its suppression list
+    position in the request. ``privacy.rights`` refuses addresses on its suppression list
     (people who asked to be erased) unless ``override_reason`` is given, and then records the
     override in the same transaction. Collecting. May be async."""
 
@@ -244,9 +249,9 @@ def kith_check_processing(
     ``interaction.log``, ``interaction.update``) and answers 409 with the reason; plugins ask
     before sending data out (``webhook.delivery``...). An activity ``purpose:<name>`` asks
     whether the contact's data may be used for a declared purpose (consent, objections). The
-    privacy plugin refuses for a restricted contact (Art. 18 GDPR) and, for ``purpose:``
+    ``privacy.rights`` plugin refuses for a restricted contact (Art. 18 GDPR) and, for ``purpose:``
     activities, when the consent ledger gives no basis.
-    :func:`kith.subject_checks.check_processing` calls it. Collecting. May be async."""
+    :func:`kith.check_processing` calls it. Collecting. May be async."""
 
 
 @hookspec
@@ -269,6 +274,7 @@ def kith_notify_recipient(
 @may_be_async
 def kith_record_access(kith: Kith, access: Access) -> Awaitable[None] | None:
     """Someone read, created, changed, exported or erased a data subject's personal data
-    (the API and CLI report it; the privacy plugin keeps the audit log). Plugins that show
+    (Kith's services report every read, list, search and change, whatever the channel; the
+    ``privacy.rights`` plugin keeps the audit log). Plugins that show
     or change personal data through their own routes report it too, with
-    :func:`kith.subject_checks.record_access`. Collecting. May be async."""
+    :func:`kith.record_access`. Collecting. May be async."""

@@ -92,7 +92,9 @@ def _parse_section(settings: Settings, name: str, schema: type[S]) -> S:
     for key in keys:
         variable = f"KITH_{name}_{key}".upper()
         if variable in settings.environment:
-            values[key] = settings.environment[variable]
+            text = settings.environment[variable]
+            # The words core's own switches take (KITH_DISPATCH_IN_PROCESS=yes) work here too.
+            values[key] = _SWITCH_WORDS.get(text.strip().lower(), text)
             overridden.add(key)
     try:
         # Variables are text: "true", "30" and "1.5" convert to the declared types.
@@ -101,6 +103,7 @@ def _parse_section(settings: Settings, name: str, schema: type[S]) -> S:
         raise SettingsError(_readable(name, schema, values, str(exc), overridden)) from None
 
 
+_SWITCH_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
 _AT = re.compile(r"^(?P<message>.*) - at `\$(?P<path>[^`]*)`$")
 _NAMED = re.compile(r"^(?P<key>[a-z_][a-z0-9_.]*): (?P<message>.*)$", re.S)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")

@@ -87,7 +87,8 @@ def _plugin_sources() -> list[tuple[Path, str]]:
         if package.is_dir() and (package / "__init__.py").exists()
         for path in sorted(package.rglob("*.py"))
     ]
-    example = ROOT / "examples" / "kith-example-plugin" / "src" / "kith_example"
+    # The example plugin's package and its tests, which a plugin author copies too.
+    example = ROOT / "examples" / "kith-example-plugin"
     sources += [(path, "kith_example") for path in sorted(example.rglob("*.py"))]
     return sources
 

@@ -261,11 +261,17 @@ def test_events_settings_are_validated(tmp_path: Path) -> None:
     config = EventsConfig.from_settings(settings_for(home))
     assert (config.backoff_base_s, config.batch_size) == (0.5, 10)
     for bad, message in (
-        ("backoff_base_s = 'soon'", "expected a number"),
-        ("batch_size = 0", "greater than 0"),
-        ("retries = 3", "unknown setting"),
-        ("lease_s = 10", "longer than events.handler_timeout_s"),
+        ("backoff_base_s = 'soon'", r"^\[events\] backoff_base_s: Expected `float`"),
+        ("batch_size = 0", r"^\[events\] batch_size: Expected `int` >= 1"),
+        ("lease_s = 10", r"^\[events\] lease_s: must be longer than handler_timeout_s"),
     ):
         (home / "kith.toml").write_text(f"[events]\n{bad}\n")
         with pytest.raises(SettingsError, match=message):
             EventsConfig.from_settings(settings_for(home))
+    # Core declares [events] like a plugin its section: a misspelt key stops start-up.
+    (home / "kith.toml").write_text("[events]\nretries = 3\n")
+    with pytest.raises(SettingsError, match=r"^\[events\] retries: unknown setting"):
+        open_kith(settings_for(home))
+    overridden = settings_for(home, "", events_batch_size="7")
+    (home / "kith.toml").write_text("")
+    assert EventsConfig.from_settings(overridden).batch_size == 7

@@ -1200,10 +1200,20 @@ def test_plugins_of_a_family_share_a_section_each_with_its_keys(tmp_path: Path):
         manager.check_settings(_settings(tmp_path, "[kithtest]\nlimt = 3\n"))
     overridden = dataclasses.replace(settings, environment={"KITH_KITHTEST_LIMIT": "7"})
     assert overridden.parsed("kithtest", Limits) == Limits(limit=7)
-    # Two plugins may not both declare one key.
+    # Two plugins may not both declare one key, and only a family shares a section.
     with pytest.raises(PluginError, match=r"both declare \[kithtest\] limit"):
         manager.register(
-            plugin(kith_register_settings=lambda register: register("kithtest", Limits)), "third"
+            plugin(kith_register_settings=lambda register: register("kithtest", Limits)),
+            "shared.third",
+        )
+
+    class Colours(msgspec.Struct, kw_only=True):
+        colour: str = "blue"
+
+    with pytest.raises(PluginError, match="section 'kithtest' is registered by plugin 'shared"):
+        manager.register(
+            plugin(kith_register_settings=lambda register: register("kithtest", Colours)),
+            "outsider",
         )
 
 

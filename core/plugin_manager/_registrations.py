@@ -128,6 +128,12 @@ class Kind:
     join: Callable[[Any, Any], str | None] | None = None
 
 
+def _core_sections() -> list[tuple[str, type[msgspec.Struct]]]:
+    from kith.dispatcher import SECTION, EventsConfig
+
+    return [(SECTION, EventsConfig)]
+
+
 def _core_apps() -> list[AppConfig]:
     from kith.piccolo_app import APP_CONFIG
 
@@ -173,6 +179,7 @@ KINDS: tuple[Kind, ...] = (
         "settings section",
         _check_settings,
         name=lambda item: str(item[0]),
+        core=_core_sections,
         arity=2,
         join=_disjoint_sections,
     ),
@@ -257,17 +264,19 @@ def _drop_shared_and_refuse_duplicates(
     plugin: str, collected: dict[str, list[Any]], registered: Contributions
 ) -> None:
     """Raise :class:`PluginError` for a name core or another plugin already has; drop what
-    may be shared and was declared identically before."""
+    may be shared and was declared identically before; let plugins of one family share what
+    its kind lets them join."""
     for kind in KINDS:
         name_of = kind.name
         if name_of is None or not collected.get(kind.key):
             continue
-        owners: dict[str, tuple[str, Any]] = {
-            name_of(item): ("Kith core", item) for item in kind.core()
+        # Name -> (who has it: a plugin's name, or None for core; what it registered).
+        owners: dict[str, tuple[str | None, Any]] = {
+            name_of(item): (None, item) for item in kind.core()
         }
         for other, contributions in registered.items():
             for item in contributions.get(kind.key, []):
-                owners.setdefault(name_of(item), (f"plugin {other!r}", item))
+                owners.setdefault(name_of(item), (other, item))
         unique: list[Any] = []
         for item in collected[kind.key]:
             key = name_of(item)
@@ -275,15 +284,23 @@ def _drop_shared_and_refuse_duplicates(
                 owner, existing = owners[key]
                 if kind.identical_ok and _without_owner(existing) == _without_owner(item):
                     continue
-                mine = owner == f"plugin {plugin!r}"
-                where = "twice by this plugin" if mine else f"by {owner}"
-                if kind.join is None or mine or owner == "Kith core":
+                if owner == plugin:
+                    where = "twice by this plugin"
+                else:
+                    where = "by Kith core" if owner is None else f"by plugin {owner!r}"
+                if kind.join is None or owner is None or not same_family(owner, plugin):
                     raise PluginError(plugin, f"{kind.label} {key!r} is registered {where}")
                 conflict = kind.join(existing, item)
                 if conflict is not None:
                     raise PluginError(
                         plugin, f"{kind.label} {key!r} is registered {where}: {conflict}"
                     )
-            owners[key] = (f"plugin {plugin!r}", item)
+            owners[key] = (plugin, item)
             unique.append(item)
         collected[kind.key] = unique
+
+
+def same_family(one: str, other: str) -> bool:
+    """Whether two plugins are of one family (``privacy.rights`` and ``privacy.requests``):
+    different plugins whose names share the part before the first dot."""
+    return one != other and "." in one and one.split(".", 1)[0] == other.split(".", 1)[0]

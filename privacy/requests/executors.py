@@ -23,6 +23,9 @@ from kith.privacy.rights.restriction import GROUNDS, RestrictionService, request
 if TYPE_CHECKING:
     from kith.privacy.requests.service import SubjectRequestOut
 
+# The channel what a request does is audited under.
+CHANNEL = "request"
+
 
 class RequestJob:
     """What an executor works on: the request, the installation, and a checkpoint it can
@@ -90,7 +93,7 @@ class AccessExecutor:
             done = await service.export(
                 job.contact_id,
                 actor=job.actor,
-                channel="request",
+                channel=CHANNEL,
                 request_id=job.request.id,
             )
             await job.checkpoint(export_file=done.file_name, export_files=done.files)
@@ -188,12 +191,12 @@ class RectificationExecutor:
         fields = fields_of(patch)
         if not job.progress.get("rectified"):
             with request_context(contact_id):
-                await ContactService(job.kith).update(contact_id, patch, job.actor)
+                await ContactService(job.kith, CHANNEL).update(contact_id, patch, job.actor)
             await AuditLog(job.kith).record(
                 contact_id,
                 "rectify",
                 actor=job.actor,
-                channel="request",
+                channel=CHANNEL,
                 request_id=job.request.id,
                 details={"fields": fields},
             )
@@ -249,7 +252,7 @@ class RestrictionExecutor:
             raise Conflict("this request names no contact Kith holds; there is nothing to restrict")
         ground = self._ground(job)
         await RestrictionService(job.kith).restrict(
-            job.contact_id, ground, job.actor, request_id=job.request.id, channel="request"
+            job.contact_id, ground, job.actor, request_id=job.request.id, channel=CHANNEL
         )
         entries = [
             CertificateEntry(

@@ -74,6 +74,10 @@ def _safe(name: str) -> str:
     return _SAFE.sub("_", name.lower()).strip("_") or "plugin"
 
 
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
 def document_name(source: str) -> str:
     """The JSON file of one source in the package (``kith.json`` for core)."""
     return "kith.json" if source == SOURCE else f"{_safe(source)}.json"
@@ -204,7 +208,9 @@ class ExportBuilder:
                 continue
             into.tables.update(section.tables)
             into.descriptions.update(section.descriptions)
-            into.description = f"{into.description}; {section.description}"
+            into.description = (
+                f"{into.description.rstrip('.')}; {_lower_first(section.description)}"
+            )
         return sorted(joined.values(), key=lambda section: section.source != SOURCE)
 
     def _see_source(self, source: str, table: str, row: Row) -> None:

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from kith import Event, Kith, Subscriber, hookimpl
-from kith.ids import new_id
+from kith import Event, Kith, Subscriber, hookimpl, new_id
 from kith_example.welcomes import on_contact_created, welcome_list
 
 
