@@ -199,3 +199,30 @@ def test_serve_on_a_port_in_use_is_one_line_and_keeps_the_hint(
     assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
     # The first-admin hint waits for a start that works.
     assert not (home / FIRST_ADMIN_MARKER).exists()
+
+
+async def test_connections_the_server_accepts_send_without_delay() -> None:
+    """``kith serve`` hands uvicorn a listener it made itself; uvicorn serves it with asyncio's
+    ``create_server``, which turns Nagle's algorithm off on the connections it accepts only
+    when the listener says it is TCP. With Nagle on, every answer on a kept-alive connection
+    waited for the client's delayed ACK (about 40 ms)."""
+    from kith.cli.setup import _listen
+
+    accepted: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    class Record(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            accepted.set_result(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+            transport.close()
+
+    listener = _listen("127.0.0.1", 0)
+    server = await asyncio.get_running_loop().create_server(Record, sock=listener)
+    try:
+        port = listener.getsockname()[1]
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(accepted, 5) == 1
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
