@@ -52,6 +52,21 @@ def kith_plugins() -> list[Any]:
     return [("watcher", WATCHER)]
 
 
+async def _person(kith: Kith) -> uuid.UUID:
+    """A contact whose own entry (its creation) is written, so only the test's reports wait."""
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await audit.settle()
+    return contact_id
+
+
+async def _in_table(contact_id: uuid.UUID, action: str | None = None) -> int:
+    """Entries in the table itself: AuditLog.count would first wait for the queue."""
+    query = AuditEntry.count().where(AuditEntry.contact_id == contact_id)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    return int(await query)
+
+
 async def test_api_reads_and_changes_are_recorded(kith: Kith, kith_client, kith_auth) -> None:
     headers = await kith_auth("agent")
     created = await kith_client.post(
@@ -190,11 +205,12 @@ async def test_a_read_is_on_record_as_soon_as_it_is_answered(
 
     read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
     assert read.status_code == 200, read.text
-    [entry] = await log.entries(contact_id)
+    entry, created = await log.entries(contact_id)
     assert (entry.action, entry.channel) == ("read", "api")
     assert entry.actor.startswith("user:")
+    assert created.action == "create"
 
-    for expected in (2, 3):
+    for expected in (3, 4):
         read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
         assert read.status_code == 200, read.text
         assert await log.count(contact_id) == expected
@@ -202,7 +218,7 @@ async def test_a_read_is_on_record_as_soon_as_it_is_answered(
     await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
     listed = await kith_client.get(f"/api/privacy/audit/{contact_id}", headers=compliance)
     assert listed.status_code == 200, listed.text
-    assert [e["action"] for e in listed.json()] == ["read"] * 4
+    assert [e["action"] for e in listed.json()] == ["read"] * 4 + ["create"]
 
 
 async def test_a_writer_that_is_behind_makes_readers_wait_instead_of_queueing(
@@ -210,13 +226,13 @@ async def test_a_writer_that_is_behind_makes_readers_wait_instead_of_queueing(
 ) -> None:
     """Past WAIT_ABOVE queued reports a new one waits for its commit: the reader is slowed to
     the writer's pace rather than refused, and its entry is in the table when it returns."""
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     monkeypatch.setattr(audit, "WAIT_ABOVE", 0)
 
     await record_access(kith, contact_id, "read")
 
-    # Counted in the table directly: AuditLog.count would first wait for the queue.
-    assert await AuditEntry.count().where(AuditEntry.contact_id == contact_id) == 1
+    assert await _in_table(contact_id, "read") == 1
+    assert audit._group_commit().backlog == 0
 
 
 async def test_reads_answered_together_share_one_insert_and_land_unprompted(
@@ -224,7 +240,7 @@ async def test_reads_answered_together_share_one_insert_and_land_unprompted(
 ) -> None:
     """Entries reported within the gathering window are written by one insert, and they land
     without anyone reading the log or closing Kith."""
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     batches: list[int] = []
     insert = audit._insert
 
@@ -242,15 +258,14 @@ async def test_reads_answered_together_share_one_insert_and_land_unprompted(
 
     await _until(written, "the gathered batch to be written")
     assert batches == [5]
-    # Counted in the table directly: AuditLog.count would first hurry the queue.
-    assert await AuditEntry.count().where(AuditEntry.contact_id == contact_id) == 5
+    assert await _in_table(contact_id, "read") == 5
 
 
 async def test_batches_of_every_size_are_written_whole(kith: Kith) -> None:
     """Each batch size has its own prepared insert; sizes up to MAX_BATCH and a queue longer
     than one batch all land, every entry once."""
-    contact_id = await make_person(kith, notes=0, orders=0)
-    total = 0
+    contact_id = await _person(kith)
+    total = await AuditLog(kith).count(contact_id)
     for size in (1, 2, 3, 17, audit.MAX_BATCH, audit.MAX_BATCH + 5):
         for _ in range(size):
             await record_access(kith, contact_id, "read")
@@ -290,8 +305,9 @@ def test_reads_still_queued_are_written_when_kith_closes(
 
     contact_id = asyncio.run(serve())
     entries = asyncio.run(read_log(contact_id))
-    assert len(entries) == reads
-    assert sorted(e.details["page"] for e in entries) == list(range(reads))
+    assert sorted(e.action for e in entries) == ["create"] + ["read"] * reads
+    pages = [e.details["page"] for e in entries if e.action == "read"]
+    assert sorted(pages) == list(range(reads))
 
 
 async def test_closing_kith_says_how_many_entries_it_could_not_write(
@@ -306,7 +322,7 @@ async def test_closing_kith_says_how_many_entries_it_could_not_write(
     monkeypatch.setattr(audit, "SETTLE_TIMEOUT_S", 0.5)
     kith = await _open(kith_settings, kith_plugin_manager)
     try:
-        contact_id = await make_person(kith, notes=0, orders=0)
+        contact_id = await _person(kith)
         await _rename_audit_table(kith, away=True)
         for _ in range(7):
             await record_access(kith, contact_id, "read", channel="cli")
@@ -330,7 +346,7 @@ async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recover
     monkeypatch.setattr(audit, "RETRY_FIRST_S", 0.01)
     monkeypatch.setattr(audit, "RETRY_MAX_S", 0.05)
     headers = await kith_auth("agent")
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     url = f"/api/contacts/{contact_id}"
     group = audit._group_commit()
 
@@ -363,7 +379,7 @@ async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recover
 
     entries = await AuditLog(kith).entries(contact_id)
     # The answered read and the one after recovery; the refused ones gave nothing away.
-    assert [e.action for e in entries] == ["read", "read"]
+    assert [e.action for e in entries] == ["read", "read", "create"]
 
 
 # -- a log that hangs or fails ------------------------------------------------------------------
@@ -401,7 +417,7 @@ async def test_closing_counts_the_entries_of_a_write_that_hangs_as_lost(
 ) -> None:
     monkeypatch.setattr(audit, "SETTLE_TIMEOUT_S", 0.5)
     kith = await _open(kith_settings, kith_plugin_manager)
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     async with _audit_table_locked(kith_settings):
         for _ in range(7):
             await record_access(kith, contact_id, "read", channel="cli")
@@ -420,7 +436,7 @@ async def test_reading_the_log_while_it_cannot_be_written_answers(
     monkeypatch.setattr(audit, "RETRY_MAX_S", 0.05)
     headers = await kith_auth("agent")
     compliance = await kith_auth("compliance")
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     group = audit._group_commit()
     await _rename_audit_table(kith, away=True)
     try:
