@@ -55,7 +55,7 @@ def kith_plugins() -> list[Any]:
 async def _person(kith: Kith) -> uuid.UUID:
     """A contact whose own entry (its creation) is written, so only the test's reports wait."""
     contact_id = await make_person(kith, notes=0, orders=0)
-    await audit.settle()
+    await AuditLog(kith).settle()
     return contact_id
 
 
@@ -232,7 +232,7 @@ async def test_a_writer_that_is_behind_makes_readers_wait_instead_of_queueing(
     await record_access(kith, contact_id, "read")
 
     assert await _in_table(contact_id, "read") == 1
-    assert audit._group_commit().backlog == 0
+    assert audit.audit_writer(kith).backlog == 0
 
 
 async def test_reads_answered_together_share_one_insert_and_land_unprompted(
@@ -348,7 +348,7 @@ async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recover
     headers = await kith_auth("agent")
     contact_id = await _person(kith)
     url = f"/api/contacts/{contact_id}"
-    group = audit._group_commit()
+    group = audit.audit_writer(kith)
 
     await _rename_audit_table(kith, away=True)
     answered = await kith_client.get(url, headers=headers)
@@ -437,7 +437,7 @@ async def test_reading_the_log_while_it_cannot_be_written_answers(
     headers = await kith_auth("agent")
     compliance = await kith_auth("compliance")
     contact_id = await _person(kith)
-    group = audit._group_commit()
+    group = audit.audit_writer(kith)
     await _rename_audit_table(kith, away=True)
     try:
         read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
@@ -452,3 +452,49 @@ async def test_reading_the_log_while_it_cannot_be_written_answers(
     finally:
         await _rename_audit_table(kith, away=False)
     assert response.status_code == 503, response.text
+
+
+# -- the writer belongs to its Kith -------------------------------------------------------------
+
+
+async def test_each_kith_opens_and_closes_a_writer_of_its_own(
+    kith_settings: Settings, kith_plugin_manager: KithPluginManager
+) -> None:
+    first = await _open(kith_settings, kith_plugin_manager)
+    try:
+        # Opened by the plugin's start-up, before anything is recorded.
+        writer = first.state[audit.STATE_KEY]
+        assert isinstance(writer, audit.AuditWriter) and not writer.closed
+        assert audit.audit_writer(first) is writer
+        contact_id = await make_person(first, notes=0, orders=0)
+        await record_access(first, contact_id, "read")
+        assert writer.backlog > 0
+    finally:
+        await first.close()
+    assert writer.closed and writer.backlog == 0
+    assert writer._task is None or writer._task.done()
+
+    # The next Kith in this process and event loop (a test, a command run again) has its own.
+    again = open_kith(kith_settings, plugin_manager=load_plugin_manager())
+    assert audit.STATE_KEY not in again.state
+    await again.start()
+    try:
+        assert audit.audit_writer(again) is not writer
+        assert not audit.audit_writer(again).closed
+        assert await AuditLog(again).count(contact_id) == 2
+    finally:
+        await again.close()
+
+
+async def test_an_access_reported_after_the_writer_closed_is_written_at_once(kith: Kith) -> None:
+    """Another plugin's shutdown hook may run after this one's: what it reports is not queued
+    to a writer that will never write it."""
+    contact_id = await _person(kith)
+    await audit.close_writer(kith)
+    writer = audit.audit_writer(kith)
+    assert writer.closed
+
+    await record_access(kith, contact_id, "read")
+
+    assert writer.backlog == 0 and writer._task is None
+    assert await _in_table(contact_id, "read") == 1
