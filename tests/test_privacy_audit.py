@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import sqlite3
 import time
@@ -25,9 +26,10 @@ from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.privacy.rights import audit
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.export import ExportService
+from kith.privacy.rights.settings import DEFAULT_AUDIT_DURABILITY
 from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
-from kith.settings import Settings
+from kith.settings import Settings, SettingsError
 from kith.subject_checks import record_access
 from kith.subjects import Access
 
@@ -52,6 +54,22 @@ def kith_plugins() -> list[Any]:
     return [("watcher", WATCHER)]
 
 
+DURABILITIES = ("durable", "write_behind")
+
+
+@pytest.fixture
+def audit_durability() -> str:
+    """``[privacy] audit_durability`` of this module's Kith: write-behind, the mode whose queue
+    most tests here are about, unless a test parametrizes it."""
+    return "write_behind"
+
+
+@pytest.fixture
+def kith_settings(kith_settings: Settings, audit_durability: str) -> Settings:
+    privacy = {**kith_settings.section("privacy"), "audit_durability": audit_durability}
+    return dataclasses.replace(kith_settings, extra={**kith_settings.extra, "privacy": privacy})
+
+
 async def _person(kith: Kith) -> uuid.UUID:
     """A contact whose own entry (its creation) is written, so only the test's reports wait."""
     contact_id = await make_person(kith, notes=0, orders=0)
@@ -67,6 +85,7 @@ async def _in_table(contact_id: uuid.UUID, action: str | None = None) -> int:
     return int(await query)
 
 
+@pytest.mark.parametrize("audit_durability", DURABILITIES)
 async def test_api_reads_and_changes_are_recorded(kith: Kith, kith_client, kith_auth) -> None:
     headers = await kith_auth("agent")
     created = await kith_client.post(
@@ -112,6 +131,7 @@ async def test_api_reads_and_changes_are_recorded(kith: Kith, kith_client, kith_
     assert raw and all(row["details"].startswith("$k1$") for row in raw)
 
 
+@pytest.mark.parametrize("audit_durability", DURABILITIES)
 async def test_details_are_unreadable_after_erasure(kith: Kith) -> None:
     officer = await make_user(kith)
     contact_id = await make_person(kith, notes=1, orders=0)
@@ -145,6 +165,7 @@ def test_cli_reads_are_recorded_and_shown(kith_database_url: str, tmp_path: Path
     assert '"channel": "cli"' in as_json.output or '"channel":"cli"' in as_json.output
 
 
+@pytest.mark.parametrize("audit_durability", DURABILITIES)
 async def test_concurrent_reads_are_all_recorded(kith: Kith, kith_client, kith_auth) -> None:
     """Entries of concurrent reads are written together (one insert) and none is lost."""
     import asyncio
@@ -382,6 +403,81 @@ async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recover
     assert [e.action for e in entries] == ["read", "read", "create"]
 
 
+# -- durable: a read's entry is committed before the read is answered ----------------------------
+
+
+@pytest.mark.parametrize("audit_durability", ["durable"])
+async def test_a_durable_read_is_in_the_table_when_its_response_returns(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    headers = await kith_auth("agent")
+    contact_id = await make_person(kith, notes=0, orders=0)
+    writer = audit.audit_writer(kith)
+    assert writer.durability == "durable"
+    # Its creation was committed before make_person returned: nothing was left queued.
+    assert writer.backlog == 0 and await _in_table(contact_id, "create") == 1
+
+    for expected in (1, 2):
+        read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+        assert read.status_code == 200, read.text
+        assert await _in_table(contact_id, "read") == expected
+        assert writer.backlog == 0
+
+    reads = await asyncio.gather(
+        *(kith_client.get(f"/api/contacts/{contact_id}", headers=headers) for _ in range(10))
+    )
+    assert {r.status_code for r in reads} == {200}
+    assert await _in_table(contact_id, "read") == 12
+
+
+@pytest.mark.parametrize("audit_durability", ["durable"])
+async def test_durable_reads_reported_together_share_one_commit(
+    kith: Kith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reports that arrive while a batch is forming join it: one insert and one commit for
+    all, and each returns only once that commit is done."""
+    contact_id = await _person(kith)
+    batches: list[int] = []
+    insert = audit._insert
+
+    async def counted(entries: list[dict[str, Any]]) -> None:
+        await insert(entries)
+        batches.append(len(entries))
+
+    monkeypatch.setattr(audit, "_insert", counted)
+    await asyncio.gather(*(record_access(kith, contact_id, "read") for _ in range(10)))
+    assert batches == [10]
+    assert await _in_table(contact_id, "read") == 10
+
+
+@pytest.mark.parametrize("audit_durability", ["durable"])
+async def test_a_durable_read_is_refused_while_its_entry_cannot_be_written(
+    kith: Kith, kith_client, kith_auth, logs: list[dict[str, Any]]
+) -> None:
+    headers = await kith_auth("agent")
+    contact_id = await _person(kith)
+    url = f"/api/contacts/{contact_id}"
+    writer = audit.audit_writer(kith)
+
+    await _rename_audit_table(kith, away=True)
+    try:
+        refused = await kith_client.get(url, headers=headers)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["title"] == "Audit log unavailable"
+        timeline = await kith_client.get(f"{url}/timeline", headers=headers)
+        assert timeline.status_code == 503, timeline.text
+        # Nothing was answered, so nothing waits to be written or retried.
+        assert writer.backlog == 0 and writer.failure is None
+        assert not _events(logs, "audit.write_failed")
+    finally:
+        await _rename_audit_table(kith, away=False)
+
+    again = await kith_client.get(url, headers=headers)
+    assert again.status_code == 200, again.text
+    entries = await AuditLog(kith).entries(contact_id)
+    assert [e.action for e in entries] == ["read", "create"]
+
+
 # -- a log that hangs or fails ------------------------------------------------------------------
 
 
@@ -498,3 +594,26 @@ async def test_an_access_reported_after_the_writer_closed_is_written_at_once(kit
 
     assert writer.backlog == 0 and writer._task is None
     assert await _in_table(contact_id, "read") == 1
+
+
+async def test_durability_is_a_privacy_setting(kith_settings: Settings) -> None:
+    default = dataclasses.replace(kith_settings, extra={})
+    chosen = dataclasses.replace(
+        kith_settings, environment={"KITH_PRIVACY_AUDIT_DURABILITY": "durable"}
+    )
+    for settings, expected in (
+        (default, DEFAULT_AUDIT_DURABILITY),
+        (kith_settings, "write_behind"),  # [privacy] audit_durability, set by this module
+        (chosen, "durable"),  # the variable wins over kith.toml
+    ):
+        kith = await _open(settings, load_plugin_manager())
+        try:
+            assert audit.audit_writer(kith).durability == expected
+        finally:
+            await kith.close()
+
+    wrong = dataclasses.replace(
+        kith_settings, environment={"KITH_PRIVACY_AUDIT_DURABILITY": "sometimes"}
+    )
+    with pytest.raises(SettingsError, match="KITH_PRIVACY_AUDIT_DURABILITY: Invalid enum value"):
+        open_kith(wrong)

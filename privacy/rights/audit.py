@@ -7,7 +7,8 @@ is stored encrypted under the subject's data key: erasing the subject makes it u
 
 Core reports accesses through the ``kith_record_access`` hook (``kith.subject_checks``); the
 privacy module records its own (exports, rectifications, restrictions, erasures) directly.
-Entries are written by the installation's :class:`AuditWriter`.
+Entries are written by the installation's :class:`AuditWriter`; ``[privacy] audit_durability``
+says whether an access is answered before or after its entry is committed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from kith.ids import new_id
 from kith.logs import get_logger
 from kith.privacy.encryption.errors import AuditUnavailable, SubjectErased
 from kith.privacy.encryption.protector import ERASED_MARKER
+from kith.privacy.rights.settings import DEFAULT_AUDIT_DURABILITY, AuditDurability, rights_settings
 from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
 from kith.storage.prepared import Prepared
@@ -109,12 +111,14 @@ class AuditWriter:
     (or the PostgreSQL round trip) instead of paying them once per entry.
 
     An entry is either *written* (the caller waits until its batch is committed and gets its
-    error) or *submitted* (access reports: the caller goes on, see :meth:`submit`). A submitted
-    entry whose batch fails stays queued and is tried again; meanwhile new submissions are
-    refused with :class:`AuditUnavailable`, so no access goes unrecorded for longer than that.
+    error) or *submitted* (access reports under ``write_behind``: the caller goes on, see
+    :meth:`submit`). A submitted entry whose batch fails stays queued and is tried again;
+    meanwhile new submissions are refused with :class:`AuditUnavailable`, so no access goes
+    unrecorded for longer than that.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, durability: AuditDurability = DEFAULT_AUDIT_DURABILITY) -> None:
+        self.durability: AuditDurability = durability
         self._waiting: list[tuple[dict[str, Any], _Waiter]] = []
         self._writing = 0  # entries of the batch being inserted
         self._task: asyncio.Task[None] | None = None
@@ -129,6 +133,11 @@ class AuditWriter:
         """Entries not written yet, the batch being written included."""
         return len(self._waiting) + self._writing
 
+    @property
+    def durable(self) -> bool:
+        """Whether an access report is committed before the access is answered."""
+        return self.durability == "durable"
+
     async def write(self, values: dict[str, Any]) -> None:
         """Write one entry, returning once its batch is committed."""
         if self.closed:
@@ -142,12 +151,12 @@ class AuditWriter:
         await future
 
     def submit(self, values: dict[str, Any]) -> None:
-        """Queue an entry without waiting for its commit.
+        """Queue an entry without waiting for its commit (``write_behind``).
 
-        Waiting for the commit cost a contact read about 0.1 ms of CPU on a 2-core server (the
-        request is suspended and resumed, docs/performance.md); the entry is written within
-        the same turn or the next few of the event loop instead. What this gives up: a crash of
-        the process in that moment loses the entries of the reads it just answered.
+        Waiting for the commit costs a contact read on SQLite 15-80 µs of CPU (the request is
+        suspended and resumed, docs/performance.md); the entry is written within the same turn
+        or the next few of the event loop instead. What this gives up: a crash of the process
+        in that moment loses the entries of the reads it just answered.
         """
         if self.failure is not None:
             raise self.unavailable()
@@ -158,8 +167,8 @@ class AuditWriter:
             self._hurry.set()
         self._schedule()
 
-    def unavailable(self) -> AuditUnavailable:
-        failure = self.failure
+    def unavailable(self, failure: BaseException | None = None) -> AuditUnavailable:
+        failure = failure if failure is not None else self.failure
         reason = f" ({type(failure).__name__}: {failure})" if failure is not None else ""
         return AuditUnavailable(
             f"the audit log cannot be written{reason}; access to personal data is refused "
@@ -260,12 +269,12 @@ class AuditWriter:
 
 
 def open_writer(kith: Kith) -> AuditWriter:
-    """Open the Kith's audit writer and keep it in ``kith.state``; an open one is kept, a
-    closed one replaced (Kith started again)."""
+    """Open the Kith's audit writer, with the durability ``[privacy]`` asks for, and keep it in
+    ``kith.state``; an open one is kept, a closed one replaced (Kith started again)."""
     writer = kith.state.get(STATE_KEY)
     if isinstance(writer, AuditWriter) and not writer.closed:
         return writer
-    writer = AuditWriter()
+    writer = AuditWriter(rights_settings(kith.settings).audit_durability)
     kith.state[STATE_KEY] = writer
     return writer
 
@@ -322,8 +331,9 @@ class AuditLog:
         return entry_id
 
     async def record_access(self, access: Access) -> None:
-        """The ``kith_record_access`` hook: one entry per reported access, queued (see
-        :meth:`AuditWriter.submit`)."""
+        """The ``kith_record_access`` hook: one entry per reported access, committed before
+        the access is answered (``durable``) or queued to be written right after it
+        (``write_behind``, see :meth:`AuditWriter.submit`)."""
         values = await self._entry(
             access.contact_id,
             access.action,
@@ -332,7 +342,8 @@ class AuditLog:
             dict(access.details) or None,
             None,
         )
-        await self._store(values, behind=True)
+        writer = audit_writer(self.kith)
+        await self._store(values, behind=not writer.durable, refuse=True)
 
     async def _entry(
         self,
@@ -369,8 +380,9 @@ class AuditLog:
             "details": stored,
         }
 
-    async def _store(self, values: dict[str, Any], *, behind: bool) -> None:
-        """Write an entry, or queue it (``behind``)."""
+    async def _store(self, values: dict[str, Any], *, behind: bool, refuse: bool = False) -> None:
+        """Write an entry, or queue it (``behind``); ``refuse``: a failed write refuses the
+        access with :class:`AuditUnavailable`."""
         if AuditEntry._meta.db.current_transaction.get() is not None:
             # Part of the caller's transaction: it commits (or rolls back) with it.
             await _insert([values])
@@ -381,7 +393,15 @@ class AuditLog:
         if queue and (writer.failure is not None or writer.backlog < WAIT_ABOVE):
             writer.submit(values)  # refused while the log cannot be written
             return
-        await writer.write(values)
+        try:
+            await writer.write(values)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            if not refuse:
+                raise
+            # Nothing is shown that is not recorded.
+            raise writer.unavailable(exc) from exc
 
     async def settle(self) -> None:
         """Wait until the queued access reports are written (before the log is read, so that
