@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -188,12 +188,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def running_server(settings: Settings, stock_sqlite: bool = False) -> Iterator[Server]:
+def running_server(
+    settings: Settings, stock_sqlite: bool = False, extra_env: Mapping[str, str] | None = None
+) -> Iterator[Server]:
     """A Kith server for ``settings`` in its own process (so it has the GIL to itself, as in
-    production); yields it and stops it afterwards."""
+    production), with ``extra_env`` in its environment; yields it and stops it afterwards."""
     port = free_port()
     env = {
         **os.environ,
+        **(extra_env or {}),
         "KITH_HOME": str(settings.home),
         "KITH_DATABASE_URL": settings.database_url,
         "KITH_LOG_FORMAT": "json",
@@ -207,7 +210,7 @@ def running_server(settings: Settings, stock_sqlite: bool = False) -> Iterator[S
         command.append("--stock-sqlite")
     # The request log goes to a file, not a pipe: writing it is part of the measured work, and
     # a pipe nobody reads would fill up and stall the server.
-    log_path = settings.home / "bench-server.log"
+    log_path = settings.home / f"bench-server-{port}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     try:

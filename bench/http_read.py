@@ -6,13 +6,19 @@ database) and of ``GET /api/contacts/{id}`` (bearer token, random ids) with the 
 and concurrency, alternating the two so that drift on the machine hits both alike. The ratio
 contact/health is the figure with a target (>= 0.50; docs/performance.md says why).
 
+Each engine is measured under both audit durabilities (``[privacy] audit_durability``): one
+server per durability on the same installation, measured in turn within each round, so that a
+difference between the two is not the machine's drift.
+
     .venv/bin/python bench/http_read.py                # SQLite, stock SQLite, PostgreSQL
     .venv/bin/python bench/http_read.py --engines sqlite --seconds 2
+    .venv/bin/python bench/http_read.py --audit durable
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -39,11 +45,13 @@ ENGINES = {
     "sqlite-stock": ("sqlite", True),
     "postgresql": ("postgresql", False),
 }
+AUDIT_DURABILITIES = ("durable", "write_behind")
 
 
 @dataclass
 class Row:
     engine: str
+    audit: str = ""
     health: float | None = None
     contact: float | None = None
     health_cpu: float | None = None
@@ -66,41 +74,61 @@ class Row:
         return self.health_cpu / self.contact_cpu
 
 
-def measure_engine(label: str, generator: LoadGenerator, options: argparse.Namespace) -> Row:
+def measure_engine(
+    label: str, generator: LoadGenerator, options: argparse.Namespace, audits: list[str]
+) -> list[Row]:
     database, stock = ENGINES[label]
     if database == "postgresql":
         reason = postgres_unavailable()
         if reason is not None:
-            return Row(label, note=f"skipped: {reason}")
-    with installation(database) as settings:
+            return [Row(label, audit, note=f"skipped: {reason}") for audit in audits]
+    with installation(database) as settings, contextlib.ExitStack() as servers:
         seeded = seed(settings, options.contacts)
         health = Load(paths=["/api/health"])
         contact = Load(
             paths=[f"/api/contacts/{contact_id}" for contact_id in seeded.contact_ids],
             headers={"Authorization": f"Bearer {seeded.token}"},
         )
-        with running_server(settings, stock_sqlite=stock) as server:
+        running = {
+            audit: servers.enter_context(
+                running_server(
+                    settings,
+                    stock_sqlite=stock,
+                    extra_env={"KITH_PRIVACY_AUDIT_DURABILITY": audit},
+                )
+            )
+            for audit in audits
+        }
+        for server in running.values():
             # Warm-up: imports, route caches, connection pools and SQLite's page cache.
             generator.run(server.port, health, options.warmup)
             generator.run(server.port, contact, options.warmup)
-            results: dict[str, list[Measurement]] = {"health": [], "contact": []}
-            for _ in range(options.rounds):
+        results: dict[tuple[str, str], list[Measurement]] = {
+            (audit, name): [] for audit in audits for name in ("health", "contact")
+        }
+        for _ in range(options.rounds):
+            for audit, server in running.items():
                 for name, load in (("health", health), ("contact", contact)):
-                    results[name].append(generator.measure(server, load, options.seconds))
-    # The best round of each: interference from elsewhere on the machine only ever slows a
-    # round down, so the fastest (and cheapest) one is the closest to the server's own cost.
-    row = Row(
-        label,
-        health=max(m.per_second for m in results["health"]),
-        contact=max(m.per_second for m in results["contact"]),
-        health_cpu=_least([m.cpu_per_request for m in results["health"]]),
-        contact_cpu=_least([m.cpu_per_request for m in results["contact"]]),
-        plugins=seeded.plugins,
-    )
-    failures = sum(m.failures for ms in results.values() for m in ms)
-    if failures:
-        row.note = f"{failures} failed requests"
-    return row
+                    results[audit, name].append(generator.measure(server, load, options.seconds))
+    rows = []
+    for audit in audits:
+        healths, contacts = results[audit, "health"], results[audit, "contact"]
+        # The best round of each: interference from elsewhere on the machine only ever slows a
+        # round down, so the fastest (and cheapest) one is the closest to the server's own cost.
+        row = Row(
+            label,
+            audit,
+            health=max(m.per_second for m in healths),
+            contact=max(m.per_second for m in contacts),
+            health_cpu=_least([m.cpu_per_request for m in healths]),
+            contact_cpu=_least([m.cpu_per_request for m in contacts]),
+            plugins=seeded.plugins,
+        )
+        failures = sum(m.failures for m in healths + contacts)
+        if failures:
+            row.note = f"{failures} failed requests"
+        rows.append(row)
+    return rows
 
 
 def _least(values: list[float | None]) -> float | None:
@@ -119,6 +147,12 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(ENGINES),
         help=f"comma-separated, from {', '.join(ENGINES)} (default: all)",
     )
+    parser.add_argument(
+        "--audit",
+        default=",".join(AUDIT_DURABILITIES),
+        help=f"audit durabilities, comma-separated, from {', '.join(AUDIT_DURABILITIES)} "
+        "(default: both)",
+    )
     parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
@@ -131,24 +165,27 @@ def main(argv: list[str] | None = None) -> int:
     unknown = sorted(set(labels) - set(ENGINES))
     if unknown:
         parser.error(f"unknown engine(s) {', '.join(unknown)}; use {', '.join(ENGINES)}")
+    audits = [audit.strip() for audit in options.audit.split(",") if audit.strip()]
+    if not audits or set(audits) - set(AUDIT_DURABILITIES):
+        parser.error(f"--audit takes {', '.join(AUDIT_DURABILITIES)}")
     generator = load_generator(options.generator, options.connections)
 
     print(f"Kith HTTP read benchmark, {dt.date.today().isoformat()}")
     print(
         f"  machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"one uvicorn process per engine"
+        f"one uvicorn process per engine and audit durability"
     )
     print(f"  load generator: {generator.describe()}")
     print(
         f"  {options.contacts} contacts; {options.rounds} round(s) of {options.seconds:g} s "
-        f"per endpoint after {options.warmup:g} s warm-up; best round counts"
+        f"per endpoint and audit durability after {options.warmup:g} s warm-up; best round counts"
     )
     print()
 
     rows = []
     for label in labels:
         print(f"  measuring {label} ...", file=sys.stderr, flush=True)
-        rows.append(measure_engine(label, generator, options))
+        rows.extend(measure_engine(label, generator, options, audits))
 
     table = []
     missed = False
@@ -162,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         table.append(
             [
                 row.engine,
+                row.audit,
                 fmt_rate(row.health) if row.health else "-",
                 fmt_rate(row.contact) if row.contact else "-",
                 f"{ratio:.2f}" if ratio is not None else "-",
@@ -175,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     print_table(
         [
             "engine",
+            "audit",
             "health req/s",
             "contact req/s",
             "ratio",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kith.actor import SYSTEM, Actor
 from kith.bus import EventBus
@@ -44,6 +44,11 @@ class Kith:
         # Kith built by hand without plugins.
         self.plugins: KithPluginManager | None = None
         self.personal_fields: list[PersonalField] = list(CORE_PERSONAL_FIELDS)
+        # Objects plugins keep for this installation, e.g. a writer with a lifecycle: under a
+        # key of the plugin's own, opened by its ``kith_startup`` (or on first use) and closed
+        # by its ``kith_shutdown``. Per Kith rather than per process: the next Kith opened in
+        # the same process (a test, a command run again) starts with none of the last one's.
+        self.state: dict[str, Any] = {}
 
     @property
     def event_types(self) -> dict[str, EventType]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import getpass
 import sqlite3
 import time
@@ -25,9 +26,10 @@ from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.privacy.rights import audit
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.export import ExportService
+from kith.privacy.rights.settings import DEFAULT_AUDIT_DURABILITY
 from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
-from kith.settings import Settings
+from kith.settings import Settings, SettingsError
 from kith.subject_checks import record_access
 from kith.subjects import Access
 
@@ -52,6 +54,38 @@ def kith_plugins() -> list[Any]:
     return [("watcher", WATCHER)]
 
 
+DURABILITIES = ("durable", "write_behind")
+
+
+@pytest.fixture
+def audit_durability() -> str:
+    """``[privacy] audit_durability`` of this module's Kith: write-behind, the mode whose queue
+    most tests here are about, unless a test parametrizes it."""
+    return "write_behind"
+
+
+@pytest.fixture
+def kith_settings(kith_settings: Settings, audit_durability: str) -> Settings:
+    privacy = {**kith_settings.section("privacy"), "audit_durability": audit_durability}
+    return dataclasses.replace(kith_settings, extra={**kith_settings.extra, "privacy": privacy})
+
+
+async def _person(kith: Kith) -> uuid.UUID:
+    """A contact whose own entry (its creation) is written, so only the test's reports wait."""
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await AuditLog(kith).settle()
+    return contact_id
+
+
+async def _in_table(contact_id: uuid.UUID, action: str | None = None) -> int:
+    """Entries in the table itself: AuditLog.count would first wait for the queue."""
+    query = AuditEntry.count().where(AuditEntry.contact_id == contact_id)
+    if action is not None:
+        query = query.where(AuditEntry.action == action)
+    return int(await query)
+
+
+@pytest.mark.parametrize("audit_durability", DURABILITIES)
 async def test_api_reads_and_changes_are_recorded(kith: Kith, kith_client, kith_auth) -> None:
     headers = await kith_auth("agent")
     created = await kith_client.post(
@@ -97,6 +131,7 @@ async def test_api_reads_and_changes_are_recorded(kith: Kith, kith_client, kith_
     assert raw and all(row["details"].startswith("$k1$") for row in raw)
 
 
+@pytest.mark.parametrize("audit_durability", DURABILITIES)
 async def test_details_are_unreadable_after_erasure(kith: Kith) -> None:
     officer = await make_user(kith)
     contact_id = await make_person(kith, notes=1, orders=0)
@@ -130,6 +165,7 @@ def test_cli_reads_are_recorded_and_shown(kith_database_url: str, tmp_path: Path
     assert '"channel": "cli"' in as_json.output or '"channel":"cli"' in as_json.output
 
 
+@pytest.mark.parametrize("audit_durability", DURABILITIES)
 async def test_concurrent_reads_are_all_recorded(kith: Kith, kith_client, kith_auth) -> None:
     """Entries of concurrent reads are written together (one insert) and none is lost."""
     import asyncio
@@ -190,11 +226,12 @@ async def test_a_read_is_on_record_as_soon_as_it_is_answered(
 
     read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
     assert read.status_code == 200, read.text
-    [entry] = await log.entries(contact_id)
+    entry, created = await log.entries(contact_id)
     assert (entry.action, entry.channel) == ("read", "api")
     assert entry.actor.startswith("user:")
+    assert created.action == "create"
 
-    for expected in (2, 3):
+    for expected in (3, 4):
         read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
         assert read.status_code == 200, read.text
         assert await log.count(contact_id) == expected
@@ -202,7 +239,7 @@ async def test_a_read_is_on_record_as_soon_as_it_is_answered(
     await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
     listed = await kith_client.get(f"/api/privacy/audit/{contact_id}", headers=compliance)
     assert listed.status_code == 200, listed.text
-    assert [e["action"] for e in listed.json()] == ["read"] * 4
+    assert [e["action"] for e in listed.json()] == ["read"] * 4 + ["create"]
 
 
 async def test_a_writer_that_is_behind_makes_readers_wait_instead_of_queueing(
@@ -210,13 +247,13 @@ async def test_a_writer_that_is_behind_makes_readers_wait_instead_of_queueing(
 ) -> None:
     """Past WAIT_ABOVE queued reports a new one waits for its commit: the reader is slowed to
     the writer's pace rather than refused, and its entry is in the table when it returns."""
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     monkeypatch.setattr(audit, "WAIT_ABOVE", 0)
 
     await record_access(kith, contact_id, "read")
 
-    # Counted in the table directly: AuditLog.count would first wait for the queue.
-    assert await AuditEntry.count().where(AuditEntry.contact_id == contact_id) == 1
+    assert await _in_table(contact_id, "read") == 1
+    assert audit.audit_writer(kith).backlog == 0
 
 
 async def test_reads_answered_together_share_one_insert_and_land_unprompted(
@@ -224,7 +261,7 @@ async def test_reads_answered_together_share_one_insert_and_land_unprompted(
 ) -> None:
     """Entries reported within the gathering window are written by one insert, and they land
     without anyone reading the log or closing Kith."""
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     batches: list[int] = []
     insert = audit._insert
 
@@ -242,15 +279,14 @@ async def test_reads_answered_together_share_one_insert_and_land_unprompted(
 
     await _until(written, "the gathered batch to be written")
     assert batches == [5]
-    # Counted in the table directly: AuditLog.count would first hurry the queue.
-    assert await AuditEntry.count().where(AuditEntry.contact_id == contact_id) == 5
+    assert await _in_table(contact_id, "read") == 5
 
 
 async def test_batches_of_every_size_are_written_whole(kith: Kith) -> None:
     """Each batch size has its own prepared insert; sizes up to MAX_BATCH and a queue longer
     than one batch all land, every entry once."""
-    contact_id = await make_person(kith, notes=0, orders=0)
-    total = 0
+    contact_id = await _person(kith)
+    total = await AuditLog(kith).count(contact_id)
     for size in (1, 2, 3, 17, audit.MAX_BATCH, audit.MAX_BATCH + 5):
         for _ in range(size):
             await record_access(kith, contact_id, "read")
@@ -290,8 +326,9 @@ def test_reads_still_queued_are_written_when_kith_closes(
 
     contact_id = asyncio.run(serve())
     entries = asyncio.run(read_log(contact_id))
-    assert len(entries) == reads
-    assert sorted(e.details["page"] for e in entries) == list(range(reads))
+    assert sorted(e.action for e in entries) == ["create"] + ["read"] * reads
+    pages = [e.details["page"] for e in entries if e.action == "read"]
+    assert sorted(pages) == list(range(reads))
 
 
 async def test_closing_kith_says_how_many_entries_it_could_not_write(
@@ -306,7 +343,7 @@ async def test_closing_kith_says_how_many_entries_it_could_not_write(
     monkeypatch.setattr(audit, "SETTLE_TIMEOUT_S", 0.5)
     kith = await _open(kith_settings, kith_plugin_manager)
     try:
-        contact_id = await make_person(kith, notes=0, orders=0)
+        contact_id = await _person(kith)
         await _rename_audit_table(kith, away=True)
         for _ in range(7):
             await record_access(kith, contact_id, "read", channel="cli")
@@ -330,9 +367,9 @@ async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recover
     monkeypatch.setattr(audit, "RETRY_FIRST_S", 0.01)
     monkeypatch.setattr(audit, "RETRY_MAX_S", 0.05)
     headers = await kith_auth("agent")
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     url = f"/api/contacts/{contact_id}"
-    group = audit._group_commit()
+    group = audit.audit_writer(kith)
 
     await _rename_audit_table(kith, away=True)
     answered = await kith_client.get(url, headers=headers)
@@ -363,7 +400,82 @@ async def test_a_failing_audit_log_refuses_reads_keeps_answered_ones_and_recover
 
     entries = await AuditLog(kith).entries(contact_id)
     # The answered read and the one after recovery; the refused ones gave nothing away.
-    assert [e.action for e in entries] == ["read", "read"]
+    assert [e.action for e in entries] == ["read", "read", "create"]
+
+
+# -- durable: a read's entry is committed before the read is answered ----------------------------
+
+
+@pytest.mark.parametrize("audit_durability", ["durable"])
+async def test_a_durable_read_is_in_the_table_when_its_response_returns(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    headers = await kith_auth("agent")
+    contact_id = await make_person(kith, notes=0, orders=0)
+    writer = audit.audit_writer(kith)
+    assert writer.durability == "durable"
+    # Its creation was committed before make_person returned: nothing was left queued.
+    assert writer.backlog == 0 and await _in_table(contact_id, "create") == 1
+
+    for expected in (1, 2):
+        read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
+        assert read.status_code == 200, read.text
+        assert await _in_table(contact_id, "read") == expected
+        assert writer.backlog == 0
+
+    reads = await asyncio.gather(
+        *(kith_client.get(f"/api/contacts/{contact_id}", headers=headers) for _ in range(10))
+    )
+    assert {r.status_code for r in reads} == {200}
+    assert await _in_table(contact_id, "read") == 12
+
+
+@pytest.mark.parametrize("audit_durability", ["durable"])
+async def test_durable_reads_reported_together_share_one_commit(
+    kith: Kith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reports that arrive while a batch is forming join it: one insert and one commit for
+    all, and each returns only once that commit is done."""
+    contact_id = await _person(kith)
+    batches: list[int] = []
+    insert = audit._insert
+
+    async def counted(entries: list[dict[str, Any]]) -> None:
+        await insert(entries)
+        batches.append(len(entries))
+
+    monkeypatch.setattr(audit, "_insert", counted)
+    await asyncio.gather(*(record_access(kith, contact_id, "read") for _ in range(10)))
+    assert batches == [10]
+    assert await _in_table(contact_id, "read") == 10
+
+
+@pytest.mark.parametrize("audit_durability", ["durable"])
+async def test_a_durable_read_is_refused_while_its_entry_cannot_be_written(
+    kith: Kith, kith_client, kith_auth, logs: list[dict[str, Any]]
+) -> None:
+    headers = await kith_auth("agent")
+    contact_id = await _person(kith)
+    url = f"/api/contacts/{contact_id}"
+    writer = audit.audit_writer(kith)
+
+    await _rename_audit_table(kith, away=True)
+    try:
+        refused = await kith_client.get(url, headers=headers)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["title"] == "Audit log unavailable"
+        timeline = await kith_client.get(f"{url}/timeline", headers=headers)
+        assert timeline.status_code == 503, timeline.text
+        # Nothing was answered, so nothing waits to be written or retried.
+        assert writer.backlog == 0 and writer.failure is None
+        assert not _events(logs, "audit.write_failed")
+    finally:
+        await _rename_audit_table(kith, away=False)
+
+    again = await kith_client.get(url, headers=headers)
+    assert again.status_code == 200, again.text
+    entries = await AuditLog(kith).entries(contact_id)
+    assert [e.action for e in entries] == ["read", "create"]
 
 
 # -- a log that hangs or fails ------------------------------------------------------------------
@@ -401,7 +513,7 @@ async def test_closing_counts_the_entries_of_a_write_that_hangs_as_lost(
 ) -> None:
     monkeypatch.setattr(audit, "SETTLE_TIMEOUT_S", 0.5)
     kith = await _open(kith_settings, kith_plugin_manager)
-    contact_id = await make_person(kith, notes=0, orders=0)
+    contact_id = await _person(kith)
     async with _audit_table_locked(kith_settings):
         for _ in range(7):
             await record_access(kith, contact_id, "read", channel="cli")
@@ -420,8 +532,8 @@ async def test_reading_the_log_while_it_cannot_be_written_answers(
     monkeypatch.setattr(audit, "RETRY_MAX_S", 0.05)
     headers = await kith_auth("agent")
     compliance = await kith_auth("compliance")
-    contact_id = await make_person(kith, notes=0, orders=0)
-    group = audit._group_commit()
+    contact_id = await _person(kith)
+    group = audit.audit_writer(kith)
     await _rename_audit_table(kith, away=True)
     try:
         read = await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
@@ -436,3 +548,72 @@ async def test_reading_the_log_while_it_cannot_be_written_answers(
     finally:
         await _rename_audit_table(kith, away=False)
     assert response.status_code == 503, response.text
+
+
+# -- the writer belongs to its Kith -------------------------------------------------------------
+
+
+async def test_each_kith_opens_and_closes_a_writer_of_its_own(
+    kith_settings: Settings, kith_plugin_manager: KithPluginManager
+) -> None:
+    first = await _open(kith_settings, kith_plugin_manager)
+    try:
+        # Opened by the plugin's start-up, before anything is recorded.
+        writer = first.state[audit.STATE_KEY]
+        assert isinstance(writer, audit.AuditWriter) and not writer.closed
+        assert audit.audit_writer(first) is writer
+        contact_id = await make_person(first, notes=0, orders=0)
+        await record_access(first, contact_id, "read")
+        assert writer.backlog > 0
+    finally:
+        await first.close()
+    assert writer.closed and writer.backlog == 0
+    assert writer._task is None or writer._task.done()
+
+    # The next Kith in this process and event loop (a test, a command run again) has its own.
+    again = open_kith(kith_settings, plugin_manager=load_plugin_manager())
+    assert audit.STATE_KEY not in again.state
+    await again.start()
+    try:
+        assert audit.audit_writer(again) is not writer
+        assert not audit.audit_writer(again).closed
+        assert await AuditLog(again).count(contact_id) == 2
+    finally:
+        await again.close()
+
+
+async def test_an_access_reported_after_the_writer_closed_is_written_at_once(kith: Kith) -> None:
+    """Another plugin's shutdown hook may run after this one's: what it reports is not queued
+    to a writer that will never write it."""
+    contact_id = await _person(kith)
+    await audit.close_writer(kith)
+    writer = audit.audit_writer(kith)
+    assert writer.closed
+
+    await record_access(kith, contact_id, "read")
+
+    assert writer.backlog == 0 and writer._task is None
+    assert await _in_table(contact_id, "read") == 1
+
+
+async def test_durability_is_a_privacy_setting(kith_settings: Settings) -> None:
+    default = dataclasses.replace(kith_settings, extra={})
+    chosen = dataclasses.replace(
+        kith_settings, environment={"KITH_PRIVACY_AUDIT_DURABILITY": "durable"}
+    )
+    for settings, expected in (
+        (default, DEFAULT_AUDIT_DURABILITY),
+        (kith_settings, "write_behind"),  # [privacy] audit_durability, set by this module
+        (chosen, "durable"),  # the variable wins over kith.toml
+    ):
+        kith = await _open(settings, load_plugin_manager())
+        try:
+            assert audit.audit_writer(kith).durability == expected
+        finally:
+            await kith.close()
+
+    wrong = dataclasses.replace(
+        kith_settings, environment={"KITH_PRIVACY_AUDIT_DURABILITY": "sometimes"}
+    )
+    with pytest.raises(SettingsError, match="KITH_PRIVACY_AUDIT_DURABILITY: Invalid enum value"):
+        open_kith(wrong)

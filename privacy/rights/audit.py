@@ -7,6 +7,8 @@ is stored encrypted under the subject's data key: erasing the subject makes it u
 
 Core reports accesses through the ``kith_record_access`` hook (``kith.subject_checks``); the
 privacy module records its own (exports, rectifications, restrictions, erasures) directly.
+Entries are written by the installation's :class:`AuditWriter`; ``[privacy] audit_durability``
+says whether an access is answered before or after its entry is committed.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from kith.ids import new_id
 from kith.logs import get_logger
 from kith.privacy.encryption.errors import AuditUnavailable, SubjectErased
 from kith.privacy.encryption.protector import ERASED_MARKER
+from kith.privacy.rights.settings import DEFAULT_AUDIT_DURABILITY, AuditDurability, rights_settings
 from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
 from kith.storage.prepared import Prepared
@@ -87,6 +90,11 @@ RETRY_FIRST_S = 0.2
 RETRY_MAX_S = 5.0
 # How long closing Kith waits for the backlog to be written before giving up on it.
 SETTLE_TIMEOUT_S = 10.0
+# How long closing then waits for the writer's task to stop once it is cancelled.
+STOP_TIMEOUT_S = 1.0
+
+# The writer's key in ``Kith.state``.
+STATE_KEY = "privacy.audit_writer"
 
 _log = get_logger("kith.privacy.rights.audit")
 
@@ -94,21 +102,23 @@ _log = get_logger("kith.privacy.rights.audit")
 _Waiter = asyncio.Future[None] | None
 
 
-class _GroupCommit:
-    """The entries of concurrent accesses, written by one insert per batch.
+class AuditWriter:
+    """The audit log's writer for one Kith, kept in ``kith.state``: opened by the rights
+    plugin's ``kith_startup`` (or on first use), closed by its ``kith_shutdown``.
 
     The first entry that arrives schedules a flush for the next turn of the event loop; entries
     arriving meanwhile join it, so a batch shares the hop to the SQLite writer and the commit
     (or the PostgreSQL round trip) instead of paying them once per entry.
 
     An entry is either *written* (the caller waits until its batch is committed and gets its
-    error) or *submitted* (access reports: the caller goes on, see :meth:`submit`). A submitted
-    entry whose batch fails stays queued and is tried again; meanwhile new submissions are
-    refused with :class:`AuditUnavailable`, so no access goes unrecorded for longer than that.
+    error) or *submitted* (access reports under ``write_behind``: the caller goes on, see
+    :meth:`submit`). A submitted entry whose batch fails stays queued and is tried again;
+    meanwhile new submissions are refused with :class:`AuditUnavailable`, so no access goes
+    unrecorded for longer than that.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+    def __init__(self, durability: AuditDurability = DEFAULT_AUDIT_DURABILITY) -> None:
+        self.durability: AuditDurability = durability
         self._waiting: list[tuple[dict[str, Any], _Waiter]] = []
         self._writing = 0  # entries of the batch being inserted
         self._task: asyncio.Task[None] | None = None
@@ -116,26 +126,37 @@ class _GroupCommit:
         # Set when the next batch should not wait for more entries (see GATHER_S).
         self._hurry = asyncio.Event()
         self.failure: Exception | None = None
+        self.closed = False
 
     @property
     def backlog(self) -> int:
         """Entries not written yet, the batch being written included."""
         return len(self._waiting) + self._writing
 
+    @property
+    def durable(self) -> bool:
+        """Whether an access report is committed before the access is answered."""
+        return self.durability == "durable"
+
     async def write(self, values: dict[str, Any]) -> None:
-        future: asyncio.Future[None] = self.loop.create_future()
+        """Write one entry, returning once its batch is committed."""
+        if self.closed:
+            # Nothing is left to write it later: Kith is closing.
+            await _insert([values])
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((values, future))
         self._hurry.set()
         self._schedule()
         await future
 
     def submit(self, values: dict[str, Any]) -> None:
-        """Queue an entry without waiting for its commit.
+        """Queue an entry without waiting for its commit (``write_behind``).
 
-        Waiting for the commit cost a contact read about 0.1 ms of CPU on a 2-core server (the
-        request is suspended and resumed, docs/performance.md); the entry is written within
-        the same turn or the next few of the event loop instead. What this gives up: a crash of
-        the process in that moment loses the entries of the reads it just answered.
+        Waiting for the commit costs a contact read on SQLite 15-80 µs of CPU (the request is
+        suspended and resumed, docs/performance.md); the entry is written within the same turn
+        or the next few of the event loop instead. What this gives up: a crash of the process
+        in that moment loses the entries of the reads it just answered.
         """
         if self.failure is not None:
             raise self.unavailable()
@@ -146,8 +167,8 @@ class _GroupCommit:
             self._hurry.set()
         self._schedule()
 
-    def unavailable(self) -> AuditUnavailable:
-        failure = self.failure
+    def unavailable(self, failure: BaseException | None = None) -> AuditUnavailable:
+        failure = failure if failure is not None else self.failure
         reason = f" ({type(failure).__name__}: {failure})" if failure is not None else ""
         return AuditUnavailable(
             f"the audit log cannot be written{reason}; access to personal data is refused "
@@ -157,12 +178,16 @@ class _GroupCommit:
     def _schedule(self) -> None:
         if self._task is None or self._task.done():
             # A context of its own: the batch must never join a caller's transaction.
-            self._task = self.loop.create_task(self._flush(), context=contextvars.Context())
+            self._task = asyncio.get_running_loop().create_task(
+                self._flush(), context=contextvars.Context()
+            )
 
     async def settle(self, timeout: float | None = None, *, while_failing: bool = False) -> None:
         """Wait until every queued entry is written. Raises :class:`AuditUnavailable` as soon
         as a write fails (unless ``while_failing``: then it waits for the retries), and
         TimeoutError after ``timeout`` seconds."""
+        if not self.backlog:
+            return
         self._hurry.set()
         async with asyncio.timeout(timeout), self._changed:
             await self._changed.wait_for(
@@ -170,6 +195,26 @@ class _GroupCommit:
             )
         if self.backlog and self.failure is not None:
             raise self.unavailable()
+
+    async def close(self) -> None:
+        """Write what is queued, retrying for up to ``SETTLE_TIMEOUT_S``, and stop; say in the
+        log how many entries were lost when that fails. Entries recorded after this are
+        written at once."""
+        self.closed = True
+        try:
+            await self.settle(SETTLE_TIMEOUT_S, while_failing=True)
+        except TimeoutError:
+            _log.error("audit.entries_lost", count=self.backlog)
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            task.cancel()
+            # Bounded: a database that hangs may hold the cancelled insert for a while.
+            await asyncio.wait([task], timeout=STOP_TIMEOUT_S)
+        for _, future in self._waiting:
+            if future is not None and not future.done():
+                future.set_exception(self.unavailable())
+        self._waiting = []
+        self._writing = 0
 
     async def _announce(self) -> None:
         async with self._changed:
@@ -223,50 +268,31 @@ class _GroupCommit:
         await self._announce()
 
 
-_groups: dict[int, _GroupCommit] = {}
+def open_writer(kith: Kith) -> AuditWriter:
+    """Open the Kith's audit writer, with the durability ``[privacy]`` asks for, and keep it in
+    ``kith.state``; an open one is kept, a closed one replaced (Kith started again)."""
+    writer = kith.state.get(STATE_KEY)
+    if isinstance(writer, AuditWriter) and not writer.closed:
+        return writer
+    writer = AuditWriter(rights_settings(kith.settings).audit_durability)
+    kith.state[STATE_KEY] = writer
+    return writer
 
 
-def _group_commit() -> _GroupCommit:
-    loop = asyncio.get_running_loop()
-    group = _groups.get(id(loop))
-    if group is None or group.loop is not loop:
-        # One per event loop; loops that are gone (tests, CLI runs) leave theirs behind.
-        if len(_groups) > 8:
-            for key in [key for key, old in _groups.items() if old.loop.is_closed()]:
-                del _groups[key]
-        group = _groups[id(loop)] = _GroupCommit(loop)
-    return group
+def audit_writer(kith: Kith) -> AuditWriter:
+    """The Kith's audit writer, opened now if its start-up did not (a Kith started without
+    the plugins' hooks, or before its tables existed)."""
+    writer = kith.state.get(STATE_KEY)
+    if isinstance(writer, AuditWriter):
+        return writer
+    return open_writer(kith)
 
 
-async def settle() -> None:
-    """Wait until the access reports of this event loop are written (before the log is read,
-    so that it shows them); :class:`AuditUnavailable` while the log cannot be written."""
-    if AuditEntry._meta.db.current_transaction.get() is not None:
-        # Inside a transaction: on SQLite the writer these reports wait for is the one this
-        # transaction holds, and a read inside it sees only what committed before it began.
-        # Callers that must count queued reports settle before they begin (erasure does).
-        return
-    group = _groups.get(id(asyncio.get_running_loop()))
-    if group is not None:
-        await group.settle()
-
-
-async def shutdown() -> None:
-    """Write what is queued before Kith closes, retrying for up to ``SETTLE_TIMEOUT_S``; say
-    in the log how many entries were lost when that fails."""
-    loop = asyncio.get_running_loop()
-    group = _groups.get(id(loop))
-    if group is None:
-        return
-    try:
-        await group.settle(SETTLE_TIMEOUT_S, while_failing=True)
-    except TimeoutError:
-        _log.error("audit.entries_lost", count=group.backlog)
-        if group._task is not None:
-            group._task.cancel()
-        # A later Kith on this loop starts afresh rather than refused by this failure.
-        if _groups.get(id(loop)) is group:
-            del _groups[id(loop)]
+async def close_writer(kith: Kith) -> None:
+    """Close the Kith's audit writer, if it has one (``kith_shutdown``)."""
+    writer = kith.state.get(STATE_KEY)
+    if isinstance(writer, AuditWriter):
+        await writer.close()
 
 
 class AuditEntryOut(msgspec.Struct, kw_only=True):
@@ -299,6 +325,36 @@ class AuditLog:
     ) -> uuid.UUID:
         """Add one entry: inside the caller's transaction, if any; otherwise committed before
         this returns, or (``wait=False``) queued to be written right after."""
+        values = await self._entry(contact_id, action, actor, channel, details, request_id)
+        await self._store(values, behind=not wait)
+        entry_id: uuid.UUID = values["id"]
+        return entry_id
+
+    async def record_access(self, access: Access) -> None:
+        """The ``kith_record_access`` hook: one entry per reported access, committed before
+        the access is answered (``durable``) or queued to be written right after it
+        (``write_behind``, see :meth:`AuditWriter.submit`)."""
+        values = await self._entry(
+            access.contact_id,
+            access.action,
+            access.actor,
+            access.channel,
+            dict(access.details) or None,
+            None,
+        )
+        writer = audit_writer(self.kith)
+        await self._store(values, behind=not writer.durable, refuse=True)
+
+    async def _entry(
+        self,
+        contact_id: uuid.UUID,
+        action: str,
+        actor: Actor | str,
+        channel: str,
+        details: dict[str, Any] | None,
+        request_id: uuid.UUID | None,
+    ) -> dict[str, Any]:
+        """The row of one entry, its details encrypted under the subject's key."""
         entry_id = new_id()
         stored: str | None = None
         if details:
@@ -313,7 +369,7 @@ class AuditLog:
                 # The subject's key is gone (the erasure that is being recorded): the entry
                 # keeps its plain columns only.
                 stored = None
-        values = {
+        return {
             "id": entry_id,
             "contact_id": contact_id,
             "at": utcnow(),
@@ -323,28 +379,41 @@ class AuditLog:
             "request_id": request_id,
             "details": stored,
         }
+
+    async def _store(self, values: dict[str, Any], *, behind: bool, refuse: bool = False) -> None:
+        """Write an entry, or queue it (``behind``); ``refuse``: a failed write refuses the
+        access with :class:`AuditUnavailable`."""
         if AuditEntry._meta.db.current_transaction.get() is not None:
             # Part of the caller's transaction: it commits (or rolls back) with it.
             await _insert([values])
-        else:
-            group = _group_commit()
-            if not wait and (group.failure is not None or group.backlog < WAIT_ABOVE):
-                group.submit(values)  # refused while the log cannot be written
-            else:
-                await group.write(values)
-        return entry_id
+            return
+        writer = audit_writer(self.kith)
+        # A closed writer would never write a queued entry: Kith is closing.
+        queue = behind and not writer.closed
+        if queue and (writer.failure is not None or writer.backlog < WAIT_ABOVE):
+            writer.submit(values)  # refused while the log cannot be written
+            return
+        try:
+            await writer.write(values)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:
+            if not refuse:
+                raise
+            # Nothing is shown that is not recorded.
+            raise writer.unavailable(exc) from exc
 
-    async def record_access(self, access: Access) -> None:
-        """The ``kith_record_access`` hook: one entry per reported access, queued (see
-        :meth:`_GroupCommit.submit`)."""
-        await self.record(
-            access.contact_id,
-            access.action,
-            actor=access.actor,
-            channel=access.channel,
-            details=dict(access.details) or None,
-            wait=False,
-        )
+    async def settle(self) -> None:
+        """Wait until the queued access reports are written (before the log is read, so that
+        it shows them); :class:`AuditUnavailable` while the log cannot be written."""
+        if AuditEntry._meta.db.current_transaction.get() is not None:
+            # Inside a transaction: on SQLite the writer these reports wait for is the one this
+            # transaction holds, and a read inside it sees only what committed before it began.
+            # Callers that must count queued reports settle before they begin (erasure does).
+            return
+        writer = self.kith.state.get(STATE_KEY)
+        if isinstance(writer, AuditWriter):
+            await writer.settle()
 
     async def entries(
         self, contact_id: uuid.UUID, *, limit: int = 200, before: uuid.UUID | None = None
@@ -352,7 +421,7 @@ class AuditLog:
         """A subject's entries, newest first; details read as ``[erased]`` after erasure."""
         if not 1 <= limit <= 10_000:
             raise InvalidInput("limit is 1 to 10000", field="limit")
-        await settle()
+        await self.settle()
         query = AuditEntry.select().where(AuditEntry.contact_id == contact_id)
         if before is not None:
             query = query.where(AuditEntry.id < before)
@@ -383,12 +452,12 @@ class AuditLog:
         )
 
     async def count(self, contact_id: uuid.UUID) -> int:
-        await settle()
+        await self.settle()
         return int(await AuditEntry.count().where(AuditEntry.contact_id == contact_id).run())
 
     async def readable(self, contact_id: uuid.UUID) -> int:
         """How many of the subject's entries hold details (that erasure makes unreadable)."""
-        await settle()
+        await self.settle()
         return int(
             await AuditEntry.count()
             .where((AuditEntry.contact_id == contact_id) & AuditEntry.details.is_not_null())

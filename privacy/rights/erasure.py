@@ -49,7 +49,6 @@ from kith import (
 )
 from kith.privacy.encryption.shredding import shred
 from kith.privacy.encryption.tables import DataKey
-from kith.privacy.rights import audit
 from kith.privacy.rights import recipients as recipient_notices
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.consent import ConsentService
@@ -481,7 +480,7 @@ class ErasureService:
         self, contact_id: uuid.UUID, job_id: uuid.UUID | None = None
     ) -> list[PlannedAction]:
         # Reports still queued count among the records the erasure lists.
-        await audit.settle()
+        await AuditLog(self.kith).settle()
         erasure = SubjectErasure(self.kith, contact_id, job_id or uuid.uuid4())
         planned: list[PlannedAction] = []
         for step in erasure.steps():
@@ -504,7 +503,7 @@ class ErasureService:
         ``after_step`` is awaited after each step, inside its transaction (tests stop the
         process there)."""
         # Reports still queued are written before the steps count them and the key goes.
-        await audit.settle()
+        await AuditLog(self.kith).settle()
         job = await ErasureJob.select().where(ErasureJob.id == job_id).first().run()
         if job is None:
             await (

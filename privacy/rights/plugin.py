@@ -200,10 +200,13 @@ def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
 
 @hookimpl
 def kith_startup(kith: Kith) -> None:
-    """Have the worker (and ``kith serve`` when it dispatches) apply the retention rules."""
+    """Open the audit log's writer; have the worker (and ``kith serve`` when it dispatches)
+    apply the retention rules."""
+    from kith.privacy.rights.audit import open_writer
     from kith.privacy.rights.retention import periodic
     from kith.privacy.rights.settings import rights_settings
 
+    open_writer(kith)
     minutes = rights_settings(kith.settings).retention_interval_minutes
 
     async def retention() -> None:
@@ -214,9 +217,10 @@ def kith_startup(kith: Kith) -> None:
 
 @hookimpl
 async def kith_shutdown(kith: Kith) -> None:
-    from kith.privacy.rights import audit
+    """Write the audit entries still queued and stop the writer."""
+    from kith.privacy.rights.audit import close_writer
 
-    await audit.shutdown()
+    await close_writer(kith)
 
 
 @hookimpl

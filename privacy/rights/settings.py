@@ -5,6 +5,7 @@
     exports_kept_days = 30               # export ZIPs in KITH_HOME/exports are deleted after
     retention_interval_minutes = 60      # the worker applies the retention rules this often
     marketing_purposes = ["marketing", "newsletter"]  # an objection to these is remembered
+    audit_durability = "durable"         # or "write_behind": see the compliance guide
 
     [privacy.controller]                 # named in the record of processing (Art. 30(1)(a))
     name = "Example Ltd"
@@ -31,7 +32,7 @@ can also be set by a ``KITH_PRIVACY_<KEY>`` variable (``KITH_PRIVACY_EXPORTS_KEP
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from kith import InteractionKind, LawfulBasis, Purpose
@@ -45,6 +46,11 @@ from kith.privacy.rights.retention_rules import (
 from kith.settings import Settings
 
 SECTION = "privacy"
+# ``durable``: a read's audit entry is committed before the read is answered (concurrent reads
+# share the commit). ``write_behind``: it is written right after, so a crash can lose the
+# entries of reads answered in its last few tens of milliseconds (docs/compliance.md).
+AuditDurability = Literal["durable", "write_behind"]
+DEFAULT_AUDIT_DURABILITY: AuditDurability = "durable"
 PurposeName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]{0,79}$")]
 
 
@@ -124,6 +130,7 @@ class RightsSettings(msgspec.Struct, frozen=True, kw_only=True):
     exports_kept_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] = 30
     retention_interval_minutes: Annotated[int, msgspec.Meta(ge=1, le=7 * 24 * 60)] = 60
     marketing_purposes: tuple[str, ...] = ("marketing", "newsletter")
+    audit_durability: AuditDurability = DEFAULT_AUDIT_DURABILITY
     controller: Controller = msgspec.field(default_factory=Controller)
     purposes: dict[PurposeName, PurposeSetting] = msgspec.field(default_factory=dict)
     retention: dict[str, str | RetentionTable] = msgspec.field(default_factory=dict)
