@@ -523,11 +523,8 @@ async def test_two_workers_never_deliver_a_row_twice(kith_settings: Settings):
     order: dict[uuid.UUID, list[uuid.UUID]] = {}
     workers: list[Kith] = []
 
-    by_worker: dict[int, int] = {}
-
     def make_handler(subscriber: str, worker_number: int) -> Callable[[Kith, Event], Any]:
         async def handle(kith: Kith, event: Event) -> None:
-            by_worker[worker_number] = by_worker.get(worker_number, 0) + 1
             key = (event.id, subscriber)
             if key in in_flight:
                 overlaps.append(key)
@@ -569,8 +566,8 @@ async def test_two_workers_never_deliver_a_row_twice(kith_settings: Settings):
     assert len(handled) == expected
     assert set(handled.values()) == {1}
     assert overlaps == []
-    # Both workers took part, and per-contact order held across them.
-    assert set(by_worker) == {0, 1}
+    # Per-contact order held across the workers. Which worker claims a row is the
+    # scheduler's choice, not a guarantee, so that both took part is not asserted.
     assert all(len(events) == events_per_contact for events in order.values())
     for events in order.values():
         assert events == sorted(events)

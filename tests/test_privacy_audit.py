@@ -270,6 +270,9 @@ async def test_reads_answered_together_share_one_insert_and_land_unprompted(
         batches.append(len(entries))
 
     monkeypatch.setattr(audit, "_insert", counted)
+    # A wide window: five reports take microseconds, but a loaded machine may pause this test
+    # for longer than the real 20 ms, which would split the batch by chance.
+    monkeypatch.setattr(audit, "GATHER_S", 1.0)
     for _ in range(5):
         await record_access(kith, contact_id, "read")
         await asyncio.sleep(0)  # the writer's turn comes, but the window is still open

@@ -43,6 +43,7 @@ from kith import (
 from kith.privacy.encryption.primitives import hmac_sha256
 from kith.privacy.encryption.secret_files import read_or_create
 from kith.privacy.rights import registry
+from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList, marketing_objection_purposes
@@ -336,6 +337,15 @@ class ConsentService:
                 contact_id=str(contact_id),
                 purpose=data.purpose,
                 event_id=str(event_id),
+            )
+            # Consent is personal data too: giving or withdrawing it is on the audit trail,
+            # in this transaction (the ledger event and its record stand or fall together).
+            await AuditLog(self.kith).record(
+                contact_id,
+                f"consent_{data.action}",
+                actor=actor_ref,
+                channel=channel,
+                details={"purpose": data.purpose, "event": str(event_id)},
             )
         row = await ConsentEvent.select().where(ConsentEvent.id == event_id).first()
         assert row is not None
