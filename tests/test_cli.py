@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import decimal
 import tomllib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -393,3 +394,111 @@ def test_tasks_list_by_due_date_and_assignee(cli: Cli) -> None:
     assert "kith users add" in one_line_error(
         cli("tasks", "list", "--assignee", "ghost@example.com"), 1
     )
+
+
+def test_tasks_list_is_soonest_due_first_whatever_order_they_were_added(cli: Cli) -> None:
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    for summary, due in (
+        ("whenever", None),
+        ("next week", "2030-01-08 09:00"),
+        ("first thing", "2030-01-01"),
+    ):
+        ok(cli("tasks", "add", contact["id"], summary, *(["--due", due] if due else [])))
+    listed = msgspec.json.decode(ok(cli("tasks", "list", "--json")).stdout)
+    assert [t["summary"] for t in listed] == ["first thing", "next week", "whenever"]
+
+
+def test_tasks_add_and_done(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "agent"))
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    added = ok(
+        cli(
+            "tasks", "add", contact["id"], "Send the quote",
+            "--due", "2030-01-10 09:00", "--assignee", "ADA@example.com",
+            KITH_TIMEZONE="Europe/Berlin",
+        )
+    )  # fmt: skip
+    assert "Send the quote" in added.stdout and "Grace Hopper" in added.stdout
+    assert "2030-01-10 09:00" in added.stdout and "ada@example.com" in added.stdout
+    by_date = msgspec.json.decode(
+        ok(cli("tasks", "add", contact["id"], "Call back", "--due", "2030-01-11", "--json")).stdout
+    )
+    # A date alone is due by the end of that day, in the installation's time zone (UTC here).
+    assert by_date["due_at"].startswith("2030-01-11T23:59:59")
+
+    listed = msgspec.json.decode(ok(cli("tasks", "list", "--json")).stdout)
+    assert [t["summary"] for t in listed] == ["Send the quote", "Call back"]
+    send = listed[0]
+    # 09:00 in Berlin is 08:00 UTC in winter.
+    assert dt.datetime.fromisoformat(send["due_at"]) == dt.datetime(2030, 1, 10, 8, tzinfo=dt.UTC)
+    assert send["assignee_id"] is not None and send["contact_id"] == contact["id"]
+
+    done = ok(cli("tasks", "done", send["id"]))
+    assert done.stdout.startswith("Done: 'Send the quote'")
+    again = ok(cli("tasks", "done", send["id"], "--json"))
+    closed = msgspec.json.decode(again.stdout)
+    assert closed["done_at"] is not None
+    assert [
+        t["summary"] for t in msgspec.json.decode(ok(cli("tasks", "list", "--json")).stdout)
+    ] == ["Call back"]
+    # Done twice keeps the first time.
+    assert ok(cli("tasks", "done", send["id"])).stderr.startswith("Task 'Send the quote'")
+    assert (
+        msgspec.json.decode(ok(cli("tasks", "done", send["id"], "--json")).stdout)["done_at"]
+        == closed["done_at"]
+    )
+
+
+def test_tasks_add_and_done_refuse_bad_input_with_one_line(cli: Cli) -> None:
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    assert "not a contact id" in one_line_error(cli("tasks", "add", "42", "Call"), 1)
+    assert "does not exist" in one_line_error(cli("tasks", "add", str(uuid.uuid4()), "Call"), 1)
+    assert "kith users add" in one_line_error(
+        cli("tasks", "add", contact["id"], "Call", "--assignee", "ghost@example.com"), 1
+    )
+    assert "summary" in one_line_error(cli("tasks", "add", contact["id"], "x" * 600), 1)
+    bad_due = cli("tasks", "add", contact["id"], "Call", "--due", "next tuesday")
+    assert bad_due.exit_code == 2 and "is not a date or time" in bad_due.stderr
+    note = msgspec.json.decode(ok(cli("log", "note", contact["id"], "hello", "--json")).stdout)
+    assert "is a note, not a task" in one_line_error(cli("tasks", "done", note["id"]), 1)
+    assert "not a task id" in one_line_error(cli("tasks", "done", "42"), 1)
+    assert "does not exist" in one_line_error(cli("tasks", "done", str(uuid.uuid4())), 1)
+
+
+def test_log_puts_a_call_and_a_note_on_the_timeline(cli: Cli) -> None:
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    call = msgspec.json.decode(
+        ok(
+            cli(
+                "log", "call", contact["id"], "Asked for a quote",
+                "--direction", "inbound", "--minutes", "2.5", "--channel", "phone",
+                "--at", "2025-03-04 10:00", "--json",
+                KITH_TIMEZONE="Europe/Berlin",
+            )
+        ).stdout
+    )  # fmt: skip
+    assert call["kind"] == "call" and call["direction"] == "inbound"
+    assert call["duration_s"] == 150 and call["channel"] == "phone" and call["source"] == "cli"
+    assert dt.datetime.fromisoformat(call["occurred_at"]) == dt.datetime(
+        2025, 3, 4, 9, tzinfo=dt.UTC
+    )
+    logged = ok(cli("log", "note", contact["id"], "Prefers email", "--body", "Said so at the fair"))
+    assert logged.stdout.startswith("Logged note with Grace Hopper at ")
+    order = msgspec.json.decode(
+        ok(cli("log", "order", contact["id"], "--amount", "1234.50", "--json")).stdout
+    )
+    assert decimal.Decimal(order["amount"]) == decimal.Decimal("1234.50")
+
+    detail = msgspec.json.decode(ok(cli("contacts", "show", contact["id"], "--json")).stdout)
+    timeline = detail["timeline"]
+    assert [i["kind"] for i in timeline] == ["order", "note", "call"]
+    assert timeline[1]["body"] == "Said so at the fair"
+
+    assert "amount" in one_line_error(cli("log", "order", contact["id"], "--amount", "lots"), 1)
+    assert "two decimal places" in one_line_error(
+        cli("log", "order", contact["id"], "--amount", "1.234"), 1
+    )
+    assert "does not exist" in one_line_error(cli("log", "note", str(uuid.uuid4()), "hi"), 1)
+    refused = cli("log", "task", contact["id"], "Call back")
+    assert refused.exit_code == 2 and "task" in refused.stderr
+    assert cli("log", "call", contact["id"], "--minutes", "-1").exit_code == 2

@@ -243,6 +243,25 @@ class InteractionService:
         )
         return await self._read(interaction_id)
 
+    async def complete(
+        self, interaction_id: uuid.UUID, actor: Actor = SYSTEM, *, at: dt.datetime | None = None
+    ) -> tuple[InteractionOut, bool]:
+        """Mark a task done (now, or ``at``); returns it and whether this call closed it. A
+        task that is already done keeps the time it was closed."""
+        current = await self._read(interaction_id)
+        if current.kind != "task":
+            raise InvalidInput(
+                f"interaction {interaction_id} is a {current.kind}, not a task",
+                field="interaction_id",
+            )
+        if current.done_at is not None:
+            await self._report(
+                current.contact_id, "read_interaction", actor, interaction=str(interaction_id)
+            )
+            return current, False
+        patch = InteractionPatch(done_at=at or utcnow())
+        return await self.update(interaction_id, patch, actor), True
+
     async def _hydrate(self, rows: list[dict[str, Any]]) -> list[InteractionOut]:
         items = []
         for row in rows:
