@@ -41,6 +41,7 @@ POLICY: dict[tuple[str, str], set[Role]] = {
     ("DELETE", "/api/contacts/{contact_id:uuid}"): WRITE,
     ("POST", "/api/contacts/{contact_id:uuid}/interactions"): WRITE,
     ("GET", "/api/contacts/{contact_id:uuid}/timeline"): READ,
+    ("GET", "/api/contacts/{contact_id:uuid}/people"): READ,
     ("GET", "/api/interactions/{interaction_id:uuid}"): READ,
     ("PATCH", "/api/interactions/{interaction_id:uuid}"): WRITE,
     ("GET", "/api/tasks"): WRITE,

@@ -502,3 +502,41 @@ def test_log_puts_a_call_and_a_note_on_the_timeline(cli: Cli) -> None:
     refused = cli("log", "task", contact["id"], "Call back")
     assert refused.exit_code == 2 and "task" in refused.stderr
     assert cli("log", "call", contact["id"], "--minutes", "-1").exit_code == 2
+
+
+def test_an_organization_lists_its_people_and_their_timeline(cli: Cli) -> None:
+    def add(*args: str) -> str:
+        return str(msgspec.json.decode(ok(cli("contacts", "add", *args, "--json")).stdout)["id"])
+
+    firm = add("Engines Ltd", "--kind", "organization")
+    ada = add("Ada Lovelace", "--organization", firm, "--email", "ada@engines.example")
+    bob = add("Bob Babbage", "--organization", firm)
+    add("Dot Elsewhere")
+    ok(cli("log", "call", ada, "Asked for a quote", "--at", "2025-01-02 09:00"))
+    ok(cli("log", "note", firm, "Met at the fair", "--at", "2025-01-01 09:00"))
+
+    listed = msgspec.json.decode(
+        ok(cli("contacts", "list", "--organization", firm, "--json")).stdout
+    )
+    assert [c["id"] for c in listed] == [ada, bob]
+    assert "is a person" in one_line_error(cli("contacts", "list", "--organization", ada), 1)
+    assert "not an organization id" in one_line_error(
+        cli("contacts", "list", "--organization", "42"), 1
+    )
+
+    shown = ok(cli("contacts", "show", firm)).stdout
+    people = shown[shown.index("People:") : shown.index("Timeline")]
+    assert "Ada Lovelace" in people and "ada@engines.example" in people and "Bob Babbage" in people
+    assert "Met at the fair" in shown and "Asked for a quote" not in shown
+
+    both = ok(cli("contacts", "show", firm, "--include-people")).stdout
+    timeline = both[both.index("Timeline") :].splitlines()
+    assert "Ada Lovelace" in timeline[2] and "Asked for a quote" in timeline[2]
+    assert "Engines Ltd" in timeline[3] and "Met at the fair" in timeline[3]
+    detail = msgspec.json.decode(
+        ok(cli("contacts", "show", firm, "--include-people", "--json")).stdout
+    )
+    assert [p["id"] for p in detail["people"]] == [ada, bob]
+    assert [i["contact_id"] for i in detail["timeline"]] == [ada, firm]
+    person = msgspec.json.decode(ok(cli("contacts", "show", ada, "--json")).stdout)
+    assert person["people"] == [] and person["contact"]["organization_id"] == firm

@@ -368,11 +368,19 @@ class InteractionService:
         cursor: str | None = None,
         limit: int = 50,
         actor: Actor = SYSTEM,
+        *,
+        include_people: bool = False,
     ) -> Page[InteractionOut]:
-        """A contact's interactions, newest first; the read is reported."""
+        """A contact's interactions, newest first; with ``include_people``, an organization's
+        together with those of its people. The read is reported for the contact and for each
+        person whose interactions the page holds."""
         limit = check_limit(limit)
         await self._contact_subject(contact_id)
-        query = Interaction.select().where(Interaction.contact == contact_id)
+        whose = Interaction.contact == contact_id
+        if include_people:
+            people = Contact.select(Contact.id).where(Contact.organization == contact_id)
+            whose |= Interaction.contact.is_in(people)
+        query = Interaction.select().where(whose)
         if cursor:
             at, last_id = _time_key(cursor)
             query = query.where(
@@ -388,6 +396,8 @@ class InteractionService:
         items = await self._hydrate(rows[:limit])
         more = len(rows) > limit
         await self._report(contact_id, "read_timeline", actor)
+        for person in dict.fromkeys(i.contact_id for i in items if i.contact_id != contact_id):
+            await self._report(person, "read_timeline", actor, organization=str(contact_id))
         return Page(
             items=items,
             next_cursor=encode_cursor(items[-1].occurred_at.isoformat(), items[-1].id)
