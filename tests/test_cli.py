@@ -281,6 +281,29 @@ def test_tokens_for_an_unknown_user_or_token_are_readable_errors(cli: Cli) -> No
     assert "kith tokens list" in one_line_error(cli("tokens", "revoke", "kith_nope00"), 1)
 
 
+def test_tokens_list_shows_when_a_token_was_last_used(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "admin"))
+    token = ok(cli("tokens", "create", "ada@example.com")).stdout.strip()
+    (unused,) = msgspec.json.decode(ok(cli("tokens", "list", "--json")).stdout)
+    assert unused["last_used_at"] is None
+
+    cli.run(lambda kith: UserService(kith).authenticate(token))
+    (used,) = msgspec.json.decode(ok(cli("tokens", "list", "--json")).stdout)
+    assert used["last_used_at"] is not None
+    header, row = ok(cli("tokens", "list", KITH_TIMEZONE="UTC")).stdout.splitlines()
+    assert header.split()[-2:] == ["last", "used"]
+    last_used = dt.datetime.fromisoformat(used["last_used_at"])
+    assert row.endswith(last_used.strftime("%Y-%m-%d %H:%M"))
+
+
+def test_a_token_lives_at_most_ten_years(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "admin"))
+    line = one_line_error(
+        cli("tokens", "create", "ada@example.com", "--expires-days", "999999999"), 1
+    )
+    assert "3650 days" in line
+
+
 # -- contacts --------------------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from kith.http.problems import problem_details_plugin
 from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.health import health
 from kith.http.routes.interactions import InteractionController, list_tasks
+from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
@@ -22,7 +23,14 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-CORE_ROUTES: list[Any] = [health, ContactController, InteractionController, list_tasks]
+CORE_ROUTES: list[Any] = [
+    health,
+    ContactController,
+    InteractionController,
+    list_tasks,
+    UserController,
+    TokenController,
+]
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:
