@@ -7,6 +7,7 @@ from typing import Any
 
 from kith import __version__
 from kith.actor import Actor
+from kith.http.api_reference import SCHEMA_PATH, render_plugins
 from kith.http.auth import authorize, current_actor, public
 from kith.http.middleware import RequestLogMiddleware
 from kith.http.problems import problem_details_plugin
@@ -103,11 +104,12 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="Kith",
             version=__version__,
-            path="/schema",
+            path=SCHEMA_PATH,
             # The API description is public, like the health check.
             openapi_router=Router(
-                "/schema", route_handlers=[], include_in_schema=False, opt=public()
+                SCHEMA_PATH, route_handlers=[], include_in_schema=False, opt=public()
             ),
+            render_plugins=render_plugins(),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", description="API token")
