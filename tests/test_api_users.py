@@ -167,3 +167,28 @@ async def test_only_admins_manage_users_and_tokens(
             "/api/users", json={"email": "x@firm.example", "role": "admin"}, headers=headers
         )
         assert made.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/api/users", {"email": "nul@firm.example", "role": "agent", "name": "a\x00b"}, "name"),
+        ("/api/users", {"email": "n\x00l@firm.example", "role": "agent"}, None),
+        ("/api/tokens", {"name": "phone\x00system"}, "name"),
+    ],
+)
+async def test_a_nul_character_is_422_on_either_engine(
+    kith: Kith,
+    kith_client: httpx.AsyncClient,
+    admin: dict[str, str],
+    path: str,
+    body: Json,
+    field: str | None,
+) -> None:
+    user = await UserService(kith).add("sales@firm.example", "agent")
+    if path == "/api/tokens":
+        body = {"user_id": str(user.id), **body}
+    response = await kith_client.post(path, json=body, headers=admin)
+    assert response.status_code == 422, response.text
+    if field is not None:
+        assert response.json()["field"] == field

@@ -6,6 +6,7 @@ import builtins
 import datetime as dt
 import hashlib
 import secrets
+import unicodedata
 import uuid
 from typing import Annotated
 
@@ -100,6 +101,15 @@ def _token_out(row: dict[str, object]) -> TokenOut:
     )
 
 
+def _check_name(name: str, field: str, limit: int) -> None:
+    """A name is one line of text: no control characters (PostgreSQL cannot store a NUL), and
+    no longer than its column."""
+    if len(name) > limit:
+        raise InvalidInput(f"{field} has at most {limit} characters", field=field)
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise InvalidInput(f"{field} must not contain control characters", field=field)
+
+
 def _check_password(password: str) -> None:
     if len(password) < PASSWORD_MIN:
         raise InvalidInput(f"a password needs at least {PASSWORD_MIN} characters", field="password")
@@ -140,8 +150,7 @@ class UserService:
         parsed_role = parse_role(role)
         if password is not None:
             _check_password(password)
-        if len(name.strip()) > USER_NAME_MAX:
-            raise InvalidInput(f"a name has at most {USER_NAME_MAX} characters", field="name")
+        _check_name(name.strip(), "name", USER_NAME_MAX)
         async with self.kith.unit_of_work():
             if await User.exists().where(User.email == address):
                 raise Conflict(f"a user with the email {address} already exists", field="email")
@@ -228,10 +237,7 @@ class UserService:
             raise InvalidInput(
                 f"a token lives from 1 to {TOKEN_DAYS_MAX} days", field="expires_days"
             )
-        if len(name) > TOKEN_NAME_MAX:
-            raise InvalidInput(
-                f"a token's name has at most {TOKEN_NAME_MAX} characters", field="name"
-            )
+        _check_name(name, "name", TOKEN_NAME_MAX)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
         token_id = new_id()
