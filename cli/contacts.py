@@ -31,10 +31,11 @@ CLI_SOURCE = "cli"
 
 
 class ContactDetail(msgspec.Struct, kw_only=True):
-    """What ``kith contacts show --json`` prints."""
+    """What ``kith contacts show --json`` prints: an organization's people too."""
 
     contact: ContactOut
     timeline: list[InteractionOut]
+    people: list[ContactOut] = []
 
 
 async def collect(
@@ -111,6 +112,7 @@ def contacts() -> None:
 @click.option("--email", "emails", multiple=True, help="An email address (repeatable).")
 @click.option("--phone", "phones", multiple=True, help="A phone number, any format (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option("--organization", metavar="ID", help="The organization this person belongs to.")
 @json_option
 def add_contact(
     name: str,
@@ -118,9 +120,15 @@ def add_contact(
     emails: tuple[str, ...],
     phones: tuple[str, ...],
     tags: tuple[str, ...],
+    organization: str | None,
     as_json: bool,
 ) -> None:
     """Add a contact. The first email and phone given are the primary ones."""
+    organization_id = (
+        parse_id(organization, "organization", "`kith contacts list` shows them")
+        if organization is not None
+        else None
+    )
     try:
         # convert, unlike the constructor, checks lengths and counts the same way the API does.
         data = msgspec.convert(
@@ -130,6 +138,7 @@ def add_contact(
                 "emails": [{"address": e} for e in emails],
                 "phones": [{"number": p} for p in phones],
                 "tags": list(tags),
+                "organization_id": organization_id,
                 "source": CLI_SOURCE,
             },
             ContactCreate,
@@ -154,15 +163,26 @@ def add_contact(
 @contacts.command("list")
 @_limit_option
 @_all_option
+@click.option("--organization", metavar="ID", help="Only the people of this organization.")
 @json_option
-def list_contacts(limit: int, include_archived: bool, as_json: bool) -> None:
+def list_contacts(
+    limit: int, include_archived: bool, organization: str | None, as_json: bool
+) -> None:
     """List contacts, oldest first."""
+    organization_id = (
+        parse_id(organization, "organization", "`kith contacts list` shows them")
+        if organization is not None
+        else None
+    )
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
         service = ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
         return await collect(
             lambda cursor, n: service.list(
-                cursor=cursor, limit=n, include_archived=include_archived
+                cursor=cursor,
+                limit=n,
+                include_archived=include_archived,
+                organization_id=organization_id,
             ),
             limit,
         )
@@ -210,19 +230,32 @@ def search_contacts(query: str, limit: int, include_archived: bool, as_json: boo
     default=50,
     show_default=True,
     type=click.IntRange(1, MAX_LIMIT),
-    help="Show at most this many timeline entries (newest first).",
+    help="Show at most this many timeline entries (newest first), and people.",
+)
+@click.option(
+    "--include-people",
+    is_flag=True,
+    help="For an organization: its people's interactions on its timeline too.",
 )
 @json_option
-def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
-    """Show a contact and its timeline."""
+def show_contact(contact_id: str, limit: int, include_people: bool, as_json: bool) -> None:
+    """Show a contact and its timeline; for an organization, its people too."""
     key = parse_id(contact_id, "contact", "`kith contacts list` shows them")
 
+    more_people = False
+
     async def work(kith: Kith) -> tuple[ContactDetail, bool, dict[str, str]]:
-        contact = await ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).get(key)
+        nonlocal more_people
+        service = ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
+        contact = await service.get(key)
         page = await InteractionService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).timeline(
-            key, limit=limit
+            key, limit=limit, include_people=include_people
         )
-        names: dict[str, str] = {}
+        people: list[ContactOut] = []
+        if contact.kind == "organization":
+            found = await service.people(key, limit=limit)
+            people, more_people = found.items, found.next_cursor is not None
+        names: dict[str, str] = {str(person.id): person.name for person in people}
         if contact.organization_id is not None:
             names["organization"] = (
                 await ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).get(
@@ -235,7 +268,10 @@ def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
         for item in page.items:
             if item.assignee_id is not None:
                 names[str(item.assignee_id)] = users.get(item.assignee_id, str(item.assignee_id))
-        detail = ContactDetail(contact=contact, timeline=page.items)
+        for item in page.items:
+            if item.contact_id != key and str(item.contact_id) not in names:
+                names[str(item.contact_id)] = (await service.get(item.contact_id)).name
+        detail = ContactDetail(contact=contact, timeline=page.items, people=people)
         return detail, page.next_cursor is not None, names
 
     detail, more, names = run_with_kith(work)
@@ -269,23 +305,49 @@ def show_contact(contact_id: str, limit: int, as_json: bool) -> None:
     for label, value in fields:
         click.echo(f"  {label.ljust(width)}  {value}")
     click.echo("")
+    if c.kind == "organization":
+        if detail.people:
+            click.echo("People:")
+            print_table(
+                ["id", "name", "email", "phone"],
+                [
+                    (
+                        p.id,
+                        p.name,
+                        _primary([e.address for e in p.emails], [e.primary for e in p.emails]),
+                        _primary([n.number for n in p.phones], [n.primary for n in p.phones]),
+                    )
+                    for p in detail.people
+                ],
+            )
+            if more_people:
+                note(
+                    f"Showing the first {len(detail.people)} people; "
+                    f"`kith contacts list --organization {c.id}` lists them all."
+                )
+        else:
+            click.echo("People: none yet.")
+        click.echo("")
     if not detail.timeline:
         click.echo("Timeline: nothing yet.")
         return
     click.echo("Timeline, newest first:")
-    print_table(
-        ["when", "kind", "direction", "summary", "task"],
-        [
-            (
-                format_time(i.occurred_at, settings),
-                i.kind,
-                i.direction or "",
-                i.summary,
-                _task_state(i, names, settings),
-            )
-            for i in detail.timeline
-        ],
-    )
+    headers = ["when", "kind", "direction", "summary", "task"]
+    if include_people:
+        headers.insert(1, "who")
+    rows = []
+    for i in detail.timeline:
+        row: list[object] = [
+            format_time(i.occurred_at, settings),
+            i.kind,
+            i.direction or "",
+            i.summary,
+            _task_state(i, names, settings),
+        ]
+        if include_people:
+            row.insert(1, c.name if i.contact_id == c.id else names.get(str(i.contact_id), ""))
+        rows.append(row)
+    print_table(headers, rows)
     if more:
         note(f"Showing the newest {len(detail.timeline)} entries; use --limit to see more.")
 

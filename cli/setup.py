@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 import json
 import logging
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
@@ -28,8 +30,10 @@ from kith.runtime import Kith
 from kith.services.users import UserService
 from kith.settings import SETTINGS_FILE, Settings
 from kith.storage import MigrationState
+from piccolo.apps.migrations.tables import Migration
 
-# Remembers that `kith serve` already told this installation how to create its first admin.
+# The databases `kith serve` already told how to create the first admin, one a line (see
+# _database_identity): KITH_HOME outlives a database, so the hint is per database.
 FIRST_ADMIN_MARKER = ".first-admin-hint-shown"
 
 _SETTING_NOTES: dict[str, str] = {
@@ -202,10 +206,11 @@ class _ToStructlog(logging.Handler):
 class _ServeCheck:
     initialised: list[tuple[str, str]] | None
     users: int
+    database: str
 
 
 async def _check_for_serving(settings: Settings) -> _ServeCheck:
-    """Initialise a fresh database; refuse one that lacks some migrations."""
+    """Initialise an empty database (no migration applied yet); refuse one that lacks some."""
     async with opened_kith(settings) as kith:
         states = await migration_states(kith)
         initialised = None
@@ -214,7 +219,26 @@ async def _check_for_serving(settings: Settings) -> _ServeCheck:
         else:
             # An older database: applying its migrations is the operator's decision.
             await kith.database.ensure_migrated()
-        return _ServeCheck(initialised=initialised, users=await UserService(kith).count())
+        return _ServeCheck(
+            initialised=initialised,
+            users=await UserService(kith).count(),
+            database=await _database_identity(kith),
+        )
+
+
+async def _database_identity(kith: Kith) -> str:
+    """Where the database is and when its first migration ran: a database dropped and created
+    again at the same place is a new one."""
+    first = await Migration.select(Migration.ran_on).order_by(Migration.ran_on).first()
+    ran_on = first["ran_on"] if first is not None else None
+    initialised = ran_on.isoformat() if isinstance(ran_on, dt.datetime) else str(ran_on)
+    return f"{describe_database(kith.settings)}, initialised {initialised}"
+
+
+def _hinted(marker: Path) -> set[str]:
+    if not marker.exists():
+        return set()
+    return set(marker.read_text(encoding="utf-8").splitlines())
 
 
 @click.command()
@@ -230,7 +254,7 @@ async def _check_for_serving(settings: Settings) -> _ServeCheck:
     "Use --no-dispatch when `kith worker` does it.",
 )
 def serve(host: str, port: int, dispatch: bool | None) -> None:
-    """Run the HTTP server. A fresh KITH_HOME is initialised first."""
+    """Run the HTTP server. An empty database (and a new KITH_HOME) is initialised first."""
     # Imported here so that the other commands start without loading the web stack.
     import uvicorn
     from kith.http import create_app
@@ -238,8 +262,8 @@ def serve(host: str, port: int, dispatch: bool | None) -> None:
     settings = get_settings()
     check = asyncio.run(_check_for_serving(settings))
     if check.initialised is None:
-        # An existing installation gets no settings file it did not ask for; the folder is
-        # only needed for the first-admin marker (with PostgreSQL it may not exist yet).
+        # An existing database gets no settings file it did not ask for; the folder is only
+        # needed for the first-admin marker (with PostgreSQL it may not exist yet).
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
     else:
         report = prepare_home(settings)
@@ -253,9 +277,10 @@ def serve(host: str, port: int, dispatch: bool | None) -> None:
     app = create_app(open_kith(settings, plugin_manager=cli_plugin_manager()), dispatch=dispatch)
     listener = _listen(host, port)
     marker = settings.home / FIRST_ADMIN_MARKER
-    if check.users == 0 and not marker.exists():
+    if check.users == 0 and check.database not in _hinted(marker):
         note(_first_admin_hint())
-        marker.touch()
+        with marker.open("a", encoding="utf-8") as remembered:
+            remembered.write(check.database + "\n")
     note(f"Kith {__version__} serving http://{_url_host(host)}:{port} (stop with Ctrl+C)")
 
     uvicorn_logger = logging.getLogger("uvicorn")

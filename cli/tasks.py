@@ -1,16 +1,22 @@
-"""``kith tasks``: open follow-up tasks by due date."""
+"""``kith tasks``: add follow-up tasks, list the open ones by due date, mark them done."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import click
+import msgspec
+from kith.cli._when import DUE
 from kith.console import (
     AUDIT_CHANNEL,
     AUDIT_CONTEXT,
+    CliError,
     format_time,
     get_settings,
+    json_option,
     note,
+    parse_id,
     print_json,
     print_table,
     run_with_kith,
@@ -18,15 +24,87 @@ from kith.console import (
 from kith.events import utcnow
 from kith.pagination import MAX_LIMIT
 from kith.runtime import Kith
-from kith.schemas import InteractionOut
+from kith.schemas import InteractionCreate, InteractionOut
 from kith.services.contacts import ContactService
 from kith.services.interactions import DueFilter, InteractionService
 from kith.services.users import UserService
 
+CLI_SOURCE = "cli"
+
 
 @click.group()
 def tasks() -> None:
-    """Follow-up tasks."""
+    """Follow-up tasks: add, list, done."""
+
+
+@tasks.command("add")
+@click.argument("contact_id", metavar="CONTACT_ID")
+@click.argument("summary")
+@click.option(
+    "--due",
+    type=DUE,
+    help="When it is due: YYYY-MM-DD (by the end of that day), 'YYYY-MM-DD HH:MM', today or "
+    "tomorrow; times without an offset are in the installation's time zone.",
+)
+@click.option("--assignee", metavar="EMAIL", help="The user who should do it.")
+@click.option("--body", default="", help="Details.")
+@json_option
+def add_task(
+    contact_id: str,
+    summary: str,
+    due: dt.datetime | None,
+    assignee: str | None,
+    body: str,
+    as_json: bool,
+) -> None:
+    """Add a follow-up task for a contact."""
+    key = parse_id(contact_id, "contact", "`kith contacts search` finds them")
+    try:
+        # convert, unlike the constructor, checks lengths the same way the API does.
+        data = msgspec.convert(
+            {"kind": "task", "summary": summary, "body": body, "source": CLI_SOURCE},
+            InteractionCreate,
+        )
+    except msgspec.ValidationError as exc:
+        raise CliError(f"invalid task: {exc}") from None
+
+    async def work(kith: Kith) -> tuple[InteractionOut, str, str]:
+        assignee_id = (await UserService(kith).by_email(assignee)).id if assignee else None
+        task = msgspec.structs.replace(data, due_at=due, assignee_id=assignee_id)
+        service = InteractionService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
+        added, _ = await service.log(key, task)
+        name = (await ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).get(key)).name
+        return added, name, (assignee or "").strip().lower()
+
+    added, name, assigned = run_with_kith(work)
+    if as_json:
+        print_json(added)
+        return
+    details = [f"due {format_time(added.due_at, get_settings())}" if added.due_at else "no date"]
+    if assigned:
+        details.append(f"for {assigned}")
+    click.echo(f"Added task {added.summary!r} about {name} ({added.id}), {', '.join(details)}")
+
+
+@tasks.command("done")
+@click.argument("task_id", metavar="TASK_ID")
+@json_option
+def complete_task(task_id: str, as_json: bool) -> None:
+    """Mark a task done (`kith tasks list` shows the ids)."""
+    key = parse_id(task_id, "task", "`kith tasks list` shows them")
+
+    async def work(kith: Kith) -> tuple[InteractionOut, bool]:
+        return await InteractionService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT).complete(key)
+
+    task, closed = run_with_kith(work)
+    if as_json:
+        print_json(task)
+        return
+    when = format_time(task.done_at, get_settings())
+    if closed:
+        click.echo(f"Done: {task.summary!r} ({task.id}) at {when}")
+    else:
+        note(f"Task {task.summary!r} ({task.id}) was already done at {when}")
 
 
 @tasks.command("list")

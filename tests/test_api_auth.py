@@ -30,9 +30,10 @@ from litestar.routes import HTTPRoute
 
 READ = {Role.ADMIN, Role.AGENT, Role.COMPLIANCE}
 WRITE = {Role.ADMIN, Role.AGENT}
+ADMIN = {Role.ADMIN}
 
-# The access policy of the core API: admins everything, agents contacts,
-# interactions and tasks, compliance officers read contacts and interactions only.
+# The access policy of the core API: admins everything (users and tokens only they), agents
+# contacts, interactions and tasks, compliance officers read contacts and interactions only.
 POLICY: dict[tuple[str, str], set[Role]] = {
     ("GET", "/api/contacts"): READ,
     ("POST", "/api/contacts"): WRITE,
@@ -41,9 +42,17 @@ POLICY: dict[tuple[str, str], set[Role]] = {
     ("DELETE", "/api/contacts/{contact_id:uuid}"): WRITE,
     ("POST", "/api/contacts/{contact_id:uuid}/interactions"): WRITE,
     ("GET", "/api/contacts/{contact_id:uuid}/timeline"): READ,
+    ("GET", "/api/contacts/{contact_id:uuid}/people"): READ,
     ("GET", "/api/interactions/{interaction_id:uuid}"): READ,
     ("PATCH", "/api/interactions/{interaction_id:uuid}"): WRITE,
     ("GET", "/api/tasks"): WRITE,
+    ("GET", "/api/users"): ADMIN,
+    ("POST", "/api/users"): ADMIN,
+    ("GET", "/api/users/{user_id:uuid}"): ADMIN,
+    ("GET", "/api/tokens"): ADMIN,
+    ("POST", "/api/tokens"): ADMIN,
+    ("GET", "/api/tokens/{token_id:uuid}"): ADMIN,
+    ("DELETE", "/api/tokens/{token_id:uuid}"): ADMIN,
 }
 PUBLIC_PATHS = {"/api/health", "/schema/openapi.json"}
 
@@ -379,7 +388,7 @@ async def test_role_matrix(
     ("role", "allowed"),
     [
         (Role.ADMIN, set(POLICY)),
-        (Role.AGENT, set(POLICY)),
+        (Role.AGENT, {key for key, roles in POLICY.items() if Role.AGENT in roles}),
         (Role.COMPLIANCE, {key for key, roles in POLICY.items() if Role.COMPLIANCE in roles}),
     ],
 )
@@ -426,3 +435,66 @@ async def test_route_without_roles_is_denied(kith: Kith, kith_auth: TokenFactory
         assert (await client.get("/api/admin-only", headers=admin)).json() == {"reached": True}
         agent = await kith_auth(Role.AGENT)
         assert (await client.get("/api/admin-only", headers=agent)).status_code == 403
+
+
+# -- last use ------------------------------------------------------------------------------------
+
+
+async def _last_used(token_id: uuid.UUID) -> dt.datetime | None:
+    row = await ApiToken.select(ApiToken.last_used_at).where(ApiToken.id == token_id).first()
+    assert row is not None
+    value: dt.datetime | None = row["last_used_at"]
+    return value
+
+
+@pytest.mark.parametrize("cache_seconds", [5, 0])
+async def test_a_tokens_last_use_is_written_at_most_once_a_minute(
+    kith: Kith,
+    kith_client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    cache_seconds: int,
+) -> None:
+    """Whether or not the server remembers checked tokens (token_cache_seconds)."""
+    kith.token_cache = TokenCache(cache_seconds)
+    token_id, headers = await agent_token(kith)
+    assert await _last_used(token_id) is None
+    start = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
+    clock = {"now": start}
+    monkeypatch.setattr("kith.services.users.utcnow", lambda: clock["now"])
+
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    assert await _last_used(token_id) == start
+    # Within the minute every request is a read only: the time written stays.
+    clock["now"] = start + dt.timedelta(seconds=59)
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    assert await _last_used(token_id) == start
+    clock["now"] = start + dt.timedelta(seconds=60)
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 200
+    assert await _last_used(token_id) == start + dt.timedelta(seconds=60)
+
+    listed = await UserService(kith).list_tokens("bea@firm.example")
+    assert listed[0].last_used_at == start + dt.timedelta(seconds=60)
+
+
+async def test_a_refused_token_is_not_marked_used(
+    kith: Kith, kith_client: httpx.AsyncClient
+) -> None:
+    token_id, headers = await agent_token(kith)
+    await revoke_elsewhere(token_id)
+    assert (await kith_client.get("/api/contacts", headers=headers)).status_code == 401
+    assert await _last_used(token_id) is None
+
+
+def test_cache_records_a_use_once_a_minute_per_token() -> None:
+    cache = TokenCache(0, capacity=2)
+    assert cache.use_to_record("a", NOW)
+    assert not cache.use_to_record("a", NOW + dt.timedelta(seconds=59))
+    assert cache.use_to_record("b", NOW)
+    assert cache.use_to_record("a", NOW + dt.timedelta(minutes=1))
+    # A clock that went back (another server's, a corrected one) is not trusted to wait.
+    assert cache.use_to_record("a", NOW)
+    cache.forget("a")
+    assert cache.use_to_record("a", NOW + dt.timedelta(seconds=1))
+    # Beyond capacity the oldest is forgotten, and its next use is written again.
+    cache.use_to_record("c", NOW)
+    assert cache.use_to_record("b", NOW + dt.timedelta(seconds=1))

@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import kith.services.contacts as contacts_module
 import pytest
+from kith.hookspecs import hookimpl
 from kith.runtime import Kith
 from kith.services.users import UserService
+from kith.subjects import Access
 from kith.testing import TokenFactory
 
 Json = dict[str, Any]
@@ -435,3 +437,139 @@ async def test_limit_bounds_are_accepted(api: Api, limit: int) -> None:
     response = await api.list(limit=limit)
     assert response.status_code == 200
     assert len(response.json()["items"]) == min(limit, 2)
+
+
+# -- organizations and their people ------------------------------------------------------------
+
+
+class Watcher:
+    """Sees every access the services report, as the audit log does."""
+
+    def __init__(self) -> None:
+        self.seen: list[Access] = []
+
+    @hookimpl
+    def kith_record_access(self, access: Access) -> None:
+        self.seen.append(access)
+
+    def read(self, action: str) -> list[str]:
+        return [str(access.contact_id) for access in self.seen if access.action == action]
+
+
+@pytest.fixture
+def watcher() -> Watcher:
+    return Watcher()
+
+
+@pytest.fixture
+def kith_plugins(watcher: Watcher) -> list[Any]:
+    return [("watcher", watcher)]
+
+
+async def _firms(api: Api) -> dict[str, str]:
+    """Engines Ltd with Ada and Bob (archived), Looms Ltd with Cy, and Dot on her own."""
+    engines = await api.create(kind="organization", name="Engines Ltd")
+    looms = await api.create(kind="organization", name="Looms Ltd")
+    ids = {"engines": engines["id"], "looms": looms["id"]}
+    for key, name, org in (("ada", "Ada", engines), ("bob", "Bob", engines), ("cy", "Cy", looms)):
+        ids[key] = (await api.create(name=name, organization_id=org["id"]))["id"]
+    ids["dot"] = (await api.create(name="Dot"))["id"]
+    assert (await api.client.delete(f"/api/contacts/{ids['bob']}", headers=api.headers)).is_success
+    return ids
+
+
+async def test_contacts_are_filtered_by_organization(api: Api, watcher: Watcher) -> None:
+    ids = await _firms(api)
+    watcher.seen.clear()
+    assert await api.ids(organization_id=ids["engines"]) == [ids["ada"]]
+    assert watcher.read("list") == [ids["ada"]]
+    assert await api.ids(organization_id=ids["engines"], include_archived="true") == [
+        ids["ada"],
+        ids["bob"],
+    ]
+    assert await api.ids(organization_id=ids["looms"]) == [ids["cy"]]
+    assert await api.ids(organization_id=ids["looms"], q="ada") == []
+    assert await api.ids(organization_id=ids["engines"], q="ada") == [ids["ada"]]
+
+    for wrong, says in ((str(uuid.uuid4()), "does not exist"), (ids["dot"], "is a person")):
+        response = await api.list(organization_id=wrong)
+        assert response.status_code == 422, response.text
+        assert response.json()["field"] == "organization_id"
+        assert says in response.json()["detail"]
+    assert (await api.list(organization_id="engines")).status_code == 422
+
+
+async def test_an_organizations_people(api: Api, watcher: Watcher) -> None:
+    ids = await _firms(api)
+    watcher.seen.clear()
+
+    async def people(org: str, **params: Any) -> httpx.Response:
+        return await api.client.get(
+            f"/api/contacts/{org}/people", params=params, headers=api.headers
+        )
+
+    response = await people(ids["engines"])
+    assert response.status_code == 200, response.text
+    assert [p["id"] for p in response.json()["items"]] == [ids["ada"]]
+    assert watcher.read("list") == [ids["ada"]]
+    everyone = await people(ids["engines"], include_archived="true", limit=1)
+    assert [p["id"] for p in everyone.json()["items"]] == [ids["ada"]]
+    rest = await people(
+        ids["engines"], include_archived="true", cursor=everyone.json()["next_cursor"]
+    )
+    assert [p["id"] for p in rest.json()["items"]] == [ids["bob"]]
+    assert rest.json()["next_cursor"] is None
+
+    assert (await people(str(uuid.uuid4()))).status_code == 404
+    person = await people(ids["dot"])
+    assert person.status_code == 422
+    assert "is a person" in person.json()["detail"]
+
+
+async def test_an_organizations_timeline_can_include_its_peoples(
+    api: Api, watcher: Watcher
+) -> None:
+    ids = await _firms(api)
+    for who, kind, when in (
+        ("engines", "note", "2025-01-01T09:00:00Z"),
+        ("ada", "call", "2025-01-03T09:00:00Z"),
+        ("bob", "email", "2025-01-02T09:00:00Z"),
+        ("cy", "meeting", "2025-01-04T09:00:00Z"),
+        ("dot", "note", "2025-01-05T09:00:00Z"),
+    ):
+        response = await api.client.post(
+            f"/api/contacts/{ids[who]}/interactions",
+            json={"kind": kind, "occurred_at": when, "summary": who},
+            headers=api.headers,
+        )
+        assert response.status_code == 201, response.text
+    url = f"/api/contacts/{ids['engines']}/timeline"
+
+    own = await api.client.get(url, headers=api.headers)
+    assert [i["summary"] for i in own.json()["items"]] == ["engines"]
+
+    watcher.seen.clear()
+    seen: list[Json] = []
+    cursor = None
+    while True:
+        params: Json = {"include_people": "true", "limit": 1}
+        if cursor:
+            params["cursor"] = cursor
+        response = await api.client.get(url, params=params, headers=api.headers)
+        assert response.status_code == 200, response.text
+        seen += response.json()["items"]
+        cursor = response.json()["next_cursor"]
+        if cursor is None:
+            break
+    # Archived people keep their history on the organization's timeline.
+    assert [i["summary"] for i in seen] == ["ada", "bob", "engines"]
+    assert [i["contact_id"] for i in seen] == [ids["ada"], ids["bob"], ids["engines"]]
+    # Every person whose interactions were shown is reported as read, and the organization.
+    assert set(watcher.read("read_timeline")) == {ids["engines"], ids["ada"], ids["bob"]}
+
+    person = await api.client.get(
+        f"/api/contacts/{ids['dot']}/timeline",
+        params={"include_people": "true"},
+        headers=api.headers,
+    )
+    assert [i["summary"] for i in person.json()["items"]] == ["dot"]

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kith.pagination import encode_cursor
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, InteractionCreate, InteractionOut
 from kith.services.contacts import ContactService
@@ -476,3 +477,47 @@ async def test_task_pages_follow_due_dates(kith: Kith, contact_id: str) -> None:
         if cursor is None:
             break
     assert seen == expected
+
+
+async def test_all_open_tasks_are_soonest_due_first_then_undated(
+    kith: Kith, contact_id: str
+) -> None:
+    """Every open task, whatever order they were added in: soonest due first, then those
+    without a due date in the order they were added, across pages."""
+    service = InteractionService(kith)
+    contact = uuid.UUID(contact_id)
+    made: dict[str, InteractionOut] = {}
+    for summary, due in [
+        ("undated first", None),
+        ("in a week", "2025-01-08T09:00:00Z"),
+        ("tomorrow", "2025-01-02T09:00:00Z"),
+        ("undated second", None),
+        ("yesterday", "2024-12-31T09:00:00Z"),
+        ("tomorrow too", "2025-01-02T09:00:00Z"),
+    ]:
+        data = InteractionCreate(kind="task", summary=summary, due_at=utc(due) if due else None)
+        made[summary], _ = await service.log(contact, data)
+    expected = ["yesterday", "tomorrow", "tomorrow too", "in a week"]
+    expected += ["undated first", "undated second"]
+    assert [t.summary for t in (await service.tasks(due="all")).items] == expected
+    for limit in (1, 2, 4):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = await service.tasks(due="all", cursor=cursor, limit=limit)
+            seen += [t.summary for t in page.items]
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == expected, limit
+
+
+@pytest.mark.parametrize("key", [["", "not-an-id"], ["yesterday", str(uuid.uuid4())]])
+async def test_a_forged_task_cursor_is_422(
+    kith_client: httpx.AsyncClient, agent: dict[str, str], key: list[str]
+) -> None:
+    response = await kith_client.get(
+        "/api/tasks", params={"cursor": encode_cursor(*key)}, headers=agent
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "cursor"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import decimal
 import tomllib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -280,6 +281,29 @@ def test_tokens_for_an_unknown_user_or_token_are_readable_errors(cli: Cli) -> No
     assert "kith tokens list" in one_line_error(cli("tokens", "revoke", "kith_nope00"), 1)
 
 
+def test_tokens_list_shows_when_a_token_was_last_used(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "admin"))
+    token = ok(cli("tokens", "create", "ada@example.com")).stdout.strip()
+    (unused,) = msgspec.json.decode(ok(cli("tokens", "list", "--json")).stdout)
+    assert unused["last_used_at"] is None
+
+    cli.run(lambda kith: UserService(kith).authenticate(token))
+    (used,) = msgspec.json.decode(ok(cli("tokens", "list", "--json")).stdout)
+    assert used["last_used_at"] is not None
+    header, row = ok(cli("tokens", "list", KITH_TIMEZONE="UTC")).stdout.splitlines()
+    assert header.split()[-2:] == ["last", "used"]
+    last_used = dt.datetime.fromisoformat(used["last_used_at"])
+    assert row.endswith(last_used.strftime("%Y-%m-%d %H:%M"))
+
+
+def test_a_token_lives_at_most_ten_years(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "admin"))
+    line = one_line_error(
+        cli("tokens", "create", "ada@example.com", "--expires-days", "999999999"), 1
+    )
+    assert "3650 days" in line
+
+
 # -- contacts --------------------------------------------------------------------------------
 
 
@@ -393,3 +417,149 @@ def test_tasks_list_by_due_date_and_assignee(cli: Cli) -> None:
     assert "kith users add" in one_line_error(
         cli("tasks", "list", "--assignee", "ghost@example.com"), 1
     )
+
+
+def test_tasks_list_is_soonest_due_first_whatever_order_they_were_added(cli: Cli) -> None:
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    for summary, due in (
+        ("whenever", None),
+        ("next week", "2030-01-08 09:00"),
+        ("first thing", "2030-01-01"),
+    ):
+        ok(cli("tasks", "add", contact["id"], summary, *(["--due", due] if due else [])))
+    listed = msgspec.json.decode(ok(cli("tasks", "list", "--json")).stdout)
+    assert [t["summary"] for t in listed] == ["first thing", "next week", "whenever"]
+
+
+def test_tasks_add_and_done(cli: Cli) -> None:
+    ok(cli("users", "add", "ada@example.com", "--role", "agent"))
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    added = ok(
+        cli(
+            "tasks", "add", contact["id"], "Send the quote",
+            "--due", "2030-01-10 09:00", "--assignee", "ADA@example.com",
+            KITH_TIMEZONE="Europe/Berlin",
+        )
+    )  # fmt: skip
+    assert "Send the quote" in added.stdout and "Grace Hopper" in added.stdout
+    assert "2030-01-10 09:00" in added.stdout and "ada@example.com" in added.stdout
+    by_date = msgspec.json.decode(
+        ok(cli("tasks", "add", contact["id"], "Call back", "--due", "2030-01-11", "--json")).stdout
+    )
+    # A date alone is due by the end of that day, in the installation's time zone (UTC here).
+    assert by_date["due_at"].startswith("2030-01-11T23:59:59")
+
+    listed = msgspec.json.decode(ok(cli("tasks", "list", "--json")).stdout)
+    assert [t["summary"] for t in listed] == ["Send the quote", "Call back"]
+    send = listed[0]
+    # 09:00 in Berlin is 08:00 UTC in winter.
+    assert dt.datetime.fromisoformat(send["due_at"]) == dt.datetime(2030, 1, 10, 8, tzinfo=dt.UTC)
+    assert send["assignee_id"] is not None and send["contact_id"] == contact["id"]
+
+    done = ok(cli("tasks", "done", send["id"]))
+    assert done.stdout.startswith("Done: 'Send the quote'")
+    again = ok(cli("tasks", "done", send["id"], "--json"))
+    closed = msgspec.json.decode(again.stdout)
+    assert closed["done_at"] is not None
+    assert [
+        t["summary"] for t in msgspec.json.decode(ok(cli("tasks", "list", "--json")).stdout)
+    ] == ["Call back"]
+    # Done twice keeps the first time.
+    assert ok(cli("tasks", "done", send["id"])).stderr.startswith("Task 'Send the quote'")
+    assert (
+        msgspec.json.decode(ok(cli("tasks", "done", send["id"], "--json")).stdout)["done_at"]
+        == closed["done_at"]
+    )
+
+
+def test_tasks_add_and_done_refuse_bad_input_with_one_line(cli: Cli) -> None:
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    assert "not a contact id" in one_line_error(cli("tasks", "add", "42", "Call"), 1)
+    assert "does not exist" in one_line_error(cli("tasks", "add", str(uuid.uuid4()), "Call"), 1)
+    assert "kith users add" in one_line_error(
+        cli("tasks", "add", contact["id"], "Call", "--assignee", "ghost@example.com"), 1
+    )
+    assert "summary" in one_line_error(cli("tasks", "add", contact["id"], "x" * 600), 1)
+    bad_due = cli("tasks", "add", contact["id"], "Call", "--due", "next tuesday")
+    assert bad_due.exit_code == 2 and "is not a date or time" in bad_due.stderr
+    note = msgspec.json.decode(ok(cli("log", "note", contact["id"], "hello", "--json")).stdout)
+    assert "is a note, not a task" in one_line_error(cli("tasks", "done", note["id"]), 1)
+    assert "not a task id" in one_line_error(cli("tasks", "done", "42"), 1)
+    assert "does not exist" in one_line_error(cli("tasks", "done", str(uuid.uuid4())), 1)
+
+
+def test_log_puts_a_call_and_a_note_on_the_timeline(cli: Cli) -> None:
+    contact = msgspec.json.decode(ok(cli("contacts", "add", "Grace Hopper", "--json")).stdout)
+    call = msgspec.json.decode(
+        ok(
+            cli(
+                "log", "call", contact["id"], "Asked for a quote",
+                "--direction", "inbound", "--minutes", "2.5", "--channel", "phone",
+                "--at", "2025-03-04 10:00", "--json",
+                KITH_TIMEZONE="Europe/Berlin",
+            )
+        ).stdout
+    )  # fmt: skip
+    assert call["kind"] == "call" and call["direction"] == "inbound"
+    assert call["duration_s"] == 150 and call["channel"] == "phone" and call["source"] == "cli"
+    assert dt.datetime.fromisoformat(call["occurred_at"]) == dt.datetime(
+        2025, 3, 4, 9, tzinfo=dt.UTC
+    )
+    logged = ok(cli("log", "note", contact["id"], "Prefers email", "--body", "Said so at the fair"))
+    assert logged.stdout.startswith("Logged note with Grace Hopper at ")
+    order = msgspec.json.decode(
+        ok(cli("log", "order", contact["id"], "--amount", "1234.50", "--json")).stdout
+    )
+    assert decimal.Decimal(order["amount"]) == decimal.Decimal("1234.50")
+
+    detail = msgspec.json.decode(ok(cli("contacts", "show", contact["id"], "--json")).stdout)
+    timeline = detail["timeline"]
+    assert [i["kind"] for i in timeline] == ["order", "note", "call"]
+    assert timeline[1]["body"] == "Said so at the fair"
+
+    assert "amount" in one_line_error(cli("log", "order", contact["id"], "--amount", "lots"), 1)
+    assert "two decimal places" in one_line_error(
+        cli("log", "order", contact["id"], "--amount", "1.234"), 1
+    )
+    assert "does not exist" in one_line_error(cli("log", "note", str(uuid.uuid4()), "hi"), 1)
+    refused = cli("log", "task", contact["id"], "Call back")
+    assert refused.exit_code == 2 and "task" in refused.stderr
+    assert cli("log", "call", contact["id"], "--minutes", "-1").exit_code == 2
+
+
+def test_an_organization_lists_its_people_and_their_timeline(cli: Cli) -> None:
+    def add(*args: str) -> str:
+        return str(msgspec.json.decode(ok(cli("contacts", "add", *args, "--json")).stdout)["id"])
+
+    firm = add("Engines Ltd", "--kind", "organization")
+    ada = add("Ada Lovelace", "--organization", firm, "--email", "ada@engines.example")
+    bob = add("Bob Babbage", "--organization", firm)
+    add("Dot Elsewhere")
+    ok(cli("log", "call", ada, "Asked for a quote", "--at", "2025-01-02 09:00"))
+    ok(cli("log", "note", firm, "Met at the fair", "--at", "2025-01-01 09:00"))
+
+    listed = msgspec.json.decode(
+        ok(cli("contacts", "list", "--organization", firm, "--json")).stdout
+    )
+    assert [c["id"] for c in listed] == [ada, bob]
+    assert "is a person" in one_line_error(cli("contacts", "list", "--organization", ada), 1)
+    assert "not an organization id" in one_line_error(
+        cli("contacts", "list", "--organization", "42"), 1
+    )
+
+    shown = ok(cli("contacts", "show", firm)).stdout
+    people = shown[shown.index("People:") : shown.index("Timeline")]
+    assert "Ada Lovelace" in people and "ada@engines.example" in people and "Bob Babbage" in people
+    assert "Met at the fair" in shown and "Asked for a quote" not in shown
+
+    both = ok(cli("contacts", "show", firm, "--include-people")).stdout
+    timeline = both[both.index("Timeline") :].splitlines()
+    assert "Ada Lovelace" in timeline[2] and "Asked for a quote" in timeline[2]
+    assert "Engines Ltd" in timeline[3] and "Met at the fair" in timeline[3]
+    detail = msgspec.json.decode(
+        ok(cli("contacts", "show", firm, "--include-people", "--json")).stdout
+    )
+    assert [p["id"] for p in detail["people"]] == [ada, bob]
+    assert [i["contact_id"] for i in detail["timeline"]] == [ada, firm]
+    person = msgspec.json.decode(ok(cli("contacts", "show", ada, "--json")).stdout)
+    assert person["people"] == [] and person["contact"]["organization_id"] == firm

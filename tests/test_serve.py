@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -226,3 +226,56 @@ async def test_connections_the_server_accepts_send_without_delay() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+@pytest.fixture
+def new_database(kith_engine: str, tmp_path: Path) -> Iterator[Callable[[], str]]:
+    """Makes empty databases: SQLite files beside the test's homes, or new PostgreSQL ones."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"kith_serve_{uuid.uuid4().hex[:12]}"
+        if kith_engine == "sqlite":
+            return f"sqlite:///{tmp_path / name}.sqlite3"
+        skip_or_fail_without_postgres()
+        asyncio.run(_postgres_admin(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return urlunsplit(urlsplit(postgres_admin_url())._replace(path=f"/{name}"))
+
+    yield make
+    for name in made:
+        asyncio.run(_postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+def serve_once(home: Path, database_url: str, log_dir: Path) -> str:
+    served = start(home, database_url, log_dir)
+    try:
+        wait_for_health(served)
+    finally:
+        stop(served)
+    return served.output()
+
+
+def test_the_first_admin_hint_is_shown_once_for_each_new_database(
+    new_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """KITH_HOME outlives a database: pointed at a new one, serve initialises it and says how
+    to create its first admin, whether or not `kith migrate` created its tables first."""
+    home = tmp_path / "kith-data"
+    first = new_database()
+    assert "kith users add" in serve_once(home, first, tmp_path / "first")
+
+    second = new_database()
+    output = serve_once(home, second, tmp_path / "second")
+    assert "Initialised" in output and "kith users add" in output
+    assert "kith users add" not in serve_once(home, second, tmp_path / "second-again")
+
+    third = new_database()
+    migrated = CliRunner().invoke(
+        main, ["migrate"], env={"KITH_HOME": str(home), "KITH_DATABASE_URL": third}
+    )
+    assert migrated.exit_code == 0, migrated.output
+    output = serve_once(home, third, tmp_path / "third")
+    assert "Initialised" not in output and "kith users add" in output
+    # Back on the first, still without users: it was told already.
+    assert "kith users add" not in serve_once(home, first, tmp_path / "first-again")

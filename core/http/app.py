@@ -7,12 +7,14 @@ from typing import Any
 
 from kith import __version__
 from kith.actor import Actor
+from kith.http.api_reference import SCHEMA_PATH, render_plugins
 from kith.http.auth import authorize, current_actor, public
 from kith.http.middleware import RequestLogMiddleware
 from kith.http.problems import problem_details_plugin
 from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.health import health
 from kith.http.routes.interactions import InteractionController, list_tasks
+from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
@@ -22,7 +24,14 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
-CORE_ROUTES: list[Any] = [health, ContactController, InteractionController, list_tasks]
+CORE_ROUTES: list[Any] = [
+    health,
+    ContactController,
+    InteractionController,
+    list_tasks,
+    UserController,
+    TokenController,
+]
 
 
 def _actor(request: Request[Any, Any, Any]) -> Actor:
@@ -95,11 +104,12 @@ def create_app(
         openapi_config=OpenAPIConfig(
             title="Kith",
             version=__version__,
-            path="/schema",
+            path=SCHEMA_PATH,
             # The API description is public, like the health check.
             openapi_router=Router(
-                "/schema", route_handlers=[], include_in_schema=False, opt=public()
+                SCHEMA_PATH, route_handlers=[], include_in_schema=False, opt=public()
             ),
+            render_plugins=render_plugins(),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", description="API token")

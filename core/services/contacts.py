@@ -201,16 +201,7 @@ class ContactService:
                 raise InvalidInput(
                     "a contact cannot be its own organization", field="organization_id"
                 )
-            org = await Contact.select(Contact.kind).where(Contact.id == organization_id).first()
-            if org is None:
-                raise InvalidInput(
-                    f"organization {organization_id} does not exist", field="organization_id"
-                )
-            if org["kind"] != "organization":
-                raise InvalidInput(
-                    f"contact {organization_id} is a person, not an organization",
-                    field="organization_id",
-                )
+            await self._check_organization(organization_id)
         if owner_id is not None and not await User.exists().where(User.id == owner_id):
             raise InvalidInput(f"user {owner_id} does not exist", field="owner_id")
 
@@ -585,15 +576,20 @@ class ContactService:
         cursor: str | None = None,
         limit: int = 50,
         include_archived: bool = False,
+        organization_id: uuid.UUID | None = None,
         actor: Actor = SYSTEM,
     ) -> Page[ContactOut]:
-        """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix. Each
-        contact listed is reported as read (``list``, or ``search`` for a query)."""
+        """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix;
+        ``organization_id`` keeps the people of that organization. Each contact listed is
+        reported as read (``list``, or ``search`` for a query)."""
         limit = check_limit(limit)
         after = decode_id_cursor(cursor) if cursor else None
         filters = []
         if not include_archived:
             filters.append(Contact.archived == False)  # noqa: E712 - piccolo builds SQL from this
+        if organization_id is not None:
+            await self._check_organization(organization_id)
+            filters.append(Contact.organization == organization_id)
         q = (q or "").strip()
         lookup = self._parse_lookup(q) if q else None
         if lookup is not None:
@@ -629,6 +625,39 @@ class ContactService:
         for item in items:
             await self._report(item.id, "search" if q else "list", actor)
         return Page(items=items, next_cursor=next_cursor)
+
+    async def people(
+        self,
+        organization_id: uuid.UUID,
+        *,
+        cursor: str | None = None,
+        limit: int = 50,
+        include_archived: bool = False,
+        actor: Actor = SYSTEM,
+    ) -> Page[ContactOut]:
+        """The people of an organization, in creation order, each reported as read (``list``)."""
+        if not await self.exists(organization_id):
+            raise NotFound(f"contact {organization_id} does not exist")
+        return await self.list(
+            cursor=cursor,
+            limit=limit,
+            include_archived=include_archived,
+            organization_id=organization_id,
+            actor=actor,
+        )
+
+    async def _check_organization(self, organization_id: uuid.UUID) -> None:
+        org = await Contact.select(Contact.kind).where(Contact.id == organization_id).first()
+        if org is None:
+            raise InvalidInput(
+                f"organization {organization_id} does not exist", field="organization_id"
+            )
+        if org["kind"] != "organization":
+            raise InvalidInput(
+                f"contact {organization_id} is a person, not an organization; only "
+                "organizations have people",
+                field="organization_id",
+            )
 
 
 def default_channel(actor: Actor) -> str:

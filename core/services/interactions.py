@@ -6,14 +6,14 @@ import datetime as dt
 import decimal
 import uuid
 import zoneinfo
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from kith.actor import SYSTEM, Actor
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
-from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode_cursor
+from kith.pagination import check_limit, decode_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
 from kith.services import is_unique_violation
@@ -243,6 +243,25 @@ class InteractionService:
         )
         return await self._read(interaction_id)
 
+    async def complete(
+        self, interaction_id: uuid.UUID, actor: Actor = SYSTEM, *, at: dt.datetime | None = None
+    ) -> tuple[InteractionOut, bool]:
+        """Mark a task done (now, or ``at``); returns it and whether this call closed it. A
+        task that is already done keeps the time it was closed."""
+        current = await self._read(interaction_id)
+        if current.kind != "task":
+            raise InvalidInput(
+                f"interaction {interaction_id} is a {current.kind}, not a task",
+                field="interaction_id",
+            )
+        if current.done_at is not None:
+            await self._report(
+                current.contact_id, "read_interaction", actor, interaction=str(interaction_id)
+            )
+            return current, False
+        patch = InteractionPatch(done_at=at or utcnow())
+        return await self.update(interaction_id, patch, actor), True
+
     async def _hydrate(self, rows: list[dict[str, Any]]) -> list[InteractionOut]:
         items = []
         for row in rows:
@@ -349,11 +368,19 @@ class InteractionService:
         cursor: str | None = None,
         limit: int = 50,
         actor: Actor = SYSTEM,
+        *,
+        include_people: bool = False,
     ) -> Page[InteractionOut]:
-        """A contact's interactions, newest first; the read is reported."""
+        """A contact's interactions, newest first; with ``include_people``, an organization's
+        together with those of its people. The read is reported for the contact and for each
+        person whose interactions the page holds."""
         limit = check_limit(limit)
         await self._contact_subject(contact_id)
-        query = Interaction.select().where(Interaction.contact == contact_id)
+        whose = Interaction.contact == contact_id
+        if include_people:
+            people = Contact.select(Contact.id).where(Contact.organization == contact_id)
+            whose |= Interaction.contact.is_in(people)
+        query = Interaction.select().where(whose)
         if cursor:
             at, last_id = _time_key(cursor)
             query = query.where(
@@ -369,6 +396,8 @@ class InteractionService:
         items = await self._hydrate(rows[:limit])
         more = len(rows) > limit
         await self._report(contact_id, "read_timeline", actor)
+        for person in dict.fromkeys(i.contact_id for i in items if i.contact_id != contact_id):
+            await self._report(person, "read_timeline", actor, organization=str(contact_id))
         return Page(
             items=items,
             next_cursor=encode_cursor(items[-1].occurred_at.isoformat(), items[-1].id)
@@ -407,23 +436,23 @@ class InteractionService:
     ) -> Page[InteractionOut]:
         limit = check_limit(limit)
         now = now or utcnow()
-        query = Interaction.select().where(
-            (Interaction.kind == "task") & Interaction.done_at.is_null()
-        )
-        if assignee_id is not None:
-            query = query.where(Interaction.assignee == assignee_id)
+
+        def open_tasks() -> Any:
+            # A new query each time: piccolo's where() changes the query it is called on.
+            query = Interaction.select().where(
+                (Interaction.kind == "task") & Interaction.done_at.is_null()
+            )
+            if assignee_id is not None:
+                query = query.where(Interaction.assignee == assignee_id)
+            return query
+
+        if due == "all":
+            return await self._all_tasks(open_tasks, cursor, limit)
+        query = open_tasks()
         if due == "today":
             query = query.where(Interaction.due_at < self._day_bounds(now)[1])
-        elif due == "overdue":
+        else:
             query = query.where(Interaction.due_at < now)
-        if due == "all":
-            # Tasks without a due date have no place in a due-date order: list by creation.
-            if cursor:
-                query = query.where(Interaction.id > decode_id_cursor(cursor))
-            rows = await query.order_by(Interaction.id).limit(limit + 1).run()
-            items = await self._hydrate(rows[:limit])
-            next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
-            return Page(items=items, next_cursor=next_cursor)
         if cursor:
             at, last_id = _time_key(cursor)
             query = query.where(
@@ -442,6 +471,49 @@ class InteractionService:
             if more and last and last.due_at
             else None,
         )
+
+    async def _all_tasks(
+        self, open_tasks: Callable[[], Any], cursor: str | None, limit: int
+    ) -> Page[InteractionOut]:
+        """Tasks with a due date, soonest first, then those without one in the order they were
+        added. The cursor holds the last task's due time (empty among the undated) and id."""
+        after: tuple[dt.datetime, uuid.UUID] | None = None
+        undated_after: uuid.UUID | None = None
+        if cursor:
+            at, last_id = decode_cursor(cursor, 2)
+            if at:
+                after = _time_key(cursor)
+            else:
+                undated_after = _cursor_id(last_id)
+        rows: list[dict[str, Any]] = []
+        if undated_after is None:
+            dated = open_tasks().where(Interaction.due_at.is_not_null())
+            if after is not None:
+                dated = dated.where(
+                    (Interaction.due_at > after[0])
+                    | ((Interaction.due_at == after[0]) & (Interaction.id > after[1]))
+                )
+            rows = await (
+                dated.order_by(Interaction.due_at).order_by(Interaction.id).limit(limit + 1).run()
+            )
+        if len(rows) <= limit:
+            undated = open_tasks().where(Interaction.due_at.is_null())
+            if undated_after is not None:
+                undated = undated.where(Interaction.id > undated_after)
+            rows += await undated.order_by(Interaction.id).limit(limit + 1 - len(rows)).run()
+        items = await self._hydrate(rows[:limit])
+        if len(rows) <= limit:
+            return Page(items=items, next_cursor=None)
+        last = items[-1]
+        due_key = last.due_at.isoformat() if last.due_at is not None else ""
+        return Page(items=items, next_cursor=encode_cursor(due_key, last.id))
+
+
+def _cursor_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidInput("the cursor is not one this server handed out", field="cursor") from None
 
 
 def _time_key(cursor: str) -> tuple[dt.datetime, uuid.UUID]:

@@ -6,7 +6,9 @@ import builtins
 import datetime as dt
 import hashlib
 import secrets
+import unicodedata
 import uuid
+from typing import Annotated
 
 import argon2
 import msgspec
@@ -15,12 +17,20 @@ from kith.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
 from kith.normalize import normalize_email
+from kith.pagination import check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
+from kith.schemas import Page
 from kith.storage.prepared import Prepared
 from kith.tables import ApiToken, User
 
 TOKEN_PREFIX = "kith_"
 _hasher = argon2.PasswordHasher()
+PASSWORD_MIN, PASSWORD_MAX = 10, 1024
+# What the columns hold.
+USER_NAME_MAX = 200
+TOKEN_NAME_MAX = 100
+# Ten years: a token is meant to be replaced now and then.
+TOKEN_DAYS_MAX = 3650
 
 
 class UserOut(msgspec.Struct, kw_only=True):
@@ -50,6 +60,25 @@ class IssuedToken(msgspec.Struct, kw_only=True):
     secret: str
 
 
+class UserCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new user: a role, and a password only for signing in (it is stored hashed)."""
+
+    email: Annotated[str, msgspec.Meta(min_length=1, max_length=320)]
+    role: Role
+    name: Annotated[str, msgspec.Meta(max_length=USER_NAME_MAX)] = ""
+    password: (
+        Annotated[str, msgspec.Meta(min_length=PASSWORD_MIN, max_length=PASSWORD_MAX)] | None
+    ) = None
+
+
+class TokenCreate(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new API token for a user; it stops working after ``expires_days``."""
+
+    user_id: uuid.UUID
+    name: Annotated[str, msgspec.Meta(max_length=TOKEN_NAME_MAX)] = ""
+    expires_days: Annotated[int, msgspec.Meta(ge=1, le=TOKEN_DAYS_MAX)] = 90
+
+
 def _token_hash(secret: str) -> str:
     # Tokens are 256-bit random strings, so a fast hash is enough: guessing is hopeless.
     return hashlib.sha256(secret.encode()).hexdigest()
@@ -70,6 +99,22 @@ def _token_out(row: dict[str, object]) -> TokenOut:
         revoked_at=row["revoked_at"],  # type: ignore[arg-type]
         last_used_at=row["last_used_at"],  # type: ignore[arg-type]
     )
+
+
+def _check_name(name: str, field: str, limit: int) -> None:
+    """A name is one line of text: no control characters (PostgreSQL cannot store a NUL), and
+    no longer than its column."""
+    if len(name) > limit:
+        raise InvalidInput(f"{field} has at most {limit} characters", field=field)
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise InvalidInput(f"{field} must not contain control characters", field=field)
+
+
+def _check_password(password: str) -> None:
+    if len(password) < PASSWORD_MIN:
+        raise InvalidInput(f"a password needs at least {PASSWORD_MIN} characters", field="password")
+    if len(password) > PASSWORD_MAX:
+        raise InvalidInput(f"a password has at most {PASSWORD_MAX} characters", field="password")
 
 
 def parse_role(value: str) -> Role:
@@ -103,8 +148,9 @@ class UserService:
     ) -> UserOut:
         address = normalize_email(email)
         parsed_role = parse_role(role)
-        if password is not None and len(password) < 10:
-            raise InvalidInput("a password needs at least 10 characters", field="password")
+        if password is not None:
+            _check_password(password)
+        _check_name(name.strip(), "name", USER_NAME_MAX)
         async with self.kith.unit_of_work():
             if await User.exists().where(User.email == address):
                 raise Conflict(f"a user with the email {address} already exists", field="email")
@@ -138,12 +184,22 @@ class UserService:
     async def list(self) -> list[UserOut]:
         return [_user_out(row) for row in await User.select().order_by(User.created_at).run()]
 
+    async def page(self, cursor: str | None = None, limit: int = 50) -> Page[UserOut]:
+        """Users in the order they were added."""
+        limit = check_limit(limit)
+        query = User.select().order_by(User.id).limit(limit + 1)
+        if cursor:
+            query = query.where(User.id > decode_id_cursor(cursor))
+        rows = await query.run()
+        items = [_user_out(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
     async def count(self) -> int:
         return int(await User.count())
 
     async def set_password(self, user_id: uuid.UUID, password: str) -> None:
-        if len(password) < 10:
-            raise InvalidInput("a password needs at least 10 characters", field="password")
+        _check_password(password)
         await (
             User.update({User.password_hash: _hasher.hash(password)})
             .where(User.id == user_id)
@@ -165,9 +221,23 @@ class UserService:
     async def create_token(
         self, email: str, name: str = "", expires_days: int | None = 90
     ) -> IssuedToken:
-        user = await self.by_email(email)
-        if expires_days is not None and expires_days < 1:
-            raise InvalidInput("a token must live at least one day", field="expires_days")
+        return await self._issue(await self.by_email(email), name, expires_days)
+
+    async def create_token_for(
+        self, user_id: uuid.UUID, name: str = "", expires_days: int | None = 90
+    ) -> IssuedToken:
+        try:
+            user = await self.get(user_id)
+        except NotFound as exc:
+            raise InvalidInput(exc.detail, field="user_id") from None
+        return await self._issue(user, name, expires_days)
+
+    async def _issue(self, user: UserOut, name: str, expires_days: int | None) -> IssuedToken:
+        if expires_days is not None and not 1 <= expires_days <= TOKEN_DAYS_MAX:
+            raise InvalidInput(
+                f"a token lives from 1 to {TOKEN_DAYS_MAX} days", field="expires_days"
+            )
+        _check_name(name, "name", TOKEN_NAME_MAX)
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         now = utcnow()
         token_id = new_id()
@@ -191,6 +261,27 @@ class UserService:
         if email is not None:
             query = query.where(ApiToken.user == (await self.by_email(email)).id)
         return [_token_out(row) for row in await query.run()]
+
+    async def token_page(
+        self, user_id: uuid.UUID | None = None, cursor: str | None = None, limit: int = 50
+    ) -> Page[TokenOut]:
+        """API tokens (of one user), in the order they were created; never the tokens."""
+        limit = check_limit(limit)
+        query = ApiToken.select().order_by(ApiToken.id).limit(limit + 1)
+        if user_id is not None:
+            query = query.where(ApiToken.user == user_id)
+        if cursor:
+            query = query.where(ApiToken.id > decode_id_cursor(cursor))
+        rows = await query.run()
+        items = [_token_out(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items=items, next_cursor=encode_cursor(items[-1].id) if more else None)
+
+    async def get_token(self, token_id: uuid.UUID) -> TokenOut:
+        row = await ApiToken.select().where(ApiToken.id == token_id).first()
+        if row is None:
+            raise NotFound(f"token {token_id} does not exist")
+        return _token_out(row)
 
     async def revoke_token(self, token: str) -> TokenOut:
         """Revoke by token id, by its shown prefix, or by the token itself."""
@@ -224,9 +315,20 @@ class UserService:
             raise NotAuthenticated("this is not a Kith API token")
         digest = _token_hash(secret)
         now = utcnow()
-        cached = self.kith.token_cache.get(digest, now)
-        if cached is not None:
-            return cached
+        actor = self.kith.token_cache.get(digest, now)
+        if actor is None:
+            actor = await self._check_token(digest, now)
+        if self.kith.token_cache.use_to_record(digest, now):
+            # At most once a minute per token and process (kith.token_cache), so a read
+            # stays a read.
+            await (
+                ApiToken.update({ApiToken.last_used_at: now})
+                .where(ApiToken.token_hash == digest)
+                .run()
+            )
+        return actor
+
+    async def _check_token(self, digest: str, now: dt.datetime) -> Actor:
         rows = await _TOKEN_BY_HASH.run(token_hash=digest)
         if not rows:
             raise NotAuthenticated("unknown API token")

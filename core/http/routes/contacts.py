@@ -58,11 +58,20 @@ class ContactController(Controller):
         cursor: Cursor = None,
         limit: Limit = 50,
         include_archived: FromQuery[bool] = False,
+        organization_id: Annotated[
+            uuid.UUID | None,
+            QueryParameter(description="only the people of this organization"),
+        ] = None,
         *,
         actor: CurrentActor,
     ) -> Page[ContactOut]:
         return await contacts.list(
-            q=q, cursor=cursor, limit=limit, include_archived=include_archived, actor=actor
+            q=q,
+            cursor=cursor,
+            limit=limit,
+            include_archived=include_archived,
+            organization_id=organization_id,
+            actor=actor,
         )
 
     @get("/{contact_id:uuid}", opt=READ, summary="Read a contact")
@@ -74,6 +83,24 @@ class ContactController(Controller):
         # after its role check.
         return await ContactService(request.app.state.kith, API).get(
             contact_id, current_actor(request)
+        )
+
+    @get("/{contact_id:uuid}/people", opt=READ, summary="An organization's people")
+    async def people(
+        self,
+        contact_id: FromPath[uuid.UUID],
+        contacts: Contacts,
+        actor: CurrentActor,
+        cursor: Cursor = None,
+        limit: Limit = 50,
+        include_archived: FromQuery[bool] = False,
+    ) -> Page[ContactOut]:
+        return await contacts.people(
+            contact_id,
+            cursor=cursor,
+            limit=limit,
+            include_archived=include_archived,
+            actor=actor,
         )
 
     @patch("/{contact_id:uuid}", opt=WRITE, summary="Change a contact")
@@ -115,5 +142,11 @@ class ContactController(Controller):
         actor: CurrentActor,
         cursor: Cursor = None,
         limit: Limit = 50,
+        include_people: Annotated[
+            bool,
+            QueryParameter(description="an organization's timeline with its people's"),
+        ] = False,
     ) -> Page[InteractionOut]:
-        return await interactions.timeline(contact_id, cursor=cursor, limit=limit, actor=actor)
+        return await interactions.timeline(
+            contact_id, cursor=cursor, limit=limit, actor=actor, include_people=include_people
+        )
