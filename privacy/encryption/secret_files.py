@@ -30,6 +30,14 @@ def _check_mode(path: Path) -> None:
         )
 
 
+def read_existing(path: Path) -> bytes | None:
+    """The bytes of the key file at ``path``, or None when there is none; never creates it."""
+    if not path.exists():
+        return None
+    _check_mode(path)
+    return path.read_bytes()
+
+
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
     """The bytes of the key file at ``path``, writing ``make()`` there (mode 0600) if absent."""
     if path.exists():
