@@ -111,6 +111,8 @@ class _Templates:
         home.mkdir(parents=True, exist_ok=True)
         target = home / "kith.sqlite3"
         shutil.copyfile(self.sqlite_file, target)
+        # As Kith makes its database files: the owner's only.
+        target.chmod(0o600)
         return f"sqlite:///{target}"
 
     def postgres_copy(self) -> str:

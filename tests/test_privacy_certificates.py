@@ -8,11 +8,18 @@ import base64
 import json
 import os
 import re
+import socket
 import stat
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _privacy_workflow import cli_env, make_contact, make_user, run_services
+from click.testing import CliRunner
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from kith.actor import Role
@@ -240,6 +247,96 @@ def test_cli_exports_and_verifies_certificates(kith_database_url: str, tmp_path:
     )
     assert bad.exit_code == 1
     assert "signed by key" in bad.stderr
+
+
+@contextmanager
+def key_served(pem: str) -> Iterator[str]:
+    """A real HTTP server on 127.0.0.1 publishing ``pem`` at /kith-public-key.pem (404 elsewhere),
+    as an installation's operator would; yields its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            found = self.path == "/kith-public-key.pem"
+            body = pem.encode() if found else b"not here"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_verifying_outside_an_installation_needs_only_the_certificate_and_a_public_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signer = Ed25519PrivateKey.generate()
+    signer_id = key_id(signer.public_key())
+    document = {"key_id": signer_id, "request": {"id": "r-outside"}, "entries": []}
+    certificate = tmp_path / "certificate.json"
+    certificate.write_bytes(sign(document, signer).to_json())
+    key_file = tmp_path / "kith-public-key.pem"
+    key_file.write_text(public_key_pem(signer.public_key()))
+    # An auditor's machine: no KITH_HOME, a working directory of their own.
+    workdir = tmp_path / "auditor"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
+    runner = CliRunner()
+    env: dict[str, str | None] = {"KITH_HOME": None, "KITH_DATABASE_URL": None}
+
+    def check(*args: str) -> Any:
+        return runner.invoke(
+            main, ["privacy", "certificate", "verify", str(certificate), *args], env=env
+        )
+
+    with key_served(key_file.read_text()) as site:
+        for source in (str(key_file), f"{site}/kith-public-key.pem"):
+            result = check("--public-key", source)
+            assert result.exit_code == 0, result.output
+            assert f"valid, request r-outside, signed by key {signer_id}" in result.stdout
+        missing = check("--public-key", f"{site}/elsewhere.pem")
+        assert missing.exit_code == 2, missing.output
+        assert missing.stderr.count("\n") == 1
+        assert "HTTP 404" in missing.stderr and "elsewhere.pem" in missing.stderr
+    unreachable = check("--public-key", f"http://127.0.0.1:{_closed_port()}/key.pem")
+    assert unreachable.exit_code == 2, unreachable.output
+    assert "could not fetch" in unreachable.stderr and unreachable.stderr.count("\n") == 1
+    absent = check("--public-key", str(tmp_path / "no-such-key.pem"))
+    assert absent.exit_code == 2, absent.output
+    assert "no-such-key.pem" in absent.stderr
+
+    # With no key and no installation there is nothing to check against: said, not guessed.
+    bare = check()
+    assert bare.exit_code == 2, bare.output
+    assert "--public-key" in bare.stderr and bare.stderr.count("\n") == 1
+    shown = runner.invoke(main, ["privacy", "public-key"], env=env)
+    assert shown.exit_code != 0
+    assert "no certificate signing key" in shown.stderr
+    elsewhere = tmp_path / "not-an-installation"
+    bare = runner.invoke(
+        main,
+        ["privacy", "certificate", "verify", str(certificate)],
+        env={**env, "KITH_HOME": str(elsewhere)},
+    )
+    assert bare.exit_code == 2, bare.output
+    # Read-only commands made no home and no key, here or in the working directory.
+    assert not elsewhere.exists()
+    assert list(workdir.iterdir()) == []
 
 
 # -- the documented snippet ----------------------------------------------------------------------

@@ -10,9 +10,14 @@ from pathlib import Path
 
 import pytest
 from _privacy_storage import cli_env, kith_command, protector, raw
+from _privacy_workflow import cli_env as workflow_env
+from _privacy_workflow import run_services
 from kith.bootstrap import open_kith
+from kith.cli import main
 from kith.cli.setup import migrate_all
 from kith.plugin_manager import PluginSelection, load_plugin_manager
+from kith.plugins.webhooks.schemas import SubscriptionCreate
+from kith.plugins.webhooks.service import WebhookService
 from kith.privacy.encryption import jobs, plaintext_migration, table_walk
 from kith.privacy.encryption.envelope import PREFIX
 from kith.privacy.encryption.lifecycle import STATE_PLAINTEXT
@@ -181,3 +186,64 @@ async def test_reading_plaintext_after_encryption_is_an_error(old_settings, kith
         }
     finally:
         await kith.close()
+
+
+# -- a contact's data anywhere else ---------------------------------------------------------------
+
+PROBE_NAME = "Oriel Fenwick-Stroud"
+PROBE_EMAIL = "Oriel.FS@Verify-Probe.example"
+PROBE_PHONE = "+44 20 7946 0777"
+
+
+async def _leave_a_person_readable(kith: Kith) -> None:
+    """What ends up in columns nobody declared personal: an API client's free text, an id
+    made from a name, a note in a webhook's description."""
+    service = ContactService(kith)
+    person = await service.create(
+        ContactCreate(
+            name=PROBE_NAME,
+            emails=[EmailIn(PROBE_EMAIL)],
+            phones=[PhoneIn(PROBE_PHONE)],
+            # A one-word name and an organisation's name are no person's name.
+            source="referred by Oriel at Acme Widgets",
+        )
+    )
+    await service.create(ContactCreate(name="Acme Widgets", kind="organization"))
+    await service.create(ContactCreate(name="Caller", source="call back on 020 7946 0777"))
+    await InteractionService(kith).log(
+        person.id,
+        InteractionCreate(kind="call", summary="intro", external_id="lead/oriel-fenwick-stroud"),
+    )
+    await WebhookService(kith).create(
+        SubscriptionCreate(
+            url="https://hooks.example.com/in",
+            events=["contact.*"],
+            description=f"ask {PROBE_EMAIL.lower()} first",
+        )
+    )
+
+
+def test_verify_finds_a_contact_s_data_readable_in_any_table(
+    kith_database_url: str, tmp_path: Path
+) -> None:
+    runner, env = workflow_env(kith_database_url, tmp_path / "kith-home")
+    clean = runner.invoke(main, ["privacy", "verify"], env=env)
+    assert clean.exit_code == 0, clean.output
+    assert "Every personal value is encrypted." in clean.stdout
+    assert "No contact's name, email address or phone number is readable elsewhere" in clean.stdout
+
+    run_services(env, _leave_a_person_readable)
+    found = runner.invoke(main, ["privacy", "verify"], env=env)
+    assert found.exit_code == 1, found.output
+    assert found.stdout.splitlines() == [
+        "kith_contact.source: 1 row(s) hold a contact's phone number readable",
+        # The contact.created event carries the source, as given.
+        "kith_event.payload: 1 row(s) hold a contact's phone number readable",
+        "kith_interaction.external_id: 1 row(s) hold a contact's name readable",
+        "webhooks_subscription.description: 1 row(s) hold a contact's email address readable",
+    ]
+    assert found.stderr.count("\n") == 1
+    assert "readable outside the encrypted fields" in found.stderr
+    # It says where, never what.
+    for value in ("Oriel", "Fenwick", "verify-probe", "7946"):
+        assert value.lower() not in found.output.lower()

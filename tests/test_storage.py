@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from kith.bootstrap import open_kith
 from kith.errors import Conflict
 from kith.ids import new_id
 from kith.runtime import Kith
@@ -17,7 +22,7 @@ from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from kith.storage.sqlite import KithSQLiteEngine
 from kith.tables import Contact, ContactPoint, Interaction
-from kith.testing import TokenFactory
+from kith.testing import TokenFactory, settings_for
 from piccolo.querystring import QueryString
 
 
@@ -206,3 +211,57 @@ async def test_a_transaction_that_cannot_begin_gives_the_writer_back(tmp_path: P
         assert await engine.run_querystring(QueryString("SELECT x FROM t")) == [{"x": 1}]
     finally:
         await engine.close()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@contextlib.contextmanager
+def _umask(mask: int) -> Iterator[None]:
+    """The usual umask of a server account, whatever the test runner's is."""
+    saved = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(saved)
+
+
+async def test_the_database_file_and_its_logs_are_private_like_the_rest_of_kith_home(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "new-home"
+    settings = settings_for(home)
+    with _umask(0o022):
+        kith = open_kith(settings)
+        await kith.start()
+        try:
+            await kith.database.migrate()
+        finally:
+            await kith.close()
+        kith = open_kith(settings)
+        await kith.start()
+        try:
+            await ContactService(kith).create(ContactCreate(name="Ada"))
+            database = settings.sqlite_path
+            files = {path.name: _mode(path) for path in home.iterdir() if path.is_file()}
+            # The write-ahead log and its index exist while Kith has the database open.
+            assert {database.name, f"{database.name}-wal", f"{database.name}-shm"} <= set(files)
+            assert files == dict.fromkeys(files, 0o600)
+            assert _mode(home) == 0o700
+        finally:
+            await kith.close()
+
+        # A database made by an older version with the umask's modes is made private when
+        # opened.
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{database}{suffix}").touch()
+            os.chmod(f"{database}{suffix}", 0o644)
+        kith = open_kith(settings)
+        await kith.start()
+        try:
+            assert await Contact.count() == 1
+            for suffix in ("", "-wal", "-shm"):
+                assert _mode(Path(f"{database}{suffix}")) == 0o600, suffix
+        finally:
+            await kith.close()

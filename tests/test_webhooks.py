@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import importlib
+import io
 import json
 import re
 import socket
+import subprocess
 import threading
 import time
 import uuid
@@ -21,16 +24,24 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import structlog
+from _privacy_storage import pg_dump_binary
 from click.testing import CliRunner
 from kith import hookimpl
+from kith.bootstrap import open_kith
 from kith.cli import main
 from kith.events import Event
+from kith.logs import configure_logging
 from kith.plugins.webhooks.delivery import WebhookDeliverer, backoff
 from kith.plugins.webhooks.schemas import SubscriptionCreate, WebhookSettings
 from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
+from kith.privacy.encryption import plaintext_migration, plaintext_scan
+from kith.privacy.encryption.protector import protector_of
+from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.consent import ConsentService
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, ContactPatch, EmailIn, InteractionCreate, PhoneIn
@@ -73,11 +84,14 @@ class Received:
 @dataclass
 class Receiver:
     """An HTTP server on 127.0.0.1 in a thread. Each path answers the statuses queued for it
-    (then 200), after the delay set for it."""
+    (then 200), after the delay set for it; a failure with the body and ``Location`` set for
+    it, if any."""
 
     requests: list[Received] = field(default_factory=list)
     statuses: dict[str, list[int]] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)
+    bodies: dict[str, bytes] = field(default_factory=dict)
+    locations: dict[str, str] = field(default_factory=dict)
     server: ThreadingHTTPServer | None = None
 
     def start(self) -> None:
@@ -97,11 +111,14 @@ class Receiver:
                 time.sleep(receiver.delays.get(self.path, 0.0))
                 queued = receiver.statuses.get(self.path) or []
                 status = queued.pop(0) if queued else 200
+                body = b"ok" if status < 300 else receiver.bodies.get(self.path, b"no")
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Length", "2")
+                    if 300 <= status < 400 and self.path in receiver.locations:
+                        self.send_header("Location", receiver.locations[self.path])
+                    self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(b"ok" if status < 400 else b"no")
+                    self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the sender gave up waiting (the timeout tests)
 
@@ -255,7 +272,10 @@ async def test_500s_are_retried_with_exponential_backoff_until_success(
     await kith.bus.drain()
     [delivery] = await deliveries_of(kith, subscription.id)
     assert (delivery.state, delivery.attempts, delivery.status_code) == ("pending", 1, 500)
-    assert delivery.error == "HTTP 500: no"
+    # The receiver's own words ("no") are kept sealed, apart from Kith's account of the attempt.
+    assert (delivery.error, delivery.response_bytes) == ("HTTP 500", 2)
+    detail = await WebhookService(kith).delivery_detail(delivery.id)
+    assert detail.response_text == "no"
     assert delivery.next_attempt_at == START + dt.timedelta(seconds=BACKOFF_S)
 
     # Not due yet: nothing is sent.
@@ -275,6 +295,7 @@ async def test_500s_are_retried_with_exponential_backoff_until_success(
     [delivery] = await deliveries_of(kith, subscription.id)
     assert (delivery.state, delivery.attempts, delivery.status_code) == ("delivered", 3, 200)
     assert delivery.error is None and delivery.next_attempt_at is None
+    assert (await WebhookService(kith).delivery_detail(delivery.id)).response_text is None
     assert delivery.delivered_at == clock.now
     assert [a.status_code for a in delivery.history] == [500, 503, 200]
 
@@ -662,6 +683,179 @@ async def test_privacy_hooks_export_and_erase_the_delivery_log(kith: Kith, recei
     assert outcome.method == "not_present"
 
 
+# -- what receivers answer -----------------------------------------------------------------------
+
+ECHOED_GIVEN = "Quintessa"
+ECHOED_FAMILY = "Vandermolen-Ptak"
+ECHOED_NAME = f"{ECHOED_GIVEN} {ECHOED_FAMILY}"
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[Any]:
+    """Kith's structured logs as JSON lines in a buffer, through the processors Kith uses."""
+    saved = structlog.get_config()
+    buffer = io.StringIO()
+
+    def configure(settings: Settings) -> io.StringIO:
+        configure_logging(settings, stream=buffer)
+        return buffer
+
+    yield configure
+    structlog.configure(**saved)
+
+
+def stored_bytes(kith: Kith) -> bytes:
+    """Everything the database holds: the SQLite file with its logs, or a pg_dump."""
+    if kith.database.kind == "sqlite":
+        path = kith.settings.sqlite_path
+        return b"".join(
+            Path(f"{path}{suffix}").read_bytes()
+            for suffix in ("", "-wal", "-shm", "-journal")
+            if Path(f"{path}{suffix}").exists()
+        )
+    binary = pg_dump_binary()
+    if binary is None:
+        pytest.fail("pg_dump is needed to scan the PostgreSQL database and was not found")
+    url = urlsplit(kith.settings.database_url)
+    dump = subprocess.run(
+        [
+            binary,
+            "--host",
+            url.hostname or "127.0.0.1",
+            "--port",
+            str(url.port or 5432),
+            "--username",
+            url.username or "postgres",
+            "--no-password",
+            url.path.lstrip("/"),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert dump.returncode == 0, dump.stderr.decode()
+    return dump.stdout
+
+
+def echoed(data: bytes | str) -> list[str]:
+    """The parts of the echoed name found in ``data``."""
+    text = data.lower() if isinstance(data, bytes) else data.lower().encode()
+    return [part for part in (ECHOED_GIVEN, ECHOED_FAMILY) if part.lower().encode() in text]
+
+
+async def test_what_a_receiver_answers_rests_only_encrypted_and_is_never_logged(
+    kith: Kith, clock: FakeClock, receiver: Receiver, kith_client, kith_auth, captured_logs
+):
+    logs = captured_logs(kith.settings)
+    # Receivers quote what they were sent, in their error text and in where they redirect to.
+    receiver.statuses["/rejects"] = [422] * MAX_ATTEMPTS
+    receiver.bodies["/rejects"] = f'{{"error": "{ECHOED_NAME} is already on our list"}}'.encode()
+    receiver.statuses["/moved"] = [302] * MAX_ATTEMPTS
+    receiver.locations["/moved"] = "https://elsewhere.example/people/" + ECHOED_NAME.replace(
+        " ", "-"
+    )
+    rejects, _ = await subscribe(kith, receiver.url("/rejects"), "contact.created")
+    moved, _ = await subscribe(kith, receiver.url("/moved"), "contact.created")
+    contact = await ContactService(kith).create(ContactCreate(name=ECHOED_NAME))
+    deliverer = WebhookDeliverer(kith)
+    await kith.bus.drain()
+    for attempt in range(2, MAX_ATTEMPTS + 1):
+        clock.advance(backoff(attempt - 1, deliverer.settings).total_seconds())
+        await deliverer.run_due()
+    [rejected] = await deliveries_of(kith, rejects.id)
+    [redirected] = await deliveries_of(kith, moved.id)
+    assert (rejected.state, rejected.attempts, rejected.status_code) == ("failed", 4, 422)
+    assert rejected.error == "HTTP 422"
+    assert rejected.response_bytes == len(receiver.bodies["/rejects"])
+    assert [a.error for a in rejected.history] == ["HTTP 422"] * MAX_ATTEMPTS
+    assert (redirected.state, redirected.status_code) == ("failed", 302)
+    assert redirected.error == "HTTP 302: redirected, not followed; the answer names the location"
+
+    # Nothing the receivers said is readable in the database, the logs or the delivery log.
+    stored = stored_bytes(kith)
+    assert str(contact.id).encode() in stored and str(rejected.id).encode() in stored
+    assert echoed(stored) == []
+    text = logs.getvalue()
+    failures = [json.loads(line) for line in text.splitlines() if "for good" in line]
+    assert sorted(line["status_code"] for line in failures) == [302, 422]
+    assert echoed(text) == []
+    admin = await kith_auth("admin")
+    listed = await kith_client.get("/api/webhooks/deliveries", headers=admin)
+    assert listed.status_code == 200 and len(listed.json()["items"]) == 2
+    assert echoed(listed.text) == []
+
+    # An administrator reads the answer of one delivery, and that read is audited.
+    read = await kith_client.get(f"/api/webhooks/deliveries/{rejected.id}", headers=admin)
+    assert read.status_code == 200, read.text
+    assert read.json()["response_text"] == receiver.bodies["/rejects"].decode()
+    read = await kith_client.get(f"/api/webhooks/deliveries/{redirected.id}", headers=admin)
+    assert read.json()["response_text"] == f"Location: {receiver.locations['/moved']}\nno"
+    entries = await AuditLog(kith).entries(contact.id)
+    reads = [e for e in entries if e.action == "read_webhook_response"]
+    assert [(e.channel, e.details) for e in reads] == [
+        ("api", {"delivery_id": str(redirected.id)}),
+        ("api", {"delivery_id": str(rejected.id)}),
+    ]
+    assert all(e.actor.startswith("user:") for e in reads)
+    assert echoed(logs.getvalue()) == []
+    # And `kith privacy verify` finds nothing readable, here or anywhere else.
+    assert await plaintext_migration.leftover(protector_of(kith)) == {}
+    assert (await plaintext_scan.scan(kith)).exposures == []
+
+    # An access request gets them too: they may be about the person.
+    assert kith.plugins is not None
+    exported = await kith.plugins.call_async(
+        "kith_subject_export", kith=kith, contact_id=contact.id
+    )
+    [section] = [r.value for r in exported if r.plugin == "webhooks"]
+    assert {row["receiver_response"] for row in section.tables["webhook_deliveries"]} == {
+        receiver.bodies["/rejects"].decode(),
+        f"Location: {receiver.locations['/moved']}\nno",
+    }
+
+
+async def test_answers_an_older_version_kept_readable_are_cut_back_to_kith_s_own_words(
+    kith: Kith, receiver: Receiver
+):
+    subscription, _ = await subscribe(kith, receiver.url("/old"), "contact.created")
+    await ContactService(kith).create(ContactCreate(name=ECHOED_NAME))
+    await kith.bus.drain()
+    said = [
+        f"HTTP 422: {ECHOED_NAME} is already on our list",
+        f"HTTP 302: redirected to https://x.example/{ECHOED_FAMILY}; point the subscription there",
+        f"RemoteProtocolError: illegal header line: bytearray(b'{ECHOED_GIVEN}')",
+        "ConnectError: [Errno 111] Connection refused",
+        "no answer within 2 s",
+        "not sent: processing of this contact is restricted",
+    ]
+    history = [
+        {"attempt": n, "at": START.isoformat(), "status_code": None, "error": error}
+        for n, error in enumerate(said, 1)
+    ]
+    await WebhookDelivery.update(
+        {WebhookDelivery.error: said[0], WebhookDelivery.history: history}, force=True
+    ).run()
+    migration = importlib.import_module(
+        "kith.plugins.webhooks.migrations.webhooks_2026_12_05t09_00_00_receiver_answers"
+    )
+
+    await migration.scrub()
+
+    [delivery] = await deliveries_of(kith, subscription.id)
+    assert delivery.error == "HTTP 422"
+    assert [a.error for a in delivery.history] == [
+        "HTTP 422",
+        "HTTP 302",
+        "RemoteProtocolError",
+        "ConnectError: [Errno 111] Connection refused",
+        "no answer within 2 s",
+        "not sent: processing of this contact is restricted",
+    ]
+    assert echoed(repr(await WebhookDelivery.select().run())) == []
+    await migration.scrub()  # a second run finds nothing more to cut
+    assert (await deliveries_of(kith, subscription.id))[0].history == delivery.history
+
+
 # -- managing subscriptions ---------------------------------------------------------------------
 
 
@@ -830,14 +1024,12 @@ def test_the_command_line_sends_due_deliveries(
     }
     receiver.statuses["/cli"] = [500]
 
-    async def setup() -> None:
-        from kith.bootstrap import open_kith
-
+    async def setup() -> uuid.UUID:
         kith = open_kith(settings_for(home, kith_database_url))
         await kith.start()
         try:
             await subscribe(kith, receiver.url("/cli"), "contact.created")
-            await ContactService(kith).create(ContactCreate(name="Lise Meitner"))
+            contact = await ContactService(kith).create(ContactCreate(name="Lise Meitner"))
             await kith.bus.drain()
             # Make the retry due now instead of after the backoff.
             long_ago = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
@@ -846,10 +1038,31 @@ def test_the_command_line_sends_due_deliveries(
             ).run()
         finally:
             await kith.close()
+        return contact.id
 
-    asyncio.run(setup())
+    contact_id = asyncio.run(setup())
     failed = CliRunner().invoke(main, ["webhooks", "deliveries", "--state", "pending"], env=env)
     assert failed.exit_code == 0 and "HTTP 500" in failed.stdout, failed.output
+    [pending] = json.loads(
+        CliRunner().invoke(main, ["webhooks", "deliveries", "--json"], env=env).stdout
+    )
+    shown = CliRunner().invoke(main, ["webhooks", "delivery", pending["id"]], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert re.search(r"^answer +no$", shown.stdout, re.MULTILINE), shown.stdout
+    assert re.search(r"^1 .* 500 +HTTP 500 +2 ", shown.stdout, re.MULTILINE), shown.stdout
+
+    async def audited() -> list[Any]:
+        kith = open_kith(settings_for(home, kith_database_url))
+        await kith.start()
+        try:
+            entries = await AuditLog(kith).entries(contact_id)
+        finally:
+            await kith.close()
+        return [e for e in entries if e.action == "read_webhook_response"]
+
+    [entry] = asyncio.run(audited())
+    assert (entry.channel, entry.actor) == ("cli", "plugin:cli")
+    assert entry.details["delivery_id"] == pending["id"] and "os_user" in entry.details
     sent = CliRunner().invoke(main, ["webhooks", "deliver"], env=env)
     assert sent.exit_code == 0, sent.output
     assert "1 attempted: 1 delivered" in sent.stdout

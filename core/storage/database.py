@@ -90,7 +90,8 @@ class Database:
         if self.kind == "postgresql":
             return KithPostgresEngine(config=_postgres_config(self.settings.database_url))
         path = self.settings.sqlite_path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # Usually KITH_HOME, whose files are its owner's only.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         return KithSQLiteEngine(path=str(path))
 
     def _bind(self) -> None:

@@ -13,6 +13,10 @@ than a primary-key read itself (measured: about ten times the CPU of the read, a
 wall time on a busy two-core machine, where each hop waits for the OS to schedule the other
 thread), and most of a CRM's reads are such lookups. See docs/performance.md.
 
+The database file is its owner's only (mode 0600), like the key files beside it in
+``KITH_HOME``: the engine creates it so before SQLite does, and SQLite gives the write-ahead log
+and its index the database file's mode.
+
 Where this meets piccolo's internals (statement entry points, transactions, converters), it
 goes through :mod:`kith.storage._piccolo_internals`.
 """
@@ -20,13 +24,17 @@ goes through :mod:`kith.storage._piccolo_internals`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from kith.logs import get_logger
 from kith.storage._piccolo_internals import SQLiteEngineBase, register_sqlite_converters
 
 # After piccolo's engine module (imported by the above) has registered its own.
@@ -42,6 +50,33 @@ _PRAGMAS = (
 )
 
 _READ_PREFIXES = ("select", "with", "pragma table_info", "explain")
+
+FILE_MODE = 0o600
+# The database file and those SQLite keeps beside it, which hold the same data.
+_COMPANIONS = ("", "-wal", "-shm", "-journal")
+
+log = get_logger("kith.storage")
+
+
+def make_private(path: str) -> None:
+    """Create the database file at ``path`` (mode 0600) unless it exists, and take group and
+    other access away from it and its companion files where an older version left them."""
+    if not path or path == ":memory:" or path.startswith("file:") or os.name != "posix":
+        return
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    os.close(descriptor)
+    for suffix in _COMPANIONS:
+        name = f"{path}{suffix}"
+        try:
+            info = os.stat(name)
+        except FileNotFoundError:
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        # Another account's file (a deliberate shared set-up) is left as it is.
+        if mode & 0o077 and info.st_uid == os.geteuid():
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(name, mode & 0o700)
+                log.warning("database file made private", path=name, was=f"{mode:o}")
 
 
 # Inline reads: how long one may hold the event loop before it is interrupted and handed to a
@@ -204,10 +239,18 @@ class KithSQLiteEngine(SQLiteEngineBase):
         self._inline_guard = threading.Lock()
         # Statement -> how many runs it has skipped the inline attempt since it was too slow.
         self._slow_sql: OrderedDict[str, int] = OrderedDict()
+        self._private = False
+
+    def _make_private(self) -> None:
+        """Before the first connection creates or opens the file (see :func:`make_private`)."""
+        if not self._private:
+            make_private(self.path)
+            self._private = True
 
     def _inline_reader(self) -> InlineReader:
         reader: InlineReader | None = getattr(self._inline, "reader", None)
         if reader is None:
+            self._make_private()
             reader = InlineReader(self.connection_kwargs, self._inline_budget_s)
             self._inline.reader = reader
             with self._inline_guard:
@@ -239,6 +282,7 @@ class KithSQLiteEngine(SQLiteEngineBase):
 
     def _writer(self) -> ThreadedConnection:
         if self._writer_connection is None:
+            self._make_private()
             self._writer_connection = ThreadedConnection(
                 self.connection_kwargs, self._busy_timeout_ms
             )
@@ -246,6 +290,7 @@ class KithSQLiteEngine(SQLiteEngineBase):
 
     def _reader_queue(self) -> asyncio.Queue[ThreadedConnection]:
         if self._readers is None:
+            self._make_private()
             self._readers = asyncio.Queue()
             for _ in range(self._reader_count):
                 reader = ThreadedConnection(self.connection_kwargs, self._busy_timeout_ms)

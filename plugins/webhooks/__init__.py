@@ -16,6 +16,7 @@ from kith import (
     ErasureOutcome,
     Event,
     ExportSection,
+    PersonalField,
     Purpose,
     Recipient,
     RecipientNotice,
@@ -95,6 +96,13 @@ def kith_register_purposes(register: Callable[[Purpose], None]) -> None:
 
 
 @hookimpl
+def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
+    from kith.plugins.webhooks.privacy import RESPONSE_FIELD
+
+    register(RESPONSE_FIELD)
+
+
+@hookimpl
 def kith_register_recipients(register: Callable[[Recipient], None]) -> None:
     from kith.plugins.webhooks.privacy import WEBHOOK_RECIPIENT
 
@@ -105,7 +113,7 @@ def kith_register_recipients(register: Callable[[Recipient], None]) -> None:
 async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
     from kith.plugins.webhooks import privacy
 
-    return await privacy.export(contact_id)
+    return await privacy.export(kith, contact_id)
 
 
 @hookimpl

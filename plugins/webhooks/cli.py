@@ -12,6 +12,8 @@ import uuid
 import click
 from kith import Actor, Kith, Page
 from kith.console import (
+    AUDIT_CHANNEL,
+    AUDIT_CONTEXT,
     format_time,
     get_settings,
     note,
@@ -23,6 +25,7 @@ from kith.console import (
 from kith.plugins.webhooks.delivery import WebhookDeliverer
 from kith.plugins.webhooks.schemas import (
     DELIVERY_STATES,
+    DeliveryDetail,
     DeliveryOut,
     DeliveryRun,
     SubscriptionCreate,
@@ -183,6 +186,52 @@ def deliveries(
             for d in page.items
         ],
         empty="No deliveries.",
+    )
+
+
+@webhooks.command("delivery")
+@click.argument("delivery_id", type=click.UUID)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def delivery(delivery_id: uuid.UUID, as_json: bool) -> None:
+    """One delivery: its attempts and the start of what its receiver last answered. The
+    answer may quote the person, so reading it is recorded in their audit log."""
+
+    async def work(kith: Kith) -> DeliveryDetail:
+        return await WebhookService(kith).delivery_detail(
+            delivery_id, CLI_ACTOR, AUDIT_CHANNEL, AUDIT_CONTEXT
+        )
+
+    found = run_with_kith(work)
+    if as_json:
+        print_json(found)
+        return
+    settings = get_settings()
+    answer = (found.response_text or "-").splitlines() or ["-"]
+    for label, value in (
+        ("id", found.id),
+        ("event", f"{found.event_name} {found.event_id}"),
+        ("subscription", found.subscription_id),
+        ("state", found.state),
+        ("next attempt", format_time(found.next_attempt_at, settings) or "-"),
+        ("answer", answer[0]),
+        *(("", line) for line in answer[1:]),
+    ):
+        click.echo(f"{label:<14}{value}")
+    click.echo()
+    print_table(
+        ["attempt", "at", "status", "result", "bytes", "ms"],
+        [
+            (
+                a.attempt,
+                format_time(a.at, settings),
+                a.status_code or "",
+                a.error or "delivered",
+                "" if a.response_bytes is None else a.response_bytes,
+                a.duration_ms,
+            )
+            for a in found.history
+        ],
+        empty="No attempt yet.",
     )
 
 

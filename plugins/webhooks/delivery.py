@@ -36,6 +36,7 @@ from kith import (
     utcnow,
 )
 from kith.plugins.webhooks import consent
+from kith.plugins.webhooks.privacy import seal_response
 from kith.plugins.webhooks.schemas import DeliveryRun, WebhookSettings
 from kith.plugins.webhooks.service import from_json, matches
 from kith.plugins.webhooks.signing import (
@@ -92,8 +93,12 @@ def envelope(event: Event) -> dict[str, Any]:
 
 class _Outcome(msgspec.Struct):
     status_code: int | None
+    # Kith's own words, never the receiver's: stored readable and logged.
     error: str | None
     duration_ms: int
+    response_bytes: int | None = None
+    # The receiver's words: stored sealed under the contact's key, never logged.
+    response_text: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -313,22 +318,38 @@ class WebhookDeliverer:
         started = time.perf_counter()
         status: int | None = None
         error: str | None = None
+        size: int | None = None
+        text: str | None = None
         try:
             response = await client.post(url, content=body, headers=headers)
         except httpx.TimeoutException:
             error = f"no answer within {self.settings.timeout_seconds:g} s"
-        except httpx.HTTPError as exc:
+        except httpx.ConnectError as exc:
+            # Said by this machine (the resolver, the operating system), not by the receiver.
             error = f"{type(exc).__name__}: {exc}".strip().rstrip(":")
+        except httpx.HTTPError as exc:
+            # A protocol error may quote what the receiver sent; only its kind is Kith's.
+            error = f"{type(exc).__name__}: the answer could not be read"
+            text = str(exc) or None
         else:
             status = response.status_code
+            size = len(response.content)
+            excerpt = " ".join(response.text[:ERROR_TEXT_KEPT].split())
             if response.is_redirect:
                 location = response.headers.get("location", "")
-                error = f"HTTP {status}: redirected to {location}; point the subscription there"
+                error = f"HTTP {status}: redirected, not followed; the answer names the location"
+                text = f"Location: {location}" + (f"\n{excerpt}" if excerpt else "")
             elif not response.is_success:
-                reason = " ".join(response.text[:ERROR_TEXT_KEPT].split())
-                error = f"HTTP {status}" + (f": {reason}" if reason else "")
+                error = f"HTTP {status}"
+                text = excerpt or None
         duration_ms = int((time.perf_counter() - started) * 1000)
-        return _Outcome(status_code=status, error=error, duration_ms=duration_ms)
+        return _Outcome(
+            status_code=status,
+            error=error,
+            duration_ms=duration_ms,
+            response_bytes=size,
+            response_text=text,
+        )
 
     async def _record(
         self,
@@ -348,6 +369,7 @@ class WebhookDeliverer:
                     "status_code": outcome.status_code,
                     "error": outcome.error,
                     "duration_ms": outcome.duration_ms,
+                    "response_bytes": outcome.response_bytes,
                 }
             )
         )
@@ -355,6 +377,10 @@ class WebhookDeliverer:
             WebhookDelivery.attempts: attempt,
             WebhookDelivery.status_code: outcome.status_code,
             WebhookDelivery.error: outcome.error,
+            WebhookDelivery.response_bytes: outcome.response_bytes,
+            WebhookDelivery.response_text: await seal_response(
+                self.kith, row["contact_id"], row["id"], outcome.response_text
+            ),
             WebhookDelivery.last_attempt_at: now,
             WebhookDelivery.history: history[-HISTORY_KEPT:],
         }
@@ -390,6 +416,7 @@ class WebhookDeliverer:
             "event_id": str(row["event_id"]),
             "attempt": attempt,
             "status_code": outcome.status_code,
+            "response_bytes": outcome.response_bytes,
         }
         if state == "delivered":
             log.info("webhook delivered", **fields)

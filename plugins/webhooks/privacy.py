@@ -4,12 +4,34 @@ deliveries about a contact (for access requests and erasure)."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from kith import ErasureOutcome, ExportSection, Purpose, Recipient, RecipientNotice
+from kith import (
+    Conflict,
+    ErasureOutcome,
+    ExportSection,
+    Kith,
+    PersonalField,
+    Purpose,
+    Recipient,
+    RecipientNotice,
+)
 from kith.plugins.webhooks.consent import PURPOSE
 from kith.plugins.webhooks.tables import WebhookDelivery
 
 SOURCE = "webhooks"
+TABLE = str(WebhookDelivery._meta.tablename)
+RESPONSE_TEXT = "response_text"
+
+RESPONSE_FIELD = PersonalField(
+    table=TABLE,
+    column=RESPONSE_TEXT,
+    category="communications",
+    purposes=(PURPOSE,),
+    description="The start of a webhook receiver's last answer to a delivery about the contact "
+    "(another system's text, which may quote the person)",
+    owner=SOURCE,
+)
 
 WEBHOOK_PURPOSE = Purpose(
     name=PURPOSE,
@@ -30,10 +52,37 @@ WEBHOOK_RECIPIENT = Recipient(
 )
 
 
-async def export(contact_id: uuid.UUID) -> ExportSection | None:
-    """Which events about the contact went where, and whether they carried personal data."""
+async def seal_response(
+    kith: Kith, contact_id: uuid.UUID | None, delivery_id: uuid.UUID, text: str | None
+) -> str | None:
+    """The stored form of a receiver's answer: sealed under the contact's key. Not kept at all
+    for a delivery about nobody (there is no key to seal it with) or about a contact whose key
+    was destroyed."""
+    if text is None or contact_id is None:
+        return None
+    try:
+        sealed = await kith.protector.protect(contact_id, TABLE, delivery_id, {RESPONSE_TEXT: text})
+    except Conflict:
+        return None
+    return sealed[RESPONSE_TEXT]
+
+
+async def open_response(
+    kith: Kith, contact_id: uuid.UUID | None, delivery_id: uuid.UUID, stored: str | None
+) -> str | None:
+    """A receiver's answer as it was sealed (``[erased]`` once the contact's key is gone)."""
+    if stored is None or contact_id is None:
+        return None
+    opened = await kith.protector.reveal(contact_id, TABLE, delivery_id, {RESPONSE_TEXT: stored})
+    return opened[RESPONSE_TEXT]
+
+
+async def export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
+    """Which events about the contact went where, whether they carried personal data, and
+    what the receiver last answered."""
     rows = await (
         WebhookDelivery.select(
+            WebhookDelivery.id,
             WebhookDelivery.event_id,
             WebhookDelivery.event_name,
             WebhookDelivery.subscription.url,
@@ -41,6 +90,7 @@ async def export(contact_id: uuid.UUID) -> ExportSection | None:
             WebhookDelivery.shared_personal_data,
             WebhookDelivery.last_attempt_at,
             WebhookDelivery.delivered_at,
+            WebhookDelivery.response_text,
         )
         .where(WebhookDelivery.contact_id == contact_id)
         .order_by(WebhookDelivery.id)
@@ -48,24 +98,27 @@ async def export(contact_id: uuid.UUID) -> ExportSection | None:
     )
     if not rows:
         return None
+    items: list[dict[str, Any]] = [
+        {
+            "event_id": str(row["event_id"]),
+            "event": row["event_name"],
+            "recipient_url": row["subscription.url"],
+            "state": row["state"],
+            "personal_data_included": bool(row["shared_personal_data"]),
+            "last_attempt_at": row["last_attempt_at"],
+            "delivered_at": row["delivered_at"],
+            "receiver_response": await open_response(
+                kith, contact_id, row["id"], row[RESPONSE_TEXT]
+            ),
+        }
+        for row in rows
+    ]
     return ExportSection(
         source=SOURCE,
         description="Events about you sent to other systems by outgoing webhooks: the event, "
-        "the receiving URL, whether your personal data was included, and when",
-        tables={
-            "webhook_deliveries": [
-                {
-                    "event_id": str(row["event_id"]),
-                    "event": row["event_name"],
-                    "recipient_url": row["subscription.url"],
-                    "state": row["state"],
-                    "personal_data_included": bool(row["shared_personal_data"]),
-                    "last_attempt_at": row["last_attempt_at"],
-                    "delivered_at": row["delivered_at"],
-                }
-                for row in rows
-            ]
-        },
+        "the receiving URL, whether your personal data was included, when, and the start of "
+        "what the receiving system last answered",
+        tables={"webhook_deliveries": items},
     )
 
 

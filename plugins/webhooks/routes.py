@@ -9,6 +9,7 @@ import msgspec
 from kith import Page
 from kith.http import CurrentActor, roles
 from kith.plugins.webhooks.schemas import (
+    DeliveryDetail,
     DeliveryOut,
     DeliveryState,
     SubscriptionCreate,
@@ -127,9 +128,15 @@ class WebhookController(Controller):
             limit=limit,
         )
 
-    @get("/deliveries/{delivery_id:uuid}", opt=ADMIN, summary="One delivery with its attempts")
-    async def delivery(self, delivery_id: FromPath[uuid.UUID], webhooks: Webhooks) -> DeliveryOut:
-        return await webhooks.delivery(delivery_id)
+    @get(
+        "/deliveries/{delivery_id:uuid}",
+        opt=ADMIN,
+        summary="One delivery with its attempts and its receiver's last answer (audited)",
+    )
+    async def delivery(
+        self, delivery_id: FromPath[uuid.UUID], webhooks: Webhooks, actor: CurrentActor
+    ) -> DeliveryDetail:
+        return await webhooks.delivery_detail(delivery_id, actor)
 
     @post(
         "/deliveries/{delivery_id:uuid}/retry",

@@ -74,13 +74,15 @@ class SubscriptionWithSecret(Struct, kw_only=True):
 
 
 class AttemptOut(Struct, kw_only=True):
-    """One attempt of a delivery, as kept in its history."""
+    """One attempt of a delivery, as kept in its history. ``error`` is Kith's own account of
+    what went wrong; what the receiver answered is not kept readable, only its size."""
 
     attempt: int
     at: dt.datetime
     status_code: int | None = None
     error: str | None = None
     duration_ms: int = 0
+    response_bytes: int | None = None
 
 
 class DeliveryOut(Struct, kw_only=True):
@@ -92,11 +94,21 @@ class DeliveryOut(Struct, kw_only=True):
     attempts: int
     status_code: int | None
     error: str | None
+    response_bytes: int | None
     next_attempt_at: dt.datetime | None
     last_attempt_at: dt.datetime | None
     delivered_at: dt.datetime | None
     created_at: dt.datetime
     history: list[AttemptOut] = msgspec.field(default_factory=list)
+
+
+class DeliveryDetail(DeliveryOut, kw_only=True):
+    """One delivery with the start of what its receiver last answered (``response_text``,
+    with a redirect's ``Location`` first). That text comes from another system and may quote
+    the person, so it is stored encrypted under the contact's key, and reading it is recorded
+    in their audit log. ``null`` when there was no answer, or for a delivery about nobody."""
+
+    response_text: str | None = None
 
 
 class DeliveryRun(Struct, kw_only=True):

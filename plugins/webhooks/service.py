@@ -6,7 +6,7 @@ import datetime as dt
 import fnmatch
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,12 +23,15 @@ from kith import (
     decode_cursor,
     encode_cursor,
     new_id,
+    record_access,
     unset_to_dict,
     utcnow,
 )
+from kith.plugins.webhooks.privacy import RESPONSE_TEXT, open_response
 from kith.plugins.webhooks.schemas import (
     DELIVERY_STATES,
     AttemptOut,
+    DeliveryDetail,
     DeliveryOut,
     SubscriptionCreate,
     SubscriptionOut,
@@ -37,6 +40,9 @@ from kith.plugins.webhooks.schemas import (
 )
 from kith.plugins.webhooks.signing import new_secret
 from kith.plugins.webhooks.tables import WebhookDelivery, WebhookSubscription
+
+# What reading a receiver's answer is recorded as in the contact's audit log.
+READ_RESPONSE = "read_webhook_response"
 
 # A dotted event name, optionally ending in ``.*``, or ``*`` for every event.
 _PATTERN = re.compile(r"\*|[a-z0-9_]+(\.[a-z0-9_]+)*(\.\*)?")
@@ -126,22 +132,28 @@ def subscription_out(row: dict[str, Any]) -> SubscriptionOut:
     )
 
 
+def _delivery_fields(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "subscription_id": row["subscription"],
+        "event_id": row["event_id"],
+        "event_name": row["event_name"],
+        "state": row["state"],
+        "attempts": row["attempts"],
+        "status_code": row["status_code"],
+        "error": row["error"],
+        "response_bytes": row["response_bytes"],
+        "next_attempt_at": row["next_attempt_at"],
+        "last_attempt_at": row["last_attempt_at"],
+        "delivered_at": row["delivered_at"],
+        "created_at": row["created_at"],
+        "history": msgspec.convert(from_json(row["history"]) or [], list[AttemptOut]),
+    }
+
+
 def delivery_out(row: dict[str, Any]) -> DeliveryOut:
-    return DeliveryOut(
-        id=row["id"],
-        subscription_id=row["subscription"],
-        event_id=row["event_id"],
-        event_name=row["event_name"],
-        state=row["state"],
-        attempts=row["attempts"],
-        status_code=row["status_code"],
-        error=row["error"],
-        next_attempt_at=row["next_attempt_at"],
-        last_attempt_at=row["last_attempt_at"],
-        delivered_at=row["delivered_at"],
-        created_at=row["created_at"],
-        history=msgspec.convert(from_json(row["history"]) or [], list[AttemptOut]),
-    )
+    """A delivery as listed: Kith's account of each attempt, none of the receiver's text."""
+    return DeliveryOut(**_delivery_fields(row))
 
 
 class WebhookService:
@@ -285,11 +297,39 @@ class WebhookService:
         next_cursor = encode_cursor(items[-1].id) if len(rows) > limit else None
         return Page(items=items, next_cursor=next_cursor)
 
-    async def delivery(self, delivery_id: uuid.UUID) -> DeliveryOut:
+    async def _row(self, delivery_id: uuid.UUID) -> dict[str, Any]:
         row = await WebhookDelivery.select().where(WebhookDelivery.id == delivery_id).first().run()
         if row is None:
             raise NotFound(f"webhook delivery {delivery_id} does not exist")
-        return delivery_out(row)
+        found: dict[str, Any] = row
+        return found
+
+    async def delivery(self, delivery_id: uuid.UUID) -> DeliveryOut:
+        return delivery_out(await self._row(delivery_id))
+
+    async def delivery_detail(
+        self,
+        delivery_id: uuid.UUID,
+        actor: Actor = SYSTEM,
+        channel: str = "api",
+        context: Mapping[str, str] | None = None,
+    ) -> DeliveryDetail:
+        """One delivery with the start of its receiver's last answer, opened from its seal;
+        the read is recorded in the contact's audit log (with ``context``, such as who ran a
+        command)."""
+        row = await self._row(delivery_id)
+        text = await open_response(self.kith, row["contact_id"], row["id"], row[RESPONSE_TEXT])
+        if text is not None:
+            await record_access(
+                self.kith,
+                row["contact_id"],
+                READ_RESPONSE,
+                actor,
+                channel=channel,
+                delivery_id=str(delivery_id),
+                **(context or {}),
+            )
+        return DeliveryDetail(**_delivery_fields(row), response_text=text)
 
     async def retry(
         self, delivery_id: uuid.UUID, now: dt.datetime | None = None, actor: Actor = SYSTEM

@@ -37,8 +37,15 @@ class WebhookDelivery(Table, tablename="webhooks_delivery"):
     """One event for one subscription, updated after every attempt.
 
     The request body is not stored: it is rebuilt from the event envelope at each attempt, so
-    personal data never rests here and an erased contact is not sent on a later retry.
+    an erased contact is not sent on a later retry. What the receiver answered is text from
+    another system that may quote the person: only its size is kept readable, and the start of
+    the last answer is a personal field (``response_text``) sealed under the contact's key.
+    ``error`` holds Kith's own words only.
     """
+
+    # The contact id is no foreign key (the delivery log outlives a deleted contact), so the
+    # privacy registry is told which column names a row's subject.
+    kith_subject_column = "contact_id"
 
     id = UUID(primary_key=True, default=new_id)
     subscription = ForeignKey(
@@ -55,6 +62,9 @@ class WebhookDelivery(Table, tablename="webhooks_delivery"):
     attempts = Integer(default=0)
     status_code = Integer(null=True, default=None)
     error = Text(null=True, default=None)
+    # The last answer's size in bytes, and its start (with a redirect's Location), sealed.
+    response_bytes = Integer(null=True, default=None)
+    response_text = Text(null=True, default=None, secret=True)
     history = JSON(default=[])
     next_attempt_at = Timestamptz(null=True, default=None)
     last_attempt_at = Timestamptz(null=True, default=None)

@@ -11,7 +11,13 @@ from collections.abc import Callable, Iterator
 
 import click
 from kith.console import CliError, note, print_json, print_table, run_with_kith
-from kith.privacy.encryption import plaintext_migration, reindex, rotation, shredding
+from kith.privacy.encryption import (
+    plaintext_migration,
+    plaintext_scan,
+    reindex,
+    rotation,
+    shredding,
+)
 from kith.privacy.encryption.protector import protector_of
 from kith.runtime import Kith
 
@@ -260,17 +266,36 @@ def encrypt(batch_size: int) -> None:
 
 @click.command("verify")
 def verify() -> None:
-    """Scan every personal column for values that are not encrypted."""
+    """Check that no personal data is readable in the database: every personal column holds
+    encrypted values only, and no other column of any table holds a contact's name, email
+    address or phone number in readable form. Reads every row; exits 1 if anything is found."""
 
-    async def work(kith: Kith) -> dict[str, int]:
-        return await plaintext_migration.leftover(protector_of(kith))
+    async def work(kith: Kith) -> tuple[dict[str, int], plaintext_scan.ScanReport]:
+        left = await plaintext_migration.leftover(protector_of(kith))
+        return left, await plaintext_scan.scan(kith)
 
-    left = run_with_kith(work)
+    left, report = run_with_kith(work)
+    for key, count in left.items():
+        click.echo(f"{key}: {count} plaintext value(s)")
+    for exposure in report.exposures:
+        click.echo(
+            f"{exposure.column}: {exposure.rows} row(s) hold a contact's {exposure.found} readable"
+        )
+    checked = f"{report.tables} tables, {report.columns} text columns, {report.rows} rows checked"
+    problems = []
     if left:
-        for key, count in left.items():
-            click.echo(f"{key}: {count} plaintext value(s)")
-        raise CliError("personal data is stored in plaintext; run `kith privacy encrypt`")
+        problems.append("personal data is stored in plaintext; run `kith privacy encrypt`")
+    if report.exposures:
+        problems.append(
+            "a contact's data is readable outside the encrypted fields; find what wrote it "
+            "there (text from another system, a plugin's undeclared column) and remove it"
+        )
+    if problems:
+        raise CliError(f"{'; '.join(problems)} ({checked})")
     click.echo("Every personal value is encrypted.")
+    click.echo(
+        f"No contact's name, email address or phone number is readable elsewhere ({checked})."
+    )
 
 
 for _command in (fields, shred, keys, encrypt, verify):

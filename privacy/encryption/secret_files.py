@@ -30,12 +30,20 @@ def _check_mode(path: Path) -> None:
         )
 
 
+def read_existing(path: Path) -> bytes | None:
+    """The bytes of the key file at ``path``, or None when there is none; never creates it."""
+    if not path.exists():
+        return None
+    _check_mode(path)
+    return path.read_bytes()
+
+
 def read_or_create(path: Path, make: Callable[[], bytes]) -> bytes:
     """The bytes of the key file at ``path``, writing ``make()`` there (mode 0600) if absent."""
     if path.exists():
         _check_mode(path)
         return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     try:

@@ -11,7 +11,9 @@ It names the subject by contact id (or, for a subject Kith never held, by a keye
 address) and holds no readable personal data. ``docs/compliance-certificates.md`` shows how to
 verify one with plain Python.
 
-The signing key is an Ed25519 key in ``KITH_HOME`` (mode 0600), created on first use.
+The signing key is an Ed25519 key in ``KITH_HOME`` (mode 0600), created when Kith starts.
+Verifying needs only a certificate and a public key (a PEM file, or a URL serving one): it never
+creates a home or a key.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import msgspec
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -32,7 +35,7 @@ from kith import __version__
 from kith.errors import NotFound
 from kith.events import utcnow
 from kith.ids import new_id
-from kith.privacy.encryption.secret_files import read_or_create
+from kith.privacy.encryption.secret_files import read_existing, read_or_create
 from kith.privacy.requests.tables import Certificate
 from kith.privacy.rights.outcomes import CertificateEntry
 from kith.runtime import Kith
@@ -44,6 +47,9 @@ from kith.settings import Settings
 SIGNING_KEY_FILE = "certificate-signing-key.pem"
 FORMAT = "kith-certificate/1"
 ALGORITHM = "Ed25519"
+# A PEM public key is a few hundred bytes; a URL answering more is not serving one.
+PUBLIC_KEY_MAX_BYTES = 64 * 1024
+PUBLIC_KEY_FETCH_TIMEOUT_S = 10.0
 
 
 class CertificateError(ValueError):
@@ -87,13 +93,29 @@ def signing_key_path(settings: Settings) -> Path:
     return settings.home / SIGNING_KEY_FILE
 
 
-def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
-    """The installation's signing key, created (mode 0600) the first time it is needed."""
-    pem = read_or_create(signing_key_path(settings), _new_private_key_pem)
+def _private_key(pem: bytes, settings: Settings) -> Ed25519PrivateKey:
     key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise CertificateError(f"{signing_key_path(settings)} does not hold an Ed25519 key")
     return key
+
+
+def load_signing_key(settings: Settings) -> Ed25519PrivateKey:
+    """The installation's signing key, created (mode 0600) the first time it is needed."""
+    return _private_key(read_or_create(signing_key_path(settings), _new_private_key_pem), settings)
+
+
+def existing_public_key(settings: Settings) -> Ed25519PublicKey:
+    """The installation's public key, read from its signing key; :class:`CertificateError`
+    when ``KITH_HOME`` holds none (a read never creates one)."""
+    path = signing_key_path(settings)
+    pem = read_existing(path)
+    if pem is None:
+        raise CertificateError(
+            f"{settings.home} holds no certificate signing key ({SIGNING_KEY_FILE}): it is not "
+            "a Kith installation, or Kith has not started there yet"
+        )
+    return _private_key(pem, settings).public_key()
 
 
 def public_key_pem(key: Ed25519PublicKey) -> str:
@@ -120,6 +142,46 @@ def load_public_key(pem: bytes) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise CertificateError("the public key is not an Ed25519 key")
     return key
+
+
+def fetch_public_key(url: str) -> Ed25519PublicKey:
+    """The public key served at ``url`` (an installation's ``/api/privacy/public-key``, or
+    wherever its operator published the PEM file)."""
+    try:
+        with (
+            httpx.Client(timeout=PUBLIC_KEY_FETCH_TIMEOUT_S, follow_redirects=True) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                raise CertificateError(f"{url} answered HTTP {response.status_code}, not a key")
+            body = b""
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > PUBLIC_KEY_MAX_BYTES:
+                    raise CertificateError(f"{url} answered more than a public key")
+    except httpx.HTTPError as exc:
+        raise CertificateError(f"could not fetch {url}: {type(exc).__name__}: {exc}") from None
+    try:
+        return load_public_key(body)
+    except CertificateError as exc:
+        raise CertificateError(f"{url}: {exc}") from None
+
+
+def public_key_from(source: str) -> Ed25519PublicKey:
+    """A public key from a PEM file or from an ``http(s)://`` URL serving one."""
+    if source.lower().startswith(("http://", "https://")):
+        return fetch_public_key(source)
+    path = Path(source)
+    try:
+        pem = path.read_bytes()
+    except FileNotFoundError:
+        raise CertificateError(f"{source}: no such file") from None
+    except OSError as exc:
+        raise CertificateError(f"{source}: cannot be read ({exc.strerror})") from None
+    try:
+        return load_public_key(pem)
+    except CertificateError as exc:
+        raise CertificateError(f"{source}: {exc}") from None
 
 
 def _time(value: dt.datetime | None) -> str | None:

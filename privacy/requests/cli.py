@@ -25,7 +25,7 @@ from kith.console import (
     print_table,
     run_with_kith,
 )
-from kith.privacy.requests.certificates import CertificateService, load_public_key, verify
+from kith.privacy.requests.certificates import CertificateService, verify
 from kith.privacy.requests.deadlines import describe_days_left
 from kith.privacy.requests.service import REQUEST_KINDS, STATES, RequestCreate, RequestService
 from kith.privacy.rights.cli import acting_as, as_option
@@ -298,12 +298,25 @@ def rectify_command(
 # -- certificates ----------------------------------------------------------------------------
 
 
+# Verifying could not be done (no key, or one that cannot be read or fetched), as opposed to
+# a certificate found not valid (1).
+EXIT_UNCHECKED = 2
+
+
 @click.command("public-key")
 def public_key_command() -> None:
     """Print the Ed25519 public key that verifies certificates (PEM)."""
-    from kith.privacy.requests.certificates import installation_public_key, public_key_pem
+    from kith.privacy.requests.certificates import (
+        CertificateError,
+        existing_public_key,
+        public_key_pem,
+    )
 
-    click.echo(public_key_pem(installation_public_key(get_settings())), nl=False)
+    try:
+        key = existing_public_key(get_settings())
+    except CertificateError as exc:
+        raise CliError(str(exc)) from None
+    click.echo(public_key_pem(key), nl=False)
 
 
 @click.group("certificate")
@@ -334,22 +347,28 @@ def certificate_show(request: str, output: Path | None) -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--public-key",
-    "public_key_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="The signer's public key (PEM); default: this installation's.",
+    "public_key_source",
+    metavar="FILE|URL",
+    help="The signer's public key: a PEM file, or an http(s) URL serving one (such as "
+    "https://crm.example.com/api/privacy/public-key). Default: this installation's.",
 )
-def certificate_verify(file: Path, public_key_file: Path | None) -> None:
-    """Check that FILE is a certificate signed by the key, unchanged. Exit 1 if not."""
-    from kith.privacy.requests.certificates import CertificateError, installation_public_key
+def certificate_verify(file: Path, public_key_source: str | None) -> None:
+    """Check that FILE is a certificate signed by the key, unchanged. Exit 1 if it is not,
+    2 if it could not be checked. Needs no installation when --public-key is given."""
+    from kith.privacy.requests.certificates import (
+        CertificateError,
+        existing_public_key,
+        public_key_from,
+    )
 
     try:
-        key = (
-            load_public_key(public_key_file.read_bytes())
-            if public_key_file
-            else installation_public_key(get_settings())
-        )
+        if public_key_source:
+            key = public_key_from(public_key_source)
+        else:
+            key = existing_public_key(get_settings())
     except CertificateError as exc:
-        raise CliError(f"{public_key_file}: {exc}") from None
+        hint = "" if public_key_source else "; give the signer's key with --public-key FILE|URL"
+        raise CliError(f"{exc}{hint}", EXIT_UNCHECKED) from None
     result = verify(file.read_bytes(), key)
     if not result.valid:
         raise CliError(f"{file}: NOT valid: {result.reason}")
