@@ -86,14 +86,3 @@ def test_wheel_declares_the_console_script_and_plugin_entry_points(wheel: zipfil
     assert sections["kith"]["privacy.rights"] == "kith.privacy.rights.plugin"
     assert sections["kith"]["privacy.requests"] == "kith.privacy.requests.plugin"
     assert sections["kith"]["webhooks"] == "kith.plugins.webhooks"
-
-
-def test_wheel_holds_the_api_references_assets(wheel_files: set[str]) -> None:
-    """The page under /schema loads these from Kith itself (tests/test_api_reference.py)."""
-    shipped = {
-        path.relative_to(ROOT / "core").as_posix()
-        for path in (ROOT / "core" / "http" / "static").rglob("*")
-        if path.is_file()
-    }
-    assert "http/static/swagger-ui/swagger-ui-bundle.js" in shipped
-    assert {f"kith/{name}" for name in shipped} <= wheel_files

@@ -3,17 +3,16 @@ by Kith itself, so that the page works on an installation without internet acces
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from kith.http.auth import public
 from litestar import Router
 from litestar.openapi.plugins import OpenAPIRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
 from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 SCHEMA_PATH = "/schema"
-# swagger-ui-dist 5.35.0 from the npm registry, unchanged, with its licence and notice. To
-# update: `npm pack swagger-ui-dist@VERSION` and copy the same files.
-ASSETS = Path(__file__).parent / "static" / "swagger-ui"
+# Swagger UI's distribution comes from the swagger-ui-bundle-v2 package, a dependency like any
+# other: the version follows that package, nothing is kept in Kith's tree.
+ASSETS = swagger_ui_path
 ASSETS_PATH = f"{SCHEMA_PATH}/assets"
 
 
