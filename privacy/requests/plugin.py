@@ -1,11 +1,12 @@
 """Data subject requests, as a built-in plugin (entry point ``privacy.requests``).
 
 It joins Kith through hooks any plugin can use: its piccolo app (requests, their history,
-extensions and certificates), its routes and ``kith privacy`` commands, its key of
+extensions and certificates), its routes and ``kith privacy`` commands, its keys of
 ``[privacy]``, its personal fields and events, the certificate signing key made at start-up,
-and its part of access and erasure: the person's requests are exported, and kept through an
-erasure as evidence, their free text unreadable once the person's key is destroyed. Requests
-are carried out through the rights plugin's services.
+the worker's job that resumes requests whose run stopped, and its part of access and erasure:
+the person's requests are exported, and kept through an erasure as evidence, their free text
+unreadable once the person's key is destroyed. Requests are carried out through the rights
+plugin's services.
 """
 
 from __future__ import annotations
@@ -142,10 +143,19 @@ def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> 
 
 @hookimpl
 def kith_startup(kith: Kith) -> None:
-    """Create the certificate signing key on first start (a second process reads it)."""
+    """Create the certificate signing key on first start (a second process reads it); have
+    the worker (and ``kith serve`` when it dispatches) resume requests whose run stopped."""
     from kith.privacy.requests.certificates import load_signing_key
+    from kith.privacy.requests.service import RequestService
+    from kith.privacy.requests.settings import request_settings
 
     load_signing_key(kith.settings)
+
+    async def resume() -> None:
+        await RequestService(kith).resume_stopped()
+
+    interval = request_settings(kith.settings).resume_check_seconds
+    kith.bus.add_job("privacy.requests.resume", interval, resume)
 
 
 @hookimpl

@@ -535,6 +535,8 @@ def retention_run(dry_run: bool, as_json: bool) -> None:
             shown = ", ".join(str(c) for c in r.contacts[:10])
             more = f" and {r.matched - 10} more" if r.matched > 10 else ""
             click.echo(f"{r.rule} {verb}: {shown}{more}")
+    if report.erasures_resumed:
+        click.echo(f"Erasures an earlier run left unfinished, finished: {report.erasures_resumed}")
     click.echo(
         f"Legal holds ended: {report.holds_released} ({report.held_records_deleted} records)"
         + ("" if dry_run else f"; old export packages deleted: {report.exports_deleted}")
