@@ -158,11 +158,18 @@ def kith_startup(kith: Kith) -> None:
     kith.bus.add_job("privacy.requests.resume", interval, resume)
 
 
+# How a package lists the request it answers: that request is done once the package is
+# handed over (its certificate says when), so "running" would tell the person nothing true.
+ANSWERING_STATE = "answering"
+
+
 @hookimpl
 async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
+    from kith.privacy.requests.executors import ANSWERING
     from kith.privacy.requests.service import RequestService
 
     requests = await RequestService(kith).list(include_closed=True, contact_id=contact_id)
+    answering = ANSWERING.get()
     return ExportSection(
         source=SOURCE,
         description="The data protection requests you made",
@@ -171,7 +178,7 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
                 {
                     "id": str(r.id),
                     "type": r.kind,
-                    "state": r.state,
+                    "state": ANSWERING_STATE if r.id == answering else r.state,
                     "received_on": r.received_on.isoformat(),
                     "due_on": r.due_on.isoformat(),
                     "closed_at": r.closed_at.isoformat() if r.closed_at else None,
@@ -179,7 +186,10 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
                 for r in requests
             ]
         },
-        descriptions={"subject_requests": "The data protection requests you made"},
+        descriptions={
+            "subject_requests": "The data protection requests you made (the one this package "
+            "answers is listed as answering)"
+        },
     )
 
 
