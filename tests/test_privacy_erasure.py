@@ -104,7 +104,13 @@ class Mirror:
         if recipient.owner != "mirror":
             return None
         self.notices.append((action, contact_id, notice_id))
-        return RecipientNotice(outcome="done", detail="the mirror erased its copy")
+        return RecipientNotice(outcome="done", detail="the mirror erased its copy", count=1)
+
+    @hookimpl
+    def kith_notify_recipient_preview(self, recipient: Recipient) -> RecipientNotice | None:
+        if recipient.owner != "mirror":
+            return None
+        return RecipientNotice(outcome="done", count=1)
 
 
 MIRROR = Mirror()
@@ -170,6 +176,8 @@ async def test_preview_equals_what_execution_touches(kith: Kith) -> None:
     recipients = {e.location: e for e in done.outcome if e.source == "recipients"}
     assert recipients["mirror crm"].outcome == "done"
     assert recipients["webhook receivers"].outcome == "done"
+    # Each says how many of its endpoints were told, as its preview said it would.
+    assert (recipients["mirror crm"].count, recipients["webhook receivers"].count) == (1, 1)
     assert [n[0] for n in MIRROR.notices] == ["erasure"]
     notices = await WebhookDelivery.select().where(WebhookDelivery.event_name == "subject.notice")
     assert len(notices) == 1 and notices[0]["contact_id"] is None
@@ -182,6 +190,44 @@ async def test_preview_equals_what_execution_touches(kith: Kith) -> None:
     assert "tax law" in hold["ground"] and hold["count"] == 2
     assert CertificateService(kith).verify(signed.to_json()).valid
     assert GIVEN.encode() not in signed.to_json()
+
+
+@pytest.mark.kith_plugins()
+async def test_the_certificate_counts_the_webhook_receivers_told(kith: Kith) -> None:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await _webhook_saw(kith, contact_id)
+    await WebhookService(kith).create(
+        SubscriptionCreate(url="https://hooks.example/quiet", events=["task.due"])
+    )  # a subscription that never received anything about the person is not told
+
+    previewed, done = await run_request(kith, "erasure", contact_id, officer)
+    assert previewed.preview is not None and done.outcome is not None
+    [planned] = [p for p in previewed.preview if p.location == "webhook receivers"]
+    [told] = [e for e in done.outcome if e.location == "webhook receivers"]
+    assert (planned.method, planned.count) == ("notified_of_erasure", 1)
+    assert (told.outcome, told.count) == ("done", 1)
+    signed = await CertificateService(kith).for_request(done.id)
+    [entry] = [e for e in signed.certificate["entries"] if e["location"] == "webhook receivers"]
+    assert (entry["outcome"], entry["count"]) == ("done", 1)
+
+
+@pytest.mark.kith_plugins()
+async def test_a_resumed_erasure_still_counts_the_receivers_told(kith: Kith) -> None:
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await _webhook_saw(kith, contact_id)
+    job_id = uuid.uuid4()
+
+    async def stop(step: str) -> None:
+        if step == "suppression":
+            raise RuntimeError("the process stopped here")
+
+    with pytest.raises(RuntimeError, match="stopped here"):
+        await ErasureService(kith).run(contact_id, job_id=job_id, after_step=stop)
+    done = await ErasureService(kith).run(contact_id, job_id=job_id)
+    assert done.resumed_steps == 1  # the recipients were told before the stop, once
+    [told] = [e for e in done.entries if e.location == "webhook receivers"]
+    assert (told.outcome, told.count) == ("done", 1)
 
 
 async def test_legal_hold_keeps_the_orders_but_erases_the_person(kith: Kith) -> None:

@@ -180,7 +180,7 @@ class RectificationExecutor:
                 count=len(fields),
                 ground=f"fields: {', '.join(fields)}",
             ),
-            *recipient_notices.preview(job.kith, "rectification"),
+            *await recipient_notices.preview(job.kith, job.contact_id, "rectification"),
         ]
 
     async def _patch(self, job: RequestJob) -> ContactPatch:
@@ -255,7 +255,7 @@ class RestrictionExecutor:
                 count=1,
                 ground=GROUNDS[ground],
             ),
-            *recipient_notices.preview(job.kith, "restriction"),
+            *await recipient_notices.preview(job.kith, job.contact_id, "restriction"),
         ]
 
     async def execute(self, job: RequestJob) -> list[CertificateEntry]:
