@@ -48,6 +48,11 @@ _SETTING_NOTES: dict[str, str] = {
         "A token revoked elsewhere (kith tokens revoke, another server) stops working\n"
         "within this time; in the process that revoked it, at once."
     ),
+    "public_url": (
+        "The address people reach this Kith at, like https://crm.example.com (a path\n"
+        "prefix is fine): every link Kith hands out (consent withdrawal links...) starts\n"
+        "with it. Empty: links point at http://127.0.0.1:8000, this machine only."
+    ),
 }
 
 
