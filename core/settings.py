@@ -31,6 +31,10 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 @dataclass(frozen=True)
 class Settings:
+    """An installation's settings, as :func:`load_settings` read and checked them (``kith``
+    passes them to every plugin as ``kith.settings``). A plugin reads its own section of
+    ``kith.toml`` with :meth:`parsed`."""
+
     home: Path
     database_url: str
     default_region: str = "GB"
