@@ -836,7 +836,9 @@ class RequestService:
         row = await self._row(request_id)
         executor = EXECUTORS[row["kind"]]
         owner = _owner()
-        if row["state"] == "approved" and not worker:
+        if worker and row["state"] != "running":
+            raise _NotTaken()  # finished (or never started) since the worker looked
+        if row["state"] == "approved":
             async with self.kith.unit_of_work(actor) as uow:
                 await self._transition(
                     row,
