@@ -20,6 +20,7 @@ from kith.console import (
     cli_plugin_manager,
     describe_database,
     get_settings,
+    log_as_service,
     migration_states,
     note,
     opened_kith,
@@ -43,7 +44,10 @@ _SETTING_NOTES: dict[str, str] = {
     ),
     "default_region": "Region for phone numbers typed without a country code (GB, DE, US, ...).",
     "timezone": 'Time zone for "today" in task lists and for times the CLI shows.',
-    "log_format": "auto (readable in a terminal, JSON lines otherwise), console or json.",
+    "log_format": (
+        "auto (readable in a terminal, JSON lines otherwise), console or json.\n"
+        "With auto, commands other than serve and worker log only warnings and errors."
+    ),
     "log_level": "debug, info, warning or error.",
     "max_request_bytes": "Largest HTTP request body the server accepts, in bytes.",
     "dispatch_in_process": "Deliver events from the serving process itself.",
@@ -51,6 +55,11 @@ _SETTING_NOTES: dict[str, str] = {
         "How long a server remembers a checked API token (0: check every request).\n"
         "A token revoked elsewhere (kith tokens revoke, another server) stops working\n"
         "within this time; in the process that revoked it, at once."
+    ),
+    "public_url": (
+        "The address people reach this Kith at, like https://crm.example.com (a path\n"
+        "prefix is fine): every link Kith hands out (consent withdrawal links...) starts\n"
+        "with it. Empty: links point at http://127.0.0.1:8000, this machine only."
     ),
 }
 
@@ -260,6 +269,7 @@ def serve(host: str, port: int, dispatch: bool | None) -> None:
     from kith.http import create_app
 
     settings = get_settings()
+    log_as_service()
     check = asyncio.run(_check_for_serving(settings))
     if check.initialised is None:
         # An existing database gets no settings file it did not ask for; the folder is only

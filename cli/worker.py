@@ -6,7 +6,7 @@ import asyncio
 import signal
 
 import click
-from kith.console import note, run_with_kith
+from kith.console import log_as_service, note, run_with_kith
 from kith.runtime import Kith
 
 
@@ -62,4 +62,5 @@ def worker(once: bool, no_scheduler: bool, grace: float) -> None:
         await kith.bus.stop(grace)
         note("Kith worker stopped.")
 
+    log_as_service()
     run_with_kith(run_once if once else run_until_stopped)

@@ -103,15 +103,23 @@ class KithGroup(click.Group):
 
 
 def get_settings() -> Settings:
-    """The validated settings, loaded once per invocation; logging is set up from them."""
+    """The validated settings, loaded once per invocation; logging is set up from them for a
+    command a person reads (only warnings and errors among its output, unless ``log_format``
+    asks for every line; see :func:`log_as_service`)."""
     root = click.get_current_context().find_root()
     root.ensure_object(dict)
     if "settings" not in root.obj:
         settings = load_settings()
-        configure_logging(settings)
+        configure_logging(settings, command=True)
         root.obj["settings"] = settings
     loaded: Settings = root.obj["settings"]
     return loaded
+
+
+def log_as_service() -> None:
+    """Log every line at ``log_level``, as a process whose log is its output does (``kith
+    serve``, ``kith worker``): call it first in such a command."""
+    configure_logging(get_settings())
 
 
 def cli_plugin_manager() -> KithPluginManager:
@@ -299,6 +307,7 @@ __all__ = [
     "format_time",
     "get_settings",
     "json_option",
+    "log_as_service",
     "migration_states",
     "note",
     "opened_kith",

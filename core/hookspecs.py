@@ -267,7 +267,23 @@ def kith_notify_recipient(
     restriction lifted) or erased (Art. 19 GDPR). Answer only for recipients your plugin
     registered (``recipient.owner``), None otherwise. ``notice_id`` is stable for one notice:
     after a crash the call is repeated with the same id, so use it to send a notice once.
-    Collecting. May be async."""
+    Say in ``count`` how many of the recipient's endpoints (subscriptions, accounts...) were
+    told. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_notify_recipient_preview(
+    kith: Kith,
+    recipient: Recipient,
+    action: RecipientAction,
+    contact_id: uuid.UUID,
+) -> Awaitable[RecipientNotice | None] | RecipientNotice | None:
+    """What :func:`kith_notify_recipient` would answer for this subject, telling nobody and
+    changing nothing: the outcome and the ``count`` of endpoints that would be told, for the
+    preview a compliance officer approves before an erasure, rectification or restriction.
+    Answer only for recipients your plugin registered, None otherwise; without an answer the
+    preview counts 0. Collecting. May be async."""
 
 
 @hookspec

@@ -23,14 +23,28 @@ def add_processor(processor: Processor) -> None:
         _extra_processors.append(processor)
 
 
-def configure_logging(settings: Settings, stream: Any = None) -> None:
+def configure_logging(settings: Settings, stream: Any = None, *, command: bool = False) -> None:
+    """Log to ``stream`` (stderr) as the settings say: ``log_format`` auto is readable in a
+    terminal and JSON lines otherwise.
+
+    ``command`` is for a command whose output a person reads (every ``kith`` command but
+    ``serve`` and ``worker``, whose log is their output): with ``log_format`` auto, only
+    warnings and errors are logged among it, without timestamps in a terminal. An explicit
+    ``console`` or ``json`` keeps every line at ``log_level`` (scripts that read the log)."""
     stream = stream or sys.stderr
     fmt = settings.log_format
+    level = logging.getLevelName(settings.log_level.upper())
+    terminal = bool(getattr(stream, "isatty", lambda: False)())
+    brief = command and fmt == "auto"
     if fmt == "auto":
-        fmt = "console" if getattr(stream, "isatty", lambda: False)() else "json"
+        fmt = "console" if terminal else "json"
+    if brief:
+        level = max(level, logging.WARNING)
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(
             colors=True,
+            pad_event_to=0 if brief else 30,
+            pad_level=not brief,
             # Local variables can hold personal data; tracebacks show code, never values.
             exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
         )
@@ -40,16 +54,17 @@ def configure_logging(settings: Settings, stream: Any = None) -> None:
     processors: Sequence[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # A person reading a command's output needs no time on its warnings.
+        _identity
+        if brief and fmt == "console"
+        else structlog.processors.TimeStamper(fmt="iso", utc=True),
         *_extra_processors,
         structlog.processors.format_exc_info if fmt == "json" else _identity,
         renderer,
     ]
     structlog.configure(
         processors=list(processors),
-        wrapper_class=structlog.make_filtering_bound_logger(
-            logging.getLevelName(settings.log_level.upper())
-        ),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )

@@ -24,7 +24,13 @@ _log = get_logger("kith")
 
 
 class Kith:
-    """One installation, opened for use. Services take it as their only dependency."""
+    """One installation, opened for use. Services take it as their only dependency.
+
+    What plugins use of it: ``settings`` (:class:`Settings`), ``protector`` (seals a
+    personal value with ``protect`` and opens it with ``reveal``), ``bus`` (the event bus:
+    ``add_job``, ``subscribe``, ``drain``), ``unit_of_work(actor)`` (a transaction that
+    publishes events), ``plugins`` (the plugin manager), ``personal_fields`` and ``state``
+    (objects plugins keep for this installation, under keys of their own)."""
 
     def __init__(
         self,

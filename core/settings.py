@@ -18,6 +18,8 @@ import phonenumbers
 
 SETTINGS_FILE = "kith.toml"
 LOG_FORMATS = ("auto", "console", "json")
+# Where links point while public_url is not set: `kith serve` on its default address.
+LOCAL_URL = "http://127.0.0.1:8000"
 
 
 class SettingsError(ValueError):
@@ -29,6 +31,10 @@ S = TypeVar("S", bound=msgspec.Struct)
 
 @dataclass(frozen=True)
 class Settings:
+    """An installation's settings, as :func:`load_settings` read and checked them (``kith``
+    passes them to every plugin as ``kith.settings``). A plugin reads its own section of
+    ``kith.toml`` with :meth:`parsed`."""
+
     home: Path
     database_url: str
     default_region: str = "GB"
@@ -38,6 +44,7 @@ class Settings:
     max_request_bytes: int = 1_048_576
     dispatch_in_process: bool = True
     token_cache_seconds: float = 5.0
+    public_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     # The KITH_* variables, for the plugins' sections (``KITH_<SECTION>_<KEY>`` overrides).
     environment: dict[str, str] = field(default_factory=dict)
@@ -53,6 +60,12 @@ class Settings:
     def sqlite_path(self) -> Path:
         """The SQLite file for a ``sqlite:///...`` URL."""
         return Path(urlsplit(self.database_url).path[1:] or "kith.sqlite3")
+
+    def link(self, path: str, base: str | None = None) -> str:
+        """The absolute URL of ``path`` (``/api/...``) for links handed to people: under
+        ``public_url``; while it is not set, under ``base`` (the address a request came in
+        at) or, without one, :data:`LOCAL_URL`."""
+        return (self.public_url or (base or LOCAL_URL).rstrip("/")) + path
 
     def section(self, name: str) -> dict[str, Any]:
         """A plugin's own table from ``kith.toml`` (``[name]``), empty when absent."""
@@ -224,6 +237,25 @@ def _database_url(value: str, origin: str, home: Path) -> str:
     )
 
 
+def _public_url(value: Any, origin: str) -> str:
+    """An http(s) address with a host, and perhaps a path prefix; without a trailing slash."""
+    text = str(value).strip()
+    if not text:
+        return ""
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - validates the port number
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:
+        valid = False
+    if not valid or parts.query or parts.fragment or any(c.isspace() for c in text):
+        raise SettingsError(
+            f"{origin}: must be the address people reach Kith at, like "
+            f"https://crm.example.com, got {text!r}"
+        )
+    return text.rstrip("/")
+
+
 def _without_password(url: str) -> str:
     """The URL as it may appear in a message: a password in it is masked."""
     parts = urlsplit(url)
@@ -250,6 +282,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "max_request_bytes",
         "dispatch_in_process",
         "token_cache_seconds",
+        "public_url",
     }
 
     url, origin = _pick(env, toml, "database_url", "")
@@ -301,6 +334,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     if not 0 <= token_cache_seconds <= 300:
         raise SettingsError(f"{origin}: must be 0 (off) to 300 seconds, got {cache!r}")
 
+    public, origin = _pick(env, toml, "public_url", "")
+    public_url = _public_url(public, origin)
+
     return Settings(
         home=home.resolve(),
         database_url=database_url,
@@ -311,6 +347,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         max_request_bytes=max_request_bytes,
         dispatch_in_process=dispatch_in_process,
         token_cache_seconds=token_cache_seconds,
+        public_url=public_url,
         extra={k: v for k, v in toml.items() if k not in known},
         environment={k: v for k, v in env.items() if k.startswith("KITH_")},
     )

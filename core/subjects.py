@@ -136,10 +136,13 @@ class RecipientNotice(msgspec.Struct, frozen=True, kw_only=True):
 
     ``done``: the recipient was told (or the notice is queued for sure delivery);
     ``failed``: it could not be told, ``detail`` says why; ``not_applicable``: this subject's
-    data never reached the recipient. ``detail`` goes into certificates: no personal data."""
+    data never reached the recipient. ``count``: how many of the recipient's endpoints
+    (webhook subscriptions, accounts...) were told. ``detail`` and ``count`` go into
+    certificates: no personal data."""
 
     outcome: NoticeOutcome
     detail: str = ""
+    count: int = 0
 
 
 class Access(msgspec.Struct, frozen=True, kw_only=True):

@@ -8,6 +8,12 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import json
+import os
+import pty
+import re
+import subprocess
+import sys
 import tomllib
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -563,3 +569,86 @@ def test_an_organization_lists_its_people_and_their_timeline(cli: Cli) -> None:
     assert [i["contact_id"] for i in detail["timeline"]] == [ada, firm]
     person = msgspec.json.decode(ok(cli("contacts", "show", ada, "--json")).stdout)
     assert person["people"] == [] and person["contact"]["organization_id"] == firm
+# -- what a command logs among its output ------------------------------------------------------
+
+KITH = str(Path(sys.executable).with_name("kith"))
+
+
+def _kith_in_terminal(home: Path, *args: str, **env: str) -> tuple[int, str, str]:
+    """Run ``kith`` as a person does in a terminal: stderr is a pseudo-terminal (stdout is
+    read here). Returns the exit code, stdout and what the terminal showed."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [KITH, *args],
+        env={**os.environ, "KITH_HOME": str(home), **env},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the command closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(controller)
+    out = process.communicate(timeout=120)[0]
+    return process.returncode, out.decode(), shown.decode(errors="replace")
+
+
+def _kith_piped(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KITH, *args],
+        env={**os.environ, "KITH_HOME": str(home), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def quiet_home(tmp_path: Path) -> Path:
+    """An installation whose kith.toml makes every command warn (a section nobody declares),
+    and whose retention run logs an info line."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / SETTINGS_FILE).write_text("[nobody]\nanswer = 42\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KITH_")}
+    migrated = subprocess.run(
+        [KITH, "migrate"], env={**env, "KITH_HOME": str(home)}, capture_output=True, check=False
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    return home
+
+
+WARNING = "kith.toml has a section no loaded plugin declares; it is ignored"
+INFO = "retention run"
+
+
+def test_a_command_in_a_terminal_shows_only_warnings_readably(quiet_home: Path) -> None:
+    code, out, shown = _kith_in_terminal(quiet_home, "privacy", "retention", "run")
+    assert code == 0, shown
+    assert "Retention rules:" in out
+    assert WARNING in shown and "section=nobody" in re.sub(r"\x1b\[[0-9;]*m", "", shown)
+    assert INFO not in shown
+    assert '{"' not in shown  # no JSON among what a person reads
+
+
+def test_a_command_piped_logs_warnings_as_json(quiet_home: Path) -> None:
+    done = _kith_piped(quiet_home, "privacy", "retention", "run")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert [line["event"] for line in lines] == [WARNING]
+    assert lines[0]["level"] == "warning" and "timestamp" in lines[0]
+
+
+def test_kith_log_format_json_keeps_every_line_for_scripts(quiet_home: Path) -> None:
+    done = _kith_piped(quiet_home, "privacy", "retention", "run", KITH_LOG_FORMAT="json")
+    assert done.returncode == 0, done.stderr
+    events = [json.loads(line)["event"] for line in done.stderr.splitlines() if line[:1] == "{"]
+    assert WARNING in events and INFO in events

@@ -38,13 +38,16 @@ def _installed() -> None:
         pytest.fail(_example_plugin.install_error, pytrace=False)
 
 
-def kith_command(*args: str, home: Path, database_url: str = "") -> subprocess.CompletedProcess:
+def kith_command(
+    *args: str, home: Path, database_url: str = "", **extra: str
+) -> subprocess.CompletedProcess:
     """The installed ``kith`` command in a process of its own, as an operator runs it."""
     env = {
         **os.environ,
         "KITH_HOME": str(home),
         "KITH_DATABASE_URL": database_url,
         "KITH_LOG_FORMAT": "json",
+        **extra,
     }
     return subprocess.run(
         [KITH, *args], env=env, capture_output=True, text=True, timeout=120, check=False
@@ -135,6 +138,54 @@ def test_kith_migrate_creates_its_table(tmp_path: Path, empty_database_url: str)
     listed = kith_command("example", "welcomes", home=home, database_url=empty_database_url)
     assert listed.returncode == 0, listed.stderr
     assert "Nobody is waiting to be welcomed." in listed.stderr
+
+
+def _stored_notes(home: Path, database_url: str) -> list[str]:
+    sql = f"SELECT note FROM {TABLE} WHERE note IS NOT NULL"
+    if not database_url:
+        with sqlite3.connect(home / "kith.sqlite3") as connection:
+            return [note for (note,) in connection.execute(sql)]
+    return asyncio.run(_postgres_values(database_url, sql))
+
+
+async def _postgres_values(url: str, sql: str) -> list[str]:
+    connection = await asyncpg.connect(url, timeout=5)
+    try:
+        return [row[0] for row in await connection.fetch(sql)]
+    finally:
+        await connection.close()
+
+
+def test_its_personal_column_is_encrypted_like_kiths_own(
+    tmp_path: Path, empty_database_url: str
+) -> None:
+    """The tutorial's table (a contact_id column, no foreign key) with a note written while the
+    privacy plugins were off: turning them on encrypts it, and the plugin reads it back."""
+    home = tmp_path / "home"
+    url = empty_database_url
+    off = {"KITH_DISABLE_PLUGINS": "privacy"}
+    assert kith_command("migrate", home=home, database_url=url, **off).returncode == 0
+    added = kith_command("contacts", "add", "Ada Lovelace", home=home, database_url=url, **off)
+    assert added.returncode == 0, added.stderr
+    contact_id = added.stdout.split("(")[1].split(")")[0]
+    delivered = kith_command("worker", "--once", home=home, database_url=url, **off)
+    assert delivered.returncode == 0, delivered.stderr
+    text = "Prefers a phone call after 6pm"
+    noted = kith_command("example", "note", contact_id, text, home=home, database_url=url, **off)
+    assert noted.returncode == 0, noted.stderr
+    assert _stored_notes(home, url) == [text]  # no privacy plugin: stored as it is
+
+    migrated = kith_command("migrate", home=home, database_url=url)
+    assert migrated.returncode == 0, migrated.stderr
+    encrypted = kith_command("privacy", "encrypt", home=home, database_url=url)
+    assert encrypted.returncode == 0, encrypted.stderr
+    [stored] = _stored_notes(home, url)
+    assert text not in stored
+    verified = kith_command("privacy", "verify", home=home, database_url=url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    shown = kith_command("example", "welcomes", home=home, database_url=url)
+    assert shown.returncode == 0, shown.stderr
+    assert text in shown.stdout
 
 
 async def test_route_subscriber_command_and_event_type(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import kith
 import pytest
 from kith import _hookdoc, hookspecs
 
@@ -19,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "plugins" / "hooks.md"
 HOOKS = _hookdoc.collect()
 HOOK_IDS = [hook.name for hook in HOOKS]
+TYPES = _hookdoc.collect_types(HOOKS)
 
 
 def test_there_are_hooks_to_document():
@@ -90,3 +92,43 @@ def test_every_hookspec_is_in_the_reference():
         if name.startswith("kith_") and hasattr(value, f"{hookspecs.PROJECT}_spec")
     }
     assert specs == set(HOOK_IDS)
+
+
+def test_the_types_hooks_pass_are_in_the_reference():
+    names = {item.name for item in TYPES}
+    assert {
+        "Access",
+        "Actor",
+        "ErasureMethod",
+        "ErasureOutcome",
+        "Event",
+        "EventType",
+        "ExportSection",
+        "FieldProtector",
+        "KeyProvider",
+        "Kith",
+        "PersonalField",
+        "Purpose",
+        "Recipient",
+        "RecipientAction",
+        "RecipientNotice",
+        "RowPages",
+        "Settings",
+        "SubjectHold",
+        "Subscriber",
+    } <= names
+    text = REFERENCE.read_text(encoding="utf-8")
+    for item in TYPES:
+        assert f"\n### {item.name}\n" in text, item.name
+    # Each field with its type and default, from the code.
+    assert "| `seal_for` | `uuid.UUID` | required |" in text
+    assert "| `count` | `int` | `0` |" in text
+    assert "`RecipientAction`: one of `'rectification'`" in text
+
+
+def test_every_kith_type_in_a_hook_signature_is_described():
+    described = {item.name for item in TYPES}
+    for hook in HOOKS:
+        for name in re.findall(r"\b[A-Z][A-Za-z]+\b", hook.signature):
+            if name in kith.__all__:
+                assert name in described, f"{hook.name} passes {name}, which is not described"

@@ -3,6 +3,7 @@ SQL level, anonymisation for erasure, one-click withdrawal links and the API's r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -522,6 +523,57 @@ def test_cli_publishes_notices_and_records_consent(kith_database_url: str, tmp_p
     assert link.stdout.startswith("https://crm.x/api/privacy/consent/withdraw?token=")
     notices = runner.invoke(main, ["privacy", "notices", "list", "--json"], env=env)
     assert [n["version"] for n in json.loads(notices.stdout)] == [1]
+
+
+def test_cli_links_are_absolute_under_public_url(kith_database_url: str, tmp_path) -> None:
+    from _privacy_workflow import cli_env, run_services
+    from kith.cli import main
+
+    home = tmp_path / "kith-home"
+    home.mkdir(parents=True, exist_ok=True)
+    purposes = '[privacy.purposes.newsletter]\ndescription = "News"\nlawful_basis = "consent"\n'
+    (home / "kith.toml").write_text(purposes)
+    runner, env = cli_env(kith_database_url, home)
+    contact = run_services(env, lambda kith: make_contact(kith))
+    command = ["privacy", "consent", "link", str(contact), "newsletter"]
+
+    # Not set: the link points at this machine, and the command says so.
+    local = runner.invoke(main, command, env=env)
+    assert local.exit_code == 0, local.output
+    assert local.stdout.startswith("http://127.0.0.1:8000/api/privacy/consent/withdraw?token=")
+    assert "public_url is not set" in local.stderr
+
+    (home / "kith.toml").write_text('public_url = "https://crm.example.com/kith/"\n' + purposes)
+    public = runner.invoke(main, command, env=env)
+    assert public.exit_code == 0, public.output
+    url = public.stdout.strip()
+    assert url.startswith("https://crm.example.com/kith/api/privacy/consent/withdraw?token=")
+    assert "public_url" not in public.stderr
+    # The link works: the token in it is this installation's.
+    token = url.partition("?token=")[2]
+    assert run_services(env, lambda kith: _read(kith, token)) == (contact, "newsletter")
+
+
+async def _read(kith: Kith, token: str) -> tuple[uuid.UUID, str]:
+    return ConsentService(kith).read_link(token)
+
+
+async def test_api_links_are_absolute_under_public_url(kith, kith_client, kith_auth) -> None:
+    configure_privacy(kith, purposes={"newsletter": NEWSLETTER})
+    contact = await make_contact(kith)
+    officer = await kith_auth("compliance")
+    url = f"/api/privacy/consents/{contact}/withdraw-link"
+
+    # Not set: under the address the request came in at.
+    link = await kith_client.post(url, json={"purpose": "newsletter"}, headers=officer)
+    assert link.status_code == 200, link.text
+    assert link.json()["url"] == "http://kith.test" + link.json()["path"]
+
+    kith.settings = dataclasses.replace(kith.settings, public_url="https://crm.example.com")
+    link = await kith_client.post(url, json={"purpose": "newsletter"}, headers=officer)
+    body = link.json()
+    assert body["url"] == "https://crm.example.com" + body["path"]
+    assert body["url"].startswith("https://crm.example.com/api/privacy/consent/withdraw?token=")
 
 
 # -- the subject hooks ---------------------------------------------------------------------------

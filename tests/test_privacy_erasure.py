@@ -5,6 +5,7 @@ no residue in the database file, a pg_dump or the logs; the certificate lists ev
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import decimal
 import io
 import json
@@ -33,6 +34,7 @@ from _privacy_subjects import (
 )
 from _privacy_workflow import configure_privacy, make_user
 from kith.errors import Conflict
+from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.logs import configure_logging
 from kith.plugins.webhooks.delivery import WebhookDeliverer
@@ -50,6 +52,9 @@ from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from kith.subjects import ErasureOutcome, ExportSection, Recipient, RecipientNotice
 from kith.tables import Contact, ContactPoint, Interaction
+
+# The default request_lease_seconds: how long a killed run keeps its request.
+LEASE_SECONDS = 300
 
 
 class Mirror:
@@ -99,7 +104,13 @@ class Mirror:
         if recipient.owner != "mirror":
             return None
         self.notices.append((action, contact_id, notice_id))
-        return RecipientNotice(outcome="done", detail="the mirror erased its copy")
+        return RecipientNotice(outcome="done", detail="the mirror erased its copy", count=1)
+
+    @hookimpl
+    def kith_notify_recipient_preview(self, recipient: Recipient) -> RecipientNotice | None:
+        if recipient.owner != "mirror":
+            return None
+        return RecipientNotice(outcome="done", count=1)
 
 
 MIRROR = Mirror()
@@ -165,6 +176,8 @@ async def test_preview_equals_what_execution_touches(kith: Kith) -> None:
     recipients = {e.location: e for e in done.outcome if e.source == "recipients"}
     assert recipients["mirror crm"].outcome == "done"
     assert recipients["webhook receivers"].outcome == "done"
+    # Each says how many of its endpoints were told, as its preview said it would.
+    assert (recipients["mirror crm"].count, recipients["webhook receivers"].count) == (1, 1)
     assert [n[0] for n in MIRROR.notices] == ["erasure"]
     notices = await WebhookDelivery.select().where(WebhookDelivery.event_name == "subject.notice")
     assert len(notices) == 1 and notices[0]["contact_id"] is None
@@ -177,6 +190,44 @@ async def test_preview_equals_what_execution_touches(kith: Kith) -> None:
     assert "tax law" in hold["ground"] and hold["count"] == 2
     assert CertificateService(kith).verify(signed.to_json()).valid
     assert GIVEN.encode() not in signed.to_json()
+
+
+@pytest.mark.kith_plugins()
+async def test_the_certificate_counts_the_webhook_receivers_told(kith: Kith) -> None:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await _webhook_saw(kith, contact_id)
+    await WebhookService(kith).create(
+        SubscriptionCreate(url="https://hooks.example/quiet", events=["task.due"])
+    )  # a subscription that never received anything about the person is not told
+
+    previewed, done = await run_request(kith, "erasure", contact_id, officer)
+    assert previewed.preview is not None and done.outcome is not None
+    [planned] = [p for p in previewed.preview if p.location == "webhook receivers"]
+    [told] = [e for e in done.outcome if e.location == "webhook receivers"]
+    assert (planned.method, planned.count) == ("notified_of_erasure", 1)
+    assert (told.outcome, told.count) == ("done", 1)
+    signed = await CertificateService(kith).for_request(done.id)
+    [entry] = [e for e in signed.certificate["entries"] if e["location"] == "webhook receivers"]
+    assert (entry["outcome"], entry["count"]) == ("done", 1)
+
+
+@pytest.mark.kith_plugins()
+async def test_a_resumed_erasure_still_counts_the_receivers_told(kith: Kith) -> None:
+    contact_id = await make_person(kith, notes=0, orders=0)
+    await _webhook_saw(kith, contact_id)
+    job_id = uuid.uuid4()
+
+    async def stop(step: str) -> None:
+        if step == "suppression":
+            raise RuntimeError("the process stopped here")
+
+    with pytest.raises(RuntimeError, match="stopped here"):
+        await ErasureService(kith).run(contact_id, job_id=job_id, after_step=stop)
+    done = await ErasureService(kith).run(contact_id, job_id=job_id)
+    assert done.resumed_steps == 1  # the recipients were told before the stop, once
+    [told] = [e for e in done.entries if e.location == "webhook receivers"]
+    assert (told.outcome, told.count) == ("done", 1)
 
 
 async def test_legal_hold_keeps_the_orders_but_erases_the_person(kith: Kith) -> None:
@@ -294,31 +345,39 @@ async def test_erasure_killed_midway_resumes_with_no_residue(
         structlog.configure(**saved)
 
 
-async def _killed_and_resumed(
-    kith: Kith, engine: str, tmp_path: Path, kill_after: str, last: str, logs: io.StringIO
-) -> None:
-    officer = await make_user(kith)
-    contact_id = await make_person(kith, notes=4, orders=1)
-    await kith.bus.drain()
-    service = RequestService(kith)
+async def _approved_erasure(kith: Kith, contact_id: uuid.UUID) -> tuple[Any, Any]:
+    """An approved erasure request of ``contact_id``, and its preview."""
     from kith.privacy.requests.service import RequestCreate
 
+    officer = await make_user(kith)
+    service = RequestService(kith)
     request = await service.create(RequestCreate(kind="erasure", contact_id=contact_id), officer)
     await service.verify(request.id, "signed letter", officer)
     previewed = await service.preview(request.id, officer)
     await service.approve(request.id, officer)
+    return request, previewed
 
-    marker, child_log = tmp_path / "paused", tmp_path / "child.log"
-    script = tmp_path / "killed.py"
-    script.write_text(KILLED)
-    env = {
+
+def _environment(kith: Kith, **extra: str) -> dict[str, str]:
+    return {
         **os.environ,
         "KITH_HOME": str(kith.settings.home),
         "KITH_DATABASE_URL": kith.settings.database_url,
         "KITH_LOG_FORMAT": "json",
+        **extra,
     }
+
+
+async def _kill_midway(
+    request_id: uuid.UUID, kill_after: str, tmp_path: Path, env: dict[str, str]
+) -> Path:
+    """Run the request in a process of its own and SIGKILL it inside step ``kill_after``;
+    returns that process's log."""
+    marker, child_log = tmp_path / "paused", tmp_path / "child.log"
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
     child = subprocess.Popen(
-        [sys.executable, str(script), str(request.id), kill_after, str(child_log), str(marker)],
+        [sys.executable, str(script), str(request_id), kill_after, str(child_log), str(marker)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -332,6 +391,17 @@ async def _killed_and_resumed(
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
+    return child_log
+
+
+async def _killed_and_resumed(
+    kith: Kith, engine: str, tmp_path: Path, kill_after: str, last: str, logs: io.StringIO
+) -> None:
+    contact_id = await make_person(kith, notes=4, orders=1)
+    await kith.bus.drain()
+    service = RequestService(kith)
+    request, previewed = await _approved_erasure(kith, contact_id)
+    child_log = await _kill_midway(request.id, kill_after, tmp_path, _environment(kith))
 
     # Half done: the request is running, some steps are recorded, the key still exists.
     assert (await service.get(request.id)).state == "running"
@@ -344,7 +414,16 @@ async def _killed_and_resumed(
     assert steps and steps[-1] == last
     assert await DataKey.exists().where(DataKey.subject == contact_id)
 
-    done = await service.run(request.id, officer)
+    # The killed run's lease still holds the request: nobody carries it out meanwhile.
+    with pytest.raises(Conflict, match="being carried out by another run"):
+        await service.run(request.id)
+    assert await service.resume_stopped() == []
+    # Once the lease has run out, the worker's job resumes it, once.
+    kith.bus.clock = lambda: utcnow() + dt.timedelta(seconds=LEASE_SECONDS + 1)
+    assert await service.resume_stopped() == [request.id]
+    assert await service.resume_stopped() == []
+
+    done = await service.get(request.id)
     assert done.state == "done"
     assert previewed.preview is not None and done.outcome is not None
     assert [_key(p) for p in previewed.preview] == [_key(e) for e in done.outcome]
@@ -360,3 +439,40 @@ async def _killed_and_resumed(
     assert EMAIL_2 and PHONE  # the needles include both addresses and the phone
     kept = (await InteractionService(kith).timeline(contact_id)).items
     assert [i.kind for i in kept] == ["order"]
+
+
+# The processes load the installed plugins only, so the test's Kith does too.
+@pytest.mark.kith_plugins()
+async def test_kith_worker_resumes_an_erasure_whose_process_was_killed(
+    kith: Kith, tmp_path: Path
+) -> None:
+    contact_id = await make_person(kith, notes=2, orders=0)
+    await kith.bus.drain()
+    request, _ = await _approved_erasure(kith, contact_id)
+    # A short lease, so that the killed run's runs out soon and the worker looks often.
+    env = _environment(kith, KITH_PRIVACY_REQUEST_LEASE_SECONDS="2")
+    await _kill_midway(request.id, "plugin:kith", tmp_path, env)
+    service = RequestService(kith)
+    assert (await service.get(request.id)).state == "running"
+
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).with_name("kith")), "worker"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        for _ in range(1200):
+            if (await service.get(request.id)).state == "done" or worker.poll() is not None:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output = worker.communicate(timeout=60)[0].decode()
+    done = await service.get(request.id)
+    assert done.state == "done", output[-3000:]
+    assert worker.returncode == 0, output[-3000:]
+    await CertificateService(kith).for_request(request.id)  # issued, or NotFound
+    steps = [row["step"] for row in await ErasureStep.select().where(ErasureStep.job == request.id)]
+    assert len(steps) == len(set(steps))  # no step ran twice
+    assert not await DataKey.exists().where(DataKey.subject == contact_id)

@@ -154,6 +154,39 @@ async def test_package_validates_against_its_schema_and_holds_plugin_data(
     assert refused.status_code == 403
 
 
+async def test_a_package_lists_the_request_it_answers_as_answering(kith: Kith) -> None:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=0, orders=0)
+    _, earlier = await run_request(kith, "access", contact_id, officer)
+    _, done = await run_request(kith, "portability", contact_id, officer)
+    package = await ExportService(kith).for_request(done.id)
+    assert package is not None
+    with zipfile.ZipFile(package.path) as archive:
+        requests = _documents(archive)["kith.privacy.json"]["tables"]["subject_requests"]
+        rows = list(
+            csv.DictReader(
+                io.StringIO(archive.read("csv/kith.privacy/subject_requests.csv").decode())
+            )
+        )
+        readme = archive.read("README.txt").decode()
+    states = {row["id"]: (row["type"], row["state"]) for row in requests}
+    # The earlier request is done; the one this package answers is not "running" to the person.
+    assert states == {
+        str(earlier.id): ("access", "done"),
+        str(done.id): ("portability", "answering"),
+    }
+    assert {(row["id"], row["state"]) for row in rows} == {
+        (str(earlier.id), "done"),
+        (str(done.id), "answering"),
+    }
+    assert "the one this package answers is listed as answering" in readme
+    # Outside a request's package, the state is the request's own.
+    section = await kith.plugins.call_one(
+        "privacy.requests", "kith_subject_export", kith=kith, contact_id=contact_id
+    )
+    assert {row["state"] for row in section.tables["subject_requests"]} == {"done"}
+
+
 async def test_ten_thousand_interactions_are_exported_in_flat_memory(
     kith: Kith, tmp_path: Path
 ) -> None:

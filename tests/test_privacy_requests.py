@@ -3,7 +3,9 @@ approval, the executor seam, subjects found by email/phone, listing, CLI and API
 
 from __future__ import annotations
 
+import asyncio
 import calendar
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -14,6 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kith.actor import Role
 from kith.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from kith.events import utcnow
 from kith.privacy.requests import deadlines
 from kith.privacy.requests import service as requests_module
 from kith.privacy.requests.deadlines import add_months, describe_days_left, due_date
@@ -260,6 +263,132 @@ async def test_an_interrupted_run_resumes(kith, service, executor) -> None:
     assert done.last_error is None
     assert done.outcome[0].detail == "after 2 attempt(s)"
     assert executor.runs == 2
+
+
+class GatedExecutor(FakeExecutor):
+    """Waits at a gate inside its first run, as a run does while it works (or when its
+    process stops there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = 0
+        self.reached = asyncio.Event()
+        self.gate = asyncio.Event()
+
+    async def execute(self, job: RequestJob) -> list[CertificateEntry]:
+        self.started += 1
+        if self.started == 1:
+            self.reached.set()
+            await self.gate.wait()
+        return await super().execute(job)
+
+
+@pytest.fixture
+def gated(monkeypatch: pytest.MonkeyPatch) -> GatedExecutor:
+    fake = GatedExecutor()
+    monkeypatch.setitem(EXECUTORS, "erasure", fake)
+    return fake
+
+
+async def _approved(kith: Kith, service: RequestService) -> uuid.UUID:
+    officer = await make_user(kith)
+    request = await _new(kith, service, actor=officer)
+    await service.verify(request.id, "id card", officer)
+    await service.preview(request.id, officer)
+    await service.approve(request.id, officer)
+    return request.id
+
+
+def _later(kith: Kith, seconds: float) -> None:
+    """Move the clock leases are read against on by ``seconds``."""
+    kith.bus.clock = lambda: utcnow() + dt.timedelta(seconds=seconds)
+
+
+LEASE = 300.0  # the default request_lease_seconds
+
+
+async def test_a_stopped_run_holds_its_request_until_its_lease_ends_then_the_worker_resumes(
+    kith, service, gated
+) -> None:
+    request_id = await _approved(kith, service)
+    first = asyncio.ensure_future(service.run(request_id))
+    await gated.reached.wait()
+    # While a run holds the request, nobody else carries it out: not a person, not a worker.
+    with pytest.raises(Conflict, match="being carried out by another run"):
+        await service.run(request_id)
+    assert await service.resume_stopped() == []
+    assert (await service.get(request_id)).next_step.startswith("none: it is being carried out")
+
+    # Its process stops right there (the task is gone, its lease stays).
+    first.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await first
+    assert (await service.get(request_id)).state == "running"
+    assert await service.resume_stopped() == []
+    with pytest.raises(Conflict, match="being carried out by another run"):
+        await service.run(request_id)
+
+    _later(kith, LEASE + 1)
+    assert await service.resume_stopped() == [request_id]
+    done = await service.get(request_id)
+    assert done.state == "done" and done.next_step is None
+    # The stopped run never did its work; the resumed one did.
+    assert (gated.started, gated.runs) == (2, 1)
+    assert await service.resume_stopped() == []
+    detail = await service.detail(request_id)
+    assert [(t.to_state, t.actor) for t in detail.transitions][-1] == ("done", "system")
+
+
+async def test_a_failed_run_is_resumed_by_the_worker_once_per_lease(
+    kith, service, executor
+) -> None:
+    executor.fail = True
+    request_id = await _approved(kith, service)
+    with pytest.raises(RuntimeError, match="disk was full"):
+        await service.run(request_id)
+    # The worker waits a lease before trying again; a person need not.
+    assert await service.resume_stopped() == []
+    executor.fail = True
+    with pytest.raises(RuntimeError, match="disk was full"):
+        await service.run(request_id)
+    assert executor.runs == 2
+
+    _later(kith, LEASE + 1)
+    executor.fail = True
+    assert await service.resume_stopped() == [request_id]  # fails again, and is logged
+    assert executor.runs == 3
+    assert await service.resume_stopped() == []
+    assert (await service.get(request_id)).state == "running"
+
+    _later(kith, 2 * LEASE + 2)
+    assert await service.resume_stopped() == [request_id]
+    assert executor.runs == 4
+    done = await service.get(request_id)
+    assert done.state == "done" and done.last_error is None
+
+
+async def test_a_run_that_lost_its_lease_stops_and_the_run_that_took_it_finishes(
+    kith, service, gated
+) -> None:
+    # A short lease, so that the first run checks it soon (a third of it).
+    configure_privacy(kith, request_lease_seconds=3)
+    request_id = await _approved(kith, service)
+    stalled = asyncio.ensure_future(service.run(request_id))
+    await gated.reached.wait()
+    # The first run stalls for longer than its lease: the worker takes the request over.
+    # (Should the stalled run renew just before, its lease runs out a little later.)
+    for step in range(1, 100):
+        _later(kith, 10 * step)
+        if await service.resume_stopped() == [request_id]:
+            break
+    assert (await service.get(request_id)).state == "done"
+    with pytest.raises(Conflict, match="taken over by another run"):
+        await stalled
+    assert (gated.started, gated.runs) == (2, 1)
+    transitions = await RequestTransition.count().where(
+        (RequestTransition.request == request_id) & (RequestTransition.to_state == "done")
+    )
+    assert transitions == 1
 
 
 async def test_the_history_cannot_be_rewritten_in_sql(kith, service) -> None:

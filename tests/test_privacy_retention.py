@@ -8,11 +8,12 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
+import pytest
 from _privacy_subjects import make_person
 from _privacy_workflow import NEWSLETTER, cli_env, configure_privacy, make_user, run_services
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.privacy.rights.consent import ConsentService
-from kith.privacy.rights.erasure import ErasureService
+from kith.privacy.rights.erasure import ErasureService, SubjectErasure
 from kith.privacy.rights.retention import RetentionRunner, job_id_for
 from kith.privacy.rights.tables import ErasureJob, LegalHold
 from kith.runtime import Kith
@@ -152,3 +153,31 @@ def test_cli_retention_run(kith_database_url: str, tmp_path: Path) -> None:
     assert f"erased: {contact_id}" in done.output
     jobs = runner.invoke(main, ["privacy", "erasure", "jobs"], env=env)
     assert "inactive_contacts" in jobs.output and "done" in jobs.output
+
+
+async def test_an_erasure_a_run_left_half_done_is_finished_by_the_next_run(
+    kith: Kith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_privacy(kith, retention={"inactive_contacts": "24 months"})
+    contact_id = await make_person(kith, notes=1, orders=0)
+    await _age(contact_id, 3 * 365)
+    # The run stops after core erased the contact, before the data key goes.
+    original = SubjectErasure._records
+
+    async def stop(self: SubjectErasure) -> list:
+        raise RuntimeError("the process stopped here")
+
+    monkeypatch.setattr(SubjectErasure, "_records", stop)
+    first = await RetentionRunner(kith).run()
+    assert first.rules[0].done == 0
+    assert not await Contact.exists().where(Contact.id == contact_id)
+    assert await DataKey.exists().where(DataKey.subject == contact_id)
+
+    # The contact matches no rule any more; the next run finishes its erasure all the same.
+    monkeypatch.setattr(SubjectErasure, "_records", original)
+    second = await RetentionRunner(kith).run()
+    [job] = await ErasureJob.select().where(ErasureJob.contact_id == contact_id)
+    assert job["state"] == "done"
+    assert not await DataKey.exists().where(DataKey.subject == contact_id)
+    assert second.erasures_resumed == 1
+    assert (await RetentionRunner(kith).run()).erasures_resumed == 0

@@ -109,6 +109,12 @@ def test_log_format_is_case_insensitive(tmp_path: Path) -> None:
         ("KITH_TOKEN_CACHE_SECONDS", "5s"),
         ("KITH_TOKEN_CACHE_SECONDS", ""),
         ("KITH_TOKEN_CACHE_SECONDS", "nan"),
+        ("KITH_PUBLIC_URL", "crm.example.com"),
+        ("KITH_PUBLIC_URL", "ftp://crm.example.com"),
+        ("KITH_PUBLIC_URL", "https://"),
+        ("KITH_PUBLIC_URL", "https://crm.example.com/?from=mail"),
+        ("KITH_PUBLIC_URL", "https://crm.example.com:99999"),
+        ("KITH_PUBLIC_URL", "https://crm example.com"),
     ],
 )
 def test_invalid_value_is_one_line_naming_the_setting(
@@ -134,6 +140,8 @@ def test_invalid_value_is_one_line_naming_the_setting(
         ("token_cache_seconds = 301", "token_cache_seconds"),
         ('token_cache_seconds = "a while"', "token_cache_seconds"),
         ("token_cache_seconds = true", "token_cache_seconds"),
+        ('public_url = "localhost:8000"', "public_url"),
+        ("public_url = 8000", "public_url"),
     ],
 )
 def test_invalid_value_in_toml_names_key_and_file(tmp_path: Path, line: str, key: str) -> None:
@@ -143,6 +151,29 @@ def test_invalid_value_in_toml_names_key_and_file(tmp_path: Path, line: str, key
     message = str(caught.value)
     assert message.startswith(f"{key} in kith.toml:")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("https://crm.example.com", "https://crm.example.com"),
+        ("https://crm.example.com/", "https://crm.example.com"),
+        ("http://10.0.0.5:8000/kith/", "http://10.0.0.5:8000/kith"),
+    ],
+)
+def test_public_url_makes_absolute_links(tmp_path: Path, value: str, stored: str) -> None:
+    settings = load_settings({"KITH_HOME": str(tmp_path), "KITH_PUBLIC_URL": value})
+    assert settings.public_url == stored
+    assert settings.link("/api/x?y=1") == f"{stored}/api/x?y=1"
+    # A request's own address does not override it.
+    assert settings.link("/api/x", base="http://internal:8000/") == f"{stored}/api/x"
+
+
+def test_without_public_url_links_point_at_this_machine(tmp_path: Path) -> None:
+    settings = load_settings({"KITH_HOME": str(tmp_path)})
+    assert settings.public_url == ""
+    assert settings.link("/api/x") == "http://127.0.0.1:8000/api/x"
+    assert settings.link("/api/x", base="http://kith.test/") == "http://kith.test/api/x"
 
 
 def test_malformed_toml_names_the_file(tmp_path: Path) -> None:

@@ -137,3 +137,12 @@ async def kith_notify_recipient(
     from kith.plugins.webhooks import privacy
 
     return await privacy.notify(recipient, action, contact_id, notice_id)
+
+
+@hookimpl
+async def kith_notify_recipient_preview(
+    recipient: Recipient, contact_id: uuid.UUID
+) -> RecipientNotice | None:
+    from kith.plugins.webhooks import privacy
+
+    return await privacy.notify_preview(recipient, contact_id)

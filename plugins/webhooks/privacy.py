@@ -146,6 +146,38 @@ async def erase(contact_id: uuid.UUID, dry_run: bool = False) -> list[ErasureOut
 NOTICE_EVENT = "subject.notice"
 
 
+async def _receivers(contact_id: uuid.UUID) -> list[uuid.UUID]:
+    """The active subscriptions that received events about the contact."""
+    rows = await (
+        WebhookDelivery.select(WebhookDelivery.subscription)
+        .where(WebhookDelivery.contact_id == contact_id)
+        .where(WebhookDelivery.subscription.active == True)  # noqa: E712 - SQL, not Python
+        .run()
+    )
+    return sorted({row["subscription"] for row in rows}, key=str)
+
+
+def _none_received() -> RecipientNotice:
+    return RecipientNotice(
+        outcome="not_applicable", detail="no webhook delivery about this contact was recorded"
+    )
+
+
+async def notify_preview(recipient: Recipient, contact_id: uuid.UUID) -> RecipientNotice | None:
+    """What :func:`notify` would do, queueing nothing: how many subscriptions it would tell."""
+    if recipient.owner != SOURCE or recipient.name != WEBHOOK_RECIPIENT.name:
+        return None
+    receivers = await _receivers(contact_id)
+    if not receivers:
+        return _none_received()
+    return RecipientNotice(
+        outcome="done",
+        detail=f"a {NOTICE_EVENT} delivery would be queued for each subscription that "
+        "received events about this contact",
+        count=len(receivers),
+    )
+
+
 async def notify(
     recipient: Recipient, action: str, contact_id: uuid.UUID, notice_id: uuid.UUID
 ) -> RecipientNotice | None:
@@ -158,18 +190,9 @@ async def notify(
     from kith.plugins.webhooks.delivery import envelope
     from kith.plugins.webhooks.tables import WebhookSubscription
 
-    rows = await (
-        WebhookDelivery.select(WebhookDelivery.subscription)
-        .where(WebhookDelivery.contact_id == contact_id)
-        .where(WebhookDelivery.subscription.active == True)  # noqa: E712 - SQL, not Python
-        .run()
-    )
-    subscriptions = sorted({row["subscription"] for row in rows}, key=str)
+    subscriptions = await _receivers(contact_id)
     if not subscriptions:
-        return RecipientNotice(
-            outcome="not_applicable",
-            detail="no webhook delivery about this contact was recorded",
-        )
+        return _none_received()
     queued = {
         row["subscription"]
         for row in await WebhookDelivery.select(WebhookDelivery.subscription)
@@ -207,4 +230,5 @@ async def notify(
         outcome="done",
         detail=f"a {NOTICE_EVENT} delivery is queued for {active} subscription(s) that "
         "received events about this contact",
+        count=len(subscriptions),
     )

@@ -6,8 +6,10 @@ must name a column that exists. Start-up fails with all disagreements listed at 
 plugin author fixes them in one go.
 
 The registry also knows whose data each personal row is (its *subject column*): ``id`` for the
-contact table itself, otherwise the table's foreign key to the contact table. The plaintext
-migration and the re-index need it; services pass the subject themselves.
+contact table itself, the column a table names in ``kith_subject_column``, the table's foreign
+key to the contact table, or else a UUID column called ``contact_id`` (how the plugin tutorial
+refers to a contact). The plaintext migration and the re-index need it; services pass the
+subject themselves.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from dataclasses import dataclass, field
 
 from kith.personal import SUBJECT_TABLE, PersonalField
 from kith.privacy.encryption.errors import RegistryError
-from piccolo.columns import Column, ForeignKey
+from piccolo.columns import UUID, Column, ForeignKey
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
 
@@ -74,7 +76,11 @@ def subject_column(table: type[Table]) -> str | None:
     ]
     if len(links) == 1:
         return links[0]
-    return "contact" if "contact" in links else None
+    if links:
+        return "contact" if "contact" in links else None
+    # A plugin's table that names the contact without a foreign key to core's table.
+    named = _column(table, "contact_id")
+    return "contact_id" if isinstance(named, UUID) else None
 
 
 def all_tables(apps: Iterable[AppConfig]) -> dict[str, type[Table]]:

@@ -7,6 +7,7 @@ preview, a resumed run), so both are idempotent.
 
 from __future__ import annotations
 
+import contextvars
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +26,12 @@ if TYPE_CHECKING:
 
 # The channel what a request does is audited under.
 CHANNEL = "request"
+
+# The request an access package is being written for: the package lists it as being answered
+# (by this very package), not as running.
+ANSWERING: contextvars.ContextVar[uuid.UUID | None] = contextvars.ContextVar(
+    "kith_privacy_answering", default=None
+)
 
 
 class RequestJob:
@@ -90,12 +97,16 @@ class AccessExecutor:
         service = ExportService(job.kith)
         done = await service.for_request(job.request.id)
         if done is None:
-            done = await service.export(
-                job.contact_id,
-                actor=job.actor,
-                channel=CHANNEL,
-                request_id=job.request.id,
-            )
+            answering = ANSWERING.set(job.request.id)
+            try:
+                done = await service.export(
+                    job.contact_id,
+                    actor=job.actor,
+                    channel=CHANNEL,
+                    request_id=job.request.id,
+                )
+            finally:
+                ANSWERING.reset(answering)
             await job.checkpoint(export_file=done.file_name, export_files=done.files)
         else:
             # Resumed after the package was written: its contents are in the checkpoint.
@@ -169,7 +180,7 @@ class RectificationExecutor:
                 count=len(fields),
                 ground=f"fields: {', '.join(fields)}",
             ),
-            *recipient_notices.preview(job.kith, "rectification"),
+            *await recipient_notices.preview(job.kith, job.contact_id, "rectification"),
         ]
 
     async def _patch(self, job: RequestJob) -> ContactPatch:
@@ -244,7 +255,7 @@ class RestrictionExecutor:
                 count=1,
                 ground=GROUNDS[ground],
             ),
-            *recipient_notices.preview(job.kith, "restriction"),
+            *await recipient_notices.preview(job.kith, job.contact_id, "restriction"),
         ]
 
     async def execute(self, job: RequestJob) -> list[CertificateEntry]:

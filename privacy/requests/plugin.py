@@ -1,11 +1,12 @@
 """Data subject requests, as a built-in plugin (entry point ``privacy.requests``).
 
 It joins Kith through hooks any plugin can use: its piccolo app (requests, their history,
-extensions and certificates), its routes and ``kith privacy`` commands, its key of
+extensions and certificates), its routes and ``kith privacy`` commands, its keys of
 ``[privacy]``, its personal fields and events, the certificate signing key made at start-up,
-and its part of access and erasure: the person's requests are exported, and kept through an
-erasure as evidence, their free text unreadable once the person's key is destroyed. Requests
-are carried out through the rights plugin's services.
+the worker's job that resumes requests whose run stopped, and its part of access and erasure:
+the person's requests are exported, and kept through an erasure as evidence, their free text
+unreadable once the person's key is destroyed. Requests are carried out through the rights
+plugin's services.
 """
 
 from __future__ import annotations
@@ -142,17 +143,33 @@ def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> 
 
 @hookimpl
 def kith_startup(kith: Kith) -> None:
-    """Create the certificate signing key on first start (a second process reads it)."""
+    """Create the certificate signing key on first start (a second process reads it); have
+    the worker (and ``kith serve`` when it dispatches) resume requests whose run stopped."""
     from kith.privacy.requests.certificates import load_signing_key
+    from kith.privacy.requests.service import RequestService
+    from kith.privacy.requests.settings import request_settings
 
     load_signing_key(kith.settings)
+
+    async def resume() -> None:
+        await RequestService(kith).resume_stopped()
+
+    interval = request_settings(kith.settings).resume_check_seconds
+    kith.bus.add_job("privacy.requests.resume", interval, resume)
+
+
+# How a package lists the request it answers: that request is done once the package is
+# handed over (its certificate says when), so "running" would tell the person nothing true.
+ANSWERING_STATE = "answering"
 
 
 @hookimpl
 async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection:
+    from kith.privacy.requests.executors import ANSWERING
     from kith.privacy.requests.service import RequestService
 
     requests = await RequestService(kith).list(include_closed=True, contact_id=contact_id)
+    answering = ANSWERING.get()
     return ExportSection(
         source=SOURCE,
         description="The data protection requests you made",
@@ -161,7 +178,7 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
                 {
                     "id": str(r.id),
                     "type": r.kind,
-                    "state": r.state,
+                    "state": ANSWERING_STATE if r.id == answering else r.state,
                     "received_on": r.received_on.isoformat(),
                     "due_on": r.due_on.isoformat(),
                     "closed_at": r.closed_at.isoformat() if r.closed_at else None,
@@ -169,7 +186,10 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
                 for r in requests
             ]
         },
-        descriptions={"subject_requests": "The data protection requests you made"},
+        descriptions={
+            "subject_requests": "The data protection requests you made (the one this package "
+            "answers is listed as answering)"
+        },
     )
 
 

@@ -11,14 +11,24 @@ will touch; ``approved`` may need a second compliance user (``privacy.four_eyes`
 which may be interrupted and run again (``run`` on a running request resumes it); ``done``
 issues a signed certificate.
 
+A run holds a lease on its request (``request_lease_seconds``, renewed while it works), so two
+processes never carry one request out at once. A process that dies leaves the lease to run
+out; then the worker (``kith worker``, or ``kith serve`` when it dispatches) resumes the
+request, once per lease: a resumed run that fails again waits another lease before the next.
+
 The deadline is one calendar month from the day of receipt (in the installation's time zone),
 extendable by up to two months in total, each extension with its reason.
 """
 
 from __future__ import annotations
 
+import asyncio
 import builtins
+import contextlib
 import datetime as dt
+import os
+import secrets
+import socket
 import uuid
 from typing import Any, Literal
 
@@ -34,6 +44,7 @@ from kith import (
     NotFound,
     PermissionDenied,
     Role,
+    get_logger,
     new_id,
     normalize_email,
     normalize_phone,
@@ -91,12 +102,16 @@ NEXT_STEP = {
     "approved": "run it",
     "running": "run it again to resume",
 }
+# A running request whose run holds its lease needs nobody.
+BEING_RUN = "none: it is being carried out (if that run stops, the worker resumes it)"
 MAX_NOTE_CHARS = 2000
 # A rectification's corrections are set while it can still be previewed again.
 CORRECTABLE_STATES = ("received", "verified", "previewed")
 REQUEST_TABLE = SubjectRequest._meta.tablename
 TRANSITION_TABLE = RequestTransition._meta.tablename
 EXTENSION_TABLE = RequestExtension._meta.tablename
+
+log = get_logger("kith.privacy.requests")
 
 # -- what services return --------------------------------------------------------------------
 
@@ -201,6 +216,19 @@ class RequestService:
 
     def today(self) -> dt.date:
         return deadlines.local_date(utcnow(), self._timezone)
+
+    # Leases are read against the event bus's clock, which tests move on to reach an expiry.
+    def _now(self) -> dt.datetime:
+        return self.kith.bus.clock()
+
+    @property
+    def _lease(self) -> dt.timedelta:
+        return dt.timedelta(seconds=request_settings(self.kith.settings).request_lease_seconds)
+
+    def _leased(self, row: dict[str, Any]) -> bool:
+        """Whether a live run holds the request now."""
+        until = row.get("lease_until")
+        return row.get("lease_owner") is not None and until is not None and until > self._now()
 
     # Free text (notes, reasons, verification method) may name the person, so it is stored
     # through the protector under the subject's key: erasing the subject erases it too.
@@ -332,7 +360,7 @@ class RequestService:
             if outcome is not None
             else None,
             last_error=opened["last_error"],
-            next_step=NEXT_STEP.get(row["state"]),
+            next_step=BEING_RUN if self._leased(row) else NEXT_STEP.get(row["state"]),
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             closed_at=row["closed_at"],
@@ -712,24 +740,139 @@ class RequestService:
         """approved → running → done: carry the request out and issue its certificate.
 
         Running a request that is already ``running`` (a crash, a failed step) resumes it:
-        executors are idempotent and may read their checkpoint from ``job.progress``."""
+        executors are idempotent and may read their checkpoint from ``job.progress``. While
+        another run holds the request's lease, this is refused with :class:`Conflict`."""
+        return await self._run(request_id, actor, worker=False)
+
+    async def resume_stopped(self) -> builtins.list[uuid.UUID]:
+        """The worker's job: resume, as the system, every running request whose lease ran out
+        (its process died, or its last run failed a lease ago); returns those it ran. A run
+        that fails is logged and left for the next expiry."""
+        now = self._now()
+        rows = await SubjectRequest.select(SubjectRequest.id).where(
+            (SubjectRequest.state == "running")
+            & (SubjectRequest.lease_until.is_null() | (SubjectRequest.lease_until <= now))
+        )
+        resumed = []
+        for row in rows:
+            try:
+                await self._run(row["id"], SYSTEM, worker=True)
+            except _NotTaken:
+                continue
+            except Exception as exc:
+                # Its last_error (sealed) says what went wrong; the log names ids only.
+                log.warning(
+                    "subject request resume failed",
+                    request_id=str(row["id"]),
+                    error_type=type(exc).__name__,
+                )
+            resumed.append(row["id"])
+        return resumed
+
+    async def _take(self, row: dict[str, Any], owner: str, worker: bool) -> None:
+        """Take the lease of a running request: refused while a live run holds it; for the
+        worker, also until a failed run's lease has run out."""
+        now = self._now()
+        free = SubjectRequest.lease_until.is_null() | (SubjectRequest.lease_until <= now)
+        if not worker:
+            # A person may try again at once after a failed run (nobody holds it then).
+            free = free | SubjectRequest.lease_owner.is_null()
+        taken = (
+            await SubjectRequest.update(
+                {
+                    SubjectRequest.lease_owner: owner,
+                    SubjectRequest.lease_until: now + self._lease,
+                    SubjectRequest.updated_at: utcnow(),
+                }
+            )
+            .where((SubjectRequest.id == row["id"]) & (SubjectRequest.state == "running") & free)
+            .returning(SubjectRequest.id)
+        )
+        if taken:
+            return
+        current = await self._row(row["id"])
+        if worker:
+            raise _NotTaken()
+        if current["state"] != "running":
+            self._check_transition(current, "running")
+        raise Conflict(
+            f"request {row['id']} is being carried out by another run (its lease lasts until "
+            f"{current['lease_until']:%Y-%m-%d %H:%M:%S} UTC, renewed while it works); if that "
+            "run stopped, the worker resumes the request after then, or run it again then",
+            state="running",
+        )
+
+    async def _renew(self, request_id: uuid.UUID, owner: str, job: asyncio.Task[Any]) -> bool:
+        """Renew the lease while ``job`` works. If another run took it (this process stalled
+        for longer than a lease), cancel the job and return True: two runs never go on at
+        once."""
+        every = self._lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                kept = (
+                    await SubjectRequest.update(
+                        {SubjectRequest.lease_until: self._now() + self._lease}
+                    )
+                    .where(
+                        (SubjectRequest.id == request_id) & (SubjectRequest.lease_owner == owner)
+                    )
+                    .returning(SubjectRequest.id)
+                )
+            except Exception as exc:
+                # The database is out of reach for now: the next turn tries again.
+                log.warning(
+                    "subject request lease not renewed",
+                    request_id=str(request_id),
+                    error_type=type(exc).__name__,
+                )
+                continue
+            if not kept:
+                log.warning("subject request lease lost", request_id=str(request_id))
+                job.cancel()
+                return True
+
+    async def _run(self, request_id: uuid.UUID, actor: Actor, worker: bool) -> SubjectRequestOut:
         row = await self._row(request_id)
         executor = EXECUTORS[row["kind"]]
+        owner = _owner()
+        if worker and row["state"] != "running":
+            raise _NotTaken()  # finished (or never started) since the worker looked
         if row["state"] == "approved":
             async with self.kith.unit_of_work(actor) as uow:
-                await self._transition(row, "running", actor)
+                await self._transition(
+                    row,
+                    "running",
+                    actor,
+                    changes={
+                        SubjectRequest.lease_owner: owner,
+                        SubjectRequest.lease_until: self._now() + self._lease,
+                    },
+                )
                 uow.publish(
                     "subject_request.running", row["contact_id"], request_id=str(request_id)
                 )
-            row = await self._row(request_id)
-        elif row["state"] != "running":
+        elif row["state"] == "running":
+            await self._take(row, owner, worker)
+        else:
             self._check_transition(row, "running")
+        row = await self._row(request_id)
         job = RequestJob(self.kith, await self._out(row), actor)
+        work = asyncio.ensure_future(executor.execute(job))
+        renewal = asyncio.ensure_future(self._renew(request_id, owner, work))
         try:
-            entries = await executor.execute(job)
+            entries = await work
+        except asyncio.CancelledError:
+            if renewal.done() and not renewal.cancelled() and renewal.result():
+                raise Conflict(
+                    f"request {request_id} was taken over by another run while this one "
+                    "stalled; that run carries it on"
+                ) from None
+            raise
         except Exception as exc:
             # Stay in running so that the next run resumes; the error says what to fix. It
-            # may quote data, so it is sealed like the other free text.
+            # may quote data, so it is sealed like the other free text. The lease is given
+            # up, and its time left is when the worker may try again.
             sealed = await self._seal(
                 row["contact_id"],
                 request_id,
@@ -740,10 +883,16 @@ class RequestService:
             await SubjectRequest.update(
                 {
                     SubjectRequest.last_error: sealed["last_error"],
+                    SubjectRequest.lease_owner: None,
+                    SubjectRequest.lease_until: self._now() + self._lease,
                     SubjectRequest.updated_at: utcnow(),
                 }
-            ).where(SubjectRequest.id == request_id)
+            ).where((SubjectRequest.id == request_id) & (SubjectRequest.lease_owner == owner))
             raise
+        finally:
+            renewal.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewal
         async with self.kith.unit_of_work(actor) as uow:
             row = await self._row(request_id)
             await self._transition(
@@ -753,6 +902,8 @@ class RequestService:
                 changes={
                     SubjectRequest.outcome: msgspec.to_builtins(entries),
                     SubjectRequest.last_error: None,
+                    SubjectRequest.lease_owner: None,
+                    SubjectRequest.lease_until: None,
                 },
             )
             done = await self._out(await self._row(request_id))
@@ -762,3 +913,12 @@ class RequestService:
             await CertificateService(self.kith).issue(done, entries)
             uow.publish("subject_request.done", row["contact_id"], request_id=str(request_id))
         return await self.get(request_id)
+
+
+class _NotTaken(Exception):
+    """The worker found the request taken by another run, or finished, meanwhile."""
+
+
+def _owner() -> str:
+    """Names one run in ``lease_owner``: host, process and a random part."""
+    return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"

@@ -56,6 +56,11 @@ class SubjectRequest(Table, tablename="kith_subject_request"):
     progress = JSON(default={})
     outcome = JSON(null=True, default=None)
     last_error = Text(null=True, default=None, secret=True)
+    # Who is carrying a running request out, and until when unless they renew: a process that
+    # dies leaves its lease to run out, and then the worker resumes the request. With nobody
+    # holding it, ``lease_until`` is when the worker may try again after a failed run.
+    lease_owner = Varchar(length=100, null=True, default=None)
+    lease_until = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)

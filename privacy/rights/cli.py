@@ -242,7 +242,12 @@ def consent_withdraw(contact: str, purpose: str, channel: str, as_user: str | No
 @click.argument("contact")
 @click.argument("purpose")
 @click.option("--days", type=int, help="Valid for this many days (default: privacy setting).")
-@click.option("--base-url", default="", help="Prefix, like https://crm.example.com.")
+@click.option(
+    "--base-url",
+    default="",
+    help="Address the link starts with, like https://crm.example.com "
+    "[default: the public_url setting].",
+)
 def consent_link(contact: str, purpose: str, days: int | None, base_url: str) -> None:
     """Print a signed one-click link that withdraws PURPOSE for CONTACT."""
     contact_id = parse_id(contact, "contact")
@@ -253,8 +258,14 @@ def consent_link(contact: str, purpose: str, days: int | None, base_url: str) ->
         return service.withdraw_link(contact_id, purpose, days)
 
     link = run_with_kith(work)
-    click.echo(base_url.rstrip("/") + link.path)
-    note(f"valid until {format_time(link.expires_at, get_settings())}")
+    settings = get_settings()
+    click.echo(base_url.rstrip("/") + link.path if base_url else link.url)
+    note(f"valid until {format_time(link.expires_at, settings)}")
+    if not base_url and not settings.public_url:
+        note(
+            "public_url is not set in kith.toml, so this link points at this machine; set it "
+            "to the address people reach Kith at before handing links out"
+        )
 
 
 # -- audit, export, erasure ------------------------------------------------------------
@@ -535,6 +546,8 @@ def retention_run(dry_run: bool, as_json: bool) -> None:
             shown = ", ".join(str(c) for c in r.contacts[:10])
             more = f" and {r.matched - 10} more" if r.matched > 10 else ""
             click.echo(f"{r.rule} {verb}: {shown}{more}")
+    if report.erasures_resumed:
+        click.echo(f"Erasures an earlier run left unfinished, finished: {report.erasures_resumed}")
     click.echo(
         f"Legal holds ended: {report.holds_released} ({report.held_records_deleted} records)"
         + ("" if dry_run else f"; old export packages deleted: {report.exports_deleted}")

@@ -109,9 +109,11 @@ class ConsentRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class WithdrawLink(msgspec.Struct, kw_only=True):
-    """A signed one-click withdrawal link; ``path`` is relative to the server's base URL."""
+    """A signed one-click withdrawal link: ``url`` to hand out (under the ``public_url``
+    setting), ``path`` the same relative to the server."""
 
     token: str
+    url: str
     path: str
     contact_id: uuid.UUID
     purpose: str
@@ -551,9 +553,14 @@ class ConsentService:
         return read_or_create(self.kith.settings.home / LINK_KEY_FILE, lambda: os.urandom(32))
 
     def withdraw_link(
-        self, contact_id: uuid.UUID, purpose: str, valid_days: int | None = None
+        self,
+        contact_id: uuid.UUID,
+        purpose: str,
+        valid_days: int | None = None,
+        base: str | None = None,
     ) -> WithdrawLink:
-        """A signed link that withdraws one purpose for one contact, for emails and forms."""
+        """A signed link that withdraws one purpose for one contact, for emails and forms;
+        absolute, under ``public_url`` (or ``base`` while that is not set)."""
         registry.purpose(self.kith, purpose)
         days = valid_days or rights_settings(self.kith.settings).withdraw_link_days
         if not 1 <= days <= 3660:
@@ -566,9 +573,11 @@ class ConsentService:
         ).encode()
         signature = hmac_sha256(self._link_key(), payload)
         token = f"{_b64(payload)}.{_b64(signature)}"
+        path = f"/api/privacy/consent/withdraw?token={token}"
         return WithdrawLink(
             token=token,
-            path=f"/api/privacy/consent/withdraw?token={token}",
+            url=self.kith.settings.link(path, base),
+            path=path,
             contact_id=contact_id,
             purpose=purpose,
             expires_at=expires,

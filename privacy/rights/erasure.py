@@ -236,7 +236,7 @@ class SubjectErasure:
     # recipients
 
     async def _recipients_preview(self) -> list[PlannedAction]:
-        return recipient_notices.preview(self.kith, "erasure")
+        return await recipient_notices.preview(self.kith, self.contact_id, "erasure")
 
     async def _recipients(self) -> Entries:
         return await recipient_notices.notify(

@@ -1,10 +1,12 @@
 """Telling recipients of a rectification, restriction or erasure (Art. 19 GDPR).
 
 Every recipient the plugins register (``kith_register_recipients``) is asked through the
-``kith_notify_recipient`` hook, answered by the plugin that registered it. Each outcome (done,
-failed with the reason, not applicable) is recorded in ``kith_privacy_recipient_notice`` and
-returned as certificate entries. A notice has a stable id, so a resumed job asks again with
-the same id and a notice already recorded is not sent twice.
+``kith_notify_recipient`` hook, answered by the plugin that registered it (and, for a preview,
+through ``kith_notify_recipient_preview``). Each outcome (done, failed with the reason, not
+applicable) and how many of the recipient's endpoints were told is recorded in
+``kith_privacy_recipient_notice`` and returned as certificate entries. A notice has a stable
+id, so a resumed job asks again with the same id and a notice already recorded is not sent
+twice.
 """
 
 from __future__ import annotations
@@ -36,12 +38,30 @@ def method_for(action: str) -> str:
     return f"notified_of_{action}"
 
 
-def preview(kith: Kith, action: RecipientAction) -> list[PlannedAction]:
-    """One preview line per registered recipient."""
-    return [
-        PlannedAction(source=SOURCE, location=recipient.name, method=method_for(action))
-        for recipient in registry.recipients(kith)
-    ]
+async def preview(
+    kith: Kith, contact_id: uuid.UUID, action: RecipientAction
+) -> list[PlannedAction]:
+    """One preview line per registered recipient, with how many of its endpoints would be
+    told (``kith_notify_recipient_preview``; 0 when its plugin does not say)."""
+    planned = []
+    for recipient in registry.recipients(kith):
+        count = 0
+        if kith.plugins is not None:
+            results = await kith.plugins.call_async(
+                "kith_notify_recipient_preview",
+                kith=kith,
+                recipient=recipient,
+                action=action,
+                contact_id=contact_id,
+            )
+            answers = [r.value for r in results if isinstance(r.value, RecipientNotice)]
+            count = answers[0].count if answers else 0
+        planned.append(
+            PlannedAction(
+                source=SOURCE, location=recipient.name, method=method_for(action), count=count
+            )
+        )
+    return planned
 
 
 async def _ask(
@@ -115,6 +135,7 @@ async def notify(
                         owner=recipient.owner,
                         outcome=answer.outcome,
                         detail=answer.detail[:MAX_DETAIL],
+                        endpoints=answer.count,
                         request_id=request_id,
                         at=at,
                     )
@@ -122,7 +143,7 @@ async def notify(
                 .on_conflict(action="DO NOTHING")
                 .run()
             )
-            outcome, detail = answer.outcome, answer.detail[:MAX_DETAIL]
+            outcome, detail, count = answer.outcome, answer.detail[:MAX_DETAIL], answer.count
             log.info(
                 "recipient notified",
                 contact_id=str(contact_id),
@@ -132,12 +153,14 @@ async def notify(
             )
         else:
             outcome, detail, at = row["outcome"], row["detail"], row["at"]
+            count = row["endpoints"]
         entries.append(
             CertificateEntry(
                 source=SOURCE,
                 location=recipient.name,
                 method=method_for(action),
                 outcome=outcome,
+                count=count,
                 detail=detail or None,
                 at=at,
             )

@@ -16,8 +16,9 @@ What each rule does:
 Besides the rules, every run releases legal holds whose time is up (the held records are
 deleted, the hold's key destroyed, and the nameless contact with them when nothing is left)
 and deletes export packages older than ``exports_kept_days``. A dry run changes nothing and
-lists what would go. Each subject is erased by a job with a fixed id (rule and contact), so a
-run that is interrupted resumes the same jobs next time.
+lists what would go. Each subject is erased by a job with a fixed id (rule and contact), and
+every run first finishes the erasures an earlier run left unfinished (a crash, a failed step),
+also those whose contact is already gone and so matches no rule any more.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ from kith.privacy.rights.export import ExportService
 from kith.privacy.rights.registry import personal_fields
 from kith.privacy.rights.retention_rules import Duration, RetentionRule
 from kith.privacy.rights.settings import rights_settings
-from kith.privacy.rights.tables import ConsentEvent, ConsentSubject, LegalHold, Restriction
+from kith.privacy.rights.tables import (
+    ConsentEvent,
+    ConsentSubject,
+    ErasureJob,
+    LegalHold,
+    Restriction,
+)
 
 NAMESPACE = uuid.UUID("1b1e0d4e-8f7e-4a5e-a6c9-3c8f1f6f2b7d")
 SUBJECT_RULES = ("inactive_contacts", "leads_without_consent")
@@ -76,6 +83,7 @@ class RetentionReport(msgspec.Struct, kw_only=True):
     holds_released: int = 0
     held_records_deleted: int = 0
     exports_deleted: int = 0
+    erasures_resumed: int = 0
 
 
 def job_id_for(rule: str, contact_id: uuid.UUID) -> uuid.UUID:
@@ -138,8 +146,11 @@ class RetentionRunner:
         self, *, dry_run: bool = False, actor: Actor = SYSTEM, channel: str = "cli"
     ) -> RetentionReport:
         rules = rights_settings(self.kith.settings).retention_rules()
+        resumed = 0 if dry_run else await self._resume(actor, channel)
         reports = [await self._rule(rule, dry_run, actor, channel) for rule in rules]
-        report = RetentionReport(ran_at=self.now, dry_run=dry_run, rules=reports)
+        report = RetentionReport(
+            ran_at=self.now, dry_run=dry_run, rules=reports, erasures_resumed=resumed
+        )
         released, deleted = await self._release_holds(dry_run)
         report.holds_released, report.held_records_deleted = released, deleted
         if not dry_run:
@@ -152,6 +163,28 @@ class RetentionRunner:
             holds_released=released,
         )
         return report
+
+    async def _resume(self, actor: Actor, channel: str) -> int:
+        """Finish the erasures of earlier runs that stopped half-way; returns how many."""
+        rows = await ErasureJob.select().where(
+            (ErasureJob.origin == "retention") & (ErasureJob.state == "running")
+        )
+        resumed = 0
+        for row in rows:
+            try:
+                await ErasureService(self.kith).run(
+                    row["contact_id"],
+                    job_id=row["id"],
+                    actor=actor,
+                    origin="retention",
+                    rule=row["rule"],
+                    channel=channel,
+                )
+            except Exception:
+                log.exception("retention erasure failed", contact_id=str(row["contact_id"]))
+                continue
+            resumed += 1
+        return resumed
 
     async def _rule(
         self, rule: RetentionRule, dry_run: bool, actor: Actor, channel: str

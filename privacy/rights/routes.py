@@ -169,11 +169,17 @@ class ConsentController(Controller):
         summary="A signed one-click withdrawal link for emails and forms",
     )
     async def withdraw_link(
-        self, state: State, contact_id: FromPath[uuid.UUID], data: JSONBody[LinkIn]
+        self,
+        state: State,
+        request: Request[Any, Any, Any],
+        contact_id: FromPath[uuid.UUID],
+        data: JSONBody[LinkIn],
     ) -> WithdrawLink:
         service = _consent(state)
         await service.history(contact_id)  # 404 for an unknown contact
-        return service.withdraw_link(contact_id, data.purpose, data.valid_days)
+        return service.withdraw_link(
+            contact_id, data.purpose, data.valid_days, base=str(request.base_url)
+        )
 
 
 def _page(title: str, body: str, status: int, form_action: str | None = None) -> Response[str]:

@@ -217,6 +217,8 @@ class RecipientNoticeRecord(Table, tablename="kith_privacy_recipient_notice"):
     owner = Varchar(length=100)
     outcome = Varchar(length=20)
     detail = Text(default="")
+    # How many of the recipient's endpoints were told (a resumed job reports it again).
+    endpoints = Integer(default=0)
     request_id = UUID(null=True, default=None)
     at = Timestamptz()
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 from kith import Event, Kith, Subscriber, hookimpl, new_id
+from kith_example.tables import Welcome
 from kith_example.welcomes import on_contact_created, welcome_list
 
 
@@ -67,3 +68,26 @@ async def test_welcoming_publishes_an_event(kith: Kith, kith_client, kith_auth):
     assert [(e.name, str(e.contact_id)) for e in RECORDER.events] == [
         ("example.welcomed", contact_id)
     ]
+
+
+async def test_a_note_is_stored_sealed_and_read_back(kith: Kith, kith_client, kith_auth):
+    agent = await kith_auth("agent")
+    created = await kith_client.post("/api/contacts", json={"name": "Ada"}, headers=agent)
+    contact_id = created.json()["id"]
+    await kith.bus.drain()
+
+    text = "Prefers a phone call after 6pm"
+    saved = await kith_client.put(
+        f"/api/example/welcomes/{contact_id}/note", json={"note": text}, headers=agent
+    )
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["note"] == text
+    # What the table holds is what the protector made of it, not the note itself.
+    [row] = await Welcome.select(Welcome.note)
+    assert text not in row["note"]
+    listed = await kith_client.get("/api/example/welcomes", headers=agent)
+    assert [w["note"] for w in listed.json()] == [text]
+    empty = await kith_client.put(
+        f"/api/example/welcomes/{contact_id}/note", json={"note": " "}, headers=agent
+    )
+    assert empty.status_code == 422

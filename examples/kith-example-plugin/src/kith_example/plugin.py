@@ -13,10 +13,18 @@ from typing import Any
 
 import click
 import msgspec
-from kith import ErasureOutcome, EventType, ExportSection, Subscriber, hookimpl
+from kith import (
+    ErasureOutcome,
+    EventType,
+    ExportSection,
+    Kith,
+    PersonalField,
+    Subscriber,
+    hookimpl,
+)
 from piccolo.conf.apps import AppConfig
 
-from kith_example.welcomes import WELCOMED, ExampleSettings, on_contact_created
+from kith_example.welcomes import TABLE, WELCOMED, ExampleSettings, on_contact_created, open_note
 
 
 @hookimpl
@@ -28,10 +36,11 @@ def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
 
 @hookimpl
 def kith_register_routes(register: Callable[[Any], None]) -> None:
-    from kith_example.routes import list_welcomes, welcomed
+    from kith_example.routes import list_welcomes, welcome_note, welcomed
 
     register(list_welcomes)
     register(welcomed)
+    register(welcome_note)
 
 
 @hookimpl
@@ -61,28 +70,44 @@ def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]
     register("example", ExampleSettings)
 
 
-# A welcome row says something about a person (that they are on the list, and when they were
-# welcomed), so the plugin answers for it in access requests and erasure like any plugin
-# holding data about a data subject.
+@hookimpl
+def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
+    # Declared, the column is encrypted at rest, exported, erased and listed in the record of
+    # processing; Kith refuses to start with a secret=True column nobody declares.
+    register(
+        PersonalField(
+            table=TABLE,
+            column="note",
+            category="communications",
+            purposes=("customer_relationship",),
+            description="An agent's note on how to welcome the contact",
+            owner="example",
+        )
+    )
+
+
+# A welcome row says something about a person (that they are on the list, when they were
+# welcomed, and how to welcome them), so the plugin answers for it in access requests and
+# erasure like any plugin holding data about a data subject.
 
 
 @hookimpl
-async def kith_subject_export(kith: Any, contact_id: uuid.UUID) -> ExportSection | None:
+async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
     from kith_example.tables import Welcome
 
-    rows = await Welcome.select(Welcome.created_at, Welcome.welcomed_at).where(
-        Welcome.contact_id == contact_id
-    )
+    rows = await Welcome.select().where(Welcome.contact_id == contact_id)
     if not rows:
         return None
     return ExportSection(
         source="example",
-        description="Whether you are on our welcome list, and when you were welcomed",
+        description="Whether you are on our welcome list, when you were welcomed, and our note "
+        "on how to welcome you",
         tables={
             "welcomes": [
                 {
                     "added_at": row["created_at"].isoformat(),
                     "welcomed_at": row["welcomed_at"].isoformat() if row["welcomed_at"] else None,
+                    "note": await open_note(kith, row),
                 }
                 for row in rows
             ]

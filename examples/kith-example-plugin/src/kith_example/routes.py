@@ -6,18 +6,28 @@ import uuid
 
 from kith import Role
 from kith.http import CurrentActor, roles
-from litestar import get, post
+from litestar import get, post, put
 from litestar.datastructures import State
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK
 
-from kith_example.welcomes import WelcomeOut, mark_welcomed, welcome_list
+from kith_example.welcomes import NoteIn, WelcomeOut, mark_welcomed, set_note, welcome_list
 
 
 @get("/api/example/welcomes", opt=roles(Role.AGENT), tags=["example"])
-async def list_welcomes(state: State, include_done: FromQuery[bool] = False) -> list[WelcomeOut]:
+async def list_welcomes(
+    state: State, actor: CurrentActor, include_done: FromQuery[bool] = False
+) -> list[WelcomeOut]:
     """Contacts waiting to be welcomed (all of them with ``include_done=true``)."""
-    return await welcome_list(state.kith, include_done)
+    return await welcome_list(state.kith, include_done, actor)
+
+
+@put("/api/example/welcomes/{contact_id:uuid}/note", opt=roles(Role.AGENT), tags=["example"])
+async def welcome_note(
+    contact_id: FromPath[uuid.UUID], state: State, actor: CurrentActor, data: JSONBody[NoteIn]
+) -> WelcomeOut:
+    """Note how to welcome a contact (stored encrypted: it is about the person)."""
+    return await set_note(state.kith, contact_id, data.note, actor)
 
 
 @post(
