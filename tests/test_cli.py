@@ -569,6 +569,8 @@ def test_an_organization_lists_its_people_and_their_timeline(cli: Cli) -> None:
     assert [i["contact_id"] for i in detail["timeline"]] == [ada, firm]
     person = msgspec.json.decode(ok(cli("contacts", "show", ada, "--json")).stdout)
     assert person["people"] == [] and person["contact"]["organization_id"] == firm
+
+
 # -- what a command logs among its output ------------------------------------------------------
 
 KITH = str(Path(sys.executable).with_name("kith"))
