@@ -44,6 +44,7 @@ from kith.schemas import (
     unset_to_dict,
 )
 from kith.services.contacts import ContactService
+from kith.services.intake import ContactIntake, Intake
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
@@ -83,6 +84,7 @@ __all__ = [
     "Actor",
     "Conflict",
     "ContactCreate",
+    "ContactIntake",
     "ContactKind",
     "ContactOut",
     "ContactPatch",
@@ -94,6 +96,7 @@ __all__ = [
     "EventType",
     "ExportSection",
     "FieldProtector",
+    "Intake",
     "InteractionCreate",
     "InteractionKind",
     "InteractionOut",

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, Literal
@@ -449,23 +448,7 @@ class Outbox:
         transactions the later one sees the earlier one's rows; without it, a fan-out adding
         to a queue and a delivery finishing its head could each see the other's rows missing
         and both leave the queue headless. SQLite's single writer serialises them anyway."""
-        if not self.postgres:
-            return
-        keys = sorted(
-            {
-                int.from_bytes(
-                    hashlib.blake2b(f"{s}\x00{c}".encode(), digest_size=8).digest(),
-                    "big",
-                    signed=True,
-                )
-                for s, c in queues
-            }
-        )
-        if keys:
-            # Sorted, so two transactions locking overlapping sets cannot deadlock.
-            await self._fetch(
-                "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM unnest({}::bigint[]) AS k", keys
-            )
+        await self.database.lock(f"{s}\x00{c}" for s, c in queues)
 
     async def _promote(
         self, queues: Iterable[tuple[str, Any]], now: dt.datetime, *, locked: bool = False

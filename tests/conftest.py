@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import _example_plugin
 import pytest
+import structlog
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # Before any fixture builds the migrated template databases: see _example_plugin.
     _example_plugin.install()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    # A command run in-process configures logging for its terminal (warnings only); the next
+    # test must still see every level it logs.
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)

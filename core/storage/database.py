@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +21,7 @@ from piccolo.apps.migrations.tables import Migration
 from piccolo.conf.apps import AppConfig
 from piccolo.engine.base import Engine
 from piccolo.engine.postgres import PostgresEngine
+from piccolo.querystring import QueryString
 
 os.environ.setdefault("PICCOLO_CONF", _piccolo_conf.__name__)
 
@@ -117,6 +120,32 @@ class Database:
             await self.engine.close_connection_pool()
         elif isinstance(self.engine, KithSQLiteEngine):
             await self.engine.close()
+
+    async def lock(self, names: Iterable[str]) -> None:
+        """Hold these named locks until the current transaction ends.
+
+        Two transactions that lock a common name run one after the other from this call on, so
+        "look, then insert if missing" cannot race. PostgreSQL: transaction-level advisory
+        locks. SQLite: nothing to do, its transactions start IMMEDIATE, so writers already run
+        one at a time."""
+        if self.kind != "postgresql":
+            return
+        keys = sorted(
+            {
+                int.from_bytes(
+                    hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True
+                )
+                for name in names
+            }
+        )
+        if keys:
+            # Sorted, so two transactions locking overlapping sets cannot deadlock.
+            await self.engine.run_querystring(
+                QueryString(
+                    "SELECT COUNT(pg_advisory_xact_lock(k)) AS n FROM unnest({}::bigint[]) AS k",
+                    keys,
+                )
+            )
 
     async def migration_states(self) -> list[MigrationState]:
         manager = BaseMigrationManager()
