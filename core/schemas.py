@@ -18,6 +18,8 @@ ShortText = Annotated[str, Meta(max_length=200)]
 Tag = Annotated[str, Meta(min_length=1, max_length=50)]
 Label = Annotated[str, Meta(max_length=50)]
 LongText = Annotated[str, Meta(max_length=100_000)]
+# A PostgreSQL INTEGER column's range: both engines store it, whatever the client sends.
+Seconds = Annotated[int, Meta(ge=0, le=2**31 - 1)]
 
 T = TypeVar("T")
 
@@ -111,7 +113,7 @@ class InteractionCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     summary: Annotated[str, Meta(max_length=500)] = ""
     body: LongText = ""
     channel: Annotated[str, Meta(max_length=50)] | None = None
-    duration_s: Annotated[int, Meta(ge=0)] | None = None
+    duration_s: Seconds | None = None
     amount: decimal.Decimal | None = None
     source: Annotated[str, Meta(min_length=1, max_length=100)] = "api"
     external_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
@@ -126,7 +128,7 @@ class InteractionPatch(Struct, forbid_unknown_fields=True, kw_only=True):
     summary: Annotated[str, Meta(max_length=500)] | UnsetType = UNSET
     body: LongText | UnsetType = UNSET
     channel: Annotated[str, Meta(max_length=50)] | UnsetType | None = UNSET
-    duration_s: Annotated[int, Meta(ge=0)] | UnsetType | None = UNSET
+    duration_s: Seconds | UnsetType | None = UNSET
     amount: decimal.Decimal | UnsetType | None = UNSET
     due_at: dt.datetime | UnsetType | None = UNSET
     done_at: dt.datetime | UnsetType | None = UNSET

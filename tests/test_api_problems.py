@@ -221,3 +221,122 @@ async def test_failure_mid_write_leaves_nothing(
     assert response.headers["x-request-id"]
     assert await Contact.count() == 0
     assert await ContactPoint.count() == 0
+
+
+async def test_json_the_decoder_cannot_take_is_400(
+    kith_client: httpx.AsyncClient, kith_auth: TokenFactory
+) -> None:
+    admin = {**(await kith_auth("admin")), "Content-Type": "application/json"}
+    deep = b'{"name": "Ada", "x": ' + b"[" * 2000 + b"]" * 2000 + b"}"
+    for url in ("/api/contacts", "/api/privacy/certificates/verify"):
+        for raw, says in ((b'{"name": "\xff"}', "UTF-8"), (deep, "nested too deeply")):
+            problem = assert_problem(await kith_client.post(url, content=raw, headers=admin), 400)
+            assert says in problem["detail"], (url, raw[:20])
+    assert await Contact.count() == 0
+
+
+async def _a_contact(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await client.post("/api/contacts", json={"name": "Ada"}, headers=headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@pytest.mark.parametrize("value", [-1, 2**31, 2**63, 2**64])
+async def test_integers_out_of_the_stored_range_are_422(
+    kith_client: httpx.AsyncClient, agent: dict[str, str], value: int
+) -> None:
+    contact_id = await _a_contact(kith_client, agent)
+    url = f"/api/contacts/{contact_id}/interactions"
+    body = {"kind": "call", "summary": "rang", "duration_s": value}
+    problem = assert_problem(await kith_client.post(url, json=body, headers=agent), 422)
+    assert "duration_s" in problem["detail"]
+    logged = await kith_client.post(url, json={"kind": "call", "summary": "rang"}, headers=agent)
+    patch = await kith_client.patch(
+        f"/api/interactions/{logged.json()['id']}", json={"duration_s": value}, headers=agent
+    )
+    assert_problem(patch, 422)
+    # The largest value both engines store is taken.
+    fine = await kith_client.post(url, json={**body, "duration_s": 2**31 - 1}, headers=agent)
+    assert fine.status_code == 201, fine.text
+    timeline = await kith_client.get(f"/api/contacts/{contact_id}/timeline", headers=agent)
+    assert sorted(i["duration_s"] or 0 for i in timeline.json()["items"]) == [0, 2**31 - 1]
+
+
+@pytest.mark.parametrize(
+    "occurred_at",
+    ["0999-12-31T23:59:59Z", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"],
+)
+async def test_times_outside_what_both_engines_store_are_422(
+    kith_client: httpx.AsyncClient, agent: dict[str, str], occurred_at: str
+) -> None:
+    contact_id = await _a_contact(kith_client, agent)
+    url = f"/api/contacts/{contact_id}/interactions"
+    body = {"kind": "task", "summary": "x", "occurred_at": occurred_at}
+    problem = assert_problem(await kith_client.post(url, json=body, headers=agent), 422)
+    assert problem["field"] == "occurred_at"
+    due = {"kind": "task", "summary": "x", "due_at": occurred_at}
+    assert assert_problem(await kith_client.post(url, json=due, headers=agent), 422)["field"] == (
+        "due_at"
+    )
+    timeline = await kith_client.get(f"/api/contacts/{contact_id}/timeline", headers=agent)
+    assert timeline.json()["items"] == []
+
+
+async def test_text_with_a_nul_character_is_422_on_both_engines(
+    kith: Kith, kith_client: httpx.AsyncClient, kith_auth: TokenFactory
+) -> None:
+    from _privacy_workflow import NEWSLETTER, configure_privacy
+
+    configure_privacy(kith, purposes={"newsletter": NEWSLETTER})
+    admin = await kith_auth("admin")
+    contact_id = await _a_contact(kith_client, admin)
+    nul = "a\x00b"
+    attempts = [
+        ("/api/contacts", {"name": "Bo", "source": nul}, "source"),
+        ("/api/contacts", {"name": nul}, "name"),
+        (
+            "/api/contacts",
+            {"name": "Bo", "emails": [{"address": "b@x.org", "label": nul}]},
+            "emails[0].label",
+        ),
+        (
+            f"/api/contacts/{contact_id}/interactions",
+            {"kind": "call", "summary": "x", "external_id": nul},
+            "external_id",
+        ),
+        (
+            f"/api/contacts/{contact_id}/interactions",
+            {"kind": "call", "summary": "x", "channel": nul},
+            "channel",
+        ),
+        (
+            "/api/webhooks",
+            {"url": "https://hooks.example/x", "events": ["*"], "description": nul},
+            "description",
+        ),
+        ("/api/privacy/notices", {"purpose": "newsletter", "text": nul}, "text"),
+    ]
+    for url, body, field in attempts:
+        problem = assert_problem(await kith_client.post(url, json=body, headers=admin), 422)
+        assert problem["field"] == field, url
+        assert "NUL" in problem["detail"]
+    assert await Contact.count() == 1
+    assert (await kith_client.get("/api/webhooks", headers=admin)).json() == []
+
+
+async def test_pages_name_their_charset_once(
+    kith: Kith, kith_client: httpx.AsyncClient, kith_auth: TokenFactory
+) -> None:
+    admin = await kith_auth("admin")
+    ropa = await kith_client.get("/api/privacy/ropa?format=md", headers=admin)
+    page = await kith_client.get("/api/privacy/consent/withdraw?token=nonsense")
+    for response in (ropa, page):
+        assert response.headers["content-type"].count("charset") == 1, response.headers
+    assert ropa.headers["content-type"] == "text/markdown; charset=utf-8"
+    assert page.headers["content-type"] == "text/html; charset=utf-8"
+
+
+async def test_a_missing_query_parameter_is_named(kith_client: httpx.AsyncClient) -> None:
+    problem = assert_problem(await kith_client.get("/api/privacy/consent/withdraw"), 422)
+    assert problem["detail"] == "the query parameter 'token' is required"
+    assert problem["errors"] == [{"key": "token", "source": "query", "message": "required"}]

@@ -11,6 +11,7 @@ from kith.http.api_reference import SCHEMA_PATH, render_plugins
 from kith.http.auth import authorize, current_actor, public
 from kith.http.middleware import RequestLogMiddleware
 from kith.http.problems import problem_details_plugin
+from kith.http.request_body import KithRequest
 from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.health import health
 from kith.http.routes.interactions import InteractionController, list_tasks
@@ -89,6 +90,7 @@ def create_app(
             "interactions": Provide(_interactions, sync_to_thread=False),
         },
         middleware=[RequestLogMiddleware()],
+        request_class=KithRequest,
         plugins=[problem_details_plugin()],
         request_max_body_size=kith.settings.max_request_bytes,
         on_startup=[

@@ -47,6 +47,17 @@ def _from_validation(exc: ValidationException) -> ProblemDetailsException:
         for e in (exc.extra or [])
         if isinstance(e, dict)
     ]
+    if not errors and isinstance(exc.__cause__, KeyError):
+        # A required parameter is absent; litestar's message also repeats the whole URL.
+        name = str(exc.__cause__.args[0]) if exc.__cause__.args else "?"
+        source = next((s for s in ("query", "header", "cookie") if f" {s} " in exc.detail), "query")
+        errors = [{"key": name, "source": source, "message": "required"}]
+        return ProblemDetailsException(
+            status_code=HTTP_422_UNPROCESSABLE_ENTITY,
+            title=_TITLES[422],
+            detail=f"the {source} parameter {name!r} is required",
+            extra={"errors": errors},
+        )
     if not errors:
         # The body could not be decoded at all (not JSON, wrong top-level type).
         return ProblemDetailsException(

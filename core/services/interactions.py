@@ -25,6 +25,8 @@ from piccolo.query.functions.aggregate import Count, Max
 TABLE = Interaction._meta.tablename
 PROTECTED = ("summary", "body")
 TASK_ONLY = ("due_at", "done_at", "assignee_id")
+EARLIEST = dt.datetime(1000, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(9998, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC)
 DueFilter = Literal["today", "overdue", "all"]
 
 
@@ -72,11 +74,20 @@ class InteractionService:
             **details,
         )
 
-    def _aware(self, value: dt.datetime | None) -> dt.datetime | None:
-        """Times without an offset are read in the installation's time zone."""
-        if value is None or value.tzinfo is not None:
-            return value
-        return value.replace(tzinfo=self.zone)
+    def _aware(self, value: dt.datetime | None, field: str) -> dt.datetime | None:
+        """Times without an offset are read in the installation's time zone; both engines
+        store the years 1000 to 9998 in UTC alike (at the edges of 1 and 9999 an offset
+        would carry the time out of range)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=self.zone)
+        if not EARLIEST <= value <= LATEST:
+            raise InvalidInput(
+                f"{field} must lie between the years {EARLIEST.year} and {LATEST.year}",
+                field=field,
+            )
+        return value
 
     async def _contact_subject(self, contact_id: uuid.UUID) -> uuid.UUID:
         if not await Contact.exists().where(Contact.id == contact_id):
@@ -155,14 +166,14 @@ class InteractionService:
                     contact=contact_id,
                     kind=data.kind,
                     direction=data.direction,
-                    occurred_at=self._aware(data.occurred_at) or now,
+                    occurred_at=self._aware(data.occurred_at, "occurred_at") or now,
                     channel=data.channel,
                     duration_s=data.duration_s,
                     amount=data.amount,
                     source=data.source,
                     external_id=data.external_id,
-                    due_at=self._aware(data.due_at),
-                    done_at=self._aware(data.done_at),
+                    due_at=self._aware(data.due_at, "due_at"),
+                    done_at=self._aware(data.done_at, "done_at"),
                     assignee=data.assignee_id,
                     created_by=actor.id if actor.kind == "user" else None,
                     created_at=now,
@@ -216,7 +227,9 @@ class InteractionService:
             for name, column in columns.items():
                 if name in changes:
                     value = changes[name]
-                    values[column] = self._aware(value) if isinstance(value, dt.datetime) else value
+                    values[column] = (
+                        self._aware(value, name) if isinstance(value, dt.datetime) else value
+                    )
             if "occurred_at" in changes and changes["occurred_at"] is None:
                 raise InvalidInput("occurred_at cannot be empty", field="occurred_at")
             if {"summary", "body"} & changes.keys():

@@ -29,7 +29,7 @@ class VerifyIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 
 class ExtendIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    months: int
+    months: Annotated[int, msgspec.Meta(ge=1, le=2)]
     reason: Annotated[str, msgspec.Meta(max_length=2000)]
 
 

@@ -35,7 +35,7 @@ from kith.privacy.rights.retention_rules import RetentionRule
 from kith.privacy.rights.ropa import build_record, to_markdown
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import File
@@ -73,7 +73,7 @@ class WithdrawIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class LinkIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     purpose: str
-    valid_days: int | None = None
+    valid_days: Annotated[int, msgspec.Meta(ge=1, le=3660)] | None = None
 
 
 class ConsentOverview(msgspec.Struct, kw_only=True):
@@ -199,7 +199,7 @@ def _page(title: str, body: str, status: int, form_action: str | None = None) ->
     return Response(
         page,
         status_code=status,
-        media_type="text/html; charset=utf-8",
+        media_type=MediaType.HTML,
         headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
     )
 
@@ -303,7 +303,7 @@ class RecordsController(Controller):
     ) -> Response[Any]:
         record = build_record(state.kith)
         if format == "md":
-            return Response(to_markdown(record), media_type="text/markdown; charset=utf-8")
+            return Response(to_markdown(record), media_type="text/markdown")
         return Response(record)
 
     @get("/retention", opt=COMPLIANCE, summary="Retention rules from settings")
@@ -317,7 +317,10 @@ class SubjectRightsController(Controller):
 
     @get("/audit/{contact_id:uuid}", opt=COMPLIANCE, summary="A contact's audit log")
     async def audit(
-        self, state: State, contact_id: FromPath[uuid.UUID], limit: FromQuery[int] = 200
+        self,
+        state: State,
+        contact_id: FromPath[uuid.UUID],
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 200,
     ) -> list[AuditEntryOut]:
         return await AuditLog(state.kith).entries(contact_id, limit=limit)
 
