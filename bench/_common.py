@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -191,8 +191,9 @@ class Server:
 def running_server(
     settings: Settings, stock_sqlite: bool = False, extra_env: Mapping[str, str] | None = None
 ) -> Iterator[Server]:
-    """A Kith server for ``settings`` in its own process (so it has the GIL to itself, as in
-    production), with ``extra_env`` in its environment; yields it and stops it afterwards."""
+    """``kith serve`` for ``settings`` in its own process (so it has the GIL to itself, as in
+    production), with ``extra_env`` in its environment; yields it and stops it afterwards.
+    ``stock_sqlite`` serves the same app from ``_server.py`` on piccolo's own SQLite engine."""
     port = free_port()
     env = {
         **os.environ,
@@ -205,9 +206,12 @@ def running_server(
         # (one contact.created per contact), which says nothing about reading.
         "KITH_DISPATCH_IN_PROCESS": "false",
     }
-    command = [sys.executable, str(BENCH_DIR / "_server.py"), "--port", str(port)]
     if stock_sqlite:
+        command = [sys.executable, str(BENCH_DIR / "_server.py"), "--port", str(port)]
         command.append("--stock-sqlite")
+    else:
+        # The command users run, so that what is measured is what ships.
+        command = [str(Path(sys.executable).parent / "kith"), "serve", "--port", str(port)]
     # The request log goes to a file, not a pipe: writing it is part of the measured work, and
     # a pipe nobody reads would fill up and stall the server.
     log_path = settings.home / f"bench-server-{port}.log"
@@ -244,10 +248,17 @@ def _wait_until_listening(
 
 @dataclass
 class Load:
-    """What to send: GET requests spread at random over ``paths``."""
+    """What to send: requests spread at random over ``paths``. A ``body`` is sent as JSON with
+    every ``{n}`` in it replaced by a number of eight digits no other request of this generator
+    gets, so that writes of unique values (emails, phones) never conflict."""
 
     paths: Sequence[str]
     headers: dict[str, str] = field(default_factory=dict)
+    method: str = "GET"
+    body: str | None = None
+
+    def expected_status(self) -> int:
+        return 200 if self.method == "GET" else 201
 
 
 @dataclass
@@ -344,12 +355,13 @@ def _lua_string(text: str) -> str:
 
 def _wrk_script(load: Load) -> str:
     paths = ",\n".join(f"  {_lua_string(path)}" for path in load.paths)
-    headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in load.headers.items())
-    # Requests are built once up front so the generator spends its time sending, not formatting.
-    return f"""
-local paths = {{
-{paths}
-}}
+    all_headers = dict(load.headers)
+    if load.body is not None:
+        all_headers["Content-Type"] = "application/json"
+    headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in all_headers.items())
+    if load.body is None:
+        # Requests are built once up front so the generator spends its time sending.
+        request = f"""
 local requests = {{}}
 init = function(args)
   for i, path in ipairs(paths) do
@@ -359,6 +371,21 @@ end
 request = function()
   return requests[math.random(#requests)]
 end
+"""
+    else:
+        request = f"""
+local counter = math.random(0, 40000000)
+request = function()
+  counter = counter + 1
+  local body = string.gsub({_lua_string(load.body)}, "{{n}}", string.format("%08d", counter))
+  return wrk.format({_lua_string(load.method)}, paths[math.random(#paths)], {{{headers}}}, body)
+end
+"""
+    return f"""
+local paths = {{
+{paths}
+}}
+{request}
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("KITH %d %d %d\\n", summary.requests, summary.duration,
@@ -380,18 +407,33 @@ class PythonGenerator(LoadGenerator):
         return asyncio.run(self._run(port, load, seconds))
 
     async def _run(self, port: int, load: Load, seconds: float) -> Measurement:
-        header_lines = "".join(f"{name}: {value}\r\n" for name, value in load.headers.items())
-        requests = [
-            (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{header_lines}\r\n").encode(
-                "latin-1"
-            )
+        headers = dict(load.headers)
+        if load.body is not None:
+            headers["Content-Type"] = "application/json"
+        header_lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        heads = [
+            f"{load.method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{header_lines}"
             for path in load.paths
         ]
+        if load.body is None:
+            fixed = [(head + "\r\n").encode("latin-1") for head in heads]
+
+            def request(rng: random.Random) -> bytes:
+                return rng.choice(fixed)
+        else:
+            template = load.body
+
+            def request(rng: random.Random) -> bytes:
+                body = template.replace("{n}", f"{self._next_number():08d}").encode()
+                head = f"{rng.choice(heads)}Content-Length: {len(body)}\r\n\r\n"
+                return head.encode("latin-1") + body
+
+        expected = load.expected_status()
         started = time.perf_counter()
         deadline = started + seconds
         counts = await asyncio.gather(
             *(
-                self._connection(port, requests, deadline, random.Random(index))
+                self._connection(port, request, expected, deadline, random.Random(index))
                 for index in range(self.connections)
             )
         )
@@ -402,14 +444,24 @@ class PythonGenerator(LoadGenerator):
             failures=sum(failed for _, failed in counts),
         )
 
+    def _next_number(self) -> int:
+        # One event loop: no two connections can take the same number.
+        self._numbers = getattr(self, "_numbers", 0) + 1
+        return self._numbers
+
     async def _connection(
-        self, port: int, requests: list[bytes], deadline: float, rng: random.Random
+        self,
+        port: int,
+        request: Callable[[random.Random], bytes],
+        expected: int,
+        deadline: float,
+        rng: random.Random,
     ) -> tuple[int, int]:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         done = failed = 0
         try:
             while time.perf_counter() < deadline:
-                writer.write(rng.choice(requests))
+                writer.write(request(rng))
                 head = await reader.readuntil(b"\r\n\r\n")
                 status = int(head[9:12])
                 match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
@@ -417,7 +469,7 @@ class PythonGenerator(LoadGenerator):
                     raise RuntimeError("the bench generator needs Content-Length responses")
                 await reader.readexactly(int(match.group(1)))
                 done += 1
-                if status != 200:
+                if status != expected:
                     failed += 1
         finally:
             writer.close()

@@ -23,7 +23,7 @@ import hmac
 import json
 import os
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from kith import (
@@ -103,7 +103,7 @@ class ConsentRecord(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     purpose: str
     action: ConsentAction
     channel: str = "api"
-    notice_version: int | None = None
+    notice_version: Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)] | None = None
     source_interaction_id: uuid.UUID | None = None
     occurred_at: dt.datetime | None = None
 
