@@ -1,9 +1,8 @@
-"""A Kith HTTP server for benchmarks: the app ``kith serve`` runs, on settings from KITH_*.
+"""The comparison server of the read benchmark: Kith's app on piccolo's stock SQLite engine.
 
-It is started in its own process by ``_common.running_server``. It builds the app the way
-``kith serve`` does (``open_kith`` + ``create_app`` + one uvicorn process with the same options)
-rather than calling the command, so that it can also swap in piccolo's stock SQLite engine for
-the comparison row, and so that every row of a table is served the same way.
+Every other row of every benchmark runs the real ``kith serve`` (``_common.running_server``);
+this one builds the same app the way ``kith serve`` does (``open_kith`` + ``create_app`` + one
+uvicorn process with the same options) so that it can swap the engine underneath.
 """
 
 from __future__ import annotations

@@ -243,8 +243,9 @@ async def _a_contact(client: httpx.AsyncClient, headers: dict[str, str]) -> str:
 
 @pytest.mark.parametrize("value", [-1, 2**31, 2**63, 2**64])
 async def test_integers_out_of_the_stored_range_are_422(
-    kith_client: httpx.AsyncClient, agent: dict[str, str], value: int
+    kith_client: httpx.AsyncClient, agent: dict[str, str], kith_auth: TokenFactory, value: int
 ) -> None:
+    admin = await kith_auth("admin")
     contact_id = await _a_contact(kith_client, agent)
     url = f"/api/contacts/{contact_id}/interactions"
     body = {"kind": "call", "summary": "rang", "duration_s": value}
@@ -255,6 +256,12 @@ async def test_integers_out_of_the_stored_range_are_422(
         f"/api/interactions/{logged.json()['id']}", json={"duration_s": value}, headers=agent
     )
     assert_problem(patch, 422)
+    consent = await kith_client.post(
+        f"/api/privacy/consents/{contact_id}",
+        json={"purpose": "newsletter", "action": "given", "notice_version": value},
+        headers=admin,
+    )
+    assert "notice_version" in assert_problem(consent, 422)["detail"]
     # The largest value both engines store is taken.
     fine = await kith_client.post(url, json={**body, "duration_s": 2**31 - 1}, headers=agent)
     assert fine.status_code == 201, fine.text
