@@ -1,7 +1,7 @@
 """Reading one contact over HTTP, as a share of the same server's trivial endpoint.
 
-For each engine this starts a real Kith server (uvicorn, one process) on a fresh database with a
-few hundred contacts, then measures requests per second of ``GET /api/health`` (no auth, no
+For each engine this starts the real ``kith serve`` in its own process on a fresh database with
+a few hundred contacts, then measures requests per second of ``GET /api/health`` (no auth, no
 database) and of ``GET /api/contacts/{id}`` (bearer token, random ids) with the same load generator
 and concurrency, alternating the two so that drift on the machine hits both alike. The ratio
 contact/health is the figure with a target (>= 0.50; docs/performance.md says why).
