@@ -366,7 +366,14 @@ class SubjectErasure:
         )
 
     def _exports_entry(self, count: int) -> CertificateEntry:
-        return _entry(SOURCE_PRIVACY, "export packages (KITH_HOME/exports)", "deleted", count)
+        return _entry(
+            SOURCE_PRIVACY,
+            "export packages (KITH_HOME/exports)",
+            "deleted",
+            count,
+            "packages are sealed under a key the person's data key protects: a copy kept "
+            "anywhere else can no longer be opened",
+        )
 
     async def _exports_preview(self) -> list[PlannedAction]:
         return [_planned(self._exports_entry(len(await self._exports_query().run())))]
