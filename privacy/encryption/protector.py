@@ -101,6 +101,7 @@ class PrivacyProtector:
         # A row's fields normally share one key (the same envelope header): looked up once.
         header = b""
         key: object = None
+        foreign = False
         for column, stored in values.items():
             if stored is None:
                 revealed[column] = None
@@ -119,10 +120,14 @@ class PrivacyProtector:
                 key_id = key_id_of(raw)
                 # A cache hit needs no await: this is every read's path.
                 key = store.cache.get(key_id) or await store.by_id(key_id, subject_id)
-                if isinstance(key, LoadedKey) and key.subject != subject_id:
-                    await self._check_owner(key, subject_id, table, column, row_id)
+                foreign = isinstance(key, LoadedKey) and key.subject != subject_id
             if isinstance(key, LoadedKey):
                 revealed[column] = open_decoded(key.cipher, raw, table, column, row_id)
+                if foreign:
+                    # Checked once the value authenticated, so that one copied to another row
+                    # or column is reported as that.
+                    await self._check_owner(key, subject_id, table, column, row_id)
+                    foreign = False
             else:
                 revealed[column] = ERASED_MARKER
         return revealed
