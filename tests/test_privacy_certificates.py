@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import rfc8785
 from _privacy_workflow import cli_env, make_contact, make_user, run_services
 from click.testing import CliRunner
 from cryptography.exceptions import InvalidSignature
@@ -32,6 +33,7 @@ from kith.privacy.requests.certificates import (
     installation_public_key,
     key_id,
     load_signing_key,
+    public_key_from,
     public_key_pem,
     sign,
     verify,
@@ -198,6 +200,82 @@ async def test_public_key_is_public_and_certificate_needs_compliance(
         "/api/privacy/certificates/verify", json=tampered, headers=officer
     )
     assert checked.json()["valid"] is False
+
+
+FIXTURE = Path(__file__).parent / "fixtures" / "certificate-v1"
+
+
+def test_certificates_of_the_first_format_still_verify(tmp_path: Path) -> None:
+    key = public_key_from(str(FIXTURE / "public-key.pem"))
+    text = (FIXTURE / "certificate.json").read_bytes()
+    assert json.loads(text)["certificate"]["format"] == "kith-certificate/1"
+    assert verify(text, key).valid
+    data = json.loads(text)
+    data["certificate"]["entries"][1]["ground"] = "kept for 1 year"
+    assert not verify(json.dumps(data).encode(), key).valid
+
+    runner = CliRunner()
+    env = {"KITH_HOME": str(tmp_path / "nowhere")}
+    args = ["privacy", "certificate", "verify", str(FIXTURE / "certificate.json")]
+    ok = runner.invoke(main, [*args, "--public-key", str(FIXTURE / "public-key.pem")], env=env)
+    assert ok.exit_code == 0, ok.output
+
+
+async def test_a_certificate_naming_a_member_twice_is_refused(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    _, done = await finished_request(kith)
+    text = (await CertificateService(kith).for_request(done.id)).to_json().decode()
+    assert verify(text.encode(), installation_public_key(kith.settings)).valid
+    # A reader that keeps the first of two members sees another subject; one that keeps the
+    # last sees the signed one. Such a file is refused, whichever the signature covers.
+    forged = text.replace(
+        '"certificate": {', '"certificate": {"subject": {"type": "contact_id", "value": "x"}, ', 1
+    )
+    assert forged != text
+    result = verify(forged.encode(), installation_public_key(kith.settings))
+    assert not result.valid
+    assert "'subject' appears twice" in result.reason
+
+    checked = await kith_client.post(
+        "/api/privacy/certificates/verify",
+        content=forged.encode(),
+        headers={**await kith_auth(Role.COMPLIANCE), "content-type": "application/json"},
+    )
+    assert checked.status_code == 200
+    assert checked.json()["valid"] is False
+
+
+async def test_non_ascii_and_markup_characters_are_signed_as_written(
+    kith: Kith, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
+    ground = "Aufbewahrung § 147 AO <Steuer> & HGB, délai 10 ans"
+    entry = CertificateEntry(
+        source="kith", location="kith_interaction", method="legal_hold", count=2, ground=ground
+    )
+
+    class Holding(ShreddingExecutor):
+        async def execute(self, job: RequestJob) -> list[CertificateEntry]:
+            return [entry]
+
+    monkeypatch.setitem(EXECUTORS, "erasure", Holding())
+    _, done = await finished_request(kith)
+    signed = await CertificateService(kith).for_request(done.id)
+    document = signed.certificate
+    assert document["format"] == "kith-certificate/2"
+    assert document["entries"][0]["ground"] == ground
+    # What is signed is the RFC 8785 form: characters as they are, nothing escaped.
+    assert canonical(document) == rfc8785.dumps(document)
+    stored = await Certificate.select().where(Certificate.request == done.id).first()
+    assert ground in stored["document"]
+    assert ground in signed.to_json().decode("utf-8")
+    assert verify(signed.to_json(), installation_public_key(kith.settings)).valid
+
+    monkeypatch.chdir(tmp_path)
+    Path("certificate.json").write_bytes(signed.to_json())
+    Path("kith-public-key.pem").write_text(public_key_pem(installation_public_key(kith.settings)))
+    exec(compile(_doc_snippet(), str(DOC), "exec"), {"__name__": "__doc_snippet__"})
+    assert f"valid certificate of request {done.id}" in capsys.readouterr().out
 
 
 # -- the CLI -----------------------------------------------------------------------------------

@@ -44,8 +44,9 @@ from kith.plugins.webhooks.tables import WebhookDelivery
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.privacy.requests.certificates import CertificateService
 from kith.privacy.requests.service import RequestService
+from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.erasure import ErasureService
-from kith.privacy.rights.tables import ErasureStep, LegalHold, Suppression
+from kith.privacy.rights.tables import AuditEntry, ErasureStep, LegalHold, Suppression
 from kith.runtime import Kith
 from kith.schemas import ContactPatch, InteractionPatch
 from kith.services.contacts import ContactService
@@ -190,6 +191,34 @@ async def test_preview_equals_what_execution_touches(kith: Kith) -> None:
     assert "tax law" in hold["ground"] and hold["count"] == 2
     assert CertificateService(kith).verify(signed.to_json()).valid
     assert GIVEN.encode() not in signed.to_json()
+
+
+async def test_the_certificate_counts_shredded_records_by_the_key_that_seals_them(
+    kith: Kith,
+) -> None:
+    officer = await make_user(kith)
+    person = await make_person(kith)
+    other = await make_person(kith, name_suffix=" II")
+    for contact in (person, other):
+        await ContactService(kith).get(contact, officer)
+    await AuditLog(kith).settle()
+    # Entries sealed under the other person's key that name this person: shredding this
+    # person's key leaves them readable, so the certificate must not count them.
+    moved = await AuditEntry.select(AuditEntry.id).where(
+        (AuditEntry.contact_id == other) & AuditEntry.details.is_not_null()
+    )
+    assert moved
+    await AuditEntry.update({AuditEntry.contact_id: person}).where(
+        AuditEntry.id.is_in([row["id"] for row in moved])
+    )
+
+    _, done = await run_request(kith, "erasure", person, officer)
+    assert done.outcome is not None
+    counted = {e.location: e.count for e in done.outcome}["kith_privacy_audit (details)"]
+    named = await AuditEntry.count().where(
+        (AuditEntry.contact_id == person) & AuditEntry.details.is_not_null()
+    )
+    assert counted == named - len(moved) > 0
 
 
 @pytest.mark.kith_plugins()

@@ -10,7 +10,11 @@ import pytest
 from _privacy_storage import protector, raw
 from kith.privacy.encryption import shredding
 from kith.privacy.encryption.envelope import PREFIX
-from kith.privacy.encryption.errors import FieldDecryptionError, SubjectErased
+from kith.privacy.encryption.errors import (
+    FieldDecryptionError,
+    KeyOfAnotherSubject,
+    SubjectErased,
+)
 from kith.privacy.encryption.keys import DataKeyStore
 from kith.privacy.encryption.protector import ERASED_MARKER
 from kith.privacy.encryption.tables import DataKey, Tombstone
@@ -116,6 +120,22 @@ async def test_ciphertext_copied_to_another_row_or_column_fails(kith: Kith) -> N
     )
     with pytest.raises(FieldDecryptionError):
         await ContactService(kith).get(first)
+
+
+async def test_a_value_does_not_read_as_another_subjects(kith: Kith) -> None:
+    first = await _contact(kith, "Alan Turing", "alan@example.com", "+44 20 7946 0001", "enigma")
+    second = await _contact(kith, "Joan Clarke", "joan@example.com", "+44 20 7946 0002")
+    # The row keeps its id (so its envelope still authenticates) but now names another
+    # subject: it must not read as the second person's note.
+    await raw(kith, "UPDATE kith_interaction SET contact = {} WHERE contact = {}", second, first)
+    with pytest.raises(KeyOfAnotherSubject, match="another subject's data key"):
+        await InteractionService(kith).timeline(second)
+    stored = (await raw(kith, "SELECT display_name FROM kith_contact WHERE id = {}", first))[0]
+    with pytest.raises(KeyOfAnotherSubject):
+        await protector(kith).reveal(second, "kith_contact", first, dict(stored))
+    assert await protector(kith).reveal(first, "kith_contact", first, dict(stored)) == {
+        "display_name": "Alan Turing"
+    }
 
 
 async def test_key_created_in_a_rolled_back_transaction_is_not_reused(kith: Kith) -> None:

@@ -129,6 +129,18 @@ def decode(stored: str) -> bytes:
     return raw
 
 
+# Whole base64 groups of the header: 15 bytes (the version and 14 of the key id's 16) give 20
+# characters that depend on nothing else; the next group mixes in the nonce.
+_PREFIX_BYTES = 15
+
+
+def stored_prefix(key_id: uuid.UUID) -> str:
+    """The text every stored envelope under data key ``key_id`` starts with (others may share
+    it: one that matches still needs :func:`key_id_of` to tell)."""
+    head = binascii.b2a_base64(bytes([VERSION]) + key_id.bytes[: _PREFIX_BYTES - 1], newline=False)
+    return PREFIX + head.translate(_TO_URLSAFE).decode("ascii")
+
+
 def key_id_of(raw: bytes) -> uuid.UUID:
     """The data key id in a decoded envelope."""
     return _key_id(raw[1:HEADER_BYTES])

@@ -29,6 +29,11 @@ class FieldDecryptionError(PrivacyError):
     """A stored value does not decrypt: it was altered, or copied from another row or column."""
 
 
+class KeyOfAnotherSubject(PrivacyError):
+    """A stored value is encrypted under the data key of a subject other than the one it was
+    read for (nor one of that subject's legal holds): it was moved from another subject's row."""
+
+
 class MissingDataKey(PrivacyError):
     """A value's data key is neither in the key table nor recorded as shredded."""
 

@@ -7,6 +7,8 @@ data-key cache.
 
 from __future__ import annotations
 
+import functools
+import uuid
 from typing import Any
 
 from kith.logs import get_logger
@@ -22,6 +24,7 @@ from kith.privacy.encryption.settings import encryption_settings, key_file_path
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.runtime import Kith
+from kith.subject_data import holds_of
 
 STATE_INDEX_KEK = "blind_index_kek"
 STATE_PLAINTEXT = "plaintext_encrypted"
@@ -82,6 +85,11 @@ async def _forget_resurrected_keys() -> None:
     ).run()
 
 
+async def _hold_subjects(kith: Kith, subject: uuid.UUID) -> list[uuid.UUID]:
+    """The subjects whose keys seal what the legal holds of ``subject`` keep."""
+    return [hold.seal_for for hold in await holds_of(kith, subject)]
+
+
 async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
     """Make ``protector`` ready: check the registry, open the keys, load the state."""
     registry = registry_of(kith)
@@ -101,6 +109,7 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
         provider, KeyCache(settings.key_cache_size, settings.key_cache_ttl_seconds)
     )
     protector.attach(store, index)
+    protector.other_key_owners = functools.partial(_hold_subjects, kith)
     protector.context.update(registry=registry, provider=provider, tables_ready=ready)
 
     protector.allow_plaintext = False

@@ -7,6 +7,7 @@ keys in :meth:`PrivacyProtector.attach` at start-up; using it earlier is an erro
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from kith.privacy.encryption.blind_index import BlindIndex
@@ -18,10 +19,21 @@ from kith.privacy.encryption.envelope import (
     key_id_of,
     open_decoded,
 )
-from kith.privacy.encryption.errors import EnvelopeError, PrivacyError
+from kith.privacy.encryption.errors import EnvelopeError, KeyOfAnotherSubject, PrivacyError
 from kith.privacy.encryption.keys import DataKeyStore, LoadedKey
 
 ERASED_MARKER = "[erased]"
+
+# The other subjects whose data keys may hold a subject's values: its legal holds, whose
+# records are re-encrypted under the hold's own key when the subject is erased.
+KeyOwners = Callable[[uuid.UUID], Awaitable[Iterable[uuid.UUID]]]
+
+
+_ALLOWED_MAX = 4096
+
+
+async def _no_other_owners(subject_id: uuid.UUID) -> Iterable[uuid.UUID]:
+    return ()
 
 
 class PrivacyProtector:
@@ -36,6 +48,11 @@ class PrivacyProtector:
         self._keys: DataKeyStore | None = None
         self._index: BlindIndex | None = None
         self.allow_plaintext = False
+        # Set at start-up: where a subject's legal-hold keys are found.
+        self.other_key_owners: KeyOwners = _no_other_owners
+        # (subject, key owner) pairs already allowed: a hold's key only ever seals that hold's
+        # records, and once the hold ends its key is shredded, so an allowance never goes stale.
+        self._allowed: set[tuple[uuid.UUID, uuid.UUID]] = set()
         # Set by the plugin at start-up: the registry, settings and provider (for commands).
         self.context: dict[str, Any] = {}
 
@@ -84,6 +101,7 @@ class PrivacyProtector:
         # A row's fields normally share one key (the same envelope header): looked up once.
         header = b""
         key: object = None
+        foreign = False
         for column, stored in values.items():
             if stored is None:
                 revealed[column] = None
@@ -102,11 +120,35 @@ class PrivacyProtector:
                 key_id = key_id_of(raw)
                 # A cache hit needs no await: this is every read's path.
                 key = store.cache.get(key_id) or await store.by_id(key_id, subject_id)
+                foreign = isinstance(key, LoadedKey) and key.subject != subject_id
             if isinstance(key, LoadedKey):
                 revealed[column] = open_decoded(key.cipher, raw, table, column, row_id)
+                if foreign:
+                    # Checked once the value authenticated, so that one copied to another row
+                    # or column is reported as that.
+                    await self._check_owner(key, subject_id, table, column, row_id)
+                    foreign = False
             else:
                 revealed[column] = ERASED_MARKER
         return revealed
+
+    async def _check_owner(
+        self, key: LoadedKey, subject_id: uuid.UUID, table: str, column: str, row_id: uuid.UUID
+    ) -> None:
+        """Refuse a value under another subject's key: the envelope names its key, and a value
+        copied from one subject's row to another's must not read as the second subject's."""
+        if (subject_id, key.subject) in self._allowed:
+            return
+        if key.subject in set(await self.other_key_owners(subject_id)):
+            if len(self._allowed) >= _ALLOWED_MAX:
+                self._allowed.clear()
+            self._allowed.add((subject_id, key.subject))
+            return
+        raise KeyOfAnotherSubject(
+            f"{table}.{column} of row {row_id} is encrypted under another subject's data key, "
+            f"not under the key of subject {subject_id} or of its legal holds: the value was "
+            "moved from another subject's record"
+        )
 
     def lookup_key(self, kind: str, normalized: str) -> str:
         return self.index.lookup(kind, normalized)

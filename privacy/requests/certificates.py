@@ -4,12 +4,16 @@ A certificate file is JSON with three members::
 
     {"certificate": {...}, "signature": "<base64 Ed25519 signature>", "algorithm": "Ed25519"}
 
-The signature covers the canonical form of ``certificate``: ``json.dumps(certificate,
-sort_keys=True, separators=(",", ":"), ensure_ascii=True)`` encoded as UTF-8. The certificate
-holds integers and strings only (no floats), so every JSON library reproduces those bytes.
-It names the subject by contact id (or, for a subject Kith never held, by a keyed hash of the
-address) and holds no readable personal data. ``docs/compliance-certificates.md`` shows how to
-verify one with plain Python.
+The signature covers the canonical form of ``certificate``: from format
+``kith-certificate/2`` on, its RFC 8785 (JSON Canonicalization Scheme) serialisation; a
+``kith-certificate/1`` certificate was signed over ``json.dumps(certificate, sort_keys=True,
+separators=(",", ":"), ensure_ascii=True)`` encoded as UTF-8, and still verifies. A file whose
+JSON repeats a member name is refused: which of the two a reader keeps would depend on the
+library, so the signed content would not be what everyone reads.
+
+A certificate names the subject by contact id (or, for a subject Kith never held, by a keyed
+hash of the address) and holds no readable personal data.
+``docs/compliance-certificates.md`` shows how to verify one with plain Python.
 
 The signing key is an Ed25519 key in ``KITH_HOME`` (mode 0600), created when Kith starts.
 Verifying needs only a certificate and a public key (a PEM file, or a URL serving one): it never
@@ -28,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
+import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -45,7 +50,8 @@ if TYPE_CHECKING:
 from kith.settings import Settings
 
 SIGNING_KEY_FILE = "certificate-signing-key.pem"
-FORMAT = "kith-certificate/1"
+FORMAT = "kith-certificate/2"
+FORMAT_V1 = "kith-certificate/1"
 ALGORITHM = "Ed25519"
 # A PEM public key is a few hundred bytes; a URL answering more is not serving one.
 PUBLIC_KEY_MAX_BYTES = 64 * 1024
@@ -75,10 +81,35 @@ class Verification(msgspec.Struct, kw_only=True):
 
 
 def canonical(document: dict[str, Any]) -> bytes:
-    """The exact bytes a signature covers (see the module doc)."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode(
-        "utf-8"
-    )
+    """The exact bytes a signature covers, by the document's format (see the module doc)."""
+    form = document.get("format", FORMAT)
+    if form == FORMAT_V1:
+        return json.dumps(
+            document, sort_keys=True, separators=(",", ":"), ensure_ascii=True
+        ).encode("utf-8")
+    if form != FORMAT:
+        raise CertificateError(f"certificate format {form!r} is not one this Kith knows")
+    try:
+        return rfc8785.dumps(document)
+    except rfc8785.CanonicalizationError as exc:
+        raise CertificateError(f"the certificate cannot be canonicalised ({exc})") from None
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    document: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in document:
+            raise CertificateError(f"the member {name!r} appears twice in one object")
+        document[name] = value
+    return document
+
+
+def parse(data: bytes | str) -> dict[str, Any]:
+    """A certificate file's JSON, refusing an object that names a member twice."""
+    parsed = json.loads(data, object_pairs_hook=_unique_members)
+    if not isinstance(parsed, dict):
+        raise CertificateError("not a JSON object")
+    return parsed
 
 
 def _new_private_key_pem() -> bytes:
@@ -257,23 +288,23 @@ def sign(document: dict[str, Any], key: Ed25519PrivateKey) -> SignedCertificate:
 def verify(signed: bytes | dict[str, Any], public_key: Ed25519PublicKey) -> Verification:
     """Check a certificate file's signature against ``public_key``; never raises for a bad
     certificate, it says why in ``reason``."""
+    not_kith = "not a Kith certificate (expected certificate and signature members)"
     try:
-        data = json.loads(signed) if isinstance(signed, bytes | str) else signed
+        data = parse(signed) if isinstance(signed, bytes | str) else signed
         document = data["certificate"]
         signature = base64.b64decode(data["signature"], validate=True)
+    except CertificateError as exc:
+        return Verification(valid=False, key_id=None, request_id=None, reason=f"{not_kith}: {exc}")
     except (ValueError, KeyError, TypeError):
-        return Verification(
-            valid=False,
-            key_id=None,
-            request_id=None,
-            reason="not a Kith certificate (expected certificate and signature members)",
-        )
+        return Verification(valid=False, key_id=None, request_id=None, reason=not_kith)
     if not isinstance(document, dict):
         return Verification(valid=False, key_id=None, request_id=None, reason="no certificate")
     stated_key = document.get("key_id")
     request_id = (document.get("request") or {}).get("id")
     try:
         public_key.verify(signature, canonical(document))
+    except CertificateError as exc:
+        return Verification(valid=False, key_id=stated_key, request_id=request_id, reason=str(exc))
     except InvalidSignature:
         reason = "the signature does not match: the certificate was changed or signed by "
         reason += "another key"
@@ -336,9 +367,7 @@ class CertificateService:
             raise NotFound(
                 f"request {request_id} has no certificate; one is issued when a request is done"
             )
-        return SignedCertificate(
-            certificate=json.loads(row["document"]), signature=row["signature"]
-        )
+        return SignedCertificate(certificate=parse(row["document"]), signature=row["signature"])
 
     def public_key_pem(self) -> str:
         return public_key_pem(installation_public_key(self.kith.settings))

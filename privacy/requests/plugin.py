@@ -195,10 +195,16 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
 
 async def _kept_requests(contact_id: uuid.UUID) -> list[ErasureOutcome]:
     """The requests stay, as evidence; their notes become unreadable with the data key."""
+    from kith.privacy.encryption.key_usage import rows_under_subject_key
     from kith.privacy.requests.tables import SubjectRequest
 
     held = await SubjectRequest.count().where(SubjectRequest.contact_id == contact_id)
-    sealed = await SubjectRequest.count().where(SubjectRequest.sealed_for == contact_id)
+    # Counted by the key inside each record: what destroying the key makes unreadable.
+    sealed = await rows_under_subject_key(
+        contact_id,
+        SubjectRequest,
+        [SubjectRequest.note, SubjectRequest.identity_method, SubjectRequest.last_error],
+    )
     return [
         ErasureOutcome(
             source=SOURCE,

@@ -454,12 +454,3 @@ class AuditLog:
     async def count(self, contact_id: uuid.UUID) -> int:
         await self.settle()
         return int(await AuditEntry.count().where(AuditEntry.contact_id == contact_id).run())
-
-    async def readable(self, contact_id: uuid.UUID) -> int:
-        """How many of the subject's entries hold details (that erasure makes unreadable)."""
-        await self.settle()
-        return int(
-            await AuditEntry.count()
-            .where((AuditEntry.contact_id == contact_id) & AuditEntry.details.is_not_null())
-            .run()
-        )

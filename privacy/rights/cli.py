@@ -9,7 +9,6 @@ the system otherwise, and call the same services as the HTTP API.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -295,12 +294,12 @@ def audit_command(contact: str, limit: int, as_json: bool) -> None:
 
 @click.command("export")
 @click.argument("contact", required=False)
-@click.option("--request", "request", help="Copy the package of this access request instead.")
+@click.option("--request", "request", help="Open the package of this access request instead.")
 @click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also copy the ZIP to this file.",
+    help="Write the readable ZIP to this file (mode 0600).",
 )
 @as_option
 @json_option
@@ -311,13 +310,15 @@ def export_command(
     as_user: str | None,
     as_json: bool,
 ) -> None:
-    """Write the export package (ZIP: JSON per source, CSV, schema, README) of CONTACT, or copy
-    the package of an access or portability REQUEST."""
+    """Write the export package (ZIP: JSON per source, CSV, schema, README) of CONTACT, or open
+    the package of an access or portability REQUEST. Packages are stored encrypted; -o writes
+    the readable ZIP (an audited read)."""
     if (contact is None) == (request is None):
         raise CliError("name a CONTACT, or an access request with --request")
 
     async def work(kith: Kith) -> Any:
         service = ExportService(kith)
+        actor = await acting_as(kith, as_user)
         if request is not None:
             found = await service.for_request(parse_id(request, "request"))
             if found is None:
@@ -325,23 +326,27 @@ def export_command(
                     f"request {request} has no package (run it first, or it was deleted after "
                     "exports_kept_days)"
                 )
-            return found
-        return await service.export(
-            parse_id(str(contact), "contact"), actor=await acting_as(kith, as_user), channel="cli"
-        )
+        else:
+            found = await service.export(
+                parse_id(str(contact), "contact"), actor=actor, channel="cli"
+            )
+        if output is not None:
+            await service.save(found, output, actor=actor, channel="cli")
+        return found
 
     package = run_with_kith(work)
-    if output is not None:
-        shutil.copyfile(package.path, output)
-        output.chmod(0o600)
     if as_json:
         print_json(package)
         return
-    click.echo(f"{package.path} ({package.size} bytes, sha256 {package.sha256})")
+    click.echo(
+        f"{package.path} (sealed; the ZIP inside: {package.size} bytes, sha256 {package.sha256})"
+    )
     for name, tables in package.files.items():
         click.echo(f"  {name}: " + ", ".join(f"{t} {n}" for t, n in tables.items()))
     if output is not None:
-        note(f"copied to {output}")
+        note(f"readable ZIP written to {output}")
+    else:
+        note("the stored package is encrypted; give -o FILE to write the readable ZIP")
 
 
 @click.group("erasure")

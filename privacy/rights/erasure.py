@@ -47,6 +47,7 @@ from kith import (
     get_logger,
     utcnow,
 )
+from kith.privacy.encryption.key_usage import rows_under_subject_key
 from kith.privacy.encryption.shredding import shred
 from kith.privacy.encryption.tables import DataKey
 from kith.privacy.rights import recipients as recipient_notices
@@ -58,6 +59,7 @@ from kith.privacy.rights.retention_rules import Duration
 from kith.privacy.rights.settings import LegalHoldRule, rights_settings
 from kith.privacy.rights.suppression import SuppressionList
 from kith.privacy.rights.tables import (
+    AuditEntry,
     ErasureJob,
     ErasureStep,
     ExportPackage,
@@ -364,7 +366,14 @@ class SubjectErasure:
         )
 
     def _exports_entry(self, count: int) -> CertificateEntry:
-        return _entry(SOURCE_PRIVACY, "export packages (KITH_HOME/exports)", "deleted", count)
+        return _entry(
+            SOURCE_PRIVACY,
+            "export packages (KITH_HOME/exports)",
+            "deleted",
+            count,
+            "packages are sealed under a key the person's data key protects: a copy kept "
+            "anywhere else can no longer be opened",
+        )
 
     async def _exports_preview(self) -> list[PlannedAction]:
         return [_planned(self._exports_entry(len(await self._exports_query().run())))]
@@ -386,12 +395,16 @@ class SubjectErasure:
 
     async def _records_entries(self) -> Entries:
         shredded = "crypto_shredded"
-        audit = await AuditLog(self.kith).readable(self.contact_id)
-        rectifications = await _count(
-            Rectification.count().where(Rectification.contact_id == self.contact_id)
+        # Reports still queued are written first, so that they are counted.
+        await AuditLog(self.kith).settle()
+        # Counted by the key inside each record: those are what destroying the key makes
+        # unreadable, whichever subject a row names.
+        audit = await rows_under_subject_key(self.contact_id, AuditEntry, [AuditEntry.details])
+        rectifications = await rows_under_subject_key(
+            self.contact_id, Rectification, [Rectification.patch]
         )
-        overrides = await _count(
-            SuppressionOverride.count().where(SuppressionOverride.contact_id == self.contact_id)
+        overrides = await rows_under_subject_key(
+            self.contact_id, SuppressionOverride, [SuppressionOverride.reason]
         )
         kept = "the record is kept as evidence; its text becomes unreadable with the data key"
         return [

@@ -7,9 +7,15 @@ and ``README.txt`` for the person: what each file is, the purposes, recipients, 
 sources of the data (Art. 15(1)), and their rights.
 
 It is written as a stream: rows are read a page at a time, each JSON document is written into
-the ZIP as it is produced, and the CSV copies are spooled to temporary files (on disk past a
-megabyte) and added after their document, so a subject with many thousands of interactions is
-exported in flat memory.
+the ZIP as it is produced, and the CSV copies are spooled (past a megabyte, to a temporary file
+inside ``KITH_HOME/tmp``, encrypted under a key held only in memory) and added after their
+document, so a subject with many thousands of interactions is exported in flat memory.
+
+The package is stored sealed (``.zip.sealed``): the ZIP encrypted in 64 KiB chunks under a
+random package key, which is stored in the file's header encrypted under the subject's data
+key. Erasure destroys that key, so a copy of the package left anywhere (a backup, a file
+restored later) can no longer be opened. Kith opens it only to hand it to an authorised
+caller, and audits that.
 """
 
 from __future__ import annotations
@@ -17,21 +23,22 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
-import io
 import os
 import re
 import tempfile
 import uuid
 import zipfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 import msgspec
+from cryptography.exceptions import InvalidTag
 from kith import (
     SYSTEM,
     Actor,
+    Conflict,
     ContactService,
     ExportSection,
     Kith,
@@ -42,6 +49,10 @@ from kith import (
     new_id,
     utcnow,
 )
+from kith.privacy.encryption.keys import LoadedKey
+from kith.privacy.encryption.primitives import NONCE_BYTES, TAG_BYTES, random_key, random_nonce
+from kith.privacy.encryption.protector import protector_of
+from kith.privacy.encryption.sealed_stream import SealedFileError, SealedWriter, read_sealed
 from kith.privacy.rights import recipients as recipient_notices
 from kith.privacy.rights import registry
 from kith.privacy.rights.audit import AuditLog
@@ -130,28 +141,64 @@ class TableShape:
         }
 
 
+_SPOOL_HEADER = b"kith-spool/1\n"
+
+
+def home_tmp(kith: Kith) -> Path:
+    """``KITH_HOME/tmp``: temporary files stay beside the data they come from, never in the
+    system's shared temporary folder."""
+    folder = kith.settings.home / "tmp"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return folder
+
+
 class _CsvSpool:
-    """One table's CSV, written to a temporary file while its JSON document is streamed."""
+    """One table's CSV while its JSON document is streamed: in memory up to ``SPOOL_BYTES``,
+    then in an unnamed temporary file inside ``folder``, encrypted under a key that lives only
+    in this object (a crash leaves nothing readable behind)."""
 
-    def __init__(self, columns: list[str] | None = None) -> None:
-        self.file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
-        self._text = io.TextIOWrapper(self.file, encoding="utf-8", newline="")  # type: ignore[type-var]
-        self._writer = csv.writer(self._text)
-        self.columns = columns
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._memory = bytearray()
+        self._file: IO[bytes] | None = None
+        self._sealed: SealedWriter | None = None
+        self._key = b""
+        self._writer = csv.writer(self)
+        self.columns: list[str] | None = None
 
-    def write(self, row: dict[str, Any]) -> None:
+    def write(self, text: str) -> None:
+        """The csv writer's sink."""
+        data = text.encode("utf-8")
+        if self._sealed is not None:
+            self._sealed.write(data)
+            return
+        self._memory += data
+        if len(self._memory) > SPOOL_BYTES:
+            self._file = tempfile.TemporaryFile(dir=self._folder)  # noqa: SIM115
+            self._key = random_key()
+            self._sealed = SealedWriter(self._file, self._key, _SPOOL_HEADER)
+            self._sealed.write(self._memory)
+            self._memory.clear()
+
+    def add(self, row: dict[str, Any]) -> None:
         if self.columns is None:
             self.columns = list(row)
             self._writer.writerow(self.columns)
         self._writer.writerow([_cell(row.get(column)) for column in self.columns])
 
-    def finish(self) -> IO[bytes]:
+    def chunks(self) -> Iterator[bytes]:
+        """The CSV, once every row is in; the temporary file is gone afterwards."""
         if self.columns is None:
             self._writer.writerow([])
-        self._text.flush()
-        self._text.detach()
-        self.file.seek(0)
-        return self.file
+        if self._sealed is None or self._file is None:
+            yield bytes(self._memory)
+            return
+        self._sealed.close()
+        try:
+            self._file.seek(len(_SPOOL_HEADER))
+            yield from read_sealed(self._file, self._key, _SPOOL_HEADER)
+        finally:
+            self._file.close()
 
 
 def _cell(value: Any) -> str:
@@ -248,7 +295,7 @@ class ExportBuilder:
             out.write(head[:-1] + b',"tables":{')
             for index, (table, rows) in enumerate(tables.items()):
                 shape = TableShape()
-                spool = _CsvSpool()
+                spool = _CsvSpool(home_tmp(self.kith))
                 out.write((b"," if index else b"") + msgspec.json.encode(table) + b":[")
                 first = True
                 async for page in _pages(rows):
@@ -256,7 +303,7 @@ class ExportBuilder:
                         self._see_source(source, table, row)
                         plain = msgspec.to_builtins(row)
                         shape.see(plain)
-                        spool.write(plain)
+                        spool.add(plain)
                         out.write((b"" if first else b",") + msgspec.json.encode(plain))
                         first = False
                 out.write(b"]")
@@ -270,11 +317,11 @@ class ExportBuilder:
         self.summary.files[name] = counts
         for table, spool in spools.items():
             csv_name = f"csv/{_safe(source)}/{_safe(table)}.csv"
-            with spool.finish() as data, archive.open(csv_name, "w", force_zip64=True) as out:
-                while chunk := data.read(1 << 16):
+            with archive.open(csv_name, "w", force_zip64=True) as out:
+                for chunk in spool.chunks():
                     out.write(chunk)
 
-    async def write(self, target: Path | IO[bytes]) -> ExportSummary:
+    async def write(self, target: Path | IO[bytes] | _Counting) -> ExportSummary:
         """Write the whole package to ``target`` (a path or a binary file)."""
         if not await ContactService(self.kith).exists(self.contact_id):
             raise NotFound(f"contact {self.contact_id} does not exist")
@@ -448,6 +495,112 @@ class ExportOut(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
 
 
+# -- sealed packages ---------------------------------------------------------------------------
+
+PACKAGE_MAGIC = b"kith-export-sealed/1\n"
+SEALED_SUFFIX = ".zip.sealed"
+_ID = 16
+# magic, contact id, export id, data key id, nonce, the package key sealed under the data key.
+_HEADER_BYTES = len(PACKAGE_MAGIC) + 3 * _ID + NONCE_BYTES + 32 + TAG_BYTES
+
+
+class PackageUnreadable(Conflict):
+    """An export package that cannot be opened: the person was erased, or the file is not
+    one of this installation's packages, or it was changed."""
+
+
+def _package_context(contact_id: uuid.UUID, export_id: uuid.UUID, key_id: uuid.UUID) -> bytes:
+    # Binds the package key to its package and subject, apart from every field the data key
+    # encrypts (whose associated data names a table and a column).
+    return b"kith/export-package|" + contact_id.bytes + export_id.bytes + key_id.bytes
+
+
+def _package_header(key: LoadedKey, export_id: uuid.UUID, package_key: bytes) -> bytes:
+    nonce = random_nonce()
+    wrapped = key.cipher.encrypt(
+        nonce, package_key, _package_context(key.subject, export_id, key.key_id)
+    )
+    return PACKAGE_MAGIC + key.subject.bytes + export_id.bytes + key.key_id.bytes + nonce + wrapped
+
+
+class _Counting:
+    """What the ZIP writer writes to: counts and hashes the plaintext on its way to the
+    sealed file (the size and checksum the person can check their copy against)."""
+
+    def __init__(self, sink: SealedWriter) -> None:
+        self._sink = sink
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self._sink.write(data)
+
+    def tell(self) -> int:
+        return self._sink.tell()
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        """The ZIP is finished; the sealed file is closed by whoever opened it."""
+
+
+async def open_package(kith: Kith, path: Path, contact_id: uuid.UUID) -> Iterator[bytes]:
+    """The ZIP inside the sealed package at ``path`` of contact ``contact_id``, chunk by chunk;
+    :class:`PackageUnreadable` when it cannot be opened (the person was erased: their key, and
+    with it the package key, is destroyed)."""
+    if not path.name.endswith(SEALED_SUFFIX):
+        # A package written before packages were sealed.
+        return _plain_chunks(path)
+    handle = path.open("rb")
+    try:
+        header = handle.read(_HEADER_BYTES)
+        package_key = await _package_key(kith, header, contact_id, path)
+    except BaseException:
+        handle.close()
+        raise
+    return _sealed_chunks(handle, package_key, header)
+
+
+async def _package_key(kith: Kith, header: bytes, contact_id: uuid.UUID, path: Path) -> bytes:
+    if len(header) != _HEADER_BYTES or not header.startswith(PACKAGE_MAGIC):
+        raise PackageUnreadable(f"{path.name} is not a sealed export package")
+    at = len(PACKAGE_MAGIC)
+    subject, export_id, key_id = (
+        uuid.UUID(bytes=header[at + i * _ID : at + (i + 1) * _ID]) for i in range(3)
+    )
+    at += 3 * _ID
+    if subject != contact_id:
+        raise PackageUnreadable(f"{path.name} is the package of another contact")
+    key = await protector_of(kith).keys.by_id(key_id, subject)
+    if not isinstance(key, LoadedKey):
+        raise PackageUnreadable(
+            f"{path.name} can no longer be opened: contact {subject} was erased and its data "
+            "key destroyed"
+        )
+    if key.subject != subject:
+        raise PackageUnreadable(f"{path.name} is sealed under another contact's key")
+    nonce, wrapped = header[at : at + NONCE_BYTES], header[at + NONCE_BYTES :]
+    try:
+        return key.cipher.decrypt(nonce, wrapped, _package_context(subject, export_id, key_id))
+    except InvalidTag:
+        raise PackageUnreadable(f"{path.name} was changed: its package key does not open") from None
+
+
+def _sealed_chunks(handle: IO[bytes], package_key: bytes, header: bytes) -> Iterator[bytes]:
+    with handle:
+        try:
+            yield from read_sealed(handle, package_key, header)
+        except SealedFileError as exc:
+            raise PackageUnreadable(str(exc)) from None
+
+
+def _plain_chunks(path: Path) -> Iterator[bytes]:
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 16):
+            yield chunk
+
+
 def exports_folder(kith: Kith) -> Path:
     folder = kith.settings.home / "exports"
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -466,25 +619,32 @@ class ExportService:
         channel: str = "cli",
         request_id: uuid.UUID | None = None,
     ) -> ExportOut:
-        """Write a package to KITH_HOME/exports (mode 0600) and record it."""
+        """Write a sealed package to KITH_HOME/exports (mode 0600) and record it. Its size
+        and checksum are those of the ZIP inside, the file the person is handed."""
         export_id = new_id()
         folder = exports_folder(self.kith)
-        file_name = f"kith-export-{contact_id}-{export_id.hex[:12]}.zip"
+        file_name = f"kith-export-{contact_id}-{export_id.hex[:12]}{SEALED_SUFFIX}"
         path = folder / file_name
-        partial = path.with_suffix(".partial")
+        partial = folder / f"{file_name}.partial"
+        if not await ContactService(self.kith).exists(contact_id):
+            raise NotFound(f"contact {contact_id} does not exist")
+        key = await protector_of(self.kith).keys.for_subject(contact_id)
+        package_key = random_key()
         descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             with os.fdopen(descriptor, "wb") as handle:
-                summary = await ExportBuilder(self.kith, contact_id).write(handle)
-            digest = hashlib.sha256()
-            with partial.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
+                sealed = SealedWriter(
+                    handle, package_key, _package_header(key, export_id, package_key)
+                )
+                counting = _Counting(sealed)
+                summary = await ExportBuilder(self.kith, contact_id).write(counting)
+                sealed.close()
             partial.replace(path)
         except BaseException:
             partial.unlink(missing_ok=True)
             raise
-        size = path.stat().st_size
+        digest = counting.digest
+        size = sealed.tell()
         now = utcnow()
         async with self.kith.unit_of_work(actor):
             await ExportPackage.insert(
@@ -543,6 +703,39 @@ class ExportService:
             files={},
             created_at=row["created_at"],
         )
+
+    async def hand_out(
+        self, package: ExportOut, *, actor: Actor = SYSTEM, channel: str = "cli"
+    ) -> Iterator[bytes]:
+        """The readable ZIP of ``package``, for a caller allowed to have it; the hand-out is
+        audited (it is a read of the person's data)."""
+        chunks = await open_package(self.kith, Path(package.path), package.contact_id)
+        await AuditLog(self.kith).record(
+            package.contact_id,
+            "export_handed_out",
+            actor=actor,
+            channel=channel,
+            request_id=package.request_id,
+            details={"file": package.file_name},
+        )
+        return chunks
+
+    async def save(
+        self, package: ExportOut, target: Path, *, actor: Actor = SYSTEM, channel: str = "cli"
+    ) -> None:
+        """Write the readable ZIP of ``package`` to ``target`` (mode 0600), for the person."""
+        chunks = await self.hand_out(package, actor=actor, channel=channel)
+        partial = target.with_name(f"{target.name}.partial")
+        descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            with os.fdopen(descriptor, "wb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+            partial.replace(target)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        target.chmod(0o600)
 
     async def prune(self, now: dt.datetime | None = None) -> int:
         """Delete packages older than ``exports_kept_days``; returns how many."""

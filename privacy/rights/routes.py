@@ -38,7 +38,7 @@ from kith.privacy.rights.suppression import SuppressionList
 from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
-from litestar.response import File
+from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 COMPLIANCE = roles(Role.COMPLIANCE)
@@ -341,18 +341,27 @@ class SubjectRightsController(Controller):
         summary="Download the ZIP of a finished access or portability request",
         media_type="application/zip",
     )
-    async def package(self, state: State, request_id: FromPath[uuid.UUID]) -> File:
-        found = await ExportService(state.kith).for_request(request_id)
+    async def package(
+        self, state: State, request_id: FromPath[uuid.UUID], actor: CurrentActor
+    ) -> Stream:
+        service = ExportService(state.kith)
+        found = await service.for_request(request_id)
         if found is None:
             raise NotFound(
                 f"request {request_id} has no export package (it has not run, or the package "
                 "was deleted after exports_kept_days)"
             )
-        return File(
-            path=found.path,
-            filename=found.file_name,
+        # Stored sealed: opened for this caller, streamed as the ZIP the person is given.
+        chunks = await service.hand_out(found, actor=actor, channel="api")
+        name = found.file_name.removesuffix(".sealed")
+        return Stream(
+            chunks,
             media_type="application/zip",
-            headers={"Cache-Control": "no-store"},
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Disposition": f'attachment; filename="{name}"',
+                "Content-Length": str(found.size),
+            },
         )
 
     @get(
