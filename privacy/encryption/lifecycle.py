@@ -18,10 +18,15 @@ from kith.privacy.encryption.keyfile import LocalKeyFile
 from kith.privacy.encryption.keys import DataKeyStore, KeyCache
 from kith.privacy.encryption.protector import PrivacyProtector
 from kith.privacy.encryption.redaction import redactor
-from kith.privacy.encryption.settings import encryption_settings, key_file_path
+from kith.privacy.encryption.settings import (
+    encryption_settings,
+    key_file_beside_database,
+    key_file_path,
+)
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.runtime import Kith
+from kith.settings import Settings
 
 STATE_INDEX_KEK = "blind_index_kek"
 STATE_PLAINTEXT = "plaintext_encrypted"
@@ -38,6 +43,13 @@ def key_provider(kith: Kith) -> KeyProvider:
             provider: KeyProvider = result.value
             return provider
     return LocalKeyFile(key_file_path(kith.settings))
+
+
+def key_file_warning(settings: Settings, provider: object) -> str | None:
+    """Why the built-in key file's place is unsafe, if it is (another provider has no file)."""
+    if not isinstance(provider, LocalKeyFile):
+        return None
+    return key_file_beside_database(settings, provider.path)
 
 
 def registry_of(kith: Kith) -> FieldRegistry:
@@ -94,6 +106,9 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
     ready = await jobs.tables_ready()
     encrypted = ready and await DataKeyStore.encrypted_data_exists()
     await provider.open(encrypted)
+    beside = key_file_warning(kith.settings, provider)
+    if beside is not None:
+        _log.warning("privacy key file beside the database", problem=beside)
 
     index_kek = await _index_kek(provider, ready, encrypted)
     index = BlindIndex(await derive_root(provider, index_kek), index_kek)
