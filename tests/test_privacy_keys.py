@@ -28,9 +28,9 @@ from kith.privacy.encryption.settings import encryption_settings, key_file_path
 from kith.privacy.encryption.tables import DataKey
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, PhoneIn
+from kith.services.contacts import ContactService
 from kith.settings import SettingsError
 from kith.testing import settings_for
-from kith.services.contacts import ContactService
 from piccolo.columns import UUID, Text
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
@@ -530,7 +530,7 @@ def test_kith_privacy_verify_warns_of_a_key_file_beside_the_database(
 @pytest.mark.parametrize("ttl", ["3601", "86400"])
 def test_the_key_cache_lifetime_is_capped_at_an_hour(tmp_path: Path, ttl: str) -> None:
     settings = settings_for(tmp_path, privacy_key_cache_ttl_seconds=ttl)
-    with pytest.raises(SettingsError, match="KEY_CACHE_TTL_SECONDS.*<= 3600"):
+    with pytest.raises(SettingsError, match=r"KEY_CACHE_TTL_SECONDS.*<= 3600"):
         encryption_settings(settings)
     allowed = settings_for(tmp_path, privacy_key_cache_ttl_seconds="3600")
     assert encryption_settings(allowed).key_cache_ttl_seconds == 3600

@@ -693,9 +693,7 @@ async def test_free_text_that_does_not_decrypt_is_an_error_not_erased(
     first = await _new(kith, service, actor=officer, note="Ada asked by phone")
     second = await _new(kith, service, actor=officer, note="Grace asked by letter")
     # Tampering: a sealed note copied onto another request does not open there.
-    [stored] = await SubjectRequest.select(SubjectRequest.note).where(
-        SubjectRequest.id == first.id
-    )
+    [stored] = await SubjectRequest.select(SubjectRequest.note).where(SubjectRequest.id == first.id)
     await SubjectRequest.update({SubjectRequest.note: stored["note"]}).where(
         SubjectRequest.id == second.id
     )

@@ -274,7 +274,8 @@ def verify() -> None:
     async def work(kith: Kith) -> tuple[dict[str, int], plaintext_scan.ScanReport, str | None]:
         protector = protector_of(kith)
         left = await plaintext_migration.leftover(protector)
-        return left, await plaintext_scan.scan(kith), key_file_warning(kith.settings, protector.context.get("provider"))
+        beside = key_file_warning(kith.settings, protector.context.get("provider"))
+        return left, await plaintext_scan.scan(kith), beside
 
     left, report, beside = run_with_kith(work)
     if beside is not None:

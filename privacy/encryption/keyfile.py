@@ -26,8 +26,8 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kith.privacy.encryption.errors import KeyFileError, UnknownKek
 from kith.privacy.encryption.primitives import (
-    NONCE_BYTES,
     KEY_BYTES,
+    NONCE_BYTES,
     AuthenticationFailed,
     aes_gcm,
     hkdf_sha256,
