@@ -534,3 +534,21 @@ def test_the_key_cache_lifetime_is_capped_at_an_hour(tmp_path: Path, ttl: str) -
         encryption_settings(settings)
     allowed = settings_for(tmp_path, privacy_key_cache_ttl_seconds="3600")
     assert encryption_settings(allowed).key_cache_ttl_seconds == 3600
+
+
+async def test_blind_index_keys_are_per_kind_as_documented(kith: Kith) -> None:
+    from kith.tables import ContactPoint
+
+    [contact_id] = await _contacts(kith, 1)
+    rows = await ContactPoint.select(ContactPoint.kind, ContactPoint.lookup).where(
+        ContactPoint.contact == contact_id
+    )
+    stored = {row["kind"]: row["lookup"] for row in rows}
+    keys = protector(kith)
+    # A plugin asking for the email kind gets the contact-point index's key, whatever its column.
+    assert keys.lookup_key("email", "person0@example.com") == stored["email"]
+    assert keys.lookup_key("phone", "+442079460000") == stored["phone"]
+    # Kinds are keyed apart: the same string gives unrelated hashes.
+    assert keys.lookup_key("phone", "person0@example.com") != stored["email"]
+    text = (Path(__file__).parents[1] / "docs" / "privacy-keys.md").read_text(encoding="utf-8")
+    assert "per kind, not per column" in text
