@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kith.bootstrap import open_kith
 from kith.hookspecs import hookimpl
+from kith.logs import configure_logging
 from kith.personal import PersonalField
 from kith.plugin_manager import load_plugin_manager
 from kith.privacy.encryption import jobs, reindex, rotation
@@ -481,6 +482,7 @@ async def test_a_key_encryption_key_that_is_not_32_bytes_is_refused(
 async def test_a_key_file_beside_the_sqlite_database_is_warned_about(
     kith_settings, kith_engine: str, tmp_path: Path
 ) -> None:
+    configure_logging(kith_settings)  # as `kith serve` and `kith worker` log
     with structlog.testing.capture_logs() as captured:
         beside = await _open(kith_settings)
         await beside.close()
@@ -490,6 +492,13 @@ async def test_a_key_file_beside_the_sqlite_database_is_warned_about(
         assert "one backup" in warned[0]["problem"]
     else:
         assert warned == []  # PostgreSQL keeps its data elsewhere
+    # Before the output of any other command it is not repeated (verify says it, below).
+    configure_logging(kith_settings, command=True)
+    with structlog.testing.capture_logs() as captured:
+        command = await _open(kith_settings)
+        await command.close()
+    assert not [e for e in captured if e["event"] == "privacy key file beside the database"]
+    configure_logging(kith_settings)
     apart = settings_for(
         kith_settings.home,
         kith_settings.database_url,

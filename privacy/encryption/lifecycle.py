@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kith.logs import get_logger
+from kith.logs import for_a_command, get_logger
 from kith.privacy.encryption import jobs
 from kith.privacy.encryption.blind_index import BlindIndex, derive_root
 from kith.privacy.encryption.errors import UnknownKek
@@ -107,7 +107,8 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
     encrypted = ready and await DataKeyStore.encrypted_data_exists()
     await provider.open(encrypted)
     beside = key_file_warning(kith.settings, provider)
-    if beside is not None:
+    # Said at every start of the server and the worker; `kith privacy verify` says it too.
+    if beside is not None and not for_a_command():
         _log.warning("privacy key file beside the database", problem=beside)
 
     index_kek = await _index_kek(provider, ready, encrypted)
