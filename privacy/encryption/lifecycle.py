@@ -32,6 +32,7 @@ STATE_INDEX_KEK = "blind_index_kek"
 STATE_PLAINTEXT = "plaintext_encrypted"
 
 _log = get_logger("kith.privacy")
+_warned: set[str] = set()
 
 
 def key_provider(kith: Kith) -> KeyProvider:
@@ -107,8 +108,10 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
     encrypted = ready and await DataKeyStore.encrypted_data_exists()
     await provider.open(encrypted)
     beside = key_file_warning(kith.settings, provider)
-    # Said at every start of the server and the worker; `kith privacy verify` says it too.
-    if beside is not None and not for_a_command():
+    # Said at every start of the server and the worker (once, though `kith serve` opens Kith
+    # twice); `kith privacy verify` says it too.
+    if beside is not None and not for_a_command() and beside not in _warned:
+        _warned.add(beside)
         _log.warning("privacy key file beside the database", problem=beside)
 
     index_kek = await _index_kek(provider, ready, encrypted)
