@@ -38,7 +38,6 @@ from kith.plugins.webhooks.schemas import (
     SubscriptionOut,
     SubscriptionPatch,
     SubscriptionWithSecret,
-    WebhookSettings,
 )
 from kith.plugins.webhooks.signing import new_secret
 from kith.plugins.webhooks.tables import WebhookDelivery, WebhookSubscription
@@ -247,8 +246,10 @@ class WebhookService:
         secret = secret.strip() if secret else new_secret()
         if len(secret) < 16:
             raise InvalidInput("a secret needs at least 16 characters", field="secret")
-        settings = self.kith.settings.parsed("webhooks", WebhookSettings)
-        grace = dt.timedelta(seconds=settings.secret_grace_seconds)
+        # Imported here: the deliverer builds on this module.
+        from kith.plugins.webhooks.delivery import settings_of
+
+        grace = dt.timedelta(seconds=settings_of(self.kith).secret_grace_seconds)
         async with self.kith.unit_of_work(actor):
             row = (
                 await WebhookSubscription.select()
