@@ -28,6 +28,20 @@ async def reseal() -> None:
     """Drop the errors of erased people; have the rest sealed by ``kith migrate``."""
     engine = engine_finder()
     assert engine is not None
+
+    async def readable() -> int:
+        rows = await engine.run_querystring(
+            QueryString(
+                "SELECT COUNT(*) AS n FROM kith_privacy_erasure_job "
+                "WHERE last_error IS NOT NULL AND last_error NOT LIKE {}",
+                ENVELOPE_PREFIX + "%",
+            )
+        )
+        return int(rows[0]["n"]) if rows else 0
+
+    # A new installation has none (and the privacy tables may not be made yet).
+    if not await readable():
+        return
     await engine.run_querystring(
         QueryString(
             "UPDATE kith_privacy_erasure_job SET last_error = NULL "
@@ -35,14 +49,7 @@ async def reseal() -> None:
             "(SELECT subject FROM kith_privacy_tombstone)"
         )
     )
-    rows = await engine.run_querystring(
-        QueryString(
-            "SELECT COUNT(*) AS n FROM kith_privacy_erasure_job "
-            "WHERE last_error IS NOT NULL AND last_error NOT LIKE {}",
-            ENVELOPE_PREFIX + "%",
-        )
-    )
-    if rows and int(rows[0]["n"]):
+    if await readable():
         await engine.run_querystring(
             QueryString(
                 "UPDATE kith_privacy_state SET value = {} WHERE name = {}",
