@@ -14,6 +14,8 @@ from structlog.typing import EventDict
 Processor = structlog.typing.Processor
 
 _extra_processors: list[Processor] = []
+# Whether logging was last set up for a command a person reads (see configure_logging).
+_for_a_command = False
 
 
 def add_processor(processor: Processor) -> None:
@@ -31,6 +33,8 @@ def configure_logging(settings: Settings, stream: Any = None, *, command: bool =
     ``serve`` and ``worker``, whose log is their output): with ``log_format`` auto, only
     warnings and errors are logged among it, without timestamps in a terminal. An explicit
     ``console`` or ``json`` keeps every line at ``log_level`` (scripts that read the log)."""
+    global _for_a_command
+    _for_a_command = command
     stream = stream or sys.stderr
     fmt = settings.log_format
     level = logging.getLevelName(settings.log_level.upper())
@@ -68,6 +72,13 @@ def configure_logging(settings: Settings, stream: Any = None, *, command: bool =
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+
+
+def for_a_command() -> bool:
+    """Whether this process runs a command a person reads (not ``serve`` or ``worker``):
+    a standing warning about the installation belongs in a service's log, where it is seen at
+    every start, rather than before the output of every command."""
+    return _for_a_command
 
 
 def _identity(logger: Any, name: str, event: EventDict) -> EventDict:

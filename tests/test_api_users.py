@@ -192,3 +192,34 @@ async def test_a_nul_character_is_422_on_either_engine(
     assert response.status_code == 422, response.text
     if field is not None:
         assert response.json()["field"] == field
+
+
+@pytest.mark.parametrize(
+    "damaged", ["not a hash", "$2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW"]
+)
+async def test_a_damaged_password_hash_refuses_sign_in_cleanly(kith: Kith, damaged: str) -> None:
+    users = UserService(kith)
+    await users.add("dora@firm.example", "agent", password="x" * 12)
+    await User.update({User.password_hash: damaged}, force=True).run()
+    with pytest.raises(NotAuthenticated, match="wrong email or password") as refused:
+        await users.verify_password("dora@firm.example", "x" * 12)
+    assert refused.value.status_code == 401
+
+
+async def test_a_password_hashed_under_older_parameters_is_rehashed_at_sign_in(
+    kith: Kith,
+) -> None:
+    import argon2
+
+    users = UserService(kith)
+    added = await users.add("eve@firm.example", "agent")
+    older = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1)
+    await User.update({User.password_hash: older.hash("y" * 12)}, force=True).run()
+    assert (await users.verify_password("eve@firm.example", "y" * 12)).id == added.id
+    stored = await User.select(User.password_hash).where(User.id == added.id).first()
+    assert stored is not None
+    assert not argon2.PasswordHasher().check_needs_rehash(stored["password_hash"])
+    # The new hash still holds the same password, and only that one.
+    assert (await users.verify_password("eve@firm.example", "y" * 12)).id == added.id
+    with pytest.raises(NotAuthenticated):
+        await users.verify_password("eve@firm.example", "z" * 12)

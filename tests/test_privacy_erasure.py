@@ -46,7 +46,7 @@ from kith.privacy.requests.certificates import CertificateService
 from kith.privacy.requests.service import RequestService
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.erasure import ErasureService
-from kith.privacy.rights.tables import AuditEntry, ErasureStep, LegalHold, Suppression
+from kith.privacy.rights.tables import AuditEntry, ErasureJob, ErasureStep, LegalHold, Suppression
 from kith.runtime import Kith
 from kith.schemas import ContactPatch, InteractionPatch
 from kith.services.contacts import ContactService
@@ -505,3 +505,67 @@ async def test_kith_worker_resumes_an_erasure_whose_process_was_killed(
     steps = [row["step"] for row in await ErasureStep.select().where(ErasureStep.job == request.id)]
     assert len(steps) == len(set(steps))  # no step ran twice
     assert not await DataKey.exists().where(DataKey.subject == contact_id)
+
+
+# -- an erasure's error ------------------------------------------------------------------------
+
+
+async def _failed_erasure(kith: Kith, contact_id: uuid.UUID) -> uuid.UUID:
+    job_id = uuid.uuid4()
+
+    async def fail(step: str) -> None:
+        if step == "suppression":
+            raise RuntimeError(f"the mail system refused {EMAIL}")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        await ErasureService(kith).run(contact_id, job_id=job_id, after_step=fail)
+    return job_id
+
+
+async def test_an_erasure_steps_error_rests_sealed_under_the_persons_key(kith: Kith) -> None:
+    from kith.privacy.encryption.plaintext_migration import leftover
+    from kith.privacy.encryption.protector import protector_of
+
+    contact_id = await make_person(kith, notes=0, orders=0)
+    job_id = await _failed_erasure(kith, contact_id)
+    [stored] = await ErasureJob.select(ErasureJob.last_error).where(ErasureJob.id == job_id)
+    assert stored["last_error"].startswith("$k1$")
+    assert EMAIL not in repr(await ErasureJob.select())
+    assert (await leftover(protector_of(kith))).get("kith_privacy_erasure_job.last_error", 0) == 0
+    [job] = await ErasureService(kith).jobs(contact_id)
+    assert job["last_error"] == f"suppression: RuntimeError: the mail system refused {EMAIL}"
+    # Run again, the erasure finishes and the error goes with the person's key.
+    done = await ErasureService(kith).run(contact_id, job_id=job_id)
+    assert done.state == "done"
+    [job] = await ErasureService(kith).jobs(contact_id)
+    assert job["last_error"] is None
+
+
+async def test_kith_migrate_seals_erasure_errors_stored_in_plaintext(kith: Kith) -> None:
+    import importlib
+
+    from kith.cli.setup import migrate_all
+    from kith.privacy.encryption.shredding import shred
+
+    migration = importlib.import_module(
+        "kith.privacy.rights.migrations."
+        "kith_privacy_subjects_2026_12_07t10_40_00_erasure_error_sealed"
+    )
+    waiting = await make_person(kith, notes=0, orders=0)
+    gone = await make_person(kith, notes=0, orders=0, name_suffix=" II")
+    waiting_job = await _failed_erasure(kith, waiting)
+    gone_job = await _failed_erasure(kith, gone)
+    await shred(kith, gone)
+    # What an earlier version stored: the message as it was.
+    old = f"suppression: RuntimeError: the mail system refused {EMAIL}"
+    await ErasureJob.update({ErasureJob.last_error: old}, force=True).run()
+
+    await migration.reseal()
+    await migrate_all(kith)
+
+    rows = {r["id"]: r["last_error"] for r in await ErasureJob.select()}
+    assert rows[waiting_job].startswith("$k1$")
+    assert rows[gone_job] is None  # the person is erased: their error is not kept
+    assert EMAIL not in repr(rows)
+    [job] = await ErasureService(kith).jobs(waiting)
+    assert job["last_error"] == old

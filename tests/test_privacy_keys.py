@@ -4,6 +4,7 @@ KEK rotation (while serving, and killed half-way), pruning and the blind-index r
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import signal
@@ -13,20 +14,24 @@ import uuid
 from pathlib import Path
 
 import pytest
+import structlog
 from _privacy_storage import cli_env, kith_command, protector
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kith.bootstrap import open_kith
 from kith.hookspecs import hookimpl
+from kith.logs import configure_logging
 from kith.personal import PersonalField
 from kith.plugin_manager import load_plugin_manager
 from kith.privacy.encryption import jobs, reindex, rotation
 from kith.privacy.encryption.errors import KeyFileError, RegistryError
-from kith.privacy.encryption.settings import key_file_path
+from kith.privacy.encryption.settings import encryption_settings, key_file_path
 from kith.privacy.encryption.tables import DataKey
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, PhoneIn
 from kith.services.contacts import ContactService
+from kith.settings import SettingsError
+from kith.testing import settings_for
 from piccolo.columns import UUID, Text
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
@@ -453,3 +458,106 @@ async def test_missing_key_without_tombstone_is_an_error_until_shredded_again(
     assert not result.already
     assert (await ContactService(kith).get(ids[0])).name == "[erased]"
     assert (await ContactService(kith).get(ids[1])).name == "Person 1"
+
+
+# -- the key file's contents and place ---------------------------------------------------------
+
+
+async def test_a_key_encryption_key_that_is_not_32_bytes_is_refused(
+    kith: Kith, kith_settings
+) -> None:
+    path = key_file_path(kith_settings)
+    content = json.loads(path.read_text())
+    current = content["current"]
+    for size in (16, 31, 33, 64):
+        content["keys"][current]["key"] = base64.urlsafe_b64encode(b"k" * size).decode()
+        path.write_text(json.dumps(content))
+        path.chmod(0o600)
+        again = open_kith(kith_settings, plugin_manager=_manager())
+        with pytest.raises(KeyFileError, match=f"{size} bytes long.*exactly 32 bytes"):
+            await again.start()
+        await again.close()
+
+
+async def test_a_key_file_beside_the_sqlite_database_is_warned_about(
+    kith_settings, kith_engine: str, tmp_path: Path
+) -> None:
+    configure_logging(kith_settings)  # as `kith serve` and `kith worker` log
+    with structlog.testing.capture_logs() as captured:
+        beside = await _open(kith_settings)
+        await beside.close()
+    warned = [e for e in captured if e["event"] == "privacy key file beside the database"]
+    if kith_engine == "sqlite":
+        assert len(warned) == 1
+        assert "one backup" in warned[0]["problem"]
+    else:
+        assert warned == []  # PostgreSQL keeps its data elsewhere
+    # Before the output of any other command it is not repeated (verify says it, below).
+    configure_logging(kith_settings, command=True)
+    with structlog.testing.capture_logs() as captured:
+        command = await _open(kith_settings)
+        await command.close()
+    assert not [e for e in captured if e["event"] == "privacy key file beside the database"]
+    configure_logging(kith_settings)
+    apart = settings_for(
+        kith_settings.home,
+        kith_settings.database_url,
+        privacy_key_file=str(tmp_path / "keys-elsewhere" / "kith-keys.json"),
+    )
+    with structlog.testing.capture_logs() as captured:
+        elsewhere = await _open(apart)
+        await elsewhere.close()
+    assert not [e for e in captured if e["event"] == "privacy key file beside the database"]
+
+
+def test_kith_privacy_verify_warns_of_a_key_file_beside_the_database(
+    kith_settings, kith_engine: str, tmp_path: Path
+) -> None:
+    env = cli_env(kith_settings)
+    beside = subprocess.run(
+        [*kith_command(), "privacy", "verify"], env=env, capture_output=True, text=True
+    )
+    assert beside.returncode == 0, beside.stderr
+    if kith_engine == "sqlite":
+        assert "warning: the key file" in beside.stderr
+        assert "same folder as the database" in beside.stderr
+    else:
+        assert "warning" not in beside.stderr
+    moved = tmp_path / "keys-elsewhere"
+    moved.mkdir(mode=0o700)
+    key_file_path(kith_settings).rename(moved / "kith-keys.json")
+    apart = subprocess.run(
+        [*kith_command(), "privacy", "verify"],
+        env={**env, "KITH_PRIVACY_KEY_FILE": str(moved / "kith-keys.json")},
+        capture_output=True,
+        text=True,
+    )
+    assert apart.returncode == 0, apart.stderr
+    assert "warning" not in apart.stderr
+
+
+@pytest.mark.parametrize("ttl", ["3601", "86400"])
+def test_the_key_cache_lifetime_is_capped_at_an_hour(tmp_path: Path, ttl: str) -> None:
+    settings = settings_for(tmp_path, privacy_key_cache_ttl_seconds=ttl)
+    with pytest.raises(SettingsError, match=r"KEY_CACHE_TTL_SECONDS.*<= 3600"):
+        encryption_settings(settings)
+    allowed = settings_for(tmp_path, privacy_key_cache_ttl_seconds="3600")
+    assert encryption_settings(allowed).key_cache_ttl_seconds == 3600
+
+
+async def test_blind_index_keys_are_per_kind_as_documented(kith: Kith) -> None:
+    from kith.tables import ContactPoint
+
+    [contact_id] = await _contacts(kith, 1)
+    rows = await ContactPoint.select(ContactPoint.kind, ContactPoint.lookup).where(
+        ContactPoint.contact == contact_id
+    )
+    stored = {row["kind"]: row["lookup"] for row in rows}
+    keys = protector(kith)
+    # A plugin asking for the email kind gets the contact-point index's key, whatever its column.
+    assert keys.lookup_key("email", "person0@example.com") == stored["email"]
+    assert keys.lookup_key("phone", "+442079460000") == stored["phone"]
+    # Kinds are keyed apart: the same string gives unrelated hashes.
+    assert keys.lookup_key("phone", "person0@example.com") != stored["email"]
+    text = (Path(__file__).parents[1] / "docs" / "privacy-keys.md").read_text(encoding="utf-8")
+    assert "per kind, not per column" in text

@@ -683,6 +683,37 @@ async def test_free_text_is_encrypted_under_the_subjects_key(kith, service) -> N
     assert detail.request.state == "rejected"  # the request itself stays, as evidence
 
 
+async def test_free_text_that_does_not_decrypt_is_an_error_not_erased(
+    kith, service, monkeypatch
+) -> None:
+    from kith.privacy.encryption.errors import PrivacyError
+    from kith.privacy.encryption.protector import protector_of
+
+    officer = await make_user(kith)
+    first = await _new(kith, service, actor=officer, note="Ada asked by phone")
+    second = await _new(kith, service, actor=officer, note="Grace asked by letter")
+    # Tampering: a sealed note copied onto another request does not open there.
+    [stored] = await SubjectRequest.select(SubjectRequest.note).where(SubjectRequest.id == first.id)
+    await SubjectRequest.update({SubjectRequest.note: stored["note"]}).where(
+        SubjectRequest.id == second.id
+    )
+    with pytest.raises(PrivacyError):
+        await service.get(second.id)
+
+    # The key service is unreachable: an error to retry, not a person erased.
+    keys = protector_of(kith).keys
+
+    async def unreachable(*args: object) -> bytes:
+        raise ConnectionError("the key service does not answer")
+
+    keys.cache.clear()
+    monkeypatch.setattr(keys.provider, "unwrap", unreachable)
+    with pytest.raises(ConnectionError):
+        await service.get(first.id)
+    monkeypatch.undo()
+    assert (await service.get(first.id)).note == "Ada asked by phone"
+
+
 def test_cli_four_eyes_needs_a_second_named_officer(kith_database_url, tmp_path) -> None:
     from _privacy_workflow import run_services
     from kith.cli import main

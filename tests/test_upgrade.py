@@ -120,9 +120,11 @@ async def _check(home: Path, url: str) -> None:
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",
         "kith_privacy_subjects:2026-12-06T09:00:01:000000",
+        "kith_privacy_subjects:2026-12-07T10:40:00:000000",
         "kith_privacy_workflow:2026-12-04T17:30:02:000000",
         "kith_privacy_workflow:2026-12-06T09:00:00:000000",
         "webhooks:2026-12-05T09:00:00:000000",
+        "webhooks:2026-12-07T10:41:00:000000",
     ]
     assert await _migrate(home, url) == []
 

@@ -33,12 +33,12 @@ from click.testing import CliRunner
 from kith import hookimpl
 from kith.bootstrap import open_kith
 from kith.cli import main
-from kith.events import Event
+from kith.events import Event, utcnow
 from kith.logs import configure_logging
 from kith.plugins.webhooks.delivery import WebhookDeliverer, backoff
 from kith.plugins.webhooks.schemas import SubscriptionCreate, WebhookSettings
 from kith.plugins.webhooks.service import WebhookService
-from kith.plugins.webhooks.tables import WebhookDelivery
+from kith.plugins.webhooks.tables import WebhookDelivery, WebhookSubscription
 from kith.privacy.encryption import plaintext_migration, plaintext_scan
 from kith.privacy.encryption.protector import protector_of
 from kith.privacy.rights.audit import AuditLog
@@ -47,7 +47,7 @@ from kith.runtime import Kith
 from kith.schemas import ContactCreate, ContactPatch, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
-from kith.settings import Settings
+from kith.settings import Settings, SettingsError
 from kith.subjects import Access
 from kith.testing import settings_for
 
@@ -256,6 +256,86 @@ async def test_a_delivery_verifies_with_the_documented_snippet_and_fails_when_al
     forged = header.replace(f"t={signed_at}", f"t={signed_at + 100}")
     with pytest.raises(invalid, match="does not match"):
         verify(secret, request.body, forged, now=signed_at + 100)
+
+
+async def test_secrets_rest_sealed_and_still_sign(kith: Kith, receiver: Receiver):
+    own = "a-secret-of-our-own-choosing"
+    created = await WebhookService(kith).create(
+        SubscriptionCreate(url=receiver.url("/sealed"), events=["contact.created"], secret=own)
+    )
+    rows = await WebhookSubscription.select().run()
+    assert own not in repr(rows)
+    assert rows[0]["sealed_secret"].startswith("$k1$") and rows[0]["secret"] == ""
+    await ContactService(kith).create(ContactCreate(name="Ada Lovelace"))
+    await kith.bus.drain()
+    [request] = receiver.at("/sealed")
+    verify = documented_verifier()["verify_kith_signature"]
+    verify(own, request.body, request.headers["kith-signature"])
+    assert created.secret == own
+
+
+async def test_a_rotated_secret_signs_beside_the_new_one_for_the_grace_period(
+    kith: Kith, receiver: Receiver
+):
+    service = WebhookService(kith)
+    subscription, old = await subscribe(kith, receiver.url("/rotating"), "contact.created")
+    new = (await service.rotate_secret(subscription.id)).secret
+    assert new != old
+    assert old not in repr(await WebhookSubscription.select().run())
+    await ContactService(kith).create(ContactCreate(name="Ada Lovelace"))
+    await kith.bus.drain()
+    docs = documented_verifier()
+    verify, invalid = docs["verify_kith_signature"], docs["InvalidSignature"]
+    [during] = receiver.at("/rotating")
+    header = during.headers["kith-signature"]
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64},v1=[0-9a-f]{64}", header)
+    # A receiver still on the old secret and one already on the new both accept it.
+    verify(old, during.body, header)
+    verify(new, during.body, header)
+
+    # Once the grace period is over, only the new secret signs.
+    await WebhookSubscription.update(
+        {WebhookSubscription.previous_secret_until: utcnow() - dt.timedelta(seconds=1)}
+    ).where(WebhookSubscription.id == subscription.id)
+    await ContactService(kith).create(ContactCreate(name="Grace Hopper"))
+    await kith.bus.drain()
+    after = receiver.at("/rotating")[-1]
+    assert re.fullmatch(r"t=\d+,v1=[0-9a-f]{64}", after.headers["kith-signature"])
+    verify(new, after.body, after.headers["kith-signature"])
+    with pytest.raises(invalid, match="does not match"):
+        verify(old, after.body, after.headers["kith-signature"])
+
+
+@pytest.mark.parametrize("grace", ["0", "2592001"])
+def test_the_grace_period_of_a_rotated_secret_is_a_setting(tmp_path: Path, grace: str) -> None:
+    settings = settings_for(tmp_path, webhooks_secret_grace_seconds=grace)
+    if grace == "0":
+        assert settings.parsed("webhooks", WebhookSettings).secret_grace_seconds == 0
+    else:
+        with pytest.raises(SettingsError, match="SECRET_GRACE_SECONDS"):
+            settings.parsed("webhooks", WebhookSettings)
+
+
+async def test_kith_migrate_seals_secrets_stored_readable_before(kith: Kith, receiver: Receiver):
+    from kith.cli.setup import migrate_all
+
+    subscription, _ = await subscribe(kith, receiver.url("/old"), "contact.created")
+    old = "whsec_stored-readable-by-an-earlier-version"
+    # How an earlier version kept it: as given, in the secret column.
+    await WebhookSubscription.update(
+        {WebhookSubscription.secret: old, WebhookSubscription.sealed_secret: None}
+    ).where(WebhookSubscription.id == subscription.id)
+
+    await migrate_all(kith)
+
+    [row] = await WebhookSubscription.select().run()
+    assert old not in repr(row) and row["sealed_secret"].startswith("$k1$")
+    await ContactService(kith).create(ContactCreate(name="Ada Lovelace"))
+    await kith.bus.drain()
+    [request] = receiver.at("/old")
+    documented_verifier()["verify_kith_signature"](
+        old, request.body, request.headers["kith-signature"]
+    )
 
 
 # -- retries -----------------------------------------------------------------------------------

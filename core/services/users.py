@@ -16,6 +16,7 @@ from kith.actor import Actor, Role
 from kith.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
+from kith.logs import get_logger
 from kith.normalize import normalize_email
 from kith.pagination import check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
@@ -25,6 +26,7 @@ from kith.tables import ApiToken, User
 
 TOKEN_PREFIX = "kith_"
 _hasher = argon2.PasswordHasher()
+_log = get_logger("kith.users")
 PASSWORD_MIN, PASSWORD_MAX = 10, 1024
 # What the columns hold.
 USER_NAME_MAX = 200
@@ -210,10 +212,24 @@ class UserService:
         row = await User.select().where(User.email == normalize_email(email)).first()
         if row is None or not row["password_hash"] or not row["active"]:
             raise NotAuthenticated("wrong email or password")
+        stored = row["password_hash"]
         try:
-            _hasher.verify(row["password_hash"], password)
+            _hasher.verify(stored, password)
         except argon2.exceptions.VerificationError:
             raise NotAuthenticated("wrong email or password") from None
+        except argon2.exceptions.InvalidHashError:
+            # Damaged in the database: the person cannot sign in until it is set again, and
+            # the answer does not tell a caller that this account is different.
+            _log.warning("user password hash is not a valid argon2 hash", user_id=str(row["id"]))
+            raise NotAuthenticated("wrong email or password") from None
+        if _hasher.check_needs_rehash(stored):
+            # Hashed under older parameters: the password is at hand now, so the stored hash
+            # moves to the current ones.
+            await (
+                User.update({User.password_hash: _hasher.hash(password)})
+                .where((User.id == row["id"]) & (User.password_hash == stored))
+                .run()
+            )
         return _user_out(row)
 
     # -- API tokens --------------------------------------------------------------------------

@@ -54,6 +54,15 @@ def kith_startup(kith: Kith) -> None:
         kith.bus.add_job("webhooks.retries", settings_of(kith).poll_seconds, retries)
 
 
+# Last, so that field encryption has started (its own data migration runs before this one).
+@hookimpl(trylast=True)
+async def kith_after_migrate(kith: Kith) -> None:
+    """Seal the subscription secrets stored readable by an earlier version."""
+    from kith.plugins.webhooks.secret_store import seal_readable
+
+    await seal_readable(kith)
+
+
 @hookimpl
 def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
     from kith.plugins.webhooks.piccolo_app import APP_CONFIG

@@ -143,7 +143,10 @@ def rotate_secret(subscription_id: uuid.UUID, secret: str | None) -> None:
 
     rotated = run_with_kith(work)
     click.echo(f"secret  {rotated.secret}")
-    note("Deliveries from now on are signed with this secret; it is not shown again.")
+    note(
+        "Deliveries from now on are signed with this secret, and with the old one too for "
+        "[webhooks] secret_grace_seconds; the new secret is not shown again."
+    )
 
 
 @webhooks.command("deliveries")

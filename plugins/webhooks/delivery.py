@@ -35,7 +35,7 @@ from kith import (
     record_access,
     utcnow,
 )
-from kith.plugins.webhooks import consent
+from kith.plugins.webhooks import consent, secret_store
 from kith.plugins.webhooks.privacy import seal_response
 from kith.plugins.webhooks.schemas import DeliveryRun, WebhookSettings
 from kith.plugins.webhooks.service import from_json, matches
@@ -277,7 +277,11 @@ class WebhookDeliverer:
             await WebhookDelivery.select(
                 *WebhookDelivery.all_columns(),
                 WebhookDelivery.subscription.url,
+                WebhookDelivery.subscription.id,
                 WebhookDelivery.subscription.secret,
+                WebhookDelivery.subscription.sealed_secret,
+                WebhookDelivery.subscription.previous_secret,
+                WebhookDelivery.subscription.previous_secret_until,
                 WebhookDelivery.subscription.include_personal_data,
             )
             .where(WebhookDelivery.id == delivery_id)
@@ -301,9 +305,12 @@ class WebhookDeliverer:
             row["event"], bool(row["subscription.include_personal_data"])
         )
         timestamp = int(time.time())
+        signing = await secret_store.signing_secrets(
+            self.kith, row, dt.datetime.fromtimestamp(timestamp, dt.UTC), prefix="subscription."
+        )
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: signature_header(row["subscription.secret"], timestamp, body),
+            SIGNATURE_HEADER: signature_header(signing, timestamp, body),
             EVENT_ID_HEADER: str(row["event_id"]),
             EVENT_HEADER: row["event_name"],
             DELIVERY_ID_HEADER: str(row["id"]),

@@ -31,6 +31,9 @@ class WebhookSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 200
     max_parallel: Annotated[int, Meta(ge=1, le=500)] = 20
     poll_seconds: Annotated[float, Meta(gt=0)] = 5.0
+    # After a rotation the old secret signs too (a second v1= signature) for this long, so that
+    # receivers can switch over without refusing deliveries; 0 ends it at once. At most 30 days.
+    secret_grace_seconds: Annotated[float, Meta(ge=0, le=30 * 86400)] = 86400.0
 
 
 class SubscriptionCreate(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -27,6 +27,7 @@ from kith import (
     unset_to_dict,
     utcnow,
 )
+from kith.plugins.webhooks import secret_store
 from kith.plugins.webhooks.privacy import RESPONSE_TEXT, open_response
 from kith.plugins.webhooks.schemas import (
     DELIVERY_STATES,
@@ -174,12 +175,14 @@ class WebhookService:
         now = utcnow()
         subscription_id = new_id()
         async with self.kith.unit_of_work(actor):
+            stored = await secret_store.store(self.kith, subscription_id, secret)
             await WebhookSubscription.insert(
                 WebhookSubscription(
                     id=subscription_id,
                     url=url,
                     events=events,
-                    secret=secret,
+                    secret=stored.secret,
+                    sealed_secret=stored.sealed_secret,
                     include_personal_data=data.include_personal_data,
                     active=data.active,
                     description=data.description.strip(),
@@ -237,15 +240,36 @@ class WebhookService:
     async def rotate_secret(
         self, subscription_id: uuid.UUID, secret: str | None = None, actor: Actor = SYSTEM
     ) -> SubscriptionWithSecret:
-        """Replace the secret; deliveries from now on are signed with the new one."""
+        """Replace the secret; deliveries from now on are signed with the new one, and with the
+        old one too for ``[webhooks] secret_grace_seconds`` (two ``v1=`` signatures), so that
+        receivers can change over without refusing any."""
         secret = secret.strip() if secret else new_secret()
         if len(secret) < 16:
             raise InvalidInput("a secret needs at least 16 characters", field="secret")
+        # Imported here: the deliverer builds on this module.
+        from kith.plugins.webhooks.delivery import settings_of
+
+        grace = dt.timedelta(seconds=settings_of(self.kith).secret_grace_seconds)
         async with self.kith.unit_of_work(actor):
-            await self.get(subscription_id)
+            row = (
+                await WebhookSubscription.select()
+                .where(WebhookSubscription.id == subscription_id)
+                .first()
+                .run()
+            )
+            if row is None:
+                raise NotFound(f"webhook subscription {subscription_id} does not exist")
+            old, _, _ = await secret_store.secrets_of(self.kith, row)
+            now = utcnow()
+            keep = old if grace and old != secret else None
+            stored = await secret_store.store(self.kith, subscription_id, secret, keep)
             await (
                 WebhookSubscription.update(
-                    {WebhookSubscription.secret: secret, WebhookSubscription.updated_at: utcnow()}
+                    {
+                        **stored.values(),
+                        WebhookSubscription.previous_secret_until: now + grace if keep else None,
+                        WebhookSubscription.updated_at: now,
+                    }
                 )
                 .where(WebhookSubscription.id == subscription_id)
                 .run()

@@ -19,12 +19,18 @@ from piccolo.table import Table
 
 class WebhookSubscription(Table, tablename="webhooks_subscription"):
     """Where to send which events. The secret signs every delivery; it is a credential, not
-    personal data, and must be readable to sign, so it is stored as given."""
+    personal data, but whoever reads it can sign as Kith, so it is sealed through the field
+    protector under the subscription's own key (:mod:`kith.plugins.webhooks.secret_store`)."""
 
     id = UUID(primary_key=True, default=new_id)
     url = Text()
     events = JSON(default=[])
+    # Readable only without field encryption (or until `kith migrate` seals it), else "".
     secret = Varchar(length=200)
+    sealed_secret = Text(null=True, default=None)
+    # The secret before the last rotation, sealed; it signs too until previous_secret_until.
+    previous_secret = Text(null=True, default=None)
+    previous_secret_until = Timestamptz(null=True, default=None)
     include_personal_data = Boolean(default=False)
     active = Boolean(default=True)
     description = Varchar(length=200, default="")

@@ -6,6 +6,11 @@ that the key provider derives from one key-encryption key for this purpose only,
 separate from the keys that wrap data keys, and the email key is separate from the phone key (the
 same string under two kinds gives unrelated indexes).
 
+The keys are per kind, not per column: a plugin's lookup of a kind matches core's contact-point
+index. So equal values of one kind have equal indexes in every column that holds them, which a
+reader of the database can see without any key; ``docs/privacy-keys.md`` says what that gives
+away.
+
 The blind indexes stay on the KEK they were first derived from when KEKs rotate; moving them to
 a new KEK is a re-index (:mod:`kith.privacy.encryption.reindex`) because every value must be
 decrypted.

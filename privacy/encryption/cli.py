@@ -18,6 +18,7 @@ from kith.privacy.encryption import (
     rotation,
     shredding,
 )
+from kith.privacy.encryption.lifecycle import key_file_warning
 from kith.privacy.encryption.protector import protector_of
 from kith.runtime import Kith
 
@@ -270,11 +271,16 @@ def verify() -> None:
     encrypted values only, and no other column of any table holds a contact's name, email
     address or phone number in readable form. Reads every row; exits 1 if anything is found."""
 
-    async def work(kith: Kith) -> tuple[dict[str, int], plaintext_scan.ScanReport]:
-        left = await plaintext_migration.leftover(protector_of(kith))
-        return left, await plaintext_scan.scan(kith)
+    async def work(kith: Kith) -> tuple[dict[str, int], plaintext_scan.ScanReport, str | None]:
+        protector = protector_of(kith)
+        left = await plaintext_migration.leftover(protector)
+        beside = key_file_warning(kith.settings, protector.context.get("provider"))
+        return left, await plaintext_scan.scan(kith), beside
 
-    left, report = run_with_kith(work)
+    left, report, beside = run_with_kith(work)
+    if beside is not None:
+        # A warning, not a failure: the database itself holds nothing readable.
+        note(f"warning: {beside}")
     for key, count in left.items():
         click.echo(f"{key}: {count} plaintext value(s)")
     for exposure in report.exposures:

@@ -26,6 +26,7 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kith.privacy.encryption.errors import KeyFileError, UnknownKek
 from kith.privacy.encryption.primitives import (
+    KEY_BYTES,
     NONCE_BYTES,
     AuthenticationFailed,
     aes_gcm,
@@ -48,6 +49,18 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text.encode("ascii"))
+
+
+def _key_bytes(kek_id: str, item: dict[str, Any]) -> bytes:
+    """A KEK's bytes, refused unless there are exactly 32 of them: HKDF would stretch a short
+    key without complaint, leaving every data key only as strong as the few bytes given."""
+    key = _unb64(item["key"])
+    if len(key) != KEY_BYTES:
+        raise ValueError(
+            f"key {kek_id} is {len(key)} bytes long; a key-encryption key must be exactly "
+            f"{KEY_BYTES} bytes (256 bits, base64url-encoded)"
+        )
+    return key
 
 
 def new_kek_id() -> str:
@@ -94,7 +107,7 @@ class LocalKeyFile:
             data = json.loads(self.path.read_text(encoding="utf-8"))
             if data.get("format") != FORMAT:
                 raise ValueError(f"unknown format {data.get('format')!r}")
-            keks = {kek_id: _Kek(_unb64(item["key"])) for kek_id, item in data["keys"].items()}
+            keks = {kek_id: _Kek(_key_bytes(kek_id, item)) for kek_id, item in data["keys"].items()}
             current = str(data["current"])
             if current not in keks:
                 raise ValueError(f"the current key {current} is not in the file")

@@ -11,7 +11,7 @@ import functools
 import uuid
 from typing import Any
 
-from kith.logs import get_logger
+from kith.logs import for_a_command, get_logger
 from kith.privacy.encryption import jobs
 from kith.privacy.encryption.blind_index import BlindIndex, derive_root
 from kith.privacy.encryption.errors import UnknownKek
@@ -20,16 +20,25 @@ from kith.privacy.encryption.keyfile import LocalKeyFile
 from kith.privacy.encryption.keys import DataKeyStore, KeyCache
 from kith.privacy.encryption.protector import PrivacyProtector
 from kith.privacy.encryption.redaction import redactor
-from kith.privacy.encryption.settings import encryption_settings, key_file_path
+from kith.privacy.encryption.settings import (
+    encryption_settings,
+    key_file_beside_database,
+    key_file_path,
+)
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.runtime import Kith
+<<<<<<< HEAD
 from kith.subject_data import holds_of
+=======
+from kith.settings import Settings
+>>>>>>> d
 
 STATE_INDEX_KEK = "blind_index_kek"
 STATE_PLAINTEXT = "plaintext_encrypted"
 
 _log = get_logger("kith.privacy")
+_warned: set[str] = set()
 
 
 def key_provider(kith: Kith) -> KeyProvider:
@@ -41,6 +50,13 @@ def key_provider(kith: Kith) -> KeyProvider:
             provider: KeyProvider = result.value
             return provider
     return LocalKeyFile(key_file_path(kith.settings))
+
+
+def key_file_warning(settings: Settings, provider: object) -> str | None:
+    """Why the built-in key file's place is unsafe, if it is (another provider has no file)."""
+    if not isinstance(provider, LocalKeyFile):
+        return None
+    return key_file_beside_database(settings, provider.path)
 
 
 def registry_of(kith: Kith) -> FieldRegistry:
@@ -102,6 +118,12 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
     ready = await jobs.tables_ready()
     encrypted = ready and await DataKeyStore.encrypted_data_exists()
     await provider.open(encrypted)
+    beside = key_file_warning(kith.settings, provider)
+    # Said at every start of the server and the worker (once, though `kith serve` opens Kith
+    # twice); `kith privacy verify` says it too.
+    if beside is not None and not for_a_command() and beside not in _warned:
+        _warned.add(beside)
+        _log.warning("privacy key file beside the database", problem=beside)
 
     index_kek = await _index_kek(provider, ready, encrypted)
     index = BlindIndex(await derive_root(provider, index_kek), index_kek)

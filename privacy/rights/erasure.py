@@ -47,6 +47,7 @@ from kith import (
     get_logger,
     utcnow,
 )
+from kith.privacy.encryption.errors import SubjectErased
 from kith.privacy.encryption.key_usage import rows_under_subject_key
 from kith.privacy.encryption.shredding import shred
 from kith.privacy.encryption.tables import DataKey
@@ -72,6 +73,7 @@ from kith.privacy.rights.tables import (
 ERASED_EVENT = "subject.erased"
 SOURCE_CORE = "kith"
 SOURCE_PRIVACY = "kith.privacy"
+ERASURE_JOB_TABLE = ErasureJob._meta.tablename
 
 log = get_logger("kith.privacy.rights.erasure")
 
@@ -579,10 +581,11 @@ class ErasureService:
                             await after_step(step.name)
                     await ErasureStep.insert(*records).run()
             except Exception as exc:
+                error = await self._sealed_error(
+                    contact_id, job_id, f"{current}: {type(exc).__name__}: {exc}"[:2000]
+                )
                 await (
-                    ErasureJob.update(
-                        {ErasureJob.last_error: f"{current}: {type(exc).__name__}: {exc}"[:2000]}
-                    )
+                    ErasureJob.update({ErasureJob.last_error: error})
                     .where(ErasureJob.id == job_id)
                     .run()
                 )
@@ -633,8 +636,34 @@ class ErasureService:
             resumed_steps=resumed,
         )
 
+    async def _sealed_error(
+        self, contact_id: uuid.UUID, job_id: uuid.UUID, text: str
+    ) -> str | None:
+        """A step's error sealed under the person's key, like a request's. When their key is
+        already destroyed nothing new can be sealed for them: the text is dropped (the log
+        names the step and the error's type)."""
+        try:
+            sealed = await self.kith.protector.protect(
+                contact_id, ERASURE_JOB_TABLE, job_id, {"last_error": text}
+            )
+        except SubjectErased:
+            return None
+        return sealed["last_error"]
+
     async def jobs(self, contact_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+        """Erasure jobs, newest first, their last error opened (``[erased]`` once the
+        person's key is destroyed)."""
         query = ErasureJob.select().order_by(ErasureJob.started_at, ascending=False)
         if contact_id is not None:
             query = query.where(ErasureJob.contact_id == contact_id)
-        return list(await query.run())
+        rows = list(await query.run())
+        for row in rows:
+            if row["last_error"] is not None:
+                opened = await self.kith.protector.reveal(
+                    row["contact_id"],
+                    ERASURE_JOB_TABLE,
+                    row["id"],
+                    {"last_error": row["last_error"]},
+                )
+                row["last_error"] = opened["last_error"]
+        return rows

@@ -78,6 +78,15 @@ PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         owner=OWNER,
     ),
     PersonalField(
+        table="kith_privacy_erasure_job",
+        column="last_error",
+        category="request_records",
+        purposes=PURPOSES,
+        retention="subject_requests",
+        description="Why the last run of an erasure stopped (a step's message)",
+        owner=OWNER,
+    ),
+    PersonalField(
         table="kith_privacy_rectification",
         column="patch",
         category="request_records",

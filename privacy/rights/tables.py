@@ -179,7 +179,8 @@ class ErasureJob(Table, tablename="kith_privacy_erasure_job"):
     actor = Varchar(length=200)
     started_at = Timestamptz()
     finished_at = Timestamptz(null=True, default=None)
-    last_error = Text(null=True, default=None)
+    # A failed step's message may quote the person: sealed under their key.
+    last_error = Text(null=True, default=None, secret=True)
 
 
 class ErasureStep(Table, tablename="kith_privacy_erasure_step"):
