@@ -28,11 +28,8 @@ from kith.privacy.encryption.settings import (
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.runtime import Kith
-<<<<<<< HEAD
-from kith.subject_data import holds_of
-=======
 from kith.settings import Settings
->>>>>>> d
+from kith.subject_data import holds_of
 
 STATE_INDEX_KEK = "blind_index_kek"
 STATE_PLAINTEXT = "plaintext_encrypted"
