@@ -2,6 +2,7 @@
 under a key-encryption key so that they outlive it."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from piccolo.columns import Column
 from piccolo.columns.column_types import UUID, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.columns.defaults.uuid import UUID4
@@ -30,7 +31,7 @@ def _params(**changes: object) -> dict[str, object]:
 async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="kith_privacy", description=DESCRIPTION)
     manager.add_table(class_name="RootKey", tablename="kith_privacy_root_key", schema=None)
-    columns = [
+    columns: list[tuple[str, type[Column], dict[str, object]]] = [
         ("id", UUID, _params(default=UUID4(), primary_key=True)),
         ("purpose", Varchar, _params(length=40, default="", index=True)),
         ("kek_id", Varchar, _params(length=64, default="", index=True)),
