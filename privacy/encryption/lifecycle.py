@@ -92,13 +92,17 @@ async def _index_root(provider: KeyProvider, tables_ready: bool, encrypted: bool
     return BlindIndex(root, recorded)
 
 
-async def _forget_resurrected_keys() -> None:
+async def _forget_resurrected_keys(kith: Kith) -> None:
     """Delete data keys of shredded subjects. They can only come back with a key-table backup
     restored over a database that records the shredding; the tombstones win."""
-    await DataKey.raw(
-        f"DELETE FROM {DataKey._meta.tablename} WHERE subject IN "
-        f"(SELECT subject FROM {Tombstone._meta.tablename})"
-    ).run()
+    shredded = DataKey.subject.is_in(Tombstone.select(Tombstone.subject))
+    if not await DataKey.exists().where(shredded):
+        return
+    await DataKey.delete().where(shredded).run()
+    # As after a shred: leave no copy in the database's own files.
+    from kith.privacy.encryption.shredding import scrub_key_storage
+
+    await scrub_key_storage(kith)
 
 
 async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
@@ -123,7 +127,7 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
 
     protector.allow_plaintext = False
     if ready:
-        await _forget_resurrected_keys()
+        await _forget_resurrected_keys(kith)
         state = await jobs.get_state(STATE_PLAINTEXT)
         if state is None:
             # First start with the privacy tables: a database older than encryption may hold
