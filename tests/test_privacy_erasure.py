@@ -302,8 +302,7 @@ KILLED = textwrap.dedent(
         kith = open_kith(settings)
         await kith.start()
         from kith.privacy.rights import erasure
-        from kith.privacy.requests.service import RequestCreate, RequestService
-from kith.privacy.requests.tables import SubjectRequest
+        from kith.privacy.requests.service import RequestService
 
         original = erasure.ErasureService.run
 
