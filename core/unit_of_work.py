@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import contextvars
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
 from kith.actor import SYSTEM, Actor
 from kith.events import Event
+from kith.logs import get_logger
 from kith.storage import Database
+
+_log = get_logger("kith.unit_of_work")
 
 
 class EventSink(Protocol):
@@ -47,6 +50,7 @@ class UnitOfWork:
         self.sink = sink
         self.actor = actor
         self.events: list[Event] = []
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._outer: UnitOfWork | None = None
         self._transaction: Any = None
         self._token: contextvars.Token[UnitOfWork | None] | None = None
@@ -71,6 +75,12 @@ class UnitOfWork:
         self.events.append(event)
         return event
 
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run ``callback`` once this unit of work has committed (never after a rollback), for
+        work that cannot run inside a transaction. A failure is logged, not raised: what was
+        committed stands."""
+        self._after_commit.append(callback)
+
     async def __aexit__(
         self,
         exc_type: type[BaseException] | None,
@@ -92,3 +102,12 @@ class UnitOfWork:
         await self._transaction.__aexit__(exc_type, exc, tb)
         if exc is None:
             self.sink.committed(self.events)
+            for callback in self._after_commit:
+                try:
+                    await callback()
+                except Exception as error:
+                    _log.error(
+                        "after-commit step failed",
+                        step=getattr(callback, "__qualname__", repr(callback)),
+                        error=f"{type(error).__name__}: {error}",
+                    )

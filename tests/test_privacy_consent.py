@@ -613,6 +613,7 @@ async def test_the_privacy_plugin_answers_export_erase_and_preview(kith, ledger)
         "kith_privacy_restriction": "deleted",
         "kith_subject_request": "legal_hold",
         "kith_subject_request (notes)": "crypto_shredded",
+        "kith_subject_request (subject_lookup)": "not_present",
     }
     # The ledger keeps the event as evidence, linked to nobody (core erased the contact too).
     assert await ConsentEvent.count().where(ConsentEvent.action == "given") == 1

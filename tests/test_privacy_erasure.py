@@ -43,7 +43,8 @@ from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.privacy.requests.certificates import CertificateService
-from kith.privacy.requests.service import RequestService
+from kith.privacy.requests.service import RequestCreate, RequestService
+from kith.privacy.requests.tables import SubjectRequest
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.erasure import ErasureService
 from kith.privacy.rights.tables import AuditEntry, ErasureJob, ErasureStep, LegalHold, Suppression
@@ -569,3 +570,61 @@ async def test_kith_migrate_seals_erasure_errors_stored_in_plaintext(kith: Kith)
     assert EMAIL not in repr(rows)
     [job] = await ErasureService(kith).jobs(waiting)
     assert job["last_error"] == old
+
+
+async def _erase_by_email(kith: Kith, officer: Any, before_run: Any = None) -> Any:
+    service = RequestService(kith)
+    request = await service.create(RequestCreate(kind="erasure", email=EMAIL), officer)
+    await service.verify(request.id, "passport checked at the desk", officer)
+    if before_run is not None:
+        await before_run(request.id)
+    await service.preview(request.id, officer)
+    await service.approve(request.id, officer)
+    return await service.run(request.id, officer)
+
+
+async def test_no_keyed_hash_of_the_address_outlives_the_erasure(
+    kith: Kith, kith_engine: str
+) -> None:
+    officer = await make_user(kith)
+    contact_id = await make_person(kith, notes=1, orders=0)
+    index = kith.protector.lookup_key("email", EMAIL.lower())
+    assert index.encode() in stored_bytes(kith, kith_engine)  # the contact's blind index
+
+    done = await _erase_by_email(kith, officer)
+    assert done.state == "done" and done.contact_id == contact_id
+    # The request names the person by contact id; nothing in the database holds the keyed
+    # hash that would confirm "the erased contact had this address".
+    assert index.encode() not in stored_bytes(kith, kith_engine)
+    signed = await CertificateService(kith).for_request(done.id)
+    [entry] = [
+        e
+        for e in signed.certificate["entries"]
+        if e["location"] == "kith_subject_request (subject_lookup)"
+    ]
+    assert entry["outcome"] == "not_applicable"
+
+
+async def test_erasure_clears_a_hash_an_older_version_kept_beside_the_contact(
+    kith: Kith, kith_engine: str
+) -> None:
+    officer = await make_user(kith)
+    await make_person(kith, notes=0, orders=0)
+    index = kith.protector.lookup_key("email", EMAIL.lower())
+
+    async def as_older_versions_kept_it(request_id: uuid.UUID) -> None:
+        await SubjectRequest.update({SubjectRequest.subject_lookup: index}).where(
+            SubjectRequest.id == request_id
+        )
+
+    done = await _erase_by_email(kith, officer, as_older_versions_kept_it)
+    row = await SubjectRequest.select().where(SubjectRequest.id == done.id).first()
+    assert row is not None and row["subject_lookup"] is None
+    assert index.encode() not in stored_bytes(kith, kith_engine)
+    signed = await CertificateService(kith).for_request(done.id)
+    [entry] = [
+        e
+        for e in signed.certificate["entries"]
+        if e["location"] == "kith_subject_request (subject_lookup)"
+    ]
+    assert (entry["method"], entry["outcome"], entry["count"]) == ("deleted", "done", 1)

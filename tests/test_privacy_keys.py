@@ -26,7 +26,7 @@ from kith.plugin_manager import load_plugin_manager
 from kith.privacy.encryption import jobs, reindex, rotation
 from kith.privacy.encryption.errors import KeyFileError, RegistryError
 from kith.privacy.encryption.settings import encryption_settings, key_file_path
-from kith.privacy.encryption.tables import DataKey
+from kith.privacy.encryption.tables import DataKey, RootKey
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, PhoneIn
 from kith.services.contacts import ContactService
@@ -249,8 +249,9 @@ async def test_rotation_while_serving(kith: Kith, kith_client, kith_auth) -> Non
     after = await rotation.status(kith)
     assert after.current == report.target != old
     assert after.data_keys == {report.target: report.rewrapped}
-    assert old in after.in_use  # the blind indexes still derive from it
-    assert after.blind_index_kek == old
+    # The root keys of the keyed hashes moved too: nothing needs the old KEK any more.
+    assert set(after.root_keys) == {report.target}
+    assert after.unused == [old]
 
     # Every reader, fresh or cached, still answers; a restarted process too.
     guard.keys.cache.clear()
@@ -264,10 +265,12 @@ async def test_rotation_while_serving(kith: Kith, kith_client, kith_auth) -> Non
 async def test_reindex_then_prune_the_old_kek(kith: Kith, kith_settings) -> None:
     ids = await _contacts(kith, 6)
     old = (await rotation.status(kith)).current
-    assert await reindex.reindex(kith) is None  # nothing to do before a rotation
+    old_root = protector(kith).index.root_id
     await rotation.rotate(kith)
     report = await reindex.reindex(kith, batch_size=2)
-    assert report is not None and report.from_kek == old and report.rows_changed == 12
+    assert report.from_root == old_root != report.to_root and report.rows_changed == 12
+    # The replaced root key is deleted: it could only confirm guesses now.
+    assert await RootKey.count().where(RootKey.id == uuid.UUID(old_root)) == 0
     service = ContactService(kith)
     assert await service.find_ids_by("email", "person4@example.com") == [ids[4]]
     assert await service.find_ids_by("phone", "+442079460005") == [ids[5]]

@@ -8,6 +8,7 @@ import calendar
 import contextlib
 import datetime as dt
 import json
+import re
 import uuid
 
 import pytest
@@ -502,10 +503,16 @@ async def test_the_subject_is_found_by_email_or_phone_through_the_blind_index(ki
     unknown = await service.create(RequestCreate(kind="access", email="nobody@example.com"))
     assert unknown.contact_id is None
     row = await SubjectRequest.select().where(SubjectRequest.id == unknown.id).first()
-    # Only the protector's lookup key is kept (a keyed hash once the privacy plugin protects).
-    assert row["subject_lookup"] == kith.protector.lookup_key("email", "nobody@example.com")
+    # Only a keyed hash is kept, under a key of its own: it cannot be joined with the contacts'
+    # blind indexes.
+    assert re.fullmatch(r"[0-9a-f]{64}", row["subject_lookup"])
+    assert row["subject_lookup"] != kith.protector.lookup_key("email", "nobody@example.com")
     others = {k: v for k, v in row.items() if k != "subject_lookup"}
     assert "nobody" not in repr(others)
+    # A subject who is a contact is named by the contact id alone.
+    for known in (by_email, by_phone):
+        row = await SubjectRequest.select().where(SubjectRequest.id == known.id).first()
+        assert row["subject_lookup"] is None
 
 
 async def test_bad_subjects_are_refused(kith, service) -> None:

@@ -3,6 +3,7 @@ lookups by blind index, copies between rows, data keys in rolled-back transactio
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 
@@ -205,6 +206,80 @@ async def test_shredding_erases_one_subject_and_leaves_the_others(kith: Kith) ->
     with pytest.raises(SubjectErased):
         await InteractionService(kith).log(victim, InteractionCreate(kind="note", summary="x"))
     assert (await shredding.shred(kith, victim)).already
+
+
+async def _key_pages(kith: Kith) -> tuple[list[bytes], list[bytes]]:
+    """(the row data of every tuple, every raw page) of the PostgreSQL key table."""
+    await raw(kith, "CREATE EXTENSION IF NOT EXISTS pageinspect")
+    [size] = await raw(
+        kith,
+        "SELECT pg_relation_size('kith_privacy_data_key') / "
+        "current_setting('block_size')::int AS pages",
+    )
+    tuples: list[bytes] = []
+    pages: list[bytes] = []
+    for page in range(int(size["pages"])):
+        items = await raw(
+            kith,
+            "SELECT t_data FROM heap_page_items(get_raw_page('kith_privacy_data_key', {}))",
+            page,
+        )
+        tuples += [bytes(item["t_data"]) for item in items if item["t_data"] is not None]
+        [content] = await raw(
+            kith, "SELECT get_raw_page('kith_privacy_data_key', {}) AS page", page
+        )
+        pages.append(bytes(content["page"]))
+    return tuples, pages
+
+
+async def test_a_shredded_key_is_not_left_in_the_database_files(
+    kith: Kith, kith_engine: str, kith_settings
+) -> None:
+    keeper = await _contact(kith, "Kai Kept", "kai@example.com", "+44 20 7946 0606")
+    # The newest row: on PostgreSQL the last in its page, where compacting moves nothing over it.
+    victim = await _contact(kith, "Wren Wrapped", "wren@example.com", "+44 20 7946 0505")
+    row = await DataKey.select().where(DataKey.subject == victim).first()
+    assert row is not None
+    wrapped = row["wrapped"].encode("ascii")
+    sqlite_files = [
+        kith_settings.sqlite_path.with_name(kith_settings.sqlite_path.name + suffix)
+        for suffix in ("", "-wal", "-shm")
+    ]
+    if kith_engine == "sqlite":
+        # As on a server that has run a while: the key row is in the main file and the log.
+        await kith.database.engine.run_ddl("PRAGMA wal_checkpoint(PASSIVE)")
+        assert wrapped in sqlite_files[0].read_bytes()
+    else:
+        assert wrapped in b"".join((await _key_pages(kith))[0])
+
+    await shredding.shred(kith, victim, reason="test")
+
+    if kith_engine == "sqlite":
+        for path in sqlite_files:
+            if path.exists():
+                assert wrapped not in path.read_bytes(), f"the destroyed key is in {path.name}"
+    else:
+        # VACUUM ran after the commit: the row is gone from the table. While a transaction
+        # older than the shred runs anywhere on the server (other databases' too), PostgreSQL
+        # must keep it; the worker's hourly scrub removes it once none is left.
+        for _ in range(100):
+            tuples, pages = await _key_pages(kith)
+            if not any(wrapped in item for item in tuples):
+                break
+            await asyncio.sleep(0.2)
+            assert await shredding.rescrub_after_recent_shreds(kith)
+        assert not any(wrapped in item for item in tuples)
+        # Its bytes stay in the page's free space until the worker's hourly job rewrites the
+        # table; then they are in no page at all.
+        for _ in range(100):
+            assert await shredding.rescrub_after_recent_shreds(kith)
+            tuples, pages = await _key_pages(kith)
+            if not any(wrapped in page for page in pages):
+                break
+            await asyncio.sleep(0.2)
+        assert not any(wrapped in page for page in pages)
+    # The other subject's key is untouched.
+    assert (await ContactService(kith).get(keeper)).name == "Kai Kept"
 
 
 async def test_shredded_subject_reads_erased_in_a_fresh_process(kith: Kith, kith_settings) -> None:

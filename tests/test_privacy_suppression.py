@@ -8,14 +8,28 @@ import uuid
 from typing import Any
 
 import pytest
-from _privacy_subjects import EMAIL, EMAIL_2, PHONE, found_needles, make_person, run_request
+from _privacy_subjects import (
+    EMAIL,
+    EMAIL_2,
+    PHONE,
+    PHONE_E164,
+    found_needles,
+    make_person,
+    run_request,
+)
 from _privacy_workflow import NEWSLETTER, configure_privacy, make_user
 from kith import SYSTEM
+from kith.bootstrap import open_kith
 from kith.errors import Conflict
+from kith.events import utcnow
 from kith.hookspecs import hookimpl
+from kith.plugin_manager import load_plugin_manager
+from kith.privacy.encryption import reindex, rotation
+from kith.privacy.encryption.primitives import hkdf_sha256, hmac_sha256
+from kith.privacy.encryption.protector import protector_of
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.consent import ConsentService
-from kith.privacy.rights.suppression import SuppressionList
+from kith.privacy.rights.suppression import Suppressed, SuppressionList
 from kith.privacy.rights.tables import Suppression, SuppressionOverride
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn
@@ -309,3 +323,63 @@ async def test_a_contacts_own_suppressed_values_can_be_sent_again(
         f"/api/contacts/{contact_id}", json={"phones": [{"number": PHONE}]}, headers=headers
     )
     assert again.status_code == 409 and again.json()["field"] == "phones[0]"
+
+
+async def _refused(kith: Kith) -> bool:
+    try:
+        await ContactService(kith).create(
+            ContactCreate(name="P. Q.", emails=[EmailIn(address=EMAIL)])
+        )
+    except Suppressed:
+        return True
+    return False
+
+
+async def _rotate_reindex_prune(kith: Kith) -> str:
+    old = (await rotation.status(kith)).current
+    await rotation.rotate(kith)
+    await reindex.reindex(kith)
+    assert await rotation.prune(kith) == [old]
+    assert old not in await protector_of(kith).context["provider"].kek_ids()
+    return old
+
+
+async def test_the_list_survives_rotate_reindex_prune(kith: Kith, kith_settings) -> None:
+    await _erase(kith)
+    await _rotate_reindex_prune(kith)
+    # The documented key rotation retired the KEK the list was made under: still refused,
+    # here and in a process started afterwards.
+    assert await _refused(kith)
+    restarted = open_kith(kith_settings, plugin_manager=load_plugin_manager())
+    await restarted.start()
+    try:
+        assert await _refused(restarted)
+        assert await SuppressionList(restarted).match("phone", PHONE_E164) is not None
+    finally:
+        await restarted.close()
+
+
+async def test_entries_from_before_root_keys_are_carried_over(kith: Kith, kith_settings) -> None:
+    # An entry as older versions made it: its key derived from the KEK of the day.
+    provider = protector_of(kith).context["provider"]
+    kek_id = await provider.current_kek_id()
+    root = await provider.derive(kek_id, b"kith/suppression/v1")
+    kind_key = hkdf_sha256(root, b"kith/suppression/v1/kind=email")
+    await Suppression.insert(
+        Suppression(
+            kind="email",
+            digest=hmac_sha256(kind_key, EMAIL.lower().encode()).hex(),
+            kek_id=kek_id,
+            reason="erasure",
+            created_at=utcnow(),
+        )
+    ).run()
+    restarted = open_kith(kith_settings, plugin_manager=load_plugin_manager())
+    await restarted.start()  # carries the entry over to a root key of its own
+    try:
+        row = await Suppression.select().first()
+        assert row is not None and row["root_key_id"] is not None
+        await _rotate_reindex_prune(restarted)
+        assert await _refused(restarted)
+    finally:
+        await restarted.close()

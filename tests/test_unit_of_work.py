@@ -147,3 +147,38 @@ async def test_unit_after_a_failed_one_works(kith: Kith) -> None:
     created = await ContactService(kith).create(ContactCreate(name="Bob"))
     assert isinstance(created.id, uuid.UUID)
     assert await Contact.count() == 1
+
+
+async def test_after_commit_steps_run_once_the_outer_unit_has_committed(kith: Kith) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def step(name: str) -> None:
+        # Outside any transaction, with the committed rows visible.
+        assert kith.database.engine.current_transaction.get() is None
+        seen.append((name, await Contact.count()))
+
+    async with kith.unit_of_work() as outer:
+        await Contact.insert(a_contact()).run()
+        async with kith.unit_of_work() as inner:
+            inner.after_commit(lambda: step("inner"))
+        assert seen == []  # a nested unit joins the outer one: nothing has committed yet
+        outer.after_commit(lambda: step("outer"))
+    assert seen == [("inner", 1), ("outer", 1)]
+
+    async def never() -> None:
+        seen.append(("rolled back", 0))
+
+    with pytest.raises(Boom):
+        async with kith.unit_of_work() as unit:
+            unit.after_commit(never)
+            raise Boom
+    assert ("rolled back", 0) not in seen
+
+    async def fails() -> None:
+        raise Boom
+
+    # A failing step is logged; what was committed stands and the caller carries on.
+    async with kith.unit_of_work() as unit:
+        await Contact.insert(a_contact()).run()
+        unit.after_commit(fails)
+    assert await Contact.count() == 2

@@ -21,12 +21,15 @@ import pytest
 from kith import ContactService, Kith
 from kith.bootstrap import open_kith
 from kith.plugin_manager import load_plugin_manager
+from kith.privacy.encryption import rotation
 from kith.privacy.requests.service import RequestService
+from kith.privacy.requests.tables import SubjectRequest
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.consent import ConsentService
 from kith.privacy.rights.erasure import ErasureService
 from kith.privacy.rights.restriction import RestrictionService
-from kith.privacy.rights.tables import ConsentEvent, LegalHold
+from kith.privacy.rights.suppression import SuppressionList
+from kith.privacy.rights.tables import ConsentEvent, LegalHold, Suppression
 from kith.testing import (
     _admin,
     _with_database,
@@ -117,12 +120,15 @@ async def _check(home: Path, url: str) -> None:
     # Only what this version added; the tables of 0.1.0 are not made again.
     assert sorted(pending) == [
         "kith:2026-12-04T17:30:00:000000",
+        "kith_privacy:2026-12-07T08:00:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",
         "kith_privacy_subjects:2026-12-06T09:00:01:000000",
+        "kith_privacy_subjects:2026-12-07T08:00:01:000000",
         "kith_privacy_subjects:2026-12-07T10:40:00:000000",
         "kith_privacy_workflow:2026-12-04T17:30:02:000000",
         "kith_privacy_workflow:2026-12-06T09:00:00:000000",
+        "kith_privacy_workflow:2026-12-07T08:00:02:000000",
         "webhooks:2026-12-05T09:00:00:000000",
         "webhooks:2026-12-07T10:41:00:000000",
     ]
@@ -161,6 +167,20 @@ async def _check(home: Path, url: str) -> None:
         erased = await ErasureService(kith).run(ada_id, job_id=ada_id)
         assert erased.state == "done"
         assert await contacts.find_ids_by("email", "ada@example.com") == []
+
+        # The keyed hashes were carried over to root keys of their own: the KEK of 0.1.0 can
+        # be rotated out and pruned, and lookups and the suppression list still match.
+        assert await Suppression.count() > 0
+        assert all(row["root_key_id"] for row in await Suppression.select())
+        assert not await SubjectRequest.exists().where(
+            SubjectRequest.contact_id.is_not_null() & SubjectRequest.subject_lookup.is_not_null()
+        )
+        old = (await rotation.status(kith)).current
+        await rotation.rotate(kith)
+        assert await rotation.prune(kith) == [old]
+        assert await contacts.find_ids_by("email", "grace@example.com") == [grace_id]
+        # Alan was erased by 0.1.0; the entry made then still refuses him.
+        assert await SuppressionList(kith).match("email", "alan@example.com") is not None
     finally:
         await kith.close()
 

@@ -47,6 +47,9 @@ _PRAGMAS = (
     "PRAGMA busy_timeout = {busy_timeout_ms}",
     "PRAGMA temp_store = MEMORY",
     "PRAGMA cache_size = -16000",
+    # Deleted rows are overwritten with zeros, not left in free pages: a destroyed data key
+    # must not be readable from the file afterwards. Builds differ in their default; say it.
+    "PRAGMA secure_delete = ON",
 )
 
 _READ_PREFIXES = ("select", "with", "pragma table_info", "explain")

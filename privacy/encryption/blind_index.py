@@ -1,40 +1,33 @@
 """Blind indexes: deterministic keyed hashes of normalised values, for exact lookup.
 
 ``lookup(kind, value)`` is the full-length hex HMAC-SHA256 of the normalised value under a key
-for that kind (``email``, ``phone``, or a plugin's own). The kind keys come from HKDF over a root
-that the key provider derives from one key-encryption key for this purpose only, so they are
-separate from the keys that wrap data keys, and the email key is separate from the phone key (the
-same string under two kinds gives unrelated indexes).
+for that kind (``email``, ``phone``, or a plugin's own). The kind keys come from HKDF over a
+random root key of their own (:mod:`kith.privacy.encryption.root_keys`), stored wrapped under
+the current KEK, so they are separate from the data keys, survive KEK rotation and pruning, and
+the email key is separate from the phone key (the same string under two kinds gives unrelated
+indexes). Replacing the root is a re-index (:mod:`kith.privacy.encryption.reindex`) because
+every value must be decrypted.
 
 The keys are per kind, not per column: a plugin's lookup of a kind matches core's contact-point
 index. So equal values of one kind have equal indexes in every column that holds them, which a
 reader of the database can see without any key; ``docs/privacy-keys.md`` says what that gives
 away.
-
-The blind indexes stay on the KEK they were first derived from when KEKs rotate; moving them to
-a new KEK is a re-index (:mod:`kith.privacy.encryption.reindex`) because every value must be
-decrypted.
 """
 
 from __future__ import annotations
 
 from kith.privacy.encryption.primitives import hkdf_sha256, hmac_sha256
-from kith.protection import KeyProvider
 
+# What older versions derived the root from a KEK with; still used to carry such a root over.
 ROOT_PURPOSE = b"kith/blind-index/v1"
 _KIND_INFO = b"kith/blind-index/v1/kind="
 
 
-async def derive_root(provider: KeyProvider, kek_id: str) -> bytes:
-    """The root of every blind-index key under KEK ``kek_id``."""
-    return await provider.derive(kek_id, ROOT_PURPOSE)
-
-
 class BlindIndex:
-    """Computes lookup keys for one root (one KEK generation)."""
+    """Computes lookup keys for one root key (``root_id`` names its row)."""
 
-    def __init__(self, root: bytes, kek_id: str) -> None:
-        self.kek_id = kek_id
+    def __init__(self, root: bytes, root_id: str) -> None:
+        self.root_id = root_id
         self._root = root
         self._kind_keys: dict[str, bytes] = {}
 

@@ -155,7 +155,7 @@ def keys_status(as_json: bool) -> None:
                 "in_use": status.in_use,
                 "unused": status.unused,
                 "data_keys": status.data_keys,
-                "blind_index_kek": status.blind_index_kek,
+                "root_keys": status.root_keys,
                 "jobs": [
                     {
                         "name": job["name"],
@@ -176,11 +176,12 @@ def keys_status(as_json: bool) -> None:
             uses.append("current")
         if status.data_keys.get(kek_id):
             uses.append(f"wraps {status.data_keys[kek_id]} data keys")
-        if kek_id == status.blind_index_kek:
-            uses.append("blind indexes")
+        if status.root_keys.get(kek_id):
+            uses.append(f"wraps {status.root_keys[kek_id]} root keys")
         rows.append([kek_id, "in use" if kek_id in status.in_use else "unused", "; ".join(uses)])
-    for kek_id in sorted(set(status.data_keys) - set(status.provider_keks)):
-        rows.append([kek_id, "MISSING", f"wraps {status.data_keys[kek_id]} data keys"])
+    for kek_id in sorted({*status.data_keys, *status.root_keys} - set(status.provider_keks)):
+        wraps = status.data_keys.get(kek_id, 0) + status.root_keys.get(kek_id, 0)
+        rows.append([kek_id, "MISSING", f"wraps {wraps} keys"])
     print_table(["KEK", "STATE", "USED FOR"], rows)
     for job in status.jobs:
         click.echo(f"{job['name']}: {job['state']}, {job['done']} of {job['total']}")
@@ -226,20 +227,17 @@ def keys_prune() -> None:
 @keys.command("reindex")
 @click.option("--batch-size", default=500, show_default=True, type=click.IntRange(1))
 def keys_reindex(batch_size: int) -> None:
-    """Recompute every blind index under keys from the current key-encryption key
+    """Recompute every blind index under a new random root key and delete the old one
     (resumable). Stop the servers first: lookups miss rows until it is done."""
 
-    async def work(kith: Kith) -> reindex.ReindexReport | None:
+    async def work(kith: Kith) -> reindex.ReindexReport:
         with _progress("re-indexing") as progress:
             return await reindex.reindex(kith, batch_size=batch_size, progress=progress)
 
     report = run_with_kith(work)
-    if report is None:
-        click.echo("The blind indexes already use the current key-encryption key.")
-        return
     click.echo(
         f"Re-indexed {report.rows_changed} of {report.rows_seen} rows: blind indexes moved from "
-        f"{report.from_kek} to {report.to_kek}."
+        f"root key {report.from_root} to {report.to_root}."
     )
 
 

@@ -41,6 +41,20 @@ async def set_state(name: str, value: str) -> None:
     )
 
 
+async def claim_state(name: str, value: str) -> str:
+    """Record ``value`` unless a value is recorded already; the value that stands."""
+    await (
+        PrivacyState.insert(PrivacyState(name=name, value=value, updated_at=utcnow()))
+        .on_conflict(target=PrivacyState.name, action="DO NOTHING")
+        .run()
+    )
+    return await get_state(name) or value
+
+
+async def delete_state(name: str) -> None:
+    await PrivacyState.delete().where(PrivacyState.name == name).run()
+
+
 async def get_job(name: str) -> dict[str, Any] | None:
     row = await PrivacyJob.select().where(PrivacyJob.name == name).first()
     if row is not None and isinstance(row["details"], str):

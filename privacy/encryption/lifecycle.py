@@ -1,4 +1,4 @@
-"""Starting field encryption when Kith opens: registry check, keys, blind-index root, state.
+"""Starting field encryption when Kith opens: registry check, keys, blind-index root key, state.
 
 Runs from ``kith_startup`` (after the database is connected) and again after ``kith migrate``
 (the privacy tables may only exist from then on). It is idempotent: running it again keeps the
@@ -12,12 +12,13 @@ import uuid
 from typing import Any
 
 from kith.logs import for_a_command, get_logger
-from kith.privacy.encryption import jobs
-from kith.privacy.encryption.blind_index import BlindIndex, derive_root
+from kith.privacy.encryption import jobs, root_keys
+from kith.privacy.encryption.blind_index import ROOT_PURPOSE, BlindIndex
 from kith.privacy.encryption.errors import UnknownKek
 from kith.privacy.encryption.field_registry import FieldRegistry, build_registry
 from kith.privacy.encryption.keyfile import LocalKeyFile
 from kith.privacy.encryption.keys import DataKeyStore, KeyCache
+from kith.privacy.encryption.primitives import random_key
 from kith.privacy.encryption.protector import PrivacyProtector
 from kith.privacy.encryption.redaction import redactor
 from kith.privacy.encryption.settings import (
@@ -31,7 +32,9 @@ from kith.runtime import Kith
 from kith.settings import Settings
 from kith.subject_data import holds_of
 
+# Before root keys, the KEK the blind-index root was derived from; carried over at start-up.
 STATE_INDEX_KEK = "blind_index_kek"
+STATE_INDEX_ROOT = "blind_index_root"
 STATE_PLAINTEXT = "plaintext_encrypted"
 
 _log = get_logger("kith.privacy")
@@ -72,30 +75,49 @@ async def _personal_rows_exist(registry: FieldRegistry) -> bool:
     return False
 
 
-async def _index_kek(provider: KeyProvider, tables_ready: bool, encrypted: bool) -> str:
-    """The KEK the blind indexes derive from: recorded once, kept across KEK rotations."""
-    current = await provider.current_kek_id()
+async def _index_root(provider: KeyProvider, tables_ready: bool, encrypted: bool) -> BlindIndex:
+    """The blind index over the recorded root key; made (or carried over from the KEK an older
+    version derived it from) on the first start with the privacy tables."""
     if not tables_ready:
-        return current
-    recorded = await jobs.get_state(STATE_INDEX_KEK)
-    if recorded is not None and recorded in await provider.kek_ids():
-        return recorded
-    if recorded is not None and encrypted:
+        # Nothing can be stored yet; this runs again after ``kith migrate``.
+        return BlindIndex(random_key(), "")
+    recorded = await jobs.get_state(STATE_INDEX_ROOT)
+    if recorded is None:
+        legacy = await jobs.get_state(STATE_INDEX_KEK)
+        if legacy is not None and legacy in await provider.kek_ids():
+            made = await root_keys.adopt(provider, root_keys.BLIND_INDEX, legacy, ROOT_PURPOSE)
+        elif legacy is not None and encrypted:
+            raise UnknownKek(
+                f"the blind indexes derive from key-encryption key {legacy}, which the key "
+                "provider does not have; restore the key file that holds it"
+            )
+        else:
+            made = await root_keys.create(provider, root_keys.BLIND_INDEX)
+        recorded = await jobs.claim_state(STATE_INDEX_ROOT, str(made))
+        if recorded != str(made):
+            # Another process started at the same moment and its root was recorded first.
+            await root_keys.delete(made)
+        await jobs.delete_state(STATE_INDEX_KEK)
+    root = await root_keys.load(provider, uuid.UUID(recorded))
+    if root is None:
         raise UnknownKek(
-            f"the blind indexes derive from key-encryption key {recorded}, which the key "
-            "provider does not have; restore the key file that holds it"
+            f"the root key {recorded} of the blind indexes is not in kith_privacy_root_key; "
+            "restore that table from the backup of the key table"
         )
-    await jobs.set_state(STATE_INDEX_KEK, current)
-    return current
+    return BlindIndex(root, recorded)
 
 
-async def _forget_resurrected_keys() -> None:
+async def _forget_resurrected_keys(kith: Kith) -> None:
     """Delete data keys of shredded subjects. They can only come back with a key-table backup
     restored over a database that records the shredding; the tombstones win."""
-    await DataKey.raw(
-        f"DELETE FROM {DataKey._meta.tablename} WHERE subject IN "
-        f"(SELECT subject FROM {Tombstone._meta.tablename})"
-    ).run()
+    shredded = DataKey.subject.is_in(Tombstone.select(Tombstone.subject))
+    if not await DataKey.exists().where(shredded):
+        return
+    await DataKey.delete().where(shredded).run()
+    # As after a shred: leave no copy in the database's own files.
+    from kith.privacy.encryption.shredding import scrub_key_storage
+
+    await scrub_key_storage(kith)
 
 
 async def _hold_subjects(kith: Kith, subject: uuid.UUID) -> list[uuid.UUID]:
@@ -122,8 +144,7 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
         _warned.add(beside)
         _log.warning("privacy key file beside the database", problem=beside)
 
-    index_kek = await _index_kek(provider, ready, encrypted)
-    index = BlindIndex(await derive_root(provider, index_kek), index_kek)
+    index = await _index_root(provider, ready, encrypted)
     store = protector._keys or DataKeyStore(
         provider, KeyCache(settings.key_cache_size, settings.key_cache_ttl_seconds)
     )
@@ -133,7 +154,7 @@ async def start_privacy(kith: Kith, protector: PrivacyProtector) -> None:
 
     protector.allow_plaintext = False
     if ready:
-        await _forget_resurrected_keys()
+        await _forget_resurrected_keys(kith)
         state = await jobs.get_state(STATE_PLAINTEXT)
         if state is None:
             # First start with the privacy tables: a database older than encryption may hold

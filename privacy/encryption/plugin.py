@@ -90,6 +90,12 @@ async def kith_startup(kith: Kith) -> None:
     protector = kith.protector
     if isinstance(protector, PrivacyProtector):
         await lifecycle.start_privacy(kith, protector)
+        from kith.privacy.encryption.shredding import RESCRUB_EVERY, rescrub_after_recent_shreds
+
+        async def rescrub() -> None:
+            await rescrub_after_recent_shreds(kith)
+
+        kith.bus.add_job("privacy.scrub-keys", RESCRUB_EVERY.total_seconds(), rescrub)
 
 
 @hookimpl

@@ -1,9 +1,9 @@
-"""Blind-index key rotation: recompute every blind index under keys from the current KEK.
+"""Blind-index key rotation: recompute every blind index under a new random root key.
 
-Blind indexes stay on the KEK they were first derived from when KEKs rotate (re-wrapping data
-keys does not touch them). Moving them to the current KEK needs every searchable value in
-plaintext, so this decrypts each one and recomputes its lookup, in resumable batches. Run it
-after ``kith privacy keys rotate`` when the old KEK should be retired or may have leaked.
+The blind-index root key is re-wrapped by KEK rotation like every root key, so retiring a KEK
+never needs this. Replacing the root itself (when it, or a KEK it was ever wrapped under, may
+have leaked) needs every searchable value in plaintext, so this decrypts each one and recomputes
+its lookup, in resumable batches; the old root key is then deleted.
 
 While it runs, exact lookups find only the rows already recomputed (or, in processes started
 before, only the rest), so run it with the servers stopped; it is quick (a decrypt and an HMAC
@@ -12,14 +12,15 @@ per row). Processes started afterwards use the new keys.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from kith.privacy.encryption import jobs
-from kith.privacy.encryption.blind_index import BlindIndex, derive_root
+from kith.privacy.encryption import jobs, root_keys
+from kith.privacy.encryption.blind_index import BlindIndex
 from kith.privacy.encryption.errors import PrivacyError
 from kith.privacy.encryption.field_registry import PersonalTable
-from kith.privacy.encryption.lifecycle import STATE_INDEX_KEK
+from kith.privacy.encryption.lifecycle import STATE_INDEX_ROOT
 from kith.privacy.encryption.protector import ERASED_MARKER, protector_of
 from kith.privacy.encryption.shredding import ERASED_LOOKUP_PREFIX
 from kith.privacy.encryption.table_walk import Progress, column, walk
@@ -31,8 +32,8 @@ JOB = "reindex"
 
 @dataclass
 class ReindexReport:
-    from_kek: str
-    to_kek: str
+    from_root: str
+    to_root: str
     rows_seen: int
     rows_changed: int
 
@@ -49,22 +50,23 @@ def _indexed(tables: dict[str, PersonalTable]) -> list[PersonalTable]:
 
 async def reindex(
     kith: Kith, batch_size: int = 500, progress: Progress | None = None
-) -> ReindexReport | None:
-    """Recompute the blind indexes under the current KEK; None when they already use it."""
+) -> ReindexReport:
+    """Recompute the blind indexes under a new root key (or finish the unfinished re-index)."""
     protector = protector_of(kith)
     provider = protector.context["provider"]
     job = await jobs.get_job(JOB)
-    old = protector.index.kek_id
     if job is not None and job["state"] == jobs.RUNNING:
         target = str(job["details"]["target"])
         old = str(job["details"]["from"])
     else:
-        target = await provider.current_kek_id()
-        if target == old:
-            return None
-    if target not in await provider.kek_ids():
-        raise PrivacyError(f"the re-index target {target} is not in the key provider")
-    new_index = BlindIndex(await derive_root(provider, target), target)
+        old = protector.index.root_id
+        target = str(await root_keys.create(provider, root_keys.BLIND_INDEX))
+    root = await root_keys.load(provider, _uuid(target))
+    if root is None:
+        raise PrivacyError(
+            f"the root key {target} of the unfinished re-index is not in kith_privacy_root_key"
+        )
+    new_index = BlindIndex(root, target)
     tables = _indexed(protector.context["registry"].tables)
 
     def columns(personal: PersonalTable) -> list[Column]:
@@ -110,6 +112,16 @@ async def reindex(
         details={"from": old, "target": target},
         progress=progress,
     )
-    await jobs.set_state(STATE_INDEX_KEK, target)
+    await jobs.set_state(STATE_INDEX_ROOT, target)
     protector.attach(protector.keys, new_index)
-    return ReindexReport(from_kek=old, to_kek=target, rows_seen=seen, rows_changed=changed)
+    if old and old != target:
+        # Nothing is indexed under it any more; kept, it could only confirm guesses.
+        await root_keys.delete(_uuid(old))
+    return ReindexReport(from_root=old, to_root=target, rows_seen=seen, rows_changed=changed)
+
+
+def _uuid(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError as error:
+        raise PrivacyError(f"{text!r} is not the id of a root key") from error

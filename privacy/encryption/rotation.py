@@ -9,7 +9,9 @@ and the provider still holds the old KEKs, so readers unwrap under either.
 
 Data keys are not re-generated, so no field has to be re-encrypted: rotating the KEK protects
 against a KEK that leaked or is old, not against a leaked data key (shred and re-create for
-that). Old KEKs stay in the provider until ``prune`` finds nothing using them.
+that). The root keys of the keyed hashes (blind indexes, suppression list) are re-wrapped too, so
+no hash depends on an old KEK. Old KEKs stay in the provider until ``prune`` finds nothing using
+them.
 """
 
 from __future__ import annotations
@@ -21,10 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kith.events import utcnow
-from kith.privacy.encryption import jobs
+from kith.privacy.encryption import jobs, root_keys
 from kith.privacy.encryption.errors import PrivacyError
 from kith.privacy.encryption.keys import decode_wrapped, encode_wrapped, wrap_context
-from kith.privacy.encryption.lifecycle import STATE_INDEX_KEK
 from kith.privacy.encryption.protector import protector_of
 from kith.privacy.encryption.tables import DataKey
 from kith.runtime import Kith
@@ -51,14 +52,12 @@ class KeyStatus:
     current: str
     provider_keks: list[str]
     data_keys: dict[str, int]
-    blind_index_kek: str | None
+    root_keys: dict[str, int]
     jobs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def in_use(self) -> list[str]:
-        used = {self.current, *self.data_keys}
-        if self.blind_index_kek:
-            used.add(self.blind_index_kek)
+        used = {self.current, *self.data_keys, *self.root_keys}
         for job in self.jobs:
             if job["state"] == jobs.RUNNING and job["details"].get("target"):
                 used.add(str(job["details"]["target"]))
@@ -147,6 +146,8 @@ async def rotate(
             f"after {MAX_SWEEPS} sweeps: a process is still creating keys under an old KEK; "
             "restart it and run the rotation again"
         )
+    # The root keys of the keyed hashes: a few rows, so in one go.
+    await root_keys.rewrap_all(provider, target)
     await jobs.finish_job(JOB)
     return RotationReport(target=target, rewrapped=done, resumed=resumed)
 
@@ -164,7 +165,7 @@ async def status(kith: Kith) -> KeyStatus:
         current=await provider.current_kek_id(),
         provider_keks=await provider.kek_ids(),
         data_keys={row["kek_id"]: int(row["count"]) for row in counts},
-        blind_index_kek=await jobs.get_state(STATE_INDEX_KEK),
+        root_keys=await root_keys.count_by_kek(),
         jobs=found,
     )
 

@@ -4,7 +4,10 @@ database and in every backup of it, can never be read again.
 The key row is deleted, a tombstone records who shredded whom and when (no personal data), and
 the subject's blind indexes are replaced by values that match nothing, so exact lookups stop
 finding them. Reads of the subject's fields then return ``[erased]``. Shredding twice is a no-op
-that reports the first time.
+that reports the first time. Once the shred has committed, the storage the key row lived in is
+scrubbed (the SQLite write-ahead log checkpointed and truncated, the PostgreSQL key table
+vacuumed, and rewritten by the worker within the hour), so the wrapped key is not left behind in
+the database's own files.
 """
 
 from __future__ import annotations
@@ -16,10 +19,14 @@ from dataclasses import dataclass
 from kith.actor import SYSTEM, Actor
 from kith.errors import NotFound
 from kith.events import EventType, utcnow
+from kith.logs import get_logger
 from kith.privacy.encryption.protector import protector_of
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
+from piccolo.engine.postgres import PostgresEngine
+
+_log = get_logger("kith.privacy")
 
 SHREDDED_EVENT = EventType(
     "subject.shredded",
@@ -28,6 +35,13 @@ SHREDDED_EVENT = EventType(
     evidence=True,
 )
 ERASED_LOOKUP_PREFIX = "erased:"
+# A deleted row outlives a scrub while a transaction older than the delete is still running (a
+# backup being taken, a long report): PostgreSQL keeps it for that transaction, and a reader
+# keeps SQLite from truncating its log. And on PostgreSQL only a rewrite of the table removes
+# the row's bytes from its page, which costs in proportion to the table, too much for every
+# erasure. So the worker scrubs again, rewriting, every hour for this long after each shred.
+RESCRUB_EVERY = dt.timedelta(hours=1)
+RESCRUB_FOR = dt.timedelta(hours=24)
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,8 @@ async def shred(
                 cleared += 1
         if tombstone is None:
             uow.publish(SHREDDED_EVENT.name, contact_id, contact_id=str(contact_id))
+        if keys:
+            uow.after_commit(lambda: scrub_key_storage(kith, rewrite=False))
     protector.keys.forget(contact_id, key_id)
     return ShredResult(
         contact_id=contact_id,
@@ -94,6 +110,38 @@ async def shred(
         already=tombstone is not None,
         lookups_cleared=cleared,
     )
+
+
+async def scrub_key_storage(kith: Kith, rewrite: bool = True) -> None:
+    """Leave no copy of deleted key rows in the database's own files.
+
+    SQLite zeroes deleted rows in place (``secure_delete``, set on every connection), but the
+    write-ahead log still holds the pages as they were before the delete until a checkpoint,
+    which this forces and then truncates the log to nothing. PostgreSQL keeps a deleted row in
+    its page until VACUUM; a plain VACUUM (cheap: it visits the pages that changed) removes the
+    row, but its bytes stay in the page's free space until ``rewrite`` rebuilds the table
+    (VACUUM FULL, in proportion to the table and holding its lock while it runs). VACUUM cannot
+    run inside a transaction: hence after the commit."""
+    engine = kith.database.engine
+    if isinstance(engine, PostgresEngine):
+        full = "FULL " if rewrite else ""
+        await engine.run_ddl(f'VACUUM {full}"{DataKey._meta.tablename}"')
+        return
+    result = await engine.run_ddl("PRAGMA wal_checkpoint(TRUNCATE)")
+    busy = bool(result and result[0].get("busy"))
+    if busy:
+        # Another process was reading; the next shred's checkpoint (or SQLite's own) completes it.
+        _log.warning("the write-ahead log could not be truncated after a shred: a reader held it")
+
+
+async def rescrub_after_recent_shreds(kith: Kith) -> bool:
+    """The worker's hourly job: scrub again, rewriting, while a shred is recent; whether it
+    did."""
+    recent = Tombstone.shredded_at > utcnow() - RESCRUB_FOR
+    if not await Tombstone.exists().where(recent):
+        return False
+    await scrub_key_storage(kith, rewrite=True)
+    return True
 
 
 def _has(table: type, name: str) -> bool:

@@ -1,7 +1,8 @@
-"""Tables of field encryption: data keys, tombstones of destroyed keys, state and job progress.
+"""Tables of field encryption: data keys, root keys of keyed hashes, tombstones of destroyed
+keys, state and job progress.
 
-None of them holds personal data in readable form: a data key is stored only wrapped under a
-key-encryption key, and a subject is named by its contact id.
+None of them holds personal data in readable form: a data key or root key is stored only wrapped
+under a key-encryption key, and a subject is named by its contact id.
 """
 
 from __future__ import annotations
@@ -20,6 +21,21 @@ class DataKey(Table, tablename="kith_privacy_data_key"):
 
     id = UUID(primary_key=True, default=new_id)
     subject = UUID(unique=True)
+    kek_id = Varchar(length=64, index=True)
+    wrapped = Text()
+    created_at = Timestamptz()
+    rewrapped_at = Timestamptz(null=True, default=None)
+
+
+class RootKey(Table, tablename="kith_privacy_root_key"):
+    """A random key that keyed hashes derive from (the blind indexes, the suppression list, the
+    subject-request hashes), stored only wrapped under the key-encryption key ``kek_id``.
+
+    A key of its own, rather than one derived from a KEK, so that retiring a KEK does not take
+    the hashes with it: rotation re-wraps these rows like the data keys."""
+
+    id = UUID(primary_key=True, default=new_id)
+    purpose = Varchar(length=40, index=True)
     kek_id = Varchar(length=64, index=True)
     wrapped = Text()
     created_at = Timestamptz()
@@ -62,4 +78,4 @@ class PrivacyJob(Table, tablename="kith_privacy_job"):
     finished_at = Timestamptz(null=True, default=None)
 
 
-PRIVACY_TABLES: list[type[Table]] = [DataKey, Tombstone, PrivacyState, PrivacyJob]
+PRIVACY_TABLES: list[type[Table]] = [DataKey, RootKey, Tombstone, PrivacyState, PrivacyJob]

@@ -223,11 +223,34 @@ async def _kept_requests(contact_id: uuid.UUID) -> list[ErasureOutcome]:
     ]
 
 
+async def _subject_hashes(contact_id: uuid.UUID, clear: bool) -> ErasureOutcome:
+    """Keyed hashes of the person's address kept on their requests (by versions that kept one
+    beside the contact id): they would let anyone with the keys confirm the address of an
+    erased contact, so erasure clears them."""
+    from kith.privacy.requests.tables import SubjectRequest
+
+    held = (SubjectRequest.contact_id == contact_id) & SubjectRequest.subject_lookup.is_not_null()
+    if clear:
+        count = len(
+            await SubjectRequest.update({SubjectRequest.subject_lookup: None})
+            .where(held)
+            .returning(SubjectRequest.id)
+        )
+    else:
+        count = int(await SubjectRequest.count().where(held))
+    return ErasureOutcome(
+        source=SOURCE,
+        location="kith_subject_request (subject_lookup)",
+        method="deleted" if count else "not_present",
+        count=count,
+    )
+
+
 @hookimpl
 async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
-    return await _kept_requests(contact_id)
+    return [*await _kept_requests(contact_id), await _subject_hashes(contact_id, clear=True)]
 
 
 @hookimpl
 async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
-    return await _kept_requests(contact_id)
+    return [*await _kept_requests(contact_id), await _subject_hashes(contact_id, clear=False)]

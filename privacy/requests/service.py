@@ -53,6 +53,7 @@ from kith import (
 from kith.privacy.requests import deadlines
 from kith.privacy.requests.executors import EXECUTORS, RequestJob
 from kith.privacy.requests.settings import request_settings
+from kith.privacy.requests.subject_hash import subject_hash
 from kith.privacy.requests.tables import (
     RequestExtension,
     RequestTransition,
@@ -294,7 +295,6 @@ class RequestService:
         else:
             kind = "phone"
             value = normalize_phone(phone or "", self.kith.settings.default_region, "phone")
-        lookup = self.kith.protector.lookup_key(kind, value)
         holders = sorted(await ContactService(self.kith).find_ids_by(kind, value), key=str)
         if len(holders) > 1:
             raise Conflict(
@@ -302,9 +302,13 @@ class RequestService:
                 field=kind,
                 contact_ids=[str(h) for h in holders],
             )
+        if holders:
+            # The contact id names them; a hash of the address beside it would only outlive
+            # them (erasure cannot destroy a keyed hash the way it destroys their data key).
+            return holders[0], None, kind
         # Nobody found is a valid answer for an access request ("we hold nothing"), so the
-        # request is kept with only the keyed hash of the address.
-        return (holders[0] if holders else None), lookup, kind
+        # request is kept with only a keyed hash of the address, under a key of its own.
+        return None, await subject_hash(self.kith, kind, value), kind
 
     # -- reading -------------------------------------------------------------------------------
 

@@ -208,14 +208,16 @@ def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
 
 
 @hookimpl
-def kith_startup(kith: Kith) -> None:
-    """Open the audit log's writer; have the worker (and ``kith serve`` when it dispatches)
-    apply the retention rules."""
+async def kith_startup(kith: Kith) -> None:
+    """Open the audit log's writer; carry suppression entries from before root keys over; have
+    the worker (and ``kith serve`` when it dispatches) apply the retention rules."""
     from kith.privacy.rights.audit import open_writer
     from kith.privacy.rights.retention import periodic
     from kith.privacy.rights.settings import rights_settings
+    from kith.privacy.rights.suppression import carry_over
 
     open_writer(kith)
+    await carry_over(kith)
     minutes = rights_settings(kith.settings).retention_interval_minutes
 
     async def retention() -> None:

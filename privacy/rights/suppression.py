@@ -1,11 +1,12 @@
 """The suppression list: keyed hashes of the emails and phones of people who were erased (or who
 objected to marketing), so that an import, a form or a call cannot bring them back silently.
 
-An entry is HMAC-SHA256 of the normalised value under a key derived from a key-encryption key
-for this purpose only (``kith/suppression/v1``, then HKDF per kind), so it is unrelated to the
-blind indexes and the data keys: nothing readable, no contact id, and no way to test a guess
-without the KEK. Entries remember which KEK they were made under, and a lookup tries every KEK
-the key provider still has, so rotating the KEK does not forget anyone.
+An entry is HMAC-SHA256 of the normalised value under a key derived (HKDF per kind) from a random
+root key for this purpose only, stored wrapped under the current key-encryption key, so it is
+unrelated to the blind indexes and the data keys: nothing readable, no contact id, and no way to
+test a guess without that root key. KEK rotation re-wraps the root key and re-indexing the blind
+indexes leaves it alone, so neither forgets anyone; entries remember their root key, and a lookup
+tries every suppression root key there is.
 
 ``erasure`` entries refuse a new contact with that address, or a change that adds it to an
 existing contact (409), unless an operator gives ``override_suppression_reason``, which is
@@ -30,8 +31,10 @@ from kith import (
     new_id,
     utcnow,
 )
+from kith.privacy.encryption import root_keys
 from kith.privacy.encryption.primitives import hkdf_sha256, hmac_sha256
 from kith.privacy.encryption.protector import protector_of
+from kith.privacy.encryption.tables import RootKey
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.tables import Suppression, SuppressionOverride
 
@@ -39,6 +42,7 @@ from kith.privacy.rights.tables import Suppression, SuppressionOverride
 CORE = "kith"
 
 SuppressionReason = Literal["erasure", "objection"]
+# What older versions derived the root from a KEK with; still used to carry such a root over.
 ROOT_PURPOSE = b"kith/suppression/v1"
 _KIND_INFO = b"kith/suppression/v1/kind="
 OVERRIDE_TABLE = SuppressionOverride._meta.tablename
@@ -66,36 +70,57 @@ class SuppressionList:
     def __init__(self, kith: Kith) -> None:
         self.kith = kith
         self._protector = protector_of(kith)
-        self._cache: dict[tuple[str, str], bytes] = self._protector.context.setdefault(
+        self._cache: dict[tuple[uuid.UUID, str], bytes] = self._protector.context.setdefault(
             "suppression_keys", {}
         )
 
-    async def _kind_key(self, kek_id: str, kind: str) -> bytes:
-        key = self._cache.get((kek_id, kind))
+    @property
+    def _provider(self) -> Any:
+        return self._protector.context["provider"]
+
+    async def _root_ids(self) -> list[uuid.UUID]:
+        # Read each time (a few ids): a root another process made must be matched at once.
+        rows = await (
+            RootKey.select(RootKey.id)
+            .where(RootKey.purpose == root_keys.SUPPRESSION)
+            .order_by(RootKey.id)
+            .run()
+        )
+        return [row["id"] for row in rows]
+
+    async def _kind_key(self, root_id: uuid.UUID, kind: str) -> bytes:
+        key = self._cache.get((root_id, kind))
         if key is None:
-            provider = self._protector.context["provider"]
-            root = await provider.derive(kek_id, ROOT_PURPOSE)
+            root = await root_keys.load(self._provider, root_id)
+            if root is None:
+                raise LookupError(f"root key {root_id} is gone")
             key = hkdf_sha256(root, _KIND_INFO + kind.encode("utf-8"))
-            self._cache[(kek_id, kind)] = key
+            self._cache[(root_id, kind)] = key
         return key
 
-    async def digest(self, kek_id: str, kind: str, normalized: str) -> str:
-        return hmac_sha256(await self._kind_key(kek_id, kind), normalized.encode("utf-8")).hex()
+    async def digest(self, root_id: uuid.UUID, kind: str, normalized: str) -> str:
+        return hmac_sha256(await self._kind_key(root_id, kind), normalized.encode("utf-8")).hex()
+
+    async def _digests(self, kind: str, normalized: str) -> list[str]:
+        return [await self.digest(r, kind, normalized) for r in await self._root_ids()]
 
     async def add(self, kind: str, normalized: str, reason: SuppressionReason) -> bool:
         """Suppress one normalised value; False when it was already on the list."""
-        provider = self._protector.context["provider"]
-        kek_id = await provider.current_kek_id()
-        digest = await self.digest(kek_id, kind, normalized)
-        if await self._find(kind, [digest], reason):
+        if await self.match(kind, normalized, reason):
             return False
+        roots = await self._root_ids()
+        # The oldest root: every process picks the same one, even if two were made at once.
+        if roots:
+            root_id = roots[0]
+        else:
+            root_id = await root_keys.create(self._provider, root_keys.SUPPRESSION)
         await (
             Suppression.insert(
                 Suppression(
                     id=new_id(),
                     kind=kind,
-                    digest=digest,
-                    kek_id=kek_id,
+                    digest=await self.digest(root_id, kind, normalized),
+                    root_key_id=root_id,
                     reason=reason,
                     created_at=utcnow(),
                 )
@@ -108,6 +133,8 @@ class SuppressionList:
     async def _find(
         self, kind: str, digests: list[str], reason: str | None = None
     ) -> dict[str, Any] | None:
+        if not digests:
+            return None
         query = Suppression.select().where(
             (Suppression.kind == kind) & Suppression.digest.is_in(digests)
         )
@@ -121,10 +148,8 @@ class SuppressionList:
     async def match(
         self, kind: str, normalized: str, reason: str | None = None
     ) -> dict[str, Any] | None:
-        """The suppression entry of a value, under any KEK the provider still has."""
-        provider = self._protector.context["provider"]
-        digests = [await self.digest(k, kind, normalized) for k in await provider.kek_ids()]
-        return await self._find(kind, digests, reason)
+        """The suppression entry of a value, under any suppression root key."""
+        return await self._find(kind, await self._digests(kind, normalized), reason)
 
     async def values_of(self, contact_id: uuid.UUID) -> list[tuple[str, str]]:
         """(kind, normalised value) of every email and phone a contact holds, as core answers
@@ -247,6 +272,42 @@ class SuppressionList:
                 }
             )
         return out
+
+
+async def carry_over(kith: Kith) -> int:
+    """Give entries from before root keys a root key of their own: the root their KEK derived,
+    stored wrapped (so the entries keep matching once that KEK is rotated out and pruned).
+    Returns how many entries were carried over; runs at every start, usually finding none."""
+    provider = protector_of(kith).context["provider"]
+    rows = await (
+        Suppression.select(Suppression.kek_id)
+        .where(Suppression.root_key_id.is_null())
+        .distinct()
+        .run()
+    )
+    available = set(await provider.kek_ids())
+    carried = 0
+    for kek_id in sorted(row["kek_id"] for row in rows):
+        legacy = Suppression.root_key_id.is_null() & (Suppression.kek_id == kek_id)
+        if kek_id not in available:
+            log.warning(
+                "suppression entries under a key-encryption key the key provider no longer "
+                "has cannot be matched; restore the key file that holds it",
+                kek_id=kek_id,
+                entries=int(await Suppression.count().where(legacy).run()),
+            )
+            continue
+        async with kith.unit_of_work():
+            root_id = await root_keys.adopt(provider, root_keys.SUPPRESSION, kek_id, ROOT_PURPOSE)
+            changed = await (
+                Suppression.update({Suppression.root_key_id: root_id})
+                .where(legacy)
+                .returning(Suppression.id)
+            )
+        carried += len(changed)
+    if carried:
+        log.info("suppression entries carried over to a root key", entries=carried)
+    return carried
 
 
 def marketing_objection_purposes(kith: Kith, purposes: Iterable[str]) -> list[str]:

@@ -112,7 +112,10 @@ class Suppression(Table, tablename="kith_privacy_suppression"):
     id = UUID(primary_key=True, default=new_id)
     kind = Varchar(length=10)
     digest = Varchar(length=64)
-    kek_id = Varchar(length=64)
+    # The root key (kith_privacy_root_key) the digest was made under. Entries from before root
+    # keys name only the KEK their key was derived from, until start-up carries them over.
+    root_key_id = UUID(null=True, default=None, index=True)
+    kek_id = Varchar(length=64, default="")
     reason = Varchar(length=20)
     created_at = Timestamptz()
 
