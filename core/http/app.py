@@ -80,7 +80,9 @@ def create_app(
         version=__version__,
         path=SCHEMA_PATH,
         # The API description is public, like the health check.
-        openapi_router=Router(SCHEMA_PATH, route_handlers=[], include_in_schema=False, opt=public()),
+        openapi_router=Router(
+            SCHEMA_PATH, route_handlers=[], include_in_schema=False, opt=public()
+        ),
         render_plugins=render_plugins(),
         components=Components(
             security_schemes={
