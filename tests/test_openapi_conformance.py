@@ -141,6 +141,9 @@ def test_the_document_says_who_needs_a_token_and_what_errors_look_like(api_schem
     # Constraints the server enforces on list items, which the framework left out.
     tags = document["components"]["schemas"]["ContactCreate"]["properties"]["tags"]
     assert tags["items"]["minLength"] == 1
+    # An amount is read from a JSON number as well as from a string.
+    amount = document["components"]["schemas"]["InteractionCreate"]["properties"]["amount"]
+    assert {"type": "number"} in next(n["anyOf"] for n in amount["anyOf"] if "anyOf" in n)
     withdraw = operations[("get", "/api/privacy/consent/withdraw")]["responses"]
     assert "text/html" in withdraw["200"]["content"]
     assert "text/html" in withdraw["410"]["content"]

@@ -191,7 +191,16 @@ def _restore_constraints(schemas: dict[str, Any], types: list[Any]) -> None:
         return
     for name, schema in exact.items():
         if name in schemas and _refs(schema) <= set(schemas):
+            _decimals_as_read(schema)
             schemas[name] = schema
+
+
+def _decimals_as_read(schema: dict[str, Any]) -> None:
+    """msgspec reads a decimal from a JSON number as well as from a string, though its schema
+    names only the string."""
+    for node in [n for n in _nodes(schema) if n.get("format") == "decimal"]:
+        node.clear()
+        node["anyOf"] = [{"type": "number"}, {"type": "string", "format": "decimal"}]
 
 
 def _refs(value: Any) -> set[str]:
