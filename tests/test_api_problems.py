@@ -347,3 +347,25 @@ async def test_a_missing_query_parameter_is_named(kith_client: httpx.AsyncClient
     problem = assert_problem(await kith_client.get("/api/privacy/consent/withdraw"), 422)
     assert problem["detail"] == "the query parameter 'token' is required"
     assert problem["errors"] == [{"key": "token", "source": "query", "message": "required"}]
+
+
+async def test_a_body_is_read_as_strictly_as_its_schema_says(
+    kith_client: httpx.AsyncClient, agent: dict[str, str]
+) -> None:
+    # The document says integer and string; text that looks like a number is not one.
+    contact_id = await _a_contact(kith_client, agent)
+    url = f"/api/contacts/{contact_id}/interactions"
+    body = {"kind": "call", "summary": "rang", "duration_s": "60"}
+    problem = assert_problem(await kith_client.post(url, json=body, headers=agent), 422)
+    assert problem["errors"][0]["key"] == "duration_s", problem
+    logged = await kith_client.post(url, json={"kind": "call", "summary": "rang"}, headers=agent)
+    patch = await kith_client.patch(
+        f"/api/interactions/{logged.json()['id']}", json={"duration_s": "60"}, headers=agent
+    )
+    assert "duration_s" in assert_problem(patch, 422)["detail"]
+    refused = await kith_client.post(
+        "/api/contacts", json={"name": "Ada", "emails": [{"address": 7}]}, headers=agent
+    )
+    assert assert_problem(refused, 422)["errors"][0]["key"] == "emails[0].address"
+    timeline = await kith_client.get(f"/api/contacts/{contact_id}/timeline", headers=agent)
+    assert [i["duration_s"] for i in timeline.json()["items"]] == [None]

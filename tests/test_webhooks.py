@@ -1009,6 +1009,9 @@ async def test_subscriptions_over_the_api(kith_client, kith_auth):
         ({"url": "javascript:alert(1)"}, "url", "must start with http:// or https://"),
         ({"url": "hooks.example.com/in"}, "url", "must start with http:// or https://"),
         ({"url": "https:///in"}, "url", "names no host"),
+        # Brackets hold an IPv6 address; these are not URLs at all.
+        ({"url": "http://[::1"}, "url", "not a valid URL"),
+        ({"url": "https://[hooks.example.com]/in"}, "url", "not a valid URL"),
         ({"url": "https://user:pw@hooks.example.com/"}, "url", "no user name or password"),
         ({"events": ["contact.craeted"]}, "events[0]", "no event type matches"),
         ({"events": ["contact.**"]}, "events[0]", "not an event name or pattern"),

@@ -2,5 +2,6 @@
 
 from kith.http.app import create_app
 from kith.http.auth import CurrentActor, public, roles
+from kith.http.openapi import answers
 
-__all__ = ["CurrentActor", "create_app", "public", "roles"]
+__all__ = ["CurrentActor", "answers", "create_app", "public", "roles"]

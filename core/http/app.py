@@ -10,6 +10,7 @@ from kith.actor import Actor
 from kith.http.api_reference import SCHEMA_PATH, render_plugins
 from kith.http.auth import authorize, current_actor, public
 from kith.http.middleware import RequestLogMiddleware
+from kith.http.openapi import SECURITY_SCHEME, KithOpenAPIConfig
 from kith.http.problems import problem_details_plugin
 from kith.http.request_body import KithRequest
 from kith.http.routes.contacts import API, ContactController
@@ -22,7 +23,6 @@ from kith.services.interactions import InteractionService
 from litestar import Litestar, Request, Router
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 CORE_ROUTES: list[Any] = [
@@ -75,6 +75,24 @@ def create_app(
     async def stop_dispatch() -> None:
         await kith.bus.stop()
 
+    openapi_config = KithOpenAPIConfig(
+        title="Kith",
+        version=__version__,
+        path=SCHEMA_PATH,
+        # The API description is public, like the health check.
+        openapi_router=Router(
+            SCHEMA_PATH, route_handlers=[], include_in_schema=False, opt=public()
+        ),
+        render_plugins=render_plugins(),
+        components=Components(
+            security_schemes={
+                SECURITY_SCHEME: SecurityScheme(
+                    type="http", scheme="bearer", description="API token"
+                )
+            }
+        ),
+        security=[{SECURITY_SCHEME: []}],
+    )
     return Litestar(
         route_handlers=[
             *CORE_ROUTES,
@@ -91,7 +109,7 @@ def create_app(
         },
         middleware=[RequestLogMiddleware()],
         request_class=KithRequest,
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), openapi_config.routes],
         request_max_body_size=kith.settings.max_request_bytes,
         on_startup=[
             *([start] if manage_lifecycle else []),
@@ -103,22 +121,7 @@ def create_app(
             *([stop_dispatch] if dispatch else []),
             *([stop] if manage_lifecycle else []),
         ],
-        openapi_config=OpenAPIConfig(
-            title="Kith",
-            version=__version__,
-            path=SCHEMA_PATH,
-            # The API description is public, like the health check.
-            openapi_router=Router(
-                SCHEMA_PATH, route_handlers=[], include_in_schema=False, opt=public()
-            ),
-            render_plugins=render_plugins(),
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(type="http", scheme="bearer", description="API token")
-                }
-            ),
-            security=[{"bearer": []}],
-        ),
+        openapi_config=openapi_config,
         logging_config=None,
     )
 

@@ -14,13 +14,14 @@ from litestar.plugins.problem_details import (
 )
 from litestar.status_codes import HTTP_400_BAD_REQUEST, HTTP_422_UNPROCESSABLE_ENTITY
 
-_TITLES = {
+TITLES = {
     400: "Bad request",
     401: "Not authenticated",
     403: "Forbidden",
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
     413: "Request too large",
     415: "Unsupported media type",
     422: "Invalid input",
@@ -54,7 +55,7 @@ def _from_validation(exc: ValidationException) -> ProblemDetailsException:
         errors = [{"key": name, "source": source, "message": "required"}]
         return ProblemDetailsException(
             status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-            title=_TITLES[422],
+            title=TITLES[422],
             detail=f"the {source} parameter {name!r} is required",
             extra={"errors": errors},
         )
@@ -62,14 +63,14 @@ def _from_validation(exc: ValidationException) -> ProblemDetailsException:
         # The body could not be decoded at all (not JSON, wrong top-level type).
         return ProblemDetailsException(
             status_code=HTTP_400_BAD_REQUEST,
-            title=_TITLES[400],
+            title=TITLES[400],
             detail=f"the request body could not be read: {exc.detail}",
         )
     first = errors[0]
     where = first.get("key") or first.get("source") or "body"
     return ProblemDetailsException(
         status_code=HTTP_422_UNPROCESSABLE_ENTITY,
-        title=_TITLES[422],
+        title=TITLES[422],
         detail=f"{where}: {first.get('message', 'invalid value')}",
         extra={"errors": errors},
     )
@@ -85,7 +86,7 @@ def _from_http(exc: HTTPException) -> ProblemDetailsException:
         detail = "no such endpoint; /schema shows the API"
     return ProblemDetailsException(
         status_code=exc.status_code,
-        title=_TITLES.get(exc.status_code, "Error"),
+        title=TITLES.get(exc.status_code, "Error"),
         detail=detail,
         headers=exc.headers,
         extra=exc.extra if isinstance(exc.extra, dict) else None,
@@ -96,7 +97,7 @@ def _from_unexpected(exc: Exception) -> ProblemDetailsException:
     get_logger("kith.http").error("unhandled_error", error_type=type(exc).__name__, exc_info=exc)
     return ProblemDetailsException(
         status_code=500,
-        title=_TITLES[500],
+        title=TITLES[500],
         detail="something went wrong on the server; the log has the details (search for the "
         "request id)",
     )

@@ -64,7 +64,11 @@ def matches(patterns: Iterable[str], event_name: str) -> bool:
 def check_url(url: str) -> str:
     """The URL, stripped, if webhooks may be sent to it; :class:`InvalidInput` otherwise."""
     url = url.strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        # An unclosed or non-address IPv6 bracket.
+        raise InvalidInput(f"the webhook URL {url!r} is not a valid URL", field="url") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         got = f"{parts.scheme}:" if parts.scheme else "no scheme"

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from kith import KithError, NotFound, Role
-from kith.http import CurrentActor, public, roles
+from kith.http import CurrentActor, answers, public, roles
 from kith.privacy.rights import recipients, registry
 from kith.privacy.rights.audit import AuditEntryOut, AuditLog
 from kith.privacy.rights.consent import (
@@ -236,7 +236,8 @@ def _error(request: Request[Any, Any, Any], exc: KithError) -> Response[Any]:
 
 @get(
     "/api/privacy/consent/withdraw",
-    opt=public(),
+    # A page the person opens from an email, or JSON for a client that asks for it.
+    opt={**public(), **answers("text/html", problems=[410])},
     summary="Show what a one-click withdrawal link will do",
     tags=["privacy: consent"],
 )
@@ -262,7 +263,8 @@ async def withdraw_link_page(
 
 @post(
     "/api/privacy/consent/withdraw",
-    opt=public(),
+    # A page the person opens from an email, or JSON for a client that asks for it.
+    opt={**public(), **answers("text/html", problems=[410])},
     status_code=HTTP_200_OK,
     summary="Withdraw consent through a signed one-click link (RFC 8058 compatible)",
     tags=["privacy: consent"],
@@ -297,7 +299,11 @@ class RecordsController(Controller):
     path = "/api/privacy"
     tags = ["privacy: records"]
 
-    @get("/ropa", opt=COMPLIANCE, summary="The record of processing (Art. 30), JSON or Markdown")
+    @get(
+        "/ropa",
+        opt={**COMPLIANCE, **answers("text/markdown")},
+        summary="The record of processing (Art. 30), JSON or Markdown",
+    )
     async def ropa(
         self, state: State, format: FromQuery[Literal["json", "md"]] = "json"
     ) -> Response[Any]:
