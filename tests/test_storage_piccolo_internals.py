@@ -17,6 +17,7 @@ import inspect
 import re
 import sqlite3
 import textwrap
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -33,7 +34,7 @@ from kith.services.contacts import ContactService
 from kith.storage import _piccolo_internals as seam
 from kith.storage.postgres import KithPostgresEngine
 from kith.storage.prepared import Prepared
-from kith.storage.sqlite import KithSQLiteEngine, ThreadedConnection
+from kith.storage.sqlite import KithSQLiteEngine, ThreadedConnection, WriterSession
 from kith.tables import ApiToken, Contact, ContactPoint
 from piccolo.columns import JSON, M2M, UUID, Boolean, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.m2m import M2MSelect
@@ -298,14 +299,14 @@ def gadget(name: str, id: uuid.UUID | None = None) -> Gadget:
 @pytest.fixture
 def sqlite_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """The engine hooks piccolo's calls reached, and the statements each connection ran, as
-    ``(hook, statement)`` in order; ``connection`` for a statement run on a thread's
-    connection (the writer's, in a transaction)."""
+    ``(hook, statement)`` in order; ``connection`` for a statement a transaction ran on
+    the writer it was lent."""
     seen: list[tuple[str, str]] = []
     real_execute = KithSQLiteEngine._execute
     real_ddl = KithSQLiteEngine._execute_ddl
     real_acquire = KithSQLiteEngine._acquire_writer
     real_release = KithSQLiteEngine._release_writer
-    real_connection_execute = ThreadedConnection.execute
+    real_connection_execute = WriterSession.execute
 
     async def execute(self: KithSQLiteEngine, sql: str, args: list[Any]) -> Any:
         seen.append(("execute", sql))
@@ -323,7 +324,7 @@ def sqlite_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         seen.append(("release_writer", ""))
         real_release(self)
 
-    async def connection_execute(self: ThreadedConnection, sql: str, args: Any = ()) -> Any:
+    async def connection_execute(self: WriterSession, sql: str, args: Any = ()) -> Any:
         seen.append(("connection", sql))
         return await real_connection_execute(self, sql, args)
 
@@ -331,7 +332,7 @@ def sqlite_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     monkeypatch.setattr(KithSQLiteEngine, "_execute_ddl", execute_ddl)
     monkeypatch.setattr(KithSQLiteEngine, "_acquire_writer", acquire)
     monkeypatch.setattr(KithSQLiteEngine, "_release_writer", release)
-    monkeypatch.setattr(ThreadedConnection, "execute", connection_execute)
+    monkeypatch.setattr(WriterSession, "execute", connection_execute)
     return seen
 
 
@@ -488,7 +489,7 @@ async def test_a_transaction_begins_on_the_lent_writer_commits_and_gives_it_back
 ) -> None:
     async with sqlite_engine.transaction() as transaction:
         assert sqlite_engine.current_transaction.get() is transaction
-        assert transaction.connection is sqlite_engine._writer()
+        assert isinstance(transaction.connection, WriterSession)
         await Gadget.insert(gadget("a")).run()
     done = statements(sqlite_calls)
     assert done[:2] == ["acquire_writer", "BEGIN IMMEDIATE"]
@@ -497,6 +498,33 @@ async def test_a_transaction_begins_on_the_lent_writer_commits_and_gives_it_back
     assert sqlite_engine.current_transaction.get() is None
     assert not sqlite_engine._writer_lock.locked()
     assert await names() == ["a"]
+
+
+async def test_statements_inside_a_transaction_run_on_the_event_loop_thread(
+    sqlite_engine: KithSQLiteEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the boundaries, which may wait for another process, hop to the writer's thread."""
+    ran: list[tuple[str, bool]] = []
+    real_run = ThreadedConnection._run
+
+    def run(self: ThreadedConnection, sql: str, args: Any) -> Any:
+        ran.append((sql.split()[0], threading.current_thread() is threading.main_thread()))
+        return real_run(self, sql, args)
+
+    monkeypatch.setattr(ThreadedConnection, "_run", run)
+    async with sqlite_engine.transaction():
+        await Gadget.insert(gadget("a")).run()
+        assert await Gadget.count().run() == 1
+        await Gadget.update({Gadget.n: 8}).where(Gadget.name == "a").run()
+    assert ran == [
+        ("BEGIN", False),
+        ("INSERT", True),
+        ("SELECT", True),
+        ("UPDATE", True),
+        ("COMMIT", False),
+    ]
+    rows = await Gadget.select(Gadget.name, Gadget.n).run()
+    assert rows == [{"name": "a", "n": 8}]
 
 
 async def test_an_exception_rolls_the_transaction_back(
