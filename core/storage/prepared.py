@@ -14,7 +14,7 @@ plain select, whose rows piccolo would return unchanged), so they look exactly a
 
 A list value (for ``is_in``) is prepared once per list length. Values go to the database driver
 as they are, without piccolo's conversions: pass plain values (str, int, UUID, datetime), not
-Table rows or dicts for JSON columns. ``build`` returns a query (a select, insert, ...), not a
+Table rows; a JSON column's value encoded as text. ``build`` returns a query (a select, insert, ...), not a
 proxy such as ``.first()`` or ``.output(as_list=True)``; use :meth:`Prepared.first` instead.
 
 How a query is compiled and its rows processed relies on piccolo's internals, in
@@ -42,17 +42,28 @@ from piccolo.table import Table
 _MAX_SHAPES = 64
 
 
-class _Slot:
-    """Where a value goes: a marker object piccolo passes through into the compiled arguments."""
+class _Slot(str):
+    """Where a value goes: a marker object piccolo passes through into the compiled arguments.
 
-    __slots__ = ("index", "name")
+    A ``str``, because piccolo passes strings through unchanged where it converts other values
+    (a JSON column's value is dumped unless it is already text): the marker survives to the
+    arguments, and a JSON value is given to :meth:`Prepared.run` encoded."""
 
-    def __init__(self, name: str, index: int | None = None) -> None:
-        self.name = name
-        self.index = index
+    name: str
+    index: int | None
 
-    def __repr__(self) -> str:
-        return f"<{self.name}{'' if self.index is None else f'[{self.index}]'}>"
+    def __new__(cls, name: str, index: int | None = None) -> _Slot:
+        slot = super().__new__(cls, f"<{name}{'' if index is None else f'[{index}]'}>")
+        slot.name = name
+        slot.index = index
+        return slot
+
+    # Markers are told apart by identity (one per value), never by their text.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
 
 
 @dataclass(frozen=True)
@@ -104,11 +115,17 @@ class Prepared:
         query = self._build(**placeholders)
         sql, args, query_type = compile_once(query, engine_type)
         slots = tuple((i, arg) for i, arg in enumerate(args) if isinstance(arg, _Slot))
-        expected = sum(len(v) if isinstance(v, list) else 1 for v in placeholders.values())
-        if len(slots) != expected:
-            # A placeholder that piccolo converted (or dropped) could not be filled in later.
+        expected = {
+            id(slot)
+            for value in placeholders.values()
+            for slot in (value if isinstance(value, list) else [value])
+        }
+        missing = expected - {id(slot) for _, slot in slots}
+        if missing:
+            # A placeholder that piccolo converted (or dropped) could not be filled in later;
+            # counting would not tell when another value is used twice.
             raise TypeError(
-                f"prepared query lost a placeholder ({len(slots)} of {expected} in {sql!r})"
+                f"prepared query lost {len(missing)} of {len(expected)} placeholders in {sql!r}"
             )
         shape = _Shape(
             query, sql, tuple(args), slots, query_type, rows_as_returned=rows_as_returned(query)
