@@ -57,6 +57,7 @@ async def _retryable_race(own_transaction: bool) -> AsyncIterator[None]:
 
 # The read path of every contact: built once, not per call (see kith.storage.prepared).
 _CONTACT_BY_ID = Prepared(lambda contact_id: Contact.select().where(Contact.id == contact_id))
+_CONTACT_EXISTS = Prepared(lambda contact_id: Contact.exists().where(Contact.id == contact_id))
 _POINTS_OF = Prepared(
     lambda ids: (
         ContactPoint.select(
@@ -571,7 +572,7 @@ class ContactService:
         return await self._contact_out(row, [])
 
     async def exists(self, contact_id: uuid.UUID) -> bool:
-        return bool(await Contact.exists().where(Contact.id == contact_id))
+        return bool(await _CONTACT_EXISTS.run(contact_id=contact_id))
 
     async def untouched_since(
         self, moment: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 500

@@ -17,7 +17,7 @@ from kith.pagination import check_limit, decode_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
 from kith.services import is_unique_violation
-from kith.services.contacts import default_channel
+from kith.services.contacts import ContactService, default_channel
 from kith.storage.prepared import Prepared
 from kith.subject_checks import check_processing, record_access
 from kith.tables import Contact, Interaction, User
@@ -47,7 +47,6 @@ def _check_amount(amount: decimal.Decimal | None) -> None:
 _COLUMNS = tuple(column._meta.name for column in Interaction._meta.columns)
 # The write path of logging an interaction: built once, not per call.
 _INSERT = Prepared(lambda **values: Interaction.insert(Interaction(**values)), max_shapes=4)
-_CONTACT_EXISTS = Prepared(lambda contact_id: Contact.exists().where(Contact.id == contact_id))
 CENTS = decimal.Decimal("0.01")
 
 
@@ -109,7 +108,7 @@ class InteractionService:
         return value
 
     async def _contact_subject(self, contact_id: uuid.UUID) -> uuid.UUID:
-        if not await _CONTACT_EXISTS.run(contact_id=contact_id):
+        if not await ContactService(self.kith).exists(contact_id):
             raise NotFound(f"contact {contact_id} does not exist")
         return contact_id
 

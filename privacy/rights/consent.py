@@ -48,6 +48,10 @@ from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList, marketing_objection_purposes
 from kith.privacy.rights.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
+from kith.storage.prepared import Prepared
+
+# The ledger's write path: built once, not per event.
+_INSERT_EVENT = Prepared(lambda **values: ConsentEvent.insert(ConsentEvent(**values)))
 
 ConsentAction = Literal["given", "withdrawn"]
 ConsentStatus = Literal["given", "withdrawn", "none"]
@@ -313,22 +317,22 @@ class ConsentService:
                     field="source_interaction_id",
                 )
             pseudonym = await self._pseudonym_for(contact_id)
-            await ConsentEvent.insert(
-                ConsentEvent(
-                    id=event_id,
-                    subject=pseudonym,
-                    purpose=data.purpose,
-                    action=data.action,
-                    lawful_basis=info.lawful_basis,
-                    notice=notice.id if notice else None,
-                    notice_version=notice.version if notice else None,
-                    notice_sha256=notice.sha256 if notice else None,
-                    channel=channel,
-                    occurred_at=occurred_at,
-                    recorded_at=now,
-                    actor=actor_ref,
-                )
-            ).run()
+            row: dict[str, Any] = {
+                "id": event_id,
+                "subject": pseudonym,
+                "purpose": data.purpose,
+                "action": data.action,
+                "lawful_basis": info.lawful_basis,
+                "notice": notice.id if notice else None,
+                "notice_version": notice.version if notice else None,
+                "notice_sha256": notice.sha256 if notice else None,
+                "channel": channel,
+                # As both engines give stored times back.
+                "occurred_at": occurred_at.astimezone(dt.UTC),
+                "recorded_at": now,
+                "actor": actor_ref,
+            }
+            await _INSERT_EVENT.run(**row)
             if data.source_interaction_id is not None:
                 await ConsentSource.insert(
                     ConsentSource(event=event_id, interaction=data.source_interaction_id)
@@ -349,8 +353,7 @@ class ConsentService:
                 channel=channel,
                 details={"purpose": data.purpose, "event": str(event_id)},
             )
-        row = await ConsentEvent.select().where(ConsentEvent.id == event_id).first()
-        assert row is not None
+        # What was just written, as a read would return it, without reading it back.
         return _event_out(row, data.source_interaction_id)
 
     async def give(
