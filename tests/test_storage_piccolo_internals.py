@@ -9,6 +9,7 @@ pyproject.toml.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextvars
 import datetime as dt
 import decimal
@@ -517,14 +518,40 @@ async def test_statements_inside_a_transaction_run_on_the_event_loop_thread(
         assert await Gadget.count().run() == 1
         await Gadget.update({Gadget.n: 8}).where(Gadget.name == "a").run()
     assert ran == [
-        ("BEGIN", False),
+        ("BEGIN", True),
         ("INSERT", True),
         ("SELECT", True),
         ("UPDATE", True),
-        ("COMMIT", False),
+        ("COMMIT", True),
     ]
     rows = await Gadget.select(Gadget.name, Gadget.n).run()
     assert rows == [{"name": "a", "n": 8}]
+
+
+async def test_a_begin_that_must_wait_for_another_process_waits_off_the_event_loop(
+    sqlite_engine: KithSQLiteEngine, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "internals.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+
+        async def write() -> None:
+            async with sqlite_engine.transaction():
+                await Gadget.insert(gadget("a")).run()
+
+        task = asyncio.create_task(write())
+        # The loop keeps running other work while the transaction waits for the lock.
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert not task.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(task, 10)
+    finally:
+        other.close()
+    assert await names() == ["a"]
+    # The busy timeout is back for what runs on the writer's thread afterwards.
+    rows = await sqlite_engine._writer().execute("PRAGMA busy_timeout")
+    assert rows == [{"timeout": 10_000}]
 
 
 async def test_an_exception_rolls_the_transaction_back(

@@ -98,6 +98,11 @@ _RETRY_ELSEWHERE = frozenset(
 )
 
 
+# A BEGIN that meets another process's write lock (``kith worker``, a CLI command) would wait
+# up to the busy timeout; only that one moves to the writer's thread to wait there.
+_LOCKED = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
 class _NotInline(Exception):
     """A read that must move to a reader thread; ``slow`` when it ran over the budget (rather
     than meeting a lock, which is over the moment it is released)."""
@@ -153,6 +158,21 @@ class ThreadedConnection:
         thread is in flight (the writer lock's holder, between its awaited calls)."""
         return self._run(sql, args)
 
+    def try_begin_here(self, sql: str) -> list[dict[str, Any]] | None:
+        """Begin a transaction on the calling thread unless that would wait for a lock (or the
+        connection is not open yet: opening reads the file); None when it did not begin."""
+        if self._connection is None:
+            return None
+        self._connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            return self._run(sql, ())
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _LOCKED:
+                return None
+            raise
+        finally:
+            self._connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+
     def _close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -164,22 +184,18 @@ class ThreadedConnection:
         self._executor.shutdown(wait=False)
 
 
-# What a transaction's boundaries run: they may wait (BEGIN IMMEDIATE for another process's write
-# lock, up to the busy timeout; COMMIT for an automatic checkpoint, which writes and syncs the
-# database file), so they stay on the writer's thread.
-_BOUNDARIES = ("BEGIN", "COMMIT", "ROLLBACK", "END")
-
-
 class WriterSession:
     """The writer connection as a transaction sees it, lent for the transaction's length.
 
-    Statements inside a transaction run on the event loop's thread. Once ``BEGIN IMMEDIATE``
-    holds the write lock nothing inside the transaction waits for another connection (WAL:
-    readers never block the writer), so each statement costs what SQLite takes to run it,
-    usually tens of microseconds, where a hop to the writer's thread and back costs several
-    times that in CPU and far more in wall time on a busy machine. A contact create runs about
-    ten statements; they would otherwise be ten hops. The trade: a statement that is slow in
-    itself (a large delete) holds the event loop while it runs.
+    A transaction runs on the event loop's thread, BEGIN to COMMIT. Between them nothing waits
+    for another connection (``BEGIN IMMEDIATE`` holds the write lock and, in WAL mode, readers
+    never block the writer), so each statement costs what SQLite takes to run it, usually tens
+    of microseconds, where a hop to the writer's thread and back costs several times that in
+    CPU and far more in wall time on a busy machine: a contact create would be a dozen hops.
+    COMMIT does not sync the disk (``synchronous = NORMAL``, see docs/production.md). Only a
+    BEGIN that would have to wait for another process's lock is handed to the writer's thread.
+    The trade: a statement slow in itself (a large delete), and the WAL checkpoint SQLite runs
+    after a commit every thousand pages or so, hold the event loop while they run.
     """
 
     __slots__ = ("_writer",)
@@ -190,7 +206,10 @@ class WriterSession:
     async def execute(
         self, sql: str, args: list[Any] | tuple[Any, ...] = ()
     ) -> list[dict[str, Any]]:
-        if sql.lstrip()[:8].upper().startswith(_BOUNDARIES):
+        if sql.lstrip()[:5].upper() == "BEGIN":
+            rows = self._writer.try_begin_here(sql)
+            if rows is not None:
+                return rows
             return await self._writer.execute(sql, args)
         return self._writer.execute_here(sql, args)
 
