@@ -52,6 +52,17 @@ from kith.storage.prepared import Prepared
 
 # The ledger's write path: built once, not per event.
 _INSERT_EVENT = Prepared(lambda **values: ConsentEvent.insert(ConsentEvent(**values)))
+_LATEST_NOTICE = Prepared(
+    lambda purpose: Notice.select()
+    .where(Notice.purpose == purpose)
+    .order_by(Notice.version, ascending=False)
+    .limit(1)
+)
+_PSEUDONYMS = Prepared(
+    lambda contact_id: ConsentSubject.select(ConsentSubject.pseudonym).where(
+        ConsentSubject.contact == contact_id
+    )
+)
 
 ConsentAction = Literal["given", "withdrawn"]
 ConsentStatus = Literal["given", "withdrawn", "none"]
@@ -218,12 +229,7 @@ class ConsentService:
         return _notice_out(row)
 
     async def _latest_notice(self, purpose: str) -> NoticeOut | None:
-        row = (
-            await Notice.select()
-            .where(Notice.purpose == purpose)
-            .order_by(Notice.version, ascending=False)
-            .first()
-        )
+        row = await _LATEST_NOTICE.first(purpose=purpose)
         return _notice_out(row) if row else None
 
     async def current_notice(self, purpose: str) -> NoticeOut | None:
@@ -259,9 +265,7 @@ class ConsentService:
     # -- the ledger --------------------------------------------------------------------------
 
     async def _pseudonyms(self, contact_id: uuid.UUID) -> list[uuid.UUID]:
-        rows = await ConsentSubject.select(ConsentSubject.pseudonym).where(
-            ConsentSubject.contact == contact_id
-        )
+        rows = await _PSEUDONYMS.run(contact_id=contact_id)
         return [row["pseudonym"] for row in rows]
 
     async def _pseudonym_for(self, contact_id: uuid.UUID) -> uuid.UUID:
