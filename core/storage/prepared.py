@@ -35,6 +35,7 @@ from kith.storage._piccolo_internals import (
     process_rows,
     rows_as_returned,
 )
+from piccolo.engine.base import Engine
 from piccolo.query.base import Query
 from piccolo.table import Table
 
@@ -136,11 +137,18 @@ class Prepared:
         return shape
 
     async def run(self, **values: Any) -> list[dict[str, Any]]:
+        """The rows, on the engine the query's table is bound to."""
+        return await self.run_on(None, **values)
+
+    async def run_on(self, engine: Engine | None, /, **values: Any) -> list[dict[str, Any]]:
+        """The rows, on ``engine`` (the table's when None): for code that holds its own
+        database rather than following the tables' binding."""
         if self._table is None:
             # Tables are bound to an engine at run time; building once tells which table
             # (and so which engine) this query belongs to.
             self._table = self._build(**_placeholders(values)).table
-        engine = self._table._meta.db
+        if engine is None:
+            engine = self._table._meta.db
         if engine is None:
             raise RuntimeError(f"{self._table.__name__} is not bound to a database")
         shape = self._shape(engine.engine_type, values)
