@@ -33,8 +33,8 @@ from kith.events import Event
 from kith.ids import new_id
 from kith.storage import Database
 from kith.storage.prepared import Prepared
-from kith.tables import OutboxEvent
 from kith.subjects import Subscriber
+from kith.tables import OutboxEvent
 from piccolo.querystring import QueryString
 
 DeliveryState = Literal["pending", "queued", "delivered", "dead"]

@@ -40,9 +40,7 @@ class Recorder:
     statements: list[Statement] = field(default_factory=list)
 
     def of(self, table: str, verb: str | None = None) -> list[Statement]:
-        return [
-            s for s in self.statements if s.table == table and (verb is None or s.verb == verb)
-        ]
+        return [s for s in self.statements if s.table == table and (verb is None or s.verb == verb)]
 
 
 @pytest.fixture
@@ -99,7 +97,7 @@ async def test_an_interaction_is_logged_in_one_commit_and_not_read_back(
     recorded.statements.clear()
     logged, new = await InteractionService(kith).log(
         contact_id,
-        InteractionCreate(kind="order", summary="Order 7", amount=decimal.Decimal(7), source="shop"),
+        InteractionCreate(kind="order", summary="Order 7", amount=decimal.Decimal(7)),
     )
     assert new
     assert all(s.in_transaction for s in recorded.statements), [

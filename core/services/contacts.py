@@ -116,21 +116,19 @@ _INSERT_CONTACT = Prepared(
 # All of a contact's emails and phones in one statement, whatever their number (one list per
 # column, all of one length).
 _INSERT_POINTS = Prepared(
-    lambda id, contact, kind, value, lookup, label, is_primary, position: (
-        ContactPoint.insert(
-            *(
-                ContactPoint(
-                    id=id[i],
-                    contact=contact[i],
-                    kind=kind[i],
-                    value=value[i],
-                    lookup=lookup[i],
-                    label=label[i],
-                    is_primary=is_primary[i],
-                    position=position[i],
-                )
-                for i in range(len(id))
+    lambda id, contact, kind, value, lookup, label, is_primary, position: ContactPoint.insert(
+        *(
+            ContactPoint(
+                id=id[i],
+                contact=contact[i],
+                kind=kind[i],
+                value=value[i],
+                lookup=lookup[i],
+                label=label[i],
+                is_primary=is_primary[i],
+                position=position[i],
             )
+            for i in range(len(id))
         )
     )
 )
@@ -220,8 +218,7 @@ class ContactService:
                     existing_contact_id=str(holders[0]),
                 )
         columns: dict[str, list[Any]] = {
-            name: []
-            for name in ("id", "contact", "kind", "value", "lookup", "label", "is_primary")
+            name: [] for name in ("id", "contact", "kind", "value", "lookup", "label", "is_primary")
         }
         for kind, value, label, primary in points:
             row_id = new_id()

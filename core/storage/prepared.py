@@ -12,10 +12,11 @@ plain select, whose rows piccolo would return unchanged), so they look exactly a
     BY_HASH = Prepared(lambda digest: ApiToken.select().where(ApiToken.token_hash == digest))
     rows = await BY_HASH.run(digest=token_digest)
 
-A list value (for ``is_in``) is prepared once per list length. Values go to the database driver
-as they are, without piccolo's conversions: pass plain values (str, int, UUID, datetime), not
-Table rows; a JSON column's value encoded as text. ``build`` returns a query (a select, insert, ...), not a
-proxy such as ``.first()`` or ``.output(as_list=True)``; use :meth:`Prepared.first` instead.
+A list value (for ``is_in``, or one column of a multi-row insert) is prepared once per list
+length. Values go to the database driver as they are, without piccolo's conversions: pass plain
+values (str, int, UUID, datetime), not Table rows, and a JSON column's value encoded as text.
+``build`` returns a query (a select, insert, ...), not a proxy such as ``.first()`` or
+``.output(as_list=True)``; use :meth:`Prepared.first` instead.
 
 How a query is compiled and its rows processed relies on piccolo's internals, in
 :mod:`kith.storage._piccolo_internals`.
@@ -51,12 +52,12 @@ class _Slot(str):
     arguments, and a JSON value is given to :meth:`Prepared.run` encoded."""
 
     name: str
-    index: int | None
+    item: int | None
 
     def __new__(cls, name: str, index: int | None = None) -> _Slot:
         slot = super().__new__(cls, f"<{name}{'' if index is None else f'[{index}]'}>")
         slot.name = name
-        slot.index = index
+        slot.item = index
         return slot
 
     # Markers are told apart by identity (one per value), never by their text.
@@ -154,7 +155,7 @@ class Prepared:
         shape = self._shape(engine.engine_type, values)
         args = list(shape.args)
         for position, slot in shape.slots:
-            value = values[slot.name] if slot.index is None else values[slot.name][slot.index]
+            value = values[slot.name] if slot.item is None else values[slot.name][slot.item]
             args[position] = value.value if isinstance(value, enum.Enum) else value
         rows = await engine.run_querystring(
             CompiledQueryString(shape.sql, args, shape.query_type, self._table), in_pool=True

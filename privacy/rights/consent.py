@@ -53,10 +53,12 @@ from kith.storage.prepared import Prepared
 # The ledger's write path: built once, not per event.
 _INSERT_EVENT = Prepared(lambda **values: ConsentEvent.insert(ConsentEvent(**values)))
 _LATEST_NOTICE = Prepared(
-    lambda purpose: Notice.select()
-    .where(Notice.purpose == purpose)
-    .order_by(Notice.version, ascending=False)
-    .limit(1)
+    lambda purpose: (
+        Notice.select()
+        .where(Notice.purpose == purpose)
+        .order_by(Notice.version, ascending=False)
+        .limit(1)
+    )
 )
 _PSEUDONYMS = Prepared(
     lambda contact_id: ConsentSubject.select(ConsentSubject.pseudonym).where(

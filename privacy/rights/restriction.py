@@ -68,14 +68,18 @@ def request_context(contact_id: uuid.UUID) -> Iterator[None]:
 
 # Asked before every change to a contact's data: built once, not per check.
 _ACTIVE = Prepared(
-    lambda contact_id: Restriction.select()
-    .where((Restriction.contact_id == contact_id) & Restriction.lifted_at.is_null())
-    .limit(1)
+    lambda contact_id: (
+        Restriction.select()
+        .where((Restriction.contact_id == contact_id) & Restriction.lifted_at.is_null())
+        .limit(1)
+    )
 )
 _HELD = Prepared(
-    lambda contact_id: LegalHold.select(LegalHold.ground)
-    .where((LegalHold.contact_id == contact_id) & LegalHold.released_at.is_null())
-    .limit(1)
+    lambda contact_id: (
+        LegalHold.select(LegalHold.ground)
+        .where((LegalHold.contact_id == contact_id) & LegalHold.released_at.is_null())
+        .limit(1)
+    )
 )
 
 
