@@ -13,6 +13,12 @@ than a primary-key read itself (measured: about ten times the CPU of the read, a
 wall time on a busy two-core machine, where each hop waits for the OS to schedule the other
 thread), and most of a CRM's reads are such lookups. See docs/performance.md.
 
+Write transactions skip it too: once ``BEGIN IMMEDIATE`` holds the write lock, nothing inside
+the transaction waits, so BEGIN to COMMIT runs on the event loop's thread on the writer
+connection (:class:`WriterSession`); only a BEGIN that meets another process's lock waits on
+the writer's thread. Writes outside a transaction still take the writer's thread, since they
+may wait for the lock.
+
 The database file is its owner's only (mode 0600), like the key files beside it in
 ``KITH_HOME``: the engine creates it so before SQLite does, and SQLite gives the write-ahead log
 and its index the database file's mode.
@@ -119,7 +125,8 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 
 class ThreadedConnection:
-    """One sqlite3 connection owned by one thread; every call is a single hop to that thread."""
+    """One sqlite3 connection with a thread of its own: :meth:`execute` is a single hop to that
+    thread; the ``_here`` methods run on the caller's (see :class:`WriterSession`)."""
 
     def __init__(self, connect_kwargs: dict[str, Any], busy_timeout_ms: int) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kith-sqlite")
