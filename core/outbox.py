@@ -32,7 +32,9 @@ import msgspec
 from kith.events import Event
 from kith.ids import new_id
 from kith.storage import Database
+from kith.storage.prepared import Prepared
 from kith.subjects import Subscriber
+from kith.tables import OutboxEvent
 from piccolo.querystring import QueryString
 
 DeliveryState = Literal["pending", "queued", "delivered", "dead"]
@@ -42,6 +44,24 @@ DELIVERY_STATES: tuple[DeliveryState, ...] = ("pending", "queued", "delivered", 
 # Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
 _INSERT_CHUNK = 400
 _ERROR_LIMIT = 2000
+
+
+# Every write that publishes runs this: built once per number of events (usually one).
+_INSERT_EVENTS = Prepared(
+    lambda id, name, occurred_at, actor, contact_id, payload: OutboxEvent.insert(
+        *(
+            OutboxEvent(
+                id=id[i],
+                name=name[i],
+                occurred_at=occurred_at[i],
+                actor=actor[i],
+                contact_id=contact_id[i],
+                payload=payload[i],
+            )
+            for i in range(len(id))
+        )
+    )
+)
 
 
 class Claimed(msgspec.Struct, frozen=True):
@@ -156,24 +176,17 @@ class Outbox:
     # -- publishing ------------------------------------------------------------------------
 
     async def write(self, events: Sequence[Event]) -> None:
-        """Insert events (inside the publishing transaction)."""
+        """Insert events (inside the publishing transaction), one statement per chunk."""
         for start in range(0, len(events), _INSERT_CHUNK):
             chunk = events[start : start + _INSERT_CHUNK]
-            args: list[Any] = []
-            for event in chunk:
-                args += [
-                    event.id,
-                    event.name,
-                    event.occurred_at,
-                    event.actor,
-                    event.contact_id,
-                    self._encoder.encode(event.payload).decode(),
-                ]
-            values = ", ".join(["({}, {}, {}, {}, {}, {})"] * len(chunk))
-            await self._fetch(
-                "INSERT INTO kith_event (id, name, occurred_at, actor, contact_id, payload) "
-                f"VALUES {values}",
-                *args,
+            await _INSERT_EVENTS.run_on(
+                self.database.engine,
+                id=[event.id for event in chunk],
+                name=[event.name for event in chunk],
+                occurred_at=[event.occurred_at for event in chunk],
+                actor=[event.actor for event in chunk],
+                contact_id=[event.contact_id for event in chunk],
+                payload=[self._encoder.encode(event.payload).decode() for event in chunk],
             )
 
     def _event(self, row: dict[str, Any]) -> Event:

@@ -13,9 +13,17 @@ from typing import Protocol
 
 class FieldProtector(Protocol):
     async def protect(
-        self, subject_id: uuid.UUID, table: str, row_id: uuid.UUID, values: dict[str, str | None]
+        self,
+        subject_id: uuid.UUID,
+        table: str,
+        row_id: uuid.UUID,
+        values: dict[str, str | None],
+        *,
+        new_subject: bool = False,
     ) -> dict[str, str | None]:
-        """The stored form of each column's value for one row of one data subject."""
+        """The stored form of each column's value for one row of one data subject.
+        ``new_subject``: the caller made the subject's id just now, so nothing is stored
+        for it yet (a protector need not look for its keys)."""
         ...
 
     async def reveal(
@@ -77,7 +85,13 @@ class PlaintextProtector:
     """Stores values as they are. Only for installations without the privacy plugin."""
 
     async def protect(
-        self, subject_id: uuid.UUID, table: str, row_id: uuid.UUID, values: dict[str, str | None]
+        self,
+        subject_id: uuid.UUID,
+        table: str,
+        row_id: uuid.UUID,
+        values: dict[str, str | None],
+        *,
+        new_subject: bool = False,
     ) -> dict[str, str | None]:
         return dict(values)
 

@@ -185,13 +185,21 @@ class FailOnSecondPhone:
         self.phones = 0
 
     async def protect(
-        self, subject_id: uuid.UUID, table: str, row_id: uuid.UUID, values: dict[str, Any]
+        self,
+        subject_id: uuid.UUID,
+        table: str,
+        row_id: uuid.UUID,
+        values: dict[str, Any],
+        *,
+        new_subject: bool = False,
     ) -> dict[str, Any]:
         if table == ContactPoint._meta.tablename and str(values.get("value", "")).startswith("+"):
             self.phones += 1
             if self.phones == 2:
                 raise RuntimeError("disk on fire")
-        return await self.inner.protect(subject_id, table, row_id, values)  # type: ignore[no-any-return]
+        return await self.inner.protect(  # type: ignore[no-any-return]
+            subject_id, table, row_id, values, new_subject=new_subject
+        )
 
     async def reveal(
         self, subject_id: uuid.UUID, table: str, row_id: uuid.UUID, values: dict[str, Any]

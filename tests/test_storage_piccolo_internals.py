@@ -9,6 +9,7 @@ pyproject.toml.
 from __future__ import annotations
 
 import ast
+import asyncio
 import contextvars
 import datetime as dt
 import decimal
@@ -17,6 +18,7 @@ import inspect
 import re
 import sqlite3
 import textwrap
+import threading
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -33,7 +35,7 @@ from kith.services.contacts import ContactService
 from kith.storage import _piccolo_internals as seam
 from kith.storage.postgres import KithPostgresEngine
 from kith.storage.prepared import Prepared
-from kith.storage.sqlite import KithSQLiteEngine, ThreadedConnection
+from kith.storage.sqlite import KithSQLiteEngine, ThreadedConnection, WriterSession
 from kith.tables import ApiToken, Contact, ContactPoint
 from piccolo.columns import JSON, M2M, UUID, Boolean, ForeignKey, Integer, Timestamptz, Varchar
 from piccolo.columns.m2m import M2MSelect
@@ -298,14 +300,14 @@ def gadget(name: str, id: uuid.UUID | None = None) -> Gadget:
 @pytest.fixture
 def sqlite_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     """The engine hooks piccolo's calls reached, and the statements each connection ran, as
-    ``(hook, statement)`` in order; ``connection`` for a statement run on a thread's
-    connection (the writer's, in a transaction)."""
+    ``(hook, statement)`` in order; ``connection`` for a statement a transaction ran on
+    the writer it was lent."""
     seen: list[tuple[str, str]] = []
     real_execute = KithSQLiteEngine._execute
     real_ddl = KithSQLiteEngine._execute_ddl
     real_acquire = KithSQLiteEngine._acquire_writer
     real_release = KithSQLiteEngine._release_writer
-    real_connection_execute = ThreadedConnection.execute
+    real_connection_execute = WriterSession.execute
 
     async def execute(self: KithSQLiteEngine, sql: str, args: list[Any]) -> Any:
         seen.append(("execute", sql))
@@ -323,7 +325,7 @@ def sqlite_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         seen.append(("release_writer", ""))
         real_release(self)
 
-    async def connection_execute(self: ThreadedConnection, sql: str, args: Any = ()) -> Any:
+    async def connection_execute(self: WriterSession, sql: str, args: Any = ()) -> Any:
         seen.append(("connection", sql))
         return await real_connection_execute(self, sql, args)
 
@@ -331,7 +333,7 @@ def sqlite_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     monkeypatch.setattr(KithSQLiteEngine, "_execute_ddl", execute_ddl)
     monkeypatch.setattr(KithSQLiteEngine, "_acquire_writer", acquire)
     monkeypatch.setattr(KithSQLiteEngine, "_release_writer", release)
-    monkeypatch.setattr(ThreadedConnection, "execute", connection_execute)
+    monkeypatch.setattr(WriterSession, "execute", connection_execute)
     return seen
 
 
@@ -488,7 +490,7 @@ async def test_a_transaction_begins_on_the_lent_writer_commits_and_gives_it_back
 ) -> None:
     async with sqlite_engine.transaction() as transaction:
         assert sqlite_engine.current_transaction.get() is transaction
-        assert transaction.connection is sqlite_engine._writer()
+        assert isinstance(transaction.connection, WriterSession)
         await Gadget.insert(gadget("a")).run()
     done = statements(sqlite_calls)
     assert done[:2] == ["acquire_writer", "BEGIN IMMEDIATE"]
@@ -497,6 +499,59 @@ async def test_a_transaction_begins_on_the_lent_writer_commits_and_gives_it_back
     assert sqlite_engine.current_transaction.get() is None
     assert not sqlite_engine._writer_lock.locked()
     assert await names() == ["a"]
+
+
+async def test_statements_inside_a_transaction_run_on_the_event_loop_thread(
+    sqlite_engine: KithSQLiteEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the boundaries, which may wait for another process, hop to the writer's thread."""
+    ran: list[tuple[str, bool]] = []
+    real_run = ThreadedConnection._run
+
+    def run(self: ThreadedConnection, sql: str, args: Any) -> Any:
+        ran.append((sql.split()[0], threading.current_thread() is threading.main_thread()))
+        return real_run(self, sql, args)
+
+    monkeypatch.setattr(ThreadedConnection, "_run", run)
+    async with sqlite_engine.transaction():
+        await Gadget.insert(gadget("a")).run()
+        assert await Gadget.count().run() == 1
+        await Gadget.update({Gadget.n: 8}).where(Gadget.name == "a").run()
+    assert ran == [
+        ("BEGIN", True),
+        ("INSERT", True),
+        ("SELECT", True),
+        ("UPDATE", True),
+        ("COMMIT", True),
+    ]
+    rows = await Gadget.select(Gadget.name, Gadget.n).run()
+    assert rows == [{"name": "a", "n": 8}]
+
+
+async def test_a_begin_that_must_wait_for_another_process_waits_off_the_event_loop(
+    sqlite_engine: KithSQLiteEngine, tmp_path: Path
+) -> None:
+    other = sqlite3.connect(tmp_path / "internals.sqlite3", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+
+        async def write() -> None:
+            async with sqlite_engine.transaction():
+                await Gadget.insert(gadget("a")).run()
+
+        task = asyncio.create_task(write())
+        # The loop keeps running other work while the transaction waits for the lock.
+        for _ in range(20):
+            await asyncio.sleep(0.005)
+        assert not task.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(task, 10)
+    finally:
+        other.close()
+    assert await names() == ["a"]
+    # The busy timeout is back for what runs on the writer's thread afterwards.
+    rows = await sqlite_engine._writer().execute("PRAGMA busy_timeout")
+    assert rows == [{"timeout": 10_000}]
 
 
 async def test_an_exception_rolls_the_transaction_back(

@@ -57,6 +57,7 @@ async def _retryable_race(own_transaction: bool) -> AsyncIterator[None]:
 
 # The read path of every contact: built once, not per call (see kith.storage.prepared).
 _CONTACT_BY_ID = Prepared(lambda contact_id: Contact.select().where(Contact.id == contact_id))
+_CONTACT_EXISTS = Prepared(lambda contact_id: Contact.exists().where(Contact.id == contact_id))
 _POINTS_OF = Prepared(
     lambda ids: (
         ContactPoint.select(
@@ -87,6 +88,60 @@ _CONTACT_THROUGH_POINTS = Prepared(
         )
         .where(ContactPoint.contact == contact_id)
         .order_by(ContactPoint.position)
+    )
+)
+
+
+# The write path of a contact create: built once, not per call.
+_INSERT_CONTACT = Prepared(
+    lambda id, kind, display_name, given_name, family_name, organization, owner, tags, source, at: (
+        Contact.insert(
+            Contact(
+                id=id,
+                kind=kind,
+                display_name=display_name,
+                given_name=given_name,
+                family_name=family_name,
+                organization=organization,
+                owner=owner,
+                tags=tags,
+                source=source,
+                archived=False,
+                created_at=at,
+                updated_at=at,
+            )
+        )
+    )
+)
+# All of a contact's emails and phones in one statement, whatever their number (one list per
+# column, all of one length).
+_INSERT_POINTS = Prepared(
+    lambda id, contact, kind, value, lookup, label, is_primary, position: ContactPoint.insert(
+        *(
+            ContactPoint(
+                id=id[i],
+                contact=contact[i],
+                kind=kind[i],
+                value=value[i],
+                lookup=lookup[i],
+                label=label[i],
+                is_primary=is_primary[i],
+                position=position[i],
+            )
+            for i in range(len(id))
+        )
+    )
+)
+_HOLDERS = Prepared(
+    lambda key, kind: ContactPoint.select(ContactPoint.contact).where(
+        (ContactPoint.lookup == key) & (ContactPoint.kind == kind)
+    )
+)
+_PRIMARY_HOLDERS = Prepared(
+    lambda key, kind: ContactPoint.select(ContactPoint.contact).where(
+        (ContactPoint.lookup == key)
+        & (ContactPoint.kind == kind)
+        & (ContactPoint.is_primary == True)  # noqa: E712 - piccolo builds SQL from this
     )
 )
 
@@ -162,28 +217,25 @@ class ContactService:
                     field="emails",
                     existing_contact_id=str(holders[0]),
                 )
-        rows = []
-        for position, (kind, value, label, primary) in enumerate(points):
+        columns: dict[str, list[Any]] = {
+            name: [] for name in ("id", "contact", "kind", "value", "lookup", "label", "is_primary")
+        }
+        for kind, value, label, primary in points:
             row_id = new_id()
             stored = await self.kith.protector.protect(
                 contact_id, POINT_TABLE, row_id, {"value": value}
             )
-            rows.append(
-                ContactPoint(
-                    id=row_id,
-                    contact=contact_id,
-                    kind=kind,
-                    value=stored["value"],
-                    lookup=self.kith.protector.lookup_key(kind, value),
-                    label=label,
-                    is_primary=primary,
-                    position=position,
-                )
-            )
-        if not rows:
+            columns["id"].append(row_id)
+            columns["contact"].append(contact_id)
+            columns["kind"].append(kind)
+            columns["value"].append(stored["value"])
+            columns["lookup"].append(self.kith.protector.lookup_key(kind, value))
+            columns["label"].append(label)
+            columns["is_primary"].append(primary)
+        if not columns["id"]:
             return
         try:
-            await ContactPoint.insert(*rows).run()
+            await _INSERT_POINTS.run(**columns, position=list(range(len(columns["id"]))))
         except Exception as exc:
             # Two requests raced past the check above; the unique index decided.
             if is_unique_violation(exc):
@@ -230,6 +282,8 @@ class ContactService:
 
     async def _create(self, data: ContactCreate, actor: Actor) -> ContactOut:
         display = self._display_name(data.kind, data.name, data.given_name, data.family_name)
+        given, family = _blank_to_none(data.given_name), _blank_to_none(data.family_name)
+        tags = _clean_tags(data.tags)
         points = self._points(data.emails, data.phones)
         contact_id = new_id()
         now = utcnow()
@@ -248,26 +302,21 @@ class ContactService:
                 contact_id,
                 CONTACT_TABLE,
                 contact_id,
-                {
-                    "display_name": display,
-                    "given_name": _blank_to_none(data.given_name),
-                    "family_name": _blank_to_none(data.family_name),
-                },
+                {"display_name": display, "given_name": given, "family_name": family},
+                new_subject=True,
             )
-            await Contact.insert(
-                Contact(
-                    id=contact_id,
-                    kind=data.kind,
-                    organization=data.organization_id,
-                    owner=data.owner_id,
-                    tags=_clean_tags(data.tags),
-                    source=data.source,
-                    archived=False,
-                    created_at=now,
-                    updated_at=now,
-                    **names,
-                )
-            ).run()
+            await _INSERT_CONTACT.run(
+                id=contact_id,
+                kind=data.kind,
+                display_name=names["display_name"],
+                given_name=names["given_name"],
+                family_name=names["family_name"],
+                organization=data.organization_id,
+                owner=data.owner_id,
+                tags=msgspec.json.encode(tags).decode(),
+                source=data.source,
+                at=now,
+            )
             await self._write_points(contact_id, points)
             uow.publish(
                 "contact.created",
@@ -276,8 +325,26 @@ class ContactService:
                 kind=data.kind,
                 source=data.source,
             )
-        await self._report(contact_id, "create", actor)
-        return await self._read(contact_id)
+            # In the transaction: the record of the access commits with the contact (one
+            # commit, not two), and a contact that was not stored has no such record.
+            await self._report(contact_id, "create", actor)
+        # What was just written, as a read would return it, without reading it back.
+        return ContactOut(
+            id=contact_id,
+            kind=data.kind,
+            name=display,
+            given_name=given,
+            family_name=family,
+            organization_id=data.organization_id,
+            emails=[EmailOut(v, label, p) for kind, v, label, p in points if kind == "email"],
+            phones=[PhoneOut(v, label, p) for kind, v, label, p in points if kind == "phone"],
+            tags=tags,
+            owner_id=data.owner_id,
+            source=data.source,
+            created_at=now,
+            updated_at=now,
+            archived=False,
+        )
 
     async def update(
         self,
@@ -502,7 +569,7 @@ class ContactService:
         return await self._contact_out(row, [])
 
     async def exists(self, contact_id: uuid.UUID) -> bool:
-        return bool(await Contact.exists().where(Contact.id == contact_id))
+        return bool(await _CONTACT_EXISTS.run(contact_id=contact_id))
 
     async def untouched_since(
         self, moment: dt.datetime, *, after: uuid.UUID | None = None, limit: int = 500
@@ -547,12 +614,7 @@ class ContactService:
     ) -> list[uuid.UUID]:
         """Contacts holding an exact email or phone (already normalised)."""
         key = self.kith.protector.lookup_key(kind, normalized)
-        query = ContactPoint.select(ContactPoint.contact).where(
-            (ContactPoint.lookup == key) & (ContactPoint.kind == kind)
-        )
-        if primary_only:
-            query = query.where(ContactPoint.is_primary == True)  # noqa: E712
-        rows = await query.run()
+        rows = await (_PRIMARY_HOLDERS if primary_only else _HOLDERS).run(key=key, kind=kind)
         return sorted({row["contact"] for row in rows})
 
     def _parse_lookup(self, q: str) -> tuple[str, str] | None:

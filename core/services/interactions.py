@@ -17,7 +17,8 @@ from kith.pagination import check_limit, decode_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
 from kith.services import is_unique_violation
-from kith.services.contacts import default_channel
+from kith.services.contacts import ContactService, default_channel
+from kith.storage.prepared import Prepared
 from kith.subject_checks import check_processing, record_access
 from kith.tables import Contact, Interaction, User
 from piccolo.query.functions.aggregate import Count, Max
@@ -41,6 +42,23 @@ def _check_amount(amount: decimal.Decimal | None) -> None:
         raise InvalidInput(f"{amount} is not an amount this field can hold", field="amount")
     if amount != amount.quantize(decimal.Decimal("0.01"), rounding=decimal.ROUND_DOWN):
         raise InvalidInput(f"{amount} has more than two decimal places", field="amount")
+
+
+_COLUMNS = tuple(column._meta.name for column in Interaction._meta.columns)
+# The write path of logging an interaction: built once, not per call.
+_INSERT = Prepared(lambda **values: Interaction.insert(Interaction(**values)), max_shapes=4)
+CENTS = decimal.Decimal("0.01")
+
+
+def _cents(amount: decimal.Decimal | None) -> decimal.Decimal | None:
+    """An amount as the column holds it, two decimal places (SQLite gives back 12.5 for 12.50,
+    PostgreSQL 12.50), so both engines answer alike."""
+    return None if amount is None else decimal.Decimal(amount).quantize(CENTS)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    # As both engines give stored times back.
+    return None if value is None else value.astimezone(dt.UTC)
 
 
 class _RacedOnExternalId(Exception):
@@ -90,7 +108,7 @@ class InteractionService:
         return value
 
     async def _contact_subject(self, contact_id: uuid.UUID) -> uuid.UUID:
-        if not await Contact.exists().where(Contact.id == contact_id):
+        if not await ContactService(self.kith).exists(contact_id):
             raise NotFound(f"contact {contact_id} does not exist")
         return contact_id
 
@@ -115,11 +133,7 @@ class InteractionService:
                     raise InvalidInput(f"only tasks have {name}", field=name)
         _check_amount(data.amount)
         try:
-            interaction, created = await self._log(contact_id, data, actor)
-            await self._report(
-                contact_id, "log_interaction", actor, interaction=str(interaction.id)
-            )
-            return interaction, created
+            return await self._log(contact_id, data, actor)
         except _RacedOnExternalId as raced:
             if not (_retry and raced.retryable):
                 raise Conflict(
@@ -153,36 +167,45 @@ class InteractionService:
                             f"for another contact ({existing['contact']})",
                             field="external_id",
                         )
-                    return await self._read(existing["id"]), False
+                    found = await self._read(existing["id"])
+                    await self._report(
+                        contact_id, "log_interaction", actor, interaction=str(found.id)
+                    )
+                    return found, False
             await self._check_assignee(data.assignee_id)
             row_id = new_id()
             now = utcnow()
             stored = await self.kith.protector.protect(
                 contact_id, TABLE, row_id, {"summary": data.summary, "body": data.body}
             )
-            insert = Interaction.insert(
-                Interaction(
-                    id=row_id,
-                    contact=contact_id,
-                    kind=data.kind,
-                    direction=data.direction,
-                    occurred_at=self._aware(data.occurred_at, "occurred_at") or now,
-                    channel=data.channel,
-                    duration_s=data.duration_s,
-                    amount=data.amount,
-                    source=data.source,
-                    external_id=data.external_id,
-                    due_at=self._aware(data.due_at, "due_at"),
-                    done_at=self._aware(data.done_at, "done_at"),
-                    assignee=data.assignee_id,
-                    created_by=actor.id if actor.kind == "user" else None,
-                    created_at=now,
-                    updated_at=now,
-                    **stored,
-                )
+            written = InteractionOut(
+                id=row_id,
+                contact_id=contact_id,
+                kind=data.kind,
+                direction=data.direction,
+                occurred_at=_utc(self._aware(data.occurred_at, "occurred_at")) or now,
+                summary=data.summary,
+                body=data.body,
+                channel=data.channel,
+                duration_s=data.duration_s,
+                amount=_cents(data.amount),
+                source=data.source,
+                external_id=data.external_id,
+                due_at=_utc(self._aware(data.due_at, "due_at")),
+                done_at=_utc(self._aware(data.done_at, "done_at")),
+                assignee_id=data.assignee_id,
+                created_at=now,
+                updated_at=now,
+            )
+            values = {name: getattr(written, name, None) for name in _COLUMNS}
+            values.update(
+                contact=contact_id,
+                assignee=data.assignee_id,
+                created_by=actor.id if actor.kind == "user" else None,
+                **stored,
             )
             try:
-                await insert.run()
+                await _INSERT.run(**values)
             except Exception as exc:
                 if data.external_id is None or not is_unique_violation(exc):
                     raise
@@ -197,7 +220,10 @@ class InteractionService:
                 kind=data.kind,
                 source=data.source,
             )
-        return await self._read(row_id), True
+            # In the transaction: the record commits with the interaction, in one commit.
+            await self._report(contact_id, "log_interaction", actor, interaction=str(row_id))
+        # What was just written, as a read would return it, without reading it back.
+        return written, True
 
     async def update(
         self, interaction_id: uuid.UUID, patch: InteractionPatch, actor: Actor = SYSTEM
@@ -292,7 +318,7 @@ class InteractionService:
                     body=text["body"] or "",
                     channel=row["channel"],
                     duration_s=row["duration_s"],
-                    amount=row["amount"],
+                    amount=_cents(row["amount"]),
                     source=row["source"],
                     external_id=row["external_id"],
                     due_at=row["due_at"],

@@ -12,10 +12,11 @@ plain select, whose rows piccolo would return unchanged), so they look exactly a
     BY_HASH = Prepared(lambda digest: ApiToken.select().where(ApiToken.token_hash == digest))
     rows = await BY_HASH.run(digest=token_digest)
 
-A list value (for ``is_in``) is prepared once per list length. Values go to the database driver
-as they are, without piccolo's conversions: pass plain values (str, int, UUID, datetime), not
-Table rows or dicts for JSON columns. ``build`` returns a query (a select, insert, ...), not a
-proxy such as ``.first()`` or ``.output(as_list=True)``; use :meth:`Prepared.first` instead.
+A list value (for ``is_in``, or one column of a multi-row insert) is prepared once per list
+length. Values go to the database driver as they are, without piccolo's conversions: pass plain
+values (str, int, UUID, datetime), not Table rows, and a JSON column's value encoded as text.
+``build`` returns a query (a select, insert, ...), not a proxy such as ``.first()`` or
+``.output(as_list=True)``; use :meth:`Prepared.first` instead.
 
 How a query is compiled and its rows processed relies on piccolo's internals, in
 :mod:`kith.storage._piccolo_internals`.
@@ -35,6 +36,7 @@ from kith.storage._piccolo_internals import (
     process_rows,
     rows_as_returned,
 )
+from piccolo.engine.base import Engine
 from piccolo.query.base import Query
 from piccolo.table import Table
 
@@ -42,17 +44,28 @@ from piccolo.table import Table
 _MAX_SHAPES = 64
 
 
-class _Slot:
-    """Where a value goes: a marker object piccolo passes through into the compiled arguments."""
+class _Slot(str):
+    """Where a value goes: a marker object piccolo passes through into the compiled arguments.
 
-    __slots__ = ("index", "name")
+    A ``str``, because piccolo passes strings through unchanged where it converts other values
+    (a JSON column's value is dumped unless it is already text): the marker survives to the
+    arguments, and a JSON value is given to :meth:`Prepared.run` encoded."""
 
-    def __init__(self, name: str, index: int | None = None) -> None:
-        self.name = name
-        self.index = index
+    name: str
+    item: int | None
 
-    def __repr__(self) -> str:
-        return f"<{self.name}{'' if self.index is None else f'[{self.index}]'}>"
+    def __new__(cls, name: str, index: int | None = None) -> _Slot:
+        slot = super().__new__(cls, f"<{name}{'' if index is None else f'[{index}]'}>")
+        slot.name = name
+        slot.item = index
+        return slot
+
+    # Markers are told apart by identity (one per value), never by their text.
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+    def __hash__(self) -> int:
+        return id(self)
 
 
 @dataclass(frozen=True)
@@ -104,11 +117,17 @@ class Prepared:
         query = self._build(**placeholders)
         sql, args, query_type = compile_once(query, engine_type)
         slots = tuple((i, arg) for i, arg in enumerate(args) if isinstance(arg, _Slot))
-        expected = sum(len(v) if isinstance(v, list) else 1 for v in placeholders.values())
-        if len(slots) != expected:
-            # A placeholder that piccolo converted (or dropped) could not be filled in later.
+        expected = {
+            id(slot)
+            for value in placeholders.values()
+            for slot in (value if isinstance(value, list) else [value])
+        }
+        missing = expected - {id(slot) for _, slot in slots}
+        if missing:
+            # A placeholder that piccolo converted (or dropped) could not be filled in later;
+            # counting would not tell when another value is used twice.
             raise TypeError(
-                f"prepared query lost a placeholder ({len(slots)} of {expected} in {sql!r})"
+                f"prepared query lost {len(missing)} of {len(expected)} placeholders in {sql!r}"
             )
         shape = _Shape(
             query, sql, tuple(args), slots, query_type, rows_as_returned=rows_as_returned(query)
@@ -119,17 +138,24 @@ class Prepared:
         return shape
 
     async def run(self, **values: Any) -> list[dict[str, Any]]:
+        """The rows, on the engine the query's table is bound to."""
+        return await self.run_on(None, **values)
+
+    async def run_on(self, engine: Engine | None, /, **values: Any) -> list[dict[str, Any]]:
+        """The rows, on ``engine`` (the table's when None): for code that holds its own
+        database rather than following the tables' binding."""
         if self._table is None:
             # Tables are bound to an engine at run time; building once tells which table
             # (and so which engine) this query belongs to.
             self._table = self._build(**_placeholders(values)).table
-        engine = self._table._meta.db
+        if engine is None:
+            engine = self._table._meta.db
         if engine is None:
             raise RuntimeError(f"{self._table.__name__} is not bound to a database")
         shape = self._shape(engine.engine_type, values)
         args = list(shape.args)
         for position, slot in shape.slots:
-            value = values[slot.name] if slot.index is None else values[slot.name][slot.index]
+            value = values[slot.name] if slot.item is None else values[slot.name][slot.item]
             args[position] = value.value if isinstance(value, enum.Enum) else value
         rows = await engine.run_querystring(
             CompiledQueryString(shape.sql, args, shape.query_type, self._table), in_pool=True

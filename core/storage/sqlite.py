@@ -13,6 +13,12 @@ than a primary-key read itself (measured: about ten times the CPU of the read, a
 wall time on a busy two-core machine, where each hop waits for the OS to schedule the other
 thread), and most of a CRM's reads are such lookups. See docs/performance.md.
 
+Write transactions skip it too: once ``BEGIN IMMEDIATE`` holds the write lock, nothing inside
+the transaction waits, so BEGIN to COMMIT runs on the event loop's thread on the writer
+connection (:class:`WriterSession`); only a BEGIN that meets another process's lock waits on
+the writer's thread. Writes outside a transaction still take the writer's thread, since they
+may wait for the lock.
+
 The database file is its owner's only (mode 0600), like the key files beside it in
 ``KITH_HOME``: the engine creates it so before SQLite does, and SQLite gives the write-ahead log
 and its index the database file's mode.
@@ -101,6 +107,11 @@ _RETRY_ELSEWHERE = frozenset(
 )
 
 
+# A BEGIN that meets another process's write lock (``kith worker``, a CLI command) would wait
+# up to the busy timeout; only that one moves to the writer's thread to wait there.
+_LOCKED = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+
+
 class _NotInline(Exception):
     """A read that must move to a reader thread; ``slow`` when it ran over the budget (rather
     than meeting a lock, which is over the moment it is released)."""
@@ -117,11 +128,14 @@ def _rows(cursor: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 
 class ThreadedConnection:
-    """One sqlite3 connection owned by one thread; every call is a single hop to that thread."""
+    """One sqlite3 connection with a thread of its own: :meth:`execute` is a single hop to that
+    thread; the ``_here`` methods run on the caller's (see :class:`WriterSession`)."""
 
     def __init__(self, connect_kwargs: dict[str, Any], busy_timeout_ms: int) -> None:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kith-sqlite")
-        self._connect_kwargs = {**connect_kwargs, "check_same_thread": True}
+        # Not tied to its thread: the writer's transactions run their statements on the
+        # caller's thread (see WriterSession), one user at a time under the writer lock.
+        self._connect_kwargs = {**connect_kwargs, "check_same_thread": False}
         self._busy_timeout_ms = busy_timeout_ms
         self._connection: sqlite3.Connection | None = None
 
@@ -147,6 +161,28 @@ class ThreadedConnection:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._run, sql, args)
 
+    def execute_here(
+        self, sql: str, args: list[Any] | tuple[Any, ...] = ()
+    ) -> list[dict[str, Any]]:
+        """Run a statement on the calling thread; only while no hop to this connection's own
+        thread is in flight (the writer lock's holder, between its awaited calls)."""
+        return self._run(sql, args)
+
+    def try_begin_here(self, sql: str) -> list[dict[str, Any]] | None:
+        """Begin a transaction on the calling thread unless that would wait for a lock (or the
+        connection is not open yet: opening reads the file); None when it did not begin."""
+        if self._connection is None:
+            return None
+        self._connection.execute("PRAGMA busy_timeout = 0")
+        try:
+            return self._run(sql, ())
+        except sqlite3.OperationalError as exc:
+            if (getattr(exc, "sqlite_errorcode", -1) & 0xFF) in _LOCKED:
+                return None
+            raise
+        finally:
+            self._connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+
     def _close(self) -> None:
         if self._connection is not None:
             self._connection.close()
@@ -156,6 +192,36 @@ class ThreadedConnection:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._close)
         self._executor.shutdown(wait=False)
+
+
+class WriterSession:
+    """The writer connection as a transaction sees it, lent for the transaction's length.
+
+    A transaction runs on the event loop's thread, BEGIN to COMMIT. Between them nothing waits
+    for another connection (``BEGIN IMMEDIATE`` holds the write lock and, in WAL mode, readers
+    never block the writer), so each statement costs what SQLite takes to run it, usually tens
+    of microseconds, where a hop to the writer's thread and back costs several times that in
+    CPU and far more in wall time on a busy machine: a contact create would be a dozen hops.
+    COMMIT does not sync the disk (``synchronous = NORMAL``, see docs/production.md). Only a
+    BEGIN that would have to wait for another process's lock is handed to the writer's thread.
+    The trade: a statement slow in itself (a large delete), and the WAL checkpoint SQLite runs
+    after a commit every thousand pages or so, hold the event loop while they run.
+    """
+
+    __slots__ = ("_writer",)
+
+    def __init__(self, writer: ThreadedConnection) -> None:
+        self._writer = writer
+
+    async def execute(
+        self, sql: str, args: list[Any] | tuple[Any, ...] = ()
+    ) -> list[dict[str, Any]]:
+        if sql.lstrip()[:5].upper() == "BEGIN":
+            rows = self._writer.try_begin_here(sql)
+            if rows is not None:
+                return rows
+            return await self._writer.execute(sql, args)
+        return self._writer.execute_here(sql, args)
 
 
 class InlineReader:
@@ -337,9 +403,9 @@ class KithSQLiteEngine(SQLiteEngineBase):
         async with self._writer_lock:
             return await self._writer().execute(ddl)
 
-    async def _acquire_writer(self) -> ThreadedConnection:
+    async def _acquire_writer(self) -> WriterSession:
         await self._writer_lock.acquire()
-        return self._writer()
+        return WriterSession(self._writer())
 
     def _release_writer(self) -> None:
         self._writer_lock.release()

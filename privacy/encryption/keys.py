@@ -42,6 +42,19 @@ class LoadedKey:
 
 # Every read of a subject whose key is not in memory (or has aged out of it) loads it.
 _KEY_BY_ID = Prepared(lambda key_id: DataKey.select().where(DataKey.id == key_id))
+_KEY_OF = Prepared(lambda subject: DataKey.select().where(DataKey.subject == subject))
+_ERASED = Prepared(lambda subject: Tombstone.exists().where(Tombstone.subject == subject))
+# A new key, or the one another writer stored first for the same subject: the no-op update
+# makes the statement return the row that is there either way, so a create is one round trip.
+_STORE_KEY = Prepared(
+    lambda id, subject, kek_id, wrapped, created_at: (
+        DataKey.insert(
+            DataKey(id=id, subject=subject, kek_id=kek_id, wrapped=wrapped, created_at=created_at)
+        )
+        .on_conflict(target=DataKey.subject, action="DO UPDATE", values=[DataKey.subject])
+        .returning(*DataKey.all_columns())
+    )
+)
 
 
 class _Erased:
@@ -173,23 +186,28 @@ class DataKeyStore:
         )
         return LoadedKey(key_id=key_id, subject=subject, cipher=aes_gcm(raw))
 
-    async def for_subject(self, subject: uuid.UUID) -> LoadedKey:
+    async def for_subject(self, subject: uuid.UUID, *, new: bool = False) -> LoadedKey:
         """The subject's data key, created (inside the current transaction, if any) when it has
-        none. Raises :class:`SubjectErased` when the subject's key was destroyed."""
+        none. Raises :class:`SubjectErased` when the subject's key was destroyed.
+
+        ``new``: the subject was made by the caller just now (a fresh id), so it has neither a
+        key nor a tombstone yet and looking for them is skipped."""
+        transaction = self._transaction()
+        if new:
+            return await self._create(transaction, subject)
         # The cache first: a key still pending in a transaction is never in it.
         loaded = self.cache.for_subject(subject)
         if loaded is not None:
             return loaded
-        transaction = self._transaction()
         loaded = self._pending_get(transaction, subject)
         if loaded is not None:
             return loaded
-        row = await DataKey.select().where(DataKey.subject == subject).first()
+        row = await _KEY_OF.first(subject=subject)
         if row is not None:
             loaded = await self._unwrap_row(row)
             self._remember(transaction, loaded, created=False)
             return loaded
-        if await Tombstone.exists().where(Tombstone.subject == subject):
+        if await _ERASED.run(subject=subject):
             raise SubjectErased(
                 f"contact {subject} was erased (its data key was destroyed); "
                 "new personal data cannot be stored for it",
@@ -203,21 +221,14 @@ class DataKeyStore:
         kek_id = await self.provider.current_kek_id()
         wrapped = await self.provider.wrap(kek_id, raw, wrap_context(subject, key_id))
         # Two first writes for one subject may race; the unique subject column keeps one key
-        # and the loser reads the winner's.
-        await (
-            DataKey.insert(
-                DataKey(
-                    id=key_id,
-                    subject=subject,
-                    kek_id=kek_id,
-                    wrapped=encode_wrapped(wrapped),
-                    created_at=utcnow(),
-                )
-            )
-            .on_conflict(target=DataKey.subject, action="DO NOTHING")
-            .run()
+        # and the loser gets the winner's.
+        row = await _STORE_KEY.first(
+            id=key_id,
+            subject=subject,
+            kek_id=kek_id,
+            wrapped=encode_wrapped(wrapped),
+            created_at=utcnow(),
         )
-        row = await DataKey.select().where(DataKey.subject == subject).first()
         if row is None:  # pragma: no cover - the insert or the other writer put it there
             raise MissingDataKey(f"the data key of contact {subject} could not be stored")
         if row["id"] != key_id:

@@ -80,12 +80,18 @@ class PrivacyProtector:
         return self._index
 
     async def protect(
-        self, subject_id: uuid.UUID, table: str, row_id: uuid.UUID, values: dict[str, str | None]
+        self,
+        subject_id: uuid.UUID,
+        table: str,
+        row_id: uuid.UUID,
+        values: dict[str, str | None],
+        *,
+        new_subject: bool = False,
     ) -> dict[str, str | None]:
         # NULL stays NULL: it shows only that there is no value, and needs no key.
         if all(value is None for value in values.values()):
             return dict(values)
-        key = await self.keys.for_subject(subject_id)
+        key = await self.keys.for_subject(subject_id, new=new_subject)
         return {
             column: None
             if value is None

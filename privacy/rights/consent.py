@@ -48,6 +48,23 @@ from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList, marketing_objection_purposes
 from kith.privacy.rights.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
+from kith.storage.prepared import Prepared
+
+# The ledger's write path: built once, not per event.
+_INSERT_EVENT = Prepared(lambda **values: ConsentEvent.insert(ConsentEvent(**values)))
+_LATEST_NOTICE = Prepared(
+    lambda purpose: (
+        Notice.select()
+        .where(Notice.purpose == purpose)
+        .order_by(Notice.version, ascending=False)
+        .limit(1)
+    )
+)
+_PSEUDONYMS = Prepared(
+    lambda contact_id: ConsentSubject.select(ConsentSubject.pseudonym).where(
+        ConsentSubject.contact == contact_id
+    )
+)
 
 ConsentAction = Literal["given", "withdrawn"]
 ConsentStatus = Literal["given", "withdrawn", "none"]
@@ -214,12 +231,7 @@ class ConsentService:
         return _notice_out(row)
 
     async def _latest_notice(self, purpose: str) -> NoticeOut | None:
-        row = (
-            await Notice.select()
-            .where(Notice.purpose == purpose)
-            .order_by(Notice.version, ascending=False)
-            .first()
-        )
+        row = await _LATEST_NOTICE.first(purpose=purpose)
         return _notice_out(row) if row else None
 
     async def current_notice(self, purpose: str) -> NoticeOut | None:
@@ -255,9 +267,7 @@ class ConsentService:
     # -- the ledger --------------------------------------------------------------------------
 
     async def _pseudonyms(self, contact_id: uuid.UUID) -> list[uuid.UUID]:
-        rows = await ConsentSubject.select(ConsentSubject.pseudonym).where(
-            ConsentSubject.contact == contact_id
-        )
+        rows = await _PSEUDONYMS.run(contact_id=contact_id)
         return [row["pseudonym"] for row in rows]
 
     async def _pseudonym_for(self, contact_id: uuid.UUID) -> uuid.UUID:
@@ -313,22 +323,22 @@ class ConsentService:
                     field="source_interaction_id",
                 )
             pseudonym = await self._pseudonym_for(contact_id)
-            await ConsentEvent.insert(
-                ConsentEvent(
-                    id=event_id,
-                    subject=pseudonym,
-                    purpose=data.purpose,
-                    action=data.action,
-                    lawful_basis=info.lawful_basis,
-                    notice=notice.id if notice else None,
-                    notice_version=notice.version if notice else None,
-                    notice_sha256=notice.sha256 if notice else None,
-                    channel=channel,
-                    occurred_at=occurred_at,
-                    recorded_at=now,
-                    actor=actor_ref,
-                )
-            ).run()
+            row: dict[str, Any] = {
+                "id": event_id,
+                "subject": pseudonym,
+                "purpose": data.purpose,
+                "action": data.action,
+                "lawful_basis": info.lawful_basis,
+                "notice": notice.id if notice else None,
+                "notice_version": notice.version if notice else None,
+                "notice_sha256": notice.sha256 if notice else None,
+                "channel": channel,
+                # As both engines give stored times back.
+                "occurred_at": occurred_at.astimezone(dt.UTC),
+                "recorded_at": now,
+                "actor": actor_ref,
+            }
+            await _INSERT_EVENT.run(**row)
             if data.source_interaction_id is not None:
                 await ConsentSource.insert(
                     ConsentSource(event=event_id, interaction=data.source_interaction_id)
@@ -349,8 +359,7 @@ class ConsentService:
                 channel=channel,
                 details={"purpose": data.purpose, "event": str(event_id)},
             )
-        row = await ConsentEvent.select().where(ConsentEvent.id == event_id).first()
-        assert row is not None
+        # What was just written, as a read would return it, without reading it back.
         return _event_out(row, data.source_interaction_id)
 
     async def give(

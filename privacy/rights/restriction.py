@@ -34,6 +34,7 @@ from kith import (
 )
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.tables import LegalHold, Restriction
+from kith.storage.prepared import Prepared
 
 Ground = Literal["accuracy_contested", "unlawful_processing", "legal_claims", "objection_pending"]
 GROUNDS: dict[str, str] = {
@@ -65,6 +66,23 @@ def request_context(contact_id: uuid.UUID) -> Iterator[None]:
         _request_subject.reset(token)
 
 
+# Asked before every change to a contact's data: built once, not per check.
+_ACTIVE = Prepared(
+    lambda contact_id: (
+        Restriction.select()
+        .where((Restriction.contact_id == contact_id) & Restriction.lifted_at.is_null())
+        .limit(1)
+    )
+)
+_HELD = Prepared(
+    lambda contact_id: (
+        LegalHold.select(LegalHold.ground)
+        .where((LegalHold.contact_id == contact_id) & LegalHold.released_at.is_null())
+        .limit(1)
+    )
+)
+
+
 class RestrictionOut(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     contact_id: uuid.UUID
@@ -83,12 +101,7 @@ class RestrictionService:
         self.kith = kith
 
     async def active(self, contact_id: uuid.UUID) -> dict[str, object] | None:
-        return await (
-            Restriction.select()
-            .where((Restriction.contact_id == contact_id) & Restriction.lifted_at.is_null())
-            .first()
-            .run()
-        )
+        return await _ACTIVE.first(contact_id=contact_id)
 
     async def refusal(self, contact_id: uuid.UUID, activity: str) -> str | None:
         """Why ``activity`` on the contact's data is refused now, or None."""
@@ -103,12 +116,7 @@ class RestrictionService:
                 "only be stored, so this is refused; a compliance user lifts the restriction "
                 "with `kith privacy restriction lift`"
             )
-        hold = await (
-            LegalHold.select(LegalHold.ground)
-            .where((LegalHold.contact_id == contact_id) & LegalHold.released_at.is_null())
-            .first()
-            .run()
-        )
+        hold = await _HELD.first(contact_id=contact_id)
         if hold is not None:
             return (
                 f"contact {contact_id} was erased; only records under a legal hold are kept "

@@ -1,0 +1,120 @@
+"""The writes every integration makes (a contact, an interaction, a consent) do their work in
+one transaction, with the record of the access, and answer with what they wrote."""
+
+from __future__ import annotations
+
+import decimal
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from _privacy_workflow import NEWSLETTER, configure_privacy, make_contact
+from kith.privacy.rights.consent import ConsentService
+from kith.runtime import Kith
+from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
+from kith.services.contacts import ContactService
+from kith.services.interactions import InteractionService
+
+_TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
+
+
+@dataclass
+class Statement:
+    sql: str
+    in_transaction: bool
+
+    @property
+    def verb(self) -> str:
+        return self.sql.split()[0].upper()
+
+    @property
+    def table(self) -> str:
+        match = _TABLE.search(self.sql)
+        return match.group(1) if match else ""
+
+
+@dataclass
+class Recorder:
+    statements: list[Statement] = field(default_factory=list)
+
+    def of(self, table: str, verb: str | None = None) -> list[Statement]:
+        return [s for s in self.statements if s.table == table and (verb is None or s.verb == verb)]
+
+
+@pytest.fixture
+def recorded(kith: Kith, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
+    """Every statement the engine runs, and whether it ran inside a transaction."""
+    engine = kith.database.engine
+    recorder = Recorder()
+    real = engine.run_querystring
+
+    async def run_querystring(querystring: Any, in_pool: bool = True) -> Any:
+        sql, _ = querystring.compile_string(engine_type=engine.engine_type)
+        inside = engine.current_transaction.get() is not None
+        recorder.statements.append(Statement(sql, inside))
+        return await real(querystring, in_pool)
+
+    monkeypatch.setattr(engine, "run_querystring", run_querystring)
+    yield recorder
+
+
+async def test_a_contact_is_created_in_one_commit_and_not_read_back(
+    kith: Kith, recorded: Recorder
+) -> None:
+    created = await ContactService(kith).create(
+        ContactCreate(
+            given_name="Ada",
+            family_name="Lovelace",
+            emails=[EmailIn("ada@example.com", label="work"), EmailIn("ada@home.example")],
+            phones=[PhoneIn("+44 20 7946 0018")],
+            tags=["vip", "vip", " lead "],
+        )
+    )
+    # The access record commits with the contact: nothing ran on its own outside.
+    assert recorded.statements
+    assert all(s.in_transaction for s in recorded.statements), [
+        s.sql[:60] for s in recorded.statements if not s.in_transaction
+    ]
+    # A new contact's data key: one statement, no look for a key or a tombstone first.
+    keys = recorded.of("kith_privacy_data_key") + recorded.of("kith_privacy_tombstone")
+    assert [s.verb for s in keys] == ["INSERT"]
+    # Its emails and phones: one statement for all three.
+    assert [s.verb for s in recorded.of("kith_contact_point", "INSERT")] == ["INSERT"]
+    # The answer is what was written, not a read of it ...
+    assert recorded.of("kith_contact", "SELECT") == []
+    assert [s.verb for s in recorded.of("kith_contact_point")] == ["SELECT", "INSERT"]
+    # ... and it is what a read gives.
+    assert created == await ContactService(kith).get(created.id)
+    assert created.tags == ["vip", "lead"]
+
+
+async def test_an_interaction_is_logged_in_one_commit_and_not_read_back(
+    kith: Kith, recorded: Recorder
+) -> None:
+    contact_id = await make_contact(kith)
+    recorded.statements.clear()
+    logged, new = await InteractionService(kith).log(
+        contact_id,
+        InteractionCreate(kind="order", summary="Order 7", amount=decimal.Decimal(7)),
+    )
+    assert new
+    assert all(s.in_transaction for s in recorded.statements), [
+        s.sql[:60] for s in recorded.statements if not s.in_transaction
+    ]
+    assert [s.verb for s in recorded.of("kith_interaction")] == ["INSERT"]
+    assert logged == await InteractionService(kith).get(logged.id)
+    assert str(logged.amount) == "7.00"
+
+
+async def test_consent_given_is_not_read_back(kith: Kith, recorded: Recorder) -> None:
+    configure_privacy(kith, purposes={"newsletter": NEWSLETTER})
+    ledger = ConsentService(kith)
+    contact_id = await make_contact(kith)
+    await ledger.current_notice("newsletter")  # publishes it, in a write of its own
+    recorded.statements.clear()
+    given = await ledger.give(contact_id, "newsletter", channel="web")
+    assert all(s.in_transaction for s in recorded.statements if s.verb != "SELECT")
+    assert [s.verb for s in recorded.of("kith_consent_event")] == ["INSERT"]
+    assert given == (await ledger.history(contact_id))[-1]
