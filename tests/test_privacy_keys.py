@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -507,6 +508,10 @@ async def test_a_key_file_beside_the_sqlite_database_is_warned_about(
         kith_settings.database_url,
         privacy_key_file=str(tmp_path / "keys-elsewhere" / "kith-keys.json"),
     )
+    # Moved as the warning advises: the same keys, on another disk.
+    moved = key_file_path(apart)
+    moved.parent.mkdir(mode=0o700)
+    shutil.move(key_file_path(kith_settings), moved)
     with structlog.testing.capture_logs() as captured:
         elsewhere = await _open(apart)
         await elsewhere.close()
