@@ -256,8 +256,6 @@ async def test_a_name_with_digits_is_searched_as_a_name(
     for name in ("Studio 54321", "Studio 54"):
         created = await kith_client.post("/api/contacts", json={"name": name}, headers=headers)
         assert created.status_code == 201, created.text
-    response = await kith_client.get(
-        "/api/contacts", params={"q": "Studio 54321"}, headers=headers
-    )
+    response = await kith_client.get("/api/contacts", params={"q": "Studio 54321"}, headers=headers)
     assert response.status_code == 200, response.text
     assert [item["name"] for item in response.json()["items"]] == ["Studio 54321"]

@@ -8,8 +8,8 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from kith.privacy.encryption.blind_index import BlindIndex
 from kith.privacy.encryption import envelope as envelope_module
+from kith.privacy.encryption.blind_index import BlindIndex
 from kith.privacy.encryption.envelope import (
     PREFIX,
     decode,
@@ -341,7 +341,7 @@ def test_the_documented_layout_is_what_is_stored():
     nonce = bytes(range(100, 112))
     header = b"\x01" + FIXED_KEY_ID.bytes
     aad = header + b"|kith_contact\x00display_name\x00" + FIXED_ROW.bytes
-    padded = "Ada".encode() + b"\x80" + b"\x00" * 12
+    padded = b"Ada" + b"\x80" + b"\x00" * 12
     sealed = AESGCM(FIXED_KEY).encrypt(nonce, padded, aad)
     text = "$k1$" + base64.urlsafe_b64encode(header + nonce + sealed).decode().rstrip("=")
     key = aes_gcm(FIXED_KEY)
