@@ -58,6 +58,11 @@ def test_00_means_international_in_every_region(region: str, typed: str, stored:
     assert normalize_phone(typed, region) == stored
 
 
+def test_00_before_a_number_typed_with_letters() -> None:
+    assert normalize_phone("001 800 FLOWERS", "RU") == "+18003569377"
+    assert normalize_phone("00 44 800 FLOWERS", "JP") == "+448003569377"
+
+
 @pytest.mark.parametrize("typed", ["12", "abc", "+", "00", "+44 1", "call me", "0"])
 def test_invalid_phone_says_what_is_wrong(typed: str) -> None:
     with pytest.raises(InvalidInput) as caught:
@@ -187,7 +192,16 @@ def test_what_a_search_treats_as_a_phone(typed: str) -> None:
 
 @pytest.mark.parametrize(
     "typed",
-    ["1234", "12 34", "Studio 54321", "54321 Studio", "Apt 12345", "020 7946 0018 x2", "#12345"],
+    [
+        "1234",
+        "12 34",
+        "X-12345",
+        "Studio 54321",
+        "54321 Studio",
+        "Apt 12345",
+        "020 7946 0018 x2",
+        "#12345",
+    ],
 )
 def test_what_a_search_does_not_treat_as_a_phone(typed: str) -> None:
     assert not looks_like_phone(typed)

@@ -374,10 +374,17 @@ def test_unpad_undoes_pad(value):
 
 @pytest.mark.parametrize(
     "padded",
-    [b"", b"\x00" * 16, b"Ada" + b"\x00" * 13, b"Ada\x81" + b"\x00" * 12, b"Ada\x80\x01"],
+    [
+        b"",
+        b"\x00" * 16,
+        b"Ada" + b"\x00" * 13,
+        b"Ada\x81" + b"\x00" * 12,
+        b"Ada\x80\x01",
+        b"Ada\x80X\x00\x00",
+    ],
 )
 def test_unpad_refuses_what_pad_cannot_produce(padded):
-    with pytest.raises(EnvelopeError, match="no valid padding"):
+    with pytest.raises(EnvelopeError, match=r"^the decrypted value has no valid padding$"):
         unpad(padded)
 
 
@@ -390,7 +397,7 @@ def _reencoded(raw: bytes) -> str:
 def test_an_unknown_version_is_named():
     raw = bytearray(decode(STORED[0][3]))
     raw[0] = 2
-    with pytest.raises(EnvelopeError, match="version 2 is not supported"):
+    with pytest.raises(EnvelopeError, match=r"^envelope format version 2 is not supported$"):
         decode(_reencoded(bytes(raw)))
 
 
@@ -401,24 +408,35 @@ def test_only_canonical_base64url_is_accepted(stored):
     last = alphabet.index(stored[-1])
     for spare in (1, 2):
         other = stored[:-1] + alphabet[last | spare]
-        with pytest.raises(EnvelopeError, match="not canonical"):
+        with pytest.raises(EnvelopeError, match=r"^the envelope is not canonical base64url$"):
             decode(other)
 
 
 @pytest.mark.parametrize(
     ("stored", "message"),
     [
-        ("$k1$" + "A" * 81, "not valid base64url"),  # one character left over
-        (STORED[0][3][:-1] + "=", "not valid base64url"),
-        (STORED[0][3][:-1] + "+", "not valid base64url"),
-        (STORED[0][3][:-1] + "é", "not valid base64url"),
-        ("$k1$" + "A" * 80, "truncated"),  # 60 bytes: one short of the shortest envelope
-        ("$k2$" + STORED[0][3][4:], "not an encrypted envelope"),
+        ("$k1$" + "A" * 81, "the envelope is not valid base64url"),  # one character left over
+        (STORED[0][3][:-1] + "=", "the envelope is not valid base64url"),
+        (STORED[0][3][:-1] + "+", "the envelope is not valid base64url"),
+        (STORED[0][3][:-1] + "é", "the envelope is not valid base64url"),
+        # 60 bytes: one short of the shortest envelope.
+        ("$k1$" + "A" * 80, "the envelope is truncated"),
+        ("$k2$" + STORED[0][3][4:], "the value is not an encrypted envelope"),
     ],
 )
 def test_malformed_envelopes_say_what_is_wrong(stored, message):
-    with pytest.raises(EnvelopeError, match=message):
+    with pytest.raises(EnvelopeError, match=f"^{message}$"):
         decode(stored)
+
+
+def test_a_value_that_does_not_decrypt_names_its_place():
+    stored = STORED[0][3]
+    with pytest.raises(FieldDecryptionError) as caught:
+        decrypt_envelope(aes_gcm(FIXED_KEY), parse(stored), "kith_contact", "given_name", FIXED_ROW)
+    assert str(caught.value) == (
+        f"kith_contact.given_name of row {FIXED_ROW} does not decrypt: the stored value was "
+        "altered, or copied from another row or column"
+    )
 
 
 def test_the_shortest_envelope_is_read():
