@@ -307,6 +307,14 @@ STORED = [
         "$k1$AQGToMR9Lnw7nxBaa3yNng8HBwcHBwcHBwcHBwd1ENwmFXWtjrznafr6K47h2yb3CfKN-2OEwSSAfqRIYV0-iwT7"
         "Oo7ogv6h_cIX2Sbjl-MoyW9Wo8rkMKkvrEwP",
     ),
+    (
+        # Ends in "X": nothing but base64 padding is stripped from the end.
+        "kith_interaction",
+        "summary",
+        "Grace Hopper met Ada Lovelace at the bench",
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8XFxcXFxcXFxcXFxcR1rpbvimVHQv37gpGkih7yQggQwSt5sMV3bsMoInsoCkQL_Aw"
+        "am1DjXX_QIEBNajfI_23Rl6qY-NR9L-FVk-X",
+    ),
 ]
 
 
@@ -386,6 +394,16 @@ def test_unpad_undoes_pad(value):
 def test_unpad_refuses_what_pad_cannot_produce(padded):
     with pytest.raises(EnvelopeError, match=r"^the decrypted value has no valid padding$"):
         unpad(padded)
+
+
+def test_each_part_of_an_envelope_is_read_from_its_place():
+    key_id = uuid.UUID("fedcba98-7654-3210-8899-aabbccddeeff")
+    stored = encrypt_value(KEY, key_id, "kith_contact", "display_name", ROW, "Ada")
+    envelope = parse(stored)
+    assert envelope.version == 1 and envelope.key_id == key_id
+    assert envelope.header == b"\x01" + key_id.bytes
+    assert len(envelope.nonce) == 12 and len(envelope.sealed) == 16 + 16
+    assert decode(stored) == envelope.header + envelope.nonce + envelope.sealed
 
 
 def _reencoded(raw: bytes) -> str:

@@ -46,8 +46,9 @@ _NOT_SCANNED = frozenset({"timestamp", "level", "logger", "request_id", "duratio
 
 
 def _phone_or_keep(match: re.Match[str]) -> str:
-    if match.group("keep"):
-        return match.group(0)
+    keep = match.group("keep")
+    if keep:
+        return keep
     digits = len(_DIGITS.findall(match.group("phone")))
     return PHONE_MASK if 7 <= digits <= 15 else match.group(0)
 
