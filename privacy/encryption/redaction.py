@@ -8,8 +8,9 @@ so a traceback never reaches the renderer unmasked). Subjects then appear only b
 Phone numbers are found with a pattern rather than ``phonenumbers.PhoneNumberMatcher``: the
 matcher costs about 250 µs per line (every request is logged), and with the leniency needed to
 catch numbers as typed it flags nearly any long digit run anyway. The pattern masks every run of
-7 to 15 digits with phone-like separators, except inside ids (UUIDs, long hex) and ISO dates,
-which stay readable: over-masking a number in a log line is the safe mistake.
+7 to 15 digits with phone-like separators (spaces, dashes, dots, slashes, brackets, pluses),
+except inside ids (UUIDs, long hex) and ISO dates, which stay readable: over-masking a number in
+a log line is the safe mistake. Text with percent escapes (a URL) is masked in decoded form.
 """
 
 from __future__ import annotations
