@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kith.errors import InvalidInput
-from kith.normalize import normalize_email, normalize_phone
+from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
 from kith.runtime import Kith
 from kith.testing import TokenFactory
 
@@ -45,6 +45,22 @@ def test_national_format_follows_the_default_region() -> None:
     assert normalize_phone("8 (495) 123-45-67", "RU") == "+74951234567"
     # An international number ignores the default region.
     assert normalize_phone("+1 415 555 2671", "DE") == "+14155552671"
+
+
+@pytest.mark.parametrize("region", ["GB", "RU", "JP", "US", "DE"])
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [("0044 20 7946 0018", LONDON), ("00 1 415 555 2671", "+14155552671")],
+)
+def test_00_means_international_in_every_region(region: str, typed: str, stored: str) -> None:
+    # Russia dials abroad with 810 and Japan with 010, so their rules read 0044... as a national
+    # number: it would be stored as +7 0044... or +81 0044..., a different person's number.
+    assert normalize_phone(typed, region) == stored
+
+
+def test_00_before_a_number_typed_with_letters() -> None:
+    assert normalize_phone("001 800 FLOWERS", "RU") == "+18003569377"
+    assert normalize_phone("00 44 800 FLOWERS", "JP") == "+448003569377"
 
 
 @pytest.mark.parametrize("typed", ["12", "abc", "+", "00", "+44 1", "call me", "0"])
@@ -133,6 +149,69 @@ def test_email_case_and_padding_never_matter(upper: list[bool], pad: str) -> Non
     assert normalize_email(pad + typed + pad) == address
 
 
+def test_error_messages_say_what_was_typed_and_why() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        normalize_phone(" call me ", "GB")
+    assert caught.value.detail.startswith("' call me ' is not a phone number: ")
+    with pytest.raises(InvalidInput) as caught:
+        normalize_phone("12", "GB")
+    assert caught.value.detail == (
+        "'12' is not a possible phone number in region GB (add the country code, like +44)"
+    )
+    assert caught.value.extra["field"] == "phone"
+    with pytest.raises(InvalidInput) as caught:
+        normalize_phone(" ", "GB")
+    assert caught.value.detail == "a phone number cannot be empty"
+    assert caught.value.extra["field"] == "phone"
+    with pytest.raises(InvalidInput) as caught:
+        normalize_email(" ada@ ")
+    assert caught.value.detail.startswith("'ada@' is not a valid email address: ")
+    assert caught.value.extra["field"] == "email"
+    with pytest.raises(InvalidInput) as caught:
+        normalize_email(" ")
+    assert caught.value.detail == "an email address cannot be empty"
+    assert caught.value.extra["field"] == "email"
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "12345",
+        "+44 20 7946 0018",
+        "(020) 7946-0018",
+        "020.7946.0018",
+        "020/7946/0018",
+        "020\u00a07946\u00a00018",
+        "  02079460018  ",
+    ],
+)
+def test_what_a_search_treats_as_a_phone(typed: str) -> None:
+    assert looks_like_phone(typed)
+    assert not looks_like_email(typed)
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "1234",
+        "12 34",
+        "X-12345",
+        "Studio 54321",
+        "54321 Studio",
+        "Apt 12345",
+        "020 7946 0018 x2",
+        "#12345",
+    ],
+)
+def test_what_a_search_does_not_treat_as_a_phone(typed: str) -> None:
+    assert not looks_like_phone(typed)
+
+
+def test_what_a_search_treats_as_an_email() -> None:
+    assert looks_like_email("ada@example.com") and looks_like_email("@")
+    assert not looks_like_email("Ada Lovelace")
+
+
 # -- through the API, on both engines ----------------------------------------------------------
 
 
@@ -182,3 +261,15 @@ async def test_invalid_second_phone_names_it(
     problem = response.json()
     assert problem["field"] == "phones[1]"
     assert "'12'" in problem["detail"]
+
+
+async def test_a_name_with_digits_is_searched_as_a_name(
+    kith_client: httpx.AsyncClient, kith_auth: TokenFactory
+) -> None:
+    headers = await kith_auth("agent")
+    for name in ("Studio 54321", "Studio 54"):
+        created = await kith_client.post("/api/contacts", json={"name": name}, headers=headers)
+        assert created.status_code == 201, created.text
+    response = await kith_client.get("/api/contacts", params={"q": "Studio 54321"}, headers=headers)
+    assert response.status_code == 200, response.text
+    assert [item["name"] for item in response.json()["items"]] == ["Studio 54321"]

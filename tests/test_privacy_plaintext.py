@@ -18,7 +18,7 @@ from kith.cli.setup import migrate_all
 from kith.plugin_manager import PluginSelection, load_plugin_manager
 from kith.plugins.webhooks.schemas import SubscriptionCreate
 from kith.plugins.webhooks.service import WebhookService
-from kith.privacy.encryption import jobs, plaintext_migration, table_walk
+from kith.privacy.encryption import jobs, lifecycle, plaintext_migration, table_walk
 from kith.privacy.encryption.envelope import PREFIX
 from kith.privacy.encryption.lifecycle import STATE_PLAINTEXT
 from kith.runtime import Kith
@@ -248,3 +248,45 @@ def test_verify_finds_a_contact_s_data_readable_in_any_table(
     # It says where, never what.
     for value in ("Oriel", "Fenwick", "verify-probe", "7946"):
         assert value.lower() not in found.output.lower()
+
+
+async def test_values_already_encrypted_are_left_as_they_are(old_settings, kith_engine) -> None:
+    # Between the upgrade and the end of the migration, what Kith writes is already encrypted;
+    # encrypting it again would store an envelope inside an envelope, and the contact would
+    # read back as "$k1$...".
+    ids = await _write_plaintext(old_settings)
+    kith = open_kith(old_settings, plugin_manager=_with_privacy())
+    await kith.start()
+    try:
+        await kith.database.migrate()
+        await lifecycle.start_privacy(kith, protector(kith))
+        assert protector(kith).allow_plaintext
+        newer = await ContactService(kith).create(
+            ContactCreate(name="Newer Person", emails=[EmailIn("newer@current.example")])
+        )
+        written = await raw(kith, "SELECT display_name FROM kith_contact WHERE id = {}", newer.id)
+        assert written[0]["display_name"].startswith(PREFIX)
+        written_points = await raw(kith, "SELECT value, lookup FROM kith_contact_point")
+
+        report = await plaintext_migration.encrypt_existing(kith)
+        # Seven contacts, their fourteen emails and phones and seven interactions; not the
+        # contact and the email written encrypted.
+        assert report.rows_encrypted == 28
+
+        again = await raw(kith, "SELECT display_name FROM kith_contact WHERE id = {}", newer.id)
+        assert again == written
+        points = {row["value"]: row["lookup"] for row in written_points}
+        for row in await raw(kith, "SELECT value, lookup FROM kith_contact_point"):
+            if row["value"] in points:
+                assert row["lookup"] == points[row["value"]]
+        read = await ContactService(kith).get(newer.id)
+        assert read.name == "Newer Person"
+        assert read.emails[0].address == "newer@current.example"
+        assert await ContactService(kith).find_ids_by("email", "newer@current.example") == [
+            newer.id
+        ]
+        assert await plaintext_migration.leftover(protector(kith)) == {}
+        for contact_id, (name, _email) in zip(ids, PEOPLE, strict=True):
+            assert (await ContactService(kith).get(contact_id)).name == name
+    finally:
+        await kith.close()

@@ -8,8 +8,20 @@ import uuid
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from kith.privacy.encryption import envelope as envelope_module
 from kith.privacy.encryption.blind_index import BlindIndex
-from kith.privacy.encryption.envelope import PREFIX, decrypt_envelope, encrypt_value, parse
+from kith.privacy.encryption.envelope import (
+    PREFIX,
+    decode,
+    decrypt_envelope,
+    encrypt_value,
+    is_envelope,
+    key_id_of,
+    open_decoded,
+    pad,
+    parse,
+    unpad,
+)
 from kith.privacy.encryption.errors import EnvelopeError, FieldDecryptionError
 from kith.privacy.encryption.primitives import (
     AuthenticationFailed,
@@ -240,6 +252,218 @@ def test_wrong_key_fails():
 def test_not_an_envelope_is_reported():
     with pytest.raises(EnvelopeError, match="not an encrypted envelope"):
         parse("Ada Lovelace")
+
+
+# -- the stored format: values written by earlier releases stay readable ------------------------
+
+# Envelopes as this release writes them, kept as text: a change to the version byte, the layout,
+# the associated data, the padding or the encoding that would make stored data unreadable fails
+# here. Written with the key bytes 00..1f, key id FIXED_KEY_ID and row FIXED_ROW.
+FIXED_KEY = bytes(range(32))
+FIXED_KEY_ID = uuid.UUID("0193a0c4-7d2e-7c3b-9f10-5a6b7c8d9e0f")
+FIXED_ROW = uuid.UUID("0193a0c4-7d2e-7c3b-9f10-000000000001")
+STORED = [
+    (
+        "kith_contact",
+        "display_name",
+        "Ada Lovelace",
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8BAQEBAQEBAQEBAQE2p4QVJOoeA7g1BH2YZ1LYmHSZytrdMac5Xk2Ok_kh6Q",
+    ),
+    (
+        "kith_contact_point",
+        "value",
+        "+442079460018",
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8CAgICAgICAgICAgKwHC2Jie4Ib_21kskL-doTg75yGV43JbOfkv3GfcAQ_A",
+    ),
+    (
+        "kith_interaction",
+        "body",
+        "",
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8DAwMDAwMDAwMDAwNuSzzWC5JSFt5dBn7NqlQHBeYjuKS8kOtvljtKZT6fjA",
+    ),
+    (
+        "kith_contact",
+        "family_name",
+        "x" * 15,
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8EBAQEBAQEBAQEBAQc_7bwUS3p5bJ9IxNdhdmA1k87kutU4MfljlJtVzhXlg",
+    ),
+    (
+        "kith_contact",
+        "given_name",
+        "Zoë 王",
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8FBQUFBQUFBQUFBQUWWRvagNoUYb-OC-AJEwbV2V5xq1SL9wMOh7x9eqGhwQ",
+    ),
+    (
+        "kith_interaction",
+        "summary",
+        "y" * 16,
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8GBgYGBgYGBgYGBgZFIZTwAMzU6KId_Mc-GqBEi4RoUUVphMG2_5b6A6pjRuAhiz9aGZkp"
+        "ygtSUlDf1p4",
+    ),
+    (
+        "kith_interaction",
+        "body",
+        "z" * 40,
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8HBwcHBwcHBwcHBwd1ENwmFXWtjrznafr6K47h2yb3CfKN-2OEwSSAfqRIYV0-iwT7"
+        "Oo7ogv6h_cIX2Sbjl-MoyW9Wo8rkMKkvrEwP",
+    ),
+    (
+        # Ends in "X": nothing but base64 padding is stripped from the end.
+        "kith_interaction",
+        "summary",
+        "Grace Hopper met Ada Lovelace at the bench",
+        "$k1$AQGToMR9Lnw7nxBaa3yNng8XFxcXFxcXFxcXFxcR1rpbvimVHQv37gpGkih7yQggQwSt5sMV3bsMoInsoCkQL_Aw"
+        "am1DjXX_QIEBNajfI_23Rl6qY-NR9L-FVk-X",
+    ),
+]
+
+
+@pytest.mark.parametrize(("table", "column", "value", "stored"), STORED)
+def test_envelopes_stored_by_this_release_still_decrypt(table, column, value, stored):
+    envelope = parse(stored)
+    assert (envelope.version, envelope.key_id) == (1, FIXED_KEY_ID)
+    assert envelope.header == b"\x01" + FIXED_KEY_ID.bytes
+    assert is_envelope(stored)
+    assert decrypt_envelope(aes_gcm(FIXED_KEY), envelope, table, column, FIXED_ROW) == value
+    raw = decode(stored)
+    assert key_id_of(raw) == FIXED_KEY_ID
+    assert open_decoded(aes_gcm(FIXED_KEY), raw, table, column, FIXED_ROW) == value
+
+
+@pytest.mark.parametrize(("table", "column", "value", "stored"), STORED)
+def test_envelopes_are_written_in_the_stored_format(table, column, value, stored, monkeypatch):
+    # The nonce is the only random part; with the one the stored value used, the writer must
+    # produce the same text, byte for byte.
+    nonce = parse(stored).nonce
+    monkeypatch.setattr(envelope_module, "random_nonce", lambda: nonce)
+    written = encrypt_value(aes_gcm(FIXED_KEY), FIXED_KEY_ID, table, column, FIXED_ROW, value)
+    assert written == stored
+
+
+def test_the_documented_layout_is_what_is_stored():
+    # Built from the module's description alone, with the AEAD used directly.
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    nonce = bytes(range(100, 112))
+    header = b"\x01" + FIXED_KEY_ID.bytes
+    aad = header + b"|kith_contact\x00display_name\x00" + FIXED_ROW.bytes
+    padded = b"Ada" + b"\x80" + b"\x00" * 12
+    sealed = AESGCM(FIXED_KEY).encrypt(nonce, padded, aad)
+    text = "$k1$" + base64.urlsafe_b64encode(header + nonce + sealed).decode().rstrip("=")
+    key = aes_gcm(FIXED_KEY)
+    assert decrypt_envelope(key, parse(text), "kith_contact", "display_name", FIXED_ROW) == "Ada"
+    assert parse(text).nonce == nonce and parse(text).sealed == sealed
+
+
+@pytest.mark.parametrize(
+    ("value", "padded"),
+    [
+        (b"", b"\x80" + b"\x00" * 15),
+        (b"Ada", b"Ada\x80" + b"\x00" * 12),
+        (b"x" * 15, b"x" * 15 + b"\x80"),
+        (b"x" * 16, b"x" * 16 + b"\x80" + b"\x00" * 15),
+        # Zeros and 0x80 inside the value are data, not padding.
+        (b"a\x00", b"a\x00\x80" + b"\x00" * 13),
+        (b"\xc2\x80", b"\xc2\x80\x80" + b"\x00" * 13),
+    ],
+)
+def test_padding_known_answers(value, padded):
+    assert pad(value) == padded
+    assert unpad(padded) == value
+
+
+@given(st.binary(max_size=100))
+def test_unpad_undoes_pad(value):
+    assert len(pad(value)) % 16 == 0 and len(pad(value)) > len(value)
+    assert unpad(pad(value)) == value
+
+
+@pytest.mark.parametrize(
+    "padded",
+    [
+        b"",
+        b"\x00" * 16,
+        b"Ada" + b"\x00" * 13,
+        b"Ada\x81" + b"\x00" * 12,
+        b"Ada\x80\x01",
+        b"Ada\x80X\x00\x00",
+    ],
+)
+def test_unpad_refuses_what_pad_cannot_produce(padded):
+    with pytest.raises(EnvelopeError, match=r"^the decrypted value has no valid padding$"):
+        unpad(padded)
+
+
+def test_each_part_of_an_envelope_is_read_from_its_place():
+    key_id = uuid.UUID("fedcba98-7654-3210-8899-aabbccddeeff")
+    stored = encrypt_value(KEY, key_id, "kith_contact", "display_name", ROW, "Ada")
+    envelope = parse(stored)
+    assert envelope.version == 1 and envelope.key_id == key_id
+    assert envelope.header == b"\x01" + key_id.bytes
+    assert len(envelope.nonce) == 12 and len(envelope.sealed) == 16 + 16
+    assert decode(stored) == envelope.header + envelope.nonce + envelope.sealed
+
+
+def _reencoded(raw: bytes) -> str:
+    import base64
+
+    return PREFIX + base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def test_an_unknown_version_is_named():
+    raw = bytearray(decode(STORED[0][3]))
+    raw[0] = 2
+    with pytest.raises(EnvelopeError, match=r"^envelope format version 2 is not supported$"):
+        decode(_reencoded(bytes(raw)))
+
+
+@pytest.mark.parametrize("stored", [STORED[0][3], STORED[5][3]])
+def test_only_canonical_base64url_is_accepted(stored):
+    # The last character's unused low bits set: the same bytes, spelled differently.
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(stored[-1])
+    for spare in (1, 2):
+        other = stored[:-1] + alphabet[last | spare]
+        with pytest.raises(EnvelopeError, match=r"^the envelope is not canonical base64url$"):
+            decode(other)
+
+
+@pytest.mark.parametrize(
+    ("stored", "message"),
+    [
+        ("$k1$" + "A" * 81, "the envelope is not valid base64url"),  # one character left over
+        (STORED[0][3][:-1] + "=", "the envelope is not valid base64url"),
+        (STORED[0][3][:-1] + "+", "the envelope is not valid base64url"),
+        (STORED[0][3][:-1] + "é", "the envelope is not valid base64url"),
+        # 60 bytes: one short of the shortest envelope.
+        ("$k1$" + "A" * 80, "the envelope is truncated"),
+        ("$k2$" + STORED[0][3][4:], "the value is not an encrypted envelope"),
+    ],
+)
+def test_malformed_envelopes_say_what_is_wrong(stored, message):
+    with pytest.raises(EnvelopeError, match=f"^{message}$"):
+        decode(stored)
+
+
+def test_a_value_that_does_not_decrypt_names_its_place():
+    stored = STORED[0][3]
+    with pytest.raises(FieldDecryptionError) as caught:
+        decrypt_envelope(aes_gcm(FIXED_KEY), parse(stored), "kith_contact", "given_name", FIXED_ROW)
+    assert str(caught.value) == (
+        f"kith_contact.given_name of row {FIXED_ROW} does not decrypt: the stored value was "
+        "altered, or copied from another row or column"
+    )
+
+
+def test_the_shortest_envelope_is_read():
+    assert len(decode(STORED[2][3])) == 61
+
+
+@pytest.mark.parametrize("stored", [None, "", "Ada", "k1$x", "$k2$AQ", " $k1$AQ"])
+def test_what_is_not_an_envelope(stored):
+    assert not is_envelope(stored)
 
 
 # -- blind indexes ---------------------------------------------------------------------------

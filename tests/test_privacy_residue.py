@@ -8,15 +8,23 @@ import json
 import os
 import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 import structlog
 from _privacy_storage import pg_dump_binary
+from kith.bootstrap import open_kith
+from kith.hookspecs import hookimpl
 from kith.logs import configure_logging, get_logger
+from kith.personal import PersonalField
+from kith.plugin_manager import load_plugin_manager
 from kith.privacy.encryption.redaction import EMAIL_MASK, PHONE_MASK, Redactor, mask_text, redactor
 from kith.runtime import Kith
+from piccolo.columns import UUID, Text
+from piccolo.conf.apps import AppConfig
+from piccolo.table import Table
 
 NAME_GIVEN = "Quintessa"
 NAME_FAMILY = "Vandermolen-Ptak"
@@ -211,6 +219,39 @@ async def test_no_plaintext_in_the_database_or_the_logs(
         ("due 2026-11-23T10:00:00+00:00 and 2026-11-23", None),
         ("token 4f1c2a9e8b7d6c5f4e3d2c1b0a998877", None),
         ("200 OK in 12.5 ms", None),
+        # Seven to fifteen digits are a phone number, whatever separates them.
+        ("call 1234567 now", "call [phone] now"),
+        ("call 123 4567", "call [phone]"),
+        ("call 123456 now", None),
+        ("card 123456789012345", "card [phone]"),
+        ("n 123-456-789-012-345", "n [phone]"),
+        ("x 1234567890123456", None),
+        ("n 123-456-789-012-3456", None),
+        ("dots 020.7946.0018", "dots [phone]"),
+        ("slashes 020/7946/0018", "slashes [phone]"),
+        ("nbsp 020\u00a07946\u00a00018", "nbsp [phone]"),
+        ("brackets (020) 7946-0018", "brackets [phone]"),
+        # A "+" inside an address, as typed or in a URL.
+        ("from ada+crm@example.com", "from [email]"),
+        ("from ada.king+crm-2@mail.example.org.", "from [email]."),
+        ("q=ada+crm%40example.com&page=2", "q=[email]&page=2"),
+        ("q=ada%2Bcrm%40example.com", "q=[email]"),
+        ("GET /api/contacts?q=Ada%40Example.com HTTP/1.1", "GET /api/contacts?q=[email] HTTP/1.1"),
+        # A number in a URL: percent-encoded, with "+" or %20 for spaces.
+        ("q=%2B44+20+7946+0018", "q=[phone]"),
+        ("q=%2B44%2020%207946%200018&limit=5", "q=[phone]&limit=5"),
+        ("/api/contacts?q=020+7946+0018", "/api/contacts?q=[phone]"),
+        ("q=0044+20+7946+0018&page=2", "q=[phone]&page=2"),
+        ("q=%28020%29%207946-0018", "q=[phone]"),
+        # A URL inside a query string is encoded twice.
+        ("next=%2Fsearch%3Fq%3Dada%2540example.com", "next=/search?q=[email]"),
+        ("next=%2Fsearch%3Fq%3D%252B44%252020%25207946%25200018", "next=/search?q=[phone]"),
+        # Percent signs that hide nothing are left as they are.
+        ("100%25 of 12 rows", None),
+        ("load at 45% of 1234567", "load at 45% of [phone]"),
+        ("q=Studio%2054321", None),
+        ("version 1.2.3+45", None),
+        ("name=Ada%20Lovelace", None),
     ],
 )
 def test_mask_text(text: str, expected: str | None) -> None:
@@ -242,17 +283,135 @@ def test_processor_drops_personal_keys_and_keeps_ids() -> None:
     }
 
 
-def test_registered_fields_are_redacted_by_the_shared_processor() -> None:
-    assert {"display_name", "summary", "body", "value"} <= redactor.field_names
+@pytest.fixture
+def shared_redactor() -> Iterator[Redactor]:
+    """The process-wide processor, its field names put back after the test: every start-up
+    sets them, so a test that reads them must not depend on which start-up ran last."""
+    saved = redactor.field_names
+    yield redactor
+    redactor.field_names = saved
+
+
+def test_registered_fields_are_redacted_by_the_shared_processor(shared_redactor) -> None:
+    # Whatever an earlier start-up registered, the core fields stay covered.
+    shared_redactor.set_field_names([])
+    assert {"display_name", "summary", "body", "value"} <= shared_redactor.field_names
+    assert "kith_contact_point.value" in shared_redactor.field_names
+    shared_redactor.set_field_names(["shoe_size", "test_shoes.shoe_size"])
+    assert {"shoe_size", "test_shoes.shoe_size", "given_name"} <= shared_redactor.field_names
+
+
+class Shoes(Table, tablename="test_redaction_shoes"):
+    id = UUID(primary_key=True)
+    shoe_size = Text(secret=True)
+
+
+class ShoePlugin:
+    """A plugin with a personal column of its own."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.app = AppConfig(
+            app_name="test_redaction_shoes", migrations_folder_path=tmp, table_classes=[Shoes]
+        )
+
+    @hookimpl
+    def kith_register_apps(self, register) -> None:
+        register(self.app)
+
+    @hookimpl
+    def kith_register_personal_fields(self, register) -> None:
+        register(
+            PersonalField(
+                table="test_redaction_shoes",
+                column="shoe_size",
+                category="physical",
+                purposes=("fitting",),
+            )
+        )
+
+
+async def test_fields_a_plugin_registers_are_kept_out_of_logs(
+    captured_logs, kith_settings, shared_redactor, tmp_path: Path
+) -> None:
+    manager = load_plugin_manager()
+    manager.register(ShoePlugin(tmp_path))
+    kith = open_kith(kith_settings, plugin_manager=manager)
+    buffer = captured_logs(kith_settings)
+    await kith.start()
+    try:
+        get_logger("kith.test").info(
+            "fitted",
+            shoe_size="44",
+            extra={"test_redaction_shoes.shoe_size": "44", "kind": "boot"},
+            contact_id="c-1",
+        )
+    finally:
+        await kith.close()
+    [line] = [json.loads(x) for x in buffer.getvalue().splitlines() if '"fitted"' in x]
+    assert line["event"] == "fitted" and line["contact_id"] == "c-1"
+    assert "shoe_size" not in line
+    assert line["extra"] == {"kind": "boot"}
+
+
+def test_processor_masks_every_kind_of_value() -> None:
+    processor = Redactor()
+    event = processor(
+        None,
+        "info",
+        {
+            "event": "mailed ada@example.com",
+            "pair": ("ada@example.com", "+44 20 7946 0018"),
+            "several": {"ada@example.com"},
+            "frozen": frozenset({"+44 20 7946 0018"}),
+            "nested": [{"to": ["ada@example.com"]}],
+            "error": ValueError("no route to ada@example.com"),
+            "count": 1234567,
+            "exc_info": False,
+            # Fields Kith writes itself are not scanned: they hold no personal data.
+            "timestamp": "1234567",
+            "level": "1234567",
+            "logger": "1234567",
+            "request_id": "1234567",
+            "duration_ms": "1234567",
+        },
+    )
+    assert event == {
+        "event": f"mailed {EMAIL_MASK}",
+        "pair": [EMAIL_MASK, PHONE_MASK],
+        "several": [EMAIL_MASK],
+        "frozen": [PHONE_MASK],
+        "nested": [{"to": [EMAIL_MASK]}],
+        "error": f"ValueError: no route to {EMAIL_MASK}",
+        "count": 1234567,
+        "timestamp": "1234567",
+        "level": "1234567",
+        "logger": "1234567",
+        "request_id": "1234567",
+        "duration_ms": "1234567",
+    }
+
+
+def test_processor_masks_a_traceback_before_any_renderer() -> None:
+    try:
+        raise RuntimeError("cannot call +44 20 7946 0018")
+    except RuntimeError as error:
+        event = Redactor({"body"})(
+            None, "error", {"event": "failed", "exc_info": error, "body": "secret"}
+        )
+    assert "exc_info" not in event and "body" not in event
+    assert "Traceback" in event["exception"]
+    assert f"RuntimeError: cannot call {PHONE_MASK}" in event["exception"]
+    assert "7946" not in event["exception"]
 
 
 def test_redaction_joins_logging_configured_before_the_plugin_started(
-    captured_logs, kith_settings, monkeypatch
+    captured_logs, kith_settings, monkeypatch, shared_redactor
 ) -> None:
     from kith import logs
     from kith.privacy.encryption.plugin import install_redaction
 
     monkeypatch.setattr(logs, "_extra_processors", [])
+    shared_redactor.set_field_names([])
     buffer = captured_logs(kith_settings)  # as the CLI does, before Kith opens
     assert redactor not in structlog.get_config()["processors"]
     install_redaction()

@@ -8,8 +8,9 @@ so a traceback never reaches the renderer unmasked). Subjects then appear only b
 Phone numbers are found with a pattern rather than ``phonenumbers.PhoneNumberMatcher``: the
 matcher costs about 250 µs per line (every request is logged), and with the leniency needed to
 catch numbers as typed it flags nearly any long digit run anyway. The pattern masks every run of
-7 to 15 digits with phone-like separators, except inside ids (UUIDs, long hex) and ISO dates,
-which stay readable: over-masking a number in a log line is the safe mistake.
+7 to 15 digits with phone-like separators (spaces, dashes, dots, slashes, brackets, pluses),
+except inside ids (UUIDs, long hex) and ISO dates, which stay readable: over-masking a number in
+a log line is the safe mistake. Text with percent escapes (a URL) is masked in decoded form.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote
 
 import structlog
 from kith.personal import CORE_PERSONAL_FIELDS
@@ -26,26 +27,29 @@ EMAIL_MASK = "[email]"
 PHONE_MASK = "[phone]"
 
 # The local part leaves out "=", "/" and "?" (legal, but rare) so that "q=ada@..." keeps its "q=".
-_EMAIL = re.compile(r"[\w.!#$%&'*+^`{|}~-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+", re.UNICODE)
+_EMAIL = re.compile(r"[\w.!#$%&'*+^`{|}~-]+@[\w-]+(?:\.[\w-]+)+", re.UNICODE)
 _TOKENS = re.compile(
     # Kept as they are: UUIDs, long hex ids, ISO dates and times.
     r"(?P<keep>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
     r"|\b[0-9a-fA-F]{24,}\b"
     r"|\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?)"
-    # Phone-like: an optional + or 00, digits with spaces, dashes, dots, slashes, brackets.
-    r"|(?P<phone>(?<![\w+])\+?\(?\d[\d\s\-().\/\u00a0]{5,}\d(?!\w))"
+    # Phone-like: an optional + or 00, digits with spaces, dashes, dots, slashes, brackets, or
+    # pluses (a space in a query string: "q=020+7946+0018").
+    r"|(?P<phone>(?<![\w+])\+?\(?\d[\d\s\-().\/\u00a0+]{5,}\d(?!\w))"
 )
 _DIGITS = re.compile(r"\d")
-_SEVEN_DIGITS = re.compile(r"\d(?:\D*\d){6}")
 # What the phone alternative of _TOKENS needs at least; most lines (a path with a UUID in it)
 # have none, and then the full scan, which is costly, can change nothing.
-_PHONE_RUN = re.compile(r"\d[\d\s\-().\/\u00a0]{5,}\d")
+_PHONE_RUN = re.compile(r"\d[\d\s\-().\/\u00a0+]{5,}\d")
+# A URL in a query string is encoded twice; one more round costs nothing when there is none.
+_DECODE_ROUNDS = 3
 _NOT_SCANNED = frozenset({"timestamp", "level", "logger", "request_id", "duration_ms"})
 
 
 def _phone_or_keep(match: re.Match[str]) -> str:
-    if match.group("keep"):
-        return match.group(0)
+    keep = match.group("keep")
+    if keep:
+        return keep
     digits = len(_DIGITS.findall(match.group("phone")))
     return PHONE_MASK if 7 <= digits <= 15 else match.group(0)
 
@@ -53,21 +57,26 @@ def _phone_or_keep(match: re.Match[str]) -> str:
 def mask_text(text: str) -> str:
     """``text`` with email addresses and phone numbers masked."""
     if "%" in text:
-        # An address or number inside a URL is percent-encoded; mask the decoded form.
-        decoded = unquote_plus(text)
-        if decoded != text and ("@" in decoded or _has_digits(decoded, 7)):
-            text = decoded
-    if "@" in text or "%40" in text:
+        # An address or number inside a URL is percent-encoded, twice for a URL inside a query:
+        # mask the decoded form, but keep the line as it was when that hides nothing (the digits
+        # of "%2054321" are no phone number). Not unquote_plus: a "+" may be part of an address
+        # ("ada+crm@..."), and turned into a space it would leave the start of the address
+        # outside the mask; as a phone separator, the pattern reads "+" like a space.
+        decoded = text
+        for _ in range(_DECODE_ROUNDS):
+            decoded = unquote(decoded)
+        if decoded != text:
+            masked = _mask(decoded)
+            return text if masked == decoded else masked
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
+    if "@" in text:
         text = _EMAIL.sub(EMAIL_MASK, text)
     if _PHONE_RUN.search(text):
         text = _TOKENS.sub(_phone_or_keep, text)
     return text
-
-
-def _has_digits(text: str, count: int) -> bool:
-    if count == 7:
-        return _SEVEN_DIGITS.search(text) is not None
-    return len(_DIGITS.findall(text)) >= count
 
 
 class Redactor:
