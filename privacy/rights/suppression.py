@@ -33,7 +33,7 @@ from kith import (
 )
 from kith.privacy.encryption import root_keys
 from kith.privacy.encryption.primitives import hkdf_sha256, hmac_sha256
-from kith.privacy.encryption.protector import protector_of
+from kith.privacy.encryption.protector import PrivacyProtector, protector_of
 from kith.privacy.encryption.tables import RootKey
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.tables import Suppression, SuppressionOverride
@@ -278,6 +278,10 @@ async def carry_over(kith: Kith) -> int:
     """Give entries from before root keys a root key of their own: the root their KEK derived,
     stored wrapped (so the entries keep matching once that KEK is rotated out and pruned).
     Returns how many entries were carried over; runs at every start, usually finding none."""
+    if not isinstance(getattr(kith, "protector", None), PrivacyProtector):
+        # A plugin's own protector replaced privacy's keys: the entries wait, unchanged, for a
+        # start with privacy's keys, the only ones they can be matched under.
+        return 0
     provider = protector_of(kith).context["provider"]
     rows = await (
         Suppression.select(Suppression.kek_id)
