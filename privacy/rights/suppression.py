@@ -109,7 +109,6 @@ class SuppressionList:
         self._cache: dict[tuple[uuid.UUID, str], bytes] = self._protector.context.setdefault(
             "suppression_keys", {}
         )
-        self._roots: list[uuid.UUID] = self._protector.context.setdefault("suppression_roots", [])
         self._orphans: set[uuid.UUID] = self._protector.context.setdefault(
             "suppression_orphan_roots", set()
         )
@@ -122,15 +121,14 @@ class SuppressionList:
         """The suppression root keys, oldest first, as the database has them now."""
         rows = await _ROOT_IDS.run(purpose=root_keys.SUPPRESSION)
         roots = [row["id"] for row in rows]
-        self._roots[:] = roots
+        self._protector.context["suppression_roots"] = roots
         return roots
 
     async def _known_roots(self) -> list[uuid.UUID]:
         # Remembered per process: each lookup also asks for entries under any other root
         # (see _lookup_query), so a root made elsewhere is noticed by the first lookup after.
-        if not self._roots:
-            return await self._root_ids()
-        return self._roots
+        roots: list[uuid.UUID] | None = self._protector.context.get("suppression_roots")
+        return await self._root_ids() if roots is None else roots
 
     async def _kind_key(self, root_id: uuid.UUID, kind: str) -> bytes:
         key = self._cache.get((root_id, kind))
