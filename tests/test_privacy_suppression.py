@@ -32,7 +32,7 @@ from kith.privacy.rights.consent import ConsentService
 from kith.privacy.rights.suppression import Suppressed, SuppressionList
 from kith.privacy.rights.tables import Suppression, SuppressionOverride
 from kith.runtime import Kith
-from kith.schemas import ContactCreate, EmailIn
+from kith.schemas import ContactCreate, EmailIn, PhoneIn
 from kith.services.contacts import ContactService
 from kith.tables import ContactPoint
 
@@ -419,3 +419,20 @@ async def test_a_root_key_another_process_makes_is_matched_at_once(
         assert (await SuppressionList(kith).match("email", EMAIL_2.lower())) is not None
     finally:
         await other.close()
+
+
+async def test_a_root_key_of_a_rolled_back_erasure_does_not_break_later_checks(
+    kith: Kith,
+) -> None:
+    suppression = SuppressionList(kith)
+    with pytest.raises(RuntimeError):
+        async with kith.unit_of_work():
+            # The first entries make the first root key; the second look-up sees it.
+            assert await suppression.add("email", EMAIL.lower(), "erasure")
+            assert await suppression.add("email", EMAIL_2.lower(), "erasure")
+            raise RuntimeError("the erasure failed")
+    # Nobody was suppressed, and a new contact with a phone is checked as usual.
+    created = await ContactService(kith).create(
+        ContactCreate(name="P. Q.", emails=[EmailIn(address=EMAIL)], phones=[PhoneIn(PHONE)])
+    )
+    assert created.emails[0].address == EMAIL.lower()

@@ -177,12 +177,15 @@ class SuppressionList:
         if not values:
             return []
         roots = await self._known_roots()
-        for _ in range(2):
-            wanted: dict[tuple[str, str], list[int]] = {}
-            for index, (kind, normalized) in enumerate(values):
-                for root_id in roots:
-                    digest = await self.digest(root_id, kind, normalized)
-                    wanted.setdefault((kind, digest), []).append(index)
+        rows: list[dict[str, Any]] = []
+        wanted: dict[tuple[str, str], list[int]] = {}
+        for _ in range(3):
+            try:
+                wanted = await self._wanted(values, roots)
+            except LookupError:
+                # A root remembered from a transaction that was rolled back: read them again.
+                roots = await self._root_ids()
+                continue
             digests: dict[str, list[str]] = {kind: [] for kind in _KINDS}
             for kind, digest in wanted:
                 digests.setdefault(kind, []).append(digest)
@@ -195,6 +198,11 @@ class SuppressionList:
             roots = await self._root_ids()
             # Entries whose root key is gone cannot match anything; stop asking for them.
             self._orphans.update(unknown - set(roots))
+        else:
+            # Root keys kept changing under the check: refuse rather than let someone through.
+            raise Conflict(
+                "the suppression list's keys changed during the check; send the request again"
+            )
         found: list[dict[str, Any] | None] = [None] * len(values)
         for row in rows:
             if reason is not None and row["reason"] != reason:
@@ -206,6 +214,17 @@ class SuppressionList:
                 ):
                     found[index] = row
         return found
+
+    async def _wanted(
+        self, values: Sequence[tuple[str, str]], roots: list[uuid.UUID]
+    ) -> dict[tuple[str, str], list[int]]:
+        """(kind, digest) under each root key -> the indexes of the values it stands for."""
+        wanted: dict[tuple[str, str], list[int]] = {}
+        for index, (kind, normalized) in enumerate(values):
+            for root_id in roots:
+                digest = await self.digest(root_id, kind, normalized)
+                wanted.setdefault((kind, digest), []).append(index)
+        return wanted
 
     async def match(
         self, kind: str, normalized: str, reason: str | None = None
