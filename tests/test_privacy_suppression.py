@@ -24,7 +24,7 @@ from kith.errors import Conflict
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.plugin_manager import load_plugin_manager
-from kith.privacy.encryption import reindex, rotation
+from kith.privacy.encryption import reindex, root_keys, rotation
 from kith.privacy.encryption.primitives import hkdf_sha256, hmac_sha256
 from kith.privacy.encryption.protector import protector_of
 from kith.privacy.rights.audit import AuditLog
@@ -32,7 +32,7 @@ from kith.privacy.rights.consent import ConsentService
 from kith.privacy.rights.suppression import Suppressed, SuppressionList
 from kith.privacy.rights.tables import Suppression, SuppressionOverride
 from kith.runtime import Kith
-from kith.schemas import ContactCreate, EmailIn
+from kith.schemas import ContactCreate, EmailIn, PhoneIn
 from kith.services.contacts import ContactService
 from kith.tables import ContactPoint
 
@@ -383,3 +383,56 @@ async def test_entries_from_before_root_keys_are_carried_over(kith: Kith, kith_s
         assert await _refused(restarted)
     finally:
         await restarted.close()
+
+
+async def test_a_root_key_another_process_makes_is_matched_at_once(
+    kith: Kith, kith_settings
+) -> None:
+    # This process has checked a contact already, so it knows the suppression root keys (none).
+    await ContactService(kith).create(
+        ContactCreate(name="Earlier", emails=[EmailIn(address="earlier@fresh.example")])
+    )
+    other = open_kith(kith_settings, plugin_manager=load_plugin_manager())
+    await other.start()
+    try:
+        # Another process erases someone: the first entry, under a root key made there.
+        elsewhere = SuppressionList(other)
+        assert await elsewhere.add("email", EMAIL.lower(), "erasure")
+        assert await _refused(kith)
+        # Two processes that made the first root at once each add under their own: an entry
+        # under a root this process has never seen is refused too.
+        provider = protector_of(other).context["provider"]
+        second = await root_keys.create(provider, root_keys.SUPPRESSION)
+        await Suppression.insert(
+            Suppression(
+                kind="email",
+                digest=await elsewhere.digest(second, "email", EMAIL_2.lower()),
+                root_key_id=second,
+                reason="erasure",
+                created_at=utcnow(),
+            )
+        ).run()
+        with pytest.raises(Suppressed):
+            await ContactService(kith).create(
+                ContactCreate(name="P. Q.", emails=[EmailIn(address=EMAIL_2)])
+            )
+        assert (await SuppressionList(kith).match("email", EMAIL_2.lower())) is not None
+    finally:
+        await other.close()
+
+
+async def test_a_root_key_of_a_rolled_back_erasure_does_not_break_later_checks(
+    kith: Kith,
+) -> None:
+    suppression = SuppressionList(kith)
+    with pytest.raises(RuntimeError):
+        async with kith.unit_of_work():
+            # The first entries make the first root key; the second look-up sees it.
+            assert await suppression.add("email", EMAIL.lower(), "erasure")
+            assert await suppression.add("email", EMAIL_2.lower(), "erasure")
+            raise RuntimeError("the erasure failed")
+    # Nobody was suppressed, and a new contact with a phone is checked as usual.
+    created = await ContactService(kith).create(
+        ContactCreate(name="P. Q.", emails=[EmailIn(address=EMAIL)], phones=[PhoneIn(PHONE)])
+    )
+    assert created.emails[0].address == EMAIL.lower()

@@ -33,7 +33,7 @@ from kith.services import contacts as contacts_service
 from kith.services import users as users_service
 from kith.services.contacts import ContactService
 from kith.storage import _piccolo_internals as seam
-from kith.storage.postgres import KithPostgresEngine
+from kith.storage.postgres import KithPostgresEngine, _HotTransaction
 from kith.storage.prepared import Prepared
 from kith.storage.sqlite import KithSQLiteEngine, ThreadedConnection, WriterSession
 from kith.tables import ApiToken, Contact, ContactPoint
@@ -41,7 +41,7 @@ from piccolo.columns import JSON, M2M, UUID, Boolean, ForeignKey, Integer, Times
 from piccolo.columns.m2m import M2MSelect
 from piccolo.columns.reference import LazyTableReference
 from piccolo.engine.base import Engine
-from piccolo.engine.postgres import PostgresEngine
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.engine.sqlite import SQLiteEngine, SQLiteTransaction, TransactionType
 from piccolo.query.base import Query
 from piccolo.query.methods.delete import DeletionError
@@ -191,7 +191,8 @@ OVERRIDES: list[tuple[type, type, set[str]]] = [
     (KithSQLiteEngine, SQLiteEngine, {"__init__"}),
     (seam.SQLiteWriterTransaction, SQLiteTransaction, {"get_connection", "begin", "__aexit__"}),
     (seam.PostgresEngineBase, PostgresEngine, {"_run_in_pool"}),
-    (KithPostgresEngine, PostgresEngine, {"__init__", "close_connection_pool"}),
+    (KithPostgresEngine, PostgresEngine, {"__init__", "close_connection_pool", "transaction"}),
+    (_HotTransaction, PostgresTransaction, {"get_connection", "__aexit__"}),
     (seam.CompiledQueryString, QueryString, {"__init__", "compile_string", "__str__"}),
 ]
 

@@ -86,3 +86,32 @@ async def test_closing_returns_hot_connections_and_does_not_wait(
     await asyncio.wait_for(engine.close_connection_pool(), timeout=10)
     assert engine._hot == [] and engine.pool is None
     await engine.start_connection_pool(min_size=1, max_size=10)
+
+
+async def test_a_transaction_runs_on_a_hot_connection_and_gives_it_back(
+    engine: KithPostgresEngine,
+) -> None:
+    first = await _backend()
+    # The transaction takes the connection the statement left checked out, not the pool's.
+    async with engine.transaction():
+        assert await _backend() == first
+        await Contact.raw("SELECT 1").run()
+    assert await _backend() == first
+    assert len(engine._hot) == 1
+
+
+async def test_failed_transactions_give_their_connections_back(
+    engine: KithPostgresEngine,
+) -> None:
+    # More failures than the pool has connections, as above: each goes back to the pool.
+    for _ in range(12):
+        with pytest.raises(asyncpg.PostgresError):
+            async with engine.transaction():
+                await Contact.raw("SELECT * FROM no_such_table").run()
+        with pytest.raises(RuntimeError):
+            async with engine.transaction():
+                await Contact.raw("SELECT 1").run()
+                raise RuntimeError("the caller gave up")
+    rows = await asyncio.wait_for(Contact.select().run(), timeout=10)
+    assert rows == []
+    assert len(engine._hot) <= HOT_CONNECTIONS

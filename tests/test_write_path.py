@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import decimal
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from _privacy_workflow import NEWSLETTER, configure_privacy, make_contact
+from _privacy_subjects import make_person, run_request
+from _privacy_workflow import NEWSLETTER, configure_privacy, make_contact, make_user
 from kith.privacy.rights.consent import ConsentService
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from kith.tables import Interaction
 
 _TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
 
@@ -104,6 +107,8 @@ async def test_an_interaction_is_logged_in_one_commit_and_not_read_back(
         s.sql[:60] for s in recorded.statements if not s.in_transaction
     ]
     assert [s.verb for s in recorded.of("kith_interaction")] == ["INSERT"]
+    # The contact is not looked up first: its foreign key refuses a missing one.
+    assert recorded.of("kith_contact") == []
     assert logged == await InteractionService(kith).get(logged.id)
     assert str(logged.amount) == "7.00"
 
@@ -117,4 +122,44 @@ async def test_consent_given_is_not_read_back(kith: Kith, recorded: Recorder) ->
     given = await ledger.give(contact_id, "newsletter", channel="web")
     assert all(s.in_transaction for s in recorded.statements if s.verb != "SELECT")
     assert [s.verb for s in recorded.of("kith_consent_event")] == ["INSERT"]
-    assert given == (await ledger.history(contact_id))[-1]
+    # A contact's second consent: its pseudonym shows it is there, no look at the contact.
+    recorded.statements.clear()
+    again = await ledger.give(contact_id, "newsletter", channel="email")
+    assert recorded.of("kith_contact") == []
+    assert [s.verb for s in recorded.of("kith_consent_subject")] == ["SELECT"]
+    assert await ledger.history(contact_id) == [given, again]
+
+
+async def test_an_interaction_for_a_missing_or_erased_contact_is_404_and_stores_nothing(
+    kith: Kith, kith_client: Any, kith_auth: Any
+) -> None:
+    headers = await kith_auth("agent")
+    erased = await make_person(kith, notes=1, orders=0)
+    await run_request(kith, "erasure", erased, await make_user(kith))
+    before = await Interaction.count()
+    for contact_id in (uuid.uuid4(), erased):
+        answer = await kith_client.post(
+            f"/api/contacts/{contact_id}/interactions",
+            json={"kind": "note", "summary": "Called back"},
+            headers=headers,
+        )
+        assert answer.status_code == 404, answer.text
+        assert answer.headers["content-type"].startswith("application/problem+json")
+        assert answer.json()["detail"] == f"contact {contact_id} does not exist"
+    assert await Interaction.count() == before
+
+
+async def test_the_suppression_check_is_one_statement(kith: Kith, recorded: Recorder) -> None:
+    service = ContactService(kith)
+    await service.create(ContactCreate(name="First", emails=[EmailIn("first@example.com")]))
+    recorded.statements.clear()
+    await service.create(
+        ContactCreate(
+            name="Ada",
+            emails=[EmailIn("ada@example.com"), EmailIn("ada@home.example")],
+            phones=[PhoneIn("+44 20 7946 0018")],
+        )
+    )
+    # All three values in one look-up; the suppression root keys are remembered, not read.
+    assert [s.verb for s in recorded.of("kith_privacy_suppression")] == ["SELECT"]
+    assert recorded.of("kith_privacy_root_key") == []

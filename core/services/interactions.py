@@ -16,7 +16,7 @@ from kith.ids import new_id
 from kith.pagination import check_limit, decode_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import InteractionCreate, InteractionOut, InteractionPatch, Page, unset_to_dict
-from kith.services import is_unique_violation
+from kith.services import is_foreign_key_violation, is_unique_violation
 from kith.services.contacts import ContactService, default_channel
 from kith.storage.prepared import Prepared
 from kith.subject_checks import check_processing, record_access
@@ -59,6 +59,11 @@ def _cents(amount: decimal.Decimal | None) -> decimal.Decimal | None:
 def _utc(value: dt.datetime | None) -> dt.datetime | None:
     # As both engines give stored times back.
     return None if value is None else value.astimezone(dt.UTC)
+
+
+class _NoContactRow(Exception):
+    """The insert met the contact's foreign key: the contact is not there, or a user it names
+    is not (told apart after the transaction is over)."""
 
 
 class _RacedOnExternalId(Exception):
@@ -147,9 +152,26 @@ class InteractionService:
     async def _log(
         self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor
     ) -> tuple[InteractionOut, bool]:
+        try:
+            return await self._store(contact_id, data, actor)
+        except (_NoContactRow, Conflict) as exc:
+            # The contact is not looked up first (a round trip on every log): a missing one
+            # fails on the foreign key, or earlier where its data key is destroyed (erased).
+            # Either way it is a 404, told apart from other failures after the transaction.
+            if not await ContactService(self.kith).exists(contact_id):
+                raise NotFound(f"contact {contact_id} does not exist") from None
+            if isinstance(exc, _NoContactRow) and exc.__cause__ is not None:
+                raise exc.__cause__ from None
+            raise
+
+    async def _store(
+        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor
+    ) -> tuple[InteractionOut, bool]:
         unit = self.kith.unit_of_work(actor)
         async with unit as uow:
-            await self._contact_subject(contact_id)
+            if uow is not unit:
+                # In someone else's transaction a failed insert would spoil it on PostgreSQL.
+                await self._contact_subject(contact_id)
             await check_processing(self.kith, contact_id, "interaction.log")
             if data.external_id is not None:
                 existing = (
@@ -207,6 +229,8 @@ class InteractionService:
             try:
                 await _INSERT.run(**values)
             except Exception as exc:
+                if is_foreign_key_violation(exc):
+                    raise _NoContactRow from exc
                 if data.external_id is None or not is_unique_violation(exc):
                     raise
                 # Another request stored the same source + external_id after the check above.

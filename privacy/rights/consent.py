@@ -270,10 +270,7 @@ class ConsentService:
         rows = await _PSEUDONYMS.run(contact_id=contact_id)
         return [row["pseudonym"] for row in rows]
 
-    async def _pseudonym_for(self, contact_id: uuid.UUID) -> uuid.UUID:
-        existing = await self._pseudonyms(contact_id)
-        if existing:
-            return existing[0]
+    async def _new_pseudonym(self, contact_id: uuid.UUID) -> uuid.UUID:
         # Random, not time-ordered: the pseudonym must not hint at when the contact arrived.
         pseudonym = uuid.uuid4()
         await ConsentSubject.insert(
@@ -313,7 +310,9 @@ class ConsentService:
                 )
         event_id = new_id()
         async with self.kith.unit_of_work(actor) as uow:
-            if not await ContactService(self.kith).exists(contact_id):
+            pseudonyms = await self._pseudonyms(contact_id)
+            # A pseudonym's row holds a foreign key to its contact: with one, the contact is there.
+            if not pseudonyms and not await ContactService(self.kith).exists(contact_id):
                 raise NotFound(f"contact {contact_id} does not exist")
             if data.source_interaction_id is not None and not await InteractionService(
                 self.kith
@@ -322,7 +321,7 @@ class ConsentService:
                     f"contact {contact_id} has no interaction {data.source_interaction_id}",
                     field="source_interaction_id",
                 )
-            pseudonym = await self._pseudonym_for(contact_id)
+            pseudonym = pseudonyms[0] if pseudonyms else await self._new_pseudonym(contact_id)
             row: dict[str, Any] = {
                 "id": event_id,
                 "subject": pseudonym,

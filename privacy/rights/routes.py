@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from kith import KithError, NotFound, Role
-from kith.http import CurrentActor, answers, public, roles
+from kith.http import CurrentActor, answers, current_actor, public, roles
 from kith.privacy.rights import recipients, registry
 from kith.privacy.rights.audit import AuditEntryOut, AuditLog
 from kith.privacy.rights.consent import (
@@ -137,12 +137,12 @@ class ConsentController(Controller):
     )
     async def record(
         self,
-        state: State,
         contact_id: FromPath[uuid.UUID],
         data: JSONBody[ConsentRecord],
-        actor: CurrentActor,
+        request: Request[Any, Any, Any],
     ) -> Response[ConsentEventOut]:
-        event = await _consent(state).record(contact_id, data, actor)
+        # Every web form's consent comes here: no dependency to resolve, as core's writes.
+        event = await _consent(request.app.state).record(contact_id, data, current_actor(request))
         return Response(event, status_code=HTTP_201_CREATED)
 
     @post(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from itertools import pairwise
 from typing import Any, Literal
 
 import msgspec
@@ -37,6 +38,8 @@ from kith.privacy.encryption.protector import PrivacyProtector, protector_of
 from kith.privacy.encryption.tables import RootKey
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.tables import Suppression, SuppressionOverride
+from kith.storage.prepared import Prepared
+from piccolo.columns.combination import And, Or, Where
 
 # Core answers for its own data through the plugin hooks under this name.
 CORE = "kith"
@@ -48,6 +51,39 @@ _KIND_INFO = b"kith/suppression/v1/kind="
 OVERRIDE_TABLE = SuppressionOverride._meta.tablename
 
 log = get_logger("kith.privacy.rights.suppression")
+
+_ROOT_IDS = Prepared(
+    lambda purpose: (
+        RootKey.select(RootKey.id).where(RootKey.purpose == purpose).order_by(RootKey.id)
+    )
+)
+_KINDS = ("email", "phone")
+
+
+def _lookup_query(roots: list[str], **digests: list[str]) -> Any:
+    """Entries whose digest is one of a kind's ``digests``, and every entry under a root key
+    outside ``roots`` (sorted): a root another process made since they were read. The root
+    condition is ranges between the known ids, so both engines answer it from the root key's
+    index, finding nothing in the usual case."""
+    terms: list[Where | And | Or] = [
+        (Suppression.kind == kind) & Suppression.digest.is_in(values)
+        for kind, values in digests.items()
+        if values
+    ]
+    column = Suppression.root_key_id
+    if not roots:
+        terms.append(column.is_not_null())
+    else:
+        terms.append(column < roots[0])
+        terms.extend((column > low) & (column < high) for low, high in pairwise(roots))
+        terms.append(column > roots[-1])
+    condition = terms[0]
+    for term in terms[1:]:
+        condition = condition | term
+    return Suppression.select().where(condition)
+
+
+_LOOKUP = Prepared(_lookup_query)
 
 
 class Suppressed(Conflict):
@@ -73,20 +109,26 @@ class SuppressionList:
         self._cache: dict[tuple[uuid.UUID, str], bytes] = self._protector.context.setdefault(
             "suppression_keys", {}
         )
+        self._orphans: set[uuid.UUID] = self._protector.context.setdefault(
+            "suppression_orphan_roots", set()
+        )
 
     @property
     def _provider(self) -> Any:
         return self._protector.context["provider"]
 
     async def _root_ids(self) -> list[uuid.UUID]:
-        # Read each time (a few ids): a root another process made must be matched at once.
-        rows = await (
-            RootKey.select(RootKey.id)
-            .where(RootKey.purpose == root_keys.SUPPRESSION)
-            .order_by(RootKey.id)
-            .run()
-        )
-        return [row["id"] for row in rows]
+        """The suppression root keys, oldest first, as the database has them now."""
+        rows = await _ROOT_IDS.run(purpose=root_keys.SUPPRESSION)
+        roots = [row["id"] for row in rows]
+        self._protector.context["suppression_roots"] = roots
+        return roots
+
+    async def _known_roots(self) -> list[uuid.UUID]:
+        # Remembered per process: each lookup also asks for entries under any other root
+        # (see _lookup_query), so a root made elsewhere is noticed by the first lookup after.
+        roots: list[uuid.UUID] | None = self._protector.context.get("suppression_roots")
+        return await self._root_ids() if roots is None else roots
 
     async def _kind_key(self, root_id: uuid.UUID, kind: str) -> bytes:
         key = self._cache.get((root_id, kind))
@@ -100,9 +142,6 @@ class SuppressionList:
 
     async def digest(self, root_id: uuid.UUID, kind: str, normalized: str) -> str:
         return hmac_sha256(await self._kind_key(root_id, kind), normalized.encode("utf-8")).hex()
-
-    async def _digests(self, kind: str, normalized: str) -> list[str]:
-        return [await self.digest(r, kind, normalized) for r in await self._root_ids()]
 
     async def add(self, kind: str, normalized: str, reason: SuppressionReason) -> bool:
         """Suppress one normalised value; False when it was already on the list."""
@@ -130,26 +169,68 @@ class SuppressionList:
         )
         return True
 
-    async def _find(
-        self, kind: str, digests: list[str], reason: str | None = None
-    ) -> dict[str, Any] | None:
-        if not digests:
-            return None
-        query = Suppression.select().where(
-            (Suppression.kind == kind) & Suppression.digest.is_in(digests)
-        )
-        if reason is not None:
-            query = query.where(Suppression.reason == reason)
-        rows = await query.run()
-        # An erasure entry outranks an objection entry of the same value.
-        rows.sort(key=lambda row: row["reason"] != "erasure")
-        return rows[0] if rows else None
+    async def lookup(
+        self, values: Sequence[tuple[str, str]], reason: str | None = None
+    ) -> list[dict[str, Any] | None]:
+        """The suppression entry of each (kind, normalised value), under any suppression root
+        key, in one statement; an erasure entry outranks an objection entry of the same value."""
+        if not values:
+            return []
+        roots = await self._known_roots()
+        rows: list[dict[str, Any]] = []
+        wanted: dict[tuple[str, str], list[int]] = {}
+        for _ in range(3):
+            try:
+                wanted = await self._wanted(values, roots)
+            except LookupError:
+                # A root remembered from a transaction that was rolled back: read them again.
+                roots = await self._root_ids()
+                continue
+            digests: dict[str, list[str]] = {kind: [] for kind in _KINDS}
+            for kind, digest in wanted:
+                digests.setdefault(kind, []).append(digest)
+            known = set(roots) | self._orphans
+            rows = await _LOOKUP.run(roots=sorted(known), **digests)
+            unknown = {row["root_key_id"] for row in rows} - known
+            if not unknown:
+                break
+            # Another process made a root since: its entries could hold any of these values.
+            roots = await self._root_ids()
+            # Entries whose root key is gone cannot match anything; stop asking for them.
+            self._orphans.update(unknown - set(roots))
+        else:
+            # Root keys kept changing under the check: refuse rather than let someone through.
+            raise Conflict(
+                "the suppression list's keys changed during the check; send the request again"
+            )
+        found: list[dict[str, Any] | None] = [None] * len(values)
+        for row in rows:
+            if reason is not None and row["reason"] != reason:
+                continue
+            for index in wanted.get((row["kind"], row["digest"]), ()):
+                current = found[index]
+                if current is None or (
+                    current["reason"] != "erasure" and row["reason"] == "erasure"
+                ):
+                    found[index] = row
+        return found
+
+    async def _wanted(
+        self, values: Sequence[tuple[str, str]], roots: list[uuid.UUID]
+    ) -> dict[tuple[str, str], list[int]]:
+        """(kind, digest) under each root key -> the indexes of the values it stands for."""
+        wanted: dict[tuple[str, str], list[int]] = {}
+        for index, (kind, normalized) in enumerate(values):
+            for root_id in roots:
+                digest = await self.digest(root_id, kind, normalized)
+                wanted.setdefault((kind, digest), []).append(index)
+        return wanted
 
     async def match(
         self, kind: str, normalized: str, reason: str | None = None
     ) -> dict[str, Any] | None:
         """The suppression entry of a value, under any suppression root key."""
-        return await self._find(kind, await self._digests(kind, normalized), reason)
+        return (await self.lookup([(kind, normalized)], reason))[0]
 
     async def values_of(self, contact_id: uuid.UUID) -> list[tuple[str, str]]:
         """(kind, normalised value) of every email and phone a contact holds, as core answers
@@ -193,16 +274,19 @@ class SuppressionList:
         actor: Actor = SYSTEM,
     ) -> list[SuppressionMatch]:
         """The ``kith_check_new_contact`` check: refuse erased people, unless overridden."""
-        matches = []
-        for kind, values in (("email", emails), ("phone", phones)):
-            for index, value in enumerate(values):
-                row = await self.match(kind, value)
-                if row is not None:
-                    matches.append(
-                        SuppressionMatch(
-                            id=row["id"], kind=kind, reason=row["reason"], field=f"{kind}s[{index}]"
-                        )
-                    )
+        fields = [
+            (kind, index, value)
+            for kind, values in (("email", emails), ("phone", phones))
+            for index, value in enumerate(values)
+        ]
+        rows = await self.lookup([(kind, value) for kind, _, value in fields])
+        matches = [
+            SuppressionMatch(
+                id=row["id"], kind=kind, reason=row["reason"], field=f"{kind}s[{index}]"
+            )
+            for (kind, index, _), row in zip(fields, rows, strict=True)
+            if row is not None
+        ]
         erased = [m for m in matches if m.reason == "erasure"]
         if erased and not (override_reason or "").strip():
             first = erased[0]
