@@ -66,6 +66,13 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         description="Email addresses and phone numbers (normalised)",
     ),
     PersonalField(
+        table="kith_custom_field_value",
+        column="protected",
+        category="custom",
+        purposes=("customer_relationship",),
+        description="Values of the custom fields an admin declared personal",
+    ),
+    PersonalField(
         table="kith_interaction",
         column="summary",
         category="communications",

@@ -29,6 +29,7 @@ from kith.schemas import (
     unset_to_dict,
 )
 from kith.services import is_unique_violation
+from kith.services.fields import FieldService
 from kith.storage.prepared import Prepared
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, Interaction, User
@@ -285,6 +286,7 @@ class ContactService:
         given, family = _blank_to_none(data.given_name), _blank_to_none(data.family_name)
         tags = _clean_tags(data.tags)
         points = self._points(data.emails, data.phones)
+        custom = await FieldService(self.kith).prepare(data.fields, creating=True)
         contact_id = new_id()
         now = utcnow()
         unit = self.kith.unit_of_work(actor)
@@ -318,6 +320,7 @@ class ContactService:
                 at=now,
             )
             await self._write_points(contact_id, points)
+            await FieldService(self.kith).store(contact_id, custom)
             uow.publish(
                 "contact.created",
                 contact_id,
@@ -344,6 +347,7 @@ class ContactService:
             created_at=now,
             updated_at=now,
             archived=False,
+            fields=custom.shown,
         )
 
     async def update(
@@ -406,6 +410,12 @@ class ContactService:
         async with unit as uow, _retryable_race(uow is unit):
             current = await self._read(contact_id)
             await check_processing(self.kith, contact_id, "contact.update")
+            custom = None
+            if "fields" in changes:
+                custom = await FieldService(self.kith).prepare(
+                    changes["fields"],  # type: ignore[arg-type]
+                    creating=False,
+                )
             points = None
             if "emails" in changes or "phones" in changes:
                 emails = changes.get(
@@ -486,6 +496,8 @@ class ContactService:
             if points is not None:
                 await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
                 await self._write_points(contact_id, points)
+            if custom is not None:
+                await FieldService(self.kith).store(contact_id, custom)
             uow.publish(
                 "contact.updated", contact_id, contact_id=str(contact_id), fields=sorted(changes)
             )
@@ -516,9 +528,15 @@ class ContactService:
         points: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for point in point_rows:
             points.setdefault(point["contact"], []).append(point)
-        return [await self._contact_out(row, points.get(row["id"], [])) for row in rows]
+        custom = await FieldService(self.kith).values_of([row["id"] for row in rows])
+        return [
+            await self._contact_out(row, points.get(row["id"], []), custom.get(row["id"], {}))
+            for row in rows
+        ]
 
-    async def _contact_out(self, row: dict[str, Any], points: list[dict[str, Any]]) -> ContactOut:
+    async def _contact_out(
+        self, row: dict[str, Any], points: list[dict[str, Any]], fields: dict[str, Any]
+    ) -> ContactOut:
         contact_id = row["id"]
         names = await self.kith.protector.reveal(
             contact_id, CONTACT_TABLE, contact_id, {c: row[c] for c in NAME_COLUMNS}
@@ -549,6 +567,7 @@ class ContactService:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             archived=bool(row["archived"]),
+            fields=fields,
         )
 
     async def get(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
@@ -562,11 +581,12 @@ class ContactService:
         if points:
             first = points[0]
             row = {name: first[f"contact.{name}"] for name in _CONTACT_COLUMNS}
-            return await self._contact_out(row, points)
-        row = await _CONTACT_BY_ID.first(contact_id=contact_id)
-        if row is None:
-            raise NotFound(f"contact {contact_id} does not exist")
-        return await self._contact_out(row, [])
+        else:
+            row = await _CONTACT_BY_ID.first(contact_id=contact_id)
+            if row is None:
+                raise NotFound(f"contact {contact_id} does not exist")
+        custom = await FieldService(self.kith).values_of([contact_id])
+        return await self._contact_out(row, points, custom.get(contact_id, {}))
 
     async def exists(self, contact_id: uuid.UUID) -> bool:
         return bool(await _CONTACT_EXISTS.run(contact_id=contact_id))

@@ -1,0 +1,381 @@
+"""Custom fields of contacts: admins declare them (API and CLI), contacts hold validated,
+normalised values of them, and bad declarations or values are refused clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+from click.testing import CliRunner, Result
+from kith.cli import main
+from kith.testing import TokenFactory
+
+Json = dict[str, Any]
+
+
+class Api:
+    """An admin and an agent over the HTTP client, so tests read like what they do."""
+
+    def __init__(self, client: httpx.AsyncClient, admin: Json, agent: Json) -> None:
+        self.client = client
+        self.admin = admin
+        self.agent = agent
+
+    async def declare(self, **body: Any) -> httpx.Response:
+        return await self.client.post("/api/fields", json=body, headers=self.admin)
+
+    async def declared(self, **body: Any) -> Json:
+        response = await self.declare(**body)
+        assert response.status_code == 201, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def fields(self, **params: Any) -> list[Json]:
+        response = await self.client.get("/api/fields", params=params, headers=self.agent)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def change_field(self, name: str, body: Json) -> httpx.Response:
+        return await self.client.patch(f"/api/fields/{name}", json=body, headers=self.admin)
+
+    async def create(self, **body: Any) -> httpx.Response:
+        return await self.client.post("/api/contacts", json=body, headers=self.agent)
+
+    async def contact(self, contact_id: str) -> Json:
+        response = await self.client.get(f"/api/contacts/{contact_id}", headers=self.agent)
+        assert response.status_code == 200, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+    async def patch(self, contact_id: str, body: Json) -> httpx.Response:
+        return await self.client.patch(f"/api/contacts/{contact_id}", json=body, headers=self.agent)
+
+
+@pytest.fixture
+async def api(kith_client: httpx.AsyncClient, kith_auth: TokenFactory) -> Api:
+    return Api(kith_client, await kith_auth("admin"), await kith_auth("agent"))
+
+
+def refused(response: httpx.Response, status: int, field: str) -> str:
+    """The problem's detail, after checking its status and the field it names."""
+    assert response.status_code == status, response.text
+    problem = response.json()
+    assert problem.get("field") == field, problem
+    return str(problem["detail"])
+
+
+# -- declaring ---------------------------------------------------------------------------------
+
+
+EVERY_TYPE: list[Json] = [
+    {"name": "industry", "type": "choice", "choices": ["retail", "services"]},
+    {"name": "interests", "type": "multi_choice", "choices": ["a", "b", "c"]},
+    {"name": "notes_long", "type": "long_text"},
+    {"name": "nickname", "type": "text", "label": "Nickname"},
+    {"name": "employees", "type": "number"},
+    {"name": "budget", "type": "decimal", "currency": "EUR"},
+    {"name": "birthday", "type": "date", "personal": True},
+    {"name": "last_visit", "type": "datetime"},
+    {"name": "vip", "type": "boolean", "default": False},
+    {"name": "billing_email", "type": "email"},
+    {"name": "fax", "type": "phone"},
+    {"name": "website", "type": "url"},
+]
+
+
+async def test_admin_declares_a_field_of_every_type_and_agents_list_them(api: Api) -> None:
+    for body in EVERY_TYPE:
+        declared = await api.declared(**body)
+        assert (declared["name"], declared["type"]) == (body["name"], body["type"])
+    listed = {f["name"]: f for f in await api.fields()}
+    assert sorted(listed) == sorted(b["name"] for b in EVERY_TYPE)
+    assert listed["industry"]["choices"] == ["retail", "services"]
+    assert listed["budget"]["currency"] == "EUR"
+    assert listed["vip"]["default"] is False
+    assert listed["nickname"]["label"] == "Nickname"
+    # A personal field is listed with what the record of processing needs to say of it.
+    assert listed["birthday"]["personal"] is True
+    assert (listed["birthday"]["category"], listed["birthday"]["purpose"]) == (
+        "custom",
+        "customer_relationship",
+    )
+
+
+async def test_a_fresh_install_has_no_custom_fields(api: Api) -> None:
+    assert await api.fields() == []
+    created = await api.create(name="Ada Lovelace")
+    assert created.status_code == 201
+    assert created.json()["fields"] == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"name": "kind_of", "type": "choice"}, 422, "choices"),
+        ({"name": "twice", "type": "choice", "choices": ["a", "a"]}, 422, "choices"),
+        ({"name": "size", "type": "text", "choices": ["s"]}, 422, "choices"),
+        ({"name": "budget", "type": "decimal"}, 422, "currency"),
+        ({"name": "code", "type": "text", "currency": "EUR"}, 422, "currency"),
+        ({"name": "staff", "type": "number", "default": "many"}, 422, "default"),
+        ({"name": "tier", "type": "choice", "choices": ["a"], "default": "b"}, 422, "default"),
+        ({"name": "dob", "type": "date", "personal": True, "purpose": "fun"}, 422, "purpose"),
+        ({"name": "colour", "type": "text", "category": "taste"}, 422, "category"),
+        ({"name": "essay", "type": "long_text", "searchable": True}, 422, "searchable"),
+    ],
+)
+async def test_bad_declarations_are_refused_naming_what_is_wrong(
+    api: Api, body: Json, status: int, field: str
+) -> None:
+    refused(await api.declare(**body), status, field)
+    assert await api.fields() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "Industry", "type": "text"},
+        {"name": "has space", "type": "text"},
+        {"name": "industry", "type": "colour"},
+        {"name": "industry"},
+        {"name": "budget", "type": "decimal", "currency": "euro"},
+    ],
+)
+async def test_malformed_declarations_are_4xx_problems(api: Api, body: Json) -> None:
+    response = await api.declare(**body)
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert await api.fields() == []
+
+
+async def test_a_name_is_declared_once_even_after_archiving(api: Api) -> None:
+    await api.declared(name="industry", type="text")
+    refused(await api.declare(name="industry", type="number"), 409, "name")
+    assert (await api.client.delete("/api/fields/industry", headers=api.admin)).status_code == 200
+    refused(await api.declare(name="industry", type="number"), 409, "name")
+
+
+async def test_only_admins_declare_change_and_archive(api: Api) -> None:
+    response = await api.client.post(
+        "/api/fields", json={"name": "industry", "type": "text"}, headers=api.agent
+    )
+    assert response.status_code == 403
+    await api.declared(name="industry", type="text")
+    changed = await api.client.patch("/api/fields/industry", json={"label": "x"}, headers=api.agent)
+    assert changed.status_code == 403
+    assert (await api.client.delete("/api/fields/industry", headers=api.agent)).status_code == 403
+
+
+async def test_change_and_archive_a_field(api: Api) -> None:
+    await api.declared(name="industry", type="choice", choices=["retail"])
+    changed = await api.change_field(
+        "industry",
+        {"label": "Industry", "choices": ["retail", "services"], "default": "services"},
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["choices"] == ["retail", "services"]
+    assert changed.json()["default"] == "services"
+    refused(await api.change_field("industry", {"default": "farming"}), 422, "default")
+    refused(await api.change_field("industry", {"choices": []}), 422, "choices")
+    assert (await api.change_field("nothing", {"label": "x"})).status_code == 404
+
+    archived = await api.client.delete("/api/fields/industry", headers=api.admin)
+    assert archived.json()["archived"] is True
+    assert await api.fields() == []
+    assert [f["name"] for f in await api.fields(include_archived=True)] == ["industry"]
+
+
+# -- the CLI -----------------------------------------------------------------------------------
+
+
+def _cli(home: Path, url: str) -> Any:
+    def run(*args: str) -> Result:
+        env = {"KITH_HOME": str(home), "KITH_DATABASE_URL": url, "KITH_LOG_FORMAT": "json"}
+        return CliRunner().invoke(main, list(args), env=env)
+
+    return run
+
+
+def test_kith_fields_add_list_change_archive(kith_database_url: str, tmp_path: Path) -> None:
+    kith = _cli(tmp_path / "kith-home", kith_database_url)
+    added = kith(
+        "fields", "add", "industry", "--type", "choice", "--choice", "retail", "--choice", "b2b"
+    )
+    assert added.exit_code == 0, added.output
+    assert "Added choice field industry" in added.stdout
+    money = kith("fields", "add", "budget", "--type", "decimal", "--currency", "EUR", "--json")
+    assert msgspec.json.decode(money.stdout)["currency"] == "EUR"
+
+    listed = kith("fields", "list")
+    assert "industry" in listed.stdout and "retail, b2b" in listed.stdout
+    assert "decimal EUR" in listed.stdout
+
+    changed = kith("fields", "change", "industry", "--required", "--default", "b2b")
+    assert changed.exit_code == 0, changed.output
+    assert "(required)" in changed.stdout
+
+    archived = kith("fields", "archive", "budget")
+    assert archived.exit_code == 0 and "archived" in archived.stdout
+    assert "budget" not in kith("fields", "list").stdout
+    assert "budget" in kith("fields", "list", "--all").stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("add", "tier", "--type", "choice"), "needs at least one choice"),
+        (("add", "budget", "--type", "decimal"), "needs a currency"),
+        (("add", "Bad Name", "--type", "text"), "invalid field"),
+        (("add", "staff", "--type", "number", "--default", "many"), "default: 'many'"),
+        (("change", "nothing", "--label", "x"), "no custom field named 'nothing'"),
+        (("archive", "nothing"), "no custom field named 'nothing'"),
+    ],
+)
+def test_kith_fields_refuses_bad_declarations_in_one_line(
+    kith_database_url: str, tmp_path: Path, args: tuple[str, ...], says: str
+) -> None:
+    result = _cli(tmp_path / "kith-home", kith_database_url)("fields", *args)
+    assert result.exit_code != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("kith: "), result.stderr
+    assert says in lines[0]
+    assert "Traceback" not in result.output
+
+
+# -- values --------------------------------------------------------------------------------
+
+
+async def _declare_every_type(api: Api) -> None:
+    for body in EVERY_TYPE:
+        await api.declared(**body)
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "stored"),
+    [
+        ("nickname", "  Ada  ", "Ada"),
+        # A number is text enough for a text field; one choice is a list of one.
+        ("nickname", 12.5, "12.5"),
+        ("interests", "a", ["a"]),
+        ("notes_long", "line one\nline two", "line one\nline two"),
+        ("employees", 12, 12),
+        ("employees", "12", 12),
+        ("employees", 2.5, 2.5),
+        ("budget", "1250.5", "1250.50"),
+        ("budget", 99, "99.00"),
+        ("birthday", "1815-12-10", "1815-12-10"),
+        ("last_visit", "2026-12-05T10:30:00+03:00", "2026-12-05T07:30:00.000000+00:00"),
+        ("last_visit", "2026-12-05T07:30:00Z", "2026-12-05T07:30:00.000000+00:00"),
+        ("vip", True, True),
+        ("vip", "yes", True),
+        ("industry", "retail", "retail"),
+        ("interests", ["c", "a", "c"], ["a", "c"]),
+        ("billing_email", " Billing@Example.COM ", "billing@example.com"),
+        ("fax", "020 7946 0018", "+442079460018"),
+        ("website", "Example.com/about", "https://example.com/about"),
+        ("website", "HTTP://EXAMPLE.org", "http://example.org"),
+    ],
+)
+async def test_values_are_validated_normalised_and_returned(
+    api: Api, name: str, given: Any, stored: Any
+) -> None:
+    await _declare_every_type(api)
+    response = await api.create(name="Ada Lovelace", fields={name: given})
+    assert response.status_code == 201, response.text
+    created = response.json()
+    assert created["fields"][name] == stored
+    # The default of a field not given applies to a new contact.
+    assert created["fields"]["vip"] is (stored if name == "vip" else False)
+    assert (await api.contact(created["id"]))["fields"] == created["fields"]
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "says"),
+    [
+        ("nickname", ["Ada"], "must be text"),
+        ("nickname", "x" * 501, "longer than 500"),
+        ("employees", "many", "not a number"),
+        ("employees", True, "must be a number"),
+        ("budget", "12.345", "more than two decimal places"),
+        ("budget", "lots", "not an amount"),
+        ("birthday", "10/12/1815", "not a date"),
+        ("last_visit", "2026-12-05T10:30:00", "needs a time zone"),
+        ("vip", "maybe", "not true or false"),
+        ("industry", "farming", "not one of the choices"),
+        ("interests", ["a", "z"], "not one of the choices"),
+        ("interests", 3, "must be a list of choices"),
+        ("billing_email", "not-an-email", "not a valid email"),
+        ("fax", "12", "phone"),
+        ("website", "ftp://example.com", "not a web address"),
+        ("website", "not a site", "not a web address"),
+    ],
+)
+async def test_bad_values_are_refused_naming_the_field(
+    api: Api, name: str, given: Any, says: str
+) -> None:
+    await _declare_every_type(api)
+    response = await api.create(name="Ada Lovelace", fields={name: given})
+    detail = refused(response, 422, f"fields.{name}")
+    assert detail.startswith(f"fields.{name}: ") and says in detail
+    assert (await api.client.get("/api/contacts", headers=api.agent)).json()["items"] == []
+
+
+async def test_unknown_and_archived_fields_are_refused_by_name(api: Api) -> None:
+    await api.declared(name="industry", type="text")
+    await api.declared(name="legacy", type="text")
+    detail = refused(await api.create(name="Ada", fields={"industy": "x"}), 422, "fields.industy")
+    assert "no custom field named 'industy'" in detail and "industry" in detail
+
+    ada = (await api.create(name="Ada", fields={"legacy": "old"})).json()
+    await api.client.delete("/api/fields/legacy", headers=api.admin)
+    refused(await api.create(name="Bob", fields={"legacy": "x"}), 422, "fields.legacy")
+    refused(await api.patch(ada["id"], {"fields": {"legacy": "x"}}), 422, "fields.legacy")
+    # Archiving hides the field's values.
+    assert (await api.contact(ada["id"]))["fields"] == {}
+
+
+async def test_required_fields_and_defaults(api: Api) -> None:
+    await api.declared(name="industry", type="choice", choices=["retail", "b2b"], required=True)
+    await api.declared(name="tier", type="choice", choices=["gold", "basic"], default="basic")
+    refused(await api.create(name="Ada"), 422, "fields.industry")
+    refused(await api.create(name="Ada", fields={"industry": ""}), 422, "fields.industry")
+    ada = (await api.create(name="Ada", fields={"industry": "retail"})).json()
+    assert ada["fields"] == {"industry": "retail", "tier": "basic"}
+    # A required value cannot be cleared; an optional one can.
+    refused(await api.patch(ada["id"], {"fields": {"industry": None}}), 422, "fields.industry")
+    cleared = await api.patch(ada["id"], {"fields": {"tier": None}})
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["fields"] == {"industry": "retail"}
+
+
+async def test_patch_changes_only_the_fields_given(api: Api) -> None:
+    await api.declared(name="industry", type="text")
+    await api.declared(name="employees", type="number")
+    ada = (await api.create(name="Ada", fields={"industry": "retail", "employees": 5})).json()
+    changed = await api.patch(ada["id"], {"fields": {"employees": "7"}})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["fields"] == {"employees": 7, "industry": "retail"}
+    # A refused value changes nothing, not even the other fields of the same change.
+    refused(
+        await api.patch(
+            ada["id"], {"name": "Ada L", "fields": {"industry": "x", "employees": "x"}}
+        ),
+        422,
+        "fields.employees",
+    )
+    after = await api.contact(ada["id"])
+    assert after["name"] == "Ada" and after["fields"] == {"employees": 7, "industry": "retail"}
+    # Without "fields", a change leaves them alone; the list returns them too.
+    await api.patch(ada["id"], {"tags": ["x"]})
+    listed = (await api.client.get("/api/contacts", headers=api.agent)).json()["items"]
+    assert listed[0]["fields"] == {"employees": 7, "industry": "retail"}
+
+
+async def test_a_choice_in_use_is_not_removed(api: Api) -> None:
+    await api.declared(name="industry", type="choice", choices=["retail", "b2b", "farming"])
+    await api.create(name="Ada", fields={"industry": "retail"})
+    detail = refused(await api.change_field("industry", {"choices": ["b2b"]}), 409, "choices")
+    assert "1 contact(s) hold 'retail'" in detail
+    unused = await api.change_field("industry", {"choices": ["retail", "b2b"]})
+    assert unused.status_code == 200, unused.text
+
