@@ -3,14 +3,22 @@ normalised values of them, and bad declarations or values are refused clearly.""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
 import pytest
+from _privacy_subjects import stored_bytes
 from click.testing import CliRunner, Result
 from kith.cli import main
+from kith.privacy.rights.erasure import ErasureService
+from kith.runtime import Kith
+from kith.schemas import ContactCreate, FieldCreate
+from kith.services.contacts import ContactService
+from kith.services.fields import FieldService
+from kith.tables import CustomFieldValue
 from kith.testing import TokenFactory
 
 Json = dict[str, Any]
@@ -379,3 +387,53 @@ async def test_a_choice_in_use_is_not_removed(api: Api) -> None:
     unused = await api.change_field("industry", {"choices": ["retail", "b2b"]})
     assert unused.status_code == 200, unused.text
 
+
+# -- personal fields -----------------------------------------------------------------------
+
+BIRTHDAY = "1815-12-10"
+NICKNAME = "Enchantress-of-Numbers"
+
+
+async def _personal_contact(kith: Kith) -> uuid.UUID:
+    fields = FieldService(kith)
+    await fields.add(FieldCreate(name="birthday", type="date", personal=True))
+    await fields.add(FieldCreate(name="nickname", type="text", personal=True, category="identity"))
+    await fields.add(FieldCreate(name="industry", type="text"))
+    contact = await ContactService(kith).create(
+        ContactCreate(
+            name="Ada Lovelace",
+            fields={"birthday": BIRTHDAY, "nickname": NICKNAME, "industry": "mathematics"},
+        )
+    )
+    return contact.id
+
+
+async def test_personal_values_are_encrypted_at_rest(kith: Kith, kith_engine: str) -> None:
+    contact_id = await _personal_contact(kith)
+    assert (await ContactService(kith).get(contact_id)).fields == {
+        "birthday": BIRTHDAY,
+        "industry": "mathematics",
+        "nickname": NICKNAME,
+    }
+    stored = stored_bytes(kith, kith_engine)
+    assert NICKNAME.encode() not in stored and BIRTHDAY.encode() not in stored
+    # A value that is not personal stays plain, so lists can filter on it.
+    assert b"mathematics" in stored
+
+
+async def test_personal_values_are_exported_and_erased_with_the_person(
+    kith: Kith, kith_engine: str
+) -> None:
+    contact_id = await _personal_contact(kith)
+    assert kith.plugins is not None
+    section = await kith.plugins.call_one(
+        "kith", "kith_subject_export", kith=kith, contact_id=contact_id
+    )
+    exported = {row["field"]: row["value"] for row in section.tables["custom_fields"]}
+    assert exported == {"birthday": BIRTHDAY, "industry": "mathematics", "nickname": NICKNAME}
+
+    done = await ErasureService(kith).run(contact_id, job_id=uuid.uuid4())
+    erased = {(e.source, e.location): (e.method, e.count) for e in done.entries}
+    assert erased[("kith", "kith_custom_field_value")] == ("deleted", 3)
+    assert await CustomFieldValue.count().where(CustomFieldValue.contact == contact_id) == 0
+    assert b"mathematics" not in stored_bytes(kith, kith_engine)
