@@ -1,10 +1,11 @@
 """What core holds about one data subject, answered through the hooks every plugin answers.
 
 Core holds the contact, its emails and phones (with their blind indexes), its custom field
-values, its interactions and the events about it in the outbox. An access request exports them (``kith_subject_export``); an
-erasure deletes them (``kith_subject_erase``, previewed by ``kith_subject_erase_preview``),
-except interactions a legal hold keeps (``kith_subject_holds``): those are re-encrypted under
-the hold's own key, and the contact stays as a nameless shell while any are kept.
+values, its interactions and the events about it in the outbox. An access request exports them
+(``kith_subject_export``); an erasure deletes them (``kith_subject_erase``, previewed by
+``kith_subject_erase_preview``), except interactions a legal hold keeps (``kith_subject_holds``):
+those are re-encrypted under the hold's own key, and the contact stays as a nameless shell while
+any are kept.
 
 The plugin manager registers this module under the name ``kith``, after every plugin, so
 plugins whose rows refer to the contact erase them first.
