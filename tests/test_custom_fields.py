@@ -437,3 +437,58 @@ async def test_personal_values_are_exported_and_erased_with_the_person(
     assert erased[("kith", "kith_custom_field_value")] == ("deleted", 3)
     assert await CustomFieldValue.count().where(CustomFieldValue.contact == contact_id) == 0
     assert b"mathematics" not in stored_bytes(kith, kith_engine)
+
+
+# -- filtering lists -----------------------------------------------------------------------
+
+
+async def _names(api: Api, **params: Any) -> list[str]:
+    response = await api.client.get("/api/contacts", params=params, headers=api.agent)
+    assert response.status_code == 200, response.text
+    return [item["name"] for item in response.json()["items"]]
+
+
+async def test_lists_filter_on_values_and_ranges(api: Api) -> None:
+    await _declare_every_type(api)
+    for name, fields in [
+        ("Ann", {"industry": "retail", "employees": 5, "budget": "99.50", "interests": ["a"]}),
+        ("Bob", {"industry": "retail", "employees": 50, "last_visit": "2026-03-01T10:00:00Z"}),
+        ("Cat", {"industry": "services", "employees": 500, "interests": ["a", "b"]}),
+        ("Dan", {"billing_email": "Dan@Example.com", "vip": True}),
+    ]:
+        assert (await api.create(name=name, fields=fields)).status_code == 201
+    assert await _names(api, **{"field.industry": "retail"}) == ["Ann", "Bob"]
+    assert await _names(api, **{"field.employees.min": "10"}) == ["Bob", "Cat"]
+    assert await _names(api, **{"field.employees.min": "10", "field.employees.max": "100"}) == [
+        "Bob"
+    ]
+    assert await _names(api, **{"field.industry": "retail", "field.employees.max": "9"}) == ["Ann"]
+    assert await _names(api, **{"field.budget.max": "100"}) == ["Ann"]
+    assert await _names(api, **{"field.interests": "b"}) == ["Cat"]
+    assert await _names(api, **{"field.interests": "a"}) == ["Ann", "Cat"]
+    # Values are normalised before they are compared, as when they were stored.
+    assert await _names(api, **{"field.billing_email": "DAN@example.COM"}) == ["Dan"]
+    assert await _names(api, **{"field.vip": "yes"}) == ["Dan"]
+    assert await _names(api, **{"field.vip": "false"}) == ["Ann", "Bob", "Cat"]
+    after = {"field.last_visit.min": "2026-03-01T11:00:00+01:00"}
+    assert await _names(api, **after) == ["Bob"]
+    assert await _names(api, **{"field.last_visit.max": "2026-02-28T23:59:59Z"}) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"field.industy": "retail"}, "field.industy"),
+        ({"field.employees.min": "many"}, "field.employees.min"),
+        ({"field.industry.min": "a"}, "field.industry.min"),
+        ({"field.employees.above": "3"}, "field.employees.above"),
+        ({"field.birthday": "1815-12-10"}, "field.birthday"),
+        ({"field.industry": "farming"}, "field.industry"),
+    ],
+)
+async def test_bad_filters_are_422_naming_the_parameter(
+    api: Api, params: dict[str, str], field: str
+) -> None:
+    await _declare_every_type(api)
+    response = await api.client.get("/api/contacts", params=params, headers=api.agent)
+    refused(response, 422, field)

@@ -659,10 +659,12 @@ class ContactService:
         limit: int = 50,
         include_archived: bool = False,
         organization_id: uuid.UUID | None = None,
+        fields: Mapping[str, str] | None = None,
         actor: Actor = SYSTEM,
     ) -> Page[ContactOut]:
         """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix;
-        ``organization_id`` keeps the people of that organization. Each contact listed is
+        ``organization_id`` keeps the people of that organization; ``fields`` filters on
+        custom field values (see :meth:`FieldService.conditions`). Each contact listed is
         reported as read (``list``, or ``search`` for a query)."""
         limit = check_limit(limit)
         after = decode_id_cursor(cursor) if cursor else None
@@ -672,6 +674,9 @@ class ContactService:
         if organization_id is not None:
             await self._check_organization(organization_id)
             filters.append(Contact.organization == organization_id)
+        if fields:
+            matching = await FieldService(self.kith).conditions(fields)
+            filters += [Contact.id.is_in(ids) for ids in matching]
         q = (q or "").strip()
         lookup = self._parse_lookup(q) if q else None
         if lookup is not None:

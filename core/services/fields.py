@@ -26,6 +26,8 @@ from kith.tables import CustomField, CustomFieldValue
 VALUE_TABLE = CustomFieldValue._meta.tablename
 CHOICE_TYPES = frozenset({"choice", "multi_choice"})
 NUMERIC_TYPES = frozenset({"number", "decimal"})
+# Stored dates and UTC times sort as text in the order of the moments they name.
+RANGE_TYPES = NUMERIC_TYPES | {"date", "datetime"}
 TEXT_LIMITS = {"text": 500, "long_text": 100_000, "url": 2000}
 # The category a personal field is listed under in the record of processing unless its
 # declaration names one.
@@ -325,7 +327,10 @@ class FieldService:
 
     def _purposes(self) -> set[str]:
         declared = self.kith.plugins.purposes() if self.kith.plugins is not None else []
-        return {purpose.name for purpose in [*CORE_PURPOSES, *declared]}
+        names = {purpose.name for purpose in [*CORE_PURPOSES, *declared]}
+        # The operator may declare more in kith.toml ([privacy.purposes.<name>]).
+        configured = self.kith.settings.section("privacy").get("purposes", {})
+        return names | set(configured if isinstance(configured, dict) else ())
 
     async def declared(self, include_archived: bool = False) -> list[FieldOut]:
         query = CustomField.select().order_by(CustomField.name)
@@ -410,6 +415,67 @@ class FieldService:
                 .run()
             )
         return await self.get(name)
+
+    # -- filtering -----------------------------------------------------------------------------
+
+    async def conditions(self, given: Mapping[str, str]) -> list[Any]:
+        """Conditions on contact ids for a list: ``{"industry": "retail"}`` is an exact value
+        (a multi_choice field's value holds it), ``{"employees.min": "10"}`` and
+        ``{"employees.max": "50"}`` are inclusive bounds of numbers, money, dates and times."""
+        definitions = {d.name: d for d in await self.declared(include_archived=True)}
+        region = self.kith.settings.default_region
+        found = []
+        for key, raw in given.items():
+            where = f"field.{key}"
+            name, _, bound = key.partition(".")
+            definition = definitions.get(name)
+            if definition is None or definition.archived:
+                active = sorted(n for n, d in definitions.items() if not d.archived)
+                raise InvalidInput(
+                    f"there is no custom field named {name!r} to filter on (declared: "
+                    f"{', '.join(active) or 'none'})",
+                    field=where,
+                )
+            if definition.personal:
+                raise InvalidInput(
+                    f"custom field {name!r} is personal: its values are encrypted, so lists "
+                    "cannot filter on them",
+                    field=where,
+                )
+            if bound not in ("", "min", "max"):
+                raise InvalidInput(
+                    f"{key!r}: filter on field.{name}, field.{name}.min or field.{name}.max",
+                    field=where,
+                )
+            if bound and definition.type not in RANGE_TYPES:
+                raise InvalidInput(
+                    f"a {definition.type} field has no range; filter on field.{name}=VALUE",
+                    field=where,
+                )
+            probe = definition
+            if definition.type == "multi_choice":
+                # One choice is asked for: the contact's list holds it.
+                probe = msgspec.structs.replace(definition, type="choice")
+            text = normalize_value(probe, raw, region, where)
+            if text is None:
+                raise InvalidInput(f"{where}: give a value to filter on", field=where)
+            column: Any = CustomFieldValue.value
+            value: Any = text
+            if definition.type in NUMERIC_TYPES:
+                column, value = CustomFieldValue.number, float(text)
+            condition = CustomFieldValue.field == definition.id
+            if bound == "min":
+                condition &= column >= value
+            elif bound == "max":
+                condition &= column <= value
+            elif definition.type == "multi_choice":
+                condition &= CustomFieldValue.value.like(
+                    "%" + msgspec.json.encode(text).decode() + "%"
+                )
+            else:
+                condition &= column == value
+            found.append(CustomFieldValue.select(CustomFieldValue.contact).where(condition))
+        return found
 
     # -- values ------------------------------------------------------------------------------
 
