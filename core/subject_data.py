@@ -182,16 +182,20 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
     if not contact:
         return None
     interactions = await Interaction.count().where(Interaction.contact == contact_id).run()
+    tables: dict[str, list[Row] | RowPages] = {
+        "contact": contact,
+        "contact_points": await _point_rows(kith, contact_id),
+    }
+    # Only where the firm records custom fields about this person.
+    custom = await _custom_field_rows(kith, contact_id)
+    if custom:
+        tables["custom_fields"] = custom
+    tables["interactions"] = _interaction_pages(kith, contact_id, int(interactions))
     return ExportSection(
         source=SOURCE,
         description="What the CRM holds about you: your contact record, your emails and phones, "
         "further details in custom fields, and your timeline",
-        tables={
-            "contact": contact,
-            "contact_points": await _point_rows(kith, contact_id),
-            "custom_fields": await _custom_field_rows(kith, contact_id),
-            "interactions": _interaction_pages(kith, contact_id, int(interactions)),
-        },
+        tables=tables,
         descriptions=dict(DESCRIPTIONS),
     )
 
