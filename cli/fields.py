@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 import msgspec
-from kith.console import CliError, json_option, print_json, print_table, run_with_kith
+from kith.console import (
+    AUDIT_CHANNEL,
+    CliError,
+    json_option,
+    print_json,
+    print_table,
+    run_with_kith,
+)
 from kith.runtime import Kith
 from kith.schemas import FieldCreate, FieldOut, FieldPatch
 from kith.services.fields import FieldService
@@ -149,6 +156,12 @@ def list_fields(include_archived: bool, as_json: bool) -> None:
 
 @fields.command("change")
 @click.argument("name")
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(TYPES),
+    help="A new type: stored values are converted, or nothing changes if any would not.",
+)
 @click.option("--label", help="The name shown to people.")
 @click.option("--required/--optional", default=None, help="Whether new contacts need a value.")
 @click.option("--default", help="The value a new contact gets when none is given.")
@@ -159,6 +172,7 @@ def list_fields(include_archived: bool, as_json: bool) -> None:
 @json_option
 def change_field(
     name: str,
+    kind: str | None,
     label: str | None,
     required: bool | None,
     default: str | None,
@@ -168,10 +182,11 @@ def change_field(
     searchable: bool | None,
     as_json: bool,
 ) -> None:
-    """Change a custom field's label, rules, default or choices."""
+    """Change a custom field's type, label, rules, default or choices."""
     if default is not None and no_default:
         raise CliError("give --default or --no-default, not both")
     given: dict[str, Any] = {
+        "type": kind,
         "label": label,
         "required": required,
         "currency": currency,
@@ -186,7 +201,7 @@ def change_field(
     patch = _convert(changes, FieldPatch)
 
     async def work(kith: Kith) -> FieldOut:
-        return await FieldService(kith).change(name, patch)
+        return await FieldService(kith).change(name, patch, channel=AUDIT_CHANNEL)
 
     declared = run_with_kith(work)
     if as_json:

@@ -71,8 +71,10 @@ class FieldCreate(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class FieldPatch(Struct, forbid_unknown_fields=True, kw_only=True):
-    """Only the fields present are changed; a ``null`` default removes it."""
+    """Only the fields present are changed; a ``null`` default removes it. A new ``type``
+    converts the values contacts hold, or is refused when any would not convert."""
 
+    type: FieldType | UnsetType = UNSET
     label: ShortText | UnsetType = UNSET
     required: bool | UnsetType = UNSET
     default: Any = UNSET

@@ -492,3 +492,55 @@ async def test_bad_filters_are_422_naming_the_parameter(
     await _declare_every_type(api)
     response = await api.client.get("/api/contacts", params=params, headers=api.agent)
     refused(response, 422, field)
+
+
+# -- changing a type -----------------------------------------------------------------------
+
+
+async def test_a_type_change_converts_every_value(api: Api) -> None:
+    await api.declared(name="employees", type="text")
+    await api.declared(name="segment", type="choice", choices=["retail", "b2b"])
+    ids = []
+    for name, fields in [
+        ("Ann", {"employees": " 12 ", "segment": "retail"}),
+        ("Bob", {"employees": "7", "segment": "b2b"}),
+    ]:
+        ids.append((await api.create(name=name, fields=fields)).json()["id"])
+    changed = await api.change_field("employees", {"type": "number"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["type"] == "number"
+    assert [(await api.contact(i))["fields"]["employees"] for i in ids] == [12, 7]
+    # Converted numbers filter as numbers.
+    assert await _names(api, **{"field.employees.min": "10"}) == ["Ann"]
+
+    to_many = await api.change_field(
+        "segment", {"type": "multi_choice", "choices": ["retail", "b2b", "public"]}
+    )
+    assert to_many.status_code == 200, to_many.text
+    assert [(await api.contact(i))["fields"]["segment"] for i in ids] == [["retail"], ["b2b"]]
+    back = await api.change_field("segment", {"type": "text"})
+    assert back.status_code == 200, back.text
+    assert back.json()["choices"] == []
+    assert (await api.contact(ids[0]))["fields"]["segment"] == "retail"
+
+
+async def test_a_lossy_type_change_is_refused_with_count_and_examples(api: Api) -> None:
+    await api.declared(name="employees", type="text")
+    await api.declared(name="secret_size", type="text", personal=True)
+    for name, value in [("Ann", "12"), ("Bob", "a dozen"), ("Cat", "many"), ("Dan", "3")]:
+        created = await api.create(name=name, fields={"employees": value, "secret_size": value})
+        assert created.status_code == 201, created.text
+    response = await api.change_field("employees", {"type": "number", "label": "Staff"})
+    detail = refused(response, 409, "type")
+    assert response.json()["count"] == 2
+    assert "2 of 4 values" in detail and "'a dozen'" in detail and "'many'" in detail
+    # Nothing changed: not the type, not the label, not a value.
+    [declared] = [f for f in await api.fields() if f["name"] == "employees"]
+    assert (declared["type"], declared["label"]) == ("text", "")
+    listed = (await api.client.get("/api/contacts", headers=api.agent)).json()["items"]
+    assert [c["fields"]["employees"] for c in listed] == ["12", "a dozen", "many", "3"]
+    # A personal value is not shown back in the refusal; its contact is named instead.
+    secret = await api.change_field("secret_size", {"type": "number"})
+    detail = refused(secret, 409, "type")
+    assert "dozen" not in detail and "many" not in detail and "contact " in detail
+

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
+from kith.actor import SYSTEM, Actor
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
@@ -21,6 +22,7 @@ from kith.personal import CORE_PURPOSES
 from kith.runtime import Kith
 from kith.schemas import FieldCreate, FieldOut, FieldPatch, unset_to_dict
 from kith.services import is_unique_violation
+from kith.subject_checks import record_access
 from kith.tables import CustomField, CustomFieldValue
 
 VALUE_TABLE = CustomFieldValue._meta.tablename
@@ -34,6 +36,8 @@ TEXT_LIMITS = {"text": 500, "long_text": 100_000, "url": 2000}
 DEFAULT_CATEGORY = "custom"
 DEFAULT_PURPOSE = "customer_relationship"
 MONEY_PLACES = decimal.Decimal("0.01")
+# How many values a refused type change shows.
+EXAMPLES = 5
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "0", "off"})
 
@@ -344,7 +348,12 @@ class FieldService:
             raise NotFound(f"there is no custom field named {name!r}")
         return _out(row)
 
-    async def change(self, name: str, patch: FieldPatch) -> FieldOut:
+    async def change(
+        self, name: str, patch: FieldPatch, actor: Actor = SYSTEM, channel: str = "system"
+    ) -> FieldOut:
+        """Change a declaration. A new ``type`` converts every stored value, or refuses
+        (changing nothing) with the count and examples of those that would not convert;
+        reading a personal value to convert it is reported as an access."""
         current = await self.get(name)
         changes = unset_to_dict(patch)
         row: dict[str, Any] = {
@@ -354,14 +363,24 @@ class FieldService:
         row.update(changes)
         if "label" in changes:
             row["label"] = str(changes["label"]).strip()
+        # What only the old type had goes with it, unless the change says otherwise.
+        if row["type"] != "decimal" and "currency" not in changes:
+            row["currency"] = None
+        if row["type"] not in CHOICE_TYPES and "choices" not in changes:
+            row["choices"] = []
         row = self._checked(row, default)
-        removed = sorted(set(current.choices) - set(row["choices"]))
-        if removed:
-            await self._check_unused_choices(current, removed)
+        converted: list[tuple[dict[str, Any], str]] = []
+        if row["type"] != current.type:
+            converted = await self._converted(current, _out(row), actor, channel)
+        else:
+            removed = sorted(set(current.choices) - set(row["choices"]))
+            if removed:
+                await self._check_unused_choices(current, removed)
         row["updated_at"] = utcnow()
         stored = {
             column: row[column]
             for column in (
+                "type",
                 "label",
                 "required",
                 "default",
@@ -373,12 +392,84 @@ class FieldService:
                 "updated_at",
             )
         }
+        async with self.kith.unit_of_work(actor):
+            await (
+                CustomField.update({getattr(CustomField, k): v for k, v in stored.items()})
+                .where(CustomField.id == current.id)
+                .run()
+            )
+            for value_row, text in converted:
+                await self._rewrite(current, row["type"], value_row, text)
+        return await self.get(name)
+
+    async def _converted(
+        self, current: FieldOut, target: FieldOut, actor: Actor, channel: str
+    ) -> list[tuple[dict[str, Any], str]]:
+        """Every stored value of ``current`` in the form of ``target`` (its new type); a
+        :class:`Conflict` with the count and examples when any would not convert."""
+        rows = await CustomFieldValue.select().where(CustomFieldValue.field == current.id)
+        region = self.kith.settings.default_region
+        converted: list[tuple[dict[str, Any], str]] = []
+        failed: list[str] = []
+        for row in rows:
+            text = await self._plain(current, row)
+            if current.personal:
+                await record_access(
+                    self.kith, row["contact"], "field.convert", actor, channel, field=current.name
+                )
+            given: Any = text
+            if current.type == "multi_choice":
+                given = ", ".join(present_value(current.type, text))
+            try:
+                new = normalize_value(target, given, region, f"fields.{current.name}")
+            except InvalidInput:
+                new = None
+            if new is None:
+                # A personal value is not shown back; its contact is.
+                failed.append(f"contact {row['contact']}" if current.personal else f"{given!r}")
+            else:
+                converted.append((row, new))
+        if failed:
+            examples = ", ".join(failed[:EXAMPLES])
+            raise Conflict(
+                f"{len(failed)} of {len(rows)} values of {current.name!r} would not convert "
+                f"from {current.type} to {target.type} (for example {examples}); nothing was "
+                "changed",
+                field="type",
+                count=len(failed),
+            )
+        return converted
+
+    async def _plain(self, definition: FieldOut, row: Mapping[str, Any]) -> str:
+        if not definition.personal:
+            return str(row["value"])
+        revealed = await self.kith.protector.reveal(
+            row["contact"], VALUE_TABLE, row["id"], {"protected": row["protected"]}
+        )
+        return str(revealed["protected"])
+
+    async def _rewrite(
+        self, definition: FieldOut, kind: str, row: Mapping[str, Any], text: str
+    ) -> None:
+        value: str | None = text
+        protected: str | None = None
+        if definition.personal:
+            stored = await self.kith.protector.protect(
+                row["contact"], VALUE_TABLE, row["id"], {"protected": text}
+            )
+            value, protected = None, stored["protected"]
+        number = float(text) if kind in NUMERIC_TYPES and value else None
         await (
-            CustomField.update({getattr(CustomField, k): v for k, v in stored.items()})
-            .where(CustomField.id == current.id)
+            CustomFieldValue.update(
+                {
+                    CustomFieldValue.value: value,
+                    CustomFieldValue.protected: protected,
+                    CustomFieldValue.number: number,
+                }
+            )
+            .where(CustomFieldValue.id == row["id"])
             .run()
         )
-        return await self.get(name)
 
     async def _check_unused_choices(self, current: FieldOut, removed: list[str]) -> None:
         rows = await CustomFieldValue.select(

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from kith.actor import Role
-from kith.http.auth import roles
+from kith.http.auth import CurrentActor, roles
+from kith.http.routes.contacts import API
 from kith.schemas import FieldCreate, FieldName, FieldOut, FieldPatch
 from kith.services.fields import FieldService
 from litestar import Controller, Response, delete, get, patch, post
@@ -47,9 +48,13 @@ class FieldController(Controller):
 
     @patch("/{name:str}", opt=ADMINS, summary="Change a custom field")
     async def change(
-        self, state: State, name: FromPath[FieldName], data: JSONBody[FieldPatch]
+        self,
+        state: State,
+        name: FromPath[FieldName],
+        data: JSONBody[FieldPatch],
+        actor: CurrentActor,
     ) -> FieldOut:
-        return await FieldService(state.kith).change(name, data)
+        return await FieldService(state.kith).change(name, data, actor, API)
 
     @delete("/{name:str}", opt=ADMINS, status_code=HTTP_200_OK, summary="Archive a custom field")
     async def archive(self, state: State, name: FromPath[FieldName]) -> FieldOut:
