@@ -544,3 +544,17 @@ async def test_a_lossy_type_change_is_refused_with_count_and_examples(api: Api) 
     detail = refused(secret, 409, "type")
     assert "dozen" not in detail and "many" not in detail and "contact " in detail
 
+
+def test_kith_contacts_add_takes_custom_field_values(
+    kith_database_url: str, tmp_path: Path
+) -> None:
+    kith = _cli(tmp_path / "kith-home", kith_database_url)
+    assert kith("fields", "add", "employees", "--type", "number").exit_code == 0
+    added = kith("contacts", "add", "Engines Ltd", "--field", "employees= 12", "--json")
+    assert added.exit_code == 0, added.output
+    assert msgspec.json.decode(added.stdout)["fields"] == {"employees": 12}
+    refused = kith("contacts", "add", "Other Ltd", "--field", "employees=many")
+    assert refused.exit_code != 0
+    assert refused.stderr.strip() == "kith: fields.employees: 'many' is not a number"
+    malformed = kith("contacts", "add", "Other Ltd", "--field", "employees")
+    assert "write it as NAME=VALUE" in malformed.stderr
