@@ -286,11 +286,12 @@ class ContactService:
         given, family = _blank_to_none(data.given_name), _blank_to_none(data.family_name)
         tags = _clean_tags(data.tags)
         points = self._points(data.emails, data.phones)
-        custom = await FieldService(self.kith).prepare(data.fields, creating=True)
         contact_id = new_id()
         now = utcnow()
         unit = self.kith.unit_of_work(actor)
         async with unit as uow, _retryable_race(uow is unit):
+            # In the transaction, as every statement of a create is (one commit).
+            custom = await FieldService(self.kith).prepare(data.fields, creating=True)
             await self._check_references(data.organization_id, data.owner_id, contact_id)
             await check_new_contact(
                 self.kith,
