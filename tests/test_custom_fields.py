@@ -558,3 +558,26 @@ def test_kith_contacts_add_takes_custom_field_values(
     assert refused.stderr.strip() == "kith: fields.employees: 'many' is not a number"
     malformed = kith("contacts", "add", "Other Ltd", "--field", "employees")
     assert "write it as NAME=VALUE" in malformed.stderr
+
+
+async def test_personal_fields_are_listed_in_the_record_of_processing(
+    api: Api, kith_auth: TokenFactory
+) -> None:
+    await api.declared(name="birthday", type="date", personal=True, label="Birthday")
+    await api.declared(name="shoe_size", type="number", personal=True, category="preferences")
+    await api.declared(name="industry", type="text")
+    officer = await kith_auth("compliance")
+    response = await api.client.get("/api/privacy/ropa", headers=officer)
+    assert response.status_code == 200, response.text
+    record = response.json()
+    custom = {
+        f["column"]: f for f in record["fields"] if f["table"] == "kith_custom_field_value"
+    }
+    assert set(custom) >= {"birthday", "shoe_size"} and "industry" not in custom
+    assert (custom["birthday"]["category"], custom["birthday"]["purposes"]) == (
+        "custom",
+        ["customer_relationship"],
+    )
+    assert "Birthday" in custom["birthday"]["description"]
+    categories = {c["name"]: c for c in record["categories"]}
+    assert categories["preferences"]["fields"] == ["kith_custom_field_value.shoe_size"]
