@@ -570,9 +570,7 @@ async def test_personal_fields_are_listed_in_the_record_of_processing(
     response = await api.client.get("/api/privacy/ropa", headers=officer)
     assert response.status_code == 200, response.text
     record = response.json()
-    custom = {
-        f["column"]: f for f in record["fields"] if f["table"] == "kith_custom_field_value"
-    }
+    custom = {f["column"]: f for f in record["fields"] if f["table"] == "kith_custom_field_value"}
     assert set(custom) >= {"birthday", "shoe_size"} and "industry" not in custom
     assert (custom["birthday"]["category"], custom["birthday"]["purposes"]) == (
         "custom",
