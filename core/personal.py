@@ -70,6 +70,8 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         column="protected",
         category="custom",
         purposes=("customer_relationship",),
+        # Only the values of fields declared searchable get a blind index (kind and lookup).
+        searchable=True,
         description="Values of the custom fields an admin declared personal",
     ),
     PersonalField(

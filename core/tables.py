@@ -106,6 +106,9 @@ class CustomFieldValue(Table, tablename="kith_custom_field_value"):
     protected = Text(null=True, default=None, secret=True)
     # Numbers and money again as a number, for range filters.
     number = DoublePrecision(null=True, default=None)
+    # The blind index of a searchable personal value (``kind`` names its key), else NULL.
+    kind = Varchar(length=60, null=True, default=None)
+    lookup = Varchar(length=128, null=True, default=None)
 
 
 class Interaction(Table, tablename="kith_interaction"):

@@ -13,6 +13,7 @@ import pytest
 from _privacy_subjects import stored_bytes
 from click.testing import CliRunner, Result
 from kith.cli import main
+from kith.privacy.encryption import reindex, rotation
 from kith.privacy.rights.erasure import ErasureService
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, FieldCreate
@@ -482,6 +483,7 @@ async def test_lists_filter_on_values_and_ranges(api: Api) -> None:
         ({"field.employees.min": "many"}, "field.employees.min"),
         ({"field.industry.min": "a"}, "field.industry.min"),
         ({"field.employees.above": "3"}, "field.employees.above"),
+        # Personal: encrypted, so only searchable ones, and by an exact value.
         ({"field.birthday": "1815-12-10"}, "field.birthday"),
         ({"field.industry": "farming"}, "field.industry"),
     ],
@@ -579,3 +581,57 @@ async def test_personal_fields_are_listed_in_the_record_of_processing(
     assert "Birthday" in custom["birthday"]["description"]
     categories = {c["name"]: c for c in record["categories"]}
     assert categories["preferences"]["fields"] == ["kith_custom_field_value.shoe_size"]
+
+
+async def test_searchable_personal_fields_are_found_through_a_blind_index(
+    api: Api, kith: Kith, kith_engine: str
+) -> None:
+    await api.declared(name="passport", type="text", personal=True, searchable=True)
+    await api.declared(name="loyalty_card", type="text", personal=True)
+    for name, passport, card in [("Ann", "X-1234-Q", "C-77"), ("Bob", "Y-5678-R", "C-88")]:
+        fields = {"passport": passport, "loyalty_card": card}
+        assert (await api.create(name=name, fields=fields)).status_code == 201
+    assert await _names(api, **{"field.passport": " X-1234-Q "}) == ["Ann"]
+    assert await _names(api, **{"field.passport": "x-1234-q"}) == []
+    refused(
+        await api.client.get(
+            "/api/contacts", params={"field.loyalty_card": "C-77"}, headers=api.agent
+        ),
+        422,
+        "field.loyalty_card",
+    )
+    stored = stored_bytes(kith, kith_engine)
+    assert b"X-1234-Q" not in stored and b"C-77" not in stored
+
+    # Made searchable later, the values it holds already are indexed too.
+    changed = await api.change_field("loyalty_card", {"searchable": True})
+    assert changed.status_code == 200, changed.text
+    assert await _names(api, **{"field.loyalty_card": "C-88"}) == ["Bob"]
+    await api.change_field("passport", {"searchable": False})
+    indexed = await CustomFieldValue.select(CustomFieldValue.kind).where(
+        CustomFieldValue.lookup.is_not_null()
+    )
+    assert sorted(row["kind"] for row in indexed) == ["field.loyalty_card"] * 2
+
+
+async def test_blind_indexes_of_custom_fields_follow_a_re_index(kith: Kith) -> None:
+    fields = FieldService(kith)
+    await fields.add(FieldCreate(name="passport", type="text", personal=True, searchable=True))
+    await fields.add(FieldCreate(name="loyalty_card", type="text", personal=True))
+    contacts = ContactService(kith)
+    ada = await contacts.create(
+        ContactCreate(name="Ada", fields={"passport": "X-1234-Q", "loyalty_card": "C-77"})
+    )
+    before = await contacts.list(fields={"passport": "X-1234-Q"})
+    assert [c.id for c in before.items] == [ada.id]
+
+    await rotation.rotate(kith)
+    await reindex.reindex(kith, batch_size=2)
+    after = await contacts.list(fields={"passport": "X-1234-Q"})
+    assert [c.id for c in after.items] == [ada.id]
+    # The value of a field not declared searchable was given no index by the re-index.
+    rows = await CustomFieldValue.select(CustomFieldValue.kind, CustomFieldValue.lookup)
+    assert sorted((r["kind"] or "", r["lookup"] is None) for r in rows) == [
+        ("", True),
+        ("field.passport", False),
+    ]

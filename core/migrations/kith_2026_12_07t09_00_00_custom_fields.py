@@ -56,6 +56,8 @@ VALUE_COLUMNS = (
     ("value", Text, {"null": True, "default": None}),
     ("protected", Text, {"null": True, "default": None, "secret": True}),
     ("number", DoublePrecision, {"null": True, "default": None}),
+    ("kind", Varchar, {"length": 60, "null": True, "default": None}),
+    ("lookup", Varchar, {"length": 128, "null": True, "default": None}),
 )
 
 

@@ -14,6 +14,8 @@ STATEMENTS = (
     "ON kith_custom_field_value (contact, field)",
     "CREATE INDEX kith_custom_field_value_by_value ON kith_custom_field_value (field, value)",
     "CREATE INDEX kith_custom_field_value_by_number ON kith_custom_field_value (field, number)",
+    "CREATE INDEX kith_custom_field_value_lookup ON kith_custom_field_value (lookup) "
+    "WHERE lookup IS NOT NULL",
 )
 
 

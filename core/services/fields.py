@@ -200,6 +200,11 @@ def _check_choices(picked: Iterable[str], definition: FieldOut, where: str) -> N
         )
 
 
+def _index_kind(definition: FieldOut) -> str:
+    # Its own blind-index key per field: equal values of two fields do not match.
+    return f"field.{definition.name}"
+
+
 # -- declarations --------------------------------------------------------------------------
 
 
@@ -370,8 +375,12 @@ class FieldService:
             row["choices"] = []
         row = self._checked(row, default)
         converted: list[tuple[dict[str, Any], str]] = []
-        if row["type"] != current.type:
-            converted = await self._converted(current, _out(row), actor, channel)
+        target = _out(row)
+        # A personal field made searchable (or no longer) gets its blind indexes made (or
+        # dropped): its values are written again, as on a type change.
+        reindex = current.personal and target.searchable != current.searchable
+        if target.type != current.type or reindex:
+            converted = await self._converted(current, target, actor, channel)
         else:
             removed = sorted(set(current.choices) - set(row["choices"]))
             if removed:
@@ -399,7 +408,7 @@ class FieldService:
                 .run()
             )
             for value_row, text in converted:
-                await self._rewrite(current, row["type"], value_row, text)
+                await self._rewrite(target, value_row, text)
         return await self.get(name)
 
     async def _converted(
@@ -448,24 +457,39 @@ class FieldService:
         )
         return str(revealed["protected"])
 
-    async def _rewrite(
-        self, definition: FieldOut, kind: str, row: Mapping[str, Any], text: str
-    ) -> None:
-        value: str | None = text
-        protected: str | None = None
-        if definition.personal:
-            stored = await self.kith.protector.protect(
-                row["contact"], VALUE_TABLE, row["id"], {"protected": text}
-            )
-            value, protected = None, stored["protected"]
-        number = float(text) if kind in NUMERIC_TYPES and value else None
+    async def _columns(
+        self, definition: FieldOut, contact_id: uuid.UUID, row_id: uuid.UUID, text: str
+    ) -> dict[str, Any]:
+        """The stored columns of one value of a field."""
+        if not definition.personal:
+            number = float(text) if definition.type in NUMERIC_TYPES else None
+            return {
+                "value": text,
+                "protected": None,
+                "number": number,
+                "kind": None,
+                "lookup": None,
+            }
+        stored = await self.kith.protector.protect(
+            contact_id, VALUE_TABLE, row_id, {"protected": text}
+        )
+        index_kind = lookup = None
+        if definition.searchable:
+            index_kind = _index_kind(definition)
+            lookup = self.kith.protector.lookup_key(index_kind, text)
+        return {
+            "value": None,
+            "protected": stored["protected"],
+            "number": None,
+            "kind": index_kind,
+            "lookup": lookup,
+        }
+
+    async def _rewrite(self, definition: FieldOut, row: Mapping[str, Any], text: str) -> None:
+        columns = await self._columns(definition, row["contact"], row["id"], text)
         await (
             CustomFieldValue.update(
-                {
-                    CustomFieldValue.value: value,
-                    CustomFieldValue.protected: protected,
-                    CustomFieldValue.number: number,
-                }
+                {getattr(CustomFieldValue, name): value for name, value in columns.items()}
             )
             .where(CustomFieldValue.id == row["id"])
             .run()
@@ -527,10 +551,10 @@ class FieldService:
                     f"{', '.join(active) or 'none'})",
                     field=where,
                 )
-            if definition.personal:
+            if definition.personal and (bound or not definition.searchable):
                 raise InvalidInput(
                     f"custom field {name!r} is personal: its values are encrypted, so lists "
-                    "cannot filter on them",
+                    "find them only by an exact value, and only when the field is searchable",
                     field=where,
                 )
             if bound not in ("", "min", "max"):
@@ -559,6 +583,10 @@ class FieldService:
                 condition &= column >= value
             elif bound == "max":
                 condition &= column <= value
+            elif definition.personal:
+                condition &= CustomFieldValue.lookup == self.kith.protector.lookup_key(
+                    _index_kind(definition), text
+                )
             elif definition.type == "multi_choice":
                 condition &= CustomFieldValue.value.like(
                     "%" + msgspec.json.encode(text).decode() + "%"
@@ -626,22 +654,12 @@ class FieldService:
         rows = []
         for field_id, (definition, text) in prepared.set.items():
             row_id = new_id()
-            value: str | None = text
-            protected: str | None = None
-            if definition.personal:
-                stored = await self.kith.protector.protect(
-                    contact_id, VALUE_TABLE, row_id, {"protected": text}
-                )
-                value, protected = None, stored["protected"]
-            number = float(text) if definition.type in NUMERIC_TYPES and value else None
             rows.append(
                 CustomFieldValue(
                     id=row_id,
                     contact=contact_id,
                     field=field_id,
-                    value=value,
-                    protected=protected,
-                    number=number,
+                    **await self._columns(definition, contact_id, row_id, text),
                 )
             )
         if rows:
