@@ -22,6 +22,7 @@ from kith.personal import CORE_PURPOSES
 from kith.runtime import Kith
 from kith.schemas import FieldCreate, FieldOut, FieldPatch, unset_to_dict
 from kith.services import is_unique_violation
+from kith.storage.prepared import Prepared
 from kith.subject_checks import record_access
 from kith.tables import CustomField, CustomFieldValue
 
@@ -200,6 +201,32 @@ def _check_choices(picked: Iterable[str], definition: FieldOut, where: str) -> N
         )
 
 
+# Every create, change and read of a contact runs these: built once (kith.storage.prepared).
+_ALL_FIELDS = Prepared(lambda: CustomField.select().order_by(CustomField.name))
+_ACTIVE_FIELDS = Prepared(
+    lambda: (
+        CustomField.select()
+        .where(CustomField.archived == False)  # noqa: E712 - piccolo builds SQL from this
+        .order_by(CustomField.name)
+    )
+)
+_VALUES_OF = Prepared(
+    lambda ids: (
+        CustomFieldValue.select(
+            CustomFieldValue.id,
+            CustomFieldValue.contact,
+            CustomFieldValue.value,
+            CustomFieldValue.protected,
+            CustomFieldValue.field.name,
+            CustomFieldValue.field.type,
+            CustomFieldValue.field.archived,
+        )
+        .where(CustomFieldValue.contact.is_in(ids))
+        .order_by(CustomFieldValue.field.name)
+    )
+)
+
+
 def _index_kind(definition: FieldOut) -> str:
     # Its own blind-index key per field: equal values of two fields do not match.
     return f"field.{definition.name}"
@@ -342,10 +369,8 @@ class FieldService:
         return names | set(configured if isinstance(configured, dict) else ())
 
     async def declared(self, include_archived: bool = False) -> list[FieldOut]:
-        query = CustomField.select().order_by(CustomField.name)
-        if not include_archived:
-            query = query.where(CustomField.archived == False)  # noqa: E712 - piccolo SQL
-        return [_out(row) for row in await query.run()]
+        rows = await (_ALL_FIELDS if include_archived else _ACTIVE_FIELDS).run()
+        return [_out(row) for row in rows]
 
     async def get(self, name: str) -> FieldOut:
         row = await CustomField.select().where(CustomField.name == name).first().run()
@@ -670,20 +695,7 @@ class FieldService:
         archived fields are hidden)."""
         if not contact_ids:
             return {}
-        rows = await (
-            CustomFieldValue.select(
-                CustomFieldValue.id,
-                CustomFieldValue.contact,
-                CustomFieldValue.value,
-                CustomFieldValue.protected,
-                CustomFieldValue.field.name,
-                CustomFieldValue.field.type,
-                CustomFieldValue.field.archived,
-            )
-            .where(CustomFieldValue.contact.is_in(contact_ids))
-            .order_by(CustomFieldValue.field.name)
-            .run()
-        )
+        rows = await _VALUES_OF.run(ids=contact_ids)
         found: dict[uuid.UUID, dict[str, Any]] = {}
         for row in rows:
             if row["field.archived"]:
