@@ -11,6 +11,7 @@ import click
 from kith.cli._plugin_commands import PluginCommandsGroup
 from kith.cli.contacts import contacts
 from kith.cli.events import events
+from kith.cli.fields import fields
 from kith.cli.interactions import log_interaction
 from kith.cli.plugins import plugins
 from kith.cli.setup import init, migrate, serve
@@ -32,6 +33,7 @@ main.add_command(worker)
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(contacts)
+main.add_command(fields)
 main.add_command(tasks)
 main.add_command(log_interaction)
 main.add_command(plugins)

@@ -113,6 +113,13 @@ def contacts() -> None:
 @click.option("--phone", "phones", multiple=True, help="A phone number, any format (repeatable).")
 @click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
 @click.option("--organization", metavar="ID", help="The organization this person belongs to.")
+@click.option(
+    "--field",
+    "custom",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A custom field's value (repeatable); `kith fields list` shows the fields.",
+)
 @json_option
 def add_contact(
     name: str,
@@ -121,9 +128,16 @@ def add_contact(
     phones: tuple[str, ...],
     tags: tuple[str, ...],
     organization: str | None,
+    custom: tuple[str, ...],
     as_json: bool,
 ) -> None:
     """Add a contact. The first email and phone given are the primary ones."""
+    fields: dict[str, str] = {}
+    for item in custom:
+        field, equals, value = item.partition("=")
+        if not equals or not field.strip():
+            raise CliError(f"--field {item!r}: write it as NAME=VALUE, like industry=retail")
+        fields[field.strip()] = value
     organization_id = (
         parse_id(organization, "organization", "`kith contacts list` shows them")
         if organization is not None
@@ -140,6 +154,7 @@ def add_contact(
                 "tags": list(tags),
                 "organization_id": organization_id,
                 "source": CLI_SOURCE,
+                "fields": fields,
             },
             ContactCreate,
         )

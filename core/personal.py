@@ -66,6 +66,15 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         description="Email addresses and phone numbers (normalised)",
     ),
     PersonalField(
+        table="kith_custom_field_value",
+        column="protected",
+        category="custom",
+        purposes=("customer_relationship",),
+        # Only the values of fields declared searchable get a blind index (kind and lookup).
+        searchable=True,
+        description="Values of the custom fields an admin declared personal",
+    ),
+    PersonalField(
         table="kith_interaction",
         column="summary",
         category="communications",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -22,6 +22,85 @@ LongText = Annotated[str, Meta(max_length=100_000)]
 Seconds = Annotated[int, Meta(ge=0, le=2**31 - 1)]
 
 T = TypeVar("T")
+
+FieldType = Literal[
+    "text",
+    "long_text",
+    "number",
+    "decimal",
+    "date",
+    "datetime",
+    "boolean",
+    "choice",
+    "multi_choice",
+    "email",
+    "phone",
+    "url",
+]
+FieldName = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z][a-z0-9_]{0,49}$",
+        description="lower-case letters, digits and _, starting with a letter",
+    ),
+]
+Choice = Annotated[str, Meta(min_length=1, max_length=100)]
+Choices = Annotated[list[Choice], Meta(max_length=200)]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, like EUR")]
+Category = Annotated[str, Meta(min_length=1, max_length=50)]
+PurposeName = Annotated[str, Meta(min_length=1, max_length=100)]
+# A contact's custom field values by field name; null clears a value (in a change).
+FieldValues = Annotated[dict[str, Any], Meta(max_length=200)]
+
+
+class FieldCreate(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A custom field to declare. ``personal`` values are encrypted with the contact's key,
+    exported and erased with them; ``category`` and ``purpose`` say what they are and why."""
+
+    name: FieldName
+    type: FieldType
+    label: ShortText = ""
+    required: bool = False
+    default: Any = None
+    choices: Choices = []
+    currency: Currency | None = None
+    personal: bool = False
+    searchable: bool = False
+    category: Category | None = None
+    purpose: PurposeName | None = None
+
+
+class FieldPatch(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Only the fields present are changed; a ``null`` default removes it. A new ``type``
+    converts the values contacts hold, or is refused when any would not convert."""
+
+    type: FieldType | UnsetType = UNSET
+    label: ShortText | UnsetType = UNSET
+    required: bool | UnsetType = UNSET
+    default: Any = UNSET
+    choices: Choices | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+    searchable: bool | UnsetType = UNSET
+    category: Category | UnsetType = UNSET
+    purpose: PurposeName | UnsetType = UNSET
+
+
+class FieldOut(Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    label: str
+    type: FieldType
+    required: bool
+    default: Any
+    choices: list[str]
+    currency: str | None
+    personal: bool
+    searchable: bool
+    category: str | None
+    purpose: str | None
+    archived: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
 
 
 class EmailIn(Struct, forbid_unknown_fields=True):
@@ -47,6 +126,7 @@ class ContactCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] = []
     owner_id: uuid.UUID | None = None
     source: Annotated[str, Meta(max_length=100)] = "api"
+    fields: FieldValues = {}
     # Set by an operator who knowingly re-creates a person who asked to be erased (the
     # privacy plugin's suppression list refuses them otherwise); the reason is recorded.
     override_suppression_reason: Annotated[str, Meta(min_length=1, max_length=500)] | None = None
@@ -65,6 +145,7 @@ class ContactPatch(Struct, forbid_unknown_fields=True, kw_only=True):
     tags: Annotated[list[Tag], Meta(max_length=50)] | UnsetType = UNSET
     owner_id: uuid.UUID | UnsetType | None = UNSET
     archived: bool | UnsetType = UNSET
+    fields: FieldValues | UnsetType = UNSET
     # As on ContactCreate: set by an operator who knowingly adds an email or phone of a person
     # who asked to be erased to this contact; the reason is recorded. Not a field of the
     # contact, so not among the changed fields (see CONTACT_PATCH_DIRECTIVES).
@@ -104,6 +185,8 @@ class ContactOut(Struct, kw_only=True):
     created_at: dt.datetime
     updated_at: dt.datetime
     archived: bool
+    # Custom field values by field name (fields without a value are left out).
+    fields: dict[str, Any] = {}
 
 
 class InteractionCreate(Struct, forbid_unknown_fields=True, kw_only=True):

@@ -1,10 +1,11 @@
 """What core holds about one data subject, answered through the hooks every plugin answers.
 
-Core holds the contact, its emails and phones (with their blind indexes), its interactions and
-the events about it in the outbox. An access request exports them (``kith_subject_export``); an
-erasure deletes them (``kith_subject_erase``, previewed by ``kith_subject_erase_preview``),
-except interactions a legal hold keeps (``kith_subject_holds``): those are re-encrypted under
-the hold's own key, and the contact stays as a nameless shell while any are kept.
+Core holds the contact, its emails and phones (with their blind indexes), its custom field
+values, its interactions and the events about it in the outbox. An access request exports them
+(``kith_subject_export``); an erasure deletes them (``kith_subject_erase``, previewed by
+``kith_subject_erase_preview``), except interactions a legal hold keeps (``kith_subject_holds``):
+those are re-encrypted under the hold's own key, and the contact stays as a nameless shell while
+any are kept.
 
 The plugin manager registers this module under the name ``kith``, after every plugin, so
 plugins whose rows refer to the contact erase them first.
@@ -21,7 +22,7 @@ import msgspec
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.subjects import ErasureOutcome, ExportSection, Row, RowPages, SubjectHold
-from kith.tables import Contact, ContactPoint, Interaction
+from kith.tables import Contact, ContactPoint, CustomFieldValue, Interaction
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -35,6 +36,7 @@ NAME_COLUMNS = ("display_name", "given_name", "family_name")
 DESCRIPTIONS = {
     "contact": "Your contact record: name, kind, tags, where it came from, when it changed",
     "contact_points": "Your email addresses and phone numbers",
+    "custom_fields": "Further details the firm records about you, in fields it declared",
     "interactions": "Your timeline: calls, emails, meetings, notes, form submissions, orders, "
     "tasks",
 }
@@ -98,6 +100,36 @@ async def _point_rows(kith: Kith, contact_id: uuid.UUID) -> list[Row]:
     return found
 
 
+async def _custom_field_rows(kith: Kith, contact_id: uuid.UUID) -> list[Row]:
+    """Every custom field value held, archived fields' too: the person is owed all of it."""
+    rows = await (
+        CustomFieldValue.select(
+            CustomFieldValue.id,
+            CustomFieldValue.value,
+            CustomFieldValue.protected,
+            CustomFieldValue.field.name,
+            CustomFieldValue.field.label,
+        )
+        .where(CustomFieldValue.contact == contact_id)
+        .order_by(CustomFieldValue.field.name)
+        .run()
+    )
+    found = []
+    for row in rows:
+        value = row["value"]
+        if row["protected"] is not None:
+            value = (
+                await kith.protector.reveal(
+                    contact_id,
+                    CustomFieldValue._meta.tablename,
+                    row["id"],
+                    {"protected": row["protected"]},
+                )
+            )["protected"]
+        found.append({"field": row["field.name"], "label": row["field.label"], "value": value})
+    return found
+
+
 def _interaction_pages(kith: Kith, contact_id: uuid.UUID, count: int) -> RowPages:
     table = Interaction._meta.tablename
 
@@ -150,15 +182,20 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
     if not contact:
         return None
     interactions = await Interaction.count().where(Interaction.contact == contact_id).run()
+    tables: dict[str, list[Row] | RowPages] = {
+        "contact": contact,
+        "contact_points": await _point_rows(kith, contact_id),
+    }
+    # Only where the firm records custom fields about this person.
+    custom = await _custom_field_rows(kith, contact_id)
+    if custom:
+        tables["custom_fields"] = custom
+    tables["interactions"] = _interaction_pages(kith, contact_id, int(interactions))
     return ExportSection(
         source=SOURCE,
         description="What the CRM holds about you: your contact record, your emails and phones, "
-        "and your timeline",
-        tables={
-            "contact": contact,
-            "contact_points": await _point_rows(kith, contact_id),
-            "interactions": _interaction_pages(kith, contact_id, int(interactions)),
-        },
+        "further details in custom fields, and your timeline",
+        tables=tables,
         descriptions=dict(DESCRIPTIONS),
     )
 
@@ -187,6 +224,7 @@ def _held(contact_id: uuid.UUID, hold: SubjectHold) -> Any:
 @dataclass
 class _Counts:
     points: int
+    custom: int
     interactions: int
     held: int
     contact: int
@@ -209,6 +247,9 @@ async def _counts(kith: Kith, contact_id: uuid.UUID, holds: list[SubjectHold]) -
     events, deliveries = await kith.bus.outbox.subject_counts(contact_id, _kept_event_names(kith))
     return _Counts(
         points=int(await ContactPoint.count().where(ContactPoint.contact == contact_id).run()),
+        custom=int(
+            await CustomFieldValue.count().where(CustomFieldValue.contact == contact_id).run()
+        ),
         interactions=int(total) - len(held),
         held=len(held),
         contact=int(await Contact.count().where(Contact.id == contact_id).run()),
@@ -236,6 +277,12 @@ def _outcomes(counts: _Counts) -> list[ErasureOutcome]:
             location="blind indexes (kith_contact_point.lookup)",
             method="deleted",
             count=counts.points,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="kith_custom_field_value",
+            method="deleted",
+            count=counts.custom,
         ),
         ErasureOutcome(
             source=SOURCE,
@@ -300,6 +347,7 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
     for hold in holds:
         kept += await _seal(kith, contact_id, hold)
     await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
+    await CustomFieldValue.delete().where(CustomFieldValue.contact == contact_id).run()
     remove = Interaction.contact == contact_id
     if kept:
         remove &= Interaction.id.not_in(kept)

@@ -8,6 +8,7 @@ from piccolo.columns import (
     JSON,
     UUID,
     Boolean,
+    DoublePrecision,
     ForeignKey,
     Integer,
     Numeric,
@@ -71,6 +72,43 @@ class ContactPoint(Table, tablename="kith_contact_point"):
     label = Varchar(length=50, default="")
     is_primary = Boolean(default=False)
     position = Integer(default=0)
+
+
+class CustomField(Table, tablename="kith_custom_field"):
+    """A field an admin (or a plugin) declared for contacts: its type and rules."""
+
+    id = UUID(primary_key=True, default=new_id)
+    name = Varchar(length=50, unique=True)
+    label = Varchar(length=200, default="")
+    type = Varchar(length=20)
+    required = Boolean(default=False)
+    # The default value as stored (normalised), or NULL for none.
+    default = Text(null=True, default=None)
+    choices = JSON(default=[])
+    currency = Varchar(length=3, null=True, default=None)
+    personal = Boolean(default=False)
+    searchable = Boolean(default=False)
+    category = Varchar(length=50, null=True, default=None)
+    purpose = Varchar(length=100, null=True, default=None)
+    archived = Boolean(default=False)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class CustomFieldValue(Table, tablename="kith_custom_field_value"):
+    """One contact's value of one custom field, as normalised text: in ``value`` when the
+    field is not personal (so lists can filter on it), else encrypted in ``protected``."""
+
+    id = UUID(primary_key=True, default=new_id)
+    contact = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False, index=True)
+    field = ForeignKey(references=CustomField, on_delete=OnDelete.cascade, null=False)
+    value = Text(null=True, default=None)
+    protected = Text(null=True, default=None, secret=True)
+    # Numbers and money again as a number, for range filters.
+    number = DoublePrecision(null=True, default=None)
+    # The blind index of a searchable personal value (``kind`` names its key), else NULL.
+    kind = Varchar(length=60, null=True, default=None)
+    lookup = Varchar(length=128, null=True, default=None)
 
 
 class Interaction(Table, tablename="kith_interaction"):
@@ -146,6 +184,8 @@ CORE_TABLES: list[type[Table]] = [
     ApiToken,
     Contact,
     ContactPoint,
+    CustomField,
+    CustomFieldValue,
     Interaction,
     OutboxEvent,
     EventDelivery,

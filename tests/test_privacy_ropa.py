@@ -116,6 +116,7 @@ async def test_ropa_covers_purposes_recipients_retention_and_plugins(configured:
     assert purposes["customer_relationship"].categories == (
         "communications",
         "contact_details",
+        "custom",
         "identity",
     )
     assert "Acme Telephony" in [r.name for r in record.recipients]

@@ -120,6 +120,8 @@ async def _check(home: Path, url: str) -> None:
     # Only what this version added; the tables of 0.1.0 are not made again.
     assert sorted(pending) == [
         "kith:2026-12-04T17:30:00:000000",
+        "kith:2026-12-07T09:00:00:000000",
+        "kith:2026-12-07T09:00:01:000000",
         "kith_privacy:2026-12-07T08:00:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",

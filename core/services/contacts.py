@@ -29,6 +29,7 @@ from kith.schemas import (
     unset_to_dict,
 )
 from kith.services import is_unique_violation
+from kith.services.fields import FieldService
 from kith.storage.prepared import Prepared
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, Interaction, User
@@ -289,6 +290,8 @@ class ContactService:
         now = utcnow()
         unit = self.kith.unit_of_work(actor)
         async with unit as uow, _retryable_race(uow is unit):
+            # In the transaction, as every statement of a create is (one commit).
+            custom = await FieldService(self.kith).prepare(data.fields, creating=True)
             await self._check_references(data.organization_id, data.owner_id, contact_id)
             await check_new_contact(
                 self.kith,
@@ -318,6 +321,7 @@ class ContactService:
                 at=now,
             )
             await self._write_points(contact_id, points)
+            await FieldService(self.kith).store(contact_id, custom)
             uow.publish(
                 "contact.created",
                 contact_id,
@@ -344,6 +348,7 @@ class ContactService:
             created_at=now,
             updated_at=now,
             archived=False,
+            fields=custom.shown,
         )
 
     async def update(
@@ -406,6 +411,12 @@ class ContactService:
         async with unit as uow, _retryable_race(uow is unit):
             current = await self._read(contact_id)
             await check_processing(self.kith, contact_id, "contact.update")
+            custom = None
+            if "fields" in changes:
+                custom = await FieldService(self.kith).prepare(
+                    changes["fields"],  # type: ignore[arg-type]
+                    creating=False,
+                )
             points = None
             if "emails" in changes or "phones" in changes:
                 emails = changes.get(
@@ -486,6 +497,8 @@ class ContactService:
             if points is not None:
                 await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
                 await self._write_points(contact_id, points)
+            if custom is not None:
+                await FieldService(self.kith).store(contact_id, custom)
             uow.publish(
                 "contact.updated", contact_id, contact_id=str(contact_id), fields=sorted(changes)
             )
@@ -516,9 +529,15 @@ class ContactService:
         points: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for point in point_rows:
             points.setdefault(point["contact"], []).append(point)
-        return [await self._contact_out(row, points.get(row["id"], [])) for row in rows]
+        custom = await FieldService(self.kith).values_of([row["id"] for row in rows])
+        return [
+            await self._contact_out(row, points.get(row["id"], []), custom.get(row["id"], {}))
+            for row in rows
+        ]
 
-    async def _contact_out(self, row: dict[str, Any], points: list[dict[str, Any]]) -> ContactOut:
+    async def _contact_out(
+        self, row: dict[str, Any], points: list[dict[str, Any]], fields: dict[str, Any]
+    ) -> ContactOut:
         contact_id = row["id"]
         names = await self.kith.protector.reveal(
             contact_id, CONTACT_TABLE, contact_id, {c: row[c] for c in NAME_COLUMNS}
@@ -549,6 +568,7 @@ class ContactService:
             created_at=row["created_at"],
             updated_at=row["updated_at"],
             archived=bool(row["archived"]),
+            fields=fields,
         )
 
     async def get(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
@@ -562,11 +582,12 @@ class ContactService:
         if points:
             first = points[0]
             row = {name: first[f"contact.{name}"] for name in _CONTACT_COLUMNS}
-            return await self._contact_out(row, points)
-        row = await _CONTACT_BY_ID.first(contact_id=contact_id)
-        if row is None:
-            raise NotFound(f"contact {contact_id} does not exist")
-        return await self._contact_out(row, [])
+        else:
+            row = await _CONTACT_BY_ID.first(contact_id=contact_id)
+            if row is None:
+                raise NotFound(f"contact {contact_id} does not exist")
+        custom = await FieldService(self.kith).values_of([contact_id])
+        return await self._contact_out(row, points, custom.get(contact_id, {}))
 
     async def exists(self, contact_id: uuid.UUID) -> bool:
         return bool(await _CONTACT_EXISTS.run(contact_id=contact_id))
@@ -639,10 +660,12 @@ class ContactService:
         limit: int = 50,
         include_archived: bool = False,
         organization_id: uuid.UUID | None = None,
+        fields: Mapping[str, str] | None = None,
         actor: Actor = SYSTEM,
     ) -> Page[ContactOut]:
         """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix;
-        ``organization_id`` keeps the people of that organization. Each contact listed is
+        ``organization_id`` keeps the people of that organization; ``fields`` filters on
+        custom field values (see :meth:`FieldService.conditions`). Each contact listed is
         reported as read (``list``, or ``search`` for a query)."""
         limit = check_limit(limit)
         after = decode_id_cursor(cursor) if cursor else None
@@ -652,6 +675,9 @@ class ContactService:
         if organization_id is not None:
             await self._check_organization(organization_id)
             filters.append(Contact.organization == organization_id)
+        if fields:
+            matching = await FieldService(self.kith).conditions(fields)
+            filters += [Contact.id.is_in(ids) for ids in matching]
         q = (q or "").strip()
         lookup = self._parse_lookup(q) if q else None
         if lookup is not None:

@@ -134,7 +134,8 @@ async def encrypt_existing(
                 row[personal.subject_column or "id"], personal.name, row_id, plain
             )
             values: dict[Column, Any] = {column(personal, name): v for name, v in stored.items()}
-            if lookup is not None and kind is not None:
+            # A row without a kind has no blind index (a custom field not declared searchable).
+            if lookup is not None and kind is not None and row["kind"] is not None:
                 searchable = [
                     f.column for f in personal.fields if f.searchable and f.column in plain
                 ]

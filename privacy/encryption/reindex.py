@@ -82,7 +82,13 @@ async def reindex(
         searchable = next(f.column for f in personal.fields if f.searchable)
         changed = 0
         for row in rows:
-            if str(row["lookup"]).startswith(ERASED_LOOKUP_PREFIX) or row[searchable] is None:
+            # A row without a blind index (a value of a field not declared searchable) keeps
+            # having none.
+            if (
+                row["lookup"] is None
+                or str(row["lookup"]).startswith(ERASED_LOOKUP_PREFIX)
+                or row[searchable] is None
+            ):
                 continue
             row_id = row[pk._meta.name]
             value = (

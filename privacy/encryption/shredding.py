@@ -95,7 +95,7 @@ async def shred(
             rows = await table.select(pk, lookup).where(subject == contact_id).run()
             for row in rows:
                 row_id = row[pk._meta.name]
-                if str(row["lookup"]).startswith(ERASED_LOOKUP_PREFIX):
+                if row["lookup"] is None or str(row["lookup"]).startswith(ERASED_LOOKUP_PREFIX):
                     continue
                 await table.update({lookup: erased_lookup(row_id)}).where(pk == row_id).run()
                 cleared += 1

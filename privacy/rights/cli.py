@@ -33,7 +33,7 @@ from kith.privacy.rights.erasure import ErasureService
 from kith.privacy.rights.export import ExportService
 from kith.privacy.rights.restriction import GROUNDS, RestrictionService
 from kith.privacy.rights.retention import RetentionRunner
-from kith.privacy.rights.ropa import build_record, to_json, to_markdown
+from kith.privacy.rights.ropa import build_record, custom_fields, to_json, to_markdown
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList
 
@@ -574,7 +574,7 @@ def ropa_command(fmt: str, output: Path | None) -> None:
     """Print the record of processing activities (Art. 30), generated from the registry."""
 
     async def work(kith: Kith) -> Any:
-        return build_record(kith)
+        return build_record(kith, await custom_fields(kith))
 
     record = run_with_kith(work, migrated=False)
     data = to_json(record) if fmt == "json" else to_markdown(record).encode()

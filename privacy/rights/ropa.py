@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Sequence
 
 import msgspec
 from kith import __version__
@@ -19,7 +20,9 @@ from kith.privacy.rights import registry
 from kith.privacy.rights.retention_rules import NAMED_RULES, target_kind, unknown_targets
 from kith.privacy.rights.settings import Controller, rights_settings
 from kith.runtime import Kith
+from kith.services.fields import FieldService
 from kith.subjects import Recipient
+from kith.tables import CustomField, CustomFieldValue
 
 LAWFUL_BASIS_TEXT = {
     "consent": "consent (Art. 6(1)(a))",
@@ -103,11 +106,32 @@ class RecordOfProcessing(msgspec.Struct, kw_only=True):
     warnings: list[str]
 
 
-def build_record(kith: Kith) -> RecordOfProcessing:
-    """The Art. 30 record of this installation, as it is configured right now."""
+async def custom_fields(kith: Kith) -> list[PersonalField]:
+    """The personal custom fields admins declared, archived ones too (their values stay until
+    the people are erased); none on a database not migrated yet."""
+    if not await CustomField.table_exists().run():
+        return []
+    return [
+        PersonalField(
+            table=CustomFieldValue._meta.tablename,
+            column=declared.name,
+            category=declared.category or "custom",
+            purposes=(declared.purpose or "customer_relationship",),
+            description=f"Custom field {declared.name!r}"
+            + (f" ({declared.label})" if declared.label else ""),
+            owner="admin",
+        )
+        for declared in await FieldService(kith).declared(include_archived=True)
+        if declared.personal
+    ]
+
+
+def build_record(kith: Kith, custom: Sequence[PersonalField] = ()) -> RecordOfProcessing:
+    """The Art. 30 record of this installation, as it is configured right now; ``custom``
+    adds the personal custom fields (:func:`custom_fields`)."""
     settings = rights_settings(kith.settings)
     retention = settings.retention_rules()
-    fields = registry.personal_fields(kith)
+    fields = [*registry.personal_fields(kith), *custom]
     purposes = registry.purposes(kith)
     recipients = registry.recipients(kith)
     rules = {rule.target: rule for rule in retention}

@@ -32,7 +32,7 @@ from kith.privacy.rights.outcomes import CertificateEntry, PlannedAction
 from kith.privacy.rights.restriction import RestrictionOut, RestrictionService
 from kith.privacy.rights.retention import RetentionReport, RetentionRunner
 from kith.privacy.rights.retention_rules import RetentionRule
-from kith.privacy.rights.ropa import build_record, to_markdown
+from kith.privacy.rights.ropa import build_record, custom_fields, to_markdown
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList
 from litestar import Controller, MediaType, Request, Response, get, post
@@ -307,7 +307,7 @@ class RecordsController(Controller):
     async def ropa(
         self, state: State, format: FromQuery[Literal["json", "md"]] = "json"
     ) -> Response[Any]:
-        record = build_record(state.kith)
+        record = build_record(state.kith, await custom_fields(state.kith))
         if format == "md":
             return Response(to_markdown(record), media_type="text/markdown")
         return Response(record)

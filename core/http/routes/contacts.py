@@ -30,6 +30,8 @@ Interactions = NamedDependency[InteractionService]
 API = "api"
 READ = roles(Role.AGENT, Role.COMPLIANCE)
 WRITE = roles(Role.AGENT)
+# Query parameters filtering a list on custom fields: field.industry=retail.
+FIELD_PREFIX = "field."
 
 
 class ContactController(Controller):
@@ -68,13 +70,21 @@ class ContactController(Controller):
         ] = None,
         *,
         actor: CurrentActor,
+        request: Request[Any, Any, Any],
     ) -> Page[ContactOut]:
+        """Custom fields filter the list: ``field.NAME=VALUE`` for an exact value, and
+        ``field.NAME.min`` / ``field.NAME.max`` for numbers, money, dates and times."""
         return await contacts.list(
             q=q,
             cursor=cursor,
             limit=limit,
             include_archived=include_archived,
             organization_id=organization_id,
+            fields={
+                key.removeprefix(FIELD_PREFIX): value
+                for key, value in request.query_params.items()
+                if key.startswith(FIELD_PREFIX)
+            },
             actor=actor,
         )
 
