@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+from kith import name_index
 from kith.actor import SYSTEM, Actor
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
@@ -244,16 +245,12 @@ class ContactService:
                 data.override_suppression_reason,
                 actor,
             )
-            names = await self.kith.protector.protect(
-                contact_id,
-                CONTACT_TABLE,
-                contact_id,
-                {
-                    "display_name": display,
-                    "given_name": _blank_to_none(data.given_name),
-                    "family_name": _blank_to_none(data.family_name),
-                },
-            )
+            plain = {
+                "display_name": display,
+                "given_name": _blank_to_none(data.given_name),
+                "family_name": _blank_to_none(data.family_name),
+            }
+            names = await self.kith.protector.protect(contact_id, CONTACT_TABLE, contact_id, plain)
             await Contact.insert(
                 Contact(
                     id=contact_id,
@@ -269,6 +266,9 @@ class ContactService:
                 )
             ).run()
             await self._write_points(contact_id, points)
+            await name_index.index_row(
+                self.kith, contact_id, CONTACT_TABLE, contact_id, plain, new=True
+            )
             uow.publish(
                 "contact.created",
                 contact_id,
@@ -392,16 +392,12 @@ class ContactService:
                 owner_id if "owner_id" in changes else None,  # type: ignore[arg-type]
                 contact_id,
             )
-            names = await self.kith.protector.protect(
-                contact_id,
-                CONTACT_TABLE,
-                contact_id,
-                {
-                    "display_name": display,
-                    "given_name": _blank_to_none(given),  # type: ignore[arg-type]
-                    "family_name": _blank_to_none(family),  # type: ignore[arg-type]
-                },
-            )
+            plain = {
+                "display_name": display,
+                "given_name": _blank_to_none(given),  # type: ignore[arg-type]
+                "family_name": _blank_to_none(family),  # type: ignore[arg-type]
+            }
+            names = await self.kith.protector.protect(contact_id, CONTACT_TABLE, contact_id, plain)
             values: dict[Any, Any] = {
                 Contact.kind: kind,
                 Contact.organization: organization_id,
@@ -416,6 +412,12 @@ class ContactService:
             if "archived" in changes:
                 values[Contact.archived] = bool(changes["archived"])
             await Contact.update(values).where(Contact.id == contact_id).run()
+            if plain != {
+                "display_name": current.name,
+                "given_name": current.given_name,
+                "family_name": current.family_name,
+            }:
+                await name_index.index_row(self.kith, contact_id, CONTACT_TABLE, contact_id, plain)
             if points is not None:
                 await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
                 await self._write_points(contact_id, points)
@@ -597,29 +599,50 @@ class ContactService:
             if not ids:
                 return Page(items=[], next_cursor=None)
             filters.append(Contact.id.is_in(ids))
-        matcher = _name_matcher(q) if q and lookup is None else None
+        words = name_index.query_words(q) if q and lookup is None else None
+        if words == []:
+            # Nothing in the query that a name could start with (only punctuation).
+            return Page(items=[], next_cursor=None)
+        index = name_index.name_index(self.kith)
 
-        # Names are stored protected, so a name search decrypts after fetching, in chunks.
+        # Names are stored protected: a name search decrypts the contacts the name index
+        # offers (or, without a usable index, every contact in turn) and checks them.
         found: list[dict[str, Any]] = []
         while True:
+            candidates = None
+            if words is not None:
+                candidates = await index.candidates(words, after, limit + 1)
+                if candidates == []:
+                    break
             query = Contact.select().order_by(Contact.id)
-            for condition in [*filters, *([Contact.id > after] if after else [])]:
+            for condition in filters:
                 query = query.where(condition)
-            rows = await query.limit(SCAN_CHUNK if matcher else limit + 1).run()
-            if matcher is None:
+            if candidates is not None:
+                query = query.where(Contact.id.is_in(candidates))
+            elif after:
+                query = query.where(Contact.id > after)
+            rows = await query.limit(SCAN_CHUNK if words is not None else limit + 1).run()
+            if words is None:
                 found = rows
                 break
             for row in rows:
                 names = await self.kith.protector.reveal(
                     row["id"], CONTACT_TABLE, row["id"], {c: row[c] for c in NAME_COLUMNS}
                 )
-                if matcher(names.values()):
+                if name_index.matches(words, names.values()):
                     found.append(row)
                     if len(found) > limit:
                         break
-            if len(found) > limit or len(rows) < SCAN_CHUNK:
+            if len(found) > limit:
                 break
-            after = rows[-1]["id"]
+            if candidates is not None:
+                if len(candidates) <= limit:
+                    break
+                after = candidates[-1]
+            else:
+                if len(rows) < SCAN_CHUNK:
+                    break
+                after = rows[-1]["id"]
         items = await self._hydrate(found[:limit])
         next_cursor = encode_cursor(items[-1].id) if len(found) > limit else None
         for item in items:
@@ -663,21 +686,6 @@ class ContactService:
 def default_channel(actor: Actor) -> str:
     """The channel an access is reported under when the caller names none."""
     return {"user": "api", "plugin": "plugin"}.get(actor.kind, "system")
-
-
-def _name_matcher(q: str) -> Any:
-    prefix = q.casefold()
-
-    def matches(names: Iterable[str | None]) -> bool:
-        for name in names:
-            if not name:
-                continue
-            folded = name.casefold()
-            if folded.startswith(prefix) or any(w.startswith(prefix) for w in folded.split()):
-                return True
-        return False
-
-    return matches
 
 
 def _blank_to_none(value: str | None) -> str | None:

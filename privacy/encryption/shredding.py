@@ -2,8 +2,8 @@
 database and in every backup of it, can never be read again.
 
 The key row is deleted, a tombstone records who shredded whom and when (no personal data), and
-the subject's blind indexes are replaced by values that match nothing, so exact lookups stop
-finding them. Reads of the subject's fields then return ``[erased]``. Shredding twice is a no-op
+the subject's blind indexes are replaced by values that match nothing and their name search
+tokens deleted, so lookups and searches stop finding them. Reads of the subject's fields then return ``[erased]``. Shredding twice is a no-op
 that reports the first time.
 """
 
@@ -13,6 +13,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from kith import name_index
 from kith.actor import SYSTEM, Actor
 from kith.errors import NotFound
 from kith.events import EventType, utcnow
@@ -85,6 +86,7 @@ async def shred(
                     continue
                 await table.update({lookup: erased_lookup(row_id)}).where(pk == row_id).run()
                 cleared += 1
+        await name_index.forget_subject(contact_id)
         if tombstone is None:
             uow.publish(SHREDDED_EVENT.name, contact_id, contact_id=str(contact_id))
     protector.keys.forget(contact_id, key_id)
