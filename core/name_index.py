@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
-from kith.personal import subject_column
+from kith.personal import SUBJECT_TABLE, subject_column
 from kith.tables import Contact, NameIndexState, NameToken
 
 if TYPE_CHECKING:
@@ -95,6 +95,7 @@ class NameIndex:
         }
         self._complete = False
         self._cleared = False
+        self._checked = False
 
     def token(self, kind: str, prefix: str) -> int:
         return _int64(self.kith.protector.lookup_key(kind, prefix))
@@ -121,8 +122,9 @@ class NameIndex:
         """Changes when the keys or the format change: an index built before is not used."""
         return self.kith.protector.lookup_key("name-prefix:fingerprint", FORMAT)[:64]
 
-    async def complete(self) -> bool:
-        """Whether a search may trust the index; turned off, it is emptied here (once)."""
+    async def complete(self, writing: uuid.UUID | None = None) -> bool:
+        """Whether a search may trust the index; turned off, it is emptied here (once).
+        ``writing``: the contact being indexed now, which does not make it incomplete."""
         if not self.enabled:
             await self.clear_when_off()
             return False
@@ -131,7 +133,7 @@ class NameIndex:
         state = await NameIndexState.select(NameIndexState.fingerprint).first().run()
         if state is not None:
             self._complete = state["fingerprint"] == self.fingerprint()
-        elif not await Contact.exists().run():
+        elif not await Contact.exists().where(Contact.id != (writing or uuid.UUID(int=0))).run():
             # A new installation: every contact to come is indexed as it is written.
             await self.mark_complete()
         return self._complete
@@ -165,6 +167,10 @@ class NameIndex:
         if not self.enabled:
             await self.clear_when_off()
             return
+        if not self._checked:
+            # The first contact of a new installation makes the (empty) index complete.
+            self._checked = True
+            await self.complete(writing=subject_id)
         source = _source(table, row_id)
         if not new:
             await (
@@ -207,6 +213,42 @@ class NameIndex:
         rows = await NameToken.raw(sql, *args, limit).run()
         return [_as_uuid(row["contact"]) for row in rows]
 
+    def _tables(self) -> dict[str, tuple[type[Table], str]]:
+        """Each table with name fields: its class and subject column."""
+        classes = {
+            str(t._meta.tablename): t for app in self.kith.database.apps for t in app.table_classes
+        }
+        found = {}
+        for name in self.columns:
+            table = classes.get(name)
+            subject = subject_column(table) if table is not None else None
+            if table is not None and subject is not None:
+                found[name] = (table, subject)
+        return found
+
+    async def plugin_names(self, contact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        """The plugins' name fields of these contacts, readable, to check candidates against
+        (core's own are on the contact row)."""
+        found: dict[uuid.UUID, list[str]] = {}
+        for name, (table, subject) in self._tables().items():
+            if name == SUBJECT_TABLE or not contact_ids:
+                continue
+            columns = self.columns[name]
+            pk = table._meta.primary_key
+            key = pk._meta.name
+            owner = table._meta.get_column_by_name(subject)
+            rows = await (
+                table.select(pk, owner, *(table._meta.get_column_by_name(c) for c in columns))
+                .where(owner.is_in(list(contact_ids)))
+                .run()
+            )
+            for row in rows:
+                plain = await self.kith.protector.reveal(
+                    row[subject], name, row[key], {c: row[c] for c in columns}
+                )
+                found.setdefault(row[subject], []).extend(v for v in plain.values() if v)
+        return found
+
     async def rebuild(self, batch_size: int = 500) -> int:
         """Index every row of every name field again, with the current keys; the number of
         rows read. Searches decrypt until it is done."""
@@ -215,16 +257,9 @@ class NameIndex:
             return 0
         await NameIndexState.delete(force=True).run()
         self._complete = False
-        tables = {
-            str(t._meta.tablename): t for app in self.kith.database.apps for t in app.table_classes
-        }
         seen = 0
-        for name, columns in self.columns.items():
-            table = tables.get(name)
-            subject = subject_column(table) if table is not None else None
-            if table is None or subject is None:
-                continue
-            seen += await self._rebuild_table(table, subject, columns, batch_size)
+        for name, (table, subject) in self._tables().items():
+            seen += await self._rebuild_table(table, subject, self.columns[name], batch_size)
         await self.mark_complete()
         return seen
 

@@ -625,11 +625,12 @@ class ContactService:
             if words is None:
                 found = rows
                 break
+            more = await index.plugin_names([row["id"] for row in rows])
             for row in rows:
                 names = await self.kith.protector.reveal(
                     row["id"], CONTACT_TABLE, row["id"], {c: row[c] for c in NAME_COLUMNS}
                 )
-                if name_index.matches(words, names.values()):
+                if name_index.matches(words, [*names.values(), *more.get(row["id"], ())]):
                     found.append(row)
                     if len(found) > limit:
                         break

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import click
+from kith import name_index
 from kith.console import CliError, note, print_json, print_table, run_with_kith
 from kith.privacy.encryption import (
     plaintext_migration,
@@ -228,17 +229,23 @@ def keys_reindex(batch_size: int) -> None:
     """Recompute every blind index under keys from the current key-encryption key
     (resumable). Stop the servers first: lookups miss rows until it is done."""
 
-    async def work(kith: Kith) -> reindex.ReindexReport | None:
+    async def work(kith: Kith) -> tuple[reindex.ReindexReport | None, int | None]:
         with _progress("re-indexing") as progress:
-            return await reindex.reindex(kith, batch_size=batch_size, progress=progress)
+            report = await reindex.reindex(kith, batch_size=batch_size, progress=progress)
+        # An earlier run stopped after the blind indexes, or the name index was off: built now.
+        names = None if report else await name_index.rebuild_if_incomplete(kith, batch_size)
+        return report, names
 
-    report = run_with_kith(work)
+    report, names = run_with_kith(work)
     if report is None:
         click.echo("The blind indexes already use the current key-encryption key.")
+        if names is not None:
+            click.echo(f"Built the name search index from {names} rows.")
         return
     click.echo(
         f"Re-indexed {report.rows_changed} of {report.rows_seen} rows: blind indexes moved from "
-        f"{report.from_kek} to {report.to_kek}."
+        f"{report.from_kek} to {report.to_kek}; name search index built again from "
+        f"{report.names_indexed} rows."
     )
 
 

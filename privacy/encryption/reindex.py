@@ -2,7 +2,8 @@
 
 Blind indexes stay on the KEK they were first derived from when KEKs rotate (re-wrapping data
 keys does not touch them). Moving them to the current KEK needs every searchable value in
-plaintext, so this decrypts each one and recomputes its lookup, in resumable batches. Run it
+plaintext, so this decrypts each one and recomputes its lookup, in resumable batches; then the
+name search index, keyed from the same root, is built again. Run it
 after ``kith privacy keys rotate`` when the old KEK should be retired or may have leaked.
 
 While it runs, exact lookups find only the rows already recomputed (or, in processes started
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from kith import name_index
 from kith.privacy.encryption import jobs
 from kith.privacy.encryption.blind_index import BlindIndex, derive_root
 from kith.privacy.encryption.errors import PrivacyError
@@ -35,6 +37,7 @@ class ReindexReport:
     to_kek: str
     rows_seen: int
     rows_changed: int
+    names_indexed: int = 0
 
 
 def _indexed(tables: dict[str, PersonalTable]) -> list[PersonalTable]:
@@ -112,4 +115,8 @@ async def reindex(
     )
     await jobs.set_state(STATE_INDEX_KEK, target)
     protector.attach(protector.keys, new_index)
-    return ReindexReport(from_kek=old, to_kek=target, rows_seen=seen, rows_changed=changed)
+    # The name search index is keyed by the same root: built again under the new keys.
+    names = await name_index.rebuild(kith, batch_size=batch_size)
+    return ReindexReport(
+        from_kek=old, to_kek=target, rows_seen=seen, rows_changed=changed, names_indexed=names
+    )

@@ -3,8 +3,8 @@ database and in every backup of it, can never be read again.
 
 The key row is deleted, a tombstone records who shredded whom and when (no personal data), and
 the subject's blind indexes are replaced by values that match nothing and their name search
-tokens deleted, so lookups and searches stop finding them. Reads of the subject's fields then return ``[erased]``. Shredding twice is a no-op
-that reports the first time.
+tokens deleted, so lookups and searches stop finding them. Reads of the subject's fields then
+return ``[erased]``. Shredding twice is a no-op that reports the first time.
 """
 
 from __future__ import annotations
