@@ -339,6 +339,24 @@ async def index_row(
     await name_index(kith).write(subject_id, table, row_id, values, new)
 
 
+async def index_rows(
+    kith: Kith, rows: Iterable[tuple[uuid.UUID, str, Any, Mapping[str, str | None]]]
+) -> None:
+    """Index many new personal rows at once, each ``(subject, table, row id, values)``: one
+    insert for all their tokens (an import, a bulk load)."""
+    index = name_index(kith)
+    if not index.enabled:
+        await index.clear_when_off()
+        return
+    await _insert(
+        [
+            (token, subject, _source(table, row_id))
+            for subject, table, row_id, values in rows
+            for token in index.tokens(table, values)
+        ]
+    )
+
+
 async def forget_subject(contact_id: uuid.UUID) -> int:
     """Delete every name token of a data subject (erasure); how many there were."""
     count = await NameToken.count().where(NameToken.contact == contact_id).run()
