@@ -213,7 +213,7 @@ def main() -> None:
         for size in (int(s) for s in args.sizes.split(",")):
             with installation(engine) as settings:
                 asyncio.run(run(settings, engine, size, args.limit, rows))
-    print(f"Name search, {QUERIES} searches of each kind, pages of {args.limit}; target p50 < 20 ms")
+    print(f"Name search, {QUERIES} searches a kind, pages of {args.limit}; target p50 < 20 ms")
     print_table(["engine", "contacts", "search", "p50 ms", "p90 ms", "found", "load s"], rows)
 
 
