@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import uuid
@@ -444,20 +445,34 @@ class ContactService:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def _hydrate(self, rows: list[dict[str, Any]]) -> list[ContactOut]:
+    async def _hydrate(
+        self,
+        rows: list[dict[str, Any]],
+        revealed: Mapping[uuid.UUID, dict[str, str | None]] | None = None,
+    ) -> list[ContactOut]:
+        """Contacts out of their rows; ``revealed``: names already decrypted, by contact."""
         if not rows:
             return []
         point_rows = await _POINTS_OF.run(ids=[row["id"] for row in rows])
         points: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for point in point_rows:
             points.setdefault(point["contact"], []).append(point)
-        return [await self._contact_out(row, points.get(row["id"], [])) for row in rows]
+        return [
+            await self._contact_out(row, points.get(row["id"], []), (revealed or {}).get(row["id"]))
+            for row in rows
+        ]
 
-    async def _contact_out(self, row: dict[str, Any], points: list[dict[str, Any]]) -> ContactOut:
+    async def _contact_out(
+        self,
+        row: dict[str, Any],
+        points: list[dict[str, Any]],
+        names: dict[str, str | None] | None = None,
+    ) -> ContactOut:
         contact_id = row["id"]
-        names = await self.kith.protector.reveal(
-            contact_id, CONTACT_TABLE, contact_id, {c: row[c] for c in NAME_COLUMNS}
-        )
+        if names is None:
+            names = await self.kith.protector.reveal(
+                contact_id, CONTACT_TABLE, contact_id, {c: row[c] for c in NAME_COLUMNS}
+            )
         emails, phones = [], []
         for point in points:
             value = (
@@ -609,6 +624,7 @@ class ContactService:
         # Names are stored protected: a name search decrypts the contacts the name index
         # offers (or, without a usable index, every contact in turn) and checks them.
         found: list[dict[str, Any]] = []
+        revealed: dict[uuid.UUID, dict[str, str | None]] = {}
         while True:
             candidates = None
             if words is not None:
@@ -630,6 +646,7 @@ class ContactService:
             if words is None:
                 found = rows
                 break
+            await _preload(self.kith, [row["id"] for row in rows])
             more = await index.plugin_names([row["id"] for row in rows])
             for row in rows:
                 names = await self.kith.protector.reveal(
@@ -637,6 +654,7 @@ class ContactService:
                 )
                 if name_index.matches(words, [*names.values(), *more.get(row["id"], ())]):
                     found.append(row)
+                    revealed[row["id"]] = names
                     if len(found) > limit:
                         break
             if len(found) > limit:
@@ -649,10 +667,12 @@ class ContactService:
                 if len(rows) < SCAN_CHUNK:
                     break
                 after = rows[-1]["id"]
-        items = await self._hydrate(found[:limit])
+        items = await self._hydrate(found[:limit], revealed)
         next_cursor = encode_cursor(items[-1].id) if len(found) > limit else None
-        for item in items:
-            await self._report(item.id, "search" if q else "list", actor)
+        # Together, so that an audit log that commits each entry before answering commits the
+        # page's entries at once rather than one after the other.
+        action = "search" if q else "list"
+        await asyncio.gather(*(self._report(item.id, action, actor) for item in items))
         return Page(items=items, next_cursor=next_cursor)
 
     async def people(
@@ -692,6 +712,14 @@ class ContactService:
 def default_channel(actor: Actor) -> str:
     """The channel an access is reported under when the caller names none."""
     return {"user": "api", "plugin": "plugin"}.get(actor.kind, "system")
+
+
+async def _preload(kith: Kith, subject_ids: list[uuid.UUID]) -> None:
+    """The keys of the contacts about to be decrypted, in one round trip when the protector
+    can (see kith.protection.FieldProtector)."""
+    preload = getattr(kith.protector, "preload", None)
+    if preload is not None and subject_ids:
+        await preload(subject_ids)
 
 
 def _passes(row: dict[str, Any], filters: tuple[bool, uuid.UUID | None]) -> bool:
