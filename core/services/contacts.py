@@ -596,7 +596,8 @@ class ContactService:
         organization_id: uuid.UUID | None = None,
         actor: Actor = SYSTEM,
     ) -> Page[ContactOut]:
-        """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix;
+        """Contacts in creation order; ``q`` is an exact email or phone, or words that each
+        start a word of the name (any order, any script: see :mod:`kith.name_index`);
         ``organization_id`` keeps the people of that organization. Each contact listed is
         reported as read (``list``, or ``search`` for a query)."""
         limit = check_limit(limit)
