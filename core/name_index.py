@@ -207,9 +207,11 @@ class NameIndex:
             )
             args += [self.token(kind, driver), after or uuid.UUID(int=0)]
             for word in others:
+                # A scalar subquery, not EXISTS: PostgreSQL may turn EXISTS into a join that
+                # reads every contact of the other word; this is an index probe per candidate.
                 sql += (
-                    " AND EXISTS (SELECT 1 FROM kith_name_token u WHERE u.contact = t.contact "
-                    f"AND u.token IN ({', '.join('{}' for _ in kinds)}))"
+                    " AND (SELECT 1 FROM kith_name_token u WHERE u.contact = t.contact "
+                    f"AND u.token IN ({', '.join('{}' for _ in kinds)}) LIMIT 1) IS NOT NULL"
                 )
                 args += [self.token(other, word) for other in kinds]
             branches.append(f"SELECT contact FROM ({sql} ORDER BY t.contact LIMIT {{}}) b")
