@@ -44,8 +44,6 @@ FORMAT = f"kith/name-index/v1/{MIN_PREFIX}-{MAX_PREFIX}"
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
 _WORD = re.compile(r"[0-9a-z]+")
-# How far the words of a search are counted to choose the one whose contacts are read.
-COUNT_BOUND = 2000
 # Rows of one multi-row insert: three values each, under SQLite's limit of bound values.
 _INSERT_ROWS = 3000
 
@@ -191,12 +189,10 @@ class NameIndex:
         if not usable or not self.kinds or not await self.complete():
             return None
         kinds = list(self.kinds.values())
-        usable = list(dict.fromkeys(usable))
-        if len(usable) > 1:
-            # The rarest word's contacts are read in order and the others looked up for each
-            # of them: counted up to a bound, so a common word costs no more than the bound.
-            counts = await self._counts(usable, kinds)
-            usable.sort(key=lambda word: (counts[word], -len(word)))
+        # The longest word is likely the rarest: its contacts are read in order and the others
+        # probed for each of them. (Counting each word's tokens first cost more than it saved
+        # on PostgreSQL at a million contacts.)
+        usable = sorted(dict.fromkeys(usable), key=len, reverse=True)
         driver, others = usable[0], usable[1:]
         branches: list[str] = []
         args: list[Any] = []
@@ -255,20 +251,6 @@ class NameIndex:
                 )
                 found.setdefault(row[subject], []).extend(v for v in plain.values() if v)
         return found
-
-    async def _counts(self, words: list[str], kinds: list[str]) -> dict[str, int]:
-        """How many tokens each word has (in any column), counted up to COUNT_BOUND."""
-        parts, args = [], []
-        for word in words:
-            marks = ", ".join("{}" for _ in kinds)
-            parts.append(
-                "(SELECT count(*) FROM (SELECT 1 FROM kith_name_token "
-                f"WHERE token IN ({marks}) LIMIT {{}}) c)"
-            )
-            args += [*(self.token(kind, word) for kind in kinds), COUNT_BOUND]
-        sql = "SELECT " + ", ".join(f"{part} AS w{n}" for n, part in enumerate(parts))
-        [row] = await NameToken.raw(sql, *args).run()
-        return {word: int(row[f"w{n}"]) for n, word in enumerate(words)}
 
     async def rebuild(self, batch_size: int = 500) -> int:
         """Index every row of every name field again, with the current keys; the number of
