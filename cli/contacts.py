@@ -215,7 +215,8 @@ def list_contacts(
 @_all_option
 @json_option
 def search_contacts(query: str, limit: int, include_archived: bool, as_json: bool) -> None:
-    """Find contacts by an exact email or phone (typed any way) or a name prefix."""
+    """Find contacts by an exact email or phone (typed any way) or by the start of words of
+    their name, in any order and any script."""
     if not query.strip():
         raise CliError("give something to search for: an email, a phone number or a name")
 

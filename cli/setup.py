@@ -61,6 +61,12 @@ _SETTING_NOTES: dict[str, str] = {
         "prefix is fine): every link Kith hands out (consent withdrawal links...) starts\n"
         "with it. Empty: links point at http://127.0.0.1:8000, this machine only."
     ),
+    "name_search_index": (
+        "Find contacts by name through a keyed index of the prefixes of their names' words\n"
+        "(fast; it shows which contacts share a prefix to whoever holds the database).\n"
+        "false: no such index is kept, and a name search decrypts contacts one by one.\n"
+        "Set it alike for every process; after turning it back on, run kith migrate."
+    ),
 }
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import msgspec
 from kith.subjects import Purpose
+from piccolo.columns import UUID, Column, ForeignKey
+from piccolo.table import Table
 
 # The table whose rows are the data subjects: a personal row names its subject by a foreign key
 # to it (or, for rows that must outlive the contact, a column of its own).
@@ -17,8 +19,10 @@ SUBJECT_TABLE = "kith_contact"
 class PersonalField(msgspec.Struct, frozen=True, kw_only=True):
     """One column that holds personal data about a data subject (a contact).
 
-    ``searchable`` fields get a blind index for exact lookup; ``retention`` names a retention
-    class (``contact``, ``call_recordings``...) that retention rules refer to.
+    ``searchable`` fields get a blind index for exact lookup; ``name_search`` fields are found
+    by a name search (``q=``) through a keyed index of their words' prefixes
+    (:mod:`kith.name_index`); ``retention`` names a retention class (``contact``,
+    ``call_recordings``...) that retention rules refer to.
     """
 
     table: str
@@ -27,6 +31,7 @@ class PersonalField(msgspec.Struct, frozen=True, kw_only=True):
     purposes: tuple[str, ...]
     description: str = ""
     searchable: bool = False
+    name_search: bool = False
     retention: str = "contact"
     owner: str = "kith"
 
@@ -41,6 +46,7 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         column="display_name",
         category="identity",
         purposes=("customer_relationship",),
+        name_search=True,
         description="The contact's name as shown",
     ),
     PersonalField(
@@ -48,6 +54,7 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         column="given_name",
         category="identity",
         purposes=("customer_relationship",),
+        name_search=True,
         description="Given name",
     ),
     PersonalField(
@@ -55,6 +62,7 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         column="family_name",
         category="identity",
         purposes=("customer_relationship",),
+        name_search=True,
         description="Family name",
     ),
     PersonalField(
@@ -98,3 +106,35 @@ CORE_PURPOSES: tuple[Purpose, ...] = (
         lawful_basis="legitimate_interests",
     ),
 )
+
+
+def column_named(table: type[Table], name: str) -> Column | None:
+    """The column of ``table`` called ``name`` (in Python or in the database)."""
+    for column in table._meta.columns:
+        if name in (column._meta.name, column._meta.db_column_name):
+            return column
+    return None
+
+
+def subject_column(table: type[Table]) -> str | None:
+    """The column naming the data subject of a row, or None when it cannot be told."""
+    if table._meta.tablename == SUBJECT_TABLE:
+        return "id"
+    # A table with no foreign key to contacts (a subject request outlives its contact) names
+    # its subject column itself.
+    declared = getattr(table, "kith_subject_column", None)
+    if isinstance(declared, str):
+        return declared
+    links = [
+        column._meta.name
+        for column in table._meta.foreign_key_columns
+        if isinstance(column, ForeignKey)
+        and column._foreign_key_meta.resolved_references._meta.tablename == SUBJECT_TABLE
+    ]
+    if len(links) == 1:
+        return links[0]
+    if links:
+        return "contact" if "contact" in links else None
+    # A plugin's table that names the contact without a foreign key to core's table.
+    named = column_named(table, "contact_id")
+    return "contact_id" if isinstance(named, UUID) else None

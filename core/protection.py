@@ -12,6 +12,10 @@ from typing import Protocol
 
 
 class FieldProtector(Protocol):
+    """What stores personal values. It may also have ``async preload(subject_ids)``, which
+    readies the keys of several subjects at once before their rows are revealed (a page of
+    contacts); core calls it when it is there."""
+
     async def protect(
         self,
         subject_id: uuid.UUID,

@@ -45,6 +45,7 @@ class Settings:
     dispatch_in_process: bool = True
     token_cache_seconds: float = 5.0
     public_url: str = ""
+    name_search_index: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
     # The KITH_* variables, for the plugins' sections (``KITH_<SECTION>_<KEY>`` overrides).
     environment: dict[str, str] = field(default_factory=dict)
@@ -283,6 +284,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "dispatch_in_process",
         "token_cache_seconds",
         "public_url",
+        "name_search_index",
     }
 
     url, origin = _pick(env, toml, "database_url", "")
@@ -337,6 +339,9 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     public, origin = _pick(env, toml, "public_url", "")
     public_url = _public_url(public, origin)
 
+    index, origin = _pick(env, toml, "name_search_index", True)
+    name_search_index = _as_bool(index, origin)
+
     return Settings(
         home=home.resolve(),
         database_url=database_url,
@@ -348,6 +353,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         dispatch_in_process=dispatch_in_process,
         token_cache_seconds=token_cache_seconds,
         public_url=public_url,
+        name_search_index=name_search_index,
         extra={k: v for k, v in toml.items() if k not in known},
         environment={k: v for k, v in env.items() if k.startswith("KITH_")},
     )

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+from kith import name_index
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.subjects import ErasureOutcome, ExportSection, Row, RowPages, SubjectHold
-from kith.tables import Contact, ContactPoint, CustomFieldValue, Interaction
+from kith.tables import Contact, ContactPoint, CustomFieldValue, Interaction, NameToken
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -230,6 +231,7 @@ class _Counts:
     contact: int
     events: int
     deliveries: int
+    name_tokens: int
 
 
 def _kept_event_names(kith: Kith) -> list[str]:
@@ -255,6 +257,7 @@ async def _counts(kith: Kith, contact_id: uuid.UUID, holds: list[SubjectHold]) -
         contact=int(await Contact.count().where(Contact.id == contact_id).run()),
         events=events,
         deliveries=deliveries,
+        name_tokens=int(await NameToken.count().where(NameToken.contact == contact_id).run()),
     )
 
 
@@ -283,6 +286,12 @@ def _outcomes(counts: _Counts) -> list[ErasureOutcome]:
             location="kith_custom_field_value",
             method="deleted",
             count=counts.custom,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="name search index (kith_name_token)",
+            method="deleted",
+            count=counts.name_tokens,
         ),
         ErasureOutcome(
             source=SOURCE,
@@ -348,6 +357,8 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
         kept += await _seal(kith, contact_id, hold)
     await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
     await CustomFieldValue.delete().where(CustomFieldValue.contact == contact_id).run()
+    # Not left to the contact's deletion: a shell kept for a legal hold is not deleted.
+    await name_index.forget_subject(contact_id)
     remove = Interaction.contact == contact_id
     if kept:
         remove &= Interaction.id.not_in(kept)

@@ -7,6 +7,8 @@ from kith.ids import new_id
 from piccolo.columns import (
     JSON,
     UUID,
+    BigInt,
+    BigSerial,
     Boolean,
     DoublePrecision,
     ForeignKey,
@@ -179,6 +181,27 @@ class EventSubscription(Table, tablename="kith_event_subscriber"):
     last_seen_at = Timestamptz()
 
 
+class NameToken(Table, tablename="kith_name_token"):
+    """One prefix of one word of a contact's name, as a keyed hash (see kith.name_index).
+
+    ``source`` says which personal row the word came from (a hash of its table and id), so a
+    changed row replaces only its own tokens. Indexes (made by the migration): (token, contact)
+    for searching in contact order, (contact, source) for replacing and erasing."""
+
+    id = BigSerial(primary_key=True)
+    token = BigInt()
+    contact = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False)
+    source = BigInt()
+
+
+class NameIndexState(Table, tablename="kith_name_index"):
+    """Which keys the name index was completely built with (one row, or none while it is not
+    complete: then a name search decrypts instead)."""
+
+    fingerprint = Varchar(length=64)
+    built_at = Timestamptz()
+
+
 CORE_TABLES: list[type[Table]] = [
     User,
     ApiToken,
@@ -190,4 +213,6 @@ CORE_TABLES: list[type[Table]] = [
     OutboxEvent,
     EventDelivery,
     EventSubscription,
+    NameToken,
+    NameIndexState,
 ]

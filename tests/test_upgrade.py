@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from kith import ContactService, Kith
+from kith import ContactService, Kith, name_index
 from kith.bootstrap import open_kith
 from kith.plugin_manager import load_plugin_manager
 from kith.privacy.encryption import rotation
@@ -122,6 +122,7 @@ async def _check(home: Path, url: str) -> None:
         "kith:2026-12-04T17:30:00:000000",
         "kith:2026-12-07T09:00:00:000000",
         "kith:2026-12-07T09:00:01:000000",
+        "kith:2026-12-07T09:30:00:000000",
         "kith_privacy:2026-12-07T08:00:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",
@@ -144,6 +145,9 @@ async def _check(home: Path, url: str) -> None:
         [grace_id] = await contacts.find_ids_by("email", "grace@example.com")
         ada = await contacts.get(ada_id)
         assert (ada.given_name, ada.family_name) == ("Ada", "Lovelace")
+        # The name search index was built for the contacts already there.
+        assert await name_index.name_index(kith).complete()
+        assert [c.id for c in (await contacts.list(q="lovel")).items] == [ada_id]
 
         # The consent ledger, now the rights plugin's, reads as before and stays append-only.
         consent = ConsentService(kith)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import uuid
@@ -9,6 +10,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+from kith import name_index
 from kith.actor import SYSTEM, Actor
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
@@ -301,12 +303,9 @@ class ContactService:
                 data.override_suppression_reason,
                 actor,
             )
+            plain = {"display_name": display, "given_name": given, "family_name": family}
             names = await self.kith.protector.protect(
-                contact_id,
-                CONTACT_TABLE,
-                contact_id,
-                {"display_name": display, "given_name": given, "family_name": family},
-                new_subject=True,
+                contact_id, CONTACT_TABLE, contact_id, plain, new_subject=True
             )
             await _INSERT_CONTACT.run(
                 id=contact_id,
@@ -322,6 +321,9 @@ class ContactService:
             )
             await self._write_points(contact_id, points)
             await FieldService(self.kith).store(contact_id, custom)
+            await name_index.index_row(
+                self.kith, contact_id, CONTACT_TABLE, contact_id, plain, new=True
+            )
             uow.publish(
                 "contact.created",
                 contact_id,
@@ -470,16 +472,12 @@ class ContactService:
                 owner_id if "owner_id" in changes else None,  # type: ignore[arg-type]
                 contact_id,
             )
-            names = await self.kith.protector.protect(
-                contact_id,
-                CONTACT_TABLE,
-                contact_id,
-                {
-                    "display_name": display,
-                    "given_name": _blank_to_none(given),  # type: ignore[arg-type]
-                    "family_name": _blank_to_none(family),  # type: ignore[arg-type]
-                },
-            )
+            plain = {
+                "display_name": display,
+                "given_name": _blank_to_none(given),  # type: ignore[arg-type]
+                "family_name": _blank_to_none(family),  # type: ignore[arg-type]
+            }
+            names = await self.kith.protector.protect(contact_id, CONTACT_TABLE, contact_id, plain)
             values: dict[Any, Any] = {
                 Contact.kind: kind,
                 Contact.organization: organization_id,
@@ -494,6 +492,12 @@ class ContactService:
             if "archived" in changes:
                 values[Contact.archived] = bool(changes["archived"])
             await Contact.update(values).where(Contact.id == contact_id).run()
+            if plain != {
+                "display_name": current.name,
+                "given_name": current.given_name,
+                "family_name": current.family_name,
+            }:
+                await name_index.index_row(self.kith, contact_id, CONTACT_TABLE, contact_id, plain)
             if points is not None:
                 await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
                 await self._write_points(contact_id, points)
@@ -522,7 +526,12 @@ class ContactService:
 
     # -- reading -----------------------------------------------------------------------------
 
-    async def _hydrate(self, rows: list[dict[str, Any]]) -> list[ContactOut]:
+    async def _hydrate(
+        self,
+        rows: list[dict[str, Any]],
+        revealed: Mapping[uuid.UUID, dict[str, str | None]] | None = None,
+    ) -> list[ContactOut]:
+        """Contacts out of their rows; ``revealed``: names already decrypted, by contact."""
         if not rows:
             return []
         point_rows = await _POINTS_OF.run(ids=[row["id"] for row in rows])
@@ -531,17 +540,27 @@ class ContactService:
             points.setdefault(point["contact"], []).append(point)
         custom = await FieldService(self.kith).values_of([row["id"] for row in rows])
         return [
-            await self._contact_out(row, points.get(row["id"], []), custom.get(row["id"], {}))
+            await self._contact_out(
+                row,
+                points.get(row["id"], []),
+                custom.get(row["id"], {}),
+                (revealed or {}).get(row["id"]),
+            )
             for row in rows
         ]
 
     async def _contact_out(
-        self, row: dict[str, Any], points: list[dict[str, Any]], fields: dict[str, Any]
+        self,
+        row: dict[str, Any],
+        points: list[dict[str, Any]],
+        fields: dict[str, Any],
+        names: dict[str, str | None] | None = None,
     ) -> ContactOut:
         contact_id = row["id"]
-        names = await self.kith.protector.reveal(
-            contact_id, CONTACT_TABLE, contact_id, {c: row[c] for c in NAME_COLUMNS}
-        )
+        if names is None:
+            names = await self.kith.protector.reveal(
+                contact_id, CONTACT_TABLE, contact_id, {c: row[c] for c in NAME_COLUMNS}
+            )
         emails, phones = [], []
         for point in points:
             value = (
@@ -663,7 +682,8 @@ class ContactService:
         fields: Mapping[str, str] | None = None,
         actor: Actor = SYSTEM,
     ) -> Page[ContactOut]:
-        """Contacts in creation order; ``q`` is an exact email or phone, or a name prefix;
+        """Contacts in creation order; ``q`` is an exact email or phone, or words that each
+        start a word of the name (any order, any script: see :mod:`kith.name_index`);
         ``organization_id`` keeps the people of that organization; ``fields`` filters on
         custom field values (see :meth:`FieldService.conditions`). Each contact listed is
         reported as read (``list``, or ``search`` for a query)."""
@@ -675,9 +695,11 @@ class ContactService:
         if organization_id is not None:
             await self._check_organization(organization_id)
             filters.append(Contact.organization == organization_id)
+        by_fields = []
         if fields:
             matching = await FieldService(self.kith).conditions(fields)
-            filters += [Contact.id.is_in(ids) for ids in matching]
+            by_fields = [Contact.id.is_in(ids) for ids in matching]
+            filters += by_fields
         q = (q or "").strip()
         lookup = self._parse_lookup(q) if q else None
         if lookup is not None:
@@ -685,33 +707,67 @@ class ContactService:
             if not ids:
                 return Page(items=[], next_cursor=None)
             filters.append(Contact.id.is_in(ids))
-        matcher = _name_matcher(q) if q and lookup is None else None
+        words = name_index.query_words(q) if q and lookup is None else None
+        if words == []:
+            # Nothing in the query that a name could start with (only punctuation).
+            return Page(items=[], next_cursor=None)
+        index = name_index.name_index(self.kith)
+        filters_of = (include_archived, organization_id)
 
-        # Names are stored protected, so a name search decrypts after fetching, in chunks.
+        # Names are stored protected: a name search decrypts the contacts the name index
+        # offers (or, without a usable index, every contact in turn) and checks them.
         found: list[dict[str, Any]] = []
+        revealed: dict[uuid.UUID, dict[str, str | None]] = {}
         while True:
+            candidates = None
+            if words is not None:
+                candidates = await index.candidates(words, after, limit + 1)
+                if candidates == []:
+                    break
             query = Contact.select().order_by(Contact.id)
-            for condition in [*filters, *([Contact.id > after] if after else [])]:
-                query = query.where(condition)
-            rows = await query.limit(SCAN_CHUNK if matcher else limit + 1).run()
-            if matcher is None:
+            if candidates is not None:
+                # By primary key alone: with the other conditions in SQL, the planner may
+                # prefer their index and read every contact that passes them.
+                query = query.where(Contact.id.is_in(candidates))
+                for condition in by_fields:  # still by id: the candidates' own
+                    query = query.where(condition)
+                rows = [row for row in await query.run() if _passes(row, filters_of)]
+            else:
+                for condition in filters:
+                    query = query.where(condition)
+                if after:
+                    query = query.where(Contact.id > after)
+                rows = await query.limit(SCAN_CHUNK if words is not None else limit + 1).run()
+            if words is None:
                 found = rows
                 break
+            await _preload(self.kith, [row["id"] for row in rows])
+            more = await index.plugin_names([row["id"] for row in rows])
             for row in rows:
                 names = await self.kith.protector.reveal(
                     row["id"], CONTACT_TABLE, row["id"], {c: row[c] for c in NAME_COLUMNS}
                 )
-                if matcher(names.values()):
+                if name_index.matches(words, [*names.values(), *more.get(row["id"], ())]):
                     found.append(row)
+                    revealed[row["id"]] = names
                     if len(found) > limit:
                         break
-            if len(found) > limit or len(rows) < SCAN_CHUNK:
+            if len(found) > limit:
                 break
-            after = rows[-1]["id"]
-        items = await self._hydrate(found[:limit])
+            if candidates is not None:
+                if len(candidates) <= limit:
+                    break
+                after = candidates[-1]
+            else:
+                if len(rows) < SCAN_CHUNK:
+                    break
+                after = rows[-1]["id"]
+        items = await self._hydrate(found[:limit], revealed)
         next_cursor = encode_cursor(items[-1].id) if len(found) > limit else None
-        for item in items:
-            await self._report(item.id, "search" if q else "list", actor)
+        # Together, so that an audit log that commits each entry before answering commits the
+        # page's entries at once rather than one after the other.
+        action = "search" if q else "list"
+        await asyncio.gather(*(self._report(item.id, action, actor) for item in items))
         return Page(items=items, next_cursor=next_cursor)
 
     async def people(
@@ -753,19 +809,20 @@ def default_channel(actor: Actor) -> str:
     return {"user": "api", "plugin": "plugin"}.get(actor.kind, "system")
 
 
-def _name_matcher(q: str) -> Any:
-    prefix = q.casefold()
+async def _preload(kith: Kith, subject_ids: list[uuid.UUID]) -> None:
+    """The keys of the contacts about to be decrypted, in one round trip when the protector
+    can (see kith.protection.FieldProtector)."""
+    preload = getattr(kith.protector, "preload", None)
+    if preload is not None and subject_ids:
+        await preload(subject_ids)
 
-    def matches(names: Iterable[str | None]) -> bool:
-        for name in names:
-            if not name:
-                continue
-            folded = name.casefold()
-            if folded.startswith(prefix) or any(w.startswith(prefix) for w in folded.split()):
-                return True
+
+def _passes(row: dict[str, Any], filters: tuple[bool, uuid.UUID | None]) -> bool:
+    """The conditions of a contact list, checked on a row read by id."""
+    include_archived, organization_id = filters
+    if row["archived"] and not include_archived:
         return False
-
-    return matches
+    return organization_id is None or row["organization"] == organization_id
 
 
 def _blank_to_none(value: str | None) -> str | None:

@@ -237,7 +237,8 @@ def keys_reindex(batch_size: int) -> None:
     report = run_with_kith(work)
     click.echo(
         f"Re-indexed {report.rows_changed} of {report.rows_seen} rows: blind indexes moved from "
-        f"root key {report.from_root} to {report.to_root}."
+        f"root key {report.from_root} to {report.to_root}; name search index built again from "
+        f"{report.names_indexed} rows."
     )
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from kith.personal import SUBJECT_TABLE, PersonalField
+from kith.personal import PersonalField, column_named, subject_column
 from kith.privacy.encryption.errors import RegistryError
-from piccolo.columns import UUID, Column, ForeignKey
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
 
@@ -52,37 +51,6 @@ class FieldRegistry:
         return frozenset({f.column for f in self.fields} | {f.key for f in self.fields})
 
 
-def _column(table: type[Table], name: str) -> Column | None:
-    for column in table._meta.columns:
-        if name in (column._meta.name, column._meta.db_column_name):
-            return column
-    return None
-
-
-def subject_column(table: type[Table]) -> str | None:
-    """The column naming the data subject of a row, or None when it cannot be told."""
-    if table._meta.tablename == SUBJECT_TABLE:
-        return "id"
-    # A table with no foreign key to contacts (a subject request outlives its contact) names
-    # its subject column itself.
-    declared = getattr(table, "kith_subject_column", None)
-    if isinstance(declared, str):
-        return declared
-    links = [
-        column._meta.name
-        for column in table._meta.foreign_key_columns
-        if isinstance(column, ForeignKey)
-        and column._foreign_key_meta.resolved_references._meta.tablename == SUBJECT_TABLE
-    ]
-    if len(links) == 1:
-        return links[0]
-    if links:
-        return "contact" if "contact" in links else None
-    # A plugin's table that names the contact without a foreign key to core's table.
-    named = _column(table, "contact_id")
-    return "contact_id" if isinstance(named, UUID) else None
-
-
 def all_tables(apps: Iterable[AppConfig]) -> dict[str, type[Table]]:
     return {str(table._meta.tablename): table for app in apps for table in app.table_classes}
 
@@ -110,7 +78,7 @@ def build_registry(fields: Iterable[PersonalField], apps: Iterable[AppConfig]) -
                 f"table is called {personal.table}"
             )
             continue
-        column = _column(table, personal.column)
+        column = column_named(table, personal.column)
         if column is None:
             problems.append(
                 f"{personal.owner} declares personal field {personal.key}, but {personal.table} "

@@ -7,7 +7,7 @@ keys in :meth:`PrivacyProtector.attach` at start-up; using it earlier is an erro
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from kith.privacy.encryption.blind_index import BlindIndex
@@ -158,6 +158,9 @@ class PrivacyProtector:
 
     def lookup_key(self, kind: str, normalized: str) -> str:
         return self.index.lookup(kind, normalized)
+
+    async def preload(self, subject_ids: Sequence[uuid.UUID]) -> None:
+        await self.keys.load_subjects(subject_ids)
 
 
 def protector_of(kith: Any) -> PrivacyProtector:

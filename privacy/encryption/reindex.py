@@ -3,7 +3,8 @@
 The blind-index root key is re-wrapped by KEK rotation like every root key, so retiring a KEK
 never needs this. Replacing the root itself (when it, or a KEK it was ever wrapped under, may
 have leaked) needs every searchable value in plaintext, so this decrypts each one and recomputes
-its lookup, in resumable batches; the old root key is then deleted.
+its lookup, in resumable batches; then the name search index, keyed from the same root, is built
+again, and the old root key is deleted.
 
 While it runs, exact lookups find only the rows already recomputed (or, in processes started
 before, only the rest), so run it with the servers stopped; it is quick (a decrypt and an HMAC
@@ -16,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from kith import name_index
 from kith.privacy.encryption import jobs, root_keys
 from kith.privacy.encryption.blind_index import BlindIndex
 from kith.privacy.encryption.errors import PrivacyError
@@ -36,6 +38,7 @@ class ReindexReport:
     to_root: str
     rows_seen: int
     rows_changed: int
+    names_indexed: int = 0
 
 
 def _indexed(tables: dict[str, PersonalTable]) -> list[PersonalTable]:
@@ -120,10 +123,14 @@ async def reindex(
     )
     await jobs.set_state(STATE_INDEX_ROOT, target)
     protector.attach(protector.keys, new_index)
+    # The name search index is keyed by the same root: built again under the new keys.
+    names = await name_index.rebuild(kith, batch_size=batch_size)
     if old and old != target:
         # Nothing is indexed under it any more; kept, it could only confirm guesses.
         await root_keys.delete(_uuid(old))
-    return ReindexReport(from_root=old, to_root=target, rows_seen=seen, rows_changed=changed)
+    return ReindexReport(
+        from_root=old, to_root=target, rows_seen=seen, rows_changed=changed, names_indexed=names
+    )
 
 
 def _uuid(text: str) -> uuid.UUID:

@@ -2,12 +2,12 @@
 database and in every backup of it, can never be read again.
 
 The key row is deleted, a tombstone records who shredded whom and when (no personal data), and
-the subject's blind indexes are replaced by values that match nothing, so exact lookups stop
-finding them. Reads of the subject's fields then return ``[erased]``. Shredding twice is a no-op
-that reports the first time. Once the shred has committed, the storage the key row lived in is
-scrubbed (the SQLite write-ahead log checkpointed and truncated, the PostgreSQL key table
-vacuumed, and rewritten by the worker within the hour), so the wrapped key is not left behind in
-the database's own files.
+the subject's blind indexes are replaced by values that match nothing and their name search
+tokens deleted, so lookups and searches stop finding them. Reads of the subject's fields then
+return ``[erased]``. Shredding twice is a no-op that reports the first time. Once the shred has
+committed, the storage the key row lived in is scrubbed (the SQLite write-ahead log checkpointed
+and truncated, the PostgreSQL key table vacuumed, and rewritten by the worker within the hour),
+so the wrapped key is not left behind in the database's own files.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from kith import name_index
 from kith.actor import SYSTEM, Actor
 from kith.errors import NotFound
 from kith.events import EventType, utcnow
@@ -99,6 +100,7 @@ async def shred(
                     continue
                 await table.update({lookup: erased_lookup(row_id)}).where(pk == row_id).run()
                 cleared += 1
+        await name_index.forget_subject(contact_id)
         if tombstone is None:
             uow.publish(SHREDDED_EVENT.name, contact_id, contact_id=str(contact_id))
         if keys:

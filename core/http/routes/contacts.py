@@ -59,7 +59,10 @@ class ContactController(Controller):
         contacts: Contacts,
         q: Annotated[
             str | None,
-            QueryParameter(description="an exact email or phone (any format), or a name prefix"),
+            QueryParameter(
+                description="an exact email or phone (any format), or the start of words of "
+                "the name, in any order and any script ('ada lov'; 'Иван' finds Ivan)"
+            ),
         ] = None,
         cursor: Cursor = None,
         limit: Limit = 50,

@@ -1,0 +1,392 @@
+"""Name search without decrypting every contact: a keyed index of the prefixes of name words.
+
+Every word of a ``name_search`` personal field (a contact's names, and any plugin field declared
+so) is transliterated to Latin letters (anyascii: "Юрий" is "yuriy"), case-folded, and each of its
+prefixes of :data:`MIN_PREFIX` to :data:`MAX_PREFIX` characters is stored as a keyed hash: the
+protector's blind-index HMAC under a key of that column alone, cut to 64 bits. A search hashes
+the words typed the same way and reads the contacts holding all of them, in contact order; those
+candidates are decrypted and checked, so a collision or a word longer than ``MAX_PREFIX`` costs
+a decryption, never a wrong answer.
+
+What the index shows whoever reads the database is which rows share a name prefix (and so, up to
+``MAX_PREFIX``, how long a word is). The setting ``name_search_index = false`` keeps none: the
+tokens are deleted and a name search decrypts contacts one by one, as it also does while the
+index is incomplete (built for other keys, or not yet for the rows already there). ``kith
+migrate`` and ``kith privacy keys reindex`` build it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from anyascii import anyascii
+from kith.events import utcnow
+from kith.hookspecs import hookimpl
+from kith.personal import SUBJECT_TABLE, subject_column
+from kith.tables import Contact, NameIndexState, NameToken
+
+if TYPE_CHECKING:
+    from kith.runtime import Kith
+    from piccolo.table import Table
+
+PLUGIN_NAME = "kith.name_index"
+MIN_PREFIX = 2
+# Longer words are indexed by their first MAX_PREFIX characters; the check after decryption
+# tells them apart. Each indexed word costs up to MAX_PREFIX - 1 rows.
+MAX_PREFIX = 10
+# Changes whenever what is indexed changes (normalisation, lengths): the index is rebuilt then.
+FORMAT = f"kith/name-index/v1/{MIN_PREFIX}-{MAX_PREFIX}"
+# What a shredded subject's fields read as: not a name, never indexed.
+ERASED = "[erased]"
+_STATE_KEY = "kith.name_index"
+_WORD = re.compile(r"[0-9a-z]+")
+# Rows of one multi-row insert: three values each, under SQLite's limit of bound values.
+_INSERT_ROWS = 3000
+
+
+def words(text: str | None) -> list[str]:
+    """The words of ``text`` as the index keeps them: in Latin letters, case-folded, split at
+    anything that is not a letter or a digit."""
+    if not text:
+        return []
+    return _WORD.findall(anyascii(text).casefold())
+
+
+def query_words(q: str) -> list[str]:
+    """The distinct words of a search, each to be the start of a word of the name."""
+    return list(dict.fromkeys(words(q)))
+
+
+def matches(query: Sequence[str], names: Iterable[str | None]) -> bool:
+    """Whether every word of ``query`` starts a word of one of ``names``."""
+    held = [word for name in names if name != ERASED for word in words(name)]
+    return bool(query) and all(any(w.startswith(q) for w in held) for q in query)
+
+
+def _int64(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), signed=True)
+
+
+def _source(table: str, row_id: Any) -> int:
+    """Which personal row a token came from, in 64 bits."""
+    return _int64(f"{table}:{row_id}")
+
+
+class NameIndex:
+    """The index of one opened Kith: its columns, its keys and whether it is complete."""
+
+    def __init__(self, kith: Kith) -> None:
+        self.kith = kith
+        self.enabled = kith.settings.name_search_index
+        columns: dict[str, list[str]] = {}
+        for field in kith.personal_fields:
+            if field.name_search:
+                columns.setdefault(field.table, []).append(field.column)
+        self.columns = {table: tuple(names) for table, names in sorted(columns.items())}
+        # One blind-index kind, so one HMAC key, per column.
+        self.kinds = {
+            (table, column): f"name-prefix:{table}.{column}"
+            for table, names in self.columns.items()
+            for column in names
+        }
+        self._complete = False
+        self._cleared = False
+        self._checked = False
+
+    def token(self, kind: str, prefix: str) -> int:
+        return _int64(self.kith.protector.lookup_key(kind, prefix))
+
+    def tokens(self, table: str, values: Mapping[str, str | None]) -> set[int]:
+        """The tokens of one row's name fields; a word in two of its fields is indexed once
+        (a search asks every column's key)."""
+        found: set[int] = set()
+        seen: set[str] = set()
+        for column in self.columns.get(table, ()):
+            value = values.get(column)
+            if value == ERASED:
+                continue
+            kind = self.kinds[(table, column)]
+            for word in words(value):
+                if word in seen:
+                    continue
+                seen.add(word)
+                for length in range(MIN_PREFIX, min(len(word), MAX_PREFIX) + 1):
+                    found.add(self.token(kind, word[:length]))
+        return found
+
+    def fingerprint(self) -> str:
+        """Changes when the keys or the format change: an index built before is not used."""
+        return self.kith.protector.lookup_key("name-prefix:fingerprint", FORMAT)[:64]
+
+    async def complete(self, writing: uuid.UUID | None = None) -> bool:
+        """Whether a search may trust the index; turned off, it is emptied here (once).
+        ``writing``: the contact being indexed now, which does not make it incomplete."""
+        if not self.enabled:
+            await self.clear_when_off()
+            return False
+        if self._complete:
+            return True
+        state = await NameIndexState.select(NameIndexState.fingerprint).first().run()
+        if state is not None:
+            self._complete = state["fingerprint"] == self.fingerprint()
+        elif not await Contact.exists().where(Contact.id != (writing or uuid.UUID(int=0))).run():
+            # A new installation: every contact to come is indexed as it is written.
+            await self.mark_complete()
+        return self._complete
+
+    async def mark_complete(self) -> None:
+        await NameIndexState.delete(force=True).run()
+        await NameIndexState.insert(
+            NameIndexState(fingerprint=self.fingerprint(), built_at=utcnow())
+        ).run()
+        self._complete = True
+
+    async def clear_when_off(self) -> None:
+        """Delete every token and the record of completeness, once per process: what was
+        written while the index was off is missing from it, so it must be rebuilt."""
+        if self._cleared:
+            return
+        await NameIndexState.delete(force=True).run()
+        await NameToken.delete(force=True).run()
+        self._cleared = True
+
+    async def write(
+        self,
+        subject_id: uuid.UUID,
+        table: str,
+        row_id: Any,
+        values: Mapping[str, str | None],
+        new: bool,
+    ) -> None:
+        if table not in self.columns:
+            return
+        if not self.enabled:
+            await self.clear_when_off()
+            return
+        if not self._checked:
+            # The first contact of a new installation makes the (empty) index complete.
+            self._checked = True
+            await self.complete(writing=subject_id)
+        source = _source(table, row_id)
+        if not new:
+            await (
+                NameToken.delete()
+                .where((NameToken.contact == subject_id) & (NameToken.source == source))
+                .run()
+            )
+        await _insert([(token, subject_id, source) for token in self.tokens(table, values)])
+
+    async def candidates(
+        self, query: Sequence[str], after: uuid.UUID | None, limit: int
+    ) -> list[uuid.UUID] | None:
+        """Up to ``limit`` contacts after ``after`` whose names may match, in id order; None
+        when the index cannot answer (off, incomplete, or no word of two characters)."""
+        usable = [word[:MAX_PREFIX] for word in query if len(word) >= MIN_PREFIX]
+        if not usable or not self.kinds or not await self.complete():
+            return None
+        kinds = list(self.kinds.values())
+        # The longest word is likely the rarest: its contacts are read in order and the others
+        # probed for each of them. (Counting each word's tokens first cost more than it saved
+        # on PostgreSQL at a million contacts.)
+        usable = sorted(dict.fromkeys(usable), key=len, reverse=True)
+        driver, others = usable[0], usable[1:]
+        branches: list[str] = []
+        args: list[Any] = []
+        for kind in kinds:
+            sql = (
+                "SELECT DISTINCT t.contact FROM kith_name_token t "
+                "WHERE t.token = {} AND t.contact > {}"
+            )
+            args += [self.token(kind, driver), after or uuid.UUID(int=0)]
+            for word in others:
+                # A scalar subquery, not EXISTS: PostgreSQL may turn EXISTS into a join that
+                # reads every contact of the other word; this is an index probe per candidate.
+                sql += (
+                    " AND (SELECT 1 FROM kith_name_token u WHERE u.contact = t.contact "
+                    f"AND u.token IN ({', '.join('{}' for _ in kinds)}) LIMIT 1) IS NOT NULL"
+                )
+                args += [self.token(other, word) for other in kinds]
+            branches.append(f"SELECT contact FROM ({sql} ORDER BY t.contact LIMIT {{}}) b")
+            args.append(limit)
+        sql = " UNION ".join(branches) + " ORDER BY contact LIMIT {}"
+        rows = await NameToken.raw(sql, *args, limit).run()
+        return [_as_uuid(row["contact"]) for row in rows]
+
+    def _tables(self) -> dict[str, tuple[type[Table], str]]:
+        """Each table with name fields: its class and subject column."""
+        classes = {
+            str(t._meta.tablename): t for app in self.kith.database.apps for t in app.table_classes
+        }
+        found = {}
+        for name in self.columns:
+            table = classes.get(name)
+            subject = subject_column(table) if table is not None else None
+            if table is not None and subject is not None:
+                found[name] = (table, subject)
+        return found
+
+    async def plugin_names(self, contact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        """The plugins' name fields of these contacts, readable, to check candidates against
+        (core's own are on the contact row)."""
+        found: dict[uuid.UUID, list[str]] = {}
+        for name, (table, subject) in self._tables().items():
+            if name == SUBJECT_TABLE or not contact_ids:
+                continue
+            columns = self.columns[name]
+            pk = table._meta.primary_key
+            key = pk._meta.name
+            owner = table._meta.get_column_by_name(subject)
+            rows = await (
+                table.select(pk, owner, *(table._meta.get_column_by_name(c) for c in columns))
+                .where(owner.is_in(list(contact_ids)))
+                .run()
+            )
+            for row in rows:
+                plain = await self.kith.protector.reveal(
+                    row[subject], name, row[key], {c: row[c] for c in columns}
+                )
+                found.setdefault(row[subject], []).extend(v for v in plain.values() if v)
+        return found
+
+    async def rebuild(self, batch_size: int = 500) -> int:
+        """Index every row of every name field again, with the current keys; the number of
+        rows read. Searches decrypt until it is done."""
+        if not self.enabled:
+            await self.clear_when_off()
+            return 0
+        await NameIndexState.delete(force=True).run()
+        self._complete = False
+        seen = 0
+        for name, (table, subject) in self._tables().items():
+            seen += await self._rebuild_table(table, subject, self.columns[name], batch_size)
+        await self.mark_complete()
+        return seen
+
+    async def _rebuild_table(
+        self, table: type[Table], subject: str, columns: tuple[str, ...], batch_size: int
+    ) -> int:
+        pk = table._meta.primary_key
+        key = pk._meta.name
+        name = str(table._meta.tablename)
+        selected = [table._meta.get_column_by_name(c) for c in dict.fromkeys((subject, *columns))]
+        cursor: Any = None
+        seen = 0
+        while True:
+            query = table.select(pk, *selected).order_by(pk).limit(batch_size)
+            if cursor is not None:
+                query = query.where(pk > cursor)
+            rows = await query.run()
+            if not rows:
+                return seen
+            cursor = rows[-1][key]
+            seen += len(rows)
+            found: list[tuple[int, uuid.UUID, int]] = []
+            for row in rows:
+                if row[subject] is None:
+                    continue
+                plain = await self.kith.protector.reveal(
+                    row[subject], name, row[key], {c: row[c] for c in columns}
+                )
+                source = _source(name, row[key])
+                found += [(t, row[subject], source) for t in self.tokens(name, plain)]
+            async with NameToken._meta.db.transaction():
+                await (
+                    NameToken.delete()
+                    .where(
+                        NameToken.contact.is_in(list({row[subject] for row in rows}))
+                        & NameToken.source.is_in([_source(name, row[key]) for row in rows])
+                    )
+                    .run()
+                )
+                await _insert(found)
+
+
+async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start : start + _INSERT_ROWS]
+        values = ", ".join("({}, {}, {})" for _ in chunk)
+        await NameToken.raw(
+            f"INSERT INTO kith_name_token (token, contact, source) VALUES {values}",
+            *[value for row in chunk for value in row],
+        ).run()
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def name_index(kith: Kith) -> NameIndex:
+    """The name index of ``kith`` (made on first use)."""
+    index = kith.state.get(_STATE_KEY)
+    if not isinstance(index, NameIndex):
+        index = kith.state[_STATE_KEY] = NameIndex(kith)
+    return index
+
+
+async def index_row(
+    kith: Kith,
+    subject_id: uuid.UUID,
+    table: str,
+    row_id: Any,
+    values: Mapping[str, str | None],
+    *,
+    new: bool = False,
+) -> None:
+    """Index the name fields of one personal row (plaintext ``values`` by column), replacing
+    what it had (``new``: it had nothing). Call it in the transaction that writes the row; a
+    plugin does so for its own fields declared ``name_search=True``."""
+    await name_index(kith).write(subject_id, table, row_id, values, new)
+
+
+async def index_rows(
+    kith: Kith, rows: Iterable[tuple[uuid.UUID, str, Any, Mapping[str, str | None]]]
+) -> None:
+    """Index many new personal rows at once, each ``(subject, table, row id, values)``: one
+    insert for all their tokens (an import, a bulk load)."""
+    index = name_index(kith)
+    if not index.enabled:
+        await index.clear_when_off()
+        return
+    await _insert(
+        [
+            (token, subject, _source(table, row_id))
+            for subject, table, row_id, values in rows
+            for token in index.tokens(table, values)
+        ]
+    )
+
+
+async def forget_subject(contact_id: uuid.UUID) -> int:
+    """Delete every name token of a data subject (erasure); how many there were."""
+    count = await NameToken.count().where(NameToken.contact == contact_id).run()
+    if count:
+        await NameToken.delete().where(NameToken.contact == contact_id).run()
+    return int(count)
+
+
+async def rebuild(kith: Kith, batch_size: int = 500) -> int:
+    """Build the index again with the current keys (after a re-index of the blind indexes)."""
+    index = kith.state[_STATE_KEY] = NameIndex(kith)
+    return await index.rebuild(batch_size)
+
+
+async def rebuild_if_incomplete(kith: Kith, batch_size: int = 500) -> int | None:
+    """Build the index when a search could not trust it; the rows read, or None when it was
+    complete (or is turned off)."""
+    index = kith.state[_STATE_KEY] = NameIndex(kith)
+    if not index.enabled:
+        await index.clear_when_off()
+        return None
+    if await index.complete():
+        return None
+    return await index.rebuild(batch_size)
+
+
+# After the plugins' data migrations (the privacy plugin encrypts old plaintext first).
+@hookimpl(trylast=True)
+async def kith_after_migrate(kith: Kith) -> None:
+    await rebuild_if_incomplete(kith)
