@@ -242,7 +242,7 @@ def test_the_reindex_command_builds_a_lost_index(
     }
     result = kith_cli("privacy", "keys", "reindex", env=env)
     assert result.exit_code == 0, result.output
-    assert "Built the name search index from 1 rows." in result.output
+    assert "name search index built again from 1 rows." in result.output
 
     async def check() -> None:
         kith = await _open(kith_settings)
