@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, get_args
 
 import click
 import msgspec
@@ -15,23 +15,10 @@ from kith.console import (
     run_with_kith,
 )
 from kith.runtime import Kith
-from kith.schemas import FieldCreate, FieldOut, FieldPatch
+from kith.schemas import FieldCreate, FieldOut, FieldPatch, FieldType
 from kith.services.fields import FieldService
 
-TYPES = (
-    "text",
-    "long_text",
-    "number",
-    "decimal",
-    "date",
-    "datetime",
-    "boolean",
-    "choice",
-    "multi_choice",
-    "email",
-    "phone",
-    "url",
-)
+TYPES = get_args(FieldType)
 
 
 def _convert(values: dict[str, Any], shape: type[Any]) -> Any:

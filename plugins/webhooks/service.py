@@ -198,6 +198,10 @@ class WebhookService:
         return SubscriptionWithSecret(subscription=await self.get(subscription_id), secret=secret)
 
     async def get(self, subscription_id: uuid.UUID) -> SubscriptionOut:
+        row = await self._subscription_row(subscription_id)
+        return subscription_out(row)
+
+    async def _subscription_row(self, subscription_id: uuid.UUID) -> dict[str, Any]:
         row = (
             await WebhookSubscription.select()
             .where(WebhookSubscription.id == subscription_id)
@@ -206,7 +210,7 @@ class WebhookService:
         )
         if row is None:
             raise NotFound(f"webhook subscription {subscription_id} does not exist")
-        return subscription_out(row)
+        return row
 
     async def list(self) -> list[SubscriptionOut]:
         rows = await WebhookSubscription.select().order_by(WebhookSubscription.id).run()
@@ -255,14 +259,7 @@ class WebhookService:
 
         grace = dt.timedelta(seconds=settings_of(self.kith).secret_grace_seconds)
         async with self.kith.unit_of_work(actor):
-            row = (
-                await WebhookSubscription.select()
-                .where(WebhookSubscription.id == subscription_id)
-                .first()
-                .run()
-            )
-            if row is None:
-                raise NotFound(f"webhook subscription {subscription_id} does not exist")
+            row = await self._subscription_row(subscription_id)
             old, _, _ = await secret_store.secrets_of(self.kith, row)
             now = utcnow()
             keep = old if grace and old != secret else None
