@@ -66,6 +66,10 @@ def recorded(kith: Kith, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
 async def test_a_contact_is_created_in_one_commit_and_not_read_back(
     kith: Kith, recorded: Recorder
 ) -> None:
+    # A process's first contact also settles, once, whether the name search index is complete
+    # (a new installation's is); what is asserted is every later create.
+    await make_contact(kith)
+    recorded.statements.clear()
     created = await ContactService(kith).create(
         ContactCreate(
             given_name="Ada",
