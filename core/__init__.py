@@ -48,6 +48,7 @@ from kith.services.intake import ContactIntake, Intake
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
+from kith.subject_moves import move_subject_rows
 from kith.subject_checks import (
     ProcessingRefused,
     check_processing,
@@ -136,6 +137,7 @@ __all__ = [
     "hookimpl",
     "load_settings",
     "may_be_async",
+    "move_subject_rows",
     "new_id",
     "normalize_email",
     "normalize_phone",

@@ -48,5 +48,15 @@ CORE_EVENT_TYPES: tuple[EventType, ...] = (
         ("interaction_id", "contact_id", "kind", "source"),
     ),
     EventType("interaction.updated", "An interaction changed.", ("interaction_id", "fields")),
+    EventType(
+        "contact.merged",
+        "Contacts were merged into one (the survivor, contact_id); the others no longer exist.",
+        ("contact_id", "merge_id", "losers"),
+    ),
+    EventType(
+        "contact.unmerged",
+        "A merge was undone: the merged contacts exist again as they were.",
+        ("contact_id", "merge_id", "losers"),
+    ),
     EventType("task.due", "A task reached its due time.", ("interaction_id", "assignee_id")),
 )

@@ -219,6 +219,54 @@ def kith_subject_holds(
 
 @hookspec
 @may_be_async
+def kith_subject_merge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    choices: dict[str, uuid.UUID],
+) -> Awaitable[Any] | Any:
+    """Contacts ``losers`` are being merged into ``survivor`` (``kith contacts merge``,
+    ``POST /api/contacts/{id}/merge``): move every row this plugin holds about a loser to the
+    survivor. Every plugin that holds rows about data subjects must answer.
+
+    Called inside the merge's transaction, before core moves its own rows and deletes the
+    losers' contact records, so the losers still exist. Personal columns of a moved row must
+    end up under the survivor's data key (nothing of the person may stay under a key an
+    erasure of the survivor would not destroy): :func:`kith.move_subject_rows` moves rows
+    and re-encrypts them in one call. ``choices`` are the caller's picks (``name``,
+    ``fields.<name>``... mapped to the contact whose value wins), for a plugin that keeps one
+    value per person.
+
+    Return what undoing needs (ids of the rows moved, rows removed with their values), as
+    plain data that encodes to JSON, or None when nothing was moved: Kith keeps it in the merge
+    record, encrypted under the survivor's key, and hands it back to
+    :func:`kith_subject_unmerge`. Raise a :class:`kith.errors.KithError` (e.g. ``Conflict``)
+    to refuse the merge; nothing is changed then. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_subject_unmerge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    note: Any,
+) -> Awaitable[None] | None:
+    """Undo this plugin's part of a merge (``POST /api/merges/{id}/undo``): ``note`` is what
+    its :func:`kith_subject_merge` returned for this merge (None if it returned nothing).
+    Move the rows back to the losers, re-encrypted under each loser's key
+    (:func:`kith.move_subject_rows` again), and restore rows the merge removed.
+
+    Called inside the undo's transaction after core has re-created the losers' contact
+    records with their ids, emails, phones, custom fields and interactions. Rows created for
+    the survivor after the merge stay with it. Raise a :class:`kith.errors.KithError` to
+    refuse the undo; nothing is changed then. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
 def kith_check_new_contact(
     kith: Kith,
     contact_id: uuid.UUID,

@@ -360,6 +360,16 @@ async def index_rows(
     )
 
 
+async def forget_row(subject_id: uuid.UUID, table: str, row_id: Any) -> None:
+    """Delete the name tokens one personal row gave its subject (the row moves to another
+    subject, or goes)."""
+    await (
+        NameToken.delete()
+        .where((NameToken.contact == subject_id) & (NameToken.source == _source(table, row_id)))
+        .run()
+    )
+
+
 async def forget_subject(contact_id: uuid.UUID) -> int:
     """Delete every name token of a data subject (erasure); how many there were."""
     count = await NameToken.count().where(NameToken.contact == contact_id).run()

@@ -96,6 +96,15 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
         purposes=("customer_relationship",),
         description="Free text of an interaction (note text, email body...)",
     ),
+    PersonalField(
+        table="kith_merge",
+        column="snapshot",
+        category="merge_records",
+        purposes=("customer_relationship",),
+        retention="merge_undo",
+        description="What undoing a merge of duplicate contacts needs: the merged contacts as "
+        "they were (kept until the merge's undo window closes)",
+    ),
 )
 
 

@@ -252,3 +252,38 @@ def unset_to_dict(patch: Struct) -> dict[str, object]:
         for name in patch.__struct_fields__
         if (value := getattr(patch, name)) is not msgspec.UNSET
     }
+
+
+# At most this many contacts merge into one at a time (each is read and rewritten whole).
+MAX_MERGE_LOSERS = 20
+MergeState = Literal["done", "undone", "closed"]
+
+
+class MergeIn(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Contacts to merge into the one named (the survivor), and where they differ, whose value
+    wins: ``choices`` maps ``name``, ``given_name``, ``family_name``, ``owner``,
+    ``organization``, ``primary_email``, ``primary_phone`` or ``fields.<name>`` to the id of
+    the contact whose value the survivor keeps. Without a choice the survivor's value stays,
+    or, where it has none, the first loser's that has one."""
+
+    losers: Annotated[list[uuid.UUID], Meta(min_length=1, max_length=MAX_MERGE_LOSERS)]
+    choices: Annotated[dict[str, uuid.UUID], Meta(max_length=250)] = msgspec.field(
+        default_factory=dict
+    )
+
+
+class MergeOut(Struct, kw_only=True):
+    """A merge: who was merged into whom, by whom and when, and until when it can be undone.
+    ``state`` is ``done`` (undoable while ``can_undo``), ``undone``, or ``closed`` (the undo
+    window passed and what undoing needed is gone)."""
+
+    id: uuid.UUID
+    contact_id: uuid.UUID
+    losers: list[uuid.UUID]
+    actor: str
+    merged_at: dt.datetime
+    undo_until: dt.datetime
+    state: MergeState
+    can_undo: bool
+    undone_at: dt.datetime | None = None
+    undone_by: str | None = None

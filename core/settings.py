@@ -20,6 +20,8 @@ SETTINGS_FILE = "kith.toml"
 LOG_FORMATS = ("auto", "console", "json")
 # Where links point while public_url is not set: `kith serve` on its default address.
 LOCAL_URL = "http://127.0.0.1:8000"
+# A merge's undo record holds the merged contacts' data: kept a year at most.
+MAX_MERGE_UNDO_DAYS = 365
 
 
 class SettingsError(ValueError):
@@ -46,6 +48,8 @@ class Settings:
     token_cache_seconds: float = 5.0
     public_url: str = ""
     name_search_index: bool = True
+    # How long a merge of contacts can be undone (0: merges cannot be undone).
+    merge_undo_days: int = 30
     extra: dict[str, Any] = field(default_factory=dict)
     # The KITH_* variables, for the plugins' sections (``KITH_<SECTION>_<KEY>`` overrides).
     environment: dict[str, str] = field(default_factory=dict)
@@ -285,6 +289,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "token_cache_seconds",
         "public_url",
         "name_search_index",
+        "merge_undo_days",
     }
 
     url, origin = _pick(env, toml, "database_url", "")
@@ -342,6 +347,19 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
     index, origin = _pick(env, toml, "name_search_index", True)
     name_search_index = _as_bool(index, origin)
 
+    undo, origin = _pick(env, toml, "merge_undo_days", 30)
+    try:
+        if isinstance(undo, bool):
+            raise TypeError
+        merge_undo_days = int(undo)
+    except (TypeError, ValueError):
+        raise SettingsError(f"{origin}: expected a number of days, got {undo!r}") from None
+    if not 0 <= merge_undo_days <= MAX_MERGE_UNDO_DAYS:
+        raise SettingsError(
+            f"{origin}: must be 0 (merges cannot be undone) to {MAX_MERGE_UNDO_DAYS} days, "
+            f"got {undo!r}"
+        )
+
     return Settings(
         home=home.resolve(),
         database_url=database_url,
@@ -354,6 +372,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         token_cache_seconds=token_cache_seconds,
         public_url=public_url,
         name_search_index=name_search_index,
+        merge_undo_days=merge_undo_days,
         extra={k: v for k, v in toml.items() if k not in known},
         environment={k: v for k, v in env.items() if k.startswith("KITH_")},
     )

@@ -5,7 +5,10 @@ values, its interactions and the events about it in the outbox. An access reques
 (``kith_subject_export``); an erasure deletes them (``kith_subject_erase``, previewed by
 ``kith_subject_erase_preview``), except interactions a legal hold keeps (``kith_subject_holds``):
 those are re-encrypted under the hold's own key, and the contact stays as a nameless shell while
-any are kept.
+any are kept. Merges of duplicate contacts move all of it to the survivor
+(``kith_subject_merge``, undone by ``kith_subject_unmerge``: :mod:`kith.merging`); erasing a
+survivor also deletes the merge records about it and the settled events of the contacts merged
+into it.
 
 The plugin manager registers this module under the name ``kith``, after every plugin, so
 plugins whose rows refer to the contact erase them first.
@@ -19,11 +22,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import msgspec
-from kith import name_index
+from kith import merge_records, merging, name_index
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.subjects import ErasureOutcome, ExportSection, Row, RowPages, SubjectHold
-from kith.tables import Contact, ContactPoint, CustomFieldValue, Interaction, NameToken
+from kith.tables import (
+    Contact,
+    ContactPoint,
+    CustomFieldValue,
+    Interaction,
+    Merge,
+    NameToken,
+)
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -32,6 +42,7 @@ SOURCE = "kith"
 PLUGIN_NAME = "kith"
 PAGE = 500
 ERASED_NAME = "[erased]"
+MERGE_CLOSE_EVERY_S = 3600.0
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
 
 DESCRIPTIONS = {
@@ -232,6 +243,7 @@ class _Counts:
     events: int
     deliveries: int
     name_tokens: int
+    merges: int
 
 
 def _kept_event_names(kith: Kith) -> list[str]:
@@ -246,7 +258,10 @@ async def _counts(kith: Kith, contact_id: uuid.UUID, holds: list[SubjectHold]) -
             for row in await Interaction.select(Interaction.id).where(_held(contact_id, hold))
         }
     total = await Interaction.count().where(Interaction.contact == contact_id).run()
-    events, deliveries = await kith.bus.outbox.subject_counts(contact_id, _kept_event_names(kith))
+    events = deliveries = 0
+    for subject in [contact_id, *await merge_records.merged_subjects(contact_id)]:
+        found = await kith.bus.outbox.subject_counts(subject, _kept_event_names(kith))
+        events, deliveries = events + found[0], deliveries + found[1]
     return _Counts(
         points=int(await ContactPoint.count().where(ContactPoint.contact == contact_id).run()),
         custom=int(
@@ -258,6 +273,7 @@ async def _counts(kith: Kith, contact_id: uuid.UUID, holds: list[SubjectHold]) -
         events=events,
         deliveries=deliveries,
         name_tokens=int(await NameToken.count().where(NameToken.contact == contact_id).run()),
+        merges=len(await merge_records.records_about(contact_id)),
     )
 
 
@@ -319,6 +335,14 @@ def _outcomes(counts: _Counts) -> list[ErasureOutcome]:
             method="deleted",
             count=counts.deliveries,
         ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="kith_merge (merges and what undoing them needed)",
+            method="deleted",
+            count=counts.merges,
+            ground="the records of merges into or of this contact, with the merged contacts' "
+            "data kept for an undo",
+        ),
     ]
 
 
@@ -363,7 +387,12 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
     if kept:
         remove &= Interaction.id.not_in(kept)
     await Interaction.delete().where(remove).run()
-    await kith.bus.outbox.purge_subject(contact_id, _kept_event_names(kith))
+    merged = await merge_records.merged_subjects(contact_id)
+    for subject in [contact_id, *merged]:
+        await kith.bus.outbox.purge_subject(subject, _kept_event_names(kith))
+    merges = await merge_records.records_about(contact_id)
+    if merges:
+        await Merge.delete().where(Merge.id.is_in(merges)).run()
     if kept:
         # The shell's name reads "[erased]" under the hold's key while the records are kept.
         names = await kith.protector.protect(
@@ -389,3 +418,43 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
         # People of an erased organization stay, unlinked (the foreign key sets it to NULL).
         await Contact.delete().where(Contact.id == contact_id).run()
     return _outcomes(counts)
+
+
+# -- merging -------------------------------------------------------------------------------
+
+
+@hookimpl(trylast=True)
+async def kith_subject_merge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    choices: dict[str, uuid.UUID],
+) -> dict[str, Any]:
+    # Last: the plugins move their rows while the losers still exist; core then deletes them.
+    return await merging.merge_rows(kith, survivor, losers, choices)
+
+
+@hookimpl(tryfirst=True)
+async def kith_subject_unmerge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    note: Any,
+) -> None:
+    # First: the losers' records exist again before the plugins move rows back to them.
+    if note is not None:
+        await merging.unmerge_rows(kith, survivor, note)
+
+
+@hookimpl
+def kith_startup(kith: Kith) -> None:
+    """Have the worker (and ``kith serve`` when it dispatches) delete what undoing a merge
+    needed once its window has passed."""
+    from kith.services.merges import MergeService
+
+    async def close() -> None:
+        await MergeService(kith).close_expired()
+
+    kith.bus.add_job("kith.merges.close", MERGE_CLOSE_EVERY_S, close)

@@ -202,6 +202,41 @@ class NameIndexState(Table, tablename="kith_name_index"):
     built_at = Timestamptz()
 
 
+class Merge(Table, tablename="kith_merge"):
+    """One merge of contacts into a survivor, and what undoing it needs.
+
+    ``snapshot`` holds the losers' records, the survivor as it was and each plugin's note,
+    encrypted under the survivor's data key: erasing the survivor makes it unreadable (and the
+    erasure deletes the row). It is cleared once the merge is undone or its undo window has
+    passed. No foreign key to the survivor: a survivor merged away later keeps this record, so
+    that the later merge can be undone first and then this one."""
+
+    kith_subject_column = "survivor"
+
+    id = UUID(primary_key=True, default=new_id)
+    survivor = UUID(index=True)
+    actor = Varchar(length=200, default="system")
+    at = Timestamptz()
+    undo_until = Timestamptz()
+    # done (can be undone until undo_until), undone, or closed (the window passed).
+    state = Varchar(length=10, default="done")
+    # The survivor's updated_at as the merge left it: an undo refuses a survivor changed since.
+    survivor_updated_at = Timestamptz()
+    snapshot = Text(null=True, default=None, secret=True)
+    undone_at = Timestamptz(null=True, default=None)
+    undone_by = Varchar(length=200, null=True, default=None)
+
+
+class MergedContact(Table, tablename="kith_merge_loser"):
+    """A contact a merge merged away (its id lives on here while the merge can be undone, and
+    names the survivor to someone who still holds the old id)."""
+
+    id = UUID(primary_key=True, default=new_id)
+    merge = ForeignKey(references=Merge, on_delete=OnDelete.cascade, null=False, index=True)
+    contact_id = UUID(index=True)
+    position = Integer(default=0)
+
+
 CORE_TABLES: list[type[Table]] = [
     User,
     ApiToken,
@@ -215,4 +250,6 @@ CORE_TABLES: list[type[Table]] = [
     EventSubscription,
     NameToken,
     NameIndexState,
+    Merge,
+    MergedContact,
 ]

@@ -17,6 +17,7 @@ from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.fields import FieldController
 from kith.http.routes.health import health
 from kith.http.routes.interactions import InteractionController, list_tasks
+from kith.http.routes.merges import MergeController
 from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
@@ -32,6 +33,7 @@ CORE_ROUTES: list[Any] = [
     FieldController,
     InteractionController,
     list_tasks,
+    MergeController,
     UserController,
     TokenController,
 ]

@@ -15,6 +15,7 @@ from kith.actor import SYSTEM, Actor
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
+from kith.merge_records import merged_into
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
 from kith.pagination import check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
@@ -591,8 +592,19 @@ class ContactService:
         )
 
     async def get(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
-        """One contact, its emails and phones readable; the read is reported."""
-        contact = await self._read(contact_id)
+        """One contact, its emails and phones readable; the read is reported. A contact merged
+        into another is not found, and the error names the one it was merged into."""
+        try:
+            contact = await self._read(contact_id)
+        except NotFound:
+            merge = await merged_into(contact_id)
+            if merge is None:
+                raise
+            raise NotFound(
+                f"contact {contact_id} was merged into {merge['survivor']}",
+                merged_into=str(merge["survivor"]),
+                merge_id=str(merge["id"]),
+            ) from None
         await self._report(contact_id, "read", actor)
         return contact
 
