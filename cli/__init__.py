@@ -13,6 +13,7 @@ from kith.cli.contacts import contacts
 from kith.cli.events import events
 from kith.cli.fields import fields
 from kith.cli.interactions import log_interaction
+from kith.cli.merges import merge_contacts, unmerge_contacts
 from kith.cli.plugins import plugins
 from kith.cli.setup import init, migrate, serve
 from kith.cli.tasks import tasks
@@ -33,6 +34,8 @@ main.add_command(worker)
 main.add_command(users)
 main.add_command(tokens)
 main.add_command(contacts)
+contacts.add_command(merge_contacts)
+contacts.add_command(unmerge_contacts)
 main.add_command(fields)
 main.add_command(tasks)
 main.add_command(log_interaction)

@@ -155,3 +155,25 @@ async def kith_notify_recipient_preview(
     from kith.plugins.webhooks import privacy
 
     return await privacy.notify_preview(recipient, contact_id)
+
+
+@hookimpl
+async def kith_subject_merge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    choices: dict[str, uuid.UUID],
+) -> Any:
+    from kith.plugins.webhooks import privacy
+
+    return await privacy.merge(kith, survivor, losers)
+
+
+@hookimpl
+async def kith_subject_unmerge(
+    kith: Kith, merge_id: uuid.UUID, survivor: uuid.UUID, losers: list[uuid.UUID], note: Any
+) -> None:
+    from kith.plugins.webhooks import privacy
+
+    await privacy.unmerge(kith, survivor, note)

@@ -15,6 +15,7 @@ from kith import (
     Purpose,
     Recipient,
     RecipientNotice,
+    move_subject_rows,
 )
 from kith.plugins.webhooks.consent import PURPOSE
 from kith.plugins.webhooks.tables import WebhookDelivery
@@ -232,3 +233,27 @@ async def notify(
         "received events about this contact",
         count=len(subscriptions),
     )
+
+
+async def merge(kith: Kith, survivor: uuid.UUID, losers: list[uuid.UUID]) -> dict[str, Any] | None:
+    """The delivery log of contacts merged into ``survivor`` becomes the survivor's (each
+    receiver's answer sealed again under its key); the ids moved, for an undo."""
+    moved: dict[str, Any] = {}
+    for loser in losers:
+        ids = await move_subject_rows(
+            kith, WebhookDelivery, WebhookDelivery.contact_id == loser, survivor
+        )
+        if ids:
+            moved[str(loser)] = [str(i) for i in ids]
+    return moved or None
+
+
+async def unmerge(kith: Kith, survivor: uuid.UUID, note: dict[str, Any] | None) -> None:
+    for loser, ids in (note or {}).items():
+        await move_subject_rows(
+            kith,
+            WebhookDelivery,
+            WebhookDelivery.id.is_in([uuid.UUID(i) for i in ids])
+            & (WebhookDelivery.contact_id == survivor),
+            uuid.UUID(loser),
+        )

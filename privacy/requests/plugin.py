@@ -254,3 +254,73 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
 @hookimpl
 async def kith_subject_erase_preview(kith: Kith, contact_id: uuid.UUID) -> list[ErasureOutcome]:
     return [*await _kept_requests(contact_id), await _subject_hashes(contact_id, clear=False)]
+
+
+# Merging contacts: a request still open stays with the record it was made about (the merge,
+# or its undo, is refused); closed ones follow the person to the surviving contact, their text
+# sealed under the key it was sealed with, which an erasure of the survivor destroys as well.
+
+
+async def _refuse_open_requests(contact_ids: list[uuid.UUID]) -> None:
+    from kith import Conflict
+    from kith.privacy.requests.service import OPEN_STATES
+    from kith.privacy.requests.tables import SubjectRequest
+
+    row = await (
+        SubjectRequest.select(SubjectRequest.id, SubjectRequest.kind, SubjectRequest.contact_id)
+        .where(
+            SubjectRequest.contact_id.is_in(contact_ids)
+            & SubjectRequest.state.is_in(list(OPEN_STATES))
+        )
+        .first()
+        .run()
+    )
+    if row is not None:
+        raise Conflict(
+            f"contact {row['contact_id']} has an open {row['kind']} request ({row['id']}): its "
+            "deadline and scope are about that contact as it is, so finish or reject the "
+            "request first",
+            request_id=str(row["id"]),
+        )
+
+
+@hookimpl
+async def kith_subject_merge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    choices: dict[str, uuid.UUID],
+) -> dict[str, list[str]] | None:
+    from kith.privacy.requests.tables import SubjectRequest
+
+    await _refuse_open_requests([survivor, *losers])
+    moved: dict[str, list[str]] = {}
+    for loser in losers:
+        rows = await (
+            SubjectRequest.update({SubjectRequest.contact_id: survivor})
+            .where(SubjectRequest.contact_id == loser)
+            .returning(SubjectRequest.id)
+            .run()
+        )
+        if rows:
+            moved[str(loser)] = [str(row["id"]) for row in rows]
+    return moved or None
+
+
+@hookimpl
+async def kith_subject_unmerge(
+    kith: Kith, merge_id: uuid.UUID, survivor: uuid.UUID, losers: list[uuid.UUID], note: Any
+) -> None:
+    from kith.privacy.requests.tables import SubjectRequest
+
+    await _refuse_open_requests([survivor])
+    for loser, ids in (note or {}).items():
+        await (
+            SubjectRequest.update({SubjectRequest.contact_id: uuid.UUID(loser)})
+            .where(
+                SubjectRequest.id.is_in([uuid.UUID(i) for i in ids])
+                & (SubjectRequest.contact_id == survivor)
+            )
+            .run()
+        )

@@ -321,7 +321,7 @@ class RequestService:
     async def _out(self, row: dict[str, Any], today: dt.date | None = None) -> SubjectRequestOut:
         today = today or self.today()
         opened = await self._open(
-            row["contact_id"],
+            _sealed_for(row),
             row["id"],
             REQUEST_TABLE,
             row["id"],
@@ -382,7 +382,11 @@ class RequestService:
             .order_by(RequestTransition.id)
         ):
             opened = await self._open(
-                row["contact_id"], request_id, TRANSITION_TABLE, t["id"], {"note": t["note"]}
+                t["sealed_for"] or _sealed_for(row),
+                request_id,
+                TRANSITION_TABLE,
+                t["id"],
+                {"note": t["note"]},
             )
             transitions.append(
                 TransitionOut(
@@ -400,7 +404,11 @@ class RequestService:
             .order_by(RequestExtension.at)
         ):
             opened = await self._open(
-                row["contact_id"], request_id, EXTENSION_TABLE, e["id"], {"reason": e["reason"]}
+                e["sealed_for"] or _sealed_for(row),
+                request_id,
+                EXTENSION_TABLE,
+                e["id"],
+                {"reason": e["reason"]},
             )
             extensions.append(
                 ExtensionOut(
@@ -924,3 +932,9 @@ class _NotTaken(Exception):
 def _owner() -> str:
     """Names one run in ``lease_owner``: host, process and a random part."""
     return f"{socket.gethostname()[:60]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _sealed_for(row: dict[str, Any]) -> uuid.UUID | None:
+    """Whose key sealed a request's text: the contact it was made about, which a merge may
+    have changed since (its ``contact_id`` then names the contact it was merged into)."""
+    return row["sealed_for"] or row["contact_id"]  # type: ignore[no-any-return]

@@ -60,10 +60,11 @@ _LATEST_NOTICE = Prepared(
         .limit(1)
     )
 )
+# Newest first: a contact that others were merged into records under its newest pseudonym.
 _PSEUDONYMS = Prepared(
-    lambda contact_id: ConsentSubject.select(ConsentSubject.pseudonym).where(
-        ConsentSubject.contact == contact_id
-    )
+    lambda contact_id: ConsentSubject.select(ConsentSubject.pseudonym)
+    .where(ConsentSubject.contact == contact_id)
+    .order_by(ConsentSubject.created_at, ascending=False)
 )
 
 ConsentAction = Literal["given", "withdrawn"]

@@ -11,6 +11,8 @@ in a transaction each; the steps that only touch this database run together in o
 2. suppression: keyed hashes of the person's emails and phones stay on the suppression list;
 3. legal holds: interactions a law requires to keep (``[privacy.legal_holds]``) are recorded
    as held; core keeps them, re-encrypted under the hold's own key and restricted, not erased;
+   then the data keys of contacts merged into this one are destroyed (what they sealed lives
+   on only in older backups and in records kept as evidence);
 4. one step per source answering ``kith_subject_erase`` (previewed by
    ``kith_subject_erase_preview``), core's own last: core deletes the contact, its emails and
    phones with their blind indexes, its interactions and its settled events (the contact stays
@@ -47,6 +49,7 @@ from kith import (
     get_logger,
     utcnow,
 )
+from kith.merge_records import merged_subjects
 from kith.privacy.encryption.errors import SubjectErased
 from kith.privacy.encryption.key_usage import rows_under_subject_key
 from kith.privacy.encryption.shredding import shred
@@ -220,6 +223,7 @@ class SubjectErasure:
             Step("recipients", self._recipients_preview, self._recipients, local=False),
             Step("suppression", self._suppression_preview, self._suppression),
             Step("legal_holds", self._holds_preview, self._holds),
+            Step("merged_keys", self._merged_keys_preview, self._merged_keys),
         ]
         for name in self._sources():
             steps.append(
@@ -320,6 +324,37 @@ class SubjectErasure:
             )
             entries.append(self._hold_entry(rule, count))
         return entries
+
+    # contacts merged into this one: their data keys go now, before core deletes the merges
+
+    def _merged_keys_entry(self, count: int) -> CertificateEntry:
+        return _entry(
+            SOURCE_PRIVACY,
+            "kith_privacy_data_key (contacts merged into this one)",
+            "crypto_shredded",
+            count,
+            "the data keys of the duplicate records merged into this contact are destroyed: "
+            "what was sealed under them (older backups, kept records) can never be read again",
+        )
+
+    async def _merged_keys_preview(self) -> list[PlannedAction]:
+        merged = await merged_subjects(self.contact_id)
+        if not merged:
+            return []
+        count = await _count(DataKey.count().where(DataKey.subject.is_in(merged)))
+        return [_planned(self._merged_keys_entry(count))]
+
+    async def _merged_keys(self) -> Entries:
+        merged = await merged_subjects(self.contact_id)
+        if not merged:
+            return []
+        count = await _count(DataKey.count().where(DataKey.subject.is_in(merged)))
+        for subject in merged:
+            try:
+                await shred(self.kith, subject, reason=f"erasure {self.job_id} (merged)")
+            except NotFound:
+                continue
+        return [self._merged_keys_entry(count)]
 
     # every source answering kith_subject_erase, core's own last
 

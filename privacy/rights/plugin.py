@@ -302,3 +302,25 @@ async def kith_subject_holds(kith: Kith, contact_id: uuid.UUID) -> list[SubjectH
     from kith.privacy.rights.erasure import legal_holds
 
     return await legal_holds(kith, contact_id)
+
+
+@hookimpl
+async def kith_subject_merge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    choices: dict[str, uuid.UUID],
+) -> Any:
+    from kith.privacy.rights import merging
+
+    return await merging.merge(kith, survivor, losers)
+
+
+@hookimpl
+async def kith_subject_unmerge(
+    kith: Kith, merge_id: uuid.UUID, survivor: uuid.UUID, losers: list[uuid.UUID], note: Any
+) -> None:
+    from kith.privacy.rights import merging
+
+    await merging.unmerge(kith, survivor, note)

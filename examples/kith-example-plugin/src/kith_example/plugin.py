@@ -141,3 +141,29 @@ async def kith_subject_erase_preview(kith: Any, contact_id: uuid.UUID) -> list[E
 @hookimpl
 async def kith_subject_erase(kith: Any, contact_id: uuid.UUID) -> list[ErasureOutcome]:
     return await _erase(contact_id, dry_run=False)
+
+
+# When duplicate contacts are merged, a plugin holding rows about them moves those rows to the
+# surviving contact, and moves them back if the merge is undone.
+
+
+@hookimpl
+async def kith_subject_merge(
+    kith: Kith,
+    merge_id: uuid.UUID,
+    survivor: uuid.UUID,
+    losers: list[uuid.UUID],
+    choices: dict[str, uuid.UUID],
+) -> Any:
+    from kith_example.merging import merge
+
+    return await merge(kith, survivor, losers)
+
+
+@hookimpl
+async def kith_subject_unmerge(
+    kith: Kith, merge_id: uuid.UUID, survivor: uuid.UUID, losers: list[uuid.UUID], note: Any
+) -> None:
+    from kith_example.merging import unmerge
+
+    await unmerge(kith, survivor, note)
