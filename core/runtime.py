@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from kith.plugin_manager import KithPluginManager
 
 _log = get_logger("kith")
+MERGE_CLOSE_EVERY_S = 3600.0
 
 
 class Kith:
@@ -45,6 +46,8 @@ class Kith:
         # The event bus is the default sink: events go to its outbox in the same transaction.
         self.bus = EventBus(database, settings, kith=self, unit_of_work=self.unit_of_work)
         self.sink: EventSink = sink or self.bus
+        # Core's own periodic work, run while the bus dispatches (kith serve, kith worker).
+        self.bus.add_job("kith.merges.close", MERGE_CLOSE_EVERY_S, self._close_expired_merges)
         self.token_cache = TokenCache(settings.token_cache_seconds)
         # What the plugins add; open_kith fills these in. The defaults are core's own, for a
         # Kith built by hand without plugins.
@@ -73,6 +76,12 @@ class Kith:
     @subscribers.setter
     def subscribers(self, value: Iterable[Subscriber]) -> None:
         self.bus.subscribers = value
+
+    async def _close_expired_merges(self) -> None:
+        """Delete what undoing a merge needed once its undo window has passed."""
+        from kith.services.merges import MergeService
+
+        await MergeService(self).close_expired()
 
     def unit_of_work(self, actor: Actor = SYSTEM) -> UnitOfWork:
         return UnitOfWork(self.database, self.sink, actor)

@@ -42,7 +42,6 @@ SOURCE = "kith"
 PLUGIN_NAME = "kith"
 PAGE = 500
 ERASED_NAME = "[erased]"
-MERGE_CLOSE_EVERY_S = 3600.0
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
 
 DESCRIPTIONS = {
@@ -447,14 +446,3 @@ async def kith_subject_unmerge(
     if note is not None:
         await merging.unmerge_rows(kith, survivor, note)
 
-
-@hookimpl
-def kith_startup(kith: Kith) -> None:
-    """Have the worker (and ``kith serve`` when it dispatches) delete what undoing a merge
-    needed once its window has passed."""
-    from kith.services.merges import MergeService
-
-    async def close() -> None:
-        await MergeService(kith).close_expired()
-
-    kith.bus.add_job("kith.merges.close", MERGE_CLOSE_EVERY_S, close)
