@@ -118,6 +118,7 @@ async def test_ropa_covers_purposes_recipients_retention_and_plugins(configured:
         "contact_details",
         "custom",
         "identity",
+        "merge_records",
     )
     assert "Acme Telephony" in [r.name for r in record.recipients]
     assert "Acme Telephony" in [r.name for r in record.transfers]
