@@ -48,13 +48,13 @@ from kith.services.intake import ContactIntake, Intake
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
-from kith.subject_moves import move_subject_rows
 from kith.subject_checks import (
     ProcessingRefused,
     check_processing,
     processing_refusals,
     record_access,
 )
+from kith.subject_moves import move_subject_rows
 from kith.subjects import (
     LAWFUL_BASES,
     Access,

@@ -251,9 +251,7 @@ async def _merge_points(
                     field=f"choices.{choice}",
                 )
         else:
-            picked = next(
-                (p for contact in order for p in primaries if p.contact == contact), None
-            )
+            picked = next((p for contact in order for p in primaries if p.contact == contact), None)
         if picked is None:
             continue
         of_kind = (ContactPoint.contact == survivor) & (ContactPoint.kind == kind)
@@ -368,7 +366,9 @@ async def _existing(table: Any, ids: Iterable[uuid.UUID | None]) -> set[uuid.UUI
     return {row["id"] for row in await table.select(table.id).where(table.id.is_in(wanted))}
 
 
-async def _restore_contact(kith: Kith, record: ContactRecord, owners: set[uuid.UUID]) -> dict[Any, Any]:
+async def _restore_contact(
+    kith: Kith, record: ContactRecord, owners: set[uuid.UUID]
+) -> dict[Any, Any]:
     """The columns of a contact record as it was, but its organization (set once every
     merged contact exists again) and an owner who is gone since."""
     plain: dict[str, str | None] = {

@@ -445,4 +445,3 @@ async def kith_subject_unmerge(
     # First: the losers' records exist again before the plugins move rows back to them.
     if note is not None:
         await merging.unmerge_rows(kith, survivor, note)
-

@@ -23,6 +23,7 @@ CHUNK = 500
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
+    from piccolo.columns import Column
     from piccolo.table import Table
 
 
@@ -58,7 +59,9 @@ async def move_subject_rows(
     personal, searched = _personal_columns(kith, table)
     selected = [table._meta.get_column_by_name(column) for column in personal]
     rows = await table.select(pk, owner_column, *selected).where(where).run()
-    extra = {table._meta.get_column_by_name(name): value for name, value in (values or {}).items()}
+    extra: dict[Column | str, Any] = {
+        table._meta.get_column_by_name(name): value for name, value in (values or {}).items()
+    }
     plain_moves = []
     for row in rows:
         stored = {column: row[column] for column in personal}
@@ -68,7 +71,7 @@ async def move_subject_rows(
             continue
         opened = await kith.protector.reveal(owner, tablename, row[key], stored)
         sealed = await kith.protector.protect(to, tablename, row[key], opened)
-        update = {owner_column: to, **extra}
+        update: dict[Column | str, Any] = {owner_column: to, **extra}
         update.update({table._meta.get_column_by_name(c): sealed[c] for c in personal})
         await table.update(update).where(pk == row[key]).run()
         if searched:

@@ -350,7 +350,9 @@ async def test_the_erasure_preview_lists_the_merged_contacts_keys(kith: Kith) ->
 
     survivor, loser = await _pair(kith)
     await MergeService(kith).merge(survivor, [loser])
-    planned = {p.location: (p.method, p.count) for p in await ErasureService(kith).preview(survivor)}
+    planned = {
+        p.location: (p.method, p.count) for p in await ErasureService(kith).preview(survivor)
+    }
     assert planned["kith_privacy_data_key (contacts merged into this one)"] == (
         "crypto_shredded",
         1,
@@ -402,9 +404,7 @@ async def test_an_undo_is_refused_once_the_survivor_changed(kith: Kith) -> None:
 
 async def test_chained_merges_undo_in_reverse_order(kith: Kith) -> None:
     contacts = ContactService(kith)
-    a, b, c = [
-        (await contacts.create(ContactCreate(name=name))).id for name in ("Ada", "Ad", "A")
-    ]
+    a, b, c = [(await contacts.create(ContactCreate(name=name))).id for name in ("Ada", "Ad", "A")]
     first = await MergeService(kith).merge(b, [c])
     second = await MergeService(kith).merge(a, [b])
     with pytest.raises(Conflict, match=f"undo merge {second.id} first"):
@@ -454,9 +454,7 @@ async def test_an_erased_contact_kept_for_a_legal_hold_is_not_merged(kith: Kith)
 
     configure_privacy(
         kith,
-        legal_holds={
-            "tax": {"kinds": ["order"], "keep": "10 years", "ground": "tax law (orders)"}
-        },
+        legal_holds={"tax": {"kinds": ["order"], "keep": "10 years", "ground": "tax law (orders)"}},
     )
     officer = await make_user(kith)
     shell = await make_person(kith, notes=0, orders=1)
@@ -480,7 +478,11 @@ async def test_an_erased_contact_kept_for_a_legal_hold_is_not_merged(kith: Kith)
         ({"losers": ["{missing}"]}, 422, "losers[0]"),
         ({"losers": ["{organization}"]}, 422, "losers[0]"),
         ({"losers": ["{loser}"], "choices": {"shoe_size": "{loser}"}}, 422, "choices.shoe_size"),
-        ({"losers": ["{loser}"], "choices": {"fields.nope": "{loser}"}}, 422, "choices.fields.nope"),
+        (
+            {"losers": ["{loser}"], "choices": {"fields.nope": "{loser}"}},
+            422,
+            "choices.fields.nope",
+        ),
         ({"losers": ["{loser}"], "choices": {"name": "{missing}"}}, 422, "choices.name"),
         ({"losers": ["{loser}"], "choices": {"primary_phone": "{survivor}"}}, 422, None),
         ({"losers": ["{loser}"], "extra": 1}, 422, None),
@@ -491,7 +493,9 @@ async def test_bad_input_is_a_problem_and_changes_nothing(
 ) -> None:
     contacts = ContactService(kith)
     survivor = (await contacts.create(ContactCreate(name="Ada"))).id
-    loser = (await contacts.create(ContactCreate(name="Ada L", phones=[PhoneIn("+442079460003")]))).id
+    loser = (
+        await contacts.create(ContactCreate(name="Ada L", phones=[PhoneIn("+442079460003")]))
+    ).id
     organization = (await contacts.create(ContactCreate(kind="organization", name="Org"))).id
     names = {
         "{survivor}": str(survivor),

@@ -179,9 +179,7 @@ class MergeService:
 
     async def _check_choices(self, order: list[uuid.UUID], choices: dict[str, uuid.UUID]) -> None:
         known = set(choice_names())
-        fields = {
-            row["name"] for row in await CustomField.select(CustomField.name).run()
-        }
+        fields = {row["name"] for row in await CustomField.select(CustomField.name).run()}
         for name, chosen in choices.items():
             field = f"choices.{name}"
             if name.startswith(FIELD_CHOICE):
@@ -198,9 +196,7 @@ class MergeService:
                     field=field,
                 )
             if chosen not in order:
-                raise InvalidInput(
-                    f"{chosen} is not one of the contacts being merged", field=field
-                )
+                raise InvalidInput(f"{chosen} is not one of the contacts being merged", field=field)
 
     async def _merge_hooks(
         self,
@@ -227,8 +223,7 @@ class MergeService:
                 msgspec.json.encode(note)
             except (TypeError, msgspec.EncodeError) as exc:
                 raise TypeError(
-                    f"plugin {name!r} answered kith_subject_merge with what JSON cannot hold: "
-                    f"{exc}"
+                    f"plugin {name!r} answered kith_subject_merge with what JSON cannot hold: {exc}"
                 ) from None
         return notes
 
@@ -268,7 +263,9 @@ class MergeService:
             await self._check_undo(merge, now)
             # Claimed first: a second undo running at once finds it taken and stops here.
             claimed = await (
-                Merge.update({Merge.state: "undone", Merge.undone_at: now, Merge.undone_by: actor.ref})
+                Merge.update(
+                    {Merge.state: "undone", Merge.undone_at: now, Merge.undone_by: actor.ref}
+                )
                 .where((Merge.id == merge_id) & (Merge.state == "done"))
                 .returning(Merge.snapshot, Merge.survivor_updated_at)
                 .run()
@@ -321,7 +318,9 @@ class MergeService:
                     f"{later['id']} first",
                     merge_id=str(later["id"]),
                 )
-            raise Conflict(f"contact {survivor} no longer exists; merge {merge_id} cannot be undone")
+            raise Conflict(
+                f"contact {survivor} no longer exists; merge {merge_id} cannot be undone"
+            )
         if row["updated_at"] != updated_at:
             raise Conflict(
                 f"contact {survivor} was changed after the merge; undoing it would lose those "
@@ -329,14 +328,20 @@ class MergeService:
             )
 
     async def _unmerge_hooks(
-        self, merge_id: uuid.UUID, survivor: uuid.UUID, losers: list[uuid.UUID], notes: dict[str, Any]
+        self,
+        merge_id: uuid.UUID,
+        survivor: uuid.UUID,
+        losers: list[uuid.UUID],
+        notes: dict[str, Any],
     ) -> None:
         plugins = self.kith.plugins
         if plugins is None or not plugins.implements("kith_subject_unmerge"):
             await unmerge_rows(self.kith, survivor, notes[CORE])
             return
         answering = plugins.implementers("kith_subject_unmerge")
-        missing = sorted(name for name, note in notes.items() if note is not None and name not in answering)
+        missing = sorted(
+            name for name, note in notes.items() if note is not None and name not in answering
+        )
         if missing:
             raise Conflict(
                 f"plugin {missing[0]} moved rows in this merge and cannot move them back now "

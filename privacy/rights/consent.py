@@ -62,9 +62,11 @@ _LATEST_NOTICE = Prepared(
 )
 # Newest first: a contact that others were merged into records under its newest pseudonym.
 _PSEUDONYMS = Prepared(
-    lambda contact_id: ConsentSubject.select(ConsentSubject.pseudonym)
-    .where(ConsentSubject.contact == contact_id)
-    .order_by(ConsentSubject.created_at, ascending=False)
+    lambda contact_id: (
+        ConsentSubject.select(ConsentSubject.pseudonym)
+        .where(ConsentSubject.contact == contact_id)
+        .order_by(ConsentSubject.created_at, ascending=False)
+    )
 )
 
 ConsentAction = Literal["given", "withdrawn"]

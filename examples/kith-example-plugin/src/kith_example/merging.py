@@ -44,9 +44,7 @@ async def merge(kith: Kith, survivor: uuid.UUID, losers: list[uuid.UUID]) -> Any
     by_contact = {row["contact_id"]: row for row in rows}
     if not await Welcome.exists().where(Welcome.contact_id == survivor).run():
         first = next(loser for loser in losers if loser in by_contact)
-        note.moved = await move_subject_rows(
-            kith, Welcome, Welcome.contact_id == first, survivor
-        )
+        note.moved = await move_subject_rows(kith, Welcome, Welcome.contact_id == first, survivor)
         note.moved_from = first
         del by_contact[first]
     for row in by_contact.values():
