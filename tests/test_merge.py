@@ -751,3 +751,22 @@ def test_the_command_line_merges_and_unmerges(
     refused = kith_cli("contacts", "unmerge", merge_id, env=env)
     assert refused.exit_code == 1
     assert "undone already" in refused.output
+
+
+async def test_one_contact_merged_twice_at_once_goes_one_way(kith: Kith) -> None:
+    import asyncio
+
+    contacts = ContactService(kith)
+    first, second, loser = [
+        (await contacts.create(ContactCreate(name=name))).id for name in ("Ada", "Ada L", "A L")
+    ]
+    results = await asyncio.gather(
+        MergeService(kith).merge(first, [loser]),
+        MergeService(kith).merge(second, [loser]),
+        return_exceptions=True,
+    )
+    done = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    assert len(done) == 1 and len(refused) == 1, results
+    assert f"was merged into {done[0].contact_id}" in str(refused[0])
+    assert await MergedContact.count().run() == 1

@@ -8,9 +8,10 @@ setting) the merge can be undone: the losers come back with their ids and everyt
 theirs (``kith_subject_unmerge``). Then, or once undone, the sealed copy is deleted.
 
 Rules: every contact merged must be of one kind; a contact whose data may not be processed
-(a restriction under Art. 18, records under a legal hold, an open subject request) is refused
-with 409 by the plugins' processing check, for the merge and for its undo; an undo is refused
-once the survivor has changed, or was merged itself, since.
+(a restriction under Art. 18, records under a legal hold) is refused with 409 by the plugins'
+processing check (``contact.merge``, and ``contact.unmerge`` for the survivor of an undo), and
+a plugin may refuse in its merge hook (the requests plugin does while a request about one of
+them is open); an undo is refused once the survivor has changed, or was merged itself, since.
 """
 
 from __future__ import annotations
@@ -147,7 +148,8 @@ class MergeService:
         return [survivor, *losers]
 
     async def _check_contacts(self, order: list[uuid.UUID]) -> None:
-        rows = await Contact.select(Contact.id, Contact.kind).where(Contact.id.is_in(order)).run()
+        query = Contact.select(Contact.id, Contact.kind).where(Contact.id.is_in(order))
+        rows = await self._locked(query.order_by(Contact.id)).run()
         kinds = {row["id"]: row["kind"] for row in rows}
         survivor = order[0]
         if survivor not in kinds:
@@ -161,6 +163,14 @@ class MergeService:
                     "only contacts of one kind merge",
                     field=f"losers[{index}]",
                 )
+
+    def _locked(self, query: Any) -> Any:
+        """``query`` locking the rows it reads until the transaction ends, on PostgreSQL (a
+        merge or undo running at once for one of them waits); SQLite runs one writing
+        transaction at a time anyway."""
+        if self.kith.settings.database_kind == "postgresql":
+            return query.lock_rows()
+        return query
 
     @staticmethod
     async def _missing(
@@ -260,7 +270,7 @@ class MergeService:
         now = utcnow()
         async with self.kith.unit_of_work(actor) as uow:
             merge = await self.get(merge_id)
-            await self._check_undo(merge, now)
+            self._check_undo(merge, now)
             # Claimed first: a second undo running at once finds it taken and stops here.
             claimed = await (
                 Merge.update(
@@ -295,7 +305,7 @@ class MergeService:
         return await self.get(merge_id)
 
     @staticmethod
-    async def _check_undo(merge: MergeOut, now: dt.datetime) -> None:
+    def _check_undo(merge: MergeOut, now: dt.datetime) -> None:
         if merge.state == "undone":
             raise Conflict(f"merge {merge.id} was undone already")
         if merge.state == "closed" or now >= merge.undo_until:
@@ -305,11 +315,11 @@ class MergeService:
                 undo_until=merge.undo_until.isoformat(),
             )
 
-    @staticmethod
     async def _check_survivor(
-        survivor: uuid.UUID, updated_at: dt.datetime, merge_id: uuid.UUID
+        self, survivor: uuid.UUID, updated_at: dt.datetime, merge_id: uuid.UUID
     ) -> None:
-        row = await Contact.select(Contact.updated_at).where(Contact.id == survivor).first()
+        query = Contact.select(Contact.updated_at).where(Contact.id == survivor)
+        row = await self._locked(query).first().run()
         if row is None:
             later = await merged_into(survivor)
             if later is not None:
