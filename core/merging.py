@@ -463,7 +463,8 @@ async def _restore_points(kith: Kith, survivor: uuid.UUID, points: list[PointRec
                 contact=point.contact,
                 kind=point.kind,
                 value=sealed["value"],
-                lookup=point.lookup,
+                # Made again: the blind index may have been re-keyed since the merge.
+                lookup=kith.protector.lookup_key(point.kind, point.value),
                 label=point.label,
                 is_primary=point.is_primary,
                 position=point.position,
@@ -491,7 +492,9 @@ async def _restore_values(kith: Kith, survivor: uuid.UUID, values: list[ValueRec
     for value in values:
         if value.field not in fields:
             continue
-        protected = value.protected
+        protected, lookup = value.protected, value.lookup
+        if value.protected is not None and value.kind is not None:
+            lookup = kith.protector.lookup_key(value.kind, value.protected)
         if protected is not None:
             protected = (
                 await kith.protector.protect(
@@ -507,7 +510,7 @@ async def _restore_values(kith: Kith, survivor: uuid.UUID, values: list[ValueRec
                 protected=protected,
                 number=value.number,
                 kind=value.kind,
-                lookup=value.lookup,
+                lookup=lookup,
             )
         )
     if rows:

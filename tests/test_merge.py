@@ -219,7 +219,8 @@ async def test_a_merge_moves_everything_and_its_undo_restores_both_exactly(
     for q in ("augusta@work.example", "Augusta King"):
         found = await ContactService(kith).list(q=q)
         assert [c.id for c in found.items] == [survivor], q
-    assert await FieldService(kith).conditions({"passport": "ZX-4471"})
+    by_field = await ContactService(kith).list(fields={"passport": "ZX-4471"})
+    assert [c.id for c in by_field.items] == [survivor]
     gone = await kith_client.get(f"/api/contacts/{loser}", headers=agent)
     assert gone.status_code == 404
     assert gone.headers["content-type"].startswith("application/problem+json")
@@ -770,3 +771,30 @@ async def test_one_contact_merged_twice_at_once_goes_one_way(kith: Kith) -> None
     assert len(done) == 1 and len(refused) == 1, results
     assert f"was merged into {done[0].contact_id}" in str(refused[0])
     assert await MergedContact.count().run() == 1
+
+
+async def test_erasing_a_survivor_reaches_contacts_merged_into_its_losers(kith: Kith) -> None:
+    contacts = ContactService(kith)
+    a, b, c = [(await contacts.create(ContactCreate(name=name))).id for name in ("Ada", "Ad", "A")]
+    await MergeService(kith).merge(b, [c])
+    await MergeService(kith).merge(a, [b])
+    assert await DataKey.count().where(DataKey.subject.is_in([a, b, c])).run() == 3
+    await run_request(kith, "erasure", a, await make_user(kith))
+    assert not await DataKey.exists().where(DataKey.subject.is_in([a, b, c])).run()
+    assert not await Merge.exists().run()
+
+
+async def test_an_undo_after_a_re_index_finds_the_losers_by_email_again(kith: Kith) -> None:
+    from kith.privacy.encryption import reindex
+
+    survivor, loser = await _pair(kith)
+    merge = await MergeService(kith).merge(survivor, [loser])
+    await reindex.reindex(kith)  # the blind indexes under a new root key
+    await MergeService(kith).undo(merge.id)
+    contacts = ContactService(kith)
+    assert await contacts.find_ids_by("email", "augusta@work.example") == [loser]
+    assert sorted(await contacts.find_ids_by("email", "ada@example.com")) == sorted(
+        [survivor, loser]
+    )
+    by_field = await contacts.list(fields={"passport": "ZX-4471"})
+    assert [c.id for c in by_field.items] == [loser]
