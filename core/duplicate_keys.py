@@ -192,4 +192,3 @@ async def of_contacts(
                 for second in holders:
                     found.add(first, second)
     return found
-

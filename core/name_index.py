@@ -10,16 +10,18 @@ a decryption, never a wrong answer.
 
 Beside the prefixes, each row keeps *pair tokens* for duplicate detection
 (:mod:`kith.services.duplicates`): every two words of its name together, whole (up to
-``MAX_PREFIX`` characters) and cut to :data:`PAIR_PREFIX` characters, in either order, under a
-key of the table; a name of one word has its word alone. Contacts that share one are compared.
+``MAX_PREFIX`` characters), cut to :data:`PAIR_PREFIX` characters, and one whole with the
+other's initial, in either order, under a key of the table (see :func:`pairs`); a name of one
+word has its word alone. Contacts that share one are compared.
 Prefix tokens are never negative and pair tokens always are, so a scan reads the pair tokens
 alone, as one range of the (token, contact) index.
 
 What the index shows whoever reads the database is which rows share a name prefix (and so, up to
-``MAX_PREFIX``, how long a word is), and which share two words of their names. The setting ``name_search_index = false`` keeps none: the
-tokens are deleted and a name search decrypts contacts one by one, as it also does while the
-index is incomplete (built for other keys, or not yet for the rows already there). ``kith
-migrate`` and ``kith privacy keys reindex`` build it.
+``MAX_PREFIX``, how long a word is), and which share two words of their names. The setting
+``name_search_index = false`` keeps none: the tokens are deleted and a name search decrypts
+contacts one by one, as it also does while the index is incomplete (built for other keys, or
+not yet for the rows already there); duplicate detection then compares emails and phones only.
+``kith migrate`` and ``kith privacy keys reindex`` build it.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ PAIR_PREFIX = 4
 # The words of a row that make pairs (a long company name would make too many).
 PAIR_WORDS = 4
 # Changes whenever what is indexed changes (normalisation, lengths): the index is rebuilt then.
-FORMAT = f"kith/name-index/v2/{MIN_PREFIX}-{MAX_PREFIX}/pairs-{PAIR_PREFIX}-{PAIR_WORDS}"
+FORMAT = f"kith/name-index/v2/{MIN_PREFIX}-{MAX_PREFIX}/pairs-{PAIR_PREFIX}-{PAIR_WORDS}-initials"
 # What a shredded subject's fields read as: not a name, never indexed.
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
@@ -97,8 +99,9 @@ def pair_token(digest: str) -> int:
 
 def pairs(names: Iterable[str]) -> set[str]:
     """What the pair tokens of a row's names hash: each two of its first :data:`PAIR_WORDS`
-    distinct words (of two characters or more), whole and cut to :data:`PAIR_PREFIX`, in
-    sorted order; a row of one such word gives that word alone, whole and cut."""
+    distinct words (of two characters or more), whole and cut to :data:`PAIR_PREFIX` (in
+    sorted order), and each word whole with the other's initial ("j. smith": a typo in one
+    word still meets the other); a row of one such word gives that word alone, whole and cut."""
     found: list[str] = []
     for name in names:
         if name == ERASED:
@@ -115,6 +118,8 @@ def pairs(names: Iterable[str]) -> set[str]:
         for second in found[i + 1 :]:
             keys.add(" ".join(sorted((first, second))))
             keys.add(" ".join(sorted((first[:PAIR_PREFIX], second[:PAIR_PREFIX]))))
+            keys.add(f"{first[0]}. {second}")
+            keys.add(f"{second[0]}. {first}")
     return keys
 
 

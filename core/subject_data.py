@@ -23,7 +23,14 @@ from kith import name_index
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.subjects import ErasureOutcome, ExportSection, Row, RowPages, SubjectHold
-from kith.tables import Contact, ContactPoint, CustomFieldValue, Interaction, NameToken
+from kith.tables import (
+    Contact,
+    ContactPoint,
+    CustomFieldValue,
+    DuplicatePair,
+    Interaction,
+    NameToken,
+)
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -232,6 +239,11 @@ class _Counts:
     events: int
     deliveries: int
     name_tokens: int
+    duplicate_pairs: int
+
+
+def _pairs_of(contact_id: uuid.UUID) -> Any:
+    return (DuplicatePair.contact_a == contact_id) | (DuplicatePair.contact_b == contact_id)
 
 
 def _kept_event_names(kith: Kith) -> list[str]:
@@ -258,6 +270,7 @@ async def _counts(kith: Kith, contact_id: uuid.UUID, holds: list[SubjectHold]) -
         events=events,
         deliveries=deliveries,
         name_tokens=int(await NameToken.count().where(NameToken.contact == contact_id).run()),
+        duplicate_pairs=int(await DuplicatePair.count().where(_pairs_of(contact_id)).run()),
     )
 
 
@@ -292,6 +305,12 @@ def _outcomes(counts: _Counts) -> list[ErasureOutcome]:
             location="name search index (kith_name_token)",
             method="deleted",
             count=counts.name_tokens,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="duplicate pairs (kith_duplicate_pair)",
+            method="deleted",
+            count=counts.duplicate_pairs,
         ),
         ErasureOutcome(
             source=SOURCE,
@@ -359,6 +378,8 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
     await CustomFieldValue.delete().where(CustomFieldValue.contact == contact_id).run()
     # Not left to the contact's deletion: a shell kept for a legal hold is not deleted.
     await name_index.forget_subject(contact_id)
+    # Ids and scores only, but they say whom the person resembled; a shell keeps none.
+    await DuplicatePair.delete().where(_pairs_of(contact_id)).run()
     remove = Interaction.contact == contact_id
     if kept:
         remove &= Interaction.id.not_in(kept)

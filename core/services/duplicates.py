@@ -28,9 +28,9 @@ from kith.duplicate_settings import DuplicateSettings
 from kith.errors import InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
+from kith.outbox import as_time
 from kith.pagination import check_limit, decode_cursor, encode_cursor
 from kith.runtime import Kith
-from kith.outbox import as_time
 from kith.schemas import (
     DuplicateContact,
     DuplicatePairOut,
@@ -178,9 +178,7 @@ class DuplicateService:
         if not contact_ids:
             return {}
         rows = await (
-            Contact.select(
-                Contact.id, Contact.kind, Contact.organization, *_name_columns()
-            )
+            Contact.select(Contact.id, Contact.kind, Contact.organization, *_name_columns())
             .where(Contact.id.is_in(list(contact_ids)) & (Contact.archived == False))  # noqa: E712
             .run()
         )
@@ -194,7 +192,9 @@ class DuplicateService:
             )
             parts = " ".join(p for p in (plain["given_name"], plain["family_name"]) if p)
             names = tuple(
-                dict.fromkeys(n for n in (comparable(plain["display_name"]), comparable(parts)) if n)
+                dict.fromkeys(
+                    n for n in (comparable(plain["display_name"]), comparable(parts)) if n
+                )
             )
             found[row["id"]] = Side(
                 kind=row["kind"],
@@ -224,42 +224,6 @@ class DuplicateService:
         return found
 
     # -- listing and deciding ----------------------------------------------------------------
-
-    async def list(
-        self,
-        *,
-        contact_id: uuid.UUID | None = None,
-        status: DuplicateStatus = "pending",
-        cursor: str | None = None,
-        limit: int = 50,
-        actor: Actor = SYSTEM,
-    ) -> Page[DuplicatePairOut]:
-        """Pairs of live contacts (not archived, not erased), best score first; ``contact_id``
-        keeps the pairs of that contact. The contacts shown are reported as read (``list``)."""
-        limit = check_limit(limit)
-        query = _pairs_query().where(DuplicatePair.status == status)
-        if contact_id is not None:
-            query = query.where(
-                (DuplicatePair.contact_a == contact_id) | (DuplicatePair.contact_b == contact_id)
-            )
-        if cursor:
-            after_score, after_id = _decode_pair_cursor(cursor)
-            query = query.where(
-                (DuplicatePair.score < after_score)
-                | ((DuplicatePair.score == after_score) & (DuplicatePair.id > after_id))
-            )
-        rows = await (
-            query.order_by(DuplicatePair.score, ascending=False)
-            .order_by(DuplicatePair.id)
-            .limit(limit + 1)
-            .run()
-        )
-        items = await self._pairs_out(rows[:limit])
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor(items[-1].score, items[-1].id)
-        await self._report(_contacts_of(items), "list", actor)
-        return Page(items=items, next_cursor=next_cursor)
 
     async def get(self, pair_id: uuid.UUID, actor: Actor = SYSTEM) -> DuplicatePairOut:
         """One pair of live contacts; the two contacts are reported as read."""
@@ -330,6 +294,43 @@ class DuplicateService:
                 )
             )
         return found
+
+    # The last method: its name hides the built-in ``list`` in the class body.
+    async def list(
+        self,
+        *,
+        contact_id: uuid.UUID | None = None,
+        status: DuplicateStatus = "pending",
+        cursor: str | None = None,
+        limit: int = 50,
+        actor: Actor = SYSTEM,
+    ) -> Page[DuplicatePairOut]:
+        """Pairs of live contacts (not archived, not erased), best score first; ``contact_id``
+        keeps the pairs of that contact. The contacts shown are reported as read (``list``)."""
+        limit = check_limit(limit)
+        query = _pairs_query().where(DuplicatePair.status == status)
+        if contact_id is not None:
+            query = query.where(
+                (DuplicatePair.contact_a == contact_id) | (DuplicatePair.contact_b == contact_id)
+            )
+        if cursor:
+            after_score, after_id = _decode_pair_cursor(cursor)
+            query = query.where(
+                (DuplicatePair.score < after_score)
+                | ((DuplicatePair.score == after_score) & (DuplicatePair.id > after_id))
+            )
+        rows = await (
+            query.order_by(DuplicatePair.score, ascending=False)
+            .order_by(DuplicatePair.id)
+            .limit(limit + 1)
+            .run()
+        )
+        items = await self._pairs_out(rows[:limit])
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(items[-1].score, items[-1].id)
+        await self._report(_contacts_of(items), "list", actor)
+        return Page(items=items, next_cursor=next_cursor)
 
 
 class _Run:
