@@ -342,6 +342,8 @@ class _Run:
         self.actor = actor
         self.threshold = service.settings.threshold
         self.seen: set[Pair] = set()
+        # Each contact is decrypted (and reported) once a scan; None: not live.
+        self.sides: dict[uuid.UUID, Side | None] = {}
         self.compared = 0
         self.found = 0
         self.skipped_keys = 0
@@ -354,8 +356,12 @@ class _Run:
         todo = [pair for pair in todo if pair not in dismissed]
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
-            ids = list(dict.fromkeys(contact for pair in batch for contact in pair))
-            sides = await self.service.sides(ids, self.actor)
+            ids = [
+                c for c in dict.fromkeys(c for pair in batch for c in pair) if c not in self.sides
+            ]
+            read = await self.service.sides(ids, self.actor)
+            self.sides.update({contact: read.get(contact) for contact in ids})
+            sides = self.sides
             keep: list[tuple[Pair, int, list[str]]] = []
             for pair in batch:
                 first, second = sides.get(pair[0]), sides.get(pair[1])
