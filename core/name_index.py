@@ -11,7 +11,7 @@ a decryption, never a wrong answer.
 Beside the prefixes, each row keeps *pair tokens* for duplicate detection
 (:mod:`kith.services.duplicates`): every two words of its name together, whole (up to
 ``MAX_PREFIX`` characters), cut to :data:`PAIR_PREFIX` characters, and one whole with the
-other's initial, in either order, under a key of the table (see :func:`pairs`); a name of one
+other's first letters, in either order, under a key of the table (see :func:`pairs`); a name of one
 word has its word alone. Contacts that share one are compared.
 Prefix tokens are never negative and pair tokens always are, so a scan reads the pair tokens
 alone, as one range of the (token, contact) index.
@@ -49,10 +49,14 @@ MIN_PREFIX = 2
 MAX_PREFIX = 10
 # Pair tokens: words cut to this length pair up too, so a typo late in a word still meets.
 PAIR_PREFIX = 4
+# And each word whole pairs with the other's first letters: a typo early in one word meets.
+PAIR_START = 2
 # The words of a row that make pairs (a long company name would make too many).
 PAIR_WORDS = 4
 # Changes whenever what is indexed changes (normalisation, lengths): the index is rebuilt then.
-FORMAT = f"kith/name-index/v2/{MIN_PREFIX}-{MAX_PREFIX}/pairs-{PAIR_PREFIX}-{PAIR_WORDS}-initials"
+FORMAT = (
+    f"kith/name-index/v2/{MIN_PREFIX}-{MAX_PREFIX}/pairs-{PAIR_PREFIX}-{PAIR_START}-{PAIR_WORDS}"
+)
 # What a shredded subject's fields read as: not a name, never indexed.
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
@@ -100,8 +104,9 @@ def pair_token(digest: str) -> int:
 def pairs(names: Iterable[str]) -> set[str]:
     """What the pair tokens of a row's names hash: each two of its first :data:`PAIR_WORDS`
     distinct words (of two characters or more), whole and cut to :data:`PAIR_PREFIX` (in
-    sorted order), and each word whole with the other's initial ("j. smith": a typo in one
-    word still meets the other); a row of one such word gives that word alone, whole and cut."""
+    sorted order), and each word whole with the other's first :data:`PAIR_START` letters
+    ("jo. smith": a typo later in one word still meets the other); a row of one such word gives
+    that word alone, whole and cut."""
     found: list[str] = []
     for name in names:
         if name == ERASED:
@@ -118,8 +123,8 @@ def pairs(names: Iterable[str]) -> set[str]:
         for second in found[i + 1 :]:
             keys.add(" ".join(sorted((first, second))))
             keys.add(" ".join(sorted((first[:PAIR_PREFIX], second[:PAIR_PREFIX]))))
-            keys.add(f"{first[0]}. {second}")
-            keys.add(f"{second[0]}. {first}")
+            keys.add(f"{first[:PAIR_START]}. {second}")
+            keys.add(f"{second[:PAIR_START]}. {first}")
     return keys
 
 
