@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 from kith.cli._plugin_commands import PluginCommandsGroup
 from kith.cli.contacts import contacts
+from kith.cli.duplicates import duplicates
 from kith.cli.events import events
 from kith.cli.fields import fields
 from kith.cli.interactions import log_interaction
@@ -36,6 +37,7 @@ main.add_command(tokens)
 main.add_command(contacts)
 contacts.add_command(merge_contacts)
 contacts.add_command(unmerge_contacts)
+contacts.add_command(duplicates)
 main.add_command(fields)
 main.add_command(tasks)
 main.add_command(log_interaction)

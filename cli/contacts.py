@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import click
 import msgspec
@@ -28,6 +29,7 @@ from kith.services.users import UserService
 from kith.settings import Settings
 
 CLI_SOURCE = "cli"
+T = TypeVar("T")
 
 
 class ContactDetail(msgspec.Struct, kw_only=True):
@@ -39,10 +41,10 @@ class ContactDetail(msgspec.Struct, kw_only=True):
 
 
 async def collect(
-    fetch: Callable[[str | None, int], Awaitable[Page[ContactOut]]], limit: int
-) -> tuple[list[ContactOut], bool]:
+    fetch: Callable[[str | None, int], Awaitable[Page[T]]], limit: int
+) -> tuple[list[T], bool]:
     """Up to ``limit`` items across pages, and whether more exist."""
-    items: list[ContactOut] = []
+    items: list[T] = []
     cursor: str | None = None
     while len(items) < limit:
         page = await fetch(cursor, min(limit - len(items), MAX_LIMIT))

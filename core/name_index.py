@@ -8,11 +8,20 @@ the words typed the same way and reads the contacts holding all of them, in cont
 candidates are decrypted and checked, so a collision or a word longer than ``MAX_PREFIX`` costs
 a decryption, never a wrong answer.
 
+Beside the prefixes, each row keeps *pair tokens* for duplicate detection
+(:mod:`kith.services.duplicates`): every two words of its name together, whole (up to
+``MAX_PREFIX`` characters), cut to :data:`PAIR_PREFIX` characters, and one whole with the
+other's first letters, in either order, under a key of the table (see :func:`pairs`); a name of one
+word has its word alone. Contacts that share one are compared.
+Prefix tokens are never negative and pair tokens always are, so a scan reads the pair tokens
+alone, as one range of the (token, contact) index.
+
 What the index shows whoever reads the database is which rows share a name prefix (and so, up to
-``MAX_PREFIX``, how long a word is). The setting ``name_search_index = false`` keeps none: the
-tokens are deleted and a name search decrypts contacts one by one, as it also does while the
-index is incomplete (built for other keys, or not yet for the rows already there). ``kith
-migrate`` and ``kith privacy keys reindex`` build it.
+``MAX_PREFIX``, how long a word is), and which share two words of their names. The setting
+``name_search_index = false`` keeps none: the tokens are deleted and a name search decrypts
+contacts one by one, as it also does while the index is incomplete (built for other keys, or
+not yet for the rows already there); duplicate detection then compares emails and phones only.
+``kith migrate`` and ``kith privacy keys reindex`` build it.
 """
 
 from __future__ import annotations
@@ -38,8 +47,16 @@ MIN_PREFIX = 2
 # Longer words are indexed by their first MAX_PREFIX characters; the check after decryption
 # tells them apart. Each indexed word costs up to MAX_PREFIX - 1 rows.
 MAX_PREFIX = 10
+# Pair tokens: words cut to this length pair up too, so a typo late in a word still meets.
+PAIR_PREFIX = 4
+# And each word whole pairs with the other's first letters: a typo early in one word meets.
+PAIR_START = 2
+# The words of a row that make pairs (a long company name would make too many).
+PAIR_WORDS = 4
 # Changes whenever what is indexed changes (normalisation, lengths): the index is rebuilt then.
-FORMAT = f"kith/name-index/v1/{MIN_PREFIX}-{MAX_PREFIX}"
+FORMAT = (
+    f"kith/name-index/v2/{MIN_PREFIX}-{MAX_PREFIX}/pairs-{PAIR_PREFIX}-{PAIR_START}-{PAIR_WORDS}"
+)
 # What a shredded subject's fields read as: not a name, never indexed.
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
@@ -71,6 +88,46 @@ def _int64(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), signed=True)
 
 
+_POSITIVE = (1 << 63) - 1
+
+
+def prefix_token(digest: str) -> int:
+    """A prefix token: 63 bits of the keyed hash, never negative."""
+    return _int64(digest) & _POSITIVE
+
+
+def pair_token(digest: str) -> int:
+    """A pair token: 63 bits of the keyed hash, always negative."""
+    return (_int64(digest) & _POSITIVE) - (1 << 63)
+
+
+def pairs(names: Iterable[str]) -> set[str]:
+    """What the pair tokens of a row's names hash: each two of its first :data:`PAIR_WORDS`
+    distinct words (of two characters or more), whole and cut to :data:`PAIR_PREFIX` (in
+    sorted order), and each word whole with the other's first :data:`PAIR_START` letters
+    ("jo. smith": a typo later in one word still meets the other); a row of one such word gives
+    that word alone, whole and cut."""
+    found: list[str] = []
+    for name in names:
+        if name == ERASED:
+            continue
+        for word in words(name):
+            word = word[:MAX_PREFIX]
+            if len(word) >= MIN_PREFIX and word not in found:
+                found.append(word)
+    found = found[:PAIR_WORDS]
+    if len(found) == 1:
+        return {found[0], found[0][:PAIR_PREFIX]}
+    keys: set[str] = set()
+    for i, first in enumerate(found):
+        for second in found[i + 1 :]:
+            keys.add(" ".join(sorted((first, second))))
+            keys.add(" ".join(sorted((first[:PAIR_PREFIX], second[:PAIR_PREFIX]))))
+            keys.add(f"{first[:PAIR_START]}. {second}")
+            keys.add(f"{second[:PAIR_START]}. {first}")
+    return keys
+
+
 def _source(table: str, row_id: Any) -> int:
     """Which personal row a token came from, in 64 bits."""
     return _int64(f"{table}:{row_id}")
@@ -93,17 +150,27 @@ class NameIndex:
             for table, names in self.columns.items()
             for column in names
         }
+        # Pair tokens are keyed per table: a word pair meets whichever columns hold it.
+        self.pair_kinds = {table: f"name-pair:{table}" for table in self.columns}
         self._complete = False
         self._cleared = False
         self._checked = False
 
     def token(self, kind: str, prefix: str) -> int:
-        return _int64(self.kith.protector.lookup_key(kind, prefix))
+        return prefix_token(self.kith.protector.lookup_key(kind, prefix))
+
+    def pair_tokens(self, table: str, names: Iterable[str | None]) -> set[int]:
+        """The pair tokens of one row of ``table`` with these names (see :func:`pairs`)."""
+        kind = self.pair_kinds.get(table)
+        if kind is None:
+            return set()
+        lookup = self.kith.protector.lookup_key
+        return {pair_token(lookup(kind, key)) for key in pairs(n for n in names if n)}
 
     def tokens(self, table: str, values: Mapping[str, str | None]) -> set[int]:
         """The tokens of one row's name fields; a word in two of its fields is indexed once
-        (a search asks every column's key)."""
-        found: set[int] = set()
+        (a search asks every column's key). The row's pair tokens too."""
+        found = self.pair_tokens(table, (values.get(c) for c in self.columns.get(table, ())))
         seen: set[str] = set()
         for column in self.columns.get(table, ()):
             value = values.get(column)

@@ -238,6 +238,52 @@ class InteractionOut(Struct, kw_only=True):
     updated_at: dt.datetime
 
 
+DuplicateReason = Literal[
+    "same_email", "same_phone", "similar_name", "same_organization", "same_city"
+]
+DuplicateStatus = Literal["pending", "dismissed"]
+
+
+class DuplicateContact(Struct, kw_only=True):
+    """One side of a duplicate pair: enough to tell which contact it is."""
+
+    id: uuid.UUID
+    kind: ContactKind
+    name: str
+
+
+class DuplicatePairOut(Struct, kw_only=True):
+    """Two contacts that may be one: ``score`` from 0 to 100, and what they have in common."""
+
+    id: uuid.UUID
+    contact_a: DuplicateContact
+    contact_b: DuplicateContact
+    score: int
+    reasons: list[DuplicateReason]
+    status: DuplicateStatus
+    found_at: dt.datetime
+    decided_at: dt.datetime | None = None
+    decided_by: str | None = None
+
+
+class DuplicateScanOut(Struct, kw_only=True):
+    """What a duplicate scan did. ``contacts``: contacts checked (all, or those new or changed
+    since the last scan); ``compared``: candidate pairs scored; ``found``: pairs proposed, of
+    which ``new`` were not proposed before; ``skipped_keys``: blocking keys held by too many
+    contacts to compare through; ``name_index``: whether names could be compared (the name
+    search index is on and complete)."""
+
+    mode: Literal["full", "incremental"]
+    contacts: int
+    compared: int
+    found: int
+    new: int
+    skipped_keys: int
+    name_index: bool
+    started_at: dt.datetime
+    finished_at: dt.datetime
+
+
 class Page(Struct, Generic[T]):
     """One page of a list; pass ``next_cursor`` back as ``cursor`` for the next page."""
 

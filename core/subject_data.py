@@ -30,6 +30,7 @@ from kith.tables import (
     Contact,
     ContactPoint,
     CustomFieldValue,
+    DuplicatePair,
     Interaction,
     Merge,
     NameToken,
@@ -243,6 +244,11 @@ class _Counts:
     deliveries: int
     name_tokens: int
     merges: int
+    duplicate_pairs: int
+
+
+def _pairs_of(contact_id: uuid.UUID) -> Any:
+    return (DuplicatePair.contact_a == contact_id) | (DuplicatePair.contact_b == contact_id)
 
 
 def _kept_event_names(kith: Kith) -> list[str]:
@@ -273,6 +279,7 @@ async def _counts(kith: Kith, contact_id: uuid.UUID, holds: list[SubjectHold]) -
         deliveries=deliveries,
         name_tokens=int(await NameToken.count().where(NameToken.contact == contact_id).run()),
         merges=len(await merge_records.records_about(contact_id)),
+        duplicate_pairs=int(await DuplicatePair.count().where(_pairs_of(contact_id)).run()),
     )
 
 
@@ -307,6 +314,12 @@ def _outcomes(counts: _Counts) -> list[ErasureOutcome]:
             location="name search index (kith_name_token)",
             method="deleted",
             count=counts.name_tokens,
+        ),
+        ErasureOutcome(
+            source=SOURCE,
+            location="duplicate pairs (kith_duplicate_pair)",
+            method="deleted",
+            count=counts.duplicate_pairs,
         ),
         ErasureOutcome(
             source=SOURCE,
@@ -382,6 +395,8 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
     await CustomFieldValue.delete().where(CustomFieldValue.contact == contact_id).run()
     # Not left to the contact's deletion: a shell kept for a legal hold is not deleted.
     await name_index.forget_subject(contact_id)
+    # Ids and scores only, but they say whom the person resembled; a shell keeps none.
+    await DuplicatePair.delete().where(_pairs_of(contact_id)).run()
     remove = Interaction.contact == contact_id
     if kept:
         remove &= Interaction.id.not_in(kept)

@@ -235,6 +235,38 @@ class MergedContact(Table, tablename="kith_merge_loser"):
     merge = ForeignKey(references=Merge, on_delete=OnDelete.cascade, null=False, index=True)
     contact_id = UUID(index=True)
     position = Integer(default=0)
+class DuplicatePair(Table, tablename="kith_duplicate_pair"):
+    """Two contacts that may be one person, found by a duplicate scan (kith.services.duplicates).
+
+    ``contact_a`` is the smaller id of the two (one row per pair, whatever order they were found
+    in). Nothing personal: ids, a score from 0 to 100 and reason codes (``same_email``,
+    ``similar_name``...). ``status`` is ``pending`` or ``dismissed`` ("not a duplicate", never
+    proposed again). ``checked_at`` is when a scan last confirmed a pending pair."""
+
+    id = UUID(primary_key=True, default=new_id)
+    contact_a = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False)
+    contact_b = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False)
+    score = Integer()
+    reasons = JSON(default=[])
+    status = Varchar(length=10, default="pending")
+    found_at = Timestamptz()
+    checked_at = Timestamptz()
+    decided_by = Varchar(length=200, null=True, default=None)
+    decided_at = Timestamptz(null=True, default=None)
+
+
+class DuplicateScan(Table, tablename="kith_duplicate_scan"):
+    """One duplicate scan: when it ran and what it did. The start of the last finished scan is
+    where the next incremental scan picks up."""
+
+    id = UUID(primary_key=True, default=new_id)
+    mode = Varchar(length=20)
+    started_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)
+    contacts = Integer(default=0)
+    compared = Integer(default=0)
+    found = Integer(default=0)
+    skipped_keys = Integer(default=0)
 
 
 CORE_TABLES: list[type[Table]] = [
@@ -252,4 +284,6 @@ CORE_TABLES: list[type[Table]] = [
     NameIndexState,
     Merge,
     MergedContact,
+    DuplicatePair,
+    DuplicateScan,
 ]

@@ -129,9 +129,13 @@ class Kind:
 
 
 def _core_sections() -> list[tuple[str, type[msgspec.Struct]]]:
+    from kith import duplicate_settings
     from kith.dispatcher import SECTION, EventsConfig
 
-    return [(SECTION, EventsConfig)]
+    return [
+        (SECTION, EventsConfig),
+        (duplicate_settings.SECTION, duplicate_settings.DuplicateSettings),
+    ]
 
 
 def _core_apps() -> list[AppConfig]:

@@ -3,8 +3,9 @@ database and in every backup of it, can never be read again.
 
 The key row is deleted, a tombstone records who shredded whom and when (no personal data), and
 the subject's blind indexes are replaced by values that match nothing and their name search
-tokens deleted, so lookups and searches stop finding them. Reads of the subject's fields then
-return ``[erased]``. Shredding twice is a no-op that reports the first time. Once the shred has
+tokens and duplicate pairs deleted, so lookups, searches and duplicate scans stop finding
+them. Reads of the subject's fields then return ``[erased]``. Shredding twice is a no-op that
+reports the first time. Once the shred has
 committed, the storage the key row lived in is scrubbed (the SQLite write-ahead log checkpointed
 and truncated, the PostgreSQL key table vacuumed, and rewritten by the worker within the hour),
 so the wrapped key is not left behind in the database's own files.
@@ -24,6 +25,7 @@ from kith.logs import get_logger
 from kith.privacy.encryption.protector import protector_of
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.runtime import Kith
+from kith.services import duplicates
 from kith.services.contacts import ContactService
 from piccolo.engine.postgres import PostgresEngine
 
@@ -101,6 +103,8 @@ async def shred(
                 await table.update({lookup: erased_lookup(row_id)}).where(pk == row_id).run()
                 cleared += 1
         await name_index.forget_subject(contact_id)
+        # A shredded subject reads "[erased]": it is nobody's duplicate any more.
+        await duplicates.forget([contact_id])
         if tombstone is None:
             uow.publish(SHREDDED_EVENT.name, contact_id, contact_id=str(contact_id))
         if keys:
