@@ -12,6 +12,7 @@ from kith.cli._plugin_commands import PluginCommandsGroup
 from kith.cli.contacts import contacts
 from kith.cli.events import events
 from kith.cli.fields import fields
+from kith.cli.imports import import_
 from kith.cli.interactions import log_interaction
 from kith.cli.plugins import plugins
 from kith.cli.setup import init, migrate, serve
@@ -34,6 +35,7 @@ main.add_command(users)
 main.add_command(tokens)
 main.add_command(contacts)
 main.add_command(fields)
+main.add_command(import_)
 main.add_command(tasks)
 main.add_command(log_interaction)
 main.add_command(plugins)

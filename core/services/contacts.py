@@ -657,6 +657,26 @@ class ContactService:
         rows = await (_PRIMARY_HOLDERS if primary_only else _HOLDERS).run(key=key, kind=kind)
         return sorted({row["contact"] for row in rows})
 
+    async def holders(
+        self, values: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[uuid.UUID]]:
+        """The contacts holding each of these exact (kind, normalised value) emails and
+        phones, oldest first: one query for many (a batch of an import). Values nobody
+        holds are left out."""
+        by_key = {(kind, self.kith.protector.lookup_key(kind, value)): (kind, value)
+                  for kind, value in values}
+        if not by_key:
+            return {}
+        rows = await ContactPoint.select(
+            ContactPoint.contact, ContactPoint.kind, ContactPoint.lookup
+        ).where(ContactPoint.lookup.is_in(sorted({key for _, key in by_key})))
+        found: dict[tuple[str, str], set[uuid.UUID]] = {}
+        for row in rows:
+            value = by_key.get((row["kind"], row["lookup"]))
+            if value is not None:
+                found.setdefault(value, set()).add(row["contact"])
+        return {value: sorted(ids) for value, ids in found.items()}
+
     def _parse_lookup(self, q: str) -> tuple[str, str] | None:
         """(kind, normalised value) when the query is an email or a phone number, else None."""
         if looks_like_email(q):
