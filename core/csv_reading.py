@@ -9,6 +9,7 @@ import codecs
 import csv
 import hashlib
 import io
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ FIELD_LIMIT = 1 << 20
 # What a file that is not UTF-8 most likely is, in the market of 1C and Mango (and what
 # charset-normalizer is asked to confirm).
 LEGACY_ENCODING = "cp1251"
+
+CYRILLIC_ENCODINGS = ["cp1251", "koi8_r", "cp866", "mac_cyrillic", "iso8859_5"]
+_CYRILLIC_WORD = re.compile("[\u0400-\u04ff]{2,}")
 
 csv.field_size_limit(FIELD_LIMIT)
 
@@ -61,10 +65,24 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
-    best = charset_normalizer.from_bytes(sample).best()
+    # charset-normalizer alone reads short or repetitive Russian exports as Central European
+    # encodings; text whose non-ASCII characters form Cyrillic words is weighed among the
+    # Cyrillic encodings only.
+    isolation = CYRILLIC_ENCODINGS if _cyrillic_words(sample) else None
+    best = charset_normalizer.from_bytes(sample, cp_isolation=isolation).best()
     if best is None:
         return LEGACY_ENCODING
     return codecs.lookup(best.encoding).name
+
+
+def _cyrillic_words(sample: bytes) -> bool:
+    """Whether most non-ASCII bytes, read as windows-1251 (where KOI8-R's letters are
+    Cyrillic letters too), are letters of words of two or more: Latin-1 accents stand alone
+    between ASCII letters."""
+    text = sample.decode(LEGACY_ENCODING, errors="replace")
+    non_ascii = sum(1 for ch in text if ord(ch) > 127)
+    in_words = sum(len(word) for word in _CYRILLIC_WORD.findall(text))
+    return non_ascii > 0 and in_words >= 0.8 * non_ascii
 
 
 def sniff_delimiter(text: str) -> str:

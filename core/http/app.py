@@ -16,6 +16,7 @@ from kith.http.request_body import KithRequest
 from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.fields import FieldController
 from kith.http.routes.health import health
+from kith.http.routes.imports import ImportController
 from kith.http.routes.interactions import InteractionController, list_tasks
 from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
@@ -30,6 +31,7 @@ CORE_ROUTES: list[Any] = [
     health,
     ContactController,
     FieldController,
+    ImportController,
     InteractionController,
     list_tasks,
     UserController,

@@ -247,7 +247,11 @@ class ImportService:
     # -- creating ------------------------------------------------------------------------------
 
     async def prepare(
-        self, kind: str, path: Path, mapping: MappingFile | None = None
+        self,
+        kind: str,
+        path: Path,
+        mapping: MappingFile | None = None,
+        batch_size: int = BATCH_SIZE,
     ) -> tuple[FileFacts, ImportOptions]:
         """Read the file once (fingerprint, format, records) and map its columns; an
         :class:`InvalidInput` says what cannot be imported."""
@@ -289,6 +293,7 @@ class ImportService:
             tags=mapping.tags,
             source=mapping.source,
             match_field=mapping.match_field,
+            batch_size=batch_size,
         )
         return facts, options
 
@@ -301,9 +306,11 @@ class ImportService:
         mapping: MappingFile | None = None,
         error_path: Path | None = None,
         actor: Actor = SYSTEM,
+        batch_size: int = BATCH_SIZE,
     ) -> ImportJobOut:
-        """A new job for the file at ``path`` (kept where it is until the job is done)."""
-        facts, options = await self.prepare(kind, path, mapping)
+        """A new job for the file at ``path`` (kept where it is until the job is done);
+        ``batch_size`` records commit at a time."""
+        facts, options = await self.prepare(kind, path, mapping, batch_size)
         job_id = new_id()
         now = utcnow()
         errors = error_path or imports_folder(self.kith) / f"{job_id}-errors.csv"
