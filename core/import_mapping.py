@@ -177,7 +177,7 @@ _INTERACTION_ALIASES = {
     "source": "source",
     "источник": "source",
 }
-# A header starting with one of these holds another email or phone ("Email 2", "Телефон раб.").
+# A header starting with one of these holds another email or phone ("Email 2", "Телефон рабочий").
 _PREFIXES = (
     ("email", "email"),
     ("электроннаяпочта", "email"),
@@ -192,7 +192,7 @@ _NOT_WORD = re.compile(r"[\W_]+")
 
 def header_key(text: str) -> str:
     """A header name folded for matching: case, ``ё``, spaces and punctuation ignored."""
-    return _NOT_WORD.sub("", text.casefold().replace("ё", "е"))
+    return _NOT_WORD.sub("", text.casefold().replace("ё", "\u0435"))
 
 
 class MappingFile(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -211,7 +211,9 @@ def load_mapping(path: Path) -> MappingFile:
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
-        raise InvalidInput(f"cannot read the mapping file: {exc.strerror}", field="mapping") from None
+        raise InvalidInput(
+            f"cannot read the mapping file: {exc.strerror}", field="mapping"
+        ) from None
     return parse_mapping(text, toml=path.suffix.lower() == ".toml")
 
 
@@ -227,7 +229,9 @@ def parse_mapping(text: str, *, toml: bool | None = None) -> MappingFile:
         else:
             data = tomllib.loads(text) if toml else json.loads(text)
     except ValueError as exc:
-        raise InvalidInput(f"the mapping is neither JSON nor TOML: {exc}", field="mapping") from None
+        raise InvalidInput(
+            f"the mapping is neither JSON nor TOML: {exc}", field="mapping"
+        ) from None
     try:
         return msgspec.convert(data, MappingFile)
     except msgspec.ValidationError as exc:

@@ -142,7 +142,7 @@ def _first(values: dict[str, list[str]], target: str) -> str | None:
 
 
 def _fold(text: str) -> str:
-    return re.sub(r"[\W_]+", "", text.casefold().replace("ё", "е"))
+    return re.sub(r"[\W_]+", "", text.casefold().replace("ё", "\u0435"))
 
 
 def _normalised(values: dict[str, list[str]], region: str) -> tuple[list[str], list[str]]:
@@ -172,7 +172,9 @@ def contact_row(line: int, cells: Sequence[str], spec: RowSpec) -> ContactRow:
             raise RowError(f"kind {given_kind!r} is neither a person nor an organization")
         kind = _KINDS[_fold(given_kind)]
     organization = _first(values, "organization")
-    given, middle, family = (_first(values, t) for t in ("given_name", "middle_name", "family_name"))
+    given, middle, family = (
+        _first(values, t) for t in ("given_name", "middle_name", "family_name")
+    )
     name = _first(values, "name")
     if name is None and middle is not None:
         # The patronymic goes between the given and family names in the displayed name.
@@ -227,7 +229,8 @@ def interaction_row(line: int, cells: Sequence[str], spec: RowSpec) -> Interacti
     kind = _INTERACTION_KINDS.get(_fold(given_kind), _INTERACTION_KINDS.get(given_kind.lower()))
     if kind is None:
         raise RowError(
-            f"kind {given_kind!r} is not one of {', '.join(sorted(set(_INTERACTION_KINDS.values())))}"
+            f"kind {given_kind!r} is not one of "
+            + ", ".join(sorted(set(_INTERACTION_KINDS.values())))
         )
     direction = None
     if (text := _first(values, "direction")) is not None:
@@ -253,7 +256,7 @@ def interaction_row(line: int, cells: Sequence[str], spec: RowSpec) -> Interacti
     return InteractionRow(line, data, contact_id, keys, contact_key)
 
 
-def _convert(raw: dict[str, object], kind: type[T]) -> T:
+def _convert(raw: Mapping[str, object], kind: type[T]) -> T:
     try:
         return msgspec.convert(raw, kind)
     except msgspec.ValidationError as exc:

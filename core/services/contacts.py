@@ -663,8 +663,10 @@ class ContactService:
         """The contacts holding each of these exact (kind, normalised value) emails and
         phones, oldest first: one query for many (a batch of an import). Values nobody
         holds are left out."""
-        by_key = {(kind, self.kith.protector.lookup_key(kind, value)): (kind, value)
-                  for kind, value in values}
+        by_key = {
+            (kind, self.kith.protector.lookup_key(kind, value)): (kind, value)
+            for kind, value in values
+        }
         if not by_key:
             return {}
         rows = await ContactPoint.select(

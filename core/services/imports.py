@@ -15,6 +15,7 @@ spreadsheet opens it and, corrected, it imports again).
 from __future__ import annotations
 
 import asyncio
+import builtins
 import csv
 import datetime as dt
 import io
@@ -393,7 +394,9 @@ class ImportService:
                 "that process stops",
                 import_id=str(job_id),
             )
-        same_holder = ImportJob.lease_owner.is_null() if held is None else ImportJob.lease_owner == held
+        same_holder = (
+            ImportJob.lease_owner.is_null() if held is None else ImportJob.lease_owner == held
+        )
         taken = (
             await ImportJob.update(
                 {
@@ -416,9 +419,11 @@ class ImportService:
             return actor
         if row["created_by"] is None:
             return SYSTEM
-        user = await User.select(User.id, User.email, User.role).where(
-            User.id == row["created_by"]
-        ).first()
+        user = (
+            await User.select(User.id, User.email, User.role)
+            .where(User.id == row["created_by"])
+            .first()
+        )
         if user is None:
             return SYSTEM
         return Actor(kind="user", id=user["id"], role=Role(user["role"]), name=user["email"])
@@ -572,7 +577,7 @@ class ImportService:
         if not kept:
             raise LeaseLost(f"import {job_id} was taken over by another process")
 
-    async def resume_stopped(self) -> list[uuid.UUID]:
+    async def resume_stopped(self) -> builtins.list[uuid.UUID]:
         """Resume every running job whose lease ran out (its process stopped); the worker's
         and the server's periodic job. A failed job waits for a person to run it again."""
         now = utcnow()
@@ -580,14 +585,16 @@ class ImportService:
             (ImportJob.state == "running")
             & (ImportJob.lease_until.is_null() | (ImportJob.lease_until < now))
         )
-        resumed = []
+        resumed: builtins.list[uuid.UUID] = []
         for row in rows:
             try:
                 await self.run(row["id"])
             except Conflict:
                 continue
             except Exception as exc:
-                log.warning("import.resume_failed", import_id=str(row["id"]), error=type(exc).__name__)
+                log.warning(
+                    "import.resume_failed", import_id=str(row["id"]), error=type(exc).__name__
+                )
             resumed.append(row["id"])
         return resumed
 
@@ -608,9 +615,7 @@ class ImportService:
         spec = self._spec({"id": "dry-run", "kind": kind}, options)
         handler = self._handler(row, spec, actor, dry_run=True)
         counts = dict.fromkeys(OUTCOMES, 0)
-        errors = (
-            ErrorFile(error_path, options.header, options.delimiter, 0) if error_path else None
-        )
+        errors = ErrorFile(error_path, options.header, options.delimiter, 0) if error_path else None
         try:
             for batch in _batches(records(path, facts.format), options.batch_size):
                 results = await handler.write(_parse(kind, batch, spec))
@@ -655,9 +660,7 @@ def _parse(kind: str, batch: Sequence[tuple[int, list[str]]], spec: RowSpec) -> 
     return parsed
 
 
-def _rejected(
-    batch: Sequence[tuple[int, list[str]]], results: Sequence[Result]
-) -> list[list[str]]:
+def _rejected(batch: Sequence[tuple[int, list[str]]], results: Sequence[Result]) -> list[list[str]]:
     cells = dict(batch)
     return [
         [str(result.line), result.reason, *cells[result.line]]
