@@ -105,6 +105,9 @@ class RowSpec:
     source: str
     tags: Sequence[str] = ()
     match_field: str | None = None
+    # Names the file in the external ids of interactions whose row has none (so the same
+    # file imported again finds them).
+    file_key: str = ""
 
 
 @dataclass
@@ -244,7 +247,7 @@ def interaction_row(line: int, cells: Sequence[str], spec: RowSpec) -> Interacti
         "body": "\n".join(values.get("body", ())),
         "channel": _first(values, "channel"),
         "source": _first(values, "source") or spec.source,
-        "external_id": _first(values, "external_id"),
+        "external_id": _first(values, "external_id") or f"row:{spec.file_key}:{line}",
     }
     if (text := _first(values, "occurred_at")) is not None:
         raw["occurred_at"] = _time(text)

@@ -281,14 +281,17 @@ async def test_interaction_history_imports_once(kith: Kith, tmp_path: Path) -> N
         ],
         ["c-2", "2026-12-02 11:00", "note", "", "Sent the quote", "anna@example.org", "", ""],
         ["c-3", "2026-12-03", "meeting", "", "Nobody", "ghost@example.org", "", ""],
+        # No external id: the file and the line stand for one.
         ["", "2026-12-04", "note", "", "No id", "anna@example.org", "", ""],
     ]
     path = write_csv(tmp_path / "history.csv", rows, "utf-8", ";")
     mapping = parse_mapping('source = "old-crm"')
     first = await import_file(kith, path, "interactions", mapping=mapping)
     assert (first.imported, first.invalid, first.duplicate) == (3, 1, 0)
+    checked = await ImportService(kith).dry_run("interactions", path, mapping)
+    assert (checked.valid, checked.invalid, checked.duplicate) == (0, 1, 3)
     again = await import_file(kith, path, "interactions", mapping=mapping)
-    assert (again.imported, again.invalid, again.duplicate) == (1, 1, 2)
+    assert (again.imported, again.invalid, again.duplicate) == (0, 1, 3)
     stored = await Interaction.select().order_by(Interaction.occurred_at)
     call = stored[0]
     assert (call["contact"], call["kind"], call["direction"], call["duration_s"]) == (

@@ -25,7 +25,7 @@ from kith.services.contacts import ContactService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
 from kith.subject_checks import check_new_contact
-from kith.tables import Contact
+from kith.tables import Contact, Interaction
 
 Outcome = Literal["imported", "invalid", "duplicate", "suppressed"]
 OUTCOMES: tuple[Outcome, ...] = ("imported", "invalid", "duplicate", "suppressed")
@@ -263,7 +263,7 @@ class InteractionBatches:
             try:
                 contact_id = await self._contact(row, holders)
                 if self.dry_run:
-                    results.append(Result(row.line, "imported"))
+                    results.append(await self._check(row))
                     continue
                 async with _isolated(self.kith):
                     _, created = await self.interactions.log(contact_id, row.data, self.actor)
@@ -274,14 +274,18 @@ class InteractionBatches:
             if created:
                 results.append(Result(row.line, "imported"))
             else:
-                results.append(
-                    Result(
-                        row.line,
-                        "duplicate",
-                        f"{row.data.source} {row.data.external_id!r} was imported already",
-                    )
-                )
+                results.append(Result(row.line, "duplicate", _imported_already(row)))
         return results
+
+    async def _check(self, row: InteractionRow) -> Result:
+        """A dry run's outcome: a duplicate when the source and external id are stored."""
+        stored = await Interaction.exists().where(
+            (Interaction.source == row.data.source)
+            & (Interaction.external_id == row.data.external_id)
+        )
+        if stored:
+            return Result(row.line, "duplicate", _imported_already(row))
+        return Result(row.line, "imported")
 
     async def _contact(
         self, row: InteractionRow, holders: dict[tuple[str, str], list[uuid.UUID]]
@@ -313,6 +317,10 @@ class InteractionBatches:
 
     def rolled_back(self) -> None:
         return None
+
+
+def _imported_already(row: InteractionRow) -> str:
+    return f"duplicate: {row.data.source} {row.data.external_id!r} was imported already"
 
 
 def _duplicate_of(

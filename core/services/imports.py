@@ -479,6 +479,7 @@ class ImportService:
             source=source[:100],
             tags=tuple(options.tags),
             match_field=options.match_field,
+            file_key=str(row.get("fingerprint", ""))[:16],
         )
 
     def _handler(
@@ -612,7 +613,9 @@ class ImportService:
         go to ``error_path`` when one is given)."""
         facts, options = await self.prepare(kind, path, mapping)
         row = {"id": None, "kind": kind}
-        spec = self._spec({"id": "dry-run", "kind": kind}, options)
+        spec = self._spec(
+            {"id": "dry-run", "kind": kind, "fingerprint": facts.fingerprint}, options
+        )
         handler = self._handler(row, spec, actor, dry_run=True)
         counts = dict.fromkeys(OUTCOMES, 0)
         errors = ErrorFile(error_path, options.header, options.delimiter, 0) if error_path else None
