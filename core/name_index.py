@@ -27,6 +27,7 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
+from kith.storage.prepared import Prepared
 from kith.tables import Contact, NameIndexState, NameToken
 
 if TYPE_CHECKING:
@@ -44,8 +45,18 @@ FORMAT = f"kith/name-index/v1/{MIN_PREFIX}-{MAX_PREFIX}"
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
 _WORD = re.compile(r"[0-9a-z]+")
-# Rows of one multi-row insert: three values each, under SQLite's limit of bound values.
-_INSERT_ROWS = 3000
+# Rows of one multi-row insert; the statement of each length is built once (see
+# kith.storage.prepared), since building one costs more than running it.
+_INSERT_ROWS = 200
+_INSERT_TOKENS = Prepared(
+    lambda token, contact, source: NameToken.insert(
+        *(
+            NameToken(token=token[i], contact=contact[i], source=source[i])
+            for i in range(len(token))
+        )
+    ),
+    max_shapes=_INSERT_ROWS + 1,
+)
 
 
 def words(text: str | None) -> list[str]:
@@ -153,6 +164,13 @@ class NameIndex:
         await NameIndexState.delete(force=True).run()
         await NameToken.delete(force=True).run()
         self._cleared = True
+
+    async def before_new_rows(self) -> None:
+        """Before a bulk load's first rows are indexed (:func:`index_rows`): a new
+        installation's empty index is complete from now on, as :meth:`write` makes it."""
+        if self.enabled and not self._checked:
+            self._checked = True
+            await self.complete()
 
     async def write(
         self,
@@ -308,11 +326,11 @@ class NameIndex:
 async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
     for start in range(0, len(rows), _INSERT_ROWS):
         chunk = rows[start : start + _INSERT_ROWS]
-        values = ", ".join("({}, {}, {})" for _ in chunk)
-        await NameToken.raw(
-            f"INSERT INTO kith_name_token (token, contact, source) VALUES {values}",
-            *[value for row in chunk for value in row],
-        ).run()
+        await _INSERT_TOKENS.run(
+            token=[row[0] for row in chunk],
+            contact=[row[1] for row in chunk],
+            source=[row[2] for row in chunk],
+        )
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -9,7 +9,7 @@ stops the others."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -79,35 +79,47 @@ class Organizations:
         self._pending: dict[str, uuid.UUID] = {}
 
     @staticmethod
-    def _key(name: str) -> str:
+    def key(name: str) -> str:
         return " ".join(name.casefold().split())
 
-    async def find_or_create(self, name: str) -> tuple[uuid.UUID, str | None]:
-        """The organization's id, and its key when this call created it (see :meth:`forget`)."""
-        key = self._key(name)
-        found = self._known.get(key) or self._pending.get(key)
-        if found is not None:
-            return found, None
-        found = await self._existing(name, key)
-        if found is not None:
-            self._remember(key, found)
-            return found, None
-        created = await self.contacts.create(
-            ContactCreate(kind="organization", name=name, source=self.source), self.actor
+    async def resolve(self, names: Iterable[str]) -> dict[str, uuid.UUID | KithError]:
+        """Each name's organization (by :meth:`key`), found or created (all that are missing
+        in one :meth:`ContactService.create_many`), or the error that refused creating it."""
+        found: dict[str, uuid.UUID | KithError] = {}
+        missing: dict[str, str] = {}
+        for name in names:
+            key = self.key(name)
+            if key in found or key in missing:
+                continue
+            known = self._known.get(key) or self._pending.get(key)
+            if known is None:
+                known = await self._existing(name, key)
+                if known is not None:
+                    self._remember(key, known)
+            if known is None:
+                missing[key] = name
+            else:
+                found[key] = known
+        created = await self.contacts.create_many(
+            [
+                ContactCreate(kind="organization", name=name, source=self.source)
+                for name in missing.values()
+            ],
+            self.actor,
         )
-        self._pending[key] = created.id
-        return created.id, key
-
-    def forget(self, key: str) -> None:
-        """An organization created for a record that was then undone."""
-        self._pending.pop(key, None)
+        for key, outcome in zip(missing, created, strict=True):
+            if isinstance(outcome, KithError):
+                found[key] = outcome
+            else:
+                found[key] = self._pending[key] = outcome.id
+        return found
 
     async def _existing(self, name: str, key: str) -> uuid.UUID | None:
         cursor = None
         while True:
             page = await self.contacts.list(q=name, cursor=cursor, limit=200, actor=self.actor)
             for item in page.items:
-                if item.kind == "organization" and self._key(item.name) == key:
+                if item.kind == "organization" and self.key(item.name) == key:
                     return item.id
             cursor = page.next_cursor
             if cursor is None:
@@ -141,39 +153,70 @@ class ContactBatches:
     async def write(self, rows: Sequence[ContactRow | Result]) -> list[Result]:
         parsed = [row for row in rows if isinstance(row, ContactRow)]
         holders = await self.contacts.holders(key for row in parsed for key in row.keys)
-        seen: dict[tuple[str, str], int] = {}
-        results = []
-        for row in rows:
-            if isinstance(row, Result):
-                results.append(row)
-                continue
-            duplicate = _duplicate_of(row, holders, seen)
-            if duplicate is not None:
-                results.append(Result(row.line, "duplicate", duplicate))
-                continue
-            result = await self._create(row)
-            if result.outcome == "imported":
+        results: dict[int, Result] = {row.line: row for row in rows if isinstance(row, Result)}
+        pending = parsed
+        # Keys of the rows imported by this batch, with their lines.
+        imported: dict[tuple[str, str], int] = {}
+        # A row refused here stands in for nobody: a later row that only repeated it is tried
+        # again, in another round.
+        while pending:
+            seen = dict(imported)
+            creating: list[ContactRow] = []
+            for row in pending:
+                duplicate = _duplicate_of(row, holders, seen)
+                if duplicate is not None:
+                    results[row.line] = Result(row.line, "duplicate", duplicate)
+                    continue
                 for key in row.keys:
                     seen.setdefault(key, row.line)
-            results.append(result)
-        return results
+                creating.append(row)
+            refused = await self._create(creating, results)
+            for row in creating:
+                if row.line not in refused:
+                    for key in row.keys:
+                        imported.setdefault(key, row.line)
+            pending = [
+                row
+                for row in pending
+                if results[row.line].outcome == "duplicate"
+                and not any(key in holders or key in imported for key in row.keys)
+            ]
+        return [results[row.line] for row in rows]
 
-    async def _create(self, row: ContactRow) -> Result:
-        created = None
-        try:
-            async with _isolated(self.kith):
-                data = row.data
-                if row.organization is not None:
-                    organization, created = await self.organizations.find_or_create(
-                        row.organization
-                    )
-                    data = msgspec.structs.replace(data, organization_id=organization)
-                await self.contacts.create(data, self.actor)
-        except KithError as exc:
-            if created is not None:
-                self.organizations.forget(created)
-            return Result(row.line, refusal(exc), exc.detail)
-        return Result(row.line, "imported")
+    async def _create(self, rows: list[ContactRow], results: dict[int, Result]) -> set[int]:
+        """Create the rows' contacts with their organizations; the lines refused."""
+        organizations = await self.organizations.resolve(
+            row.organization for row in rows if row.organization is not None
+        )
+        refused: set[int] = set()
+        creating: list[ContactRow] = []
+        data = []
+        for row in rows:
+            organization = (
+                None
+                if row.organization is None
+                else organizations[self.organizations.key(row.organization)]
+            )
+            if isinstance(organization, KithError):
+                refused.add(row.line)
+                results[row.line] = Result(
+                    row.line, "invalid", f"organization: {organization.detail}"
+                )
+                continue
+            creating.append(row)
+            data.append(
+                row.data
+                if organization is None
+                else msgspec.structs.replace(row.data, organization_id=organization)
+            )
+        outcomes = await self.contacts.create_many(data, self.actor, normalised=True)
+        for row, outcome in zip(creating, outcomes, strict=True):
+            if isinstance(outcome, KithError):
+                refused.add(row.line)
+                results[row.line] = Result(row.line, refusal(outcome), outcome.detail)
+            else:
+                results[row.line] = Result(row.line, "imported")
+        return refused
 
     def committed(self) -> None:
         self.organizations.committed()
