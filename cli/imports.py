@@ -95,7 +95,7 @@ def _load(mapping: Path | None) -> MappingFile | None:
 
 
 def _service(kith: Kith) -> ImportService:
-    return ImportService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
+    return ImportService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT, parallel=True)
 
 
 def _import(

@@ -35,7 +35,7 @@ def run_in_background(kith: Kith, job_id: uuid.UUID, channel: str | None = None)
 
     async def run() -> None:
         try:
-            await ImportService(kith, channel).run(job_id)
+            await ImportService(kith, channel, parallel=True).run(job_id)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -55,7 +55,7 @@ def kith_startup(kith: Kith) -> None:
     from kith.services.imports import ImportService
 
     async def resume() -> None:
-        await ImportService(kith).resume_stopped()
+        await ImportService(kith, parallel=True).resume_stopped()
 
     if not kith.bus.running:
         kith.bus.add_job("imports.resume", RESUME_INTERVAL_S, resume)

@@ -111,9 +111,15 @@ class NameIndex:
     def token(self, kind: str, prefix: str) -> int:
         return _int64(self.kith.protector.lookup_key(kind, prefix))
 
-    def tokens(self, table: str, values: Mapping[str, str | None]) -> set[int]:
+    def tokens(
+        self,
+        table: str,
+        values: Mapping[str, str | None],
+        known: dict[tuple[str, str], int] | None = None,
+    ) -> set[int]:
         """The tokens of one row's name fields; a word in two of its fields is indexed once
-        (a search asks every column's key)."""
+        (a search asks every column's key). ``known``: tokens computed already for other rows
+        of the same batch (names share prefixes: one HMAC each, not one per row)."""
         found: set[int] = set()
         seen: set[str] = set()
         for column in self.columns.get(table, ()):
@@ -126,7 +132,14 @@ class NameIndex:
                     continue
                 seen.add(word)
                 for length in range(MIN_PREFIX, min(len(word), MAX_PREFIX) + 1):
-                    found.add(self.token(kind, word[:length]))
+                    prefix = word[:length]
+                    if known is None:
+                        found.add(self.token(kind, prefix))
+                        continue
+                    token = known.get((kind, prefix))
+                    if token is None:
+                        token = known[(kind, prefix)] = self.token(kind, prefix)
+                    found.add(token)
         return found
 
     def fingerprint(self) -> str:
@@ -369,11 +382,13 @@ async def index_rows(
     if not index.enabled:
         await index.clear_when_off()
         return
+    # Only for this call: the prefixes of people's names are not kept in memory after it.
+    known: dict[tuple[str, str], int] = {}
     await _insert(
         [
             (token, subject, _source(table, row_id))
             for subject, table, row_id, values in rows
-            for token in index.tokens(table, values)
+            for token in index.tokens(table, values, known)
         ]
     )
 

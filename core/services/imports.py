@@ -19,11 +19,10 @@ import builtins
 import csv
 import datetime as dt
 import io
-import itertools
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,7 +33,8 @@ from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
 from kith.import_mapping import MappingFile, resolve
-from kith.import_rows import RowError, RowSpec, contact_row, interaction_row
+from kith.import_parsing import POOL_MIN_RECORDS, BatchParser
+from kith.import_rows import RowSpec
 from kith.logs import get_logger
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
@@ -238,11 +238,21 @@ class ImportService:
     """Creating, running, resuming and reading imports; the CLI and the API call it."""
 
     def __init__(
-        self, kith: Kith, channel: str | None = None, context: dict[str, Any] | None = None
+        self,
+        kith: Kith,
+        channel: str | None = None,
+        context: dict[str, Any] | None = None,
+        *,
+        parallel: bool = False,
     ) -> None:
+        """``parallel``: parse large files in a worker process (a second core). It starts
+        the worker by re-running the main module, so only a program whose main module is
+        guarded (``if __name__ == "__main__"``, as the ``kith`` command and servers are)
+        may ask for it."""
         self.kith = kith
         self.channel = channel
         self.context = dict(context or {})
+        self.parallel = parallel
         self.owner = _owner()
 
     # -- creating ------------------------------------------------------------------------------
@@ -515,9 +525,14 @@ class ImportService:
         errors = ErrorFile(
             Path(row["error_path"]), options.header, options.delimiter, int(row["error_bytes"])
         )
+        parser = BatchParser(
+            row["kind"], spec, pooled=self.parallel and int(row["total"]) - done >= POOL_MIN_RECORDS
+        )
         try:
-            for batch in _batches(records(path, fmt, skip=done), options.batch_size):
-                parsed = _parse(row["kind"], batch, spec)
+            async for batch, rows in parser.parsed(
+                records(path, fmt, skip=done), options.batch_size
+            ):
+                parsed = _results(rows)
                 size = errors.size
                 try:
                     async with self.kith.unit_of_work(actor):
@@ -536,6 +551,7 @@ class ImportService:
                 if progress is not None:
                     progress(await self.get(job_id))
         finally:
+            parser.close()
             errors.close()
         now = utcnow()
         await (
@@ -619,14 +635,16 @@ class ImportService:
         handler = self._handler(row, spec, actor, dry_run=True)
         counts = dict.fromkeys(OUTCOMES, 0)
         errors = ErrorFile(error_path, options.header, options.delimiter, 0) if error_path else None
+        parser = BatchParser(kind, spec, pooled=self.parallel and facts.records >= POOL_MIN_RECORDS)
         try:
-            for batch in _batches(records(path, facts.format), options.batch_size):
-                results = await handler.write(_parse(kind, batch, spec))
+            async for batch, rows in parser.parsed(records(path, facts.format), options.batch_size):
+                results = await handler.write(_results(rows))
                 for result in results:
                     counts[result.outcome] += 1
                 if errors is not None:
                     errors.add(_rejected(batch, results))
         finally:
+            parser.close()
             if errors is not None:
                 errors.close()
         columns, ignored = _column_names(options)
@@ -645,22 +663,9 @@ class ImportService:
         )
 
 
-def _batches(
-    items: Iterator[tuple[int, list[str]]], size: int
-) -> Iterator[list[tuple[int, list[str]]]]:
-    while batch := list(itertools.islice(items, size)):
-        yield batch
-
-
-def _parse(kind: str, batch: Sequence[tuple[int, list[str]]], spec: RowSpec) -> list[Any]:
-    parse = contact_row if kind == "contacts" else interaction_row
-    parsed: list[Any] = []
-    for line, cells in batch:
-        try:
-            parsed.append(parse(line, cells, spec))
-        except RowError as exc:
-            parsed.append(Result(line, "invalid", exc.reason))
-    return parsed
+def _results(rows: list[Any]) -> list[Any]:
+    """Parsed rows, with the records that did not parse as invalid results."""
+    return [Result(row[0], "invalid", row[1]) if isinstance(row, tuple) else row for row in rows]
 
 
 def _rejected(batch: Sequence[tuple[int, list[str]]], results: Sequence[Result]) -> list[list[str]]:
