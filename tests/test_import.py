@@ -496,3 +496,43 @@ def test_kith_import_dry_run_and_errors_option(kith_database_url: str, tmp_path:
         [KITH, "import", "resume", str(uuid.uuid4())], env=env, capture_output=True, text=True
     )
     assert missing.returncode == 1 and missing.stderr.startswith("kith: import ")
+
+
+async def test_a_row_repeating_a_refused_row_is_imported(kith: Kith, tmp_path: Path) -> None:
+    await FieldService(kith).add(FieldCreate(name="employees", type="number"))
+    rows = [
+        ["Name", "Email", "Employees"],
+        ["First Try", "twin@example.org", "many"],
+        ["Second Try", "twin@example.org", "12"],
+        ["Third Try", "twin@example.org", "13"],
+    ]
+    job = await import_file(kith, write_csv(tmp_path / "t.csv", rows, "utf-8", ","))
+    assert (job.imported, job.invalid, job.duplicate) == (1, 1, 1)
+    [contact] = (await ContactService(kith).list()).items
+    assert (contact.name, contact.fields) == ("Second Try", {"employees": 12})
+
+
+def test_large_files_parse_alike_in_a_worker_process() -> None:
+    from kith.import_parsing import BatchParser
+    from kith.import_rows import RowSpec
+
+    spec = RowSpec(columns={0: "name", 1: "email", 2: "phone"}, region="RU", source="test")
+    records = [
+        (n + 2, [f"Person {n}", f"p{n}@example.org", f"8 912 000-{n:02d}-00"]) for n in range(40)
+    ]
+    records.append((42, ["Broken", "nope", ""]))
+
+    async def parse(pooled: bool) -> list[Any]:
+        parser = BatchParser("contacts", spec, pooled=pooled)
+        try:
+            return [rows async for _, rows in parser.parsed(iter(records), 7)]
+        finally:
+            parser.close()
+
+    in_process, pooled = asyncio.run(parse(False)), asyncio.run(parse(True))
+    assert pooled == in_process
+    assert in_process[0][0].keys == [("email", "p0@example.org"), ("phone", "+79120000000")]
+    assert in_process[-1][-1] == (
+        42,
+        "'nope' is not a valid email address: An email address must have an @-sign.",
+    )
