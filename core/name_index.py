@@ -27,7 +27,7 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, row_chunks
 from kith.tables import Contact, NameIndexState, NameToken
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ _INSERT_TOKENS = Prepared(
             for i in range(len(token))
         )
     ),
-    max_shapes=_INSERT_ROWS + 1,
+    max_shapes=16,
 )
 
 
@@ -337,8 +337,8 @@ class NameIndex:
 
 
 async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
-    for start in range(0, len(rows), _INSERT_ROWS):
-        chunk = rows[start : start + _INSERT_ROWS]
+    for part in row_chunks(len(rows), _INSERT_ROWS):
+        chunk = rows[part]
         await _INSERT_TOKENS.run(
             token=[row[0] for row in chunk],
             contact=[row[1] for row in chunk],

@@ -33,7 +33,7 @@ from kith.schemas import (
 )
 from kith.services import is_unique_violation
 from kith.services.fields import FieldService, PreparedValues
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, row_chunks
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, Interaction, User
 from kith.unit_of_work import UnitOfWork
@@ -142,7 +142,7 @@ _INSERT_CONTACTS = Prepared(
             )
         )
     ),
-    max_shapes=BULK_ROWS + 1,
+    max_shapes=16,
 )
 
 
@@ -177,7 +177,7 @@ def _insert_points(
 # All of a contact's emails and phones in one statement.
 _INSERT_POINTS = Prepared(_insert_points)
 # The emails and phones of many contacts (a batch of an import).
-_INSERT_POINT_ROWS = Prepared(_insert_points, max_shapes=BULK_ROWS + 1)
+_INSERT_POINT_ROWS = Prepared(_insert_points, max_shapes=16)
 _HOLDERS = Prepared(
     lambda key, kind: ContactPoint.select(ContactPoint.contact).where(
         (ContactPoint.lookup == key) & (ContactPoint.kind == kind)
@@ -625,10 +625,8 @@ class ContactService:
                     points[name].append(column)
             named.append((item.id, CONTACT_TABLE, item.id, plain))
         for statement, columns in ((_INSERT_CONTACTS, contacts), (_INSERT_POINT_ROWS, points)):
-            for start in range(0, len(columns["id"]), BULK_ROWS):
-                await statement.run(
-                    **{name: values[start : start + BULK_ROWS] for name, values in columns.items()}
-                )
+            for part in row_chunks(len(columns["id"]), BULK_ROWS):
+                await statement.run(**{name: values[part] for name, values in columns.items()})
         await FieldService(self.kith).store_new((item.id, item.custom) for item in items)
         await name_index.index_rows(self.kith, named)
         for item in items:

@@ -22,7 +22,7 @@ from kith.personal import CORE_PURPOSES
 from kith.runtime import Kith
 from kith.schemas import FieldCreate, FieldOut, FieldPatch, unset_to_dict
 from kith.services import is_unique_violation
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, row_chunks
 from kith.subject_checks import record_access
 from kith.tables import CustomField, CustomFieldValue
 
@@ -229,7 +229,7 @@ _INSERT_VALUES = Prepared(
             for i in range(len(id))
         )
     ),
-    max_shapes=_INSERT_ROWS + 1,
+    max_shapes=16,
 )
 _VALUES_OF = Prepared(
     lambda ids: (
@@ -733,10 +733,8 @@ class FieldService:
                 columns["field"].append(field_id)
                 for name, value in stored.items():
                     columns[name].append(value)
-        for start in range(0, len(columns["id"]), _INSERT_ROWS):
-            await _INSERT_VALUES.run(
-                **{name: values[start : start + _INSERT_ROWS] for name, values in columns.items()}
-            )
+        for part in row_chunks(len(columns["id"]), _INSERT_ROWS):
+            await _INSERT_VALUES.run(**{name: values[part] for name, values in columns.items()})
 
     async def values_of(self, contact_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
         """The custom field values of these contacts, by contact and field name (values of

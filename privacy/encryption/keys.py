@@ -29,7 +29,7 @@ from kith.privacy.encryption.primitives import aes_gcm, random_key
 from kith.privacy.encryption.settings import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, row_chunks
 
 
 @dataclass(slots=True)
@@ -73,7 +73,7 @@ _STORE_NEW_KEYS = Prepared(
             for i in range(len(id))
         )
     ),
-    max_shapes=_NEW_KEYS_ROWS + 1,
+    max_shapes=16,
 )
 
 
@@ -283,10 +283,8 @@ class DataKeyStore:
                 ("created_at", now),
             ):
                 columns[name].append(value)
-        for start in range(0, len(created), _NEW_KEYS_ROWS):
-            await _STORE_NEW_KEYS.run(
-                **{name: values[start : start + _NEW_KEYS_ROWS] for name, values in columns.items()}
-            )
+        for part in row_chunks(len(created), _NEW_KEYS_ROWS):
+            await _STORE_NEW_KEYS.run(**{name: values[part] for name, values in columns.items()})
         # Known once stored: a failed insert leaves nothing in memory that is not in the table.
         for loaded in created:
             self._remember(transaction, loaded, created=True)
