@@ -13,6 +13,7 @@ from kith.cli.contacts import contacts
 from kith.cli.duplicates import duplicates
 from kith.cli.events import events
 from kith.cli.fields import fields
+from kith.cli.imports import import_
 from kith.cli.interactions import log_interaction
 from kith.cli.merges import merge_contacts, unmerge_contacts
 from kith.cli.plugins import plugins
@@ -39,6 +40,7 @@ contacts.add_command(merge_contacts)
 contacts.add_command(unmerge_contacts)
 contacts.add_command(duplicates)
 main.add_command(fields)
+main.add_command(import_)
 main.add_command(tasks)
 main.add_command(log_interaction)
 main.add_command(plugins)

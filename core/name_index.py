@@ -36,6 +36,7 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
+from kith.storage.prepared import Prepared, row_chunks
 from kith.tables import Contact, NameIndexState, NameToken
 
 if TYPE_CHECKING:
@@ -61,8 +62,18 @@ FORMAT = (
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
 _WORD = re.compile(r"[0-9a-z]+")
-# Rows of one multi-row insert: three values each, under SQLite's limit of bound values.
-_INSERT_ROWS = 3000
+# Rows of one multi-row insert; the statement of each length is built once (see
+# kith.storage.prepared), since building one costs more than running it.
+_INSERT_ROWS = 200
+_INSERT_TOKENS = Prepared(
+    lambda token, contact, source: NameToken.insert(
+        *(
+            NameToken(token=token[i], contact=contact[i], source=source[i])
+            for i in range(len(token))
+        )
+    ),
+    max_shapes=16,
+)
 
 
 def words(text: str | None) -> list[str]:
@@ -167,9 +178,16 @@ class NameIndex:
         lookup = self.kith.protector.lookup_key
         return {pair_token(lookup(kind, key)) for key in pairs(n for n in names if n)}
 
-    def tokens(self, table: str, values: Mapping[str, str | None]) -> set[int]:
+    def tokens(
+        self,
+        table: str,
+        values: Mapping[str, str | None],
+        known: dict[tuple[str, str], int] | None = None,
+    ) -> set[int]:
         """The tokens of one row's name fields; a word in two of its fields is indexed once
-        (a search asks every column's key). The row's pair tokens too."""
+        (a search asks every column's key). The row's pair tokens too. ``known``: tokens computed
+        already for other rows of the same batch (names share prefixes: one HMAC each, not one per
+        row)."""
         found = self.pair_tokens(table, (values.get(c) for c in self.columns.get(table, ())))
         seen: set[str] = set()
         for column in self.columns.get(table, ()):
@@ -182,7 +200,14 @@ class NameIndex:
                     continue
                 seen.add(word)
                 for length in range(MIN_PREFIX, min(len(word), MAX_PREFIX) + 1):
-                    found.add(self.token(kind, word[:length]))
+                    prefix = word[:length]
+                    if known is None:
+                        found.add(self.token(kind, prefix))
+                        continue
+                    token = known.get((kind, prefix))
+                    if token is None:
+                        token = known[(kind, prefix)] = self.token(kind, prefix)
+                    found.add(token)
         return found
 
     def fingerprint(self) -> str:
@@ -220,6 +245,13 @@ class NameIndex:
         await NameIndexState.delete(force=True).run()
         await NameToken.delete(force=True).run()
         self._cleared = True
+
+    async def before_new_rows(self) -> None:
+        """Before a bulk load's first rows are indexed (:func:`index_rows`): a new
+        installation's empty index is complete from now on, as :meth:`write` makes it."""
+        if self.enabled and not self._checked:
+            self._checked = True
+            await self.complete()
 
     async def write(
         self,
@@ -373,13 +405,13 @@ class NameIndex:
 
 
 async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
-    for start in range(0, len(rows), _INSERT_ROWS):
-        chunk = rows[start : start + _INSERT_ROWS]
-        values = ", ".join("({}, {}, {})" for _ in chunk)
-        await NameToken.raw(
-            f"INSERT INTO kith_name_token (token, contact, source) VALUES {values}",
-            *[value for row in chunk for value in row],
-        ).run()
+    for part in row_chunks(len(rows), _INSERT_ROWS):
+        chunk = rows[part]
+        await _INSERT_TOKENS.run(
+            token=[row[0] for row in chunk],
+            contact=[row[1] for row in chunk],
+            source=[row[2] for row in chunk],
+        )
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
@@ -418,11 +450,13 @@ async def index_rows(
     if not index.enabled:
         await index.clear_when_off()
         return
+    # Only for this call: the prefixes of people's names are not kept in memory after it.
+    known: dict[tuple[str, str], int] = {}
     await _insert(
         [
             (token, subject, _source(table, row_id))
             for subject, table, row_id, values in rows
-            for token in index.tokens(table, values)
+            for token in index.tokens(table, values, known)
         ]
     )
 

@@ -14,7 +14,10 @@ from typing import Protocol
 class FieldProtector(Protocol):
     """What stores personal values. It may also have ``async preload(subject_ids)``, which
     readies the keys of several subjects at once before their rows are revealed (a page of
-    contacts); core calls it when it is there."""
+    contacts), and ``async prepare_new_subjects(subject_ids)``, which readies at once what
+    many subjects made just now need before their first values are protected (a batch of an
+    import; ``protect`` is then called without ``new_subject``). Core calls them when they are
+    there."""
 
     async def protect(
         self,

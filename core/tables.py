@@ -235,6 +235,8 @@ class MergedContact(Table, tablename="kith_merge_loser"):
     merge = ForeignKey(references=Merge, on_delete=OnDelete.cascade, null=False, index=True)
     contact_id = UUID(index=True)
     position = Integer(default=0)
+
+
 class DuplicatePair(Table, tablename="kith_duplicate_pair"):
     """Two contacts that may be one person, found by a duplicate scan (kith.services.duplicates).
 
@@ -269,6 +271,42 @@ class DuplicateScan(Table, tablename="kith_duplicate_scan"):
     skipped_keys = Integer(default=0)
 
 
+class ImportJob(Table, tablename="kith_import_job"):
+    """One CSV import (contacts or interactions): where its file is, how far it got and what it
+    counted. Rows are committed in batches together with ``rows_done`` and the counts, so a
+    killed import resumes at the first row it had not committed."""
+
+    id = UUID(primary_key=True, default=new_id)
+    kind = Varchar(length=20)
+    # pending, running, done or failed.
+    state = Varchar(length=10, default="pending", index=True)
+    file_path = Text()
+    file_name = Varchar(length=300, default="")
+    # SHA-256 of the file: a resumed import reads the same bytes, or refuses.
+    fingerprint = Varchar(length=64, index=True)
+    file_size = BigInt(default=0)
+    # How the file is read and mapped (msgspec JSON of kith.services.imports.ImportOptions).
+    options = Text(default="{}")
+    total = Integer(default=0)
+    rows_done = Integer(default=0)
+    last_line = Integer(default=0)
+    imported = Integer(default=0)
+    invalid = Integer(default=0)
+    duplicate = Integer(default=0)
+    suppressed = Integer(default=0)
+    error_path = Text(null=True, default=None)
+    # The error file's size at the last commit: a resumed import cuts it back to this.
+    error_bytes = BigInt(default=0)
+    message = Text(null=True, default=None)
+    # Which process runs the import, and until when that claim holds unless renewed.
+    lease_owner = Varchar(length=200, null=True, default=None)
+    lease_until = Timestamptz(null=True, default=None)
+    created_by = ForeignKey(references=User, on_delete=OnDelete.set_null, null=True)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)
+
+
 CORE_TABLES: list[type[Table]] = [
     User,
     ApiToken,
@@ -286,4 +324,5 @@ CORE_TABLES: list[type[Table]] = [
     MergedContact,
     DuplicatePair,
     DuplicateScan,
+    ImportJob,
 ]

@@ -129,3 +129,14 @@ async def test_a_json_column_takes_its_value_encoded(kith: Kith) -> None:
     contact_id = new_id()
     await insert.run(id=contact_id, tags='["vip", "lead"]', at=dt.datetime.now(dt.UTC))
     assert await JSON_OUT.run(contact_id=contact_id) == [{"tags": ["vip", "lead"]}]
+
+
+def test_row_chunks_cover_every_row_in_few_lengths() -> None:
+    from kith.storage.prepared import row_chunks
+
+    lengths: set[int] = set()
+    for count in range(0, 1000):
+        parts = list(row_chunks(count, 100))
+        assert [i for part in parts for i in range(part.start, part.stop)] == list(range(count))
+        lengths |= {part.stop - part.start for part in parts}
+    assert lengths == {100, 64, 32, 16, 8, 4, 2, 1}

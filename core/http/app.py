@@ -17,6 +17,7 @@ from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.duplicates import DuplicateController
 from kith.http.routes.fields import FieldController
 from kith.http.routes.health import health
+from kith.http.routes.imports import ImportController
 from kith.http.routes.interactions import InteractionController, list_tasks
 from kith.http.routes.merges import MergeController
 from kith.http.routes.users import TokenController, UserController
@@ -33,6 +34,7 @@ CORE_ROUTES: list[Any] = [
     ContactController,
     DuplicateController,
     FieldController,
+    ImportController,
     InteractionController,
     list_tasks,
     MergeController,

@@ -7,12 +7,13 @@ import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 from kith import name_index
 from kith.actor import SYSTEM, Actor
-from kith.errors import Conflict, InvalidInput, NotFound
+from kith.errors import Conflict, InvalidInput, KithError, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
 from kith.merge_records import merged_into
@@ -32,10 +33,11 @@ from kith.schemas import (
     unset_to_dict,
 )
 from kith.services import is_unique_violation
-from kith.services.fields import FieldService
-from kith.storage.prepared import Prepared
+from kith.services.fields import FieldService, PreparedValues
+from kith.storage.prepared import Prepared, row_chunks
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, Interaction, User
+from kith.unit_of_work import UnitOfWork
 
 CONTACT_TABLE = Contact._meta.tablename
 POINT_TABLE = ContactPoint._meta.tablename
@@ -117,10 +119,46 @@ _INSERT_CONTACT = Prepared(
         )
     )
 )
-# All of a contact's emails and phones in one statement, whatever their number (one list per
-# column, all of one length).
-_INSERT_POINTS = Prepared(
-    lambda id, contact, kind, value, lookup, label, is_primary, position: ContactPoint.insert(
+# Many contacts a statement (a batch of an import): a shape per length is kept.
+BULK_ROWS = 100
+_INSERT_CONTACTS = Prepared(
+    lambda id, kind, display_name, given_name, family_name, organization, owner, tags, source, at: (
+        Contact.insert(
+            *(
+                Contact(
+                    id=id[i],
+                    kind=kind[i],
+                    display_name=display_name[i],
+                    given_name=given_name[i],
+                    family_name=family_name[i],
+                    organization=organization[i],
+                    owner=owner[i],
+                    tags=tags[i],
+                    source=source[i],
+                    archived=False,
+                    created_at=at[i],
+                    updated_at=at[i],
+                )
+                for i in range(len(id))
+            )
+        )
+    ),
+    max_shapes=16,
+)
+
+
+def _insert_points(
+    id: list[Any],
+    contact: list[Any],
+    kind: list[Any],
+    value: list[Any],
+    lookup: list[Any],
+    label: list[Any],
+    is_primary: list[Any],
+    position: list[Any],
+) -> Any:
+    """Emails and phones in one statement, whatever their number (one list per column)."""
+    return ContactPoint.insert(
         *(
             ContactPoint(
                 id=id[i],
@@ -135,7 +173,12 @@ _INSERT_POINTS = Prepared(
             for i in range(len(id))
         )
     )
-)
+
+
+# All of a contact's emails and phones in one statement.
+_INSERT_POINTS = Prepared(_insert_points)
+# The emails and phones of many contacts (a batch of an import).
+_INSERT_POINT_ROWS = Prepared(_insert_points, max_shapes=16)
 _HOLDERS = Prepared(
     lambda key, kind: ContactPoint.select(ContactPoint.contact).where(
         (ContactPoint.lookup == key) & (ContactPoint.kind == kind)
@@ -148,6 +191,44 @@ _PRIMARY_HOLDERS = Prepared(
         & (ContactPoint.is_primary == True)  # noqa: E712 - piccolo builds SQL from this
     )
 )
+
+
+_BULK_CONTACT_COLUMNS = (
+    "id",
+    "kind",
+    "display_name",
+    "given_name",
+    "family_name",
+    "organization",
+    "owner",
+    "tags",
+    "source",
+    "at",
+)
+_BULK_POINT_COLUMNS = (
+    "id",
+    "contact",
+    "kind",
+    "value",
+    "lookup",
+    "label",
+    "is_primary",
+    "position",
+)
+
+
+@dataclass(eq=False)
+class _NewContact:
+    """One item of :meth:`ContactService.create_many` on its way to being written."""
+
+    index: int
+    data: ContactCreate
+    id: uuid.UUID
+    display: str
+    points: list[tuple[str, str, str, bool]]
+    custom: PreparedValues
+    tags: list[str] = field(default_factory=list)
+    out: ContactOut | None = None
 
 
 class ContactService:
@@ -179,9 +260,10 @@ class ContactService:
     # -- writing -----------------------------------------------------------------------------
 
     def _points(
-        self, emails: Sequence[EmailIn], phones: Sequence[PhoneIn]
+        self, emails: Sequence[EmailIn], phones: Sequence[PhoneIn], *, normalised: bool = False
     ) -> list[tuple[str, str, str, bool]]:
-        """(kind, normalised value, label, primary) for every email and phone, one primary each."""
+        """(kind, normalised value, label, primary) for every email and phone, one primary each.
+        ``normalised``: the caller normalised the values already (a batch of an import)."""
         region = self.kith.settings.default_region
         points: list[tuple[str, str, str, bool]] = []
         for kind, items in (("email", emails), ("phone", phones)):
@@ -189,7 +271,9 @@ class ContactService:
             values = []
             for index, item in enumerate(items):
                 field = f"{kind}s[{index}]"
-                if isinstance(item, EmailIn):
+                if normalised:
+                    value = item.address if isinstance(item, EmailIn) else item.number
+                elif isinstance(item, EmailIn):
                     value = normalize_email(item.address, field=field)
                 else:
                     value = normalize_phone(item.number, region, field=field)
@@ -353,6 +437,229 @@ class ContactService:
             archived=False,
             fields=custom.shown,
         )
+
+    async def create_many(
+        self, items: Sequence[ContactCreate], actor: Actor = SYSTEM, *, normalised: bool = False
+    ) -> list[ContactOut | KithError]:
+        """Create many contacts in the current unit of work (or one of its own), checked as
+        :meth:`create` checks one, written with multi-row statements: a batch of an import.
+        Each item's outcome is its contact, or the error that refused it (nothing of it is
+        written). ``normalised``: the items' emails and phones are normalised already."""
+        outcomes: list[ContactOut | KithError | None] = [None] * len(items)
+        fields = FieldService(self.kith)
+        async with self.kith.unit_of_work(actor) as uow:
+            declared = await fields.declared(include_archived=True)
+            ready: list[_NewContact] = []
+            for index, data in enumerate(items):
+                try:
+                    ready.append(
+                        _NewContact(
+                            index=index,
+                            data=data,
+                            id=new_id(),
+                            display=self._display_name(
+                                data.kind, data.name, data.given_name, data.family_name
+                            ),
+                            points=self._points(data.emails, data.phones, normalised=normalised),
+                            custom=await fields.prepare(
+                                data.fields, creating=True, declared=declared
+                            ),
+                        )
+                    )
+                except KithError as exc:
+                    outcomes[index] = exc
+            for check in (self._bulk_references, self._bulk_primaries, self._bulk_plugin_checks):
+                refused = await check(ready, actor)
+                for item in ready:
+                    if item.index in refused:
+                        outcomes[item.index] = refused[item.index]
+                ready = [item for item in ready if item.index not in refused]
+            for written in await self._write_many(ready, uow, actor):
+                outcomes[written.index] = written.out
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    async def _bulk_references(
+        self, items: list[_NewContact], actor: Actor
+    ) -> dict[int, KithError]:
+        """The items whose organization or owner does not exist (or is no organization)."""
+        refused: dict[int, KithError] = {}
+        organizations = {i.data.organization_id for i in items} - {None}
+        kinds: dict[Any, str] = {}
+        if organizations:
+            rows = await Contact.select(Contact.id, Contact.kind).where(
+                Contact.id.is_in(list(organizations))
+            )
+            kinds = {row["id"]: row["kind"] for row in rows}
+        owners = {i.data.owner_id for i in items} - {None}
+        users: set[Any] = set()
+        if owners:
+            users = {r["id"] for r in await User.select(User.id).where(User.id.is_in(list(owners)))}
+        for item in items:
+            organization, owner = item.data.organization_id, item.data.owner_id
+            if organization is not None and kinds.get(organization) != "organization":
+                refused[item.index] = InvalidInput(
+                    f"organization {organization} does not exist"
+                    if organization not in kinds
+                    else f"contact {organization} is a person, not an organization; only "
+                    "organizations have people",
+                    field="organization_id",
+                )
+            elif owner is not None and owner not in users:
+                refused[item.index] = InvalidInput(f"user {owner} does not exist", field="owner_id")
+        return refused
+
+    async def _bulk_primaries(self, items: list[_NewContact], actor: Actor) -> dict[int, KithError]:
+        """The items whose primary email is another contact's primary email (stored, or of an
+        earlier item)."""
+        primaries = {
+            item.index: value
+            for item in items
+            for kind, value, _, primary in item.points
+            if kind == "email" and primary
+        }
+        keys = {self.kith.protector.lookup_key("email", v): v for v in primaries.values()}
+        held: dict[str, Any] = {}
+        if keys:
+            rows = await ContactPoint.select(ContactPoint.contact, ContactPoint.lookup).where(
+                ContactPoint.lookup.is_in(list(keys))
+                & (ContactPoint.kind == "email")
+                & (ContactPoint.is_primary == True)  # noqa: E712 - piccolo builds SQL from this
+            )
+            held = {keys[row["lookup"]]: row["contact"] for row in rows}
+        refused: dict[int, KithError] = {}
+        for index, value in primaries.items():
+            if value in held:
+                refused[index] = Conflict(
+                    f"contact {held[value]} already has {value} as primary email",
+                    field="emails",
+                    existing_contact_id=str(held[value]),
+                )
+            else:
+                held[value] = next(item.id for item in items if item.index == index)
+        return refused
+
+    async def _bulk_plugin_checks(
+        self, items: list[_NewContact], actor: Actor
+    ) -> dict[int, KithError]:
+        """The plugins' refusals (the suppression list's, above all): asked once for all the
+        items' emails and phones, and item by item only when something was refused."""
+        plain = [item for item in items if item.data.override_suppression_reason is None]
+        try:
+            await check_new_contact(
+                self.kith,
+                new_id(),
+                [v for item in plain for kind, v, _, _ in item.points if kind == "email"],
+                [v for item in plain for kind, v, _, _ in item.points if kind == "phone"],
+                None,
+                actor,
+            )
+            one_by_one = [item for item in items if item not in plain]
+        except KithError:
+            one_by_one = items
+        refused: dict[int, KithError] = {}
+        for item in one_by_one:
+            try:
+                await check_new_contact(
+                    self.kith,
+                    item.id,
+                    [value for kind, value, _, _ in item.points if kind == "email"],
+                    [value for kind, value, _, _ in item.points if kind == "phone"],
+                    item.data.override_suppression_reason,
+                    actor,
+                )
+            except KithError as exc:
+                refused[item.index] = exc
+        return refused
+
+    async def _write_many(
+        self, items: list[_NewContact], uow: UnitOfWork, actor: Actor
+    ) -> list[_NewContact]:
+        if not items:
+            return []
+        protector = self.kith.protector
+        prepare = getattr(protector, "prepare_new_subjects", None)
+        if prepare is not None:
+            await prepare([item.id for item in items])
+        index = name_index.name_index(self.kith)
+        await index.before_new_rows()
+        now = utcnow()
+        contacts: dict[str, list[Any]] = {name: [] for name in _BULK_CONTACT_COLUMNS}
+        points: dict[str, list[Any]] = {name: [] for name in _BULK_POINT_COLUMNS}
+        named = []
+        for item in items:
+            data = item.data
+            plain = {
+                "display_name": item.display,
+                "given_name": _blank_to_none(data.given_name),
+                "family_name": _blank_to_none(data.family_name),
+            }
+            names = await protector.protect(
+                item.id, CONTACT_TABLE, item.id, plain, new_subject=prepare is None
+            )
+            item.tags = _clean_tags(data.tags)
+            for name, value in (
+                ("id", item.id),
+                ("kind", data.kind),
+                ("display_name", names["display_name"]),
+                ("given_name", names["given_name"]),
+                ("family_name", names["family_name"]),
+                ("organization", data.organization_id),
+                ("owner", data.owner_id),
+                ("tags", msgspec.json.encode(item.tags).decode()),
+                ("source", data.source),
+                ("at", now),
+            ):
+                contacts[name].append(value)
+            for position, (kind, value, label, primary) in enumerate(item.points):
+                point_id = new_id()
+                stored = await protector.protect(item.id, POINT_TABLE, point_id, {"value": value})
+                for name, column in (
+                    ("id", point_id),
+                    ("contact", item.id),
+                    ("kind", kind),
+                    ("value", stored["value"]),
+                    ("lookup", protector.lookup_key(kind, value)),
+                    ("label", label),
+                    ("is_primary", primary),
+                    ("position", position),
+                ):
+                    points[name].append(column)
+            named.append((item.id, CONTACT_TABLE, item.id, plain))
+        for statement, columns in ((_INSERT_CONTACTS, contacts), (_INSERT_POINT_ROWS, points)):
+            for part in row_chunks(len(columns["id"]), BULK_ROWS):
+                await statement.run(**{name: values[part] for name, values in columns.items()})
+        await FieldService(self.kith).store_new((item.id, item.custom) for item in items)
+        await name_index.index_rows(self.kith, named)
+        for item in items:
+            data = item.data
+            uow.publish(
+                "contact.created",
+                item.id,
+                contact_id=str(item.id),
+                kind=data.kind,
+                source=data.source,
+            )
+            item.out = ContactOut(
+                id=item.id,
+                kind=data.kind,
+                name=item.display,
+                given_name=_blank_to_none(data.given_name),
+                family_name=_blank_to_none(data.family_name),
+                organization_id=data.organization_id,
+                emails=[EmailOut(v, label, p) for k, v, label, p in item.points if k == "email"],
+                phones=[PhoneOut(v, label, p) for k, v, label, p in item.points if k == "phone"],
+                tags=item.tags,
+                owner_id=data.owner_id,
+                source=data.source,
+                created_at=now,
+                updated_at=now,
+                archived=False,
+                fields=item.custom.shown,
+            )
+        # One after the other: in a transaction every statement shares one connection.
+        for item in items:
+            await self._report(item.id, "create", actor)
+        return items
 
     async def update(
         self,
@@ -668,6 +975,28 @@ class ContactService:
         key = self.kith.protector.lookup_key(kind, normalized)
         rows = await (_PRIMARY_HOLDERS if primary_only else _HOLDERS).run(key=key, kind=kind)
         return sorted({row["contact"] for row in rows})
+
+    async def holders(
+        self, values: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[uuid.UUID]]:
+        """The contacts holding each of these exact (kind, normalised value) emails and
+        phones, oldest first: one query for many (a batch of an import). Values nobody
+        holds are left out."""
+        by_key = {
+            (kind, self.kith.protector.lookup_key(kind, value)): (kind, value)
+            for kind, value in values
+        }
+        if not by_key:
+            return {}
+        rows = await ContactPoint.select(
+            ContactPoint.contact, ContactPoint.kind, ContactPoint.lookup
+        ).where(ContactPoint.lookup.is_in(sorted({key for _, key in by_key})))
+        found: dict[tuple[str, str], set[uuid.UUID]] = {}
+        for row in rows:
+            value = by_key.get((row["kind"], row["lookup"]))
+            if value is not None:
+                found.setdefault(value, set()).add(row["contact"])
+        return {value: sorted(ids) for value, ids in found.items()}
 
     def _parse_lookup(self, q: str) -> tuple[str, str] | None:
         """(kind, normalised value) when the query is an email or a phone number, else None."""

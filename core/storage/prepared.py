@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -172,4 +172,21 @@ class Prepared:
         return rows[0] if rows else None
 
 
-__all__ = ["Prepared"]
+def row_chunks(count: int, largest: int) -> Iterator[slice]:
+    """Slices of ``count`` rows for multi-row statements of a few lengths only: ``largest``
+    rows, then powers of two for the rest. A prepared insert keeps one shape per length, so
+    any number of rows needs at most ``log2(largest) + 2`` shapes rather than one per count
+    (a shape of a hundred rows holds a hundred row objects)."""
+    start = 0
+    while count - start >= largest:
+        yield slice(start, start + largest)
+        start += largest
+    size = 1 << max(largest.bit_length() - 1, 0)
+    while start < count:
+        while size > count - start:
+            size >>= 1
+        yield slice(start, start + size)
+        start += size
+
+
+__all__ = ["Prepared", "row_chunks"]

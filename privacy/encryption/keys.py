@@ -17,7 +17,7 @@ import base64
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,7 +29,7 @@ from kith.privacy.encryption.primitives import aes_gcm, random_key
 from kith.privacy.encryption.settings import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, row_chunks
 
 
 @dataclass(slots=True)
@@ -55,6 +55,25 @@ _STORE_KEY = Prepared(
         .on_conflict(target=DataKey.subject, action="DO UPDATE", values=[DataKey.subject])
         .returning(*DataKey.all_columns())
     )
+)
+
+
+# New subjects' keys, many rows a statement (a batch of an import); a shape per length is kept.
+_NEW_KEYS_ROWS = 100
+_STORE_NEW_KEYS = Prepared(
+    lambda id, subject, kek_id, wrapped, created_at: DataKey.insert(
+        *(
+            DataKey(
+                id=id[i],
+                subject=subject[i],
+                kek_id=kek_id[i],
+                wrapped=wrapped[i],
+                created_at=created_at[i],
+            )
+            for i in range(len(id))
+        )
+    ),
+    max_shapes=16,
 )
 
 
@@ -239,6 +258,36 @@ class DataKeyStore:
         loaded = LoadedKey(key_id=key_id, subject=subject, cipher=aes_gcm(raw))
         self._remember(transaction, loaded, created=True)
         return loaded
+
+    async def create_for_new(self, subjects: Sequence[uuid.UUID]) -> None:
+        """Create the data keys of subjects whose ids were made just now (so they have none),
+        stored with multi-row statements: a batch of an import pays one round trip per
+        hundred keys, not one per key. Later ``for_subject`` calls find them in memory."""
+        transaction = self._transaction()
+        kek_id = await self.provider.current_kek_id()
+        now = utcnow()
+        created: list[LoadedKey] = []
+        columns: dict[str, list[Any]] = {
+            name: [] for name in ("id", "subject", "kek_id", "wrapped", "created_at")
+        }
+        for subject in subjects:
+            key_id = new_id()
+            raw = random_key()
+            wrapped = await self.provider.wrap(kek_id, raw, wrap_context(subject, key_id))
+            created.append(LoadedKey(key_id=key_id, subject=subject, cipher=aes_gcm(raw)))
+            for name, value in (
+                ("id", key_id),
+                ("subject", subject),
+                ("kek_id", kek_id),
+                ("wrapped", encode_wrapped(wrapped)),
+                ("created_at", now),
+            ):
+                columns[name].append(value)
+        for part in row_chunks(len(created), _NEW_KEYS_ROWS):
+            await _STORE_NEW_KEYS.run(**{name: values[part] for name, values in columns.items()})
+        # Known once stored: a failed insert leaves nothing in memory that is not in the table.
+        for loaded in created:
+            self._remember(transaction, loaded, created=True)
 
     async def load_subjects(self, subjects: Iterable[uuid.UUID]) -> None:
         """Bring the data keys of these subjects into memory with one query: a page of

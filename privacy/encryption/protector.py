@@ -162,6 +162,9 @@ class PrivacyProtector:
     async def preload(self, subject_ids: Sequence[uuid.UUID]) -> None:
         await self.keys.load_subjects(subject_ids)
 
+    async def prepare_new_subjects(self, subject_ids: Sequence[uuid.UUID]) -> None:
+        await self.keys.create_for_new(subject_ids)
+
 
 def protector_of(kith: Any) -> PrivacyProtector:
     """The running privacy protector of ``kith``; an error that says so when it has none."""
