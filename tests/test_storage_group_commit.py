@@ -126,3 +126,26 @@ async def test_a_group_is_committed_at_once_when_full(
     assert engine.transactions_committed == 9
     assert engine.commits >= 3
     assert len(committed_names(engine)) == 9
+
+
+def in_database_file(engine: KithSQLiteEngine) -> list[str]:
+    """The names in the database file itself, without what its write-ahead log still holds."""
+    with sqlite3.connect(f"file:{engine.path}?mode=ro&immutable=1", uri=True) as file_only:
+        try:
+            rows = file_only.execute("SELECT name FROM kith_test_group_note ORDER BY name")
+        except sqlite3.OperationalError:  # the table itself is still in the log
+            return []
+        return [name for (name,) in rows.fetchall()]
+
+
+async def test_the_log_is_checkpointed_into_the_database_as_it_grows(
+    engine: KithSQLiteEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database file has the table but not the rows yet: they are in the log.
+    await write(engine, "first")
+    assert in_database_file(engine) == []
+    monkeypatch.setattr(kith_sqlite, "CHECKPOINT_WAL_BYTES", 1)
+    await write(engine, "second")
+    assert engine._checkpoint_task is not None
+    await engine._checkpoint_task
+    assert in_database_file(engine) == ["first", "second"]
