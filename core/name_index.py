@@ -27,6 +27,7 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
+from kith.storage.prepared import Prepared
 from kith.tables import Contact, NameIndexState, NameToken
 
 if TYPE_CHECKING:
@@ -305,14 +306,27 @@ class NameIndex:
                 await _insert(found)
 
 
+def _insert_tokens(token: Sequence[Any], contact: Sequence[Any], source: Sequence[Any]) -> Any:
+    values = ", ".join("({}, {}, {})" for _ in token)
+    return NameToken.raw(
+        f"INSERT INTO {NameToken._meta.tablename} (token, contact, source) VALUES {values}",
+        *[value for i in range(len(token)) for value in (token[i], contact[i], source[i])],
+    )
+
+
+# Built once per number of rows: a contact's tokens are written with every create and rename,
+# and building the statement cost more than running it.
+_INSERT_TOKENS = Prepared(_insert_tokens)
+
+
 async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
     for start in range(0, len(rows), _INSERT_ROWS):
         chunk = rows[start : start + _INSERT_ROWS]
-        values = ", ".join("({}, {}, {})" for _ in chunk)
-        await NameToken.raw(
-            f"INSERT INTO kith_name_token (token, contact, source) VALUES {values}",
-            *[value for row in chunk for value in row],
-        ).run()
+        await _INSERT_TOKENS.run(
+            token=[row[0] for row in chunk],
+            contact=[row[1] for row in chunk],
+            source=[row[2] for row in chunk],
+        )
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
