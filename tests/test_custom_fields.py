@@ -13,6 +13,7 @@ import pytest
 from _privacy_subjects import stored_bytes
 from click.testing import CliRunner, Result
 from kith.cli import main
+from kith.ids import new_id
 from kith.privacy.encryption import reindex, rotation
 from kith.privacy.rights.erasure import ErasureService
 from kith.runtime import Kith
@@ -296,6 +297,47 @@ async def test_values_are_validated_normalised_and_returned(
     # The default of a field not given applies to a new contact.
     assert created["fields"]["vip"] is (stored if name == "vip" else False)
     assert (await api.contact(created["id"]))["fields"] == created["fields"]
+
+
+async def test_a_contact_read_shows_its_values_beside_its_emails_and_phones(api: Api) -> None:
+    """One query reads a contact, its emails and phones and its values: each part is there
+    whether or not the others are, and an archived field's value is not shown."""
+    await api.declared(name="nickname", type="text")
+    await api.declared(name="birthday", type="date", personal=True)
+    await api.declared(name="old", type="text")
+    shapes: list[Json] = [
+        {
+            "emails": [{"address": "ada@example.com"}, {"address": "ada@work.example"}],
+            "phones": [{"number": "+44 20 7946 0000"}],
+            "fields": {"nickname": "Ada", "birthday": "1815-12-10", "old": "x"},
+        },
+        {"fields": {"nickname": "Bea"}},
+        {"emails": [{"address": "cy@example.com"}]},
+        {},
+    ]
+    ids = []
+    for number, body in enumerate(shapes):
+        response = await api.create(name=f"Person {number}", **body)
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    assert (await api.client.delete("/api/fields/old", headers=api.admin)).status_code == 200
+    read = [await api.contact(contact_id) for contact_id in ids]
+    assert [c["name"] for c in read] == [f"Person {n}" for n in range(4)]
+    assert [[e["address"] for e in c["emails"]] for c in read] == [
+        ["ada@example.com", "ada@work.example"],
+        [],
+        ["cy@example.com"],
+        [],
+    ]
+    assert [[p["number"] for p in c["phones"]] for c in read] == [["+442079460000"], [], [], []]
+    assert [c["fields"] for c in read] == [
+        {"birthday": "1815-12-10", "nickname": "Ada"},
+        {"nickname": "Bea"},
+        {},
+        {},
+    ]
+    missing = await api.client.get(f"/api/contacts/{new_id()}", headers=api.agent)
+    assert missing.status_code == 404
 
 
 @pytest.mark.parametrize(

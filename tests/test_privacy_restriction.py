@@ -4,6 +4,7 @@ the recipients. Rectification corrects through the services and tells the recipi
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import httpx
@@ -19,6 +20,7 @@ from kith.plugins.webhooks.tables import WebhookDelivery
 from kith.privacy.requests.service import RequestCreate, RequestService
 from kith.privacy.rights.consent import ConsentService, can_process
 from kith.privacy.rights.restriction import RestrictionService
+from kith.privacy.rights.tables import LegalHold
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
 from kith.subject_checks import processing_refusals
@@ -52,6 +54,7 @@ async def test_a_restricted_contact_refuses_writes_over_the_api(
         assert response.status_code == 409, (method, path, response.text)
         detail = response.json()["detail"]
         assert "restricted (Art. 18 GDPR)" in detail and "only be stored" in detail
+        assert f"since {dt.datetime.now(dt.UTC).date().isoformat()}" in detail
     # Storage and reading stay.
     assert (
         await kith_client.get(f"/api/contacts/{contact_id}", headers=headers)
@@ -192,3 +195,24 @@ async def test_rectification_corrects_and_tells_recipients(
         ("webhook receivers", "notified_of_rectification"),
     ]
     assert done.outcome[1].outcome == "not_applicable"
+
+
+async def test_a_contact_under_a_legal_hold_refuses_changes_naming_the_ground(kith: Kith) -> None:
+    contact_id = await make_person(kith, notes=0, orders=0)
+    assert await processing_refusals(kith, contact_id, "interaction.log") == []
+    now = dt.datetime.now(dt.UTC)
+    hold = LegalHold(
+        contact_id=contact_id,
+        rule="orders",
+        ground="tax law: 10 years",
+        held_until=now + dt.timedelta(days=3650),
+        created_at=now,
+    )
+    await LegalHold.insert(hold).run()
+    reasons = await processing_refusals(kith, contact_id, "interaction.log")
+    assert len(reasons) == 1
+    assert "legal hold" in reasons[0] and "(tax law: 10 years)" in reasons[0]
+    # A restriction, where both apply, is the reason given.
+    await RestrictionService(kith).restrict(contact_id, "accuracy_contested")
+    reasons = await processing_refusals(kith, contact_id, "interaction.log")
+    assert len(reasons) == 1 and "restricted (Art. 18 GDPR)" in reasons[0]

@@ -322,9 +322,9 @@ def sqlite_calls(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
         seen.append(("acquire_writer", ""))
         return await real_acquire(self)
 
-    def release(self: KithSQLiteEngine) -> None:
+    def release(self: KithSQLiteEngine, connection: Any) -> None:
         seen.append(("release_writer", ""))
-        real_release(self)
+        real_release(self, connection)
 
     async def connection_execute(self: WriterSession, sql: str, args: Any = ()) -> Any:
         seen.append(("connection", sql))
@@ -946,9 +946,7 @@ def test_plain_selects_and_only_those_skip_piccolos_row_pass() -> None:
 
 def test_kiths_hot_reads_skip_piccolos_row_pass() -> None:
     for prepared in (
-        contacts_service._CONTACT_BY_ID,
         contacts_service._POINTS_OF,
-        contacts_service._CONTACT_THROUGH_POINTS,
         users_service._TOKEN_BY_HASH,
     ):
         build = prepared._build

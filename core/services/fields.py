@@ -9,7 +9,7 @@ import math
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
@@ -278,6 +278,18 @@ def _out(row: Mapping[str, Any]) -> FieldOut:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
+
+
+class ValueRow(NamedTuple):
+    """One stored value of a custom field, with what its field says of it."""
+
+    id: uuid.UUID
+    contact: uuid.UUID
+    field: str
+    type: str
+    archived: bool
+    value: str | None
+    protected: str | None
 
 
 @dataclass
@@ -742,20 +754,34 @@ class FieldService:
         if not contact_ids:
             return {}
         rows = await _VALUES_OF.run(ids=contact_ids)
+        return await self.present(
+            ValueRow(
+                row["id"],
+                row["contact"],
+                row["field.name"],
+                row["field.type"],
+                bool(row["field.archived"]),
+                row["value"],
+                row["protected"],
+            )
+            for row in rows
+        )
+
+    async def present(self, rows: Iterable[ValueRow]) -> dict[uuid.UUID, dict[str, Any]]:
+        """Stored values as shown, by contact and field name (values of archived fields are
+        hidden; personal ones are decrypted)."""
         found: dict[uuid.UUID, dict[str, Any]] = {}
         for row in rows:
-            if row["field.archived"]:
+            if row.archived:
                 continue
-            text = row["value"]
-            if row["protected"] is not None:
+            text = row.value
+            if row.protected is not None:
                 text = (
                     await self.kith.protector.reveal(
-                        row["contact"], VALUE_TABLE, row["id"], {"protected": row["protected"]}
+                        row.contact, VALUE_TABLE, row.id, {"protected": row.protected}
                     )
                 )["protected"]
             if text is None:
                 continue
-            found.setdefault(row["contact"], {})[row["field.name"]] = present_value(
-                row["field.type"], text
-            )
+            found.setdefault(row.contact, {})[row.field] = present_value(row.type, text)
         return found

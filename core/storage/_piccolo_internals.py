@@ -86,7 +86,7 @@ class SQLiteEngineBase(SQLiteEngine):
         """The connection a transaction runs on, its own until :meth:`_release_writer`."""
 
     @abstractmethod
-    def _release_writer(self) -> None:
+    def _release_writer(self, connection: TransactionConnection) -> None:
         """Take back the connection of a transaction that ended."""
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = False) -> Any:
@@ -130,7 +130,7 @@ class SQLiteWriterTransaction(SQLiteTransaction):
         except BaseException:
             # ``__aexit__`` never runs for a transaction that failed to begin (another process
             # held the lock past the busy timeout): without this the writer stays taken.
-            self.engine._release_writer()
+            self.engine._release_writer(self.connection)
             raise
 
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
@@ -144,7 +144,7 @@ class SQLiteWriterTransaction(SQLiteTransaction):
                 await self.commit()
         finally:
             self.engine.current_transaction.reset(self.context)
-            self.engine._release_writer()
+            self.engine._release_writer(self.connection)
         return exception is None
 
 

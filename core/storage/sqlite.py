@@ -41,7 +41,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from kith.logs import get_logger
-from kith.storage._piccolo_internals import SQLiteEngineBase, register_sqlite_converters
+from kith.storage._piccolo_internals import (
+    SQLiteEngineBase,
+    TransactionConnection,
+    register_sqlite_converters,
+)
 
 # After piccolo's engine module (imported by the above) has registered its own.
 register_sqlite_converters()
@@ -57,6 +61,14 @@ _PRAGMAS = (
     # must not be readable from the file afterwards. Builds differ in their default; say it.
     "PRAGMA secure_delete = ON",
 )
+
+# The writer's commits run on the event loop's thread; SQLite's automatic checkpoint would run
+# there too, after a commit, syncing the disk twice while every request waits. The engine
+# checkpoints on a reader's thread instead (see KithSQLiteEngine._after_commit).
+_WRITER_PRAGMAS = ("PRAGMA wal_autocheckpoint = 0",)
+# How large the write-ahead log may grow before a checkpoint copies it into the database:
+# SQLite's default for its automatic checkpoint (1000 pages of 4 KiB).
+CHECKPOINT_WAL_BYTES = 1000 * 4096
 
 _READ_PREFIXES = ("select", "with", "pragma table_info", "explain")
 
@@ -107,6 +119,14 @@ _RETRY_ELSEWHERE = frozenset(
 )
 
 
+# Group commit: how many transactions may share one COMMIT, and how long the first may wait for
+# it. A commit writes every page its transaction changed to the write-ahead log (and now and
+# then checkpoints it): the contact, its emails and phones, their indexes, the audit and outbox
+# rows. Transactions committed together write a page they share once. The limits bound how long
+# a transaction's COMMIT waits and how long other processes wait for the write lock.
+GROUP_MAX = 32
+GROUP_MAX_AGE_S = 0.02
+
 # A BEGIN that meets another process's write lock (``kith worker``, a CLI command) would wait
 # up to the busy timeout; only that one moves to the writer's thread to wait there.
 _LOCKED = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
@@ -131,7 +151,10 @@ class ThreadedConnection:
     """One sqlite3 connection with a thread of its own: :meth:`execute` is a single hop to that
     thread; the ``_here`` methods run on the caller's (see :class:`WriterSession`)."""
 
-    def __init__(self, connect_kwargs: dict[str, Any], busy_timeout_ms: int) -> None:
+    def __init__(
+        self, connect_kwargs: dict[str, Any], busy_timeout_ms: int, pragmas: tuple[str, ...] = ()
+    ) -> None:
+        self._pragmas = pragmas
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kith-sqlite")
         # Not tied to its thread: the writer's transactions run their statements on the
         # caller's thread (see WriterSession), one user at a time under the writer lock.
@@ -141,7 +164,7 @@ class ThreadedConnection:
 
     def _open(self) -> None:
         connection = sqlite3.connect(**self._connect_kwargs)
-        for pragma in _PRAGMAS:
+        for pragma in (*_PRAGMAS, *self._pragmas):
             connection.execute(pragma.format(busy_timeout_ms=self._busy_timeout_ms))
         self._connection = connection
 
@@ -167,6 +190,10 @@ class ThreadedConnection:
         """Run a statement on the calling thread; only while no hop to this connection's own
         thread is in flight (the writer lock's holder, between its awaited calls)."""
         return self._run(sql, args)
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._connection is not None and self._connection.in_transaction
 
     def try_begin_here(self, sql: str) -> list[dict[str, Any]] | None:
         """Begin a transaction on the calling thread unless that would wait for a lock (or the
@@ -206,22 +233,57 @@ class WriterSession:
     BEGIN that would have to wait for another process's lock is handed to the writer's thread.
     The trade: a statement slow in itself (a large delete), and the WAL checkpoint SQLite runs
     after a commit every thousand pages or so, hold the event loop while they run.
+
+    Transactions that end close together share one commit (:class:`_Group`): BEGIN, COMMIT
+    and ROLLBACK go to the engine, which runs a transaction that joins an open group inside a
+    savepoint; its COMMIT returns once the group's COMMIT has run.
     """
 
-    __slots__ = ("_writer",)
+    __slots__ = ("_engine", "_writer", "released", "savepoint")
 
-    def __init__(self, writer: ThreadedConnection) -> None:
+    def __init__(self, engine: KithSQLiteEngine, writer: ThreadedConnection) -> None:
+        self._engine = engine
         self._writer = writer
+        # Whether this transaction runs in a savepoint of a group opened by another.
+        self.savepoint = False
+        # Whether the writer was given back already (by a COMMIT that waits for its group).
+        self.released = False
 
     async def execute(
         self, sql: str, args: list[Any] | tuple[Any, ...] = ()
     ) -> list[dict[str, Any]]:
-        if sql.lstrip()[:5].upper() == "BEGIN":
-            rows = self._writer.try_begin_here(sql)
-            if rows is not None:
-                return rows
-            return await self._writer.execute(sql, args)
-        return self._writer.execute_here(sql, args)
+        # piccolo's transaction boundaries (its savepoints run as any other statement).
+        if sql[:5].upper() == "BEGIN":
+            return await self._engine._begin(self, sql)
+        if sql == "COMMIT":
+            return await self._engine._commit(self)
+        if sql == "ROLLBACK":
+            return self._engine._rollback(self)
+        return self.run_here(sql, args)
+
+    def run_here(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        try:
+            return self._writer.execute_here(sql, args)
+        except sqlite3.Error as exc:
+            # Some errors (a full disk, say) end the whole transaction, and with it the work of
+            # the transactions waiting for the group's commit.
+            if not self._writer.in_transaction:
+                self._engine._lose_group(exc)
+            raise
+
+
+class _Group:
+    """One SQLite transaction shared by transactions that ended close together: each one's
+    COMMIT, once its statements ran, waits here until the group's COMMIT, which the engine
+    runs when the event loop next turns and the writer is free (or at once when the group is
+    full or old). Durability is unchanged: no COMMIT returns before its work is committed."""
+
+    __slots__ = ("opened", "scheduled", "waiting")
+
+    def __init__(self) -> None:
+        self.opened = time.monotonic()
+        self.waiting: list[asyncio.Future[None]] = []
+        self.scheduled = False
 
 
 class InlineReader:
@@ -298,6 +360,13 @@ class KithSQLiteEngine(SQLiteEngineBase):
         self._readers: asyncio.Queue[ThreadedConnection] | None = None
         self._all_readers: list[ThreadedConnection] = []
         self._writer_lock = asyncio.Lock()
+        # The open transaction that ended transactions wait to be committed with, if any.
+        self._group: _Group | None = None
+        # Transactions that committed, and COMMIT statements that ran for them.
+        self.transactions_committed = 0
+        self.commits = 0
+        self._checkpointing = False
+        self._checkpoint_task: asyncio.Task[None] | None = None
         # 0 turns inline reads off: every read then hops to a reader thread.
         self._inline_budget_s = inline_budget_s
         # One inline connection per thread: an engine is normally used from one event loop, but
@@ -353,7 +422,7 @@ class KithSQLiteEngine(SQLiteEngineBase):
         if self._writer_connection is None:
             self._make_private()
             self._writer_connection = ThreadedConnection(
-                self.connection_kwargs, self._busy_timeout_ms
+                self.connection_kwargs, self._busy_timeout_ms, _WRITER_PRAGMAS
             )
         return self._writer_connection
 
@@ -369,8 +438,15 @@ class KithSQLiteEngine(SQLiteEngineBase):
 
     async def close(self) -> None:
         """Close every connection (the engine can be used again afterwards)."""
+        if self._checkpoint_task is not None:
+            await self._checkpoint_task
+            self._checkpoint_task = None
         async with self._writer_lock:
+            self._settle()
             if self._writer_connection is not None:
+                # What SQLite's automatic checkpoint would have done by now.
+                with contextlib.suppress(sqlite3.Error):
+                    await self._writer_connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
                 await self._writer_connection.close()
                 self._writer_connection = None
         for reader in self._all_readers:
@@ -397,15 +473,154 @@ class KithSQLiteEngine(SQLiteEngineBase):
             finally:
                 queue.put_nowait(reader)
         async with self._writer_lock:
-            return await self._writer().execute(sql, args)
+            # On its own, the statement would join the open group's transaction.
+            self._settle()
+            rows = await self._writer().execute(sql, args)
+        self._after_commit()
+        return rows
 
     async def _execute_ddl(self, ddl: str) -> list[dict[str, Any]]:
         async with self._writer_lock:
+            self._settle()
             return await self._writer().execute(ddl)
 
     async def _acquire_writer(self) -> WriterSession:
         await self._writer_lock.acquire()
-        return WriterSession(self._writer())
+        return WriterSession(self, self._writer())
 
-    def _release_writer(self) -> None:
+    def _release_writer(self, connection: TransactionConnection) -> None:
+        assert isinstance(connection, WriterSession)
+        if not connection.released:
+            self._give_back(connection)
+
+    def _give_back(self, connection: WriterSession) -> None:
+        """The writer back from a transaction that ended, its group committed or scheduled."""
+        connection.released = True
+        group = self._group
+        if group is None or not group.waiting:
+            self._writer_lock.release()
+            return
+        if len(group.waiting) >= GROUP_MAX or time.monotonic() - group.opened > GROUP_MAX_AGE_S:
+            self._settle()
+            self._writer_lock.release()
+            return
+        # Released first: a transaction waiting for the writer runs before the group's
+        # commit is due, and joins it.
         self._writer_lock.release()
+        if not group.scheduled:
+            group.scheduled = True
+            asyncio.get_running_loop().call_soon(self._commit_due, group)
+
+    # -- group commit ------------------------------------------------------------------------
+
+    async def _begin(self, session: WriterSession, sql: str) -> list[dict[str, Any]]:
+        if self._group is not None:
+            session.savepoint = True
+            return session.run_here(f"SAVEPOINT {_MEMBER}")
+        rows = self._writer().try_begin_here(sql)
+        if rows is None:
+            rows = await self._writer().execute(sql)
+        self._group = _Group()
+        return rows
+
+    async def _commit(self, session: WriterSession) -> list[dict[str, Any]]:
+        group = self._group
+        if group is None:
+            # Its transaction ended already (an error rolled it back): SQLite says so.
+            return session.run_here("COMMIT")
+        if session.savepoint:
+            session.run_here(f"RELEASE {_MEMBER}")
+        waiting: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        group.waiting.append(waiting)
+        # The writer goes to the next transaction (which joins the group) or, when the loop
+        # next turns with the writer free, the group commits.
+        self._give_back(session)
+        await waiting
+        return []
+
+    def _rollback(self, session: WriterSession) -> list[dict[str, Any]]:
+        if self._group is None:
+            # An error ended the transaction already; nothing is left to roll back.
+            if not self._writer().in_transaction:
+                return []
+            return session.run_here("ROLLBACK")
+        if session.savepoint:
+            session.run_here(f"ROLLBACK TO {_MEMBER}")
+            return session.run_here(f"RELEASE {_MEMBER}")
+        # The group's first transaction: nothing else has joined it yet.
+        self._group = None
+        return session.run_here("ROLLBACK")
+
+    def _commit_due(self, group: _Group) -> None:
+        group.scheduled = False
+        if self._group is not group or self._writer_lock.locked():
+            # Committed already, or a transaction holds the writer: it commits or schedules
+            # the group when it gives the writer back.
+            return
+        self._settle()
+
+    def _settle(self) -> None:
+        """Commit the open group, if any (with the writer held, or nobody holding it)."""
+        group, self._group = self._group, None
+        if group is None:
+            return
+        try:
+            self._writer().execute_here("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                if self._writer().in_transaction:
+                    self._writer().execute_here("ROLLBACK")
+            _fail(group, exc)
+            return
+        self.commits += 1
+        self.transactions_committed += len(group.waiting)
+        self._after_commit()
+        for waiting in group.waiting:
+            if not waiting.done():
+                waiting.set_result(None)
+
+    def _after_commit(self) -> None:
+        """Start a checkpoint on a reader's thread when the write-ahead log has grown."""
+        if self._checkpointing:
+            return
+        try:
+            size = os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return
+        if size >= CHECKPOINT_WAL_BYTES:
+            self._checkpointing = True
+            self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint())
+
+    async def _checkpoint(self) -> None:
+        # PASSIVE: copies what no reader still needs, without waiting for readers or writers;
+        # the next commit after a complete one starts the log from its beginning again.
+        try:
+            queue = self._reader_queue()
+            reader = await queue.get()
+            try:
+                await reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                queue.put_nowait(reader)
+        except sqlite3.Error as exc:
+            log.warning("checkpoint failed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            self._checkpointing = False
+
+    def _lose_group(self, exc: BaseException) -> None:
+        group, self._group = self._group, None
+        if group is not None:
+            _fail(group, exc)
+
+
+# The savepoint a transaction that joins an open group runs in (one at a time).
+_MEMBER = "kith_group_member"
+
+
+def _fail(group: _Group, exc: BaseException) -> None:
+    for waiting in group.waiting:
+        if not waiting.done():
+            waiting.set_exception(
+                sqlite3.OperationalError(
+                    f"the transaction was not committed: {type(exc).__name__}: {exc}"
+                )
+            )

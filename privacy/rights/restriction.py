@@ -74,13 +74,16 @@ _ACTIVE = Prepared(
         .limit(1)
     )
 )
-_HELD = Prepared(
-    lambda contact_id: (
-        LegalHold.select(LegalHold.ground)
-        .where((LegalHold.contact_id == contact_id) & LegalHold.released_at.is_null())
-        .limit(1)
-    )
+# Both reasons to refuse a change in one round trip: an active restriction (its start), else a
+# legal hold of an erased contact (its ground). piccolo has no UNION, hence the SQL.
+_REFUSALS_SQL = (
+    f"SELECT 0 AS rank, started_at AS since, NULL AS ground FROM {Restriction._meta.tablename} "
+    "WHERE contact_id = {} AND lifted_at IS NULL "
+    f"UNION ALL SELECT 1, NULL, ground FROM {LegalHold._meta.tablename} "
+    "WHERE contact_id = {} AND released_at IS NULL "
+    "ORDER BY rank LIMIT 1"
 )
+_REFUSALS = Prepared(lambda contact_id: Restriction.raw(_REFUSALS_SQL, contact_id, contact_id))
 
 
 class RestrictionOut(msgspec.Struct, kw_only=True):
@@ -107,22 +110,22 @@ class RestrictionService:
         """Why ``activity`` on the contact's data is refused now, or None."""
         if _request_subject.get() == contact_id:
             return None
-        row = await self.active(contact_id)
-        if row is not None:
-            since = row["started_at"]
-            day = since.date().isoformat() if isinstance(since, dt.datetime) else str(since)
+        row = await _REFUSALS.first(contact_id=contact_id)
+        if row is None:
+            return None
+        if row["rank"] == 0:
+            # Through the UNION, SQLite gives the time as its stored text.
+            since = row["since"]
+            day = since.date().isoformat() if isinstance(since, dt.datetime) else str(since)[:10]
             return (
                 f"contact {contact_id} is restricted (Art. 18 GDPR) since {day}: its data may "
                 "only be stored, so this is refused; a compliance user lifts the restriction "
                 "with `kith privacy restriction lift`"
             )
-        hold = await _HELD.first(contact_id=contact_id)
-        if hold is not None:
-            return (
-                f"contact {contact_id} was erased; only records under a legal hold are kept "
-                f"({hold['ground']}), and they may only be stored"
-            )
-        return None
+        return (
+            f"contact {contact_id} was erased; only records under a legal hold are kept "
+            f"({row['ground']}), and they may only be stored"
+        )
 
     async def restrict(
         self,

@@ -1,0 +1,151 @@
+"""Group commit on SQLite: transactions that end close together share one COMMIT, each one's
+work is committed (readable by another connection) when its transaction returns, and a
+transaction that fails or rolls back loses only its own work."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from kith.storage import sqlite as kith_sqlite
+from kith.storage.sqlite import KithSQLiteEngine, ThreadedConnection
+from piccolo.columns import Integer, Varchar
+from piccolo.table import Table
+
+
+class Note(Table, tablename="kith_test_group_note"):
+    name = Varchar(length=50, unique=True)
+    n = Integer(default=0)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[KithSQLiteEngine]:
+    engine = KithSQLiteEngine(path=str(tmp_path / "group.sqlite3"))
+    Note._meta.db = engine
+    try:
+        await Note.create_table().run()
+        yield engine
+    finally:
+        await engine.close()
+
+
+def committed_names(engine: KithSQLiteEngine) -> list[str]:
+    """What another connection (another process, a backup) finds in the file."""
+    with sqlite3.connect(engine.path) as other:
+        rows = other.execute("SELECT name FROM kith_test_group_note ORDER BY name").fetchall()
+    return [name for (name,) in rows]
+
+
+async def write(engine: KithSQLiteEngine, name: str, *, fail: bool = False) -> list[str]:
+    """One transaction inserting ``name``; what another connection sees once it returned."""
+    async with engine.transaction():
+        await Note.insert(Note(name=name)).run()
+        # Other transactions run meanwhile and queue for the writer.
+        await asyncio.sleep(0)
+        await Note.update({Note.n: Note.n + 1}).where(Note.name == name).run()
+        if fail:
+            raise RuntimeError("refused")
+    return committed_names(engine)
+
+
+async def test_concurrent_transactions_share_commits_and_each_is_committed_when_it_returns(
+    engine: KithSQLiteEngine,
+) -> None:
+    names = [f"note{i:02d}" for i in range(40)]
+    seen = await asyncio.gather(*(write(engine, name) for name in names))
+    for name, visible in zip(names, seen, strict=True):
+        assert name in visible
+    assert committed_names(engine) == names
+    assert engine.transactions_committed == 40
+    assert engine.commits < 40
+    rows = await Note.select(Note.name, Note.n).order_by(Note.name).run()
+    assert [(row["name"], row["n"]) for row in rows] == [(name, 1) for name in names]
+
+
+async def test_a_failing_transaction_loses_only_its_own_work(engine: KithSQLiteEngine) -> None:
+    async def duplicate() -> None:
+        async with engine.transaction():
+            await Note.insert(Note(name="twin-extra")).run()
+            await asyncio.sleep(0)
+            # The unique name is taken by a transaction of the same group.
+            await Note.insert(Note(name="twin")).run()
+
+    outcomes = await asyncio.gather(
+        write(engine, "twin"),
+        write(engine, "refused", fail=True),
+        duplicate(),
+        write(engine, "other"),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[1], RuntimeError)
+    assert isinstance(outcomes[2], sqlite3.IntegrityError)
+    assert committed_names(engine) == ["other", "twin"]
+
+
+async def test_a_write_outside_a_transaction_does_not_join_an_open_group(
+    engine: KithSQLiteEngine,
+) -> None:
+    async def single() -> None:
+        await Note.insert(Note(name="alone")).run()
+        # Committed on its own: another connection sees it at once.
+        assert "alone" in committed_names(engine)
+
+    await asyncio.gather(write(engine, "a"), single(), write(engine, "b"))
+    assert committed_names(engine) == ["a", "alone", "b"]
+
+
+async def test_a_failed_group_commit_fails_every_transaction_in_it(
+    engine: KithSQLiteEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = ThreadedConnection.execute_here
+
+    def execute_here(self: ThreadedConnection, sql: str, args: object = ()) -> object:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(self, sql, args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ThreadedConnection, "execute_here", execute_here)
+    outcomes = await asyncio.gather(
+        *(write(engine, f"lost{i}") for i in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(outcome, sqlite3.OperationalError) for outcome in outcomes)
+    monkeypatch.undo()
+    assert committed_names(engine) == []
+    # The writer is free and works afterwards.
+    assert "after" in await write(engine, "after")
+
+
+async def test_a_group_is_committed_at_once_when_full(
+    engine: KithSQLiteEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kith_sqlite, "GROUP_MAX", 3)
+    await asyncio.gather(*(write(engine, f"n{i}") for i in range(9)))
+    assert engine.transactions_committed == 9
+    assert engine.commits >= 3
+    assert len(committed_names(engine)) == 9
+
+
+def in_database_file(engine: KithSQLiteEngine) -> list[str]:
+    """The names in the database file itself, without what its write-ahead log still holds."""
+    with sqlite3.connect(f"file:{engine.path}?mode=ro&immutable=1", uri=True) as file_only:
+        try:
+            rows = file_only.execute("SELECT name FROM kith_test_group_note ORDER BY name")
+        except sqlite3.OperationalError:  # the table itself is still in the log
+            return []
+        return [name for (name,) in rows.fetchall()]
+
+
+async def test_the_log_is_checkpointed_into_the_database_as_it_grows(
+    engine: KithSQLiteEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The database file has the table but not the rows yet: they are in the log.
+    await write(engine, "first")
+    assert in_database_file(engine) == []
+    monkeypatch.setattr(kith_sqlite, "CHECKPOINT_WAL_BYTES", 1)
+    await write(engine, "second")
+    assert engine._checkpoint_task is not None
+    await engine._checkpoint_task
+    assert in_database_file(engine) == ["first", "second"]
