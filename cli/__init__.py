@@ -11,6 +11,7 @@ import click
 from kith.cli._plugin_commands import PluginCommandsGroup
 from kith.cli.contacts import contacts
 from kith.cli.events import events
+from kith.cli.exports import export
 from kith.cli.fields import fields
 from kith.cli.interactions import log_interaction
 from kith.cli.plugins import plugins
@@ -38,3 +39,4 @@ main.add_command(tasks)
 main.add_command(log_interaction)
 main.add_command(plugins)
 main.add_command(events)
+main.add_command(export)

@@ -14,6 +14,7 @@ from kith.http.openapi import SECURITY_SCHEME, KithOpenAPIConfig
 from kith.http.problems import problem_details_plugin
 from kith.http.request_body import KithRequest
 from kith.http.routes.contacts import API, ContactController
+from kith.http.routes.exports import ExportController
 from kith.http.routes.fields import FieldController
 from kith.http.routes.health import health
 from kith.http.routes.interactions import InteractionController, list_tasks
@@ -30,6 +31,7 @@ CORE_ROUTES: list[Any] = [
     health,
     ContactController,
     FieldController,
+    ExportController,
     InteractionController,
     list_tasks,
     UserController,
