@@ -12,6 +12,7 @@ from kith.cli._plugin_commands import PluginCommandsGroup
 from kith.cli.contacts import contacts
 from kith.cli.duplicates import duplicates
 from kith.cli.events import events
+from kith.cli.exports import export
 from kith.cli.fields import fields
 from kith.cli.imports import import_
 from kith.cli.interactions import log_interaction
@@ -45,3 +46,4 @@ main.add_command(tasks)
 main.add_command(log_interaction)
 main.add_command(plugins)
 main.add_command(events)
+main.add_command(export)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 import msgspec
@@ -23,7 +23,7 @@ from kith.console import (
 from kith.pagination import MAX_LIMIT
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, ContactOut, InteractionOut, Page
-from kith.services.contacts import ContactService
+from kith.services.contacts import ContactFilter, ContactService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings
@@ -97,6 +97,64 @@ _all_option = click.option(
     "--all", "include_archived", is_flag=True, help="Include archived contacts."
 )
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def filter_options(command: F) -> F:
+    """The filters of ``kith contacts list``, which ``kith export contacts`` takes too: the
+    command receives ``q``, ``include_archived``, ``organization`` and ``field_filters``, and
+    :func:`contact_filter` makes them one filter."""
+
+    options = [
+        click.option(
+            "--search",
+            "q",
+            metavar="TEXT",
+            help="Only contacts with this exact email or phone, or whose name has words "
+            "starting with these.",
+        ),
+        _all_option,
+        click.option("--organization", metavar="ID", help="Only the people of this organization."),
+        click.option(
+            "--field",
+            "field_filters",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="A custom field's value (repeatable); NAME.min=... and NAME.max=... for a "
+            "range of numbers, amounts, dates and times.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def contact_filter(
+    q: str | None, include_archived: bool, organization: str | None, field_filters: Sequence[str]
+) -> ContactFilter:
+    """The filter the options of :func:`filter_options` describe."""
+    return ContactFilter(
+        q=q,
+        include_archived=include_archived,
+        organization_id=(
+            parse_id(organization, "organization", "`kith contacts list` shows them")
+            if organization is not None
+            else None
+        ),
+        fields=field_values(field_filters, "--field"),
+    )
+
+
+def field_values(given: Sequence[str], option: str) -> dict[str, str]:
+    """``NAME=VALUE`` items of a repeated option, by name."""
+    values: dict[str, str] = {}
+    for item in given:
+        field, equals, value = item.partition("=")
+        if not equals or not field.strip():
+            raise CliError(f"{option} {item!r}: write it as NAME=VALUE, like industry=retail")
+        values[field.strip()] = value
+    return values
+
 
 @click.group()
 def contacts() -> None:
@@ -134,12 +192,7 @@ def add_contact(
     as_json: bool,
 ) -> None:
     """Add a contact. The first email and phone given are the primary ones."""
-    fields: dict[str, str] = {}
-    for item in custom:
-        field, equals, value = item.partition("=")
-        if not equals or not field.strip():
-            raise CliError(f"--field {item!r}: write it as NAME=VALUE, like industry=retail")
-        fields[field.strip()] = value
+    fields = field_values(custom, "--field")
     organization_id = (
         parse_id(organization, "organization", "`kith contacts list` shows them")
         if organization is not None
@@ -179,27 +232,29 @@ def add_contact(
 
 @contacts.command("list")
 @_limit_option
-@_all_option
-@click.option("--organization", metavar="ID", help="Only the people of this organization.")
+@filter_options
 @json_option
 def list_contacts(
-    limit: int, include_archived: bool, organization: str | None, as_json: bool
+    limit: int,
+    q: str | None,
+    include_archived: bool,
+    organization: str | None,
+    field_filters: tuple[str, ...],
+    as_json: bool,
 ) -> None:
     """List contacts, oldest first."""
-    organization_id = (
-        parse_id(organization, "organization", "`kith contacts list` shows them")
-        if organization is not None
-        else None
-    )
+    filters = contact_filter(q, include_archived, organization, field_filters)
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
         service = ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
         return await collect(
             lambda cursor, n: service.list(
+                q=filters.q,
                 cursor=cursor,
                 limit=n,
-                include_archived=include_archived,
-                organization_id=organization_id,
+                include_archived=filters.include_archived,
+                organization_id=filters.organization_id,
+                fields=filters.fields,
             ),
             limit,
         )

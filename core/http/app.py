@@ -15,6 +15,7 @@ from kith.http.problems import problem_details_plugin
 from kith.http.request_body import KithRequest
 from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.duplicates import DuplicateController
+from kith.http.routes.exports import ExportController
 from kith.http.routes.fields import FieldController
 from kith.http.routes.health import health
 from kith.http.routes.imports import ImportController
@@ -35,6 +36,7 @@ CORE_ROUTES: list[Any] = [
     DuplicateController,
     FieldController,
     ImportController,
+    ExportController,
     InteractionController,
     list_tasks,
     MergeController,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
@@ -18,7 +19,7 @@ from kith.events import utcnow
 from kith.ids import new_id
 from kith.merge_records import merged_into
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
-from kith.pagination import check_limit, decode_id_cursor, encode_cursor
+from kith.pagination import MAX_LIMIT, check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import (
     CONTACT_PATCH_DIRECTIVES,
@@ -43,6 +44,30 @@ CONTACT_TABLE = Contact._meta.tablename
 POINT_TABLE = ContactPoint._meta.tablename
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
 SCAN_CHUNK = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class ContactFilter:
+    """Which contacts a list (or an export) is of: ``q`` an exact email or phone, or the
+    start of words of the name; ``organization_id`` that organization's people; ``fields``
+    custom field filters (``{"industry": "retail", "employees.min": "10"}``)."""
+
+    q: str | None = None
+    include_archived: bool = False
+    organization_id: uuid.UUID | None = None
+    fields: Mapping[str, str] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """A :class:`ContactFilter` checked and turned into conditions (``ContactService.select``):
+    ``empty`` when nothing can match (an email no contact has, say)."""
+
+    filters: ContactFilter
+    conditions: list[Any]
+    by_fields: list[Any]
+    words: list[str] | None
+    empty: bool
 
 
 class _PrimaryEmailRaced(Conflict):
@@ -1058,48 +1083,43 @@ class ContactService:
                 return None
         return None
 
-    async def list(
-        self,
-        *,
-        q: str | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-        include_archived: bool = False,
-        organization_id: uuid.UUID | None = None,
-        fields: Mapping[str, str] | None = None,
-        actor: Actor = SYSTEM,
-    ) -> Page[ContactOut]:
-        """Contacts in creation order; ``q`` is an exact email or phone, or words that each
-        start a word of the name (any order, any script: see :mod:`kith.name_index`);
-        ``organization_id`` keeps the people of that organization; ``fields`` filters on
-        custom field values (see :meth:`FieldService.conditions`). Each contact listed is
-        reported as read (``list``, or ``search`` for a query)."""
-        limit = check_limit(limit)
-        after = decode_id_cursor(cursor) if cursor else None
-        filters = []
-        if not include_archived:
-            filters.append(Contact.archived == False)  # noqa: E712 - piccolo builds SQL from this
-        if organization_id is not None:
-            await self._check_organization(organization_id)
-            filters.append(Contact.organization == organization_id)
+    async def select(self, filters: ContactFilter) -> Selection:
+        """The filters of a list checked and turned into conditions, once for every page:
+        :class:`InvalidInput` for an unknown organization or custom field filter."""
+        conditions = []
+        if not filters.include_archived:
+            conditions.append(Contact.archived == False)  # noqa: E712 - piccolo builds SQL from this
+        if filters.organization_id is not None:
+            await self._check_organization(filters.organization_id)
+            conditions.append(Contact.organization == filters.organization_id)
         by_fields = []
-        if fields:
-            matching = await FieldService(self.kith).conditions(fields)
+        if filters.fields:
+            matching = await FieldService(self.kith).conditions(filters.fields)
             by_fields = [Contact.id.is_in(ids) for ids in matching]
-            filters += by_fields
-        q = (q or "").strip()
+            conditions += by_fields
+        q = (filters.q or "").strip()
         lookup = self._parse_lookup(q) if q else None
+        empty = False
         if lookup is not None:
             ids = await self.find_ids_by(*lookup)
-            if not ids:
-                return Page(items=[], next_cursor=None)
-            filters.append(Contact.id.is_in(ids))
+            if ids:
+                conditions.append(Contact.id.is_in(ids))
+            empty = not ids
         words = name_index.query_words(q) if q and lookup is None else None
-        if words == []:
-            # Nothing in the query that a name could start with (only punctuation).
-            return Page(items=[], next_cursor=None)
+        # Nothing in the query that a name could start with (only punctuation).
+        empty = empty or words == []
+        return Selection(filters, conditions, by_fields, words, empty)
+
+    async def _matching(
+        self, selection: Selection, after: uuid.UUID | None, limit: int
+    ) -> tuple[list[ContactOut], bool]:
+        """Up to ``limit`` contacts of a selection after ``after`` in creation order, and
+        whether more follow (nothing is reported here)."""
+        if selection.empty:
+            return [], False
+        words, by_fields = selection.words, selection.by_fields
         index = name_index.name_index(self.kith)
-        filters_of = (include_archived, organization_id)
+        filters_of = (selection.filters.include_archived, selection.filters.organization_id)
 
         # Names are stored protected: a name search decrypts the contacts the name index
         # offers (or, without a usable index, every contact in turn) and checks them.
@@ -1120,7 +1140,7 @@ class ContactService:
                     query = query.where(condition)
                 rows = [row for row in await query.run() if _passes(row, filters_of)]
             else:
-                for condition in filters:
+                for condition in selection.conditions:
                     query = query.where(condition)
                 if after:
                     query = query.where(Contact.id > after)
@@ -1150,11 +1170,64 @@ class ContactService:
                     break
                 after = rows[-1]["id"]
         items = await self._hydrate(found[:limit], revealed)
-        next_cursor = encode_cursor(items[-1].id) if len(found) > limit else None
+        return items, len(found) > limit
+
+    async def report_each(
+        self, contact_ids: Iterable[uuid.UUID], action: str, actor: Actor, **details: Any
+    ) -> None:
+        """Report an access (``action``) to each of these contacts' personal data."""
         # Together, so that an audit log that commits each entry before answering commits the
         # page's entries at once rather than one after the other.
-        action = "search" if q else "list"
-        await asyncio.gather(*(self._report(item.id, action, actor) for item in items))
+        await asyncio.gather(*(self._report(i, action, actor, **details) for i in contact_ids))
+
+    async def pages(
+        self,
+        selection: Selection,
+        action: str,
+        actor: Actor = SYSTEM,
+        *,
+        size: int = MAX_LIMIT,
+        **details: Any,
+    ) -> AsyncIterator[list[ContactOut]]:
+        """Every contact of a selection (see :meth:`select`), a page of ``size`` at a time in
+        creation order, reading one page at a time whatever their number. Each contact is
+        reported (``action``, with ``details``) before its page is handed over."""
+        after: uuid.UUID | None = None
+        while True:
+            items, more = await self._matching(selection, after, size)
+            if items:
+                await self.report_each([item.id for item in items], action, actor, **details)
+                yield items
+            if not more:
+                return
+            after = items[-1].id
+
+    async def list(
+        self,
+        *,
+        q: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        include_archived: bool = False,
+        organization_id: uuid.UUID | None = None,
+        fields: Mapping[str, str] | None = None,
+        actor: Actor = SYSTEM,
+    ) -> Page[ContactOut]:
+        """Contacts in creation order; ``q`` is an exact email or phone, or words that each
+        start a word of the name (any order, any script: see :mod:`kith.name_index`);
+        ``organization_id`` keeps the people of that organization; ``fields`` filters on
+        custom field values (see :meth:`FieldService.conditions`). Each contact listed is
+        reported as read (``list``, or ``search`` for a query)."""
+        limit = check_limit(limit)
+        after = decode_id_cursor(cursor) if cursor else None
+        filters = ContactFilter(
+            q=q, include_archived=include_archived, organization_id=organization_id, fields=fields
+        )
+        items, more = await self._matching(await self.select(filters), after, limit)
+        next_cursor = encode_cursor(items[-1].id) if more else None
+        await self.report_each(
+            [item.id for item in items], "search" if filters.q else "list", actor
+        )
         return Page(items=items, next_cursor=next_cursor)
 
     async def people(

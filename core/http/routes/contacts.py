@@ -32,6 +32,26 @@ READ = roles(Role.AGENT, Role.COMPLIANCE)
 WRITE = roles(Role.AGENT)
 # Query parameters filtering a list on custom fields: field.industry=retail.
 FIELD_PREFIX = "field."
+# The filters of a contacts list, which an export of contacts takes too.
+SearchQuery = Annotated[
+    str | None,
+    QueryParameter(
+        description="an exact email or phone (any format), or the start of words of "
+        "the name, in any order and any script ('ada lov'; 'Иван' finds Ivan)"
+    ),
+]
+OrganizationFilter = Annotated[
+    uuid.UUID | None, QueryParameter(description="only the people of this organization")
+]
+
+
+def field_filters(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The custom field filters of a request: ``field.NAME=VALUE``, ``field.NAME.min=...``."""
+    return {
+        key.removeprefix(FIELD_PREFIX): value
+        for key, value in request.query_params.items()
+        if key.startswith(FIELD_PREFIX)
+    }
 
 
 class ContactController(Controller):
@@ -57,20 +77,11 @@ class ContactController(Controller):
     async def list_contacts(
         self,
         contacts: Contacts,
-        q: Annotated[
-            str | None,
-            QueryParameter(
-                description="an exact email or phone (any format), or the start of words of "
-                "the name, in any order and any script ('ada lov'; 'Иван' finds Ivan)"
-            ),
-        ] = None,
+        q: SearchQuery = None,
         cursor: Cursor = None,
         limit: Limit = 50,
         include_archived: FromQuery[bool] = False,
-        organization_id: Annotated[
-            uuid.UUID | None,
-            QueryParameter(description="only the people of this organization"),
-        ] = None,
+        organization_id: OrganizationFilter = None,
         *,
         actor: CurrentActor,
         request: Request[Any, Any, Any],
@@ -83,11 +94,7 @@ class ContactController(Controller):
             limit=limit,
             include_archived=include_archived,
             organization_id=organization_id,
-            fields={
-                key.removeprefix(FIELD_PREFIX): value
-                for key, value in request.query_params.items()
-                if key.startswith(FIELD_PREFIX)
-            },
+            fields=field_filters(request),
             actor=actor,
         )
 
