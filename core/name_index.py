@@ -27,7 +27,7 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, run_deferred
 from kith.tables import Contact, NameIndexState, NameToken
 
 if TYPE_CHECKING:
@@ -173,13 +173,20 @@ class NameIndex:
             self._checked = True
             await self.complete(writing=subject_id)
         source = _source(table, row_id)
-        if not new:
-            await (
-                NameToken.delete()
-                .where((NameToken.contact == subject_id) & (NameToken.source == source))
-                .run()
-            )
-        await _insert([(token, subject_id, source) for token in self.tokens(table, values)])
+        rows = [(token, subject_id, source) for token in self.tokens(table, values)]
+        if new:
+            # Nothing reads them back in this transaction: written with its other deferred
+            # statements (one round trip on PostgreSQL).
+            await _insert(rows, defer=True)
+            return
+        # Tokens this transaction deferred must be there to be replaced.
+        await run_deferred(NameToken._meta.db)
+        await (
+            NameToken.delete()
+            .where((NameToken.contact == subject_id) & (NameToken.source == source))
+            .run()
+        )
+        await _insert(rows)
 
     async def candidates(
         self, query: Sequence[str], after: uuid.UUID | None, limit: int
@@ -319,10 +326,10 @@ def _insert_tokens(token: Sequence[Any], contact: Sequence[Any], source: Sequenc
 _INSERT_TOKENS = Prepared(_insert_tokens)
 
 
-async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
+async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]], *, defer: bool = False) -> None:
     for start in range(0, len(rows), _INSERT_ROWS):
         chunk = rows[start : start + _INSERT_ROWS]
-        await _INSERT_TOKENS.run(
+        await (_INSERT_TOKENS.defer if defer else _INSERT_TOKENS.run)(
             token=[row[0] for row in chunk],
             contact=[row[1] for row in chunk],
             source=[row[2] for row in chunk],
