@@ -272,6 +272,7 @@ class NameIndex:
         for name, (table, subject) in self._tables().items():
             seen += await self._rebuild_table(table, subject, self.columns[name], batch_size)
         await self.mark_complete()
+        await _vacuum()
         return seen
 
     async def _rebuild_table(
@@ -334,6 +335,16 @@ async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]], *, defer: bool = F
             contact=[row[1] for row in chunk],
             source=[row[2] for row in chunk],
         )
+
+
+async def _vacuum() -> None:
+    """After a rebuild on PostgreSQL: vacuumed, a search reads the index alone (the visibility
+    map marks every row, no visit to the table per candidate), and analysed, the planner knows
+    how common each token is. Autovacuum would get there later; searches are slow until then.
+    Not inside a transaction, where PostgreSQL refuses to vacuum."""
+    engine = NameToken._meta.db
+    if engine.engine_type == "postgres" and engine.current_transaction.get() is None:
+        await engine.run_ddl(f"VACUUM (ANALYZE) {NameToken._meta.tablename}")
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

@@ -361,3 +361,23 @@ async def test_a_plugins_name_field_is_searched_too(
         assert await _found(kith, "enchantress") == []
     finally:
         await kith.close()
+
+
+async def test_on_postgresql_the_index_is_kept_vacuumed_and_analysed(kith: Kith) -> None:
+    """A search reads the index alone only where vacuum has marked the rows: after a rebuild
+    the index is vacuumed and analysed at once, and autovacuum keeps up as it grows."""
+    if kith.database.kind != "postgresql":
+        pytest.skip("PostgreSQL's vacuum")
+    ada, _ = await _add(kith, "Ada Lovelace", "Grace Hopper")
+    table = NameToken._meta.tablename
+    engine = kith.database.engine
+    await name_index.rebuild(kith)
+    stats = await engine._run_in_pool(
+        "SELECT last_vacuum, last_analyze FROM pg_stat_user_tables WHERE relname = $1", [table]
+    )
+    assert stats[0]["last_vacuum"] is not None and stats[0]["last_analyze"] is not None
+    options = await engine._run_in_pool(
+        "SELECT reloptions FROM pg_class WHERE relname = $1", [table]
+    )
+    assert "autovacuum_vacuum_insert_scale_factor=0.01" in options[0]["reloptions"]
+    assert await _found(kith, "ada lov") == [ada]
