@@ -36,7 +36,7 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
-from kith.storage.prepared import Prepared, row_chunks
+from kith.storage.prepared import Prepared, row_chunks, run_deferred
 from kith.tables import Contact, NameIndexState, NameToken
 
 if TYPE_CHECKING:
@@ -271,13 +271,20 @@ class NameIndex:
             self._checked = True
             await self.complete(writing=subject_id)
         source = _source(table, row_id)
-        if not new:
-            await (
-                NameToken.delete()
-                .where((NameToken.contact == subject_id) & (NameToken.source == source))
-                .run()
-            )
-        await _insert([(token, subject_id, source) for token in self.tokens(table, values)])
+        rows = [(token, subject_id, source) for token in self.tokens(table, values)]
+        if new:
+            # Nothing reads them back in this transaction: written with its other deferred
+            # statements (one round trip on PostgreSQL).
+            await _insert(rows, defer=True)
+            return
+        # Tokens this transaction deferred must be there to be replaced.
+        await run_deferred(NameToken._meta.db)
+        await (
+            NameToken.delete()
+            .where((NameToken.contact == subject_id) & (NameToken.source == source))
+            .run()
+        )
+        await _insert(rows)
 
     async def candidates(
         self, query: Sequence[str], after: uuid.UUID | None, limit: int
@@ -288,11 +295,22 @@ class NameIndex:
         if not usable or not self.kinds or not await self.complete():
             return None
         kinds = list(self.kinds.values())
-        # The longest word is likely the rarest: its contacts are read in order and the others
-        # probed for each of them. (Counting each word's tokens first cost more than it saved
-        # on PostgreSQL at a million contacts.)
         usable = sorted(dict.fromkeys(usable), key=len, reverse=True)
-        driver, others = usable[0], usable[1:]
+        after = after or uuid.UUID(int=0)
+        if len(usable) > 1 and NameToken._meta.db.engine_type == "postgres":
+            sql, args = self._intersection(usable, kinds, after, limit)
+        else:
+            sql, args = self._probed(usable, kinds, after, limit)
+        rows = await NameToken.raw(sql, *args).run()
+        return [_as_uuid(row["contact"]) for row in rows]
+
+    def _probed(
+        self, words: list[str], kinds: list[str], after: uuid.UUID, limit: int
+    ) -> tuple[str, list[Any]]:
+        """The first word's contacts read in order, the others probed for each of them."""
+        # The longest word is likely the rarest. (Counting each word's tokens first cost more
+        # than it saved on PostgreSQL at a million contacts.)
+        driver, others = words[0], words[1:]
         branches: list[str] = []
         args: list[Any] = []
         for kind in kinds:
@@ -300,7 +318,7 @@ class NameIndex:
                 "SELECT DISTINCT t.contact FROM kith_name_token t "
                 "WHERE t.token = {} AND t.contact > {}"
             )
-            args += [self.token(kind, driver), after or uuid.UUID(int=0)]
+            args += [self.token(kind, driver), after]
             for word in others:
                 # A scalar subquery, not EXISTS: PostgreSQL may turn EXISTS into a join that
                 # reads every contact of the other word; this is an index probe per candidate.
@@ -311,9 +329,32 @@ class NameIndex:
                 args += [self.token(other, word) for other in kinds]
             branches.append(f"SELECT contact FROM ({sql} ORDER BY t.contact LIMIT {{}}) b")
             args.append(limit)
-        sql = " UNION ".join(branches) + " ORDER BY contact LIMIT {}"
-        rows = await NameToken.raw(sql, *args, limit).run()
-        return [_as_uuid(row["contact"]) for row in rows]
+        return " UNION ".join(branches) + " ORDER BY contact LIMIT {}", [*args, limit]
+
+    def _intersection(
+        self, words: list[str], kinds: list[str], after: uuid.UUID, limit: int
+    ) -> tuple[str, list[Any]]:
+        """Each word's contacts (under every column's key) read as index ranges in contact
+        order and joined. On PostgreSQL at a million contacts, probing the other words for each
+        contact of a common first word cost thousands of random index reads (25-29 ms); the
+        ranges are read in order instead (measured at 100 k: 0.4 ms against 2.5 ms at the
+        median, 47 buffers against 18,000)."""
+        streams: list[str] = []
+        args: list[Any] = []
+        for word in words:
+            arms = " UNION ALL ".join(
+                "SELECT contact FROM kith_name_token WHERE token = {} AND contact > {}"
+                for _ in kinds
+            )
+            streams.append(f"({arms})")
+            for kind in kinds:
+                args += [self.token(kind, word), after]
+        sql = f"SELECT w0.contact FROM {streams[0]} w0"
+        for number, stream in enumerate(streams[1:], 1):
+            sql += f" JOIN {stream} w{number} ON w{number}.contact = w0.contact"
+        # A contact with a word in two columns comes twice from that word's ranges.
+        sql += " GROUP BY w0.contact ORDER BY w0.contact LIMIT {}"
+        return sql, [*args, limit]
 
     def _tables(self) -> dict[str, tuple[type[Table], str]]:
         """Each table with name fields: its class and subject column."""
@@ -363,6 +404,7 @@ class NameIndex:
         for name, (table, subject) in self._tables().items():
             seen += await self._rebuild_table(table, subject, self.columns[name], batch_size)
         await self.mark_complete()
+        await _vacuum()
         return seen
 
     async def _rebuild_table(
@@ -404,14 +446,24 @@ class NameIndex:
                 await _insert(found)
 
 
-async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
+async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]], *, defer: bool = False) -> None:
     for part in row_chunks(len(rows), _INSERT_ROWS):
         chunk = rows[part]
-        await _INSERT_TOKENS.run(
+        await (_INSERT_TOKENS.defer if defer else _INSERT_TOKENS.run)(
             token=[row[0] for row in chunk],
             contact=[row[1] for row in chunk],
             source=[row[2] for row in chunk],
         )
+
+
+async def _vacuum() -> None:
+    """After a rebuild on PostgreSQL: vacuumed, a search reads the index alone (the visibility
+    map marks every row, no visit to the table per candidate), and analysed, the planner knows
+    how common each token is. Autovacuum would get there later; searches are slow until then.
+    Not inside a transaction, where PostgreSQL refuses to vacuum."""
+    engine = NameToken._meta.db
+    if engine.engine_type == "postgres" and engine.current_transaction.get() is None:
+        await engine.run_ddl(f"VACUUM (ANALYZE) {NameToken._meta.tablename}")
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

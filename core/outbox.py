@@ -176,10 +176,11 @@ class Outbox:
     # -- publishing ------------------------------------------------------------------------
 
     async def write(self, events: Sequence[Event]) -> None:
-        """Insert events (inside the publishing transaction), one statement per chunk."""
+        """Insert events (inside the publishing transaction), one statement per chunk, with
+        the transaction's other deferred statements just before it commits."""
         for start in range(0, len(events), _INSERT_CHUNK):
             chunk = events[start : start + _INSERT_CHUNK]
-            await _INSERT_EVENTS.run_on(
+            await _INSERT_EVENTS.defer_on(
                 self.database.engine,
                 id=[event.id for event in chunk],
                 name=[event.name for event in chunk],

@@ -130,6 +130,29 @@ async def test_pages_of_a_search_skip_archived_contacts_and_repeat_none(kith: Ki
     assert await _found(kith, "smi", include_archived=True, limit=50) == smiths
 
 
+async def test_pages_of_a_two_word_search_list_each_contact_once(kith: Kith) -> None:
+    """Both words must start a word of the name, in any column; a word in two of a
+    contact's names (display name and given name) lists the contact once."""
+    service = ContactService(kith)
+    wanted = []
+    for n in range(9):
+        family = ("Smith", "Jones", "Smithers")[n % 3]
+        created = await service.create(ContactCreate(given_name=f"Anna{n}", family_name=family))
+        if family != "Jones":
+            wanted.append(created.id)
+    await _add(kith, "Smith Annabel", "Anna", "Smith")
+    seen: list[uuid.UUID] = []
+    cursor = None
+    while True:
+        page = await service.list(q="smi ann", limit=2, cursor=cursor)
+        seen += [c.id for c in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    annabel = (await _found(kith, "annabel"))[0]
+    assert seen == [*wanted, annabel]
+
+
 async def test_names_are_found_from_another_script(kith: Kith) -> None:
     gagarin, petrov, muller = await _add(kith, "Юрий Гагарин", "Ivan Petrov", "Jörg Müller")
     assert await _found(kith, "yuri") == [gagarin]
@@ -361,3 +384,23 @@ async def test_a_plugins_name_field_is_searched_too(
         assert await _found(kith, "enchantress") == []
     finally:
         await kith.close()
+
+
+async def test_on_postgresql_the_index_is_kept_vacuumed_and_analysed(kith: Kith) -> None:
+    """A search reads the index alone only where vacuum has marked the rows: after a rebuild
+    the index is vacuumed and analysed at once, and autovacuum keeps up as it grows."""
+    if kith.database.kind != "postgresql":
+        pytest.skip("PostgreSQL's vacuum")
+    ada, _ = await _add(kith, "Ada Lovelace", "Grace Hopper")
+    table = NameToken._meta.tablename
+    engine = kith.database.engine
+    await name_index.rebuild(kith)
+    stats = await engine._run_in_pool(
+        "SELECT last_vacuum, last_analyze FROM pg_stat_user_tables WHERE relname = $1", [table]
+    )
+    assert stats[0]["last_vacuum"] is not None and stats[0]["last_analyze"] is not None
+    options = await engine._run_in_pool(
+        "SELECT reloptions FROM pg_class WHERE relname = $1", [table]
+    )
+    assert "autovacuum_vacuum_insert_scale_factor=0.01" in options[0]["reloptions"]
+    assert await _found(kith, "ada lov") == [ada]

@@ -192,7 +192,7 @@ OVERRIDES: list[tuple[type, type, set[str]]] = [
     (seam.SQLiteWriterTransaction, SQLiteTransaction, {"get_connection", "begin", "__aexit__"}),
     (seam.PostgresEngineBase, PostgresEngine, {"_run_in_pool"}),
     (KithPostgresEngine, PostgresEngine, {"__init__", "close_connection_pool", "transaction"}),
-    (_HotTransaction, PostgresTransaction, {"get_connection", "__aexit__"}),
+    (_HotTransaction, PostgresTransaction, {"__init__", "get_connection", "commit", "__aexit__"}),
     (seam.CompiledQueryString, QueryString, {"__init__", "compile_string", "__str__"}),
 ]
 
@@ -638,6 +638,18 @@ async def test_a_transaction_that_may_not_nest_is_refused_inside_one(
 
 
 # -- PostgreSQL engine: statements outside a transaction -----------------------------------------
+
+
+def test_the_transaction_methods_kith_extends_have_their_signatures() -> None:
+    """Hot transactions pass ``engine`` and ``allow_nested`` on, and run deferred statements
+    in ``commit()`` before piccolo's own."""
+    assert parameters(PostgresTransaction.__init__) == [
+        ("self", POSITIONAL, NO_DEFAULT),
+        ("engine", POSITIONAL, NO_DEFAULT),
+        ("allow_nested", POSITIONAL, True),
+    ]
+    assert parameters(PostgresTransaction.commit) == [("self", POSITIONAL, NO_DEFAULT)]
+    assert inspect.iscoroutinefunction(PostgresTransaction.commit)
 
 
 def test_the_pool_method_has_the_signature_overridden() -> None:

@@ -10,8 +10,9 @@ import pytest
 from kith.ids import new_id
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, PhoneIn
+from kith.services import is_unique_violation
 from kith.services.contacts import ContactService
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, run_deferred, run_together
 from kith.tables import Contact, ContactPoint
 
 BY_ID = Prepared(lambda contact_id: Contact.select().where(Contact.id == contact_id))
@@ -140,3 +141,94 @@ def test_row_chunks_cover_every_row_in_few_lengths() -> None:
         assert [i for part in parts for i in range(part.start, part.stop)] == list(range(count))
         lengths |= {part.stop - part.start for part in parts}
     assert lengths == {100, 64, 32, 16, 8, 4, 2, 1}
+
+
+# -- deferred statements -------------------------------------------------------------------
+
+INSERT_CONTACT = Prepared(
+    lambda id, name, at: Contact.insert(
+        Contact(
+            id=id,
+            kind="person",
+            display_name=name,
+            tags="[]",
+            source="test",
+            archived=False,
+            created_at=at,
+            updated_at=at,
+        )
+    )
+)
+INSERT_POINT = Prepared(
+    lambda id, contact, value: ContactPoint.insert(
+        ContactPoint(id=id, contact=contact, kind="email", value=value, lookup=value)
+    )
+)
+
+
+async def _names() -> list[str]:
+    rows = await Contact.select(Contact.display_name).order_by(Contact.display_name).run()
+    return [row["display_name"] for row in rows]
+
+
+async def test_deferred_statements_commit_with_their_transaction(kith: Kith) -> None:
+    """Deferred in order, run together before the commit: a point may reference a contact
+    deferred before it, values of every statement land where they belong."""
+    at = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+    ada, bob = new_id(), new_id()
+    async with kith.unit_of_work():
+        await INSERT_CONTACT.defer(id=ada, name="Ada", at=at)
+        await INSERT_CONTACT.defer(id=bob, name="Bob", at=at)
+        await INSERT_POINT.defer(id=new_id(), contact=bob, value="bob@example.com")
+    assert await _names() == ["Ada", "Bob"]
+    rows = await ContactPoint.select(ContactPoint.contact, ContactPoint.value).run()
+    assert rows == [{"contact": bob, "value": "bob@example.com"}]
+
+
+async def test_deferred_statements_roll_back_with_their_transaction(kith: Kith) -> None:
+    at = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+    with pytest.raises(RuntimeError):
+        async with kith.unit_of_work():
+            await INSERT_CONTACT.defer(id=new_id(), name="Ada", at=at)
+            raise RuntimeError("changed my mind")
+    assert await _names() == []
+
+
+async def test_a_failing_deferred_statement_fails_the_commit_and_keeps_nothing(
+    kith: Kith,
+) -> None:
+    at = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+    same = new_id()
+    with pytest.raises(Exception) as failure:
+        async with kith.unit_of_work():
+            await INSERT_CONTACT.run(id=new_id(), name="Ada", at=at)
+            await INSERT_CONTACT.defer(id=same, name="Bob", at=at)
+            await INSERT_CONTACT.defer(id=same, name="Bob again", at=at)
+    assert is_unique_violation(failure.value)
+    assert await _names() == []
+
+
+async def test_a_transaction_reads_what_it_deferred_once_it_has_run_it(kith: Kith) -> None:
+    at = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+    async with kith.unit_of_work():
+        await INSERT_CONTACT.defer(id=new_id(), name="Ada", at=at)
+        await run_deferred(kith.database.engine)
+        assert await _names() == ["Ada"]
+        await run_deferred(kith.database.engine)  # nothing left: runs nothing
+    assert await _names() == ["Ada"]
+
+
+async def test_a_statement_deferred_outside_a_transaction_runs_at_once(kith: Kith) -> None:
+    at = dt.datetime(2026, 12, 5, 10, 0, tzinfo=dt.UTC)
+    await INSERT_CONTACT.defer(id=new_id(), name="Ada", at=at)
+    assert await _names() == ["Ada"]
+
+
+async def test_statements_whose_placeholders_are_unclear_are_not_combined(kith: Kith) -> None:
+    if kith.database.kind != "postgresql":
+        pytest.skip("only PostgreSQL combines statements")
+    odd = Prepared(lambda n: Contact.raw("SELECT '$9' AS text, {} AS n", n))
+    with pytest.raises(ValueError, match="placeholders"):
+        await run_together(
+            kith.database.engine, [odd.bind(None, n=1), BY_ID.bind(None, contact_id=new_id())]
+        )

@@ -18,6 +18,14 @@ values (str, int, UUID, datetime), not Table rows, and a JSON column's value enc
 ``build`` returns a query (a select, insert, ...), not a proxy such as ``.first()`` or
 ``.output(as_list=True)``; use :meth:`Prepared.first` instead.
 
+A statement whose rows nobody needs (an audit entry, an outbox event) can be *deferred*:
+``await PREPARED.defer(**values)`` runs it just before the current transaction commits, with
+every other statement deferred in that transaction, in one round trip on PostgreSQL (one
+statement, each in a ``WITH`` clause of its own). On SQLite, where a statement costs no round
+trip, and outside a transaction it runs at once. A deferred statement that fails makes the
+commit fail (the transaction is rolled back); rolling back to a savepoint does not undo one;
+code that reads what it deferred in the same transaction calls :func:`run_deferred` first.
+
 How a query is compiled and its rows processed relies on piccolo's internals, in
 :mod:`kith.storage._piccolo_internals`.
 """
@@ -25,8 +33,9 @@ How a query is compiled and its rows processed relies on piccolo's internals, in
 from __future__ import annotations
 
 import enum
+import re
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,9 +150,7 @@ class Prepared:
         """The rows, on the engine the query's table is bound to."""
         return await self.run_on(None, **values)
 
-    async def run_on(self, engine: Engine | None, /, **values: Any) -> list[dict[str, Any]]:
-        """The rows, on ``engine`` (the table's when None): for code that holds its own
-        database rather than following the tables' binding."""
+    def _engine(self, engine: Engine | None, values: dict[str, Any]) -> Engine:
         if self._table is None:
             # Tables are bound to an engine at run time; building once tells which table
             # (and so which engine) this query belongs to.
@@ -152,19 +159,47 @@ class Prepared:
             engine = self._table._meta.db
         if engine is None:
             raise RuntimeError(f"{self._table.__name__} is not bound to a database")
+        return engine
+
+    def bind(self, engine: Engine | None, /, **values: Any) -> Bound:
+        """The statement with these values, compiled for ``engine`` (the table's when None)."""
+        return self._bind(self._engine(engine, values), values)[1]
+
+    def _bind(self, engine: Engine, values: dict[str, Any]) -> tuple[_Shape, Bound]:
         shape = self._shape(engine.engine_type, values)
         args = list(shape.args)
         for position, slot in shape.slots:
             value = values[slot.name] if slot.item is None else values[slot.name][slot.item]
             args[position] = value.value if isinstance(value, enum.Enum) else value
-        rows = await engine.run_querystring(
-            CompiledQueryString(shape.sql, args, shape.query_type, self._table), in_pool=True
-        )
+        assert self._table is not None
+        return shape, Bound(shape.sql, args, shape.query_type, self._table)
+
+    async def run_on(self, engine: Engine | None, /, **values: Any) -> list[dict[str, Any]]:
+        """The rows, on ``engine`` (the table's when None): for code that holds its own
+        database rather than following the tables' binding."""
+        engine = self._engine(engine, values)
+        shape, bound = self._bind(engine, values)
+        rows = await engine.run_querystring(bound.querystring(), in_pool=True)
         if shape.rows_as_returned:
             plain: list[dict[str, Any]] = engine.transform_response_to_dicts(rows) if rows else []
             return plain
         result: list[dict[str, Any]] = await process_rows(shape.query, rows)
         return result
+
+    async def defer(self, **values: Any) -> None:
+        """Run the statement just before the current transaction commits (see the module
+        docstring), on the engine its table is bound to."""
+        await self.defer_on(None, **values)
+
+    async def defer_on(self, engine: Engine | None, /, **values: Any) -> None:
+        """:meth:`defer` on ``engine`` (the table's when None)."""
+        engine = self._engine(engine, values)
+        bound = self._bind(engine, values)[1]
+        pending = _deferred_list(engine)
+        if pending is None:
+            await engine.run_querystring(bound.querystring(), in_pool=True)
+        else:
+            pending.append(bound)
 
     async def first(self, **values: Any) -> dict[str, Any] | None:
         """The first row or None; build the query with ``.limit(1)`` where more could match."""
@@ -189,4 +224,66 @@ def row_chunks(count: int, largest: int) -> Iterator[slice]:
         start += size
 
 
-__all__ = ["Prepared", "row_chunks"]
+@dataclass(frozen=True)
+class Bound:
+    """A statement with its values, compiled for one database kind."""
+
+    sql: str
+    args: list[Any]
+    query_type: str
+    table: type[Table]
+
+    def querystring(self) -> CompiledQueryString:
+        return CompiledQueryString(self.sql, self.args, self.query_type, self.table)
+
+
+def _deferred_list(engine: Engine) -> list[Bound] | None:
+    """Where the current transaction keeps its deferred statements; None when there is no
+    transaction or it runs them at once (see :class:`kith.storage.postgres.KithPostgresEngine`)."""
+    transaction = engine.current_transaction.get()
+    deferred: list[Bound] | None = getattr(transaction, "deferred", None)
+    return deferred
+
+
+async def run_deferred(engine: Engine) -> None:
+    """Run the statements deferred in the current transaction now (for code about to read
+    what it deferred)."""
+    pending = _deferred_list(engine)
+    if pending:
+        statements = list(pending)
+        pending.clear()
+        await run_together(engine, statements)
+
+
+_PLACEHOLDER = re.compile(r"\$(\d+)")
+
+
+def _renumbered(sql: str, offset: int) -> str:
+    """``sql`` with its placeholders ``$n`` moved up by ``offset``."""
+    return _PLACEHOLDER.sub(lambda match: f"${int(match.group(1)) + offset}", sql)
+
+
+async def run_together(engine: Engine, statements: Sequence[Bound]) -> None:
+    """Run statements whose rows are not needed, in one round trip on PostgreSQL."""
+    if not statements:
+        return
+    if engine.engine_type != "postgres" or len(statements) == 1:
+        for bound in statements:
+            await engine.run_querystring(bound.querystring(), in_pool=True)
+        return
+    parts: list[str] = []
+    args: list[Any] = []
+    for number, bound in enumerate(statements):
+        found = {int(n) for n in _PLACEHOLDER.findall(bound.sql)}
+        if found != set(range(1, len(bound.args) + 1)):
+            # Not only placeholders look like $n here: renumbering could change the SQL.
+            raise ValueError(f"cannot combine {bound.sql!r}: its placeholders are unclear")
+        parts.append(f"s{number} AS ({_renumbered(bound.sql, len(args))})")
+        args += bound.args
+    combined = "WITH " + ", ".join(parts) + " SELECT 1"
+    await engine.run_querystring(
+        CompiledQueryString(combined, args, "insert", statements[0].table), in_pool=True
+    )
+
+
+__all__ = ["Bound", "Prepared", "row_chunks", "run_deferred", "run_together"]

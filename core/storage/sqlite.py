@@ -276,7 +276,10 @@ class _Group:
     """One SQLite transaction shared by transactions that ended close together: each one's
     COMMIT, once its statements ran, waits here until the group's COMMIT, which the engine
     runs when the event loop next turns and the writer is free (or at once when the group is
-    full or old). Durability is unchanged: no COMMIT returns before its work is committed."""
+    full or old). Durability is unchanged: no COMMIT returns before its work is committed.
+    The price is latency: a transaction's COMMIT also waits for the transactions that joined
+    the group after it, so a long one (an erasure) that joins delays the short ones before it
+    by its length; none joins a group older than ``GROUP_MAX_AGE_S``."""
 
     __slots__ = ("opened", "scheduled", "waiting")
 
@@ -514,6 +517,10 @@ class KithSQLiteEngine(SQLiteEngineBase):
     # -- group commit ------------------------------------------------------------------------
 
     async def _begin(self, session: WriterSession, sql: str) -> list[dict[str, Any]]:
+        group = self._group
+        if group is not None and time.monotonic() - group.opened > GROUP_MAX_AGE_S:
+            # Its transactions have waited long enough: they do not wait for this one too.
+            self._settle()
         if self._group is not None:
             session.savepoint = True
             return session.run_here(f"SAVEPOINT {_MEMBER}")

@@ -31,7 +31,7 @@ from kith.privacy.encryption.protector import ERASED_MARKER
 from kith.privacy.rights.settings import DEFAULT_AUDIT_DURABILITY, AuditDurability, rights_settings
 from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, run_deferred
 from kith.subjects import Access
 from piccolo.query import Insert
 
@@ -73,6 +73,12 @@ _INSERT = Prepared(
 async def _insert(entries: list[dict[str, Any]]) -> None:
     """Write entries with the prepared insert of their number."""
     await _INSERT.run(**{column: [entry[column] for entry in entries] for column in _COLUMNS})
+
+
+async def _insert_before_commit(values: dict[str, Any]) -> None:
+    """Write an entry in the current transaction, with its other deferred statements (one
+    round trip on PostgreSQL with the outbox event of the same write)."""
+    await _INSERT.defer(**{column: [values[column]] for column in _COLUMNS})
 
 
 # Access reports not yet written: past WAIT_ABOVE a new report waits for its commit (the
@@ -385,7 +391,7 @@ class AuditLog:
         access with :class:`AuditUnavailable`."""
         if AuditEntry._meta.db.current_transaction.get() is not None:
             # Part of the caller's transaction: it commits (or rolls back) with it.
-            await _insert([values])
+            await _insert_before_commit(values)
             return
         writer = audit_writer(self.kith)
         # A closed writer would never write a queued entry: Kith is closing.
@@ -410,6 +416,8 @@ class AuditLog:
             # Inside a transaction: on SQLite the writer these reports wait for is the one this
             # transaction holds, and a read inside it sees only what committed before it began.
             # Callers that must count queued reports settle before they begin (erasure does).
+            # What this transaction recorded is written now, so that it reads it.
+            await run_deferred(AuditEntry._meta.db)
             return
         writer = self.kith.state.get(STATE_KEY)
         if isinstance(writer, AuditWriter):

@@ -48,7 +48,7 @@ from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList, marketing_objection_purposes
 from kith.privacy.rights.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
-from kith.storage.prepared import Prepared
+from kith.storage.prepared import Prepared, run_deferred
 
 # The ledger's write path: built once, not per event.
 _INSERT_EVENT = Prepared(lambda **values: ConsentEvent.insert(ConsentEvent(**values)))
@@ -340,8 +340,11 @@ class ConsentService:
                 "recorded_at": now,
                 "actor": actor_ref,
             }
-            await _INSERT_EVENT.run(**row)
+            # Nothing reads it back here: written with the audit entry and the outbox event
+            # (one round trip on PostgreSQL).
+            await _INSERT_EVENT.defer(**row)
             if data.source_interaction_id is not None:
+                await run_deferred(ConsentEvent._meta.db)  # the row this one refers to
                 await ConsentSource.insert(
                     ConsentSource(event=event_id, interaction=data.source_interaction_id)
                 ).run()
