@@ -18,6 +18,7 @@ from kith.http.routes.exports import ExportController
 from kith.http.routes.fields import FieldController
 from kith.http.routes.health import health
 from kith.http.routes.interactions import InteractionController, list_tasks
+from kith.http.routes.quality import quality_report
 from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
@@ -34,6 +35,7 @@ CORE_ROUTES: list[Any] = [
     ExportController,
     InteractionController,
     list_tasks,
+    quality_report,
     UserController,
     TokenController,
 ]

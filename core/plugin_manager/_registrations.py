@@ -130,8 +130,9 @@ class Kind:
 
 def _core_sections() -> list[tuple[str, type[msgspec.Struct]]]:
     from kith.dispatcher import SECTION, EventsConfig
+    from kith.services import quality
 
-    return [(SECTION, EventsConfig)]
+    return [(SECTION, EventsConfig), (quality.SECTION, quality.QualitySettings)]
 
 
 def _core_apps() -> list[AppConfig]:

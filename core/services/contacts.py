@@ -761,7 +761,7 @@ class ContactService:
             if words is None:
                 found = rows
                 break
-            await _preload(self.kith, [row["id"] for row in rows])
+            await preload_keys(self.kith, [row["id"] for row in rows])
             more = await index.plugin_names([row["id"] for row in rows])
             for row in rows:
                 names = await self.kith.protector.reveal(
@@ -882,7 +882,7 @@ def default_channel(actor: Actor) -> str:
     return {"user": "api", "plugin": "plugin"}.get(actor.kind, "system")
 
 
-async def _preload(kith: Kith, subject_ids: list[uuid.UUID]) -> None:
+async def preload_keys(kith: Kith, subject_ids: list[uuid.UUID]) -> None:
     """The keys of the contacts about to be decrypted, in one round trip when the protector
     can (see kith.protection.FieldProtector)."""
     preload = getattr(kith.protector, "preload", None)
