@@ -19,6 +19,7 @@ from kith.plugin_manager._records import HookResult, PluginError, PluginInfo, Sk
 from kith.plugin_manager._registrations import KINDS_BY_KEY, collect
 from kith.plugin_manager._selection import PluginSelection
 from kith.plugin_manager._tracing import Tracer, traced_await
+from kith.schemas import FieldCreate
 from kith.settings import Settings, check_sections
 from kith.subjects import Purpose, Recipient, Subscriber
 from piccolo.conf.apps import AppConfig
@@ -396,6 +397,14 @@ class KithPluginManager(pluggy.PluginManager):
     def purposes(self) -> list[Purpose]:
         """The purposes plugins declared."""
         return self.collected("purposes")
+
+    def custom_fields(self) -> list[tuple[str, FieldCreate]]:
+        """(plugin name, declaration) of the custom fields plugins need."""
+        return [
+            (name, declared)
+            for name, contributions in self._contributions.items()
+            for declared in contributions.get("custom_fields", [])
+        ]
 
     def recipients(self) -> list[Recipient]:
         """The recipients plugins declared."""
