@@ -20,7 +20,7 @@ from kith.plugin_manager._registrations import KINDS_BY_KEY, collect
 from kith.plugin_manager._selection import PluginSelection
 from kith.plugin_manager._tracing import Tracer, traced_await
 from kith.schemas import FieldCreate
-from kith.settings import Settings, check_sections
+from kith.settings import FIELDS_KEY, Settings, check_sections
 from kith.subjects import Purpose, Recipient, Subscriber
 from piccolo.conf.apps import AppConfig
 
@@ -422,7 +422,8 @@ class KithPluginManager(pluggy.PluginManager):
         schemas = self.settings_schemas()
         declared = {name for name, _ in schemas}
         for name, value in settings.extra.items():
-            if isinstance(value, dict) and name not in declared:
+            # [[fields]] is core's own (custom fields), read by kith migrate.
+            if isinstance(value, dict) and name not in declared and name != FIELDS_KEY:
                 log().warning(
                     "kith.toml has a section no loaded plugin declares; it is ignored",
                     section=name,

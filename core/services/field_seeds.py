@@ -11,10 +11,10 @@ from kith.errors import KithError
 from kith.runtime import Kith
 from kith.schemas import FieldCreate, FieldOut
 from kith.services.fields import FieldService
-from kith.settings import Settings, SettingsError
+from kith.settings import FIELDS_KEY, SETTINGS_FILE, Settings, SettingsError
 
-SETTINGS_KEY = "fields"
-TOML = "kith.toml"
+SETTINGS_KEY = FIELDS_KEY
+TOML = SETTINGS_FILE
 # What a declaration says, compared with the field that exists.
 COMPARED = (
     "type",
