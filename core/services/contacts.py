@@ -559,6 +559,8 @@ class ContactService:
         """Contacts out of their rows; ``revealed``: names already decrypted, by contact."""
         if not rows:
             return []
+        # The page's keys in one round trip rather than one per contact.
+        await preload_keys(self.kith, [row["id"] for row in rows])
         point_rows = await _POINTS_OF.run(ids=[row["id"] for row in rows])
         points: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for point in point_rows:
