@@ -258,8 +258,10 @@ def kith_check_processing(
     """May a contact's personal data be processed for ``activity`` now? Return a reason
     (a sentence without personal data) to refuse, or None. Core asks before changing a
     contact or its interactions (``contact.update``, ``contact.archive``,
-    ``interaction.log``, ``interaction.update``) and answers 409 with the reason; plugins ask
-    before sending data out (``webhook.delivery``...). An activity ``purpose:<name>`` asks
+    ``interaction.log``, ``interaction.update``) and answers 409 with the reason; before
+    exporting a contact to CSV (``contact.export``) and reading its emails and phones for the
+    data quality report (``contact.quality_check``), leaving out the contacts refused; plugins
+    ask before sending data out (``webhook.delivery``...). An activity ``purpose:<name>`` asks
     whether the contact's data may be used for a declared purpose (consent, objections). The
     ``privacy.rights`` plugin refuses for a restricted contact (Art. 18 GDPR) and, for ``purpose:``
     activities, when the consent ledger gives no basis.

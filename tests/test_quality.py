@@ -22,6 +22,7 @@ from kith import (
     PhoneIn,
 )
 from kith.privacy.rights.audit import AuditLog
+from kith.privacy.rights.restriction import RestrictionService
 from kith.schemas import FieldCreate, FieldPatch
 from kith.services.fields import FieldService
 from kith.services.quality import (
@@ -254,3 +255,15 @@ def test_kith_quality_prints_a_table_and_json(
     assert report.stale_months == 1
     refused = kith_cli("quality", "--stale-months", "0", env=env)
     assert refused.exit_code == 2 and "--stale-months" in refused.stderr
+
+
+async def test_a_restricted_contacts_values_are_not_read(kith: Kith) -> None:
+    ids = await _installation(kith)
+    await RestrictionService(kith).restrict(ids["typo"], "accuracy_contested")
+    report = await QualityService(kith).report()
+    invalid = _sections(report)["invalid_values"]
+    assert ids["typo"] not in invalid.examples and invalid.count == 3
+    actions = {e.action for e in await AuditLog(kith).entries(ids["typo"])}
+    assert CHECK_ACTION not in actions
+    # Counted without reading anything: still in the sections that need no value.
+    assert _sections(report)["required_fields_empty"].count == len(ids) - 1

@@ -17,7 +17,7 @@ from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
-from kith.pagination import MAX_LIMIT, check_limit, decode_id_cursor, encode_cursor
+from kith.pagination import check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import (
     CONTACT_PATCH_DIRECTIVES,
@@ -725,11 +725,12 @@ class ContactService:
         empty = empty or words == []
         return Selection(filters, conditions, by_fields, words, empty)
 
-    async def _matching(
+    async def page(
         self, selection: Selection, after: uuid.UUID | None, limit: int
     ) -> tuple[list[ContactOut], bool]:
-        """Up to ``limit`` contacts of a selection after ``after`` in creation order, and
-        whether more follow (nothing is reported here)."""
+        """Up to ``limit`` contacts of a selection (see :meth:`select`) after ``after``, in
+        creation order, and whether more follow. Nothing is reported here: the caller reports
+        what it shows or hands on (:meth:`report_each`)."""
         if selection.empty:
             return [], False
         words, by_fields = selection.words, selection.by_fields
@@ -795,28 +796,6 @@ class ContactService:
         # page's entries at once rather than one after the other.
         await asyncio.gather(*(self._report(i, action, actor, **details) for i in contact_ids))
 
-    async def pages(
-        self,
-        selection: Selection,
-        action: str,
-        actor: Actor = SYSTEM,
-        *,
-        size: int = MAX_LIMIT,
-        **details: Any,
-    ) -> AsyncIterator[list[ContactOut]]:
-        """Every contact of a selection (see :meth:`select`), a page of ``size`` at a time in
-        creation order, reading one page at a time whatever their number. Each contact is
-        reported (``action``, with ``details``) before its page is handed over."""
-        after: uuid.UUID | None = None
-        while True:
-            items, more = await self._matching(selection, after, size)
-            if items:
-                await self.report_each([item.id for item in items], action, actor, **details)
-                yield items
-            if not more:
-                return
-            after = items[-1].id
-
     async def list(
         self,
         *,
@@ -838,7 +817,7 @@ class ContactService:
         filters = ContactFilter(
             q=q, include_archived=include_archived, organization_id=organization_id, fields=fields
         )
-        items, more = await self._matching(await self.select(filters), after, limit)
+        items, more = await self.page(await self.select(filters), after, limit)
         next_cursor = encode_cursor(items[-1].id) if more else None
         await self.report_each(
             [item.id for item in items], "search" if filters.q else "list", actor

@@ -19,6 +19,7 @@ from kith.runtime import Kith
 from kith.services.contacts import POINT_TABLE, ContactService, preload_keys
 from kith.services.fields import VALUE_TABLE, FieldService
 from kith.settings import Settings
+from kith.subject_checks import refused_among
 from kith.tables import Contact, ContactPoint, CustomFieldValue, Interaction
 from rapidfuzz.distance import DamerauLevenshtein
 
@@ -30,6 +31,8 @@ PAGE = 500
 # The access the audit log records for each contact whose emails, phones or personal custom
 # field values the report read to check them.
 CHECK_ACTION = "quality_check"
+# What plugins are asked before a contact's values are read to check them.
+CHECK_ACTIVITY = "contact.quality_check"
 # Domains that never receive mail (RFC 2606, RFC 6761).
 RESERVED_DOMAINS = frozenset({"example.com", "example.net", "example.org"})
 RESERVED_TOP_LEVEL = frozenset({"example", "test", "invalid", "localhost", "local"})
@@ -234,6 +237,9 @@ class QualityService:
             if not ids:
                 break
             after = ids[-1]
+            # Restricted contacts' data may only be stored: not read to check it.
+            refused = await refused_among(self.kith, ids, CHECK_ACTIVITY)
+            ids = [contact_id for contact_id in ids if contact_id not in refused]
             await preload_keys(self.kith, ids)
             read: set[uuid.UUID] = set()
             found = await self._point_problems(ids, read)
