@@ -18,6 +18,7 @@ from kith import (
     EmailIn,
     InteractionCreate,
     InteractionService,
+    InvalidInput,
     Kith,
     PhoneIn,
 )
@@ -267,3 +268,9 @@ async def test_a_restricted_contacts_values_are_not_read(kith: Kith) -> None:
     assert CHECK_ACTION not in actions
     # Counted without reading anything: still in the sections that need no value.
     assert _sections(report)["required_fields_empty"].count == len(ids) - 1
+
+
+async def test_the_service_refuses_a_period_out_of_range(kith: Kith) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        await QualityService(kith).report(stale_months=0)
+    assert refused.value.extra["field"] == "stale_months"

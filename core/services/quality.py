@@ -14,6 +14,7 @@ import email_validator
 import msgspec
 import phonenumbers
 from kith.actor import SYSTEM, Actor
+from kith.errors import InvalidInput
 from kith.events import utcnow
 from kith.runtime import Kith
 from kith.services.contacts import POINT_TABLE, ContactService, preload_keys
@@ -54,7 +55,8 @@ COMMON_MAIL_DOMAINS = frozenset(
 )
 
 KINDS = ("person", "organization")
-Months = Annotated[int, msgspec.Meta(ge=1, le=600)]
+MAX_MONTHS = 600
+Months = Annotated[int, msgspec.Meta(ge=1, le=MAX_MONTHS)]
 
 
 class QualitySettings(msgspec.Struct, frozen=True, kw_only=True):
@@ -165,8 +167,10 @@ class QualityService:
     async def report(self, stale_months: int | None = None, actor: Actor = SYSTEM) -> QualityReport:
         if stale_months is None:
             stale_months = QualitySettings.from_settings(self.kith.settings).stale_months
-        else:
-            stale_months = msgspec.convert(stale_months, Months)
+        elif not 1 <= stale_months <= MAX_MONTHS:
+            raise InvalidInput(
+                f"stale_months must be 1 to {MAX_MONTHS}, got {stale_months}", field="stale_months"
+            )
         now = utcnow()
         live = Contact.archived == False  # noqa: E712 - piccolo builds SQL from this
         return QualityReport(
