@@ -18,6 +18,7 @@ from kith.cli.imports import import_
 from kith.cli.interactions import log_interaction
 from kith.cli.merges import merge_contacts, unmerge_contacts
 from kith.cli.plugins import plugins
+from kith.cli.quality import quality
 from kith.cli.setup import init, migrate, serve
 from kith.cli.tasks import tasks
 from kith.cli.users import tokens, users
@@ -47,3 +48,4 @@ main.add_command(log_interaction)
 main.add_command(plugins)
 main.add_command(events)
 main.add_command(export)
+main.add_command(quality)

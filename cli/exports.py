@@ -47,18 +47,23 @@ def export_contacts(
     exported is recorded in the audit log."""
     filters = contact_filter(q, include_archived, organization, field_filters)
 
-    async def work(kith: Kith) -> int:
+    async def work(kith: Kith) -> tuple[int, int]:
         service = ExportService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
         # Checks the filters before a file is made.
         contacts = await service.contacts(filters, excel=excel)
         with _destination(output) as out:
             async for chunk in contacts.chunks():
                 out.write(chunk)
-        return contacts.count
+        return contacts.count, contacts.skipped
 
-    count = run_with_kith(work)
+    count, skipped = run_with_kith(work)
     if output is not None:
         note(f"Exported {count} contact{'s' if count != 1 else ''} to {output}")
+    if skipped:
+        note(
+            f"Left out {skipped} contact{'s' if skipped != 1 else ''} whose data may only be "
+            "stored (restricted, or erased with records under a legal hold)"
+        )
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""``kith fields``: declare, list, change and archive the custom fields of contacts."""
+"""``kith fields``: declare, list, change, archive and purge the custom fields of contacts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from kith.console import (
     run_with_kith,
 )
 from kith.runtime import Kith
-from kith.schemas import FieldCreate, FieldOut, FieldPatch, FieldType
+from kith.schemas import FieldCreate, FieldOut, FieldPatch, FieldType, PurgeOutcome
 from kith.services.fields import FieldService
 
 TYPES = get_args(FieldType)
@@ -49,7 +49,7 @@ def _traits(declared: FieldOut) -> str:
 
 @click.group()
 def fields() -> None:
-    """Declare, list, change and archive custom fields of contacts."""
+    """Declare, list, change, archive and purge custom fields of contacts."""
 
 
 @fields.command("add")
@@ -68,6 +68,12 @@ def fields() -> None:
 @click.option("--searchable", is_flag=True, help="Contacts can be found by an exact value.")
 @click.option("--category", help="Data category of a personal field (default: custom).")
 @click.option("--purpose", help="Purpose of a personal field (default: customer_relationship).")
+@click.option(
+    "--retention",
+    metavar="CLASS",
+    help="Retention class of a personal field's values, which a rule of [privacy.retention] "
+    "may name (counted from when each value was given).",
+)
 @json_option
 def add_field(
     name: str,
@@ -81,6 +87,7 @@ def add_field(
     searchable: bool,
     category: str | None,
     purpose: str | None,
+    retention: str | None,
     as_json: bool,
 ) -> None:
     """Declare a custom field NAME (lower-case letters, digits and _)."""
@@ -97,6 +104,7 @@ def add_field(
             "searchable": searchable,
             "category": category,
             "purpose": purpose,
+            "retention": retention,
         },
         FieldCreate,
     )
@@ -115,7 +123,8 @@ def add_field(
 @click.option("--all", "include_archived", is_flag=True, help="Include archived fields.")
 @json_option
 def list_fields(include_archived: bool, as_json: bool) -> None:
-    """List custom fields: name, type, label, rules."""
+    """List custom fields: name, type, label, rules, and who declared them (admin,
+    kith.toml or a plugin)."""
 
     async def work(kith: Kith) -> list[FieldOut]:
         return await FieldService(kith).declared(include_archived=include_archived)
@@ -125,7 +134,7 @@ def list_fields(include_archived: bool, as_json: bool) -> None:
         print_json(found)
         return
     print_table(
-        ["name", "type", "label", "choices", "default", "rules"],
+        ["name", "type", "label", "choices", "default", "rules", "declared by"],
         [
             (
                 f.name,
@@ -134,6 +143,7 @@ def list_fields(include_archived: bool, as_json: bool) -> None:
                 ", ".join(f.choices),
                 "" if f.default is None else str(f.default),
                 _traits(f).strip(" ()"),
+                f.declared_by,
             )
             for f in found
         ],
@@ -156,6 +166,7 @@ def list_fields(include_archived: bool, as_json: bool) -> None:
 @click.option("--choice", "choices", multiple=True, help="The choices, all of them (repeatable).")
 @click.option("--currency", help="The currency of a decimal (money) field.")
 @click.option("--searchable/--not-searchable", default=None, help="Exact lookup by value.")
+@click.option("--retention", metavar="CLASS", help="Retention class of a personal field.")
 @json_option
 def change_field(
     name: str,
@@ -167,9 +178,10 @@ def change_field(
     choices: tuple[str, ...],
     currency: str | None,
     searchable: bool | None,
+    retention: str | None,
     as_json: bool,
 ) -> None:
-    """Change a custom field's type, label, rules, default or choices."""
+    """Change a custom field's type, label, rules, default, choices or retention class."""
     if default is not None and no_default:
         raise CliError("give --default or --no-default, not both")
     given: dict[str, Any] = {
@@ -178,6 +190,7 @@ def change_field(
         "required": required,
         "currency": currency,
         "searchable": searchable,
+        "retention": retention,
         "choices": list(choices) or None,
     }
     changes = {key: value for key, value in given.items() if value is not None}
@@ -206,3 +219,24 @@ def archive_field(name: str) -> None:
         return await FieldService(kith).archive(name)
 
     _show(run_with_kith(work), "Archived")
+
+
+@fields.command("purge")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def purge_field(name: str, yes: bool) -> None:
+    """Delete an archived custom field and every value contacts hold of it, for good."""
+    if not yes:
+        click.confirm(
+            f"Delete custom field {name} and every value contacts hold of it? This cannot be "
+            "undone",
+            abort=True,
+            err=True,
+        )
+
+    async def work(kith: Kith) -> PurgeOutcome:
+        return await FieldService(kith).purge(name, channel=AUDIT_CHANNEL)
+
+    outcome = run_with_kith(work)
+    values = outcome.values_deleted
+    click.echo(f"Purged field {outcome.field}: {values} value{'s' if values != 1 else ''} deleted")

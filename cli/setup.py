@@ -28,6 +28,7 @@ from kith.console import (
 )
 from kith.logs import get_logger
 from kith.runtime import Kith
+from kith.services.field_seeds import SeedOutcome, describe, seed_fields
 from kith.services.users import UserService
 from kith.settings import SETTINGS_FILE, Settings
 from kith.storage import MigrationState
@@ -36,6 +37,7 @@ from piccolo.apps.migrations.tables import Migration
 # The databases `kith serve` already told how to create the first admin, one a line (see
 # _database_identity): KITH_HOME outlives a database, so the hint is per database.
 FIRST_ADMIN_MARKER = ".first-admin-hint-shown"
+log = get_logger("kith.setup")
 
 _SETTING_NOTES: dict[str, str] = {
     "database_url": (
@@ -150,20 +152,42 @@ def _first_admin_hint() -> str:
 class _InitResult:
     applied: list[tuple[str, str]]
     users: int
+    seeded: list[SeedOutcome]
 
 
-async def migrate_all(kith: Kith) -> list[MigrationState]:
+async def migrate_and_seed(kith: Kith) -> tuple[list[MigrationState], list[SeedOutcome]]:
     """Every app's schema migrations, then the plugins' data migrations (``kith_after_migrate``:
-    the privacy plugin encrypts personal data stored before encryption existed)."""
+    the privacy plugin encrypts personal data stored before encryption existed), then the
+    custom fields ``kith.toml`` and the plugins declare (those missing are added)."""
     before = await kith.database.migrate()
     if kith.plugins is not None:
         await kith.plugins.call_async("kith_after_migrate", kith=kith)
+    return before, await seed_fields(kith)
+
+
+async def migrate_all(kith: Kith) -> list[MigrationState]:
+    """:func:`migrate_and_seed`, reporting the custom fields to the log only."""
+    before, seeded = await migrate_and_seed(kith)
+    for outcome in seeded:
+        if outcome.outcome != "unchanged":
+            log.info("custom_field.seeded", message=describe(outcome))
     return before
 
 
+def _echo_seeded(seeded: list[SeedOutcome]) -> None:
+    """What became of the declared custom fields, but those that exist as declared."""
+    for outcome in seeded:
+        if outcome.outcome == "unchanged":
+            continue
+        line = describe(outcome)
+        click.echo(line[0].upper() + line[1:])
+
+
 async def _init(kith: Kith) -> _InitResult:
-    before = await migrate_all(kith)
-    return _InitResult(applied=_applied(before), users=await UserService(kith).count())
+    before, seeded = await migrate_and_seed(kith)
+    return _InitResult(
+        applied=_applied(before), users=await UserService(kith).count(), seeded=seeded
+    )
 
 
 @click.command()
@@ -184,6 +208,7 @@ def init() -> None:
         f"applied {count} migration{'s' if count != 1 else ''}" if count else "already up to date"
     )
     click.echo(f"Database: {describe_database(settings)}, {state}")
+    _echo_seeded(result.seeded)
     if result.users == 0:
         click.echo(
             "Next: kith users add you@example.com --role admin; "
@@ -194,14 +219,13 @@ def init() -> None:
 # -- migrate ---------------------------------------------------------------------------------
 
 
-async def _migrate(kith: Kith) -> list[MigrationState]:
-    return await migrate_all(kith)
-
-
 @click.command()
 def migrate() -> None:
-    """Apply the pending migrations of every app."""
-    _echo_applied(_applied(run_with_kith(_migrate, migrated=False)))
+    """Apply the pending migrations of every app, and add the custom fields kith.toml and
+    the plugins declare that do not exist yet."""
+    before, seeded = run_with_kith(migrate_and_seed, migrated=False)
+    _echo_applied(_applied(before))
+    _echo_seeded(seeded)
 
 
 # -- serve -----------------------------------------------------------------------------------

@@ -35,6 +35,10 @@ from kith.schemas import (
     ContactOut,
     ContactPatch,
     EmailIn,
+    FieldCreate,
+    FieldOut,
+    FieldPatch,
+    FieldType,
     InteractionCreate,
     InteractionKind,
     InteractionOut,
@@ -44,6 +48,7 @@ from kith.schemas import (
     unset_to_dict,
 )
 from kith.services.contacts import ContactService
+from kith.services.fields import FieldService
 from kith.services.intake import ContactIntake, Intake
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
@@ -96,7 +101,12 @@ __all__ = [
     "Event",
     "EventType",
     "ExportSection",
+    "FieldCreate",
+    "FieldOut",
+    "FieldPatch",
     "FieldProtector",
+    "FieldService",
+    "FieldType",
     "Intake",
     "InteractionCreate",
     "InteractionKind",

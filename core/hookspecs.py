@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kith.personal import PersonalField
     from kith.protection import FieldProtector, KeyProvider
     from kith.runtime import Kith
+    from kith.schemas import FieldCreate
     from kith.settings import Settings
     from kith.subjects import (
         Access,
@@ -111,6 +112,17 @@ def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]
 def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> None:
     """Declare every column of this plugin's tables that holds personal data. An undeclared
     personal column is a start-up error. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_custom_fields(register: Callable[[FieldCreate], None]) -> None:
+    """Declare the custom fields of contacts this plugin needs (``register(FieldCreate(
+    name="loyalty_tier", type="choice", choices=["gold", "silver"]))``). ``kith migrate``
+    adds each one that does not exist yet, recorded as declared by the plugin, and reports
+    it; a field that exists already is never changed (an admin may have changed it), and
+    the report says how it differs. A field of the same name in ``[[fields]]`` of
+    ``kith.toml`` wins over a plugin's. Values are read and written like any custom field's
+    (``ContactService``, ``fields`` of ``ContactCreate``). Collecting. Sync only."""
 
 
 @hookspec
@@ -294,8 +306,10 @@ def kith_check_processing(
     """May a contact's personal data be processed for ``activity`` now? Return a reason
     (a sentence without personal data) to refuse, or None. Core asks before changing a
     contact or its interactions (``contact.update``, ``contact.archive``,
-    ``interaction.log``, ``interaction.update``) and answers 409 with the reason; plugins ask
-    before sending data out (``webhook.delivery``...). An activity ``purpose:<name>`` asks
+    ``interaction.log``, ``interaction.update``) and answers 409 with the reason; before
+    exporting a contact to CSV (``contact.export``) and reading its emails and phones for the
+    data quality report (``contact.quality_check``), leaving out the contacts refused; plugins
+    ask before sending data out (``webhook.delivery``...). An activity ``purpose:<name>`` asks
     whether the contact's data may be used for a declared purpose (consent, objections). The
     ``privacy.rights`` plugin refuses for a restricted contact (Art. 18 GDPR) and, for ``purpose:``
     activities, when the consent ledger gives no basis.

@@ -49,13 +49,22 @@ Choices = Annotated[list[Choice], Meta(max_length=200)]
 Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, like EUR")]
 Category = Annotated[str, Meta(min_length=1, max_length=50)]
 PurposeName = Annotated[str, Meta(min_length=1, max_length=100)]
+RetentionClass = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z][a-z0-9_.-]{0,99}$",
+        description="a retention class, which a rule of [privacy.retention] may name",
+    ),
+]
 # A contact's custom field values by field name; null clears a value (in a change).
 FieldValues = Annotated[dict[str, Any], Meta(max_length=200)]
 
 
 class FieldCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     """A custom field to declare. ``personal`` values are encrypted with the contact's key,
-    exported and erased with them; ``category`` and ``purpose`` say what they are and why."""
+    exported and erased with them; ``category`` and ``purpose`` say what they are and why,
+    and ``retention`` names the retention class a rule of ``[privacy.retention]`` may keep
+    them for (counted from when each value was given)."""
 
     name: FieldName
     type: FieldType
@@ -68,6 +77,7 @@ class FieldCreate(Struct, forbid_unknown_fields=True, kw_only=True):
     searchable: bool = False
     category: Category | None = None
     purpose: PurposeName | None = None
+    retention: RetentionClass | None = None
 
 
 class FieldPatch(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -83,6 +93,7 @@ class FieldPatch(Struct, forbid_unknown_fields=True, kw_only=True):
     searchable: bool | UnsetType = UNSET
     category: Category | UnsetType = UNSET
     purpose: PurposeName | UnsetType = UNSET
+    retention: RetentionClass | UnsetType | None = UNSET
 
 
 class FieldOut(Struct, kw_only=True):
@@ -98,9 +109,19 @@ class FieldOut(Struct, kw_only=True):
     searchable: bool
     category: str | None
     purpose: str | None
+    retention: str | None
     archived: bool
     created_at: dt.datetime
     updated_at: dt.datetime
+    # ``admin`` (the API or the command line), ``kith.toml`` or the plugin that declared it.
+    declared_by: str = "admin"
+
+
+class PurgeOutcome(Struct, kw_only=True):
+    """A purged custom field: its name, and how many values contacts held of it."""
+
+    field: str
+    values_deleted: int
 
 
 class EmailIn(Struct, forbid_unknown_fields=True):

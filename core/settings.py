@@ -17,6 +17,8 @@ import msgspec
 import phonenumbers
 
 SETTINGS_FILE = "kith.toml"
+# The custom fields declared in kith.toml ([[fields]] tables; see kith.services.field_seeds).
+FIELDS_KEY = "fields"
 LOG_FORMATS = ("auto", "console", "json")
 # Where links point while public_url is not set: `kith serve` on its default address.
 LOCAL_URL = "http://127.0.0.1:8000"

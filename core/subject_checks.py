@@ -7,6 +7,7 @@ plugins every check passes and nothing is recorded, so core works on its own.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -107,6 +108,18 @@ async def processing_refusals(kith: Kith, contact_id: uuid.UUID, activity: str) 
         "kith_check_processing", kith=kith, contact_id=contact_id, activity=activity
     )
     return [str(result.value) for result in results if result.value]
+
+
+async def refused_among(
+    kith: Kith, contact_ids: Sequence[uuid.UUID], activity: str
+) -> set[uuid.UUID]:
+    """Of these contacts, those a plugin refuses ``activity`` for (restricted ones, say)."""
+    if not contact_ids or not _has_hook(kith, "kith_check_processing"):
+        return set()
+    reasons = await asyncio.gather(
+        *(processing_refusals(kith, contact_id, activity) for contact_id in contact_ids)
+    )
+    return {contact_id for contact_id, why in zip(contact_ids, reasons, strict=True) if why}
 
 
 async def check_processing(kith: Kith, contact_id: uuid.UUID, activity: str) -> None:

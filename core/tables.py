@@ -95,6 +95,10 @@ class CustomField(Table, tablename="kith_custom_field"):
     archived = Boolean(default=False)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    # ``admin`` (the API or the CLI), ``kith.toml``, or the name of the plugin that declared it.
+    declared_by = Varchar(length=100, default="admin")
+    # The retention class of a personal field's values (retention rules name it), or NULL.
+    retention = Varchar(length=100, null=True, default=None)
 
 
 class CustomFieldValue(Table, tablename="kith_custom_field_value"):
@@ -111,6 +115,8 @@ class CustomFieldValue(Table, tablename="kith_custom_field_value"):
     # The blind index of a searchable personal value (``kind`` names its key), else NULL.
     kind = Varchar(length=60, null=True, default=None)
     lookup = Varchar(length=128, null=True, default=None)
+    # When the value was given (a type change keeps it): retention counts from here.
+    set_at = Timestamptz(null=True, default=None)
 
 
 class Interaction(Table, tablename="kith_interaction"):

@@ -132,8 +132,13 @@ def test_kith_migrate_creates_its_table(tmp_path: Path, empty_database_url: str)
     assert migrated.returncode == 0, migrated.stderr
     assert "kith_example" in migrated.stdout
     assert TABLE in tables_of(home, empty_database_url)
+    # The custom field it declares (kith_register_custom_fields) is added, once.
+    assert "Custom field welcome_channel (example): added" in migrated.stdout
     again = kith_command("migrate", home=home, database_url=empty_database_url)
     assert again.returncode == 0 and "kith_example" not in again.stdout
+    assert "welcome_channel" not in again.stdout
+    fields = kith_command("fields", "list", home=home, database_url=empty_database_url)
+    assert "welcome_channel" in fields.stdout and "email, phone, visit" in fields.stdout
     # Its command runs on the new installation, with no settings of its own.
     listed = kith_command("example", "welcomes", home=home, database_url=empty_database_url)
     assert listed.returncode == 0, listed.stderr

@@ -19,6 +19,7 @@ from _privacy_workflow import cli_env, run_services
 from kith import ContactCreate, ContactService, EmailIn, Kith, PhoneIn
 from kith.http import create_app
 from kith.privacy.rights.audit import AuditEntryOut, AuditLog
+from kith.privacy.rights.restriction import RestrictionService
 from kith.schemas import FieldCreate
 from kith.services.contacts import ContactFilter
 from kith.services.exports import EXPORT_ACTION, ExportService
@@ -391,3 +392,25 @@ def test_kith_export_contacts_refuses_a_bad_filter_in_one_line(
     malformed = kith_cli("export", "contacts", "--field", "industry", env=env)
     assert "write it as NAME=VALUE" in malformed.stderr
     assert _exports_of(env, ids["ada"]) == []
+
+
+async def test_restricted_contacts_are_left_out(
+    kith: Kith, kith_client: httpx.AsyncClient, agent: Json
+) -> None:
+    ids = await _people(kith)
+    restrictions = RestrictionService(kith)
+    await restrictions.restrict(ids["grace"], "accuracy_contested")
+    await restrictions.restrict(ids["engines"], "objection_pending")
+    response = await _export(kith_client, agent)
+    rows = {row["name"]: row for row in _rows(response.content)}
+    # A restricted contact's data may only be stored: not exported, not on record as exported.
+    assert sorted(rows) == ["Ada Lovelace"]
+    assert rows["Ada Lovelace"]["organization_id"] == str(ids["engines"])
+    assert rows["Ada Lovelace"]["organization"] == ""
+    log = AuditLog(kith)
+    for name in ("grace", "engines"):
+        assert EXPORT_ACTION not in {e.action for e in await log.entries(ids[name])}
+    export = await ExportService(kith).contacts(ContactFilter())
+    async for _ in export.chunks():
+        pass
+    assert (export.count, export.skipped) == (1, 2)

@@ -21,6 +21,7 @@ from kith.http.routes.health import health
 from kith.http.routes.imports import ImportController
 from kith.http.routes.interactions import InteractionController, list_tasks
 from kith.http.routes.merges import MergeController
+from kith.http.routes.quality import quality_report
 from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
@@ -40,6 +41,7 @@ CORE_ROUTES: list[Any] = [
     InteractionController,
     list_tasks,
     MergeController,
+    quality_report,
     UserController,
     TokenController,
 ]

@@ -19,7 +19,8 @@ from kith.plugin_manager._records import HookResult, PluginError, PluginInfo, Sk
 from kith.plugin_manager._registrations import KINDS_BY_KEY, collect
 from kith.plugin_manager._selection import PluginSelection
 from kith.plugin_manager._tracing import Tracer, traced_await
-from kith.settings import Settings, check_sections
+from kith.schemas import FieldCreate
+from kith.settings import FIELDS_KEY, Settings, check_sections
 from kith.subjects import Purpose, Recipient, Subscriber
 from piccolo.conf.apps import AppConfig
 
@@ -398,6 +399,14 @@ class KithPluginManager(pluggy.PluginManager):
         """The purposes plugins declared."""
         return self.collected("purposes")
 
+    def custom_fields(self) -> list[tuple[str, FieldCreate]]:
+        """(plugin name, declaration) of the custom fields plugins need."""
+        return [
+            (name, declared)
+            for name, contributions in self._contributions.items()
+            for declared in contributions.get("custom_fields", [])
+        ]
+
     def recipients(self) -> list[Recipient]:
         """The recipients plugins declared."""
         return self.collected("recipients")
@@ -414,7 +423,8 @@ class KithPluginManager(pluggy.PluginManager):
         schemas = self.settings_schemas()
         declared = {name for name, _ in schemas}
         for name, value in settings.extra.items():
-            if isinstance(value, dict) and name not in declared:
+            # [[fields]] is core's own (custom fields), read by kith migrate.
+            if isinstance(value, dict) and name not in declared and name != FIELDS_KEY:
                 log().warning(
                     "kith.toml has a section no loaded plugin declares; it is ignored",
                     section=name,

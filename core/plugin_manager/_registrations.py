@@ -17,6 +17,7 @@ import pluggy
 from kith.events import CORE_EVENT_TYPES, EventType
 from kith.personal import CORE_PERSONAL_FIELDS, CORE_PURPOSES, PersonalField
 from kith.plugin_manager._records import PluginError
+from kith.schemas import FieldCreate
 from kith.settings import section_keys
 from kith.subjects import Purpose, Recipient, Subscriber
 from piccolo.conf.apps import AppConfig
@@ -131,10 +132,12 @@ class Kind:
 def _core_sections() -> list[tuple[str, type[msgspec.Struct]]]:
     from kith import duplicate_settings
     from kith.dispatcher import SECTION, EventsConfig
+    from kith.services import quality
 
     return [
         (SECTION, EventsConfig),
         (duplicate_settings.SECTION, duplicate_settings.DuplicateSettings),
+        (quality.SECTION, quality.QualitySettings),
     ]
 
 
@@ -205,6 +208,13 @@ KINDS: tuple[Kind, ...] = (
         core=lambda: CORE_PURPOSES,
         adopt_owner=True,
         identical_ok=True,
+    ),
+    Kind(
+        "custom_fields",
+        "kith_register_custom_fields",
+        "custom field",
+        _expect(FieldCreate, "kith.FieldCreate"),
+        name=lambda declared: str(declared.name),
     ),
     Kind(
         "recipients",

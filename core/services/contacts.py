@@ -19,7 +19,7 @@ from kith.events import utcnow
 from kith.ids import new_id
 from kith.merge_records import merged_into
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
-from kith.pagination import MAX_LIMIT, check_limit, decode_id_cursor, encode_cursor
+from kith.pagination import check_limit, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import (
     CONTACT_PATCH_DIRECTIVES,
@@ -886,6 +886,8 @@ class ContactService:
         """Contacts out of their rows; ``revealed``: names already decrypted, by contact."""
         if not rows:
             return []
+        # The page's keys in one round trip rather than one per contact.
+        await preload_keys(self.kith, [row["id"] for row in rows])
         point_rows = await _POINTS_OF.run(ids=[row["id"] for row in rows])
         points: dict[uuid.UUID, list[dict[str, Any]]] = {}
         for point in point_rows:
@@ -1110,11 +1112,12 @@ class ContactService:
         empty = empty or words == []
         return Selection(filters, conditions, by_fields, words, empty)
 
-    async def _matching(
+    async def page(
         self, selection: Selection, after: uuid.UUID | None, limit: int
     ) -> tuple[list[ContactOut], bool]:
-        """Up to ``limit`` contacts of a selection after ``after`` in creation order, and
-        whether more follow (nothing is reported here)."""
+        """Up to ``limit`` contacts of a selection (see :meth:`select`) after ``after``, in
+        creation order, and whether more follow. Nothing is reported here: the caller reports
+        what it shows or hands on (:meth:`report_each`)."""
         if selection.empty:
             return [], False
         words, by_fields = selection.words, selection.by_fields
@@ -1148,7 +1151,7 @@ class ContactService:
             if words is None:
                 found = rows
                 break
-            await _preload(self.kith, [row["id"] for row in rows])
+            await preload_keys(self.kith, [row["id"] for row in rows])
             more = await index.plugin_names([row["id"] for row in rows])
             for row in rows:
                 names = await self.kith.protector.reveal(
@@ -1180,28 +1183,6 @@ class ContactService:
         # page's entries at once rather than one after the other.
         await asyncio.gather(*(self._report(i, action, actor, **details) for i in contact_ids))
 
-    async def pages(
-        self,
-        selection: Selection,
-        action: str,
-        actor: Actor = SYSTEM,
-        *,
-        size: int = MAX_LIMIT,
-        **details: Any,
-    ) -> AsyncIterator[list[ContactOut]]:
-        """Every contact of a selection (see :meth:`select`), a page of ``size`` at a time in
-        creation order, reading one page at a time whatever their number. Each contact is
-        reported (``action``, with ``details``) before its page is handed over."""
-        after: uuid.UUID | None = None
-        while True:
-            items, more = await self._matching(selection, after, size)
-            if items:
-                await self.report_each([item.id for item in items], action, actor, **details)
-                yield items
-            if not more:
-                return
-            after = items[-1].id
-
     async def list(
         self,
         *,
@@ -1223,7 +1204,7 @@ class ContactService:
         filters = ContactFilter(
             q=q, include_archived=include_archived, organization_id=organization_id, fields=fields
         )
-        items, more = await self._matching(await self.select(filters), after, limit)
+        items, more = await self.page(await self.select(filters), after, limit)
         next_cursor = encode_cursor(items[-1].id) if more else None
         await self.report_each(
             [item.id for item in items], "search" if filters.q else "list", actor
@@ -1269,7 +1250,7 @@ def default_channel(actor: Actor) -> str:
     return {"user": "api", "plugin": "plugin"}.get(actor.kind, "system")
 
 
-async def _preload(kith: Kith, subject_ids: list[uuid.UUID]) -> None:
+async def preload_keys(kith: Kith, subject_ids: list[uuid.UUID]) -> None:
     """The keys of the contacts about to be decrypted, in one round trip when the protector
     can (see kith.protection.FieldProtector)."""
     preload = getattr(kith.protector, "preload", None)

@@ -38,7 +38,7 @@ from kith.schemas import (
     DuplicateStatus,
     Page,
 )
-from kith.services.contacts import _preload, default_channel
+from kith.services.contacts import default_channel, preload_keys
 from kith.services.fields import FieldService
 from kith.subject_checks import record_access
 from kith.tables import Contact, CustomField, DuplicatePair, DuplicateScan
@@ -183,7 +183,7 @@ class DuplicateService:
             .run()
         )
         ids = [row["id"] for row in rows]
-        await _preload(self.kith, ids)
+        await preload_keys(self.kith, ids)
         cities = await self._cities(ids)
         found: dict[uuid.UUID, Side] = {}
         for row in rows:
@@ -263,7 +263,7 @@ class DuplicateService:
         return (await self._pairs_out(rows))[0]
 
     async def _pairs_out(self, rows: list[dict[str, Any]]) -> list[DuplicatePairOut]:
-        await _preload(self.kith, [row[f"{side}.id"] for row in rows for side in _SIDES])
+        await preload_keys(self.kith, [row[f"{side}.id"] for row in rows for side in _SIDES])
         found = []
         for row in rows:
             sides = []

@@ -22,10 +22,13 @@ from kith.services.contacts import (
     Selection,
 )
 from kith.services.fields import FieldService
+from kith.subject_checks import refused_among
 from kith.tables import Contact
 
 # Contacts read (and audited) at a time: what an export holds in memory.
 PAGE_SIZE = MAX_LIMIT
+# What plugins are asked before a contact is exported (a restricted one is refused).
+EXPORT_ACTIVITY = "contact.export"
 # The audit log's action for each contact an export contains.
 EXPORT_ACTION = "csv_export"
 CORE_COLUMNS = (
@@ -84,6 +87,7 @@ class ContactExport:
         # Ties the audit entries of one export together.
         self.id = new_id()
         self.count = 0
+        self.skipped = 0
         self._organizations: collections.OrderedDict[uuid.UUID, str] = collections.OrderedDict()
         self._buffer = io.StringIO()
         self._writer = csv.writer(
@@ -100,18 +104,30 @@ class ContactExport:
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The CSV as UTF-8 bytes: the header, then one chunk per page of contacts. Each
-        page's contacts are in the audit log before the page is handed over."""
+        page's contacts are in the audit log before the page is handed over; contacts a
+        plugin refuses an export for (restricted ones) are left out and counted in
+        ``skipped``."""
         self._writer.writerow(self.header)
         yield ((BOM if self.excel else "") + self._take()).encode()
-        pages = self.contacts.pages(
-            self.selection, EXPORT_ACTION, self.actor, size=PAGE_SIZE, export=str(self.id)
-        )
-        async for page in pages:
-            names = await self._organization_names(c.organization_id for c in page)
-            for contact in page:
+        after: uuid.UUID | None = None
+        more = True
+        while more:
+            page, more = await self.contacts.page(self.selection, after, PAGE_SIZE)
+            if not page:
+                break
+            after = page[-1].id
+            refused = await refused_among(self.kith, [c.id for c in page], EXPORT_ACTIVITY)
+            kept = [contact for contact in page if contact.id not in refused]
+            self.skipped += len(refused)
+            names = await self._organization_names(c.organization_id for c in kept)
+            await self._report([c.id for c in kept])
+            for contact in kept:
                 self._writer.writerow(self._row(contact, names))
-            self.count += len(page)
+            self.count += len(kept)
             yield self._take().encode()
+
+    async def _report(self, contact_ids: list[uuid.UUID]) -> None:
+        await self.contacts.report_each(contact_ids, EXPORT_ACTION, self.actor, export=str(self.id))
 
     def _take(self) -> str:
         text = self._buffer.getvalue()
@@ -168,17 +184,22 @@ class ContactExport:
         wanted = {i for i in ids if i is not None}
         missing = [i for i in wanted if i not in self._organizations]
         if missing:
+            refused = await refused_among(self.kith, missing, EXPORT_ACTIVITY)
             rows = await Contact.select(Contact.id, Contact.display_name).where(
                 Contact.id.is_in(missing)
             )
+            shown = []
             for row in rows:
+                if row["id"] in refused:
+                    # Its people are exported; its name, which may only be stored, is not.
+                    self._organizations[row["id"]] = ""
+                    continue
                 name = await self.kith.protector.reveal(
                     row["id"], CONTACT_TABLE, row["id"], {"display_name": row["display_name"]}
                 )
                 self._organizations[row["id"]] = name["display_name"] or ""
-            await self.contacts.report_each(
-                [row["id"] for row in rows], EXPORT_ACTION, self.actor, export=str(self.id)
-            )
+                shown.append(row["id"])
+            await self._report(shown)
         for organization in wanted:
             if organization in self._organizations:
                 self._organizations.move_to_end(organization)

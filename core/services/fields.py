@@ -20,7 +20,7 @@ from kith.ids import new_id
 from kith.normalize import normalize_email, normalize_phone
 from kith.personal import CORE_PURPOSES
 from kith.runtime import Kith
-from kith.schemas import FieldCreate, FieldOut, FieldPatch, unset_to_dict
+from kith.schemas import FieldCreate, FieldOut, FieldPatch, PurgeOutcome, unset_to_dict
 from kith.services import is_unique_violation
 from kith.storage.prepared import Prepared, row_chunks
 from kith.subject_checks import record_access
@@ -37,6 +37,8 @@ TEXT_LIMITS = {"text": 500, "long_text": 100_000, "url": 2000}
 DEFAULT_CATEGORY = "custom"
 DEFAULT_PURPOSE = "customer_relationship"
 MONEY_PLACES = decimal.Decimal("0.01")
+# Who declared a field through the API or the command line.
+ADMIN = "admin"
 # How many values a refused type change shows.
 EXAMPLES = 5
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
@@ -274,9 +276,11 @@ def _out(row: Mapping[str, Any]) -> FieldOut:
         searchable=bool(row["searchable"]),
         category=row["category"],
         purpose=row["purpose"],
+        retention=row["retention"],
         archived=bool(row["archived"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        declared_by=row["declared_by"],
     )
 
 
@@ -317,7 +321,24 @@ class FieldService:
 
     # -- declaring -----------------------------------------------------------------------------
 
-    async def add(self, data: FieldCreate) -> FieldOut:
+    async def add(self, data: FieldCreate, declared_by: str = ADMIN) -> FieldOut:
+        """Declare a field; ``declared_by`` is ``admin`` (the API and the command line),
+        ``kith.toml`` or a plugin's name (see :mod:`kith.services.field_seeds`)."""
+        row = self._row(data, declared_by)
+        try:
+            await CustomField.insert(CustomField(**row)).run()
+        except Exception as exc:
+            if is_unique_violation(exc):
+                raise self._taken(data.name) from None
+            raise
+        return _out(row)
+
+    def checked(self, data: FieldCreate, declared_by: str = ADMIN) -> FieldOut:
+        """The field ``data`` declares, as :meth:`add` would store it (nothing is stored);
+        :class:`InvalidInput` when it does not hold together."""
+        return _out(self._row(data, declared_by))
+
+    def _row(self, data: FieldCreate, declared_by: str) -> dict[str, Any]:
         now = utcnow()
         row: dict[str, Any] = {
             "id": new_id(),
@@ -332,18 +353,13 @@ class FieldService:
             "searchable": data.searchable,
             "category": data.category,
             "purpose": data.purpose,
+            "retention": data.retention,
             "archived": False,
             "created_at": now,
             "updated_at": now,
+            "declared_by": declared_by,
         }
-        row = self._checked(row, data.default)
-        try:
-            await CustomField.insert(CustomField(**row)).run()
-        except Exception as exc:
-            if is_unique_violation(exc):
-                raise self._taken(data.name) from None
-            raise
-        return _out(row)
+        return self._checked(row, data.default)
 
     @staticmethod
     def _taken(name: str) -> Conflict:
@@ -381,10 +397,11 @@ class FieldService:
                     f"({', '.join(sorted(self._purposes()))})",
                     field="purpose",
                 )
-        elif row["category"] or row["purpose"]:
+        elif row["category"] or row["purpose"] or row["retention"]:
+            at_fault = next(k for k in ("category", "purpose", "retention") if row[k])
             raise InvalidInput(
-                "only personal fields have a data category and a purpose",
-                field="category" if row["category"] else "purpose",
+                "only personal fields have a data category, a purpose and a retention class",
+                field=at_fault,
             )
         if row["searchable"] and kind in ("long_text", "multi_choice"):
             raise InvalidInput(f"a {kind} field cannot be searchable", field="searchable")
@@ -456,6 +473,7 @@ class FieldService:
                 "searchable",
                 "category",
                 "purpose",
+                "retention",
                 "updated_at",
             )
         }
@@ -589,6 +607,47 @@ class FieldService:
             )
         return await self.get(name)
 
+    async def purge(
+        self, name: str, actor: Actor = SYSTEM, channel: str = "system"
+    ) -> PurgeOutcome:
+        """Delete an archived field and every value contacts hold of it; the name is free
+        again. A field in use must be archived first (:class:`Conflict` otherwise), so that
+        nobody loses values in one step. For a personal field, each contact whose value was
+        deleted is reported (``field.purge``)."""
+        current = await self.get(name)
+        if not current.archived:
+            raise Conflict(
+                f"custom field {name!r} is in use: archive it first (its values are kept "
+                "until it is purged)",
+                field="name",
+            )
+        async with self.kith.unit_of_work(actor):
+            deleted = await (
+                CustomFieldValue.delete()
+                .where(CustomFieldValue.field == current.id)
+                .returning(CustomFieldValue.contact)
+            )
+            await CustomField.delete().where(CustomField.id == current.id).run()
+            if current.personal:
+                for contact_id in sorted({row["contact"] for row in deleted}):
+                    await record_access(
+                        self.kith, contact_id, "field.purge", actor, channel, field=name
+                    )
+        return PurgeOutcome(field=name, values_deleted=len(deleted))
+
+    async def clear_set_before(
+        self, field_ids: list[uuid.UUID], moment: dt.datetime, *, dry_run: bool = False
+    ) -> int:
+        """Delete the values of these fields given before ``moment`` (a retention rule's
+        cutoff); how many (would) go."""
+        if not field_ids:
+            return 0
+        where = CustomFieldValue.field.is_in(field_ids) & (CustomFieldValue.set_at < moment)
+        if dry_run:
+            return int(await CustomFieldValue.count().where(where))
+        deleted = await CustomFieldValue.delete().where(where).returning(CustomFieldValue.id)
+        return len(deleted)
+
     # -- filtering -----------------------------------------------------------------------------
 
     async def conditions(self, given: Mapping[str, str]) -> list[Any]:
@@ -719,6 +778,7 @@ class FieldService:
                 .run()
             )
         rows = []
+        now = utcnow()
         for field_id, (definition, text) in prepared.set.items():
             row_id = new_id()
             rows.append(
@@ -726,6 +786,7 @@ class FieldService:
                     id=row_id,
                     contact=contact_id,
                     field=field_id,
+                    set_at=now,
                     **await self._columns(definition, contact_id, row_id, text),
                 )
             )

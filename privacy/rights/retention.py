@@ -10,6 +10,9 @@ What each rule does:
 - a rule naming a data category or retention class of Kith's interactions (``communications``,
   ``contact``) deletes interactions older than the period, except records under a legal hold
   that is still running;
+- a rule naming the data category or retention class of a personal custom field (``custom``,
+  ``contact``, or the class the field declares) deletes the values of that field given
+  before the period (a value given again starts again);
 - other targets belong to plugins' data, which the plugin that declared them applies; the
   report says so.
 
@@ -32,6 +35,8 @@ from kith import (
     Actor,
     ContactService,
     ErasureOutcome,
+    FieldOut,
+    FieldService,
     InteractionService,
     Kith,
     get_logger,
@@ -147,7 +152,9 @@ class RetentionRunner:
     ) -> RetentionReport:
         rules = rights_settings(self.kith.settings).retention_rules()
         resumed = 0 if dry_run else await self._resume(actor, channel)
-        reports = [await self._rule(rule, dry_run, actor, channel) for rule in rules]
+        reports = [
+            report for rule in rules for report in await self._rule(rule, dry_run, actor, channel)
+        ]
         report = RetentionReport(
             ran_at=self.now, dry_run=dry_run, rules=reports, erasures_resumed=resumed
         )
@@ -188,20 +195,57 @@ class RetentionRunner:
 
     async def _rule(
         self, rule: RetentionRule, dry_run: bool, actor: Actor, channel: str
-    ) -> RuleReport:
+    ) -> list[RuleReport]:
         cutoff = rule.keep.cutoff(self.now)
         if rule.target in SUBJECT_RULES:
-            return await self._subjects(rule, cutoff, dry_run, actor, channel)
+            return [await self._subjects(rule, cutoff, dry_run, actor, channel)]
+        reports = []
         if rule.target in self._interaction_targets():
-            return await self._interactions(rule, cutoff, dry_run)
+            reports.append(await self._interactions(rule, cutoff, dry_run))
+        fields = await self._custom_field_targets()
+        if rule.target in fields:
+            reports.append(await self._custom_values(rule, fields[rule.target], cutoff, dry_run))
+        if reports:
+            return reports
+        return [
+            RuleReport(
+                rule=rule.target,
+                keep=str(rule.keep),
+                applies_to="plugin data",
+                cutoff=cutoff,
+                action="none",
+                note="no data of Kith's own falls under this target; the plugin that declared "
+                "it applies it",
+            )
+        ]
+
+    async def _custom_field_targets(self) -> dict[str, list[FieldOut]]:
+        """The personal custom fields under each target: their data category and their
+        retention class (``contact`` unless declared), as the record of processing lists
+        them."""
+        targets: dict[str, list[FieldOut]] = {}
+        for declared in await FieldService(self.kith).declared(include_archived=True):
+            if declared.personal:
+                for target in {declared.category or "custom", declared.retention or "contact"}:
+                    targets.setdefault(target, []).append(declared)
+        return targets
+
+    async def _custom_values(
+        self, rule: RetentionRule, fields: list[FieldOut], cutoff: dt.datetime, dry_run: bool
+    ) -> RuleReport:
+        matched = await FieldService(self.kith).clear_set_before(
+            [declared.id for declared in fields], cutoff, dry_run=dry_run
+        )
         return RuleReport(
             rule=rule.target,
             keep=str(rule.keep),
-            applies_to="plugin data",
+            applies_to="values of the personal custom fields "
+            + ", ".join(sorted(declared.name for declared in fields))
+            + " given before the cutoff",
             cutoff=cutoff,
-            action="none",
-            note="no data of Kith's own falls under this target; the plugin that declared it "
-            "applies it",
+            action="delete custom field values",
+            matched=matched,
+            done=0 if dry_run else matched,
         )
 
     async def _subjects(

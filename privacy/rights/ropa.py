@@ -119,7 +119,8 @@ async def custom_fields(kith: Kith) -> list[PersonalField]:
             purposes=(declared.purpose or "customer_relationship",),
             description=f"Custom field {declared.name!r}"
             + (f" ({declared.label})" if declared.label else ""),
-            owner="admin",
+            retention=declared.retention or "contact",
+            owner=declared.declared_by,
         )
         for declared in await FieldService(kith).declared(include_archived=True)
         if declared.personal

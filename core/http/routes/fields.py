@@ -8,7 +8,7 @@ from typing import Annotated
 from kith.actor import Role
 from kith.http.auth import CurrentActor, roles
 from kith.http.routes.contacts import API
-from kith.schemas import FieldCreate, FieldName, FieldOut, FieldPatch
+from kith.schemas import FieldCreate, FieldName, FieldOut, FieldPatch, PurgeOutcome
 from kith.services.fields import FieldService
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import State
@@ -59,3 +59,16 @@ class FieldController(Controller):
     @delete("/{name:str}", opt=ADMINS, status_code=HTTP_200_OK, summary="Archive a custom field")
     async def archive(self, state: State, name: FromPath[FieldName]) -> FieldOut:
         return await FieldService(state.kith).archive(name)
+
+    @post(
+        "/{name:str}/purge",
+        opt=ADMINS,
+        status_code=HTTP_200_OK,
+        summary="Purge an archived custom field: delete it and every value of it",
+    )
+    async def purge(
+        self, state: State, name: FromPath[FieldName], actor: CurrentActor
+    ) -> PurgeOutcome:
+        """Only an archived field can be purged (409 otherwise); the values cannot be brought
+        back, and the name is free again."""
+        return await FieldService(state.kith).purge(name, actor, API)

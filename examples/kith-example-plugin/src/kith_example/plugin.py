@@ -17,6 +17,7 @@ from kith import (
     ErasureOutcome,
     EventType,
     ExportSection,
+    FieldCreate,
     Kith,
     PersonalField,
     Subscriber,
@@ -24,7 +25,14 @@ from kith import (
 )
 from piccolo.conf.apps import AppConfig
 
-from kith_example.welcomes import TABLE, WELCOMED, ExampleSettings, on_contact_created, open_note
+from kith_example.welcomes import (
+    TABLE,
+    WELCOME_CHANNEL,
+    WELCOMED,
+    ExampleSettings,
+    on_contact_created,
+    open_note,
+)
 
 
 @hookimpl
@@ -82,6 +90,21 @@ def kith_register_personal_fields(register: Callable[[PersonalField], None]) -> 
             purposes=("customer_relationship",),
             description="An agent's note on how to welcome the contact",
             owner="example",
+        )
+    )
+
+
+@hookimpl
+def kith_register_custom_fields(register: Callable[[FieldCreate], None]) -> None:
+    # `kith migrate` adds the field when it is missing and reports it. It is an ordinary
+    # custom field from then on: an admin may change or archive it, and Kith never changes it
+    # back to this declaration.
+    register(
+        FieldCreate(
+            name=WELCOME_CHANNEL,
+            type="choice",
+            label="How the contact likes to be welcomed",
+            choices=["email", "phone", "visit"],
         )
     )
 

@@ -13,6 +13,8 @@ from kith_example.tables import Welcome
 
 WELCOMED = "example.welcomed"
 TABLE = "kith_example_welcome"
+# The custom field the plugin declares for contacts (kith_register_custom_fields).
+WELCOME_CHANNEL = "welcome_channel"
 MAX_NOTE = 500
 
 
