@@ -78,6 +78,12 @@ async def test_cyrillic_and_latin_spellings_of_one_name_meet(kith: Kith) -> None
     # A name with a word more is a little less than the same name.
     assert 85 <= pairs[_pair(ivan, with_patronymic)].score < 100
     assert result.found == 3 and result.new == 3
+    # Scanning everyone again keeps the same pairs, none of them new.
+    again = await DuplicateService(kith).scan(full=True)
+    assert again.found == 3 and again.new == 0
+    assert {key: pair.id for key, pair in (await _listed(kith)).items()} == {
+        key: pair.id for key, pair in pairs.items()
+    }
 
 
 async def test_typos_in_either_word_meet(kith: Kith) -> None:

@@ -38,6 +38,7 @@ from kith.schemas import (
     DuplicateStatus,
     Page,
 )
+from kith.services import is_foreign_key_violation
 from kith.services.contacts import _preload, default_channel
 from kith.services.fields import FieldService
 from kith.subject_checks import record_access
@@ -177,11 +178,17 @@ class DuplicateService:
         """What is compared of these contacts (the live ones), decrypted and reported."""
         if not contact_ids:
             return {}
-        rows = await (
-            Contact.select(Contact.id, Contact.kind, Contact.organization, *_name_columns())
-            .where(Contact.id.is_in(list(contact_ids)) & (Contact.archived == False))  # noqa: E712
+        # By primary key alone: with ``archived`` in SQL too, SQLite may prefer that column's
+        # index and read every live contact for each batch.
+        rows = [
+            row
+            for row in await Contact.select(
+                Contact.id, Contact.kind, Contact.organization, Contact.archived, *_name_columns()
+            )
+            .where(Contact.id.is_in(list(contact_ids)))
             .run()
-        )
+            if not row["archived"]
+        ]
         ids = [row["id"] for row in rows]
         await _preload(self.kith, ids)
         cities = await self._cities(ids)
@@ -394,45 +401,39 @@ async def _dismissed(pairs: Sequence[Pair]) -> set[Pair]:
 
 async def _store(pairs: Sequence[tuple[Pair, int, list[str]]], now: dt.datetime) -> None:
     """Insert new pairs, refresh pending ones; a dismissed pair stays as it is."""
-    if not pairs:
-        return
     rows = [
-        DuplicatePair(
-            id=new_id(),
-            contact_a=first,
-            contact_b=second,
-            score=total,
-            reasons=msgspec.json.encode(reasons).decode(),
-            status="pending",
-            found_at=now,
-            checked_at=now,
-        )
+        (new_id(), first, second, total, msgspec.json.encode(reasons).decode(), now)
         for (first, second), total, reasons in pairs
     ]
     try:
         await _upsert(rows)
     except Exception as exc:
-        if "foreign key" not in str(exc).lower():
+        if not is_foreign_key_violation(exc):
             raise
         # A contact was erased or deleted since it was read: keep the pairs of the others.
-        ids = list({row.contact_a for row in rows} | {row.contact_b for row in rows})
+        ids = list({row[1] for row in rows} | {row[2] for row in rows})
         alive = {r["id"] for r in await Contact.select(Contact.id).where(Contact.id.is_in(ids))}
-        await _upsert([r for r in rows if r.contact_a in alive and r.contact_b in alive])
+        await _upsert([row for row in rows if row[1] in alive and row[2] in alive])
 
 
-async def _upsert(rows: list[DuplicatePair]) -> None:
-    if not rows:
-        return
-    await (
-        DuplicatePair.insert(*rows)
-        .on_conflict(
-            target=(DuplicatePair.contact_a, DuplicatePair.contact_b),
-            action="DO UPDATE",
-            values=[DuplicatePair.score, DuplicatePair.reasons, DuplicatePair.checked_at],
-            where=DuplicatePair.status == "pending",
-        )
-        .run()
-    )
+# One multi-row statement per batch: building piccolo's insert costs more per row than running it.
+_UPSERT = (
+    "INSERT INTO kith_duplicate_pair "
+    "(id, contact_a, contact_b, score, reasons, status, found_at, checked_at) VALUES {} "
+    "ON CONFLICT (contact_a, contact_b) DO UPDATE SET score = excluded.score, "
+    "reasons = excluded.reasons, checked_at = excluded.checked_at "
+    "WHERE kith_duplicate_pair.status = 'pending'"
+)
+
+
+async def _upsert(rows: Sequence[tuple[Any, ...]]) -> None:
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start : start + BATCH]
+        values = ", ".join("({}, {}, {}, {}, {}, 'pending', {}, {})" for _ in chunk)
+        await DuplicatePair.raw(
+            _UPSERT.format(values),
+            *[value for row in chunk for value in (*row, row[-1])],
+        ).run()
 
 
 async def _changed_since(moment: dt.datetime) -> Any:
