@@ -45,10 +45,10 @@ _POINTS = _KeySource("kith_contact_point", "lookup", "lookup IS NOT NULL")
 @dataclass
 class Candidates:
     """Candidate pairs (smaller id first) with the exact reasons a shared email or phone gave
-    (an empty set: only a name key is shared), and how many keys were too common to use."""
+    (an empty set: only a name key is shared), and the keys that were too common to use."""
 
     pairs: dict[Pair, set[str]] = field(default_factory=dict)
-    skipped_keys: int = 0
+    skipped: set[tuple[str, Any]] = field(default_factory=set)
 
     def add(self, first: uuid.UUID, second: uuid.UUID, reason: str | None = None) -> None:
         if first == second:
@@ -80,64 +80,6 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
-# -- everyone (a full scan) ----------------------------------------------------------------------
-
-
-async def _all_blocks(source: _KeySource, max_block: int, with_kind: bool) -> list[list[Any]]:
-    """Every block of 2 to ``max_block`` contacts of one key source, as [holder rows]."""
-    kind = ", kind" if with_kind else ""
-    rows = await _raw(
-        f"SELECT {source.key} AS k, contact{kind} FROM {source.table} "
-        f"WHERE {source.where} AND {source.key} IN ("
-        f"SELECT {source.key} FROM {source.table} WHERE {source.where} "
-        f"GROUP BY {source.key} HAVING COUNT(DISTINCT contact) BETWEEN 2 AND {{}}"
-        f") ORDER BY {source.key}",
-        max_block,
-    )
-    blocks: list[list[Any]] = []
-    last: Any = object()
-    for row in rows:
-        if row["k"] != last:
-            blocks.append([])
-            last = row["k"]
-        blocks[-1].append(row)
-    return blocks
-
-
-async def _too_common(source: _KeySource, max_block: int) -> int:
-    rows = await _raw(
-        f"SELECT COUNT(*) AS n FROM (SELECT {source.key} FROM {source.table} "
-        f"WHERE {source.where} GROUP BY {source.key} "
-        f"HAVING COUNT(DISTINCT contact) > {{}}) common",
-        max_block,
-    )
-    return int(rows[0]["n"]) if rows else 0
-
-
-async def everyone(max_block: int, *, names: bool = True) -> Candidates:
-    """The candidate pairs among all contacts (``names``: through name keys too; off while
-    the name index cannot be trusted)."""
-    found = Candidates()
-    for block in await _all_blocks(_POINTS, max_block, with_kind=True):
-        holders = sorted({_uuid(row["contact"]) for row in block})
-        reason = EXACT_REASONS.get(block[0]["kind"])
-        for i, first in enumerate(holders):
-            for second in holders[i + 1 :]:
-                found.add(first, second, reason)
-    found.skipped_keys += await _too_common(_POINTS, max_block)
-    if names:
-        for block in await _all_blocks(_NAME_PAIRS, max_block, with_kind=False):
-            holders = sorted({_uuid(row["contact"]) for row in block})
-            for i, first in enumerate(holders):
-                for second in holders[i + 1 :]:
-                    found.add(first, second)
-        found.skipped_keys += await _too_common(_NAME_PAIRS, max_block)
-    return found
-
-
-# -- some contacts (an incremental scan) ---------------------------------------------------------
-
-
 async def _blocks_of(
     source: _KeySource, contact_ids: Sequence[uuid.UUID], max_block: int, found: Candidates
 ) -> list[tuple[Any, set[uuid.UUID], set[uuid.UUID]]]:
@@ -163,7 +105,7 @@ async def _blocks_of(
             *chunk,
         ):
             if int(row["n"]) > max_block:
-                found.skipped_keys += 1
+                found.skipped.add((source.table, row["k"]))
             elif int(row["n"]) >= 2:
                 usable.append(row["k"])
     holders: dict[Any, set[uuid.UUID]] = {}

@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -51,6 +52,9 @@ BATCH = 500
 # An incremental scan looks back this far before the last scan began: a change committed
 # after that scan had started, but stamped before, is not missed.
 LOOK_BACK = dt.timedelta(minutes=5)
+# Contacts a scan keeps decrypted for the pairs still to come (a full scan reads in id order, so
+# a contact's pairs mostly come together).
+SIDES_KEPT = 20_000
 # Scans remembered (the newest; older records are deleted).
 SCANS_KEPT = 50
 # The action reported for each contact a scan decrypts.
@@ -105,33 +109,22 @@ class DuplicateService:
         await DuplicateScan.insert(DuplicateScan(id=scan_id, mode=mode, started_at=started)).run()
         names = await name_index.name_index(self.kith).complete()
         run = _Run(self, started, actor)
+        contacts = 0
+        chunks = _all_contacts() if since is None else _changed_since(since - LOOK_BACK)
+        async for chunk in chunks:
+            contacts += len(chunk)
+            found = await duplicate_keys.of_contacts(chunk, self.settings.max_block, names=names)
+            if since is None:
+                # Each pair once, with the chunk of its smaller id.
+                mine = set(chunk)
+                found.pairs = {pair: why for pair, why in found.pairs.items() if pair[0] in mine}
+            await run.score(found, remember=since is not None)
+            if since is not None:
+                # Their pending pairs this scan did not confirm are gone (a name changed).
+                await _drop_stale(started, chunk)
         if since is None:
-            contacts = int(await Contact.count().where(Contact.archived == False).run())  # noqa: E712
-            await run.score(await duplicate_keys.everyone(self.settings.max_block, names=names))
-            # Pending pairs this scan did not confirm are gone (a name changed, a contact left).
-            await (
-                DuplicatePair.delete()
-                .where((DuplicatePair.status == "pending") & (DuplicatePair.checked_at < started))
-                .run()
-            )
-        else:
-            contacts = 0
-            async for chunk in _changed_since(since - LOOK_BACK):
-                contacts += len(chunk)
-                found = await duplicate_keys.of_contacts(
-                    chunk, self.settings.max_block, names=names
-                )
-                await run.score(found)
-                stale = DuplicatePair.contact_a.is_in(chunk) | DuplicatePair.contact_b.is_in(chunk)
-                await (
-                    DuplicatePair.delete()
-                    .where(
-                        (DuplicatePair.status == "pending")
-                        & (DuplicatePair.checked_at < started)
-                        & stale
-                    )
-                    .run()
-                )
+            # Every pending pair this scan did not confirm is gone.
+            await _drop_stale(started)
         new = int(
             await DuplicatePair.count()
             .where((DuplicatePair.status == "pending") & (DuplicatePair.found_at >= started))
@@ -145,7 +138,7 @@ class DuplicateService:
                     DuplicateScan.contacts: contacts,
                     DuplicateScan.compared: run.compared,
                     DuplicateScan.found: run.found,
-                    DuplicateScan.skipped_keys: run.skipped_keys,
+                    DuplicateScan.skipped_keys: len(run.skipped),
                 }
             )
             .where(DuplicateScan.id == scan_id)
@@ -158,7 +151,7 @@ class DuplicateService:
             compared=run.compared,
             found=run.found,
             new=new,
-            skipped_keys=run.skipped_keys,
+            skipped_keys=len(run.skipped),
             name_index=names,
             started_at=started,
             finished_at=finished,
@@ -341,34 +334,32 @@ class DuplicateService:
 
 
 class _Run:
-    """One scan's scoring and storing: pairs compared once, sides decrypted once."""
+    """One scan's scoring and storing: each pair compared once, contacts decrypted once while
+    they are among the last :data:`SIDES_KEPT` read."""
 
     def __init__(self, service: DuplicateService, started: dt.datetime, actor: Actor) -> None:
         self.service = service
         self.started = started
         self.actor = actor
         self.threshold = service.settings.threshold
+        # Pairs already compared (a full scan meets each pair once and keeps none).
         self.seen: set[Pair] = set()
-        # Each contact is decrypted (and reported) once a scan; None: not live.
-        self.sides: dict[uuid.UUID, Side | None] = {}
+        # Side of each contact read lately; None: not live.
+        self.sides: OrderedDict[uuid.UUID, Side | None] = OrderedDict()
+        self.skipped: set[Any] = set()
         self.compared = 0
         self.found = 0
-        self.skipped_keys = 0
 
-    async def score(self, candidates: Candidates) -> None:
-        self.skipped_keys += candidates.skipped_keys
+    async def score(self, candidates: Candidates, remember: bool = True) -> None:
+        self.skipped |= candidates.skipped
         todo = sorted(pair for pair in candidates.pairs if pair not in self.seen)
-        self.seen.update(todo)
+        if remember:
+            self.seen.update(todo)
         dismissed = await _dismissed(todo)
         todo = [pair for pair in todo if pair not in dismissed]
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
-            ids = [
-                c for c in dict.fromkeys(c for pair in batch for c in pair) if c not in self.sides
-            ]
-            read = await self.service.sides(ids, self.actor)
-            self.sides.update({contact: read.get(contact) for contact in ids})
-            sides = self.sides
+            sides = await self._sides({contact for pair in batch for contact in pair})
             keep: list[tuple[Pair, int, list[str]]] = []
             for pair in batch:
                 first, second = sides.get(pair[0]), sides.get(pair[1])
@@ -380,6 +371,19 @@ class _Run:
                     keep.append((pair, *scored))
             await _store(keep, self.started)
             self.found += len(keep)
+
+    async def _sides(self, contact_ids: set[uuid.UUID]) -> dict[uuid.UUID, Side | None]:
+        missing = sorted(contact for contact in contact_ids if contact not in self.sides)
+        read = await self.service.sides(missing, self.actor)
+        for contact in missing:
+            self.sides[contact] = read.get(contact)
+        found = {}
+        for contact in contact_ids:
+            self.sides.move_to_end(contact)
+            found[contact] = self.sides[contact]
+        while len(self.sides) > SIDES_KEPT:
+            self.sides.popitem(last=False)
+        return found
 
 
 async def _dismissed(pairs: Sequence[Pair]) -> set[Pair]:
@@ -436,7 +440,26 @@ async def _upsert(rows: Sequence[tuple[Any, ...]]) -> None:
         ).run()
 
 
-async def _changed_since(moment: dt.datetime) -> Any:
+async def _all_contacts() -> AsyncIterator[list[uuid.UUID]]:
+    """Every live contact, in id order, a batch at a time."""
+    after: uuid.UUID | None = None
+    while True:
+        # By primary key alone (see DuplicateService.sides); archived ones are left out here.
+        query = Contact.select(Contact.id, Contact.archived)
+        if after is not None:
+            query = query.where(Contact.id > after)
+        rows = await query.order_by(Contact.id).limit(BATCH).run()
+        if not rows:
+            return
+        chunk = [row["id"] for row in rows if not row["archived"]]
+        if chunk:
+            yield chunk
+        after = rows[-1]["id"]
+        if len(rows) < BATCH:
+            return
+
+
+async def _changed_since(moment: dt.datetime) -> AsyncIterator[list[uuid.UUID]]:
     """The contacts created or changed since ``moment`` (archived ones too: their pending
     pairs go), in id order, a batch at a time."""
     after: uuid.UUID | None = None
@@ -452,6 +475,17 @@ async def _changed_since(moment: dt.datetime) -> Any:
         after = chunk[-1]
         if len(rows) < BATCH:
             return
+
+
+async def _drop_stale(started: dt.datetime, contact_ids: list[uuid.UUID] | None = None) -> None:
+    """Delete the pending pairs (of these contacts) that the scan begun at ``started`` did not
+    confirm."""
+    condition = (DuplicatePair.status == "pending") & (DuplicatePair.checked_at < started)
+    if contact_ids is not None:
+        condition &= DuplicatePair.contact_a.is_in(contact_ids) | DuplicatePair.contact_b.is_in(
+            contact_ids
+        )
+    await DuplicatePair.delete().where(condition).run()
 
 
 async def _forget_old_scans() -> None:
