@@ -16,7 +16,7 @@ n² and tell nobody apart.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,9 +81,15 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
 
 
 async def _blocks_of(
-    source: _KeySource, contact_ids: Sequence[uuid.UUID], max_block: int, found: Candidates
+    source: _KeySource,
+    contact_ids: Sequence[uuid.UUID],
+    max_block: int,
+    found: Candidates,
+    common: Set[tuple[str, Any]],
 ) -> list[tuple[Any, set[uuid.UUID], set[uuid.UUID]]]:
-    """The usable blocks the given contacts are in: (key, their members, all holders)."""
+    """The usable blocks the given contacts are in: (kind, their members, all holders).
+    Keys in ``common`` are known to be too common already: they are not counted again (a scan
+    in batches would otherwise count a common key's holders once for every batch)."""
     mine: dict[Any, set[uuid.UUID]] = {}
     kinds: dict[Any, str] = {}
     extra = ", kind" if source is _POINTS else ""
@@ -96,7 +102,7 @@ async def _blocks_of(
             mine.setdefault(row["k"], set()).add(_uuid(row["contact"]))
             if extra:
                 kinds[row["k"]] = row["kind"]
-    keys = list(mine)
+    keys = [key for key in mine if (source.table, key) not in common]
     usable: list[Any] = []
     for chunk in _chunks(keys):
         for row in await _raw(
@@ -120,16 +126,23 @@ async def _blocks_of(
 
 
 async def of_contacts(
-    contact_ids: Sequence[uuid.UUID], max_block: int, *, names: bool = True
+    contact_ids: Sequence[uuid.UUID],
+    max_block: int,
+    *,
+    names: bool = True,
+    common: Set[tuple[str, Any]] = frozenset(),
 ) -> Candidates:
-    """The candidate pairs that include at least one of ``contact_ids``."""
+    """The candidate pairs that include at least one of ``contact_ids`` (``names``: through
+    name keys too; ``common``: keys found too common before, as :attr:`Candidates.skipped`)."""
     found = Candidates()
-    for kind, members, holders in await _blocks_of(_POINTS, contact_ids, max_block, found):
+    for kind, members, holders in await _blocks_of(_POINTS, contact_ids, max_block, found, common):
         for first in members:
             for second in holders:
                 found.add(first, second, EXACT_REASONS.get(kind))
     if names:
-        for _, members, holders in await _blocks_of(_NAME_PAIRS, contact_ids, max_block, found):
+        for _, members, holders in await _blocks_of(
+            _NAME_PAIRS, contact_ids, max_block, found, common
+        ):
             for first in members:
                 for second in holders:
                     found.add(first, second)

@@ -172,7 +172,7 @@ async def test_a_very_common_name_does_not_compare_everyone_with_everyone(
     kith: Kith, kith_settings: Settings
 ) -> None:
     # Sixty people called Ivan, family names starting with Sm: their one shared key (Ivan with
-    # Sm) is held by more contacts than max_block (50), so it is skipped, not 1 770 pairs.
+    # Sm) is held by more contacts than max_block (20), so it is skipped, not 1 770 pairs.
     letters = "abcdefghijklmnopqrstuvwxyz"
     for n in range(60):
         await _add(kith, f"Ivan Sm{letters[n % 26]}{letters[n // 26]}ovsky")

@@ -47,8 +47,11 @@ from kith.tables import Contact, CustomField, DuplicatePair, DuplicateScan
 
 CONTACT_TABLE = Contact._meta.tablename
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
-# Contacts read, decrypted and scored at a time.
+# Pairs scored (and their contacts read and decrypted) at a time.
 BATCH = 500
+# Contacts a scan takes at a time: a block of contacts sharing a key is read once for each
+# step that holds one of them, so larger steps read less again.
+STEP = 2000
 # An incremental scan looks back this far before the last scan began: a change committed
 # after that scan had started, but stamped before, is not missed.
 LOOK_BACK = dt.timedelta(minutes=5)
@@ -113,7 +116,9 @@ class DuplicateService:
         chunks = _all_contacts() if since is None else _changed_since(since - LOOK_BACK)
         async for chunk in chunks:
             contacts += len(chunk)
-            found = await duplicate_keys.of_contacts(chunk, self.settings.max_block, names=names)
+            found = await duplicate_keys.of_contacts(
+                chunk, self.settings.max_block, names=names, common=run.skipped
+            )
             if since is None:
                 # Each pair once, with the chunk of its smaller id.
                 mine = set(chunk)
@@ -448,14 +453,14 @@ async def _all_contacts() -> AsyncIterator[list[uuid.UUID]]:
         query = Contact.select(Contact.id, Contact.archived)
         if after is not None:
             query = query.where(Contact.id > after)
-        rows = await query.order_by(Contact.id).limit(BATCH).run()
+        rows = await query.order_by(Contact.id).limit(STEP).run()
         if not rows:
             return
         chunk = [row["id"] for row in rows if not row["archived"]]
         if chunk:
             yield chunk
         after = rows[-1]["id"]
-        if len(rows) < BATCH:
+        if len(rows) < STEP:
             return
 
 
@@ -467,13 +472,13 @@ async def _changed_since(moment: dt.datetime) -> AsyncIterator[list[uuid.UUID]]:
         query = Contact.select(Contact.id).where(Contact.updated_at >= moment)
         if after is not None:
             query = query.where(Contact.id > after)
-        rows = await query.order_by(Contact.id).limit(BATCH).run()
+        rows = await query.order_by(Contact.id).limit(STEP).run()
         if not rows:
             return
         chunk = [row["id"] for row in rows]
         yield chunk
         after = chunk[-1]
-        if len(rows) < BATCH:
+        if len(rows) < STEP:
             return
 
 
