@@ -147,3 +147,59 @@ async def of_contacts(
                 for second in holders:
                     found.add(first, second)
     return found
+
+
+# -- everyone, batch by batch (a full scan) ------------------------------------------------------
+
+
+async def mark_blocks(scan_id: uuid.UUID, max_block: int, *, names: bool = True) -> int:
+    """Write the usable keys (held by 2 to ``max_block`` contacts) for a full scan to
+    ``kith_duplicate_block``, in SQL; how many keys were too common."""
+    sources = [(_POINTS, "lookup")] + ([(_NAME_PAIRS, "token")] if names else [])
+    common = 0
+    for source, column in sources:
+        grouped = (
+            f"SELECT {source.key} FROM {source.table} WHERE {source.where} "
+            f"GROUP BY {source.key} HAVING COUNT(DISTINCT contact)"
+        )
+        await _raw(
+            f"INSERT INTO kith_duplicate_block (scan, {column}) "
+            f"SELECT {{}}, {source.key} FROM ({grouped} BETWEEN 2 AND {{}}) usable",
+            scan_id,
+            max_block,
+        )
+        rows = await _raw(f"SELECT COUNT(*) AS n FROM ({grouped} > {{}}) common", max_block)
+        common += int(rows[0]["n"]) if rows else 0
+    return common
+
+
+async def pairs_from(
+    scan_id: uuid.UUID, first: uuid.UUID, last: uuid.UUID, *, names: bool = True
+) -> Candidates:
+    """The candidate pairs whose smaller id is from ``first`` to ``last``, through the keys
+    :func:`mark_blocks` wrote for the scan: each pair once, whatever the number of keys its
+    contacts share."""
+    found = Candidates()
+    for row in await _raw(
+        "SELECT x.contact AS a, y.contact AS b, x.kind AS kind FROM kith_contact_point x "
+        "JOIN kith_duplicate_block k ON k.scan = {} AND k.lookup = x.lookup "
+        "JOIN kith_contact_point y ON y.lookup = x.lookup AND y.contact > x.contact "
+        "WHERE x.contact >= {} AND x.contact <= {}",
+        scan_id,
+        first,
+        last,
+    ):
+        found.add(_uuid(row["a"]), _uuid(row["b"]), EXACT_REASONS.get(row["kind"]))
+    if names:
+        for row in await _raw(
+            "SELECT x.contact AS a, y.contact AS b FROM kith_name_token x "
+            "JOIN kith_duplicate_block k ON k.scan = {} AND k.token = x.token "
+            "JOIN kith_name_token y ON y.token = x.token AND y.contact > x.contact "
+            "WHERE x.contact >= {} AND x.contact <= {} AND x.token < 0 "
+            "GROUP BY x.contact, y.contact",
+            scan_id,
+            first,
+            last,
+        ):
+            found.add(_uuid(row["a"]), _uuid(row["b"]))
+    return found

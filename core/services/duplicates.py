@@ -43,7 +43,7 @@ from kith.services import is_foreign_key_violation
 from kith.services.contacts import _preload, default_channel
 from kith.services.fields import FieldService
 from kith.subject_checks import record_access
-from kith.tables import Contact, CustomField, DuplicatePair, DuplicateScan
+from kith.tables import Contact, CustomField, DuplicateBlock, DuplicatePair, DuplicateScan
 
 CONTACT_TABLE = Contact._meta.tablename
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
@@ -55,9 +55,9 @@ STEP = 2000
 # An incremental scan looks back this far before the last scan began: a change committed
 # after that scan had started, but stamped before, is not missed.
 LOOK_BACK = dt.timedelta(minutes=5)
-# Contacts a scan keeps decrypted for the pairs still to come (a full scan reads in id order, so
-# a contact's pairs mostly come together).
-SIDES_KEPT = 20_000
+# Contacts a scan keeps decrypted for pairs still to come, the latest read: a contact met again
+# after that many others is decrypted (and reported) again, and memory stays bounded.
+SIDES_KEPT = 100_000
 # Scans remembered (the newest; older records are deleted).
 SCANS_KEPT = 50
 # The action reported for each contact a scan decrypts.
@@ -113,23 +113,30 @@ class DuplicateService:
         names = await name_index.name_index(self.kith).complete()
         run = _Run(self, started, actor)
         contacts = 0
-        chunks = _all_contacts() if since is None else _changed_since(since - LOOK_BACK)
-        async for chunk in chunks:
-            contacts += len(chunk)
-            found = await duplicate_keys.of_contacts(
-                chunk, self.settings.max_block, names=names, common=run.skipped
-            )
-            if since is None:
-                # Each pair once, with the chunk of its smaller id.
-                mine = set(chunk)
-                found.pairs = {pair: why for pair, why in found.pairs.items() if pair[0] in mine}
-            await run.score(found, remember=since is not None)
-            if since is not None:
-                # Their pending pairs this scan did not confirm are gone (a name changed).
-                await _drop_stale(started, chunk)
         if since is None:
+            run.skipped_count = await duplicate_keys.mark_blocks(
+                scan_id, self.settings.max_block, names=names
+            )
+            try:
+                async for chunk in _all_contacts():
+                    contacts += len(chunk)
+                    found = await duplicate_keys.pairs_from(
+                        scan_id, chunk[0], chunk[-1], names=names
+                    )
+                    await run.score(found, remember=False)
+            finally:
+                await DuplicateBlock.delete().where(DuplicateBlock.scan == scan_id).run()
             # Every pending pair this scan did not confirm is gone.
             await _drop_stale(started)
+        else:
+            async for chunk in _changed_since(since - LOOK_BACK):
+                contacts += len(chunk)
+                found = await duplicate_keys.of_contacts(
+                    chunk, self.settings.max_block, names=names, common=run.skipped
+                )
+                await run.score(found)
+                # Their pending pairs this scan did not confirm are gone (a name changed).
+                await _drop_stale(started, chunk)
         new = int(
             await DuplicatePair.count()
             .where((DuplicatePair.status == "pending") & (DuplicatePair.found_at >= started))
@@ -143,7 +150,7 @@ class DuplicateService:
                     DuplicateScan.contacts: contacts,
                     DuplicateScan.compared: run.compared,
                     DuplicateScan.found: run.found,
-                    DuplicateScan.skipped_keys: len(run.skipped),
+                    DuplicateScan.skipped_keys: run.skipped_keys,
                 }
             )
             .where(DuplicateScan.id == scan_id)
@@ -156,7 +163,7 @@ class DuplicateService:
             compared=run.compared,
             found=run.found,
             new=new,
-            skipped_keys=len(run.skipped),
+            skipped_keys=run.skipped_keys,
             name_index=names,
             started_at=started,
             finished_at=finished,
@@ -351,9 +358,15 @@ class _Run:
         self.seen: set[Pair] = set()
         # Side of each contact read lately; None: not live.
         self.sides: OrderedDict[uuid.UUID, Side | None] = OrderedDict()
+        # Keys too common to use: found one batch at a time, or counted at once.
         self.skipped: set[Any] = set()
+        self.skipped_count = 0
         self.compared = 0
         self.found = 0
+
+    @property
+    def skipped_keys(self) -> int:
+        return self.skipped_count + len(self.skipped)
 
     async def score(self, candidates: Candidates, remember: bool = True) -> None:
         self.skipped |= candidates.skipped
@@ -494,6 +507,16 @@ async def _drop_stale(started: dt.datetime, contact_ids: list[uuid.UUID] | None 
 
 
 async def _forget_old_scans() -> None:
+    """Keep the latest :data:`SCANS_KEPT` scans; a scan that never finished (its process
+    died) goes after a day, with the keys it had written."""
+    await (
+        DuplicateScan.delete()
+        .where(
+            DuplicateScan.finished_at.is_null()
+            & (DuplicateScan.started_at < utcnow() - dt.timedelta(days=1))
+        )
+        .run()
+    )
     kept = await (
         DuplicateScan.select(DuplicateScan.started_at)
         .order_by(DuplicateScan.started_at, ascending=False)
