@@ -123,6 +123,7 @@ async def _check(home: Path, url: str) -> None:
         "kith:2026-12-07T09:00:00:000000",
         "kith:2026-12-07T09:00:01:000000",
         "kith:2026-12-07T09:30:00:000000",
+        "kith:2026-12-08T11:00:00:000000",
         "kith_privacy:2026-12-07T08:00:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",
