@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from _privacy_subjects import stored_bytes
-from kith import name_index
+from kith import name_index, subject_data
 from kith.bootstrap import open_kith
 from kith.events import utcnow
 from kith.plugin_manager import load_plugin_manager
@@ -282,6 +282,18 @@ async def test_erasure_and_shredding_remove_a_persons_pairs(kith: Kith) -> None:
     # Neither comes back.
     await DuplicateService(kith).scan(full=True)
     assert await DuplicatePair.count() == 0
+
+
+async def test_an_access_request_exports_a_persons_pairs_without_the_other(kith: Kith) -> None:
+    ada, twin = await _add(kith, "Ada Lovelace"), await _add(kith, "Ada Lovelace")
+    await DuplicateService(kith).scan()
+    section = await subject_data.kith_subject_export(kith, ada)
+    assert section is not None
+    [row] = section.tables["duplicate_pairs"]
+    assert row["score"] == 100 and row["reasons"] == ["similar_name"]
+    assert row["status"] == "pending"
+    assert str(twin) not in repr(row) and twin not in row.values()
+    assert "duplicate_pairs" in section.descriptions
 
 
 async def test_the_pair_table_holds_no_personal_data(kith: Kith, kith_engine: str) -> None:
