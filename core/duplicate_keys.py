@@ -16,7 +16,7 @@ n² and tell nobody apart.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,10 +45,10 @@ _POINTS = _KeySource("kith_contact_point", "lookup", "lookup IS NOT NULL")
 @dataclass
 class Candidates:
     """Candidate pairs (smaller id first) with the exact reasons a shared email or phone gave
-    (an empty set: only a name key is shared), and how many keys were too common to use."""
+    (an empty set: only a name key is shared), and the keys that were too common to use."""
 
     pairs: dict[Pair, set[str]] = field(default_factory=dict)
-    skipped_keys: int = 0
+    skipped: set[tuple[str, Any]] = field(default_factory=set)
 
     def add(self, first: uuid.UUID, second: uuid.UUID, reason: str | None = None) -> None:
         if first == second:
@@ -80,68 +80,16 @@ def _chunks(items: Sequence[Any]) -> Iterable[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
-# -- everyone (a full scan) ----------------------------------------------------------------------
-
-
-async def _all_blocks(source: _KeySource, max_block: int, with_kind: bool) -> list[list[Any]]:
-    """Every block of 2 to ``max_block`` contacts of one key source, as [holder rows]."""
-    kind = ", kind" if with_kind else ""
-    rows = await _raw(
-        f"SELECT {source.key} AS k, contact{kind} FROM {source.table} "
-        f"WHERE {source.where} AND {source.key} IN ("
-        f"SELECT {source.key} FROM {source.table} WHERE {source.where} "
-        f"GROUP BY {source.key} HAVING COUNT(DISTINCT contact) BETWEEN 2 AND {{}}"
-        f") ORDER BY {source.key}",
-        max_block,
-    )
-    blocks: list[list[Any]] = []
-    last: Any = object()
-    for row in rows:
-        if row["k"] != last:
-            blocks.append([])
-            last = row["k"]
-        blocks[-1].append(row)
-    return blocks
-
-
-async def _too_common(source: _KeySource, max_block: int) -> int:
-    rows = await _raw(
-        f"SELECT COUNT(*) AS n FROM (SELECT {source.key} FROM {source.table} "
-        f"WHERE {source.where} GROUP BY {source.key} "
-        f"HAVING COUNT(DISTINCT contact) > {{}}) common",
-        max_block,
-    )
-    return int(rows[0]["n"]) if rows else 0
-
-
-async def everyone(max_block: int, *, names: bool = True) -> Candidates:
-    """The candidate pairs among all contacts (``names``: through name keys too; off while
-    the name index cannot be trusted)."""
-    found = Candidates()
-    for block in await _all_blocks(_POINTS, max_block, with_kind=True):
-        holders = sorted({_uuid(row["contact"]) for row in block})
-        reason = EXACT_REASONS.get(block[0]["kind"])
-        for i, first in enumerate(holders):
-            for second in holders[i + 1 :]:
-                found.add(first, second, reason)
-    found.skipped_keys += await _too_common(_POINTS, max_block)
-    if names:
-        for block in await _all_blocks(_NAME_PAIRS, max_block, with_kind=False):
-            holders = sorted({_uuid(row["contact"]) for row in block})
-            for i, first in enumerate(holders):
-                for second in holders[i + 1 :]:
-                    found.add(first, second)
-        found.skipped_keys += await _too_common(_NAME_PAIRS, max_block)
-    return found
-
-
-# -- some contacts (an incremental scan) ---------------------------------------------------------
-
-
 async def _blocks_of(
-    source: _KeySource, contact_ids: Sequence[uuid.UUID], max_block: int, found: Candidates
+    source: _KeySource,
+    contact_ids: Sequence[uuid.UUID],
+    max_block: int,
+    found: Candidates,
+    common: Set[tuple[str, Any]],
 ) -> list[tuple[Any, set[uuid.UUID], set[uuid.UUID]]]:
-    """The usable blocks the given contacts are in: (key, their members, all holders)."""
+    """The usable blocks the given contacts are in: (kind, their members, all holders).
+    Keys in ``common`` are known to be too common already: they are not counted again (a scan
+    in batches would otherwise count a common key's holders once for every batch)."""
     mine: dict[Any, set[uuid.UUID]] = {}
     kinds: dict[Any, str] = {}
     extra = ", kind" if source is _POINTS else ""
@@ -154,7 +102,7 @@ async def _blocks_of(
             mine.setdefault(row["k"], set()).add(_uuid(row["contact"]))
             if extra:
                 kinds[row["k"]] = row["kind"]
-    keys = list(mine)
+    keys = [key for key in mine if (source.table, key) not in common]
     usable: list[Any] = []
     for chunk in _chunks(keys):
         for row in await _raw(
@@ -163,7 +111,7 @@ async def _blocks_of(
             *chunk,
         ):
             if int(row["n"]) > max_block:
-                found.skipped_keys += 1
+                found.skipped.add((source.table, row["k"]))
             elif int(row["n"]) >= 2:
                 usable.append(row["k"])
     holders: dict[Any, set[uuid.UUID]] = {}
@@ -178,17 +126,80 @@ async def _blocks_of(
 
 
 async def of_contacts(
-    contact_ids: Sequence[uuid.UUID], max_block: int, *, names: bool = True
+    contact_ids: Sequence[uuid.UUID],
+    max_block: int,
+    *,
+    names: bool = True,
+    common: Set[tuple[str, Any]] = frozenset(),
 ) -> Candidates:
-    """The candidate pairs that include at least one of ``contact_ids``."""
+    """The candidate pairs that include at least one of ``contact_ids`` (``names``: through
+    name keys too; ``common``: keys found too common before, as :attr:`Candidates.skipped`)."""
     found = Candidates()
-    for kind, members, holders in await _blocks_of(_POINTS, contact_ids, max_block, found):
+    for kind, members, holders in await _blocks_of(_POINTS, contact_ids, max_block, found, common):
         for first in members:
             for second in holders:
                 found.add(first, second, EXACT_REASONS.get(kind))
     if names:
-        for _, members, holders in await _blocks_of(_NAME_PAIRS, contact_ids, max_block, found):
+        for _, members, holders in await _blocks_of(
+            _NAME_PAIRS, contact_ids, max_block, found, common
+        ):
             for first in members:
                 for second in holders:
                     found.add(first, second)
+    return found
+
+
+# -- everyone, batch by batch (a full scan) ------------------------------------------------------
+
+
+async def mark_blocks(scan_id: uuid.UUID, max_block: int, *, names: bool = True) -> int:
+    """Write the usable keys (held by 2 to ``max_block`` contacts) for a full scan to
+    ``kith_duplicate_block``, in SQL; how many keys were too common."""
+    sources = [(_POINTS, "lookup")] + ([(_NAME_PAIRS, "token")] if names else [])
+    common = 0
+    for source, column in sources:
+        grouped = (
+            f"SELECT {source.key} FROM {source.table} WHERE {source.where} "
+            f"GROUP BY {source.key} HAVING COUNT(DISTINCT contact)"
+        )
+        await _raw(
+            f"INSERT INTO kith_duplicate_block (scan, {column}) "
+            f"SELECT {{}}, {source.key} FROM ({grouped} BETWEEN 2 AND {{}}) usable",
+            scan_id,
+            max_block,
+        )
+        rows = await _raw(f"SELECT COUNT(*) AS n FROM ({grouped} > {{}}) common", max_block)
+        common += int(rows[0]["n"]) if rows else 0
+    return common
+
+
+async def pairs_from(
+    scan_id: uuid.UUID, first: uuid.UUID, last: uuid.UUID, *, names: bool = True
+) -> Candidates:
+    """The candidate pairs whose smaller id is from ``first`` to ``last``, through the keys
+    :func:`mark_blocks` wrote for the scan: each pair once, whatever the number of keys its
+    contacts share."""
+    found = Candidates()
+    for row in await _raw(
+        "SELECT x.contact AS a, y.contact AS b, x.kind AS kind FROM kith_contact_point x "
+        "JOIN kith_duplicate_block k ON k.scan = {} AND k.lookup = x.lookup "
+        "JOIN kith_contact_point y ON y.lookup = x.lookup AND y.contact > x.contact "
+        "WHERE x.contact >= {} AND x.contact <= {}",
+        scan_id,
+        first,
+        last,
+    ):
+        found.add(_uuid(row["a"]), _uuid(row["b"]), EXACT_REASONS.get(row["kind"]))
+    if names:
+        for row in await _raw(
+            "SELECT x.contact AS a, y.contact AS b FROM kith_name_token x "
+            "JOIN kith_duplicate_block k ON k.scan = {} AND k.token = x.token "
+            "JOIN kith_name_token y ON y.token = x.token AND y.contact > x.contact "
+            "WHERE x.contact >= {} AND x.contact <= {} AND x.token < 0 "
+            "GROUP BY x.contact, y.contact",
+            scan_id,
+            first,
+            last,
+        ):
+            found.add(_uuid(row["a"]), _uuid(row["b"]))
     return found

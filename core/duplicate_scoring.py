@@ -28,7 +28,7 @@ SIMILAR_NAME = 80
 SUBSET_FACTOR = 0.95
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Side:
     """What is compared of one contact: its kind, names (display name, and given plus family
     name when it has them), organization and city."""

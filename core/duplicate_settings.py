@@ -17,7 +17,7 @@ class DuplicateSettings(msgspec.Struct, frozen=True, kw_only=True):
     threshold: Annotated[int, msgspec.Meta(ge=1, le=100)] = 85
     """Pairs scoring at least this (0-100) are proposed; pairs sharing an email address or a
     phone number are proposed whatever their score."""
-    max_block: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 50
+    max_block: Annotated[int, msgspec.Meta(ge=2, le=10_000)] = 20
     """A blocking key (a pair of name words, an email, a phone) held by more contacts than
     this is too common to tell anyone apart: its contacts are not compared through it."""
     city_field: Annotated[str, msgspec.Meta(max_length=50)] = "city"

@@ -51,6 +51,8 @@ DESCRIPTIONS = {
     "custom_fields": "Further details the firm records about you, in fields it declared",
     "interactions": "Your timeline: calls, emails, meetings, notes, form submissions, orders, "
     "tasks",
+    "duplicate_pairs": "Other records of the CRM found to look like yours (a possible duplicate): "
+    "how alike, why, and whether staff decided it is not you",
 }
 
 
@@ -188,6 +190,37 @@ def _interaction_pages(kith: Kith, contact_id: uuid.UUID, count: int) -> RowPage
     return RowPages(count=count, pages=pages)
 
 
+async def _duplicate_rows(contact_id: uuid.UUID) -> list[Row]:
+    """The pairs a duplicate scan found with this person: what was found and decided, not who
+    the other contact is (that is someone else's record)."""
+    rows = await (
+        DuplicatePair.select(
+            DuplicatePair.score,
+            DuplicatePair.reasons,
+            DuplicatePair.status,
+            DuplicatePair.found_at,
+            DuplicatePair.decided_at,
+        )
+        .where(_pairs_of(contact_id))
+        .order_by(DuplicatePair.found_at)
+        .run()
+    )
+    return [
+        {
+            "score": row["score"],
+            "reasons": list(
+                msgspec.json.decode(row["reasons"])
+                if isinstance(row["reasons"], str)
+                else row["reasons"] or []
+            ),
+            "status": row["status"],
+            "found_at": row["found_at"],
+            "decided_at": row["decided_at"],
+        }
+        for row in rows
+    ]
+
+
 @hookimpl(trylast=True)
 async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
     contact = await _contact_rows(kith, contact_id)
@@ -203,6 +236,9 @@ async def kith_subject_export(kith: Kith, contact_id: uuid.UUID) -> ExportSectio
     if custom:
         tables["custom_fields"] = custom
     tables["interactions"] = _interaction_pages(kith, contact_id, int(interactions))
+    pairs = await _duplicate_rows(contact_id)
+    if pairs:
+        tables["duplicate_pairs"] = pairs
     return ExportSection(
         source=SOURCE,
         description="What the CRM holds about you: your contact record, your emails and phones, "

@@ -313,6 +313,18 @@ class ImportJob(Table, tablename="kith_import_job"):
     finished_at = Timestamptz(null=True, default=None)
 
 
+class DuplicateBlock(Table, tablename="kith_duplicate_block"):
+    """A blocking key a running full scan compares through: a pair token of the name index
+    (``token``) or an email or phone blind index (``lookup``) that 2 to ``max_block`` contacts
+    hold. Written at the start of the scan and deleted with it, so that the scan reads its
+    candidate pairs batch by batch in SQL, each pair once."""
+
+    id = BigSerial(primary_key=True)
+    scan = ForeignKey(references=DuplicateScan, on_delete=OnDelete.cascade, null=False)
+    token = BigInt(null=True, default=None)
+    lookup = Varchar(length=128, null=True, default=None)
+
+
 CORE_TABLES: list[type[Table]] = [
     User,
     ApiToken,
@@ -330,5 +342,6 @@ CORE_TABLES: list[type[Table]] = [
     MergedContact,
     DuplicatePair,
     DuplicateScan,
+    DuplicateBlock,
     ImportJob,
 ]

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from _privacy_subjects import stored_bytes
-from kith import name_index
+from kith import name_index, subject_data
 from kith.bootstrap import open_kith
 from kith.events import utcnow
 from kith.plugin_manager import load_plugin_manager
@@ -25,7 +25,7 @@ from kith.services.contacts import ContactService
 from kith.services.duplicates import DuplicateService, forget
 from kith.services.fields import FieldService
 from kith.settings import Settings
-from kith.tables import Contact, DuplicatePair, DuplicateScan
+from kith.tables import Contact, DuplicateBlock, DuplicatePair, DuplicateScan
 from kith.testing import settings_for
 
 
@@ -78,6 +78,13 @@ async def test_cyrillic_and_latin_spellings_of_one_name_meet(kith: Kith) -> None
     # A name with a word more is a little less than the same name.
     assert 85 <= pairs[_pair(ivan, with_patronymic)].score < 100
     assert result.found == 3 and result.new == 3
+    # Scanning everyone again keeps the same pairs, none of them new, and leaves no key behind.
+    again = await DuplicateService(kith).scan(full=True)
+    assert again.found == 3 and again.new == 0
+    assert await DuplicateBlock.count() == 0
+    assert {key: pair.id for key, pair in (await _listed(kith)).items()} == {
+        key: pair.id for key, pair in pairs.items()
+    }
 
 
 async def test_typos_in_either_word_meet(kith: Kith) -> None:
@@ -166,7 +173,7 @@ async def test_a_very_common_name_does_not_compare_everyone_with_everyone(
     kith: Kith, kith_settings: Settings
 ) -> None:
     # Sixty people called Ivan, family names starting with Sm: their one shared key (Ivan with
-    # Sm) is held by more contacts than max_block (50), so it is skipped, not 1 770 pairs.
+    # Sm) is held by more contacts than max_block (20), so it is skipped, not 1 770 pairs.
     letters = "abcdefghijklmnopqrstuvwxyz"
     for n in range(60):
         await _add(kith, f"Ivan Sm{letters[n % 26]}{letters[n // 26]}ovsky")
@@ -275,6 +282,18 @@ async def test_erasure_and_shredding_remove_a_persons_pairs(kith: Kith) -> None:
     # Neither comes back.
     await DuplicateService(kith).scan(full=True)
     assert await DuplicatePair.count() == 0
+
+
+async def test_an_access_request_exports_a_persons_pairs_without_the_other(kith: Kith) -> None:
+    ada, twin = await _add(kith, "Ada Lovelace"), await _add(kith, "Ada Lovelace")
+    await DuplicateService(kith).scan()
+    section = await subject_data.kith_subject_export(kith, ada)
+    assert section is not None
+    [row] = section.tables["duplicate_pairs"]
+    assert row["score"] == 100 and row["reasons"] == ["similar_name"]
+    assert row["status"] == "pending"
+    assert str(twin) not in repr(row) and twin not in row.values()
+    assert "duplicate_pairs" in section.descriptions
 
 
 async def test_the_pair_table_holds_no_personal_data(kith: Kith, kith_engine: str) -> None:

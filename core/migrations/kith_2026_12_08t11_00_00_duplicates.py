@@ -1,7 +1,18 @@
-"""Duplicate detection: the pairs of contacts a scan found, and the record of scans."""
+"""Duplicate detection: the pairs of contacts a scan found, the record of scans, and the keys a
+running full scan compares through."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.columns import JSON, UUID, ForeignKey, Integer, OnDelete, Timestamptz, Varchar
+from piccolo.columns import (
+    JSON,
+    UUID,
+    BigInt,
+    BigSerial,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.engine import engine_finder
 from piccolo.table import Table
 
@@ -39,6 +50,13 @@ class DuplicateScan(Table, tablename="kith_duplicate_scan"):
     skipped_keys = Integer(default=0)
 
 
+class DuplicateBlock(Table, tablename="kith_duplicate_block"):
+    id = BigSerial(primary_key=True)
+    scan = ForeignKey(references=DuplicateScan, on_delete=OnDelete.cascade, null=False)
+    token = BigInt(null=True, default=None)
+    lookup = Varchar(length=128, null=True, default=None)
+
+
 INDEXES = (
     # One row per pair; a contact's pairs are found from either side (and deleted with it).
     "CREATE UNIQUE INDEX kith_duplicate_pair_pair ON kith_duplicate_pair (contact_a, contact_b)",
@@ -46,6 +64,9 @@ INDEXES = (
     # The list: pending pairs, best score first.
     "CREATE INDEX kith_duplicate_pair_list ON kith_duplicate_pair (status, score, id)",
     "CREATE INDEX kith_duplicate_scan_started ON kith_duplicate_scan (started_at)",
+    # A running scan probes its keys.
+    "CREATE INDEX kith_duplicate_block_token ON kith_duplicate_block (scan, token)",
+    "CREATE INDEX kith_duplicate_block_lookup ON kith_duplicate_block (scan, lookup)",
 )
 
 
@@ -55,10 +76,10 @@ async def forwards() -> MigrationManager:
     async def create() -> None:
         engine = engine_finder()
         assert engine is not None
-        for table in (Contact, DuplicatePair, DuplicateScan):
+        for table in (Contact, DuplicatePair, DuplicateScan, DuplicateBlock):
             # The SQL of this engine (the frozen copies are not bound to one).
             table._meta.db = engine
-        for table in (DuplicatePair, DuplicateScan):
+        for table in (DuplicatePair, DuplicateScan, DuplicateBlock):
             for statement in table.create_table().ddl:
                 await engine.run_ddl(statement)
         for statement in INDEXES:

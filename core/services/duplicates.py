@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -38,18 +39,25 @@ from kith.schemas import (
     DuplicateStatus,
     Page,
 )
+from kith.services import is_foreign_key_violation
 from kith.services.contacts import default_channel, preload_keys
 from kith.services.fields import FieldService
 from kith.subject_checks import record_access
-from kith.tables import Contact, CustomField, DuplicatePair, DuplicateScan
+from kith.tables import Contact, CustomField, DuplicateBlock, DuplicatePair, DuplicateScan
 
 CONTACT_TABLE = Contact._meta.tablename
 NAME_COLUMNS = ("display_name", "given_name", "family_name")
-# Contacts read, decrypted and scored at a time.
+# Pairs scored (and their contacts read and decrypted) at a time.
 BATCH = 500
+# Contacts a scan takes at a time: a block of contacts sharing a key is read once for each
+# step that holds one of them, so larger steps read less again.
+STEP = 2000
 # An incremental scan looks back this far before the last scan began: a change committed
 # after that scan had started, but stamped before, is not missed.
 LOOK_BACK = dt.timedelta(minutes=5)
+# Contacts a scan keeps decrypted for pairs still to come, the latest read: a contact met again
+# after that many others is decrypted (and reported) again, and memory stays bounded.
+SIDES_KEPT = 100_000
 # Scans remembered (the newest; older records are deleted).
 SCANS_KEPT = 50
 # The action reported for each contact a scan decrypts.
@@ -104,33 +112,31 @@ class DuplicateService:
         await DuplicateScan.insert(DuplicateScan(id=scan_id, mode=mode, started_at=started)).run()
         names = await name_index.name_index(self.kith).complete()
         run = _Run(self, started, actor)
+        contacts = 0
         if since is None:
-            contacts = int(await Contact.count().where(Contact.archived == False).run())  # noqa: E712
-            await run.score(await duplicate_keys.everyone(self.settings.max_block, names=names))
-            # Pending pairs this scan did not confirm are gone (a name changed, a contact left).
-            await (
-                DuplicatePair.delete()
-                .where((DuplicatePair.status == "pending") & (DuplicatePair.checked_at < started))
-                .run()
+            run.skipped_count = await duplicate_keys.mark_blocks(
+                scan_id, self.settings.max_block, names=names
             )
+            try:
+                async for chunk in _all_contacts():
+                    contacts += len(chunk)
+                    found = await duplicate_keys.pairs_from(
+                        scan_id, chunk[0], chunk[-1], names=names
+                    )
+                    await run.score(found, remember=False)
+            finally:
+                await DuplicateBlock.delete().where(DuplicateBlock.scan == scan_id).run()
+            # Every pending pair this scan did not confirm is gone.
+            await _drop_stale(started)
         else:
-            contacts = 0
             async for chunk in _changed_since(since - LOOK_BACK):
                 contacts += len(chunk)
                 found = await duplicate_keys.of_contacts(
-                    chunk, self.settings.max_block, names=names
+                    chunk, self.settings.max_block, names=names, common=run.skipped
                 )
                 await run.score(found)
-                stale = DuplicatePair.contact_a.is_in(chunk) | DuplicatePair.contact_b.is_in(chunk)
-                await (
-                    DuplicatePair.delete()
-                    .where(
-                        (DuplicatePair.status == "pending")
-                        & (DuplicatePair.checked_at < started)
-                        & stale
-                    )
-                    .run()
-                )
+                # Their pending pairs this scan did not confirm are gone (a name changed).
+                await _drop_stale(started, chunk)
         new = int(
             await DuplicatePair.count()
             .where((DuplicatePair.status == "pending") & (DuplicatePair.found_at >= started))
@@ -177,11 +183,17 @@ class DuplicateService:
         """What is compared of these contacts (the live ones), decrypted and reported."""
         if not contact_ids:
             return {}
-        rows = await (
-            Contact.select(Contact.id, Contact.kind, Contact.organization, *_name_columns())
-            .where(Contact.id.is_in(list(contact_ids)) & (Contact.archived == False))  # noqa: E712
+        # By primary key alone: with ``archived`` in SQL too, SQLite may prefer that column's
+        # index and read every live contact for each batch.
+        rows = [
+            row
+            for row in await Contact.select(
+                Contact.id, Contact.kind, Contact.organization, Contact.archived, *_name_columns()
+            )
+            .where(Contact.id.is_in(list(contact_ids)))
             .run()
-        )
+            if not row["archived"]
+        ]
         ids = [row["id"] for row in rows]
         await preload_keys(self.kith, ids)
         cities = await self._cities(ids)
@@ -334,34 +346,38 @@ class DuplicateService:
 
 
 class _Run:
-    """One scan's scoring and storing: pairs compared once, sides decrypted once."""
+    """One scan's scoring and storing: each pair compared once, contacts decrypted once while
+    they are among the last :data:`SIDES_KEPT` read."""
 
     def __init__(self, service: DuplicateService, started: dt.datetime, actor: Actor) -> None:
         self.service = service
         self.started = started
         self.actor = actor
         self.threshold = service.settings.threshold
+        # Pairs already compared (a full scan meets each pair once and keeps none).
         self.seen: set[Pair] = set()
-        # Each contact is decrypted (and reported) once a scan; None: not live.
-        self.sides: dict[uuid.UUID, Side | None] = {}
+        # Side of each contact read lately; None: not live.
+        self.sides: OrderedDict[uuid.UUID, Side | None] = OrderedDict()
+        # Keys too common to use: found one batch at a time, or counted at once.
+        self.skipped: set[Any] = set()
+        self.skipped_count = 0
         self.compared = 0
         self.found = 0
-        self.skipped_keys = 0
 
-    async def score(self, candidates: Candidates) -> None:
-        self.skipped_keys += candidates.skipped_keys
+    @property
+    def skipped_keys(self) -> int:
+        return self.skipped_count + len(self.skipped)
+
+    async def score(self, candidates: Candidates, remember: bool = True) -> None:
+        self.skipped |= candidates.skipped
         todo = sorted(pair for pair in candidates.pairs if pair not in self.seen)
-        self.seen.update(todo)
+        if remember:
+            self.seen.update(todo)
         dismissed = await _dismissed(todo)
         todo = [pair for pair in todo if pair not in dismissed]
         for start in range(0, len(todo), BATCH):
             batch = todo[start : start + BATCH]
-            ids = [
-                c for c in dict.fromkeys(c for pair in batch for c in pair) if c not in self.sides
-            ]
-            read = await self.service.sides(ids, self.actor)
-            self.sides.update({contact: read.get(contact) for contact in ids})
-            sides = self.sides
+            sides = await self._sides({contact for pair in batch for contact in pair})
             keep: list[tuple[Pair, int, list[str]]] = []
             for pair in batch:
                 first, second = sides.get(pair[0]), sides.get(pair[1])
@@ -373,6 +389,19 @@ class _Run:
                     keep.append((pair, *scored))
             await _store(keep, self.started)
             self.found += len(keep)
+
+    async def _sides(self, contact_ids: set[uuid.UUID]) -> dict[uuid.UUID, Side | None]:
+        missing = sorted(contact for contact in contact_ids if contact not in self.sides)
+        read = await self.service.sides(missing, self.actor)
+        for contact in missing:
+            self.sides[contact] = read.get(contact)
+        found = {}
+        for contact in contact_ids:
+            self.sides.move_to_end(contact)
+            found[contact] = self.sides[contact]
+        while len(self.sides) > SIDES_KEPT:
+            self.sides.popitem(last=False)
+        return found
 
 
 async def _dismissed(pairs: Sequence[Pair]) -> set[Pair]:
@@ -394,48 +423,61 @@ async def _dismissed(pairs: Sequence[Pair]) -> set[Pair]:
 
 async def _store(pairs: Sequence[tuple[Pair, int, list[str]]], now: dt.datetime) -> None:
     """Insert new pairs, refresh pending ones; a dismissed pair stays as it is."""
-    if not pairs:
-        return
     rows = [
-        DuplicatePair(
-            id=new_id(),
-            contact_a=first,
-            contact_b=second,
-            score=total,
-            reasons=msgspec.json.encode(reasons).decode(),
-            status="pending",
-            found_at=now,
-            checked_at=now,
-        )
+        (new_id(), first, second, total, msgspec.json.encode(reasons).decode(), now)
         for (first, second), total, reasons in pairs
     ]
     try:
         await _upsert(rows)
     except Exception as exc:
-        if "foreign key" not in str(exc).lower():
+        if not is_foreign_key_violation(exc):
             raise
         # A contact was erased or deleted since it was read: keep the pairs of the others.
-        ids = list({row.contact_a for row in rows} | {row.contact_b for row in rows})
+        ids = list({row[1] for row in rows} | {row[2] for row in rows})
         alive = {r["id"] for r in await Contact.select(Contact.id).where(Contact.id.is_in(ids))}
-        await _upsert([r for r in rows if r.contact_a in alive and r.contact_b in alive])
+        await _upsert([row for row in rows if row[1] in alive and row[2] in alive])
 
 
-async def _upsert(rows: list[DuplicatePair]) -> None:
-    if not rows:
-        return
-    await (
-        DuplicatePair.insert(*rows)
-        .on_conflict(
-            target=(DuplicatePair.contact_a, DuplicatePair.contact_b),
-            action="DO UPDATE",
-            values=[DuplicatePair.score, DuplicatePair.reasons, DuplicatePair.checked_at],
-            where=DuplicatePair.status == "pending",
-        )
-        .run()
-    )
+# One multi-row statement per batch: building piccolo's insert costs more per row than running it.
+_UPSERT = (
+    "INSERT INTO kith_duplicate_pair "
+    "(id, contact_a, contact_b, score, reasons, status, found_at, checked_at) VALUES {} "
+    "ON CONFLICT (contact_a, contact_b) DO UPDATE SET score = excluded.score, "
+    "reasons = excluded.reasons, checked_at = excluded.checked_at "
+    "WHERE kith_duplicate_pair.status = 'pending'"
+)
 
 
-async def _changed_since(moment: dt.datetime) -> Any:
+async def _upsert(rows: Sequence[tuple[Any, ...]]) -> None:
+    for start in range(0, len(rows), BATCH):
+        chunk = rows[start : start + BATCH]
+        values = ", ".join("({}, {}, {}, {}, {}, 'pending', {}, {})" for _ in chunk)
+        await DuplicatePair.raw(
+            _UPSERT.format(values),
+            *[value for row in chunk for value in (*row, row[-1])],
+        ).run()
+
+
+async def _all_contacts() -> AsyncIterator[list[uuid.UUID]]:
+    """Every live contact, in id order, a batch at a time."""
+    after: uuid.UUID | None = None
+    while True:
+        # By primary key alone (see DuplicateService.sides); archived ones are left out here.
+        query = Contact.select(Contact.id, Contact.archived)
+        if after is not None:
+            query = query.where(Contact.id > after)
+        rows = await query.order_by(Contact.id).limit(STEP).run()
+        if not rows:
+            return
+        chunk = [row["id"] for row in rows if not row["archived"]]
+        if chunk:
+            yield chunk
+        after = rows[-1]["id"]
+        if len(rows) < STEP:
+            return
+
+
+async def _changed_since(moment: dt.datetime) -> AsyncIterator[list[uuid.UUID]]:
     """The contacts created or changed since ``moment`` (archived ones too: their pending
     pairs go), in id order, a batch at a time."""
     after: uuid.UUID | None = None
@@ -443,17 +485,38 @@ async def _changed_since(moment: dt.datetime) -> Any:
         query = Contact.select(Contact.id).where(Contact.updated_at >= moment)
         if after is not None:
             query = query.where(Contact.id > after)
-        rows = await query.order_by(Contact.id).limit(BATCH).run()
+        rows = await query.order_by(Contact.id).limit(STEP).run()
         if not rows:
             return
         chunk = [row["id"] for row in rows]
         yield chunk
         after = chunk[-1]
-        if len(rows) < BATCH:
+        if len(rows) < STEP:
             return
 
 
+async def _drop_stale(started: dt.datetime, contact_ids: list[uuid.UUID] | None = None) -> None:
+    """Delete the pending pairs (of these contacts) that the scan begun at ``started`` did not
+    confirm."""
+    condition = (DuplicatePair.status == "pending") & (DuplicatePair.checked_at < started)
+    if contact_ids is not None:
+        condition &= DuplicatePair.contact_a.is_in(contact_ids) | DuplicatePair.contact_b.is_in(
+            contact_ids
+        )
+    await DuplicatePair.delete().where(condition).run()
+
+
 async def _forget_old_scans() -> None:
+    """Keep the latest :data:`SCANS_KEPT` scans; a scan that never finished (its process
+    died) goes after a day, with the keys it had written."""
+    await (
+        DuplicateScan.delete()
+        .where(
+            DuplicateScan.finished_at.is_null()
+            & (DuplicateScan.started_at < utcnow() - dt.timedelta(days=1))
+        )
+        .run()
+    )
     kept = await (
         DuplicateScan.select(DuplicateScan.started_at)
         .order_by(DuplicateScan.started_at, ascending=False)
