@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import os
 import signal
@@ -25,6 +26,7 @@ import pytest
 from _privacy_subjects import stored_bytes
 from kith.bootstrap import open_kith
 from kith.csv_reading import inspect
+from kith.events import utcnow
 from kith.import_mapping import parse_mapping, resolve
 from kith.privacy.rights.suppression import SuppressionList
 from kith.runtime import Kith
@@ -536,3 +538,30 @@ def test_large_files_parse_alike_in_a_worker_process() -> None:
         42,
         "'nope' is not a valid email address: An email address must have an @-sign.",
     )
+
+
+async def test_imports_whose_process_stopped_are_resumed_by_the_worker(
+    kith: Kith, tmp_path: Path
+) -> None:
+    service = ImportService(kith)
+    rows = [["Name", "Email"]] + [[f"Person {n}", f"p{n}@example.org"] for n in range(5)]
+    stopped = await service.create("contacts", write_csv(tmp_path / "w.csv", rows, "utf-8", ","))
+    fresh = await service.create("contacts", write_csv(tmp_path / "x.csv", rows[:2], "utf-8", ","))
+    # A process on another machine took the first, then stopped renewing its lease.
+    await (
+        ImportJob.update(
+            {
+                ImportJob.state: "running",
+                ImportJob.lease_owner: "elsewhere:1:gone",
+                ImportJob.lease_until: utcnow() - dt.timedelta(seconds=1),
+            }
+        )
+        .where(ImportJob.id == stopped.id)
+        .run()
+    )
+    assert await service.resume_stopped() == [stopped.id]
+    done = await service.get(stopped.id)
+    assert (done.state, done.imported, done.processed) == ("done", 5, 5)
+    # The other is pending, created a moment ago: the process that made it starts it.
+    assert (await service.get(fresh.id)).state == "pending"
+    assert await count(Contact) == 5

@@ -595,12 +595,17 @@ class ImportService:
             raise LeaseLost(f"import {job_id} was taken over by another process")
 
     async def resume_stopped(self) -> builtins.list[uuid.UUID]:
-        """Resume every running job whose lease ran out (its process stopped); the worker's
-        and the server's periodic job. A failed job waits for a person to run it again."""
+        """Resume every running job whose lease ran out (its process stopped), and start every
+        job still pending a lease after it was created (its process stopped before it
+        started); the worker's and the server's periodic job. A failed job waits for a person
+        to run it again."""
         now = utcnow()
         rows = await ImportJob.select(ImportJob.id).where(
-            (ImportJob.state == "running")
-            & (ImportJob.lease_until.is_null() | (ImportJob.lease_until < now))
+            (
+                (ImportJob.state == "running")
+                & (ImportJob.lease_until.is_null() | (ImportJob.lease_until < now))
+            )
+            | ((ImportJob.state == "pending") & (ImportJob.created_at < now - LEASE))
         )
         resumed: builtins.list[uuid.UUID] = []
         for row in rows:
