@@ -565,3 +565,22 @@ async def test_imports_whose_process_stopped_are_resumed_by_the_worker(
     # The other is pending, created a moment ago: the process that made it starts it.
     assert (await service.get(fresh.id)).state == "pending"
     assert await count(Contact) == 5
+
+
+async def test_people_are_linked_to_organizations_already_stored(
+    kith: Kith, tmp_path: Path
+) -> None:
+    contacts = ContactService(kith)
+    stored = await contacts.create(ContactCreate(kind="organization", name="Ромашка Трейд"))
+    await contacts.create(ContactCreate(kind="organization", name="Ромашка"))
+    await contacts.create(ContactCreate(name="Трейд Ромашкин"))
+    rows = [
+        ["Name", "Company"],
+        ["Agafya Tikhonova", "ромашка  трейд"],
+        ["Luka Tikhonov", "Ромашка Трейд"],
+    ]
+    job = await import_file(kith, write_csv(tmp_path / "o.csv", rows, "utf-8", ","))
+    assert job.imported == 2
+    people = (await contacts.people(stored.id)).items
+    assert sorted(p.name for p in people) == ["Agafya Tikhonova", "Luka Tikhonov"]
+    assert await count(Contact) == 5

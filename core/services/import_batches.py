@@ -20,7 +20,7 @@ from kith.errors import KithError
 from kith.ids import new_id
 from kith.import_rows import ContactRow, InteractionRow, RowError
 from kith.runtime import Kith
-from kith.schemas import ContactCreate
+from kith.schemas import ContactCreate, FieldOut
 from kith.services.contacts import ContactService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
@@ -234,6 +234,7 @@ class ContactChecks:
         self.kith = kith
         self.contacts = contacts
         self.fields = FieldService(kith)
+        self._declared: list[FieldOut] | None = None
         self._seen: set[int] = set()
 
     async def write(self, rows: Sequence[ContactRow | Result]) -> list[Result]:
@@ -252,7 +253,9 @@ class ContactChecks:
                 results.append(Result(row.line, "duplicate", duplicate))
                 continue
             try:
-                await self.fields.prepare(row.data.fields, creating=True)
+                if self._declared is None:
+                    self._declared = await self.fields.declared(include_archived=True)
+                await self.fields.prepare(row.data.fields, creating=True, declared=self._declared)
                 await check_new_contact(
                     self.kith,
                     new_id(),
