@@ -584,3 +584,38 @@ async def test_people_are_linked_to_organizations_already_stored(
     people = (await contacts.people(stored.id)).items
     assert sorted(p.name for p in people) == ["Agafya Tikhonova", "Luka Tikhonov"]
     assert await count(Contact) == 5
+
+
+async def test_create_many_refuses_each_contact_as_create_would(kith: Kith) -> None:
+    from kith.errors import Conflict, InvalidInput, KithError
+
+    contacts = ContactService(kith)
+    stored = await contacts.create(
+        ContactCreate(name="Stored", emails=[EmailIn("held@example.org")])
+    )
+    await SuppressionList(kith).add("phone", "+442079460999", "erasure")
+    person = await contacts.create(ContactCreate(name="A Person"))
+    outcomes = await contacts.create_many(
+        [
+            ContactCreate(name="Fine", emails=[EmailIn("Fine@Example.org")], tags=[" a ", "a"]),
+            ContactCreate(name="  "),
+            ContactCreate(name="Takes a held email", emails=[EmailIn("held@example.org")]),
+            ContactCreate(name="First", emails=[EmailIn("twice@example.org")]),
+            ContactCreate(name="Second", emails=[EmailIn("twice@example.org")]),
+            ContactCreate(name="Under a person", organization_id=person.id),
+            ContactCreate(name="Erased", phones=[PhoneIn("020 7946 0999")]),
+        ]
+    )
+    fine, nameless, held, first, second, under, erased = outcomes
+    assert not isinstance(fine, KithError)
+    assert (fine.emails[0].address, fine.tags) == ("fine@example.org", ["a"])
+    assert isinstance(nameless, InvalidInput) and "needs a name" in nameless.detail
+    assert isinstance(held, Conflict) and held.extra["existing_contact_id"] == str(stored.id)
+    assert not isinstance(first, KithError)
+    assert isinstance(second, Conflict)
+    assert isinstance(under, InvalidInput) and "is a person" in under.detail
+    assert isinstance(erased, Conflict) and "asked to be erased" in erased.detail
+    # What was created reads back as created, one at a time or many at once.
+    assert await contacts.get(fine.id) == fine
+    assert [c.id for c in (await contacts.list(q="fin")).items] == [fine.id]
+    assert await count(Contact) == 4

@@ -516,6 +516,7 @@ class ContactService:
             for kind, value, _, primary in item.points
             if kind == "email" and primary
         }
+        ids = {item.index: item.id for item in items}
         keys = {self.kith.protector.lookup_key("email", v): v for v in primaries.values()}
         held: dict[str, Any] = {}
         if keys:
@@ -534,7 +535,7 @@ class ContactService:
                     existing_contact_id=str(held[value]),
                 )
             else:
-                held[value] = next(item.id for item in items if item.index == index)
+                held[value] = ids[index]
         return refused
 
     async def _bulk_plugin_checks(

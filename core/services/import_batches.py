@@ -100,6 +100,8 @@ class Organizations:
                 missing[key] = name
             else:
                 found[key] = known
+        if not missing:
+            return found
         created = await self.contacts.create_many(
             [
                 ContactCreate(kind="organization", name=name, source=self.source)
