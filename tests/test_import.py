@@ -35,7 +35,14 @@ from kith.services.contacts import ContactService
 from kith.services.fields import FieldService
 from kith.services.imports import ImportService
 from kith.settings import Settings
-from kith.tables import Contact, ContactPoint, CustomFieldValue, ImportJob, Interaction
+from kith.tables import (
+    Contact,
+    ContactPoint,
+    CustomFieldValue,
+    ImportJob,
+    Interaction,
+    NameIndexState,
+)
 from kith.testing import TokenFactory, settings_for
 
 T = TypeVar("T")
@@ -134,6 +141,9 @@ async def test_contacts_import_from_a_windows_1251_file_with_russian_headers(
     assert ulyana.tags == ["vip", "опт"]
     assert ulyana.fields == {"industry": "розница"}
     assert ulyana.source == f"import:{job.id}"
+    # A fresh installation's first contacts, imported, are found by a name search.
+    assert [c.id for c in (await contacts.list(q="шапош ульян")).items] == [ulyana.id]
+    assert await NameIndexState.count() == 1
     # One organization, created once and linked to both people.
     org = by_name["Ромашка"]
     assert org.kind == "organization"
