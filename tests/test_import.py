@@ -588,9 +588,12 @@ async def test_people_are_linked_to_organizations_already_stored(
         ["Name", "Company"],
         ["Agafya Tikhonova", "ромашка  трейд"],
         ["Luka Tikhonov", "Ромашка Трейд"],
+        ["Long Company", "Ромашка " * 40],
     ]
     job = await import_file(kith, write_csv(tmp_path / "o.csv", rows, "utf-8", ","))
-    assert job.imported == 2
+    assert (job.imported, job.invalid) == (2, 1)
+    errors = (await ImportService(kith).error_file(job.id)).read_text(encoding="utf-8-sig")
+    assert "organization: the organization's name is not valid" in errors
     people = (await contacts.people(stored.id)).items
     assert sorted(p.name for p in people) == ["Agafya Tikhonova", "Luka Tikhonov"]
     assert await count(Contact) == 5
