@@ -1097,7 +1097,13 @@ class ContactService:
         # Together, so that an audit log that commits each entry before answering commits the
         # page's entries at once rather than one after the other.
         action = "search" if q else "list"
-        await asyncio.gather(*(self._report(item.id, action, actor) for item in items))
+        if self.kith.database.engine.current_transaction.get() is not None:
+            # In a caller's transaction the entries commit with it, and its one connection
+            # runs one statement at a time.
+            for item in items:
+                await self._report(item.id, action, actor)
+        else:
+            await asyncio.gather(*(self._report(item.id, action, actor) for item in items))
         return Page(items=items, next_cursor=next_cursor)
 
     async def people(
