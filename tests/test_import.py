@@ -88,7 +88,14 @@ async def count(table: Any) -> int:
 
 @pytest.mark.parametrize(
     ("encoding", "delimiter"),
-    [("utf-8", ","), ("utf-8-sig", ";"), ("cp1251", ";"), ("cp1251", "\t"), ("utf-8", "\t")],
+    [
+        ("utf-8", ","),
+        ("utf-8-sig", ";"),
+        ("cp1251", ";"),
+        ("cp1251", "\t"),
+        ("utf-8", "\t"),
+        ("utf-16", "\t"),
+    ],
 )
 def test_encoding_and_delimiter_are_detected(tmp_path: Path, encoding: str, delimiter: str) -> None:
     path = write_csv(tmp_path / "in.csv", [RUSSIAN_HEADER, *RUSSIAN_ROWS], encoding, delimiter)
@@ -97,6 +104,22 @@ def test_encoding_and_delimiter_are_detected(tmp_path: Path, encoding: str, deli
     assert facts.format.delimiter == delimiter
     assert facts.header == RUSSIAN_HEADER
     assert facts.records == len(RUSSIAN_ROWS)
+
+
+def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    from kith.csv_reading import CsvError
+
+    path = tmp_path / "photo.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
+    with pytest.raises(CsvError, match="not text"):
+        inspect(path)
+
+
+async def test_a_row_holding_a_nul_character_is_invalid(kith: Kith, tmp_path: Path) -> None:
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"Name,Email\r\nBad\x00Name,a@example.org\r\nGood,b@example.org\r\n")
+    job = await import_file(kith, path)
+    assert (job.imported, job.invalid) == (1, 1)
 
 
 def test_headers_map_by_english_and_russian_names_and_custom_fields() -> None:
