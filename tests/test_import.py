@@ -518,6 +518,25 @@ def test_kith_import_dry_run_and_errors_option(kith_database_url: str, tmp_path:
     assert dry.returncode == 0, dry.stderr
     assert "2 valid, 1 invalid, 1 duplicates, 0 suppressed" in dry.stdout
     assert "Nothing was stored" in dry.stdout
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[columns]\n"Организация" = "ignore"\n"Теги" = "field.nope"\n', "utf-8")
+    refused = subprocess.run(
+        [KITH, "import", "contacts", str(path), "--dry-run", "--mapping", str(mapping)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert "no custom field of that name" in refused.stderr
+    mapping.write_text('[columns]\n"Организация" = "ignore"\n', "utf-8")
+    mapped = subprocess.run(
+        [KITH, "import", "contacts", str(path), "--dry-run", "--mapping", str(mapping)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert mapped.returncode == 0, mapped.stderr
+    assert "Ignored columns (map them in a mapping file): Организация" in mapped.stderr
     done = subprocess.run(
         [KITH, "import", "contacts", str(path), "--errors", str(errors)],
         env=env,
