@@ -4,7 +4,7 @@ same command on the same file again resumes an import that was interrupted."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,8 +61,20 @@ class _RowsPerSecond(ProgressColumn):
 
 
 @contextmanager
-def _progress_bar(job: ImportJobOut) -> Iterator[object]:
-    """A rich progress bar on stderr (when it is a terminal), advanced after each batch."""
+def _progress_bar(job: ImportJobOut) -> Iterator[Callable[[ImportJobOut], None]]:
+    """A rich progress bar on stderr, advanced after each batch; when stderr is not a
+    terminal (a log), a line at every tenth of the file instead."""
+    if not sys.stderr.isatty():
+        reported = [job.processed * 10 // max(job.total, 1)]
+
+        def log_line(current: ImportJobOut) -> None:
+            tenth = current.processed * 10 // max(current.total, 1)
+            if tenth > reported[0]:
+                reported[0] = tenth
+                note(f"import {current.id}: {current.processed} of {current.total} rows")
+
+        yield log_line
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -70,7 +82,6 @@ def _progress_bar(job: ImportJobOut) -> Iterator[object]:
         _RowsPerSecond(),
         TimeRemainingColumn(),
         console=Console(stderr=True),
-        disable=not sys.stderr.isatty(),
     )
     with progress:
         task = progress.add_task(f"import {job.kind}", total=job.total, completed=job.processed)
@@ -131,10 +142,7 @@ def _import(
                 f"(up to line {job.last_line})."
             )
         with _progress_bar(job) as advance:
-            try:
-                job = await service.run(job.id, progress=advance)  # type: ignore[arg-type]
-            except KithError:
-                raise
+            job = await service.run(job.id, progress=advance)
         try:
             errors = await service.error_file(job.id)
         except KithError:
@@ -201,7 +209,7 @@ def resume(job: str) -> None:
         service = _service(kith)
         current = await service.get(job_id)
         with _progress_bar(current) as advance:
-            done = await service.run(job_id, progress=advance)  # type: ignore[arg-type]
+            done = await service.run(job_id, progress=advance)
         try:
             return done, await service.error_file(job_id)
         except KithError:

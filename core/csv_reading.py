@@ -55,10 +55,17 @@ class FileFacts:
 
 def detect_encoding(sample: bytes) -> str:
     """The encoding of a file starting with ``sample``: UTF-8 (``utf-8-sig`` with a BOM) when
-    it decodes as such, otherwise charset-normalizer's best guess, windows-1251 when it has
-    none."""
+    it decodes as such, UTF-16 with a BOM, otherwise charset-normalizer's best guess,
+    windows-1251 when it has none. Raises :class:`CsvError` for a file that is not text."""
     if sample.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
+    # Excel's "Unicode text": UTF-16 with a byte-order mark (the codec reads the mark).
+    if sample.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    nuls = sample.count(0)
+    # A stray NUL makes a row invalid (see kith.import_rows); many make a file binary.
+    if nuls > 2 and nuls * 100 > len(sample):
+        raise CsvError("the file is not text (it holds NUL bytes): export it as CSV")
     try:
         # Incremental, so a character cut at the end of the sample is not an error.
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=False)

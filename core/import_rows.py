@@ -131,6 +131,9 @@ class InteractionRow:
 def _cells(cells: Sequence[str], spec: RowSpec) -> dict[str, list[str]]:
     """The non-empty values of each target, in column order."""
     found: dict[str, list[str]] = {}
+    if any("\x00" in cell for cell in cells):
+        # No database text column takes it (PostgreSQL refuses it outright).
+        raise RowError("the row holds a NUL character")
     for index, target in spec.columns.items():
         if index < len(cells):
             value = cells[index].strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import os
 import signal
@@ -25,6 +26,7 @@ import pytest
 from _privacy_subjects import stored_bytes
 from kith.bootstrap import open_kith
 from kith.csv_reading import inspect
+from kith.events import utcnow
 from kith.import_mapping import parse_mapping, resolve
 from kith.privacy.rights.suppression import SuppressionList
 from kith.runtime import Kith
@@ -33,7 +35,14 @@ from kith.services.contacts import ContactService
 from kith.services.fields import FieldService
 from kith.services.imports import ImportService
 from kith.settings import Settings
-from kith.tables import Contact, ContactPoint, CustomFieldValue, ImportJob, Interaction
+from kith.tables import (
+    Contact,
+    ContactPoint,
+    CustomFieldValue,
+    ImportJob,
+    Interaction,
+    NameIndexState,
+)
 from kith.testing import TokenFactory, settings_for
 
 T = TypeVar("T")
@@ -79,7 +88,14 @@ async def count(table: Any) -> int:
 
 @pytest.mark.parametrize(
     ("encoding", "delimiter"),
-    [("utf-8", ","), ("utf-8-sig", ";"), ("cp1251", ";"), ("cp1251", "\t"), ("utf-8", "\t")],
+    [
+        ("utf-8", ","),
+        ("utf-8-sig", ";"),
+        ("cp1251", ";"),
+        ("cp1251", "\t"),
+        ("utf-8", "\t"),
+        ("utf-16", "\t"),
+    ],
 )
 def test_encoding_and_delimiter_are_detected(tmp_path: Path, encoding: str, delimiter: str) -> None:
     path = write_csv(tmp_path / "in.csv", [RUSSIAN_HEADER, *RUSSIAN_ROWS], encoding, delimiter)
@@ -88,6 +104,22 @@ def test_encoding_and_delimiter_are_detected(tmp_path: Path, encoding: str, deli
     assert facts.format.delimiter == delimiter
     assert facts.header == RUSSIAN_HEADER
     assert facts.records == len(RUSSIAN_ROWS)
+
+
+def test_a_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    from kith.csv_reading import CsvError
+
+    path = tmp_path / "photo.csv"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" * 10)
+    with pytest.raises(CsvError, match="not text"):
+        inspect(path)
+
+
+async def test_a_row_holding_a_nul_character_is_invalid(kith: Kith, tmp_path: Path) -> None:
+    path = tmp_path / "nul.csv"
+    path.write_bytes(b"Name,Email\r\nBad\x00Name,a@example.org\r\nGood,b@example.org\r\n")
+    job = await import_file(kith, path)
+    assert (job.imported, job.invalid) == (1, 1)
 
 
 def test_headers_map_by_english_and_russian_names_and_custom_fields() -> None:
@@ -132,6 +164,9 @@ async def test_contacts_import_from_a_windows_1251_file_with_russian_headers(
     assert ulyana.tags == ["vip", "опт"]
     assert ulyana.fields == {"industry": "розница"}
     assert ulyana.source == f"import:{job.id}"
+    # A fresh installation's first contacts, imported, are found by a name search.
+    assert [c.id for c in (await contacts.list(q="шапош ульян")).items] == [ulyana.id]
+    assert await NameIndexState.count() == 1
     # One organization, created once and linked to both people.
     org = by_name["Ромашка"]
     assert org.kind == "organization"
@@ -483,6 +518,25 @@ def test_kith_import_dry_run_and_errors_option(kith_database_url: str, tmp_path:
     assert dry.returncode == 0, dry.stderr
     assert "2 valid, 1 invalid, 1 duplicates, 0 suppressed" in dry.stdout
     assert "Nothing was stored" in dry.stdout
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text('[columns]\n"Организация" = "ignore"\n"Теги" = "field.nope"\n', "utf-8")
+    refused = subprocess.run(
+        [KITH, "import", "contacts", str(path), "--dry-run", "--mapping", str(mapping)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1
+    assert "no custom field of that name" in refused.stderr
+    mapping.write_text('[columns]\n"Организация" = "ignore"\n', "utf-8")
+    mapped = subprocess.run(
+        [KITH, "import", "contacts", str(path), "--dry-run", "--mapping", str(mapping)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert mapped.returncode == 0, mapped.stderr
+    assert "Ignored columns (map them in a mapping file): Организация" in mapped.stderr
     done = subprocess.run(
         [KITH, "import", "contacts", str(path), "--errors", str(errors)],
         env=env,
@@ -536,3 +590,87 @@ def test_large_files_parse_alike_in_a_worker_process() -> None:
         42,
         "'nope' is not a valid email address: An email address must have an @-sign.",
     )
+
+
+async def test_imports_whose_process_stopped_are_resumed_by_the_worker(
+    kith: Kith, tmp_path: Path
+) -> None:
+    service = ImportService(kith)
+    rows = [["Name", "Email"]] + [[f"Person {n}", f"p{n}@example.org"] for n in range(5)]
+    stopped = await service.create("contacts", write_csv(tmp_path / "w.csv", rows, "utf-8", ","))
+    fresh = await service.create("contacts", write_csv(tmp_path / "x.csv", rows[:2], "utf-8", ","))
+    # A process on another machine took the first, then stopped renewing its lease.
+    await (
+        ImportJob.update(
+            {
+                ImportJob.state: "running",
+                ImportJob.lease_owner: "elsewhere:1:gone",
+                ImportJob.lease_until: utcnow() - dt.timedelta(seconds=1),
+            }
+        )
+        .where(ImportJob.id == stopped.id)
+        .run()
+    )
+    assert await service.resume_stopped() == [stopped.id]
+    done = await service.get(stopped.id)
+    assert (done.state, done.imported, done.processed) == ("done", 5, 5)
+    # The other is pending, created a moment ago: the process that made it starts it.
+    assert (await service.get(fresh.id)).state == "pending"
+    assert await count(Contact) == 5
+
+
+async def test_people_are_linked_to_organizations_already_stored(
+    kith: Kith, tmp_path: Path
+) -> None:
+    contacts = ContactService(kith)
+    stored = await contacts.create(ContactCreate(kind="organization", name="Ромашка Трейд"))
+    await contacts.create(ContactCreate(kind="organization", name="Ромашка"))
+    await contacts.create(ContactCreate(name="Трейд Ромашкин"))
+    rows = [
+        ["Name", "Company"],
+        ["Agafya Tikhonova", "ромашка  трейд"],
+        ["Luka Tikhonov", "Ромашка Трейд"],
+        ["Long Company", "Ромашка " * 40],
+    ]
+    job = await import_file(kith, write_csv(tmp_path / "o.csv", rows, "utf-8", ","))
+    assert (job.imported, job.invalid) == (2, 1)
+    errors = (await ImportService(kith).error_file(job.id)).read_text(encoding="utf-8-sig")
+    assert "organization: the organization's name is not valid" in errors
+    people = (await contacts.people(stored.id)).items
+    assert sorted(p.name for p in people) == ["Agafya Tikhonova", "Luka Tikhonov"]
+    assert await count(Contact) == 5
+
+
+async def test_create_many_refuses_each_contact_as_create_would(kith: Kith) -> None:
+    from kith.errors import Conflict, InvalidInput, KithError
+
+    contacts = ContactService(kith)
+    stored = await contacts.create(
+        ContactCreate(name="Stored", emails=[EmailIn("held@example.org")])
+    )
+    await SuppressionList(kith).add("phone", "+442079460999", "erasure")
+    person = await contacts.create(ContactCreate(name="A Person"))
+    outcomes = await contacts.create_many(
+        [
+            ContactCreate(name="Fine", emails=[EmailIn("Fine@Example.org")], tags=[" a ", "a"]),
+            ContactCreate(name="  "),
+            ContactCreate(name="Takes a held email", emails=[EmailIn("held@example.org")]),
+            ContactCreate(name="First", emails=[EmailIn("twice@example.org")]),
+            ContactCreate(name="Second", emails=[EmailIn("twice@example.org")]),
+            ContactCreate(name="Under a person", organization_id=person.id),
+            ContactCreate(name="Erased", phones=[PhoneIn("020 7946 0999")]),
+        ]
+    )
+    fine, nameless, held, first, second, under, erased = outcomes
+    assert not isinstance(fine, KithError)
+    assert (fine.emails[0].address, fine.tags) == ("fine@example.org", ["a"])
+    assert isinstance(nameless, InvalidInput) and "needs a name" in nameless.detail
+    assert isinstance(held, Conflict) and held.extra["existing_contact_id"] == str(stored.id)
+    assert not isinstance(first, KithError)
+    assert isinstance(second, Conflict)
+    assert isinstance(under, InvalidInput) and "is a person" in under.detail
+    assert isinstance(erased, Conflict) and "asked to be erased" in erased.detail
+    # What was created reads back as created, one at a time or many at once.
+    assert await contacts.get(fine.id) == fine
+    assert [c.id for c in (await contacts.list(q="fin")).items] == [fine.id]
+    assert await count(Contact) == 4

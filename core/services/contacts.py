@@ -561,6 +561,7 @@ class ContactService:
             for kind, value, _, primary in item.points
             if kind == "email" and primary
         }
+        ids = {item.index: item.id for item in items}
         keys = {self.kith.protector.lookup_key("email", v): v for v in primaries.values()}
         held: dict[str, Any] = {}
         if keys:
@@ -579,7 +580,7 @@ class ContactService:
                     existing_contact_id=str(held[value]),
                 )
             else:
-                held[value] = next(item.id for item in items if item.index == index)
+                held[value] = ids[index]
         return refused
 
     async def _bulk_plugin_checks(
@@ -1181,7 +1182,13 @@ class ContactService:
         """Report an access (``action``) to each of these contacts' personal data."""
         # Together, so that an audit log that commits each entry before answering commits the
         # page's entries at once rather than one after the other.
-        await asyncio.gather(*(self._report(i, action, actor, **details) for i in contact_ids))
+        if self.kith.database.engine.current_transaction.get() is not None:
+            # In a caller's transaction the entries commit with it, and its one connection
+            # runs one statement at a time.
+            for contact_id in contact_ids:
+                await self._report(contact_id, action, actor, **details)
+        else:
+            await asyncio.gather(*(self._report(i, action, actor, **details) for i in contact_ids))
 
     async def list(
         self,

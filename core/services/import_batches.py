@@ -2,9 +2,10 @@
 duplicates, suppressed or invalid), interactions logged. Each record's outcome is one of
 :data:`OUTCOMES`; a record that is not imported carries the reason for the error file.
 
-A batch runs inside the caller's transaction (one commit with the job's checkpoint); each
-record runs in a savepoint of it, so a record refused half-way leaves nothing behind and never
-stops the others."""
+A batch runs inside the caller's transaction (one commit with the job's checkpoint). Contacts
+are created with :meth:`ContactService.create_many`, which writes nothing of a contact it
+refuses; each interaction is logged in a savepoint of the transaction, so one refused half-way
+leaves nothing behind. Either way a refused record never stops the others."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from typing import Any, Literal
 
 import msgspec
 from kith.actor import Actor
-from kith.errors import KithError
+from kith.errors import InvalidInput, KithError
 from kith.ids import new_id
 from kith.import_rows import ContactRow, InteractionRow, RowError
 from kith.runtime import Kith
-from kith.schemas import ContactCreate
+from kith.schemas import ContactCreate, FieldOut
 from kith.services.contacts import ContactService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
@@ -100,14 +101,20 @@ class Organizations:
                 missing[key] = name
             else:
                 found[key] = known
-        created = await self.contacts.create_many(
-            [
-                ContactCreate(kind="organization", name=name, source=self.source)
-                for name in missing.values()
-            ],
-            self.actor,
-        )
-        for key, outcome in zip(missing, created, strict=True):
+        creating: dict[str, ContactCreate] = {}
+        for key, name in missing.items():
+            try:
+                creating[key] = msgspec.convert(
+                    {"kind": "organization", "name": name, "source": self.source}, ContactCreate
+                )
+            except msgspec.ValidationError as exc:
+                found[key] = InvalidInput(
+                    f"the organization's name is not valid ({exc})", field="organization"
+                )
+        if not creating:
+            return found
+        created = await self.contacts.create_many(list(creating.values()), self.actor)
+        for key, outcome in zip(creating, created, strict=True):
             if isinstance(outcome, KithError):
                 found[key] = outcome
             else:
@@ -234,6 +241,7 @@ class ContactChecks:
         self.kith = kith
         self.contacts = contacts
         self.fields = FieldService(kith)
+        self._declared: list[FieldOut] | None = None
         self._seen: set[int] = set()
 
     async def write(self, rows: Sequence[ContactRow | Result]) -> list[Result]:
@@ -252,7 +260,9 @@ class ContactChecks:
                 results.append(Result(row.line, "duplicate", duplicate))
                 continue
             try:
-                await self.fields.prepare(row.data.fields, creating=True)
+                if self._declared is None:
+                    self._declared = await self.fields.declared(include_archived=True)
+                await self.fields.prepare(row.data.fields, creating=True, declared=self._declared)
                 await check_new_contact(
                     self.kith,
                     new_id(),

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import csv
 import datetime as dt
-import io
 import os
 import socket
 import uuid
@@ -32,6 +30,7 @@ from kith.csv_reading import CsvError, CsvFormat, FileFacts, fingerprint, inspec
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
+from kith.import_errors import ErrorFile
 from kith.import_mapping import MappingFile, resolve
 from kith.import_parsing import POOL_MIN_RECORDS, BatchParser
 from kith.import_rows import RowSpec
@@ -58,7 +57,6 @@ LEASE = dt.timedelta(seconds=120)
 UNFINISHED = ("pending", "running", "failed")
 NAME_TARGETS = frozenset({"name", "given_name", "family_name", "middle_name", "organization"})
 CONTACT_REFERENCES = frozenset({"contact_id", "contact_key", "email", "phone"})
-ERROR_COLUMNS = ("line", "reason")
 
 log = get_logger("kith.imports")
 
@@ -188,50 +186,6 @@ def _out(row: dict[str, Any]) -> ImportJobOut:
         updated_at=row["updated_at"],
         finished_at=row["finished_at"],
     )
-
-
-class ErrorFile:
-    """The rejected records of a job, appended batch by batch and cut back on resume to the
-    length its last committed batch recorded."""
-
-    def __init__(self, path: Path, header: Sequence[str], delimiter: str, size: int) -> None:
-        self.path = path
-        self.delimiter = delimiter
-        fresh = size == 0 or not path.exists()
-        self._handle = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - closed by close()
-        os.chmod(path, 0o600)
-        if fresh:
-            self._handle.truncate(0)
-            self._handle.write(b"\xef\xbb\xbf")
-            self._write([[*ERROR_COLUMNS, *header]])
-        else:
-            self._handle.truncate(size)
-            self._handle.seek(size)
-        self._handle.flush()
-
-    @property
-    def size(self) -> int:
-        return self._handle.tell()
-
-    def _write(self, rows: Sequence[Sequence[str]]) -> None:
-        text = io.StringIO()
-        writer = csv.writer(text, delimiter=self.delimiter, lineterminator="\r\n")
-        writer.writerows(rows)
-        self._handle.write(text.getvalue().encode("utf-8"))
-
-    def add(self, rows: Sequence[Sequence[str]]) -> None:
-        if rows:
-            self._write(rows)
-            # Written out before the batch commits: a kill after the commit loses none.
-            self._handle.flush()
-
-    def cut(self, size: int) -> None:
-        self._handle.truncate(size)
-        self._handle.seek(size)
-        self._handle.flush()
-
-    def close(self) -> None:
-        self._handle.close()
 
 
 class ImportService:
@@ -595,12 +549,17 @@ class ImportService:
             raise LeaseLost(f"import {job_id} was taken over by another process")
 
     async def resume_stopped(self) -> builtins.list[uuid.UUID]:
-        """Resume every running job whose lease ran out (its process stopped); the worker's
-        and the server's periodic job. A failed job waits for a person to run it again."""
+        """Resume every running job whose lease ran out (its process stopped), and start every
+        job still pending a lease after it was created (its process stopped before it
+        started); the worker's and the server's periodic job. A failed job waits for a person
+        to run it again."""
         now = utcnow()
         rows = await ImportJob.select(ImportJob.id).where(
-            (ImportJob.state == "running")
-            & (ImportJob.lease_until.is_null() | (ImportJob.lease_until < now))
+            (
+                (ImportJob.state == "running")
+                & (ImportJob.lease_until.is_null() | (ImportJob.lease_until < now))
+            )
+            | ((ImportJob.state == "pending") & (ImportJob.created_at < now - LEASE))
         )
         resumed: builtins.list[uuid.UUID] = []
         for row in rows:
