@@ -25,7 +25,9 @@ from kith import (
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.restriction import RestrictionService
 from kith.schemas import FieldCreate, FieldPatch
+from kith.services.duplicates import DuplicateService
 from kith.services.fields import FieldService
+from kith.services.merges import MergeService
 from kith.services.quality import (
     CHECK_ACTION,
     QualityReport,
@@ -137,6 +139,7 @@ async def test_each_section_counts_its_contacts_and_names_a_few(kith: Kith) -> N
         "invalid_values",
         "stale",
         "required_fields_empty",
+        "duplicates",
     ]
 
     unreachable = sections["unreachable"]
@@ -177,7 +180,7 @@ async def test_a_report_of_a_clean_installation_is_all_zero(kith: Kith) -> None:
     )
     report = await QualityService(kith).report(stale_months=1)
     assert report.contacts == 1
-    assert [(s.count, s.examples, s.findings) for s in report.sections] == [(0, [], [])] * 4
+    assert [(s.count, s.examples, s.findings) for s in report.sections] == [(0, [], [])] * 5
 
 
 async def test_the_months_that_make_a_contact_stale_are_configurable(
@@ -274,3 +277,29 @@ async def test_the_service_refuses_a_period_out_of_range(kith: Kith) -> None:
     with pytest.raises(InvalidInput) as refused:
         await QualityService(kith).report(stale_months=0)
     assert refused.value.extra["field"] == "stale_months"
+
+
+async def test_contacts_in_a_pending_duplicate_pair_are_counted_until_merged_or_dismissed(
+    kith: Kith,
+) -> None:
+    contacts = ContactService(kith)
+    ivan = (await contacts.create(ContactCreate(name="Иван Иванов"))).id
+    latin = (await contacts.create(ContactCreate(name="Ivan Ivanov"))).id
+    ada = (await contacts.create(ContactCreate(name="Ada Lovelace"))).id
+    twin = (await contacts.create(ContactCreate(name="Ada Lovelace"))).id
+    await contacts.create(ContactCreate(name="Grace Hopper"))
+    duplicates = DuplicateService(kith)
+    await duplicates.scan()
+
+    section = _sections(await QualityService(kith).report())["duplicates"]
+    assert (section.count, set(section.examples)) == (4, {ivan, latin, ada, twin})
+    assert _findings(section) == {"pending_duplicate_pair": (4, {ivan, latin, ada, twin})}
+
+    [pair] = (await duplicates.list(contact_id=ada)).items
+    await duplicates.dismiss(pair.id)
+    await MergeService(kith).merge(ivan, [latin])
+    section = _sections(await QualityService(kith).report())["duplicates"]
+    assert (section.count, section.examples, section.findings) == (0, [], [])
+    # The merge took the pair with the merged-away contact; the dismissed pair stays dismissed.
+    assert [p.id for p in (await duplicates.list(status="dismissed")).items] == [pair.id]
+    assert (await duplicates.list()).items == []

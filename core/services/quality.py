@@ -21,7 +21,7 @@ from kith.services.contacts import POINT_TABLE, ContactService, preload_keys
 from kith.services.fields import VALUE_TABLE, FieldService
 from kith.settings import Settings
 from kith.subject_checks import refused_among
-from kith.tables import Contact, ContactPoint, CustomFieldValue, Interaction
+from kith.tables import Contact, ContactPoint, CustomFieldValue, DuplicatePair, Interaction
 from rapidfuzz.distance import DamerauLevenshtein
 
 SECTION = "quality"
@@ -182,6 +182,7 @@ class QualityService:
                 await self._invalid_values(actor),
                 await self._stale(stale_months, now),
                 await self._required_empty(),
+                await self._pending_duplicates(),
             ],
         )
 
@@ -218,6 +219,18 @@ class QualityService:
             "Contacts without a value of a required custom field (they existed before it "
             "became required); one finding per field",
             empty,
+        )
+
+    async def _pending_duplicates(self) -> QualitySection:
+        pending = DuplicatePair.status == "pending"
+        in_a_pair = Contact.id.is_in(
+            DuplicatePair.select(DuplicatePair.contact_a).where(pending)
+        ) | Contact.id.is_in(DuplicatePair.select(DuplicatePair.contact_b).where(pending))
+        return await _counted(
+            "duplicates",
+            "Contacts in a pair the last duplicate scan proposed and nobody has merged or "
+            "dismissed yet (see kith contacts duplicates)",
+            [("pending_duplicate_pair", in_a_pair)],
         )
 
     async def _invalid_values(self, actor: Actor) -> QualitySection:
