@@ -12,6 +12,10 @@ plus the plugin objects of ``kith_plugins``: override that fixture, or mark the 
 ``@pytest.mark.kith_plugins(MyPlugin())``. The test's Kith and HTTP app see them, and so does the
 ``kith`` command run through ``kith_cli``; their piccolo apps are migrated into the test's
 database. The manager is handed to each of them; nothing is installed process-wide.
+
+Browser tests ask for ``browser``: a headless Chromium driven by Playwright, launched from the
+system's Chromium (``KITH_CHROMIUM``, default ``/usr/bin/chromium``). Where none is installed
+they skip with the reason, except under ``CI=true`` where they fail.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from kith.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from click.testing import Result
+    from playwright.async_api import Browser
 
 ENGINES = ("sqlite", "postgres")
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -75,6 +80,31 @@ def skip_or_fail_without_postgres() -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{reason}; PostgreSQL tests must run in CI", pytrace=False)
     pytest.skip(reason)
+
+
+def chromium_path() -> str | None:
+    """The Chromium the browser tests drive, or None when it is not installed here."""
+    path = os.environ.get("KITH_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+    return path if Path(path).exists() else None
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """A headless Chromium for one test (Playwright's async API, as Kith's tests are async)."""
+    path = chromium_path()
+    if path is None:
+        reason = "no Chromium installed (install Debian's chromium package or set KITH_CHROMIUM)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{reason}; browser tests must run in CI", pytrace=False)
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        launched = await playwright.chromium.launch(executable_path=path, headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
 
 
 def settings_for(home: Path, database_url: str = "", **env: str) -> Settings:
