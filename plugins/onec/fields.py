@@ -1,0 +1,50 @@
+"""The custom fields 1C's counterparties bring: tax ids, addresses, patronymic."""
+
+from __future__ import annotations
+
+from kith import FieldCreate
+
+INN = "inn"
+KPP = "kpp"
+MIDDLE_NAME = "middle_name"
+LEGAL_ADDRESS = "legal_address"
+ACTUAL_ADDRESS = "actual_address"
+
+# An individual entrepreneur's ИНН and address are a person's, so they are personal fields
+# (encrypted, exported, erased); the ИНН is searchable: counterparties are matched by it.
+CUSTOM_FIELDS: tuple[FieldCreate, ...] = (
+    FieldCreate(
+        name=INN,
+        type="text",
+        label="ИНН (taxpayer number)",
+        personal=True,
+        searchable=True,
+        category="identity",
+        purpose="accounting",
+    ),
+    FieldCreate(name=KPP, type="text", label="КПП (registration reason code)"),
+    FieldCreate(
+        name=MIDDLE_NAME,
+        type="text",
+        label="Patronymic (Отчество)",
+        personal=True,
+        category="identity",
+        purpose="accounting",
+    ),
+    FieldCreate(
+        name=LEGAL_ADDRESS,
+        type="text",
+        label="Legal address",
+        personal=True,
+        category="contact_details",
+        purpose="accounting",
+    ),
+    FieldCreate(
+        name=ACTUAL_ADDRESS,
+        type="text",
+        label="Actual address",
+        personal=True,
+        category="contact_details",
+        purpose="accounting",
+    ),
+)
