@@ -138,7 +138,7 @@ def point_kind(kind: str) -> tuple[PointKind, str] | None:
     1C writes these in many ways ("Почта", "Электронная почта", "Телефон рабочий",
     "ТелефонРабочий", "Телефон мобильный", "Факс"...)."""
     squashed = re.sub(r"[\s_\-]+", "", kind.lower())
-    if any(word in squashed for word in ("почта", "email", "e-mail", "mail", "эл.почта")):
+    if any(word in squashed for word in ("почт", "mail")):
         return "email", ""
     labels = (("мобил", "mobile"), ("сотов", "mobile"), ("рабоч", "work"), ("домаш", "home"))
     if "факс" in squashed or "fax" in squashed:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kith import FieldCreate
+from kith import FieldCreate, FieldService, Kith, KithError
+
+SOURCE = "onec"
 
 INN = "inn"
 KPP = "kpp"
@@ -48,3 +50,19 @@ CUSTOM_FIELDS: tuple[FieldCreate, ...] = (
         purpose="accounting",
     ),
 )
+
+
+async def usable_fields(kith: Kith) -> frozenset[str]:
+    """The plugin's custom fields an import may fill: each is added first if ``kith migrate``
+    has not added it yet; one an admin archived is left out."""
+    service = FieldService(kith)
+    existing = {field.name: field for field in await service.declared(include_archived=True)}
+    for field in CUSTOM_FIELDS:
+        if field.name not in existing:
+            try:
+                existing[field.name] = await service.add(field, SOURCE)
+            except KithError:
+                # Added at the same moment by another import, or refused: read below.
+                pass
+    existing = {field.name: field for field in await service.declared()}
+    return frozenset(f.name for f in CUSTOM_FIELDS if f.name in existing)

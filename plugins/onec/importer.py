@@ -35,6 +35,7 @@ from kith import (
     new_id,
     utcnow,
 )
+from kith.plugins.onec.fields import usable_fields
 from kith.plugins.onec.commerceml import Counterparty, Document, Item, document_time, read_items
 from kith.plugins.onec.mapping import (
     CONTACT_FIELDS,
@@ -46,7 +47,7 @@ from kith.plugins.onec.mapping import (
     order_facts,
 )
 from kith.plugins.onec.settings import OnecSettings, onec_settings
-from kith.plugins.onec.tables import OnecConflict, OnecLink, OnecOrder
+from kith.plugins.onec.tables import OnecConflict, OnecLink, OnecOrder, json_value
 
 ONEC_ACTOR = Actor(kind="plugin", name="onec")
 CHANNEL = "onec"
@@ -111,11 +112,14 @@ class OnecImporter:
         self.settings: OnecSettings = onec_settings(kith)
         self.contacts = ContactService(kith, channel=CHANNEL)
         self.interactions = InteractionService(kith, channel=CHANNEL)
+        self.fields: frozenset[str] | None = None
 
     # -- batches ---------------------------------------------------------------------------
 
     async def apply(self, items: list[Item]) -> ImportCounts:
         """Apply a batch in one unit of work; on a refusal, again item by item."""
+        if self.fields is None:
+            self.fields = await usable_fields(self.kith)
         counts = ImportCounts()
         try:
             async with self.kith.unit_of_work(self.actor):
@@ -224,7 +228,7 @@ class OnecImporter:
         else:
             if matched:
                 counts.counterparties_matched += 1
-            synced = dict(link["synced"]) if link is not None and not matched else {}
+            synced = dict(json_value(link["synced"])) if link is not None and not matched else {}
             if await self._update(item, contact_id, incoming, points, synced, counts):
                 counts.counterparties_updated += 1
             elif not matched:
@@ -260,7 +264,7 @@ class OnecImporter:
     async def _match(
         self, item: Counterparty, points: list[tuple[str, str, str]]
     ) -> uuid.UUID | None:
-        if item.inn:
+        if item.inn and "inn" in (self.fields or ()):
             try:
                 page = await self.contacts.list(
                     fields={"inn": item.inn}, limit=2, include_archived=True, actor=self.actor
@@ -283,7 +287,7 @@ class OnecImporter:
         points: list[tuple[str, str, str]],
         organization_id: uuid.UUID | None,
     ) -> uuid.UUID:
-        data = _create_data(item, incoming, points, organization_id)
+        data = _create_data(item, self._usable(incoming), points, organization_id)
         return (await self.contacts.create(data, self.actor)).id
 
     async def _update(
@@ -326,7 +330,8 @@ class OnecImporter:
             if winner != "onec":
                 continue
             if field in CUSTOM:
-                custom[field] = new
+                if field in (self.fields or ()):
+                    custom[field] = new
             elif field in CONTACT_FIELDS:
                 changes[field] = _merged_points(contact, points, field)
             else:
@@ -337,6 +342,10 @@ class OnecImporter:
             return False
         await self.contacts.update(contact_id, ContactPatch(**changes), self.actor)
         return True
+
+    def _usable(self, incoming: dict[str, str]) -> dict[str, str]:
+        """The values without custom fields an admin archived."""
+        return {k: v for k, v in incoming.items() if k not in CUSTOM or k in (self.fields or ())}
 
     async def _save_link(
         self,

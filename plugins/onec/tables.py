@@ -3,6 +3,10 @@ sessions and their log, notices owed to 1C and conflicts met while syncing."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import msgspec
+
 from kith import new_id
 from piccolo.columns import (
     JSON,
@@ -122,3 +126,8 @@ ONEC_TABLES: list[type[Table]] = [
     OnecNotice,
     OnecConflict,
 ]
+
+
+def json_value(value: Any) -> Any:
+    """A JSON column's value as Python: PostgreSQL's driver decodes it, SQLite's gives text."""
+    return msgspec.json.decode(value) if isinstance(value, (str, bytes)) else value

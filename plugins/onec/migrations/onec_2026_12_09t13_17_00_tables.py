@@ -46,9 +46,10 @@ def _id(generated: bool = True) -> tuple[str, type[Column], dict[str, Any]]:
 
 
 def _text(name: str, length: int | None = None, **given: Any) -> tuple[str, type[Column], dict[str, Any]]:
+    given.setdefault("default", "")
     if length is None:
-        return (name, Text, _params(default="", **given))
-    return (name, Varchar, _params(default="", length=length, **given))
+        return (name, Text, _params(**given))
+    return (name, Varchar, _params(length=length, **given))
 
 
 def _time(name: str, null: bool = False) -> tuple[str, type[Column], dict[str, Any]]:
