@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 from kith import Kith
 from kith.console import format_time, get_settings, print_json, print_table, run_with_kith
+from kith.plugins.onec.odata import OdataError, OdataSync, SyncReport, record_failure
 from kith.plugins.onec.status import OnecStatus, status_of
 
 
@@ -49,3 +50,41 @@ def status(as_json: bool, limit: int) -> None:
         ],
         empty="No exchange yet.",
     )
+
+
+def _report(action: str, report: SyncReport) -> None:
+    counts = report.counts
+    click.echo(
+        f"{action}: {report.read} read from 1C, {report.changed} changed in Kith "
+        f"({counts.counterparties_created} created, {counts.counterparties_updated} updated, "
+        f"{counts.counterparties_archived} archived, {counts.conflicts} conflicts), "
+        f"{report.pushed} sent to 1C, {report.notices_sent} notices sent"
+        + (f", {report.notices_failed} notices failed" if report.notices_failed else "")
+        + "."
+    )
+    for error in counts.errors:
+        click.echo(f"  refused: {error}", err=True)
+
+
+def _sync(action: str) -> SyncReport:
+    async def work(kith: Kith) -> SyncReport:
+        sync = OdataSync(kith)
+        try:
+            return await (sync.pull() if action == "pull" else sync.push())
+        except OdataError as exc:
+            await record_failure(kith, action, str(exc))
+            raise
+
+    return run_with_kith(work)
+
+
+@onec.command("pull")
+def pull() -> None:
+    """Bring counterparties changed in 1C (OData) into Kith."""
+    _report("Pulled", _sync("pull"))
+
+
+@onec.command("push")
+def push() -> None:
+    """Send Kith's new organizations and people to 1C (OData), and the notices owed to it."""
+    _report("Pushed", _sync("push"))

@@ -106,47 +106,13 @@ class QueryBuilder:
         )
 
     async def _new_contacts(self, limit: int) -> list[ContactOut]:
-        """Contacts made since the last reply that 1C does not know, oldest first."""
-        cursor_row = await OnecLink.select().where(OnecLink.kind == CURSOR).first()
-        cursor = encode_cursor(cursor_row["kith_id"]) if cursor_row else None
-        found: list[ContactOut] = []
-        last: uuid.UUID | None = None
-        while len(found) < limit:
-            page = await self.contacts.list(cursor=cursor, limit=PAGE, actor=ONEC_ACTOR)
-            ids = [c.id for c in page.items]
-            linked = {
-                row["kith_id"]
-                for row in await OnecLink.select(OnecLink.kith_id).where(
-                    OnecLink.kith_id.is_in(ids or [uuid.UUID(int=0)])
-                    & (OnecLink.kind == COUNTERPARTY)
-                )
-            }
-            for contact in page.items:
-                last = contact.id
-                if contact.source != SOURCE and contact.id not in linked:
-                    found.append(contact)
-                    await self._offer(COUNTERPARTY, contact.id, contact.id)
-                    if len(found) >= limit:
-                        break
-            if page.next_cursor is None or len(found) >= limit:
-                break
-            cursor = page.next_cursor
-        if last is not None:
-            if cursor_row is None:
-                await OnecLink.insert(
-                    OnecLink(
-                        id=new_id(),
-                        kind=CURSOR,
-                        onec_id="query",
-                        kith_id=last,
-                        state="active",
-                        updated_at=utcnow(),
-                    )
-                )
-            else:
-                await OnecLink.update({OnecLink.kith_id: last, OnecLink.updated_at: utcnow()}).where(
-                    OnecLink.id == cursor_row["id"]
-                )
+        """Contacts made since the last reply that 1C does not know, oldest first; with
+        OData configured, ``kith onec push`` hands them over instead."""
+        if self.settings.odata_url:
+            return []
+        found = await unlinked_contacts(self.kith, "query", limit)
+        for contact in found:
+            await self._offer(COUNTERPARTY, contact.id, contact.id)
         return found
 
     async def _orders(self, contact: ContactOut) -> list[InteractionOut]:
@@ -239,3 +205,50 @@ async def confirm_offered(kith: Kith) -> dict[str, Any]:
         OnecNotice.state == "offered"
     )
     return {"confirmed": offered, "notices_sent": notices}
+
+
+async def unlinked_contacts(kith: Kith, cursor_name: str, limit: int) -> list[ContactOut]:
+    """Up to ``limit`` contacts made in Kith (not from 1C) that no 1C object is linked to,
+    oldest first, from where the last call named ``cursor_name`` stopped (contact ids sort
+    by time, so each contact is looked at once)."""
+    contacts = ContactService(kith, channel=CHANNEL)
+    where = (OnecLink.kind == CURSOR) & (OnecLink.onec_id == cursor_name)
+    cursor_row = await OnecLink.select().where(where).first()
+    cursor = encode_cursor(cursor_row["kith_id"]) if cursor_row else None
+    found: list[ContactOut] = []
+    last: uuid.UUID | None = None
+    while len(found) < limit:
+        page = await contacts.list(cursor=cursor, limit=PAGE, actor=ONEC_ACTOR)
+        ids = [c.id for c in page.items]
+        linked = {
+            row["kith_id"]
+            for row in await OnecLink.select(OnecLink.kith_id).where(
+                OnecLink.kith_id.is_in(ids or [uuid.UUID(int=0)]) & (OnecLink.kind == COUNTERPARTY)
+            )
+        }
+        for contact in page.items:
+            last = contact.id
+            if contact.source != SOURCE and contact.id not in linked:
+                found.append(contact)
+                if len(found) >= limit:
+                    break
+        if page.next_cursor is None or len(found) >= limit:
+            break
+        cursor = page.next_cursor
+    if last is not None:
+        if cursor_row is None:
+            await OnecLink.insert(
+                OnecLink(
+                    id=new_id(),
+                    kind=CURSOR,
+                    onec_id=cursor_name,
+                    kith_id=last,
+                    state="active",
+                    updated_at=utcnow(),
+                )
+            )
+        else:
+            await OnecLink.update({OnecLink.kith_id: last, OnecLink.updated_at: utcnow()}).where(
+                OnecLink.id == cursor_row["id"]
+            )
+    return found
