@@ -20,7 +20,15 @@ from _onec_helpers import (
     contact_of,
     timeline,
 )
-from kith import ContactCreate, ContactService, EmailIn, InteractionCreate, InteractionService, Kith, UserService
+from kith import (
+    ContactCreate,
+    ContactService,
+    EmailIn,
+    InteractionCreate,
+    InteractionService,
+    Kith,
+    UserService,
+)
 from kith.plugins.onec import commerceml
 from kith.plugins.onec.tables import OnecExchange, OnecLink, OnecOrder
 from kith.settings import Settings
@@ -104,7 +112,8 @@ async def test_a_full_exchange_as_1c_walks_it(
         )
     )
     order, _ = await InteractionService(kith).log(
-        kith_customer.id, InteractionCreate(kind="order", summary="Web order", amount=decimal.Decimal("990.00"))
+        kith_customer.id,
+        InteractionCreate(kind="order", summary="Web order", amount=decimal.Decimal("990.00")),
     )
 
     await _checkauth(kith_client)

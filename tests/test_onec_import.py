@@ -119,8 +119,16 @@ async def test_orders_land_on_timelines_and_reimport_changes_nothing(kith: Kith)
     assert "Доставка до 12:00" in first.body
     detail = await OnecOrder.select().where(OnecOrder.id == first.id).first()
     assert detail is not None
-    assert (detail["number"], detail["currency"], detail["status"]) == ("ТД-0001", "RUB", "Согласован")
-    assert (detail["paid"], detail["shipped"], len(json_value(detail["lines"]))) == (False, False, 2)
+    assert (detail["number"], detail["currency"], detail["status"]) == (
+        "ТД-0001",
+        "RUB",
+        "Согласован",
+    )
+    assert (detail["paid"], detail["shipped"], len(json_value(detail["lines"]))) == (
+        False,
+        False,
+        2,
+    )
     payment = next(o for o in orders if o.external_id != ORDER)
     assert payment.summary.startswith("Payment ПП-0007")
     ivanov = await contact_of(kith, IVANOV)

@@ -98,7 +98,7 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
                 return match.group(1), match.group(2), parse_qs(parts.query)
             return name, None, parse_qs(parts.query)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             routed = self._route("GET")
             if routed is None:
                 return
@@ -127,7 +127,7 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length", "0"))
             return dict(json.loads(self.rfile.read(length)))
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             routed = self._route("POST")
             if routed is None:
                 return
@@ -137,7 +137,7 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
             stand_in.records[ref] = record
             self._answer(201, record)
 
-        def do_PATCH(self) -> None:  # noqa: N802
+        def do_PATCH(self) -> None:
             routed = self._route("PATCH")
             if routed is None:
                 return
@@ -181,13 +181,33 @@ odata_page_size = {PAGE_SIZE}
 
 
 def _seed(stand_in: StandIn) -> None:
-    phone = {"Тип": "Телефон", "Представление": "+7 495 111-22-33", "НомерТелефона": "+7 495 111-22-33"}
-    email = {"Тип": "АдресЭлектроннойПочты", "Представление": "info@alfa.example", "АдресЭП": "info@alfa.example"}
-    address = {"Тип": "Адрес", "Вид": "Юридический адрес", "Представление": "Москва, ул. Тверская, 1"}
+    phone = {
+        "Тип": "Телефон",
+        "Представление": "+7 495 111-22-33",
+        "НомерТелефона": "+7 495 111-22-33",
+    }
+    email = {
+        "Тип": "АдресЭлектроннойПочты",
+        "Представление": "info@alfa.example",
+        "АдресЭП": "info@alfa.example",
+    }
+    address = {
+        "Тип": "Адрес",
+        "Вид": "Юридический адрес",
+        "Представление": "Москва, ул. Тверская, 1",
+    }
     records = [
-        _record(1, "ООО Альфа", ИНН="7701000001", КПП="770101001", КонтактнаяИнформация=[phone, email, address]),
+        _record(
+            1,
+            "ООО Альфа",
+            ИНН="7701000001",
+            КПП="770101001",
+            КонтактнаяИнформация=[phone, email, address],
+        ),
         _record(2, "ООО Бета", ИНН="7701000002"),
-        _record(3, "Сидоров Пётр Ильич", ЮридическоеФизическоеЛицо="ФизическоеЛицо", ИНН="770100000003"),
+        _record(
+            3, "Сидоров Пётр Ильич", ЮридическоеФизическоеЛицо="ФизическоеЛицо", ИНН="770100000003"
+        ),
         _record(4, "ООО Гамма"),
         _record(5, "ООО Старая", DeletionMark=True),
     ]
@@ -242,7 +262,11 @@ async def test_conflicts_follow_the_policy_and_are_recorded(kith: Kith, stand_in
         alfa.id,
         ContactPatch(name="Alfa Ltd", phones=[PhoneIn(number="+7 495 999-00-00", primary=True)]),
     )
-    new_phone = {"Тип": "Телефон", "Представление": "+7 495 222-33-44", "НомерТелефона": "+7 495 222-33-44"}
+    new_phone = {
+        "Тип": "Телефон",
+        "Представление": "+7 495 222-33-44",
+        "НомерТелефона": "+7 495 222-33-44",
+    }
     stand_in.bump(_ref(1), Description="ООО Альфа-Групп", КонтактнаяИнформация=[new_phone])
     report = await OdataSync(kith).pull()
     assert report.counts.conflicts == 2
@@ -274,9 +298,11 @@ async def test_push_sends_new_customers_once(kith: Kith, stand_in: StandIn) -> N
     assert record["Description"] == "Delta GmbH"
     assert record["ЮридическоеФизическоеЛицо"] == "ЮридическоеЛицо"
     assert record["КонтактнаяИнформация"][0]["АдресЭП"] == "office@delta.example"
-    link = await OnecLink.select().where(
-        (OnecLink.kith_id == made.id) & (OnecLink.kind == "counterparty")
-    ).first()
+    link = (
+        await OnecLink.select()
+        .where((OnecLink.kith_id == made.id) & (OnecLink.kind == "counterparty"))
+        .first()
+    )
     assert link is not None and link["onec_id"] == record["Ref_Key"]
     assert (await OdataSync(kith).push()).pushed == 0
     # Pulling it back changes nothing: it is the same contact, in step.

@@ -30,7 +30,9 @@ def status(as_json: bool, limit: int) -> None:
     settings = get_settings()
     click.echo(f"exchange user     {found.exchange_user or '(not set: the exchange is off)'}")
     click.echo(f"OData             {found.odata_url or '(not set)'}")
-    click.echo(f"linked in 1C      {found.counterparties} counterparties, {found.documents} documents")
+    click.echo(
+        f"linked in 1C      {found.counterparties} counterparties, {found.documents} documents"
+    )
     click.echo(f"notices pending   {found.notices_pending}")
     click.echo(f"conflicts         {found.conflicts}")
     click.echo()

@@ -8,6 +8,7 @@ so ``urn:1C.ru:commerceml_2``, ``urn:1C.ru:commerceml_3`` and files without one 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import re
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import IO, Literal
 from xml.etree.ElementTree import Element, ParseError
 from xml.sax.saxutils import XMLGenerator
+from xml.sax.xmlreader import AttributesImpl
 
 import msgspec
 from defusedxml import DefusedXmlException
@@ -414,16 +416,15 @@ def document_time(document: Document) -> dt.datetime | None:
         return None
     moment = dt.time()
     if document.time:
-        try:
+        with contextlib.suppress(ValueError):
             moment = dt.time.fromisoformat(document.time[:8])
-        except ValueError:
-            pass
     return dt.datetime.combine(day, moment)
 
 
 # -- writing ----------------------------------------------------------------------------------
 
 NAMESPACE_3 = "urn:1C.ru:commerceml_3"
+_NONE: AttributesImpl[str] = AttributesImpl({})
 
 
 class Writer:
@@ -441,9 +442,9 @@ class Writer:
         attributes = {VERSION_ATTRIBUTE: self.version, "ДатаФормирования": formed.isoformat()}
         if self.container:
             attributes["xmlns"] = NAMESPACE_3
-        self.xml.startElement("КоммерческаяИнформация", attributes)
+        self.xml.startElement("КоммерческаяИнформация", AttributesImpl(attributes))
         if self.container:
-            self.xml.startElement("Контейнер", {})
+            self.xml.startElement("Контейнер", _NONE)
 
     def end(self) -> None:
         if self.container:
@@ -453,13 +454,13 @@ class Writer:
 
     def _value(self, name: str, value: str, always: bool = False) -> None:
         if value or always:
-            self.xml.startElement(name, {})
+            self.xml.startElement(name, _NONE)
             self.xml.characters(value)
             self.xml.endElement(name)
 
     def counterparty(self, item: Counterparty, *, wrapper: str = "Контрагент") -> None:
         xml = self.xml
-        xml.startElement(wrapper, {})
+        xml.startElement(wrapper, _NONE)
         self._value("Ид", item.onec_id, always=True)
         self._value("Наименование", item.name, always=True)
         self._value("ПолноеНаименование", item.full_name)
@@ -472,27 +473,29 @@ class Writer:
         self._value("ИНН", item.inn)
         self._value("КПП", item.kpp)
         for name, address in (
-            ("ЮридическийАдрес" if item.kind == "organization" else "АдресРегистрации",
-             item.legal_address),
+            (
+                "ЮридическийАдрес" if item.kind == "organization" else "АдресРегистрации",
+                item.legal_address,
+            ),
             ("ФактическийАдрес", item.actual_address),
         ):
             if address:
-                xml.startElement(name, {})
+                xml.startElement(name, _NONE)
                 self._value("Представление", address)
                 xml.endElement(name)
         if item.points:
-            xml.startElement("Контакты", {})
+            xml.startElement("Контакты", _NONE)
             for point in item.points:
-                xml.startElement("Контакт", {})
+                xml.startElement("Контакт", _NONE)
                 self._value("Тип", _point_type(point))
                 self._value("Значение", point.value)
                 xml.endElement("Контакт")
             xml.endElement("Контакты")
         if item.representatives:
-            xml.startElement("Представители", {})
+            xml.startElement("Представители", _NONE)
             for rep in item.representatives:
-                xml.startElement("Представитель", {})
-                xml.startElement("Контрагент", {})
+                xml.startElement("Представитель", _NONE)
+                xml.startElement("Контрагент", _NONE)
                 self._value("Отношение", rep.relation or "Контактное лицо")
                 self._value("Ид", rep.onec_id)
                 self._value("Наименование", rep.name)
@@ -506,7 +509,7 @@ class Writer:
 
     def document(self, item: Document) -> None:
         xml = self.xml
-        xml.startElement("Документ", {})
+        xml.startElement("Документ", _NONE)
         for name, value in (
             ("Ид", item.onec_id),
             ("Номер", item.number),
@@ -519,7 +522,7 @@ class Writer:
         ):
             self._value(name, value)
         if item.counterparties:
-            xml.startElement("Контрагенты", {})
+            xml.startElement("Контрагенты", _NONE)
             for counterparty in item.counterparties:
                 self.counterparty(counterparty)
             xml.endElement("Контрагенты")
@@ -528,9 +531,9 @@ class Writer:
         if item.deleted:
             self._value("ПометкаУдаления", "true")
         if item.lines:
-            xml.startElement("Товары", {})
+            xml.startElement("Товары", _NONE)
             for line in item.lines:
-                xml.startElement("Товар", {})
+                xml.startElement("Товар", _NONE)
                 self._value("Ид", line.onec_id)
                 self._value("Наименование", line.name)
                 self._value("БазоваяЕдиница", line.unit)
@@ -540,9 +543,9 @@ class Writer:
                 xml.endElement("Товар")
             xml.endElement("Товары")
         if item.requisites:
-            xml.startElement("ЗначенияРеквизитов", {})
+            xml.startElement("ЗначенияРеквизитов", _NONE)
             for name, value in item.requisites.items():
-                xml.startElement("ЗначениеРеквизита", {})
+                xml.startElement("ЗначениеРеквизита", _NONE)
                 self._value("Наименование", name)
                 self._value("Значение", value, always=True)
                 xml.endElement("ЗначениеРеквизита")
@@ -554,7 +557,7 @@ class Writer:
         started = False
         for item in items:
             if not started:
-                self.xml.startElement("Контрагенты", {})
+                self.xml.startElement("Контрагенты", _NONE)
                 started = True
             self.counterparty(item)
         if started:

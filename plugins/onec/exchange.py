@@ -144,9 +144,13 @@ class ExchangeService:
         """A step after checkauth: the session cookie, or (as some 1C versions send on
         every request) the exchange user's password again."""
         if cookie:
-            found = await OnecSession.select(OnecSession.id).where(
-                (OnecSession.token_hash == _hash(cookie)) & (OnecSession.expires_at > utcnow())
-            ).first()
+            found = (
+                await OnecSession.select(OnecSession.id)
+                .where(
+                    (OnecSession.token_hash == _hash(cookie)) & (OnecSession.expires_at > utcnow())
+                )
+                .first()
+            )
             if found is not None:
                 return
         if authorization:
@@ -191,9 +195,7 @@ class ExchangeService:
             return asked.strip()
         return VERSIONS[-1] if asked and asked.strip() > VERSIONS[-1] else DEFAULT_VERSION
 
-    async def file(
-        self, exchange_type: str, filename: str, body: AsyncIterator[bytes]
-    ) -> str:
+    async def file(self, exchange_type: str, filename: str, body: AsyncIterator[bytes]) -> str:
         """Append one request's body to the file (1C sends a large file in several)."""
         self._check_type(exchange_type)
         name = safe_filename(filename)
@@ -239,7 +241,9 @@ class ExchangeService:
                                 out.write(block)
             except (zipfile.BadZipFile, OSError, EOFError) as exc:
                 archive.unlink(missing_ok=True)
-                raise ExchangeFailure(f"{archive.name} is not a readable zip file ({exc})") from None
+                raise ExchangeFailure(
+                    f"{archive.name} is not a readable zip file ({exc})"
+                ) from None
             archive.unlink()
 
     async def import_file(self, exchange_type: str, filename: str) -> str:
@@ -249,12 +253,17 @@ class ExchangeService:
         folder = self.folder(exchange_type)
         self._unpack(folder)
         path = folder / name
-        run = await OnecExchange.select().where(
-            (OnecExchange.channel == exchange_type)
-            & (OnecExchange.action == "import")
-            & (OnecExchange.filename == name)
-            & (OnecExchange.state.is_in(["running", "done"]))
-        ).order_by(OnecExchange.started_at, ascending=False).first()
+        run = (
+            await OnecExchange.select()
+            .where(
+                (OnecExchange.channel == exchange_type)
+                & (OnecExchange.action == "import")
+                & (OnecExchange.filename == name)
+                & (OnecExchange.state.is_in(["running", "done"]))
+            )
+            .order_by(OnecExchange.started_at, ascending=False)
+            .first()
+        )
         if not path.exists():
             if run is not None and run["state"] == "done":
                 return "success\nalready imported"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from kith import FieldCreate, FieldService, Kith, KithError
 
 SOURCE = "onec"
@@ -59,10 +61,8 @@ async def usable_fields(kith: Kith) -> frozenset[str]:
     existing = {field.name: field for field in await service.declared(include_archived=True)}
     for field in CUSTOM_FIELDS:
         if field.name not in existing:
-            try:
+            # Added at the same moment by another import, or refused: read below.
+            with contextlib.suppress(KithError):
                 existing[field.name] = await service.add(field, SOURCE)
-            except KithError:
-                # Added at the same moment by another import, or refused: read below.
-                pass
     existing = {field.name: field for field in await service.declared()}
     return frozenset(f.name for f in CUSTOM_FIELDS if f.name in existing)

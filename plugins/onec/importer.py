@@ -35,8 +35,8 @@ from kith import (
     new_id,
     utcnow,
 )
-from kith.plugins.onec.fields import usable_fields
 from kith.plugins.onec.commerceml import Counterparty, Document, Item, document_time, read_items
+from kith.plugins.onec.fields import usable_fields
 from kith.plugins.onec.mapping import (
     CONTACT_FIELDS,
     CUSTOM,
@@ -166,9 +166,11 @@ class OnecImporter:
     # -- counterparties ---------------------------------------------------------------------
 
     async def _link(self, kind: str, onec_id: str) -> dict[str, Any] | None:
-        return await OnecLink.select().where(
-            (OnecLink.kind == kind) & (OnecLink.onec_id == onec_id)
-        ).first()
+        return (
+            await OnecLink.select()
+            .where((OnecLink.kind == kind) & (OnecLink.onec_id == onec_id))
+            .first()
+        )
 
     def _keyed(self, field: str, value: str) -> str:
         # A keyed hash: a plain one of a phone number could be reversed by trying them all.
@@ -176,7 +178,8 @@ class OnecImporter:
 
     def _contact_values(self, contact: ContactOut) -> dict[str, str]:
         values = {
-            "name": contact.name if contact.given_name is None and contact.family_name is None
+            "name": contact.name
+            if contact.given_name is None and contact.family_name is None
             else "",
             "given_name": contact.given_name or "",
             "family_name": contact.family_name or "",
@@ -497,7 +500,9 @@ def _merged_points(
 ) -> list[EmailIn] | list[PhoneIn]:
     """The contact's emails (or phones) with 1C's new ones added: Kith never loses one."""
     if field == "emails":
-        emails = [EmailIn(address=e.address, label=e.label, primary=e.primary) for e in contact.emails]
+        emails = [
+            EmailIn(address=e.address, label=e.label, primary=e.primary) for e in contact.emails
+        ]
         held = {e.address for e in emails}
         new = [(v, label) for k, v, label in points if k == "email" and v not in held]
         emails += [

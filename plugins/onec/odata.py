@@ -113,9 +113,17 @@ def counterparty_record(item: Counterparty) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
     for point in item.points:
         if point.kind == "email":
-            rows.append({"Тип": "АдресЭлектроннойПочты", "Представление": point.value, "АдресЭП": point.value})
+            rows.append(
+                {
+                    "Тип": "АдресЭлектроннойПочты",
+                    "Представление": point.value,
+                    "АдресЭП": point.value,
+                }
+            )
         else:
-            rows.append({"Тип": "Телефон", "Представление": point.value, "НомерТелефона": point.value})
+            rows.append(
+                {"Тип": "Телефон", "Представление": point.value, "НомерТелефона": point.value}
+            )
     for address in (item.legal_address, item.actual_address):
         if address:
             rows.append({"Тип": "Адрес", "Представление": address})
@@ -127,12 +135,12 @@ def counterparty_record(item: Counterparty) -> dict[str, Any]:
     return {
         "Description": item.name,
         "НаименованиеПолное": full or item.name,
-        "ЮридическоеФизическоеЛицо": "ФизическоеЛицо" if item.kind == "person" else "ЮридическоеЛицо",
+        "ЮридическоеФизическоеЛицо": "ФизическоеЛицо"
+        if item.kind == "person"
+        else "ЮридическоеЛицо",
         "ИНН": item.inn,
         "КПП": item.kpp,
-        "КонтактнаяИнформация": [
-            {"LineNumber": str(n), **row} for n, row in enumerate(rows, 1)
-        ],
+        "КонтактнаяИнформация": [{"LineNumber": str(n), **row} for n, row in enumerate(rows, 1)],
     }
 
 
@@ -159,13 +167,17 @@ class OdataClient:
         try:
             response = await self.http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise OdataError(f"1C's OData interface is unreachable: {exc.__class__.__name__}") from None
+            raise OdataError(
+                f"1C's OData interface is unreachable: {exc.__class__.__name__}"
+            ) from None
         return response
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         response = await self._send(method, path, **kwargs)
         if response.status_code >= 400:
-            raise OdataError(f"1C answered {method} {path.split('?')[0]} with HTTP {response.status_code}")
+            raise OdataError(
+                f"1C answered {method} {path.split('?')[0]} with HTTP {response.status_code}"
+            )
         try:
             body = response.json()
         except ValueError:
@@ -259,19 +271,25 @@ class OdataSync:
         return report
 
     async def _apply(
-        self, importer: OnecImporter, record: dict[str, Any], report: SyncReport, person: bool = False
+        self,
+        importer: OnecImporter,
+        record: dict[str, Any],
+        report: SyncReport,
+        person: bool = False,
     ) -> None:
         item = record_counterparty(record)
         if person:
             item.kind = "person"
-            parts = (item.full_name or item.name).split() + ["", ""]
+            parts = [*(item.full_name or item.name).split(), "", ""]
             item.family_name, item.given_name = parts[0], parts[1]
         owner = None
         owner_ref = str(record.get("Owner_Key", "") or "")
         if owner_ref:
-            link = await OnecLink.select(OnecLink.kith_id).where(
-                (OnecLink.kind == COUNTERPARTY) & (OnecLink.onec_id == owner_ref)
-            ).first()
+            link = (
+                await OnecLink.select(OnecLink.kith_id)
+                .where((OnecLink.kind == COUNTERPARTY) & (OnecLink.onec_id == owner_ref))
+                .first()
+            )
             owner = None if link is None else link["kith_id"]
         counts = ImportCounts()
         try:
@@ -281,7 +299,10 @@ class OdataSync:
 
                     importer.fields = await usable_fields(self.kith)
                 await importer.counterparty(
-                    item, counts, organization_id=owner, data_version=str(record.get("DataVersion", ""))
+                    item,
+                    counts,
+                    organization_id=owner,
+                    data_version=str(record.get("DataVersion", "")),
                 )
         except KithError as exc:
             counts = ImportCounts(failed=1, errors=[f"counterparty {item.onec_id!r}: {exc}"])
@@ -332,9 +353,13 @@ class OdataSync:
                 if row["action"] == "erasure":
                     await client.patch(COUNTERPARTIES, row["onec_id"], {"DeletionMark": True})
                 else:
-                    link = await OnecLink.select().where(
-                        (OnecLink.kind == COUNTERPARTY) & (OnecLink.onec_id == row["onec_id"])
-                    ).first()
+                    link = (
+                        await OnecLink.select()
+                        .where(
+                            (OnecLink.kind == COUNTERPARTY) & (OnecLink.onec_id == row["onec_id"])
+                        )
+                        .first()
+                    )
                     if link is not None and await contacts.exists(link["kith_id"]):
                         from kith.plugins.onec.importer import ONEC_ACTOR
 

@@ -73,7 +73,11 @@ async def export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
         source=SOURCE,
         description="What the 1C accounting sync holds about you: which 1C records you are, "
         "the details of your orders, and which of your details 1C and Kith disagreed on",
-        tables={"onec_links": list(links), "onec_orders": list(orders), "onec_conflicts": list(conflicts)},
+        tables={
+            "onec_links": list(links),
+            "onec_orders": list(orders),
+            "onec_conflicts": list(conflicts),
+        },
     )
 
 
@@ -164,18 +168,14 @@ async def notify(
     }
     now = utcnow()
     new = [
-        OnecNotice(
-            id=new_id(), notice_id=notice_id, onec_id=onec_id, action=action, created_at=now
-        )
+        OnecNotice(id=new_id(), notice_id=notice_id, onec_id=onec_id, action=action, created_at=now)
         for onec_id in linked
         if onec_id not in queued
     ]
     if new:
         await OnecNotice.insert(*new)
     how = "over OData" if onec_settings(kith).odata_url else "in the next exchange's reply"
-    return RecipientNotice(
-        outcome="done", detail=f"queued for 1C, sent {how}", count=len(linked)
-    )
+    return RecipientNotice(outcome="done", detail=f"queued for 1C, sent {how}", count=len(linked))
 
 
 async def merge(kith: Kith, survivor: uuid.UUID, losers: list[uuid.UUID]) -> dict[str, Any] | None:

@@ -124,7 +124,8 @@ class QueryBuilder:
         sent = {
             row["kith_id"]
             for row in await OnecLink.select(OnecLink.kith_id).where(
-                OnecLink.kith_id.is_in([o.id for o in orders]) & (OnecLink.kind == DOCUMENT)
+                OnecLink.kith_id.is_in([o.id for o in orders])
+                & (OnecLink.kind == DOCUMENT)
                 & (OnecLink.state != "offered")
             )
         }
@@ -134,9 +135,11 @@ class QueryBuilder:
         limit = self.settings.query_limit
         currency = self.settings.default_currency
         counts = {"counterparties": 0, "documents": 0, "rectifications": 0, "erasures": 0}
-        again = await OnecLink.select(OnecLink.kith_id).where(
-            (OnecLink.kind == COUNTERPARTY) & (OnecLink.state == "offered")
-        ).limit(limit)
+        again = (
+            await OnecLink.select(OnecLink.kith_id)
+            .where((OnecLink.kind == COUNTERPARTY) & (OnecLink.state == "offered"))
+            .limit(limit)
+        )
         contacts: list[ContactOut] = []
         for row in again:
             if await self.contacts.exists(row["kith_id"]):
@@ -179,17 +182,17 @@ class QueryBuilder:
                 items.append(Counterparty(onec_id=row["onec_id"], deleted=True))
                 counts["erasures"] += 1
             else:
-                link = await OnecLink.select().where(
-                    (OnecLink.kind == COUNTERPARTY) & (OnecLink.onec_id == row["onec_id"])
-                ).first()
+                link = (
+                    await OnecLink.select()
+                    .where((OnecLink.kind == COUNTERPARTY) & (OnecLink.onec_id == row["onec_id"]))
+                    .first()
+                )
                 if link is None or not await self.contacts.exists(link["kith_id"]):
                     continue
                 contact = await self.contacts.get(link["kith_id"], ONEC_ACTOR)
                 items.append(counterparty_of(contact, row["onec_id"]))
                 counts["rectifications"] += 1
-            await OnecNotice.update({OnecNotice.state: "offered"}).where(
-                OnecNotice.id == row["id"]
-            )
+            await OnecNotice.update({OnecNotice.state: "offered"}).where(OnecNotice.id == row["id"])
         return items
 
 

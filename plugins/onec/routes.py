@@ -63,9 +63,11 @@ async def exchange(request: Request[Any, Any, Any]) -> Response[bytes]:
         raise ExchangeFailure(f"mode {mode[:30]!r} is not one of 1C's exchange steps")
     except (ExchangeFailure, KithError) as exc:
         reason = str(exc)
-        _log.info("1C exchange step refused", type=exchange_type[:20], mode=mode[:30], reason=reason)
+        _log.info(
+            "1C exchange step refused", type=exchange_type[:20], mode=mode[:30], reason=reason
+        )
         try:
             await service.failed(exchange_type or "-", mode or "-", reason)
-        except Exception:  # noqa: BLE001 - the answer to 1C matters more than the log row
+        except Exception:
             _log.warning("could not record a failed 1C exchange step", exc_info=True)
         return _text(failure(reason))

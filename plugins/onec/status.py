@@ -42,9 +42,12 @@ class OnecStatus(msgspec.Struct, kw_only=True):
 
 async def status_of(kith: Kith, limit: int = 10) -> OnecStatus:
     settings = onec_settings(kith)
-    rows = await OnecExchange.select().order_by(OnecExchange.started_at, ascending=False).order_by(
-        OnecExchange.id, ascending=False
-    ).limit(max(1, min(limit, 1000)))
+    rows = (
+        await OnecExchange.select()
+        .order_by(OnecExchange.started_at, ascending=False)
+        .order_by(OnecExchange.id, ascending=False)
+        .limit(max(1, min(limit, 1000)))
+    )
     return OnecStatus(
         exchange_user=settings.exchange_user,
         odata_url=settings.odata_url,

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-
 from kith import new_id
 from piccolo.columns import (
     JSON,

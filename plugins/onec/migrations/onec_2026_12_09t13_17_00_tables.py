@@ -45,7 +45,9 @@ def _id(generated: bool = True) -> tuple[str, type[Column], dict[str, Any]]:
     return ("id", UUID, _params(primary_key=True, default=new_id if generated else None))
 
 
-def _text(name: str, length: int | None = None, **given: Any) -> tuple[str, type[Column], dict[str, Any]]:
+def _text(
+    name: str, length: int | None = None, **given: Any
+) -> tuple[str, type[Column], dict[str, Any]]:
     given.setdefault("default", "")
     if length is None:
         return (name, Text, _params(**given))
