@@ -324,3 +324,23 @@ async def test_steps_without_a_type_or_mode_fail(
         )
     )
     assert escape[0] == "failure"
+
+
+async def test_a_long_import_answers_progress_until_done(
+    kith: Kith, kith_client: httpx.AsyncClient, exchange_user: str
+) -> None:
+    import msgspec
+    from kith.plugins.onec.settings import OnecSettings, onec_settings
+
+    # A slice shorter than one batch: every request imports one batch (two items) and
+    # answers progress, as a large file would with the default slice.
+    short = msgspec.structs.replace(onec_settings(kith), import_seconds=1e-9)
+    kith.settings._parsed[("onec", OnecSettings)] = short
+    await _checkauth(kith_client)
+    await kith_client.get(PATH, params={"type": "sale", "mode": "init"})
+    await _upload(
+        kith_client, "sale", "orders.xml", (FIXTURES / "orders-2.10.bom.xml").read_bytes()
+    )
+    replies = await _import(kith_client, "sale", "orders.xml")
+    assert replies == [["progress", "2 of 3 imported"], ["success", "3 imported"]]
+    assert await OnecOrder.count() == 3

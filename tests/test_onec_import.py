@@ -232,3 +232,42 @@ async def test_the_real_query_reply_imports(kith: Kith) -> None:
     buyer = await contact_of(kith, "38#catalog_exchange#")
     [order] = await timeline(kith, buyer.id)
     assert order.amount == decimal.Decimal("231.74")
+
+
+async def test_erasure_keeps_orders_under_the_legal_hold_and_tells_1c(kith: Kith) -> None:
+    import uuid
+
+    from kith.privacy.rights.erasure import ErasureService
+    from kith.plugins.onec.query import QueryBuilder
+    from kith.plugins.onec.tables import OnecNotice
+
+    await _run(kith, FIXTURES / "counterparties-2.08.xml")
+    await _run(kith, FIXTURES / "orders-2.10.bom.xml")
+    ivanov = await contact_of(kith, IVANOV)
+    [order] = await timeline(kith, ivanov.id)
+
+    done = await ErasureService(kith).run(ivanov.id, job_id=uuid.uuid4())
+    by_location = {(e.source, e.location): e for e in done.entries}
+    assert by_location[("onec", "onec_order")].method == "legal_hold"
+    assert by_location[("onec", "onec_link")].method == "anonymised"
+    told = [e for e in done.entries if e.location == "1C:Enterprise"]
+    assert told and told[0].outcome == "done"
+    # The order is still there for the tax office; the person's details are not.
+    assert await OnecOrder.count().where(OnecOrder.id == order.id) == 1
+    link = await OnecLink.select().where(OnecLink.onec_id == IVANOV).first()
+    assert link is not None and link["state"] == "erased"
+    [notice] = await OnecNotice.select().where(OnecNotice.onec_id == IVANOV)
+    assert notice["action"] == "erasure"
+
+    # The next query reply tells 1C: the Ид with a deletion mark, nothing else.
+    built = await QueryBuilder(kith).build("2.10")
+    [erased] = [i for i in commerceml.read_items(io.BytesIO(built.body)) if i.onec_id == IVANOV]
+    assert isinstance(erased, commerceml.Counterparty)
+    assert erased.deleted and not erased.name and not erased.points
+
+    # 1C sends the person again: they do not come back.
+    counts = await _run(kith, FIXTURES / "counterparties-2.08.xml")
+    assert counts["counterparties_skipped"] == 1
+    assert not await OnecLink.exists().where(
+        (OnecLink.onec_id == IVANOV) & (OnecLink.state == "active")
+    )

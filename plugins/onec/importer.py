@@ -157,10 +157,11 @@ class OnecImporter:
         done = skip
         deadline = None if seconds is None else time.monotonic() + seconds
         for batch in _batches(read_items(path, skip=skip), self.settings.batch_size):
+            # Checked before a batch, not after: the last one ends the file with success.
+            if deadline is not None and done > skip and time.monotonic() > deadline:
+                return counts, done, False
             counts.add(await self.apply(batch))
             done += len(batch)
-            if deadline is not None and time.monotonic() > deadline:
-                return counts, done, False
         return counts, done, True
 
     # -- counterparties ---------------------------------------------------------------------
