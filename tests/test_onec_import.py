@@ -237,9 +237,9 @@ async def test_the_real_query_reply_imports(kith: Kith) -> None:
 async def test_erasure_keeps_orders_under_the_legal_hold_and_tells_1c(kith: Kith) -> None:
     import uuid
 
-    from kith.privacy.rights.erasure import ErasureService
     from kith.plugins.onec.query import QueryBuilder
     from kith.plugins.onec.tables import OnecNotice
+    from kith.privacy.rights.erasure import ErasureService
 
     await _run(kith, FIXTURES / "counterparties-2.08.xml")
     await _run(kith, FIXTURES / "orders-2.10.bom.xml")
