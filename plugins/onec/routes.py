@@ -33,8 +33,14 @@ def _text(body: str) -> Response[bytes]:
     PATHS,
     http_method=["GET", "POST"],
     opt=public(),
-    include_in_schema=False,
     request_max_body_size=MAX_BODY,
+    media_type=TEXT,
+    summary="1C's exchange with the site (CommerceML): one step per request",
+    description="Called by 1C, not by people: `type` (sale, catalog) and `mode` (checkauth, "
+    "init, file, import, query, success) in the query string; answers are plain text "
+    "(`success`, `progress`, `failure` and a reason) or, for `mode=query`, CommerceML XML in "
+    "windows-1251. See docs/onec.md.",
+    tags=["1C"],
 )
 async def exchange(request: Request[Any, Any, Any]) -> Response[bytes]:
     """One step of 1C's exchange (``type`` and ``mode`` in the query string)."""
