@@ -35,6 +35,7 @@ def _text(body: str) -> Response[bytes]:
     opt=public(),
     request_max_body_size=MAX_BODY,
     media_type=TEXT,
+    status_code=200,
     summary="1C's exchange with the site (CommerceML): one step per request",
     description="Called by 1C, not by people: `type` (sale, catalog) and `mode` (checkauth, "
     "init, file, import, query, success) in the query string; answers are plain text "
