@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import msgspec
 import pytest
 from _onec_helpers import contact_of
 from kith import ContactCreate, ContactPatch, ContactService, EmailIn, Kith, PhoneIn, Recipient
@@ -368,3 +369,22 @@ def test_pull_and_status_commands(
     assert wrong.exit_code != 0
     assert "HTTP 401" in wrong.output
     assert "HTTP 401" in kith_cli("onec", "status", env=env).output
+
+
+async def test_the_worker_syncs_on_a_schedule(kith: Kith, stand_in: StandIn) -> None:
+    from kith.plugins.onec import kith_startup
+    from kith.plugins.onec.settings import OnecSettings, onec_settings
+
+    # Off by default: no job.
+    kith_startup(kith)
+    assert "onec.sync" not in kith.bus._jobs
+    every = msgspec.structs.replace(onec_settings(kith), sync_minutes=15)
+    kith.settings._parsed[("onec", OnecSettings)] = every
+    kith_startup(kith)
+    interval, job = kith.bus._jobs["onec.sync"]
+    assert interval == 15 * 60
+    _seed(stand_in)
+    await ContactService(kith).create(ContactCreate(kind="organization", name="Epsilon AG"))
+    await job()
+    assert (await contact_of(kith, _ref(4))).name == "ООО Гамма"
+    assert any(r.get("Description") == "Epsilon AG" for r in stand_in.records.values())
