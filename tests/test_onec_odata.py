@@ -388,3 +388,30 @@ async def test_the_worker_syncs_on_a_schedule(kith: Kith, stand_in: StandIn) -> 
     await job()
     assert (await contact_of(kith, _ref(4))).name == "ООО Гамма"
     assert any(r.get("Description") == "Epsilon AG" for r in stand_in.records.values())
+
+
+async def test_contact_persons_are_linked_to_their_organization(
+    kith: Kith, stand_in: StandIn
+) -> None:
+    _seed(stand_in)
+    email = {"Тип": "АдресЭлектроннойПочты", "Представление": "kovalev@alfa.example"}
+    stand_in.persons = [
+        {
+            "Ref_Key": _ref(101),
+            "DataVersion": "AAAAAQAAAAA=",
+            "DeletionMark": False,
+            "Owner_Key": _ref(1),
+            "Description": "Ковалёв Андрей",
+            "КонтактнаяИнформация": [email],
+        }
+    ]
+    await OdataSync(kith).pull()
+    alfa = await contact_of(kith, _ref(1))
+    kovalev = await contact_of(kith, _ref(101))
+    assert (kovalev.kind, kovalev.family_name, kovalev.given_name) == (
+        "person",
+        "Ковалёв",
+        "Андрей",
+    )
+    assert kovalev.organization_id == alfa.id
+    assert [e.address for e in kovalev.emails] == ["kovalev@alfa.example"]
