@@ -8,7 +8,8 @@ asterisk.md tells the PBX side.
 
 from __future__ import annotations
 
+from kith.plugins.telephony.asterisk.provider import AsteriskProvider, AsteriskStatus
 from kith.plugins.telephony.asterisk.settings import AsteriskSettings
 from kith.plugins.telephony.asterisk.translator import AmiTranslator
 
-__all__ = ["AmiTranslator", "AsteriskSettings"]
+__all__ = ["AmiTranslator", "AsteriskProvider", "AsteriskSettings", "AsteriskStatus"]

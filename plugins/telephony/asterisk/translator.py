@@ -45,23 +45,96 @@ _AGENT_DID_NOT_ANSWER = {"3", "5"}
 _IGNORED = frozenset(
     name.lower()
     for name in (
-        "FullyBooted AGIExec AsyncAGI AsyncAGIStart AsyncAGIExec AsyncAGIEnd AgentComplete "
-        "AgentDump AgentRingNoAnswer BridgeCreate BridgeDestroy BridgeLeave BridgeMerge "
-        "BridgeVideoSourceUpdate Cdr CEL ChallengeSent ChanSpyStart ChanSpyStop ChannelUpdate "
-        "ContactStatus DeviceStateChange DTMF DTMFBegin DTMFEnd ExtensionStatus Hold "
-        "HangupHandlerPop HangupHandlerPush HangupHandlerRun HangupRequest LocalOptimizationBegin "
-        "LocalOptimizationEnd Masquerade MixMonitorStart MixMonitorStop MusicOnHold "
-        "MusicOnHoldStart MusicOnHoldStop NewAccountCode NewCallerid NewConnectedLine "
-        "NewPeerAccount PeerStatus PresenceStateChange QueueCallerLeave QueueMemberAdded "
-        "QueueMemberPause QueueMemberPenalty QueueMemberRemoved QueueMemberRinginuse "
-        "QueueMemberStatus Registry Reload RTCPReceived RTCPSent SIPRinging "
-        "SoftHangupRequest SuccessfulAuth Unhold Unlink User UserEvent VarSet Leave "
-        "Shutdown FailedACL InvalidPassword ChallengeResponseFailed UnexpectedAddress "
-        "InvalidAccountID RequestBadFormat RequestNotAllowed AuthMethodNotAllowed Link "
-        "MeetmeJoin MeetmeLeave ConfbridgeJoin ConfbridgeLeave ConfbridgeStart ConfbridgeEnd "
-        "ConfbridgeTalking MessageWaiting VoicemailPasswordChange Pong Status StatusComplete "
-        "CoreShowChannel CoreShowChannelsComplete"
-    ).split()
+        "FullyBooted",
+        "AGIExec",
+        "AsyncAGI",
+        "AsyncAGIStart",
+        "AsyncAGIExec",
+        "AsyncAGIEnd",
+        "AgentComplete",
+        "AgentDump",
+        "AgentRingNoAnswer",
+        "BridgeCreate",
+        "BridgeDestroy",
+        "BridgeLeave",
+        "BridgeMerge",
+        "BridgeVideoSourceUpdate",
+        "Cdr",
+        "CEL",
+        "ChallengeSent",
+        "ChanSpyStart",
+        "ChanSpyStop",
+        "ChannelUpdate",
+        "ContactStatus",
+        "DeviceStateChange",
+        "DTMF",
+        "DTMFBegin",
+        "DTMFEnd",
+        "ExtensionStatus",
+        "Hold",
+        "HangupHandlerPop",
+        "HangupHandlerPush",
+        "HangupHandlerRun",
+        "HangupRequest",
+        "LocalOptimizationBegin",
+        "LocalOptimizationEnd",
+        "Masquerade",
+        "MixMonitorStart",
+        "MixMonitorStop",
+        "MusicOnHold",
+        "MusicOnHoldStart",
+        "MusicOnHoldStop",
+        "NewAccountCode",
+        "NewCallerid",
+        "NewConnectedLine",
+        "NewPeerAccount",
+        "PeerStatus",
+        "PresenceStateChange",
+        "QueueCallerLeave",
+        "QueueMemberAdded",
+        "QueueMemberPause",
+        "QueueMemberPenalty",
+        "QueueMemberRemoved",
+        "QueueMemberRinginuse",
+        "QueueMemberStatus",
+        "Registry",
+        "Reload",
+        "RTCPReceived",
+        "RTCPSent",
+        "SIPRinging",
+        "SoftHangupRequest",
+        "SuccessfulAuth",
+        "Unhold",
+        "Unlink",
+        "User",
+        "UserEvent",
+        "VarSet",
+        "Leave",
+        "Shutdown",
+        "FailedACL",
+        "InvalidPassword",
+        "ChallengeResponseFailed",
+        "UnexpectedAddress",
+        "InvalidAccountID",
+        "RequestBadFormat",
+        "RequestNotAllowed",
+        "AuthMethodNotAllowed",
+        "Link",
+        "MeetmeJoin",
+        "MeetmeLeave",
+        "ConfbridgeJoin",
+        "ConfbridgeLeave",
+        "ConfbridgeStart",
+        "ConfbridgeEnd",
+        "ConfbridgeTalking",
+        "MessageWaiting",
+        "VoicemailPasswordChange",
+        "Pong",
+        "Status",
+        "StatusComplete",
+        "CoreShowChannel",
+        "CoreShowChannelsComplete",
+    )
 )
 
 
@@ -323,7 +396,9 @@ class AmiTranslator:
         discriminator: str,
         **values: Any,
     ) -> None:
-        key = f"{call.call_id}:{kind}:{discriminator}" if discriminator else f"{call.call_id}:{kind}"
+        key = (
+            f"{call.call_id}:{kind}:{discriminator}" if discriminator else f"{call.call_id}:{kind}"
+        )
         if key in call.emitted:
             return
         call.emitted.add(key)
@@ -356,9 +431,7 @@ class AmiTranslator:
             return
         self._start(call, number)
         call.last_rang = number
-        self._emit(
-            call, "ringing", leg_uid, extension=self._office_extension(call, number) or None
-        )
+        self._emit(call, "ringing", leg_uid, extension=self._office_extension(call, number) or None)
 
     def _answer(self, call: _Call, leg_uid: str, number: str | None = None) -> None:
         if leg_uid in call.agent_legs:
@@ -569,9 +642,13 @@ class AmiTranslator:
         uid = h.get("uniqueid", "")
         call = self._call_of(uid, h.get("linkedid", ""))
         channel = self._channels.get(uid)
-        if call is not None and channel is not None and channel.leg is not None:
-            if not channel.local:
-                self._answer(call, uid)
+        if (
+            call is not None
+            and channel is not None
+            and channel.leg is not None
+            and not channel.local
+        ):
+            self._answer(call, uid)
 
     def _bridge_v11(self, h: Headers) -> None:
         if h.get("bridgestate", "").lower() != "link":
@@ -717,9 +794,7 @@ class AmiTranslator:
             call.talking = target
 
     def _transfer_v11(self, h: Headers) -> None:
-        call = self._call_of(h.get("targetuniqueid", "")) or self._call_of(
-            h.get("uniqueid", "")
-        )
+        call = self._call_of(h.get("targetuniqueid", "")) or self._call_of(h.get("uniqueid", ""))
         if call is None:
             return
         target = h.get("transferexten", "")
@@ -757,6 +832,6 @@ class AmiTranslator:
                 call.originate_failure = h.get("reason", "0")
                 self._finish(call)
                 return
-        call_id = self._channel_call.get(h.get("uniqueid", ""))
-        if call_id is not None:
-            self._calls[call_id].originate_failure = h.get("reason", "0")
+        live = self._channel_call.get(h.get("uniqueid", ""))
+        if live is not None:
+            self._calls[live].originate_failure = h.get("reason", "0")
