@@ -75,8 +75,11 @@ def read_json_capture(path: Path) -> Capture:
 def read_wire_capture(path: Path) -> Capture:
     """Raw AMI text of both directions: the banner, then blocks separated by blank lines."""
     text = path.read_text()
-    banner, _, rest = text.partition("\n")
-    capture = Capture(banner=banner.strip())
+    capture = Capture()
+    if text.startswith("Asterisk Call Manager/"):
+        banner, _, text = text.partition("\n")
+        capture.banner = banner.strip()
+    rest = text
     last_action = ""
     for block in rest.split("\n\n"):
         if not block.strip():
