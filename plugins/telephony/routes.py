@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from kith import Kith, NotFound, PermissionDenied, Role, get_logger
@@ -19,7 +19,7 @@ from kith.plugins.telephony.settings import TelephonySettings
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 AGENTS = roles(Role.AGENT)
@@ -106,7 +106,11 @@ class TelephonyWebhooks(Controller):
         return await _take(calls, [event])
 
     @get("/zadarma", opt=public(), summary="Zadarma's check of the notification URL (zd_echo)")
-    async def zadarma_echo(self, calls: Calls, zd_echo: str = "") -> Response[str]:
+    async def zadarma_echo(
+        self,
+        calls: Calls,
+        zd_echo: Annotated[str, QueryParameter(description="text to send back")] = "",
+    ) -> Response[str]:
         if not calls.settings.zadarma.enabled:
             raise NotFound("the Zadarma webhook is not enabled")
         return Response(zd_echo[:200], media_type="text/plain")
