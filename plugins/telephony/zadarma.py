@@ -79,6 +79,9 @@ def event_of(form: dict[str, str], zone: zoneinfo.ZoneInfo) -> CallEvent | None:
         return None
     internal = form.get("internal") or None
     start = _start(form, zone)
+    # Answers and ends carry no time of their own: now, never before the call began (the
+    # provider's clock may run ahead of ours).
+    now = max(utcnow(), start)
     common = {"provider": NAME, "call_id": call_id, "key": f"{call_id}:{name}:{internal or ''}"}
     outcome = _DISPOSITION.get(form.get("disposition", ""), "failed")
     duration = form.get("duration", "")
@@ -97,7 +100,7 @@ def event_of(form: dict[str, str], zone: zoneinfo.ZoneInfo) -> CallEvent | None:
         return CallEvent(
             **common,
             kind="answered",
-            at=utcnow(),
+            at=now,
             direction="inbound",
             from_number=form.get("caller_id"),
             extension=internal,
@@ -106,7 +109,7 @@ def event_of(form: dict[str, str], zone: zoneinfo.ZoneInfo) -> CallEvent | None:
         return CallEvent(
             **common,
             kind="ended",
-            at=utcnow(),
+            at=now,
             direction="inbound",
             from_number=form.get("caller_id"),
             to_number=form.get("called_did"),
@@ -127,7 +130,7 @@ def event_of(form: dict[str, str], zone: zoneinfo.ZoneInfo) -> CallEvent | None:
         return CallEvent(
             **common,
             kind="ended",
-            at=utcnow(),
+            at=now,
             direction="outbound",
             to_number=form.get("destination"),
             extension=internal,
