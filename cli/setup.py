@@ -69,6 +69,10 @@ _SETTING_NOTES: dict[str, str] = {
         "false: no such index is kept, and a name search decrypts contacts one by one.\n"
         "Set it alike for every process; after turning it back on, run kith migrate."
     ),
+    "redis_url": (
+        "Where the web UI keeps sign-in sessions and failed sign-in counts when several\n"
+        'processes serve, like "redis://127.0.0.1:6379/0". Empty: files in this folder.'
+    ),
 }
 
 
