@@ -6,26 +6,27 @@ from typing import Any
 from urllib.parse import quote
 
 from kith.errors import KithError, NotAuthenticated
-from kith.web.i18n import t
+from kith.web.i18n import N_, t
 from kith.web.views.common import render
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.response import Redirect
 
+FALLBACK = N_("Something went wrong")
 TITLES = {
-    400: "The request could not be read",
-    403: "You may not open this page",
-    404: "Page not found",
-    405: "This page does not take that request",
-    409: "Conflict",
-    413: "The file is too large",
-    422: "Something in the form is not right",
-    429: "Too many requests",
+    400: N_("The request could not be read"),
+    403: N_("You may not open this page"),
+    404: N_("Page not found"),
+    405: N_("This page does not take that request"),
+    409: N_("Conflict"),
+    413: N_("The file is too large"),
+    422: N_("Something in the form is not right"),
+    429: N_("Too many requests"),
 }
 
 
 def _error_page(request: Request[Any, Any, Any], status: int, detail: str) -> Response[Any]:
-    title = t(request, TITLES.get(status, "Something went wrong"))
+    title = t(request, TITLES.get(status, FALLBACK))
     return render(request, "error.html", status=status, title=title, detail=detail)
 
 

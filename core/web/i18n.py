@@ -66,6 +66,11 @@ def choose_language(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     return DEFAULT
 
 
+def N_(message: str) -> str:
+    """Marks a message for extraction where it is translated later (``t(request, ...)``)."""
+    return message
+
+
 def translator(language: str) -> Callable[[str], str]:
     return translations(language).gettext
 

@@ -8,7 +8,7 @@ from typing import Any
 from kith.actor import Actor, Role
 from kith.http.auth import current_actor, public, roles
 from kith.runtime import Kith
-from kith.web.i18n import LANGUAGES, choose_language
+from kith.web.i18n import LANGUAGES, N_, choose_language
 from litestar import Request
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -26,11 +26,11 @@ OPEN = public()
 
 # The navigation: (path, label, roles that see it).
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
-    ("/my-day", "My day", frozenset({Role.AGENT, Role.ADMIN})),
-    ("/contacts", "Contacts", frozenset({Role.AGENT, Role.ADMIN, Role.COMPLIANCE})),
-    ("/imports", "Import", frozenset({Role.ADMIN})),
-    ("/admin/users", "Users", frozenset({Role.ADMIN})),
-    ("/compliance", "Compliance", frozenset({Role.COMPLIANCE, Role.ADMIN})),
+    ("/my-day", N_("My day"), frozenset({Role.AGENT, Role.ADMIN})),
+    ("/contacts", N_("Contacts"), frozenset({Role.AGENT, Role.ADMIN, Role.COMPLIANCE})),
+    ("/imports", N_("Import"), frozenset({Role.ADMIN})),
+    ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
+    ("/compliance", N_("Compliance"), frozenset({Role.COMPLIANCE, Role.ADMIN})),
 )
 
 
