@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import pass_context
 from jinja2.runtime import Context
 from kith.web.i18n import DEFAULT, translations
-from litestar.contrib.jinja import JinjaTemplateEngine
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template.config import TemplateConfig
 
 TEMPLATES = Path(__file__).parent / "templates"

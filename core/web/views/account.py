@@ -25,6 +25,7 @@ from kith.web.views.common import (
 )
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
+from litestar.params import FromQuery
 from litestar.response import Redirect, Template
 
 YEAR_S = 365 * 24 * 3600
@@ -93,7 +94,9 @@ async def setup(request: Request[Any, Any, Any]) -> Template | Redirect:
 
 
 @get("/signin", opt=OPEN)
-async def signin_form(request: Request[Any, Any, Any], next: str | None = None) -> Template:
+async def signin_form(
+    request: Request[Any, Any, Any], next: FromQuery[str | None] = None
+) -> Template:
     return render(request, "signin.html", email="", next=safe_next(next), error=None)
 
 

@@ -27,7 +27,7 @@ from kith.services.interactions import InteractionService
 from kith.web.i18n import t
 from kith.web.views.common import READERS, STAFF, WEB, form_of, kith_of, render, see_other
 from litestar import Request, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
 
 PAGE_SIZE = 25
@@ -73,9 +73,9 @@ def _contact_input(values: dict[str, str]) -> dict[str, Any]:
 @get("/contacts", opt=READERS)
 async def contact_list(
     request: Request[Any, Any, Any],
-    q: str | None = None,
-    cursor: str | None = None,
-    archived: bool = False,
+    q: FromQuery[str | None] = None,
+    cursor: FromQuery[str | None] = None,
+    archived: FromQuery[bool] = False,
 ) -> Template:
     fields = field_filters(request)
     error = None
@@ -251,7 +251,9 @@ async def archive_contact(
 
 @get("/contacts/export.csv", opt=READERS)
 async def export_contacts(
-    request: Request[Any, Any, Any], q: str | None = None, archived: bool = False
+    request: Request[Any, Any, Any],
+    q: FromQuery[str | None] = None,
+    archived: FromQuery[bool] = False,
 ) -> Stream:
     export = await ExportService(kith_of(request), WEB).contacts(
         ContactFilter(q=q or None, include_archived=archived, fields=field_filters(request)),
