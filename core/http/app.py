@@ -146,6 +146,7 @@ def create_app(
         on_shutdown=[
             *on_shutdown,
             *([stop_dispatch] if dispatch else []),
+            *(pages.on_shutdown if pages else ()),
             *([stop] if manage_lifecycle else []),
         ],
         openapi_config=openapi_config,

@@ -39,6 +39,7 @@ class WebMount:
     stores: dict[str, Store]
     plugins: list[PluginProtocol]
     on_startup: list[Any] = field(default_factory=list)
+    on_shutdown: list[Any] = field(default_factory=list)
 
 
 def web_mount(kith: Kith) -> WebMount:
@@ -72,8 +73,16 @@ def web_mount(kith: Kith) -> WebMount:
     )
     live = live_plugin(kith.settings)
 
+    subscriber = live_subscriber(live)
+
     async def subscribe() -> None:
-        kith.bus.subscribe(live_subscriber(live))
+        # One app per Kith serves pages; a second app of the same Kith (tests) takes over.
+        kith.bus.unsubscribe(LIVE_CHANNEL)
+        kith.bus.subscribe(subscriber)
+
+    async def unsubscribe() -> None:
+        if subscriber in kith.bus.subscribers:
+            kith.bus.unsubscribe(LIVE_CHANNEL)
 
     return WebMount(
         routes=[
@@ -86,6 +95,7 @@ def web_mount(kith: Kith) -> WebMount:
         stores={"web": store},
         plugins=[live],
         on_startup=[subscribe],
+        on_shutdown=[unsubscribe],
     )
 
 
