@@ -267,3 +267,28 @@ async def test_with_redis_a_session_made_by_one_process_works_on_another(
     finally:
         await first.close()
         await second.close()
+
+
+async def test_every_page_declares_roles_and_sends_strangers_to_sign_in(kith: Kith) -> None:
+    from kith.http.auth import AUTHENTICATE, PUBLIC, ROLES
+    from litestar.routes import HTTPRoute
+
+    await add(kith, "admin")
+    app = create_app(kith, manage_lifecycle=False)
+    pages = [
+        (route.path, method, handler)
+        for route in app.routes
+        if isinstance(route, HTTPRoute)
+        for method, (handler, _) in route.route_handler_map.items()
+        if handler.opt.get(AUTHENTICATE) and method != "OPTIONS"
+    ]
+    assert len(pages) >= 20
+    async with browser_like(kith) as client:
+        for path, method, handler in pages:
+            assert handler.opt.get(PUBLIC) or handler.opt.get(ROLES), path
+            if handler.opt.get(PUBLIC) or method != "GET":
+                continue
+            url = re.sub(r"\{\w+:uuid\}", str(uuid.uuid4()), path)
+            response = await client.get(url)
+            assert response.status_code == 302, (path, response.status_code)
+            assert response.headers["location"].startswith("/signin?next="), path
