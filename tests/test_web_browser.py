@@ -133,6 +133,33 @@ async def test_an_imported_csv_is_followed_to_its_end(
         await page.close()
 
 
+async def test_two_duplicates_are_merged_from_the_duplicates_page(
+    kith: Kith, browser: Browser, kith_engine: str
+) -> None:
+    email = await add_user(kith, "agent")
+    contacts = ContactService(kith)
+    kept = await contacts.create(
+        ContactCreate(given_name="Grace", family_name="Hopper", phones=[PhoneIn("+12025550101")])
+    )
+    twin = await contacts.create(
+        ContactCreate(given_name="Grace", family_name="Hoper", phones=[PhoneIn("+1 202 555 0101")])
+    )
+    async with serving(kith) as base:
+        page = await browser.new_page()
+        await sign_in(page, base, email)
+        await page.goto(base + "/duplicates")
+        await page.get_by_role("button", name="Look for duplicates").click()
+        await expect(page.get_by_role("status")).to_contain_text("Scan done")
+        await expect(page.locator("main")).to_contain_text("same phone")
+        await shoot(page, "duplicates", kith_engine)
+        await page.get_by_role("button", name="Merge, keep Grace Hopper").click()
+        await expect(page).to_have_url(f"{base}/contacts/{kept.id}")
+        assert not await contacts.exists(twin.id)
+        await page.goto(base + "/duplicates")
+        await expect(page.get_by_text("No duplicates waiting.")).to_be_visible()
+        await page.close()
+
+
 async def test_a_form_posted_without_its_csrf_token_is_refused(
     kith: Kith, browser: Browser
 ) -> None:

@@ -21,7 +21,16 @@ def test_the_catalogs_hold_every_message_and_russian_translates_each() -> None:
     for message in russian:
         if message.id and "%(" in str(message.id):
             # A translation that loses a placeholder fails at render time.
-            for name in ("%(email)s", "%(role)s", "%(task)s", "%(file)s", "%(when)s"):
+            for name in (
+                "%(email)s",
+                "%(role)s",
+                "%(task)s",
+                "%(file)s",
+                "%(when)s",
+                "%(name)s",
+                "%(found)s",
+                "%(score)s",
+            ):
                 assert (name in str(message.id)) == (name in str(message.string)), message.id
 
 

@@ -1,10 +1,11 @@
 """The pages' route handlers, each module one area."""
 
-from kith.web.views import account, admin, compliance, contacts, imports, live, tasks
+from kith.web.views import account, admin, compliance, contacts, duplicates, imports, live, tasks
 
 PAGES = [
     *account.PAGES,
     *contacts.PAGES,
+    *duplicates.PAGES,
     *tasks.PAGES,
     *imports.PAGES,
     *admin.PAGES,

@@ -28,6 +28,7 @@ OPEN = public()
 NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/my-day", N_("My day"), frozenset({Role.AGENT, Role.ADMIN})),
     ("/contacts", N_("Contacts"), frozenset({Role.AGENT, Role.ADMIN, Role.COMPLIANCE})),
+    ("/duplicates", N_("Duplicates"), frozenset({Role.AGENT, Role.ADMIN})),
     ("/imports", N_("Import"), frozenset({Role.ADMIN})),
     ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
     ("/compliance", N_("Compliance"), frozenset({Role.COMPLIANCE, Role.ADMIN})),
