@@ -30,6 +30,9 @@ def _ngettext(context: Context, singular: str, plural: str, n: int, **values: An
 
 def _configure(engine: JinjaTemplateEngine) -> None:
     environment = engine.engine
+    # The templates ship with the package: checking their files for changes on every render
+    # costs a page a measurable share of its time.
+    environment.auto_reload = False
     environment.add_extension("jinja2.ext.i18n")
     environment.install_gettext_callables(  # type: ignore[attr-defined]
         _gettext, _ngettext, newstyle=True
