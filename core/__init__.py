@@ -23,6 +23,7 @@ from kith.events import Event, EventType, utcnow
 from kith.hookspecs import hookimpl, may_be_async
 from kith.ids import new_id
 from kith.logs import add_processor, get_logger
+from kith.mail import Mailer, MailMessage, MailSettings, MailTransport
 from kith.normalize import normalize_email, normalize_phone
 from kith.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
 from kith.personal import SUBJECT_TABLE, PersonalField
@@ -118,6 +119,10 @@ __all__ = [
     "Kith",
     "KithError",
     "LawfulBasis",
+    "MailMessage",
+    "MailSettings",
+    "MailTransport",
+    "Mailer",
     "NotAuthenticated",
     "NotFound",
     "Page",

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import msgspec
     from kith.actor import Actor
     from kith.events import EventType
+    from kith.mail import MailTransport
     from kith.personal import PersonalField
     from kith.protection import FieldProtector, KeyProvider
     from kith.runtime import Kith
@@ -158,6 +159,17 @@ def kith_key_provider(settings: Settings) -> KeyProvider | None:
     provider here and wins; return None to leave the choice to the next plugin (for example
     when the plugin's ``[mykms]`` section is not configured). Called once when Kith opens. First
     result wins. Sync only (the provider's own methods are async)."""
+
+
+@hookspec(firstresult=True)
+def kith_mail_transport(settings: Settings) -> MailTransport | None:
+    """Provide the transport outgoing email goes through (:class:`kith.Mailer` queues it; the
+    event bus sends it and retries a send that raises). Return an object with
+    ``async send(message)`` taking an :class:`email.message.EmailMessage`, for a mail API or a
+    provider's SDK; return None to leave the choice to the next plugin (for example when your
+    own settings section is not configured). Without an answer Kith sends through the SMTP
+    server of ``[mail]``. Called for each message. First result wins. Sync only (the
+    transport's ``send`` is async)."""
 
 
 @hookspec
