@@ -59,11 +59,14 @@ from kith.subject_checks import (
     check_processing,
     processing_refusals,
     record_access,
+    record_consent,
 )
 from kith.subject_moves import move_subject_rows
 from kith.subjects import (
     LAWFUL_BASES,
     Access,
+    ConsentGiven,
+    ConsentReceipt,
     ErasureMethod,
     ErasureOutcome,
     ExportSection,
@@ -90,6 +93,8 @@ __all__ = [
     "Access",
     "Actor",
     "Conflict",
+    "ConsentGiven",
+    "ConsentReceipt",
     "ContactCreate",
     "ContactIntake",
     "ContactKind",
@@ -158,6 +163,7 @@ __all__ = [
     "normalize_phone",
     "processing_refusals",
     "record_access",
+    "record_consent",
     "unset_to_dict",
     "utcnow",
 ]

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from kith.settings import Settings
     from kith.subjects import (
         Access,
+        ConsentGiven,
+        ConsentReceipt,
         ErasureOutcome,
         ExportSection,
         Purpose,
@@ -358,6 +360,19 @@ def kith_notify_recipient_preview(
     preview a compliance officer approves before an erasure, rectification or restriction.
     Answer only for recipients your plugin registered, None otherwise; without an answer the
     preview counts 0. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_record_consent(
+    kith: Kith, contact_id: uuid.UUID, consent: ConsentGiven, actor: Actor
+) -> Awaitable[ConsentReceipt | None] | ConsentReceipt | None:
+    """A person gave consent through a plugin's channel (:func:`kith.record_consent` calls
+    this): record it in the consent ledger, tied to the notice text they saw (published as a
+    new notice version when it differs from the current one), and answer what was recorded.
+    Called inside the caller's transaction, so a refused submission records nothing. The
+    ``privacy.rights`` plugin answers; None from plugins that keep no ledger. Collecting.
+    May be async."""
 
 
 @hookspec
