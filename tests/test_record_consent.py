@@ -7,7 +7,6 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
-
 from kith import (
     ConsentGiven,
     ContactCreate,
