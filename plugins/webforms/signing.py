@@ -10,8 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, hmac
 
 KEY_FILE = "webforms.key"
 _KEYS: dict[Path, bytes] = {}
