@@ -80,7 +80,9 @@ class AmiSession(Manager):  # type: ignore[misc]
         if self.lost.done() or self.protocol is None:
             raise ConnectionGone("not connected")
         future = self.send_action(action, as_list=False)
-        done, _ = await asyncio.wait({future, self.lost}, timeout=timeout)
+        done, _ = await asyncio.wait(
+            {future, self.lost}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
         if future in done:
             return future.result()  # type: ignore[no-any-return]
         future.cancel()
