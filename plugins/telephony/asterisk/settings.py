@@ -18,6 +18,7 @@ class AsteriskSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     login: calls, queues (``agent``) and dialplan variables (recordings) are all Kith reads.
     """
 
+    enabled: bool = False
     host: Annotated[str, Meta(min_length=1, max_length=255)] = "127.0.0.1"
     port: Annotated[int, Meta(ge=1, le=65535)] = 5038
     username: Annotated[str, Meta(max_length=100)] = ""
