@@ -289,10 +289,12 @@ async def test_click_to_call_rings_the_agent_then_the_number() -> None:
 
 async def test_click_to_call_refused_or_unreachable() -> None:
     refused = "Response: Error\nActionID: x\nMessage: Extension does not exist."
+    async with AmiServer() as closed:
+        unreachable = provider_for(closed, connect_timeout_seconds=0.5)
+    with pytest.raises(Conflict):
+        await unreachable.originate(extension="201", number="+447700900999")
     async with AmiServer(responses={"originate": refused}) as server:
         provider = provider_for(server)
-        with pytest.raises(Conflict):
-            await provider.originate(extension="201", number="+447700900999")
         async with running(provider):
             await Running(provider).until(lambda: provider.status().connected)
             with pytest.raises(InvalidInput, match="Extension does not exist"):
@@ -373,3 +375,14 @@ def test_settings_without_a_login_are_refused_by_name() -> None:
         AsteriskProvider.from_settings(
             AsteriskSettings(username="u", secret="s", originate_channel="Local/201")
         )
+
+
+async def test_click_to_call_from_a_process_without_a_connection_opens_one() -> None:
+    # ``kith call`` runs in its own process: it logs in, originates and leaves.
+    async with AmiServer() as server:
+        provider = provider_for(server)
+        call_id = await provider.originate(extension="201", number="+447700900999")
+        await asyncio.sleep(0.05)
+    assert [a["action"] for a in server.actions] == ["Challenge", "Login", "Originate"]
+    assert server.actions[-1]["channelid"] == call_id
+    assert not provider.status().connected

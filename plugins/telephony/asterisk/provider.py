@@ -204,9 +204,6 @@ class AsteriskProvider:
             raise InvalidInput("not an extension Asterisk can dial", field="extension")
         if not _NUMBER.match(number):
             raise InvalidInput("not a phone number Asterisk can dial", field="number")
-        session = self._session
-        if session is None:
-            raise Conflict("Asterisk is not connected; the call was not placed")
         settings = self._settings
         call_id = str(new_id())
         action_id = f"kith-originate-{call_id}"
@@ -231,8 +228,8 @@ class AsteriskProvider:
             "Variable": f"KITH_CALL_ID={call_id}",
         }
         try:
-            response = await session.act(action, settings.connect_timeout_seconds)
-        except (TimeoutError, ConnectionError):
+            response = await self._originate(action)
+        except (TimeoutError, OSError, LoginRefused):
             self.translator.forget_originate(call_id)
             raise Conflict("Asterisk did not take the call; try again") from None
         if not response.success:
@@ -241,3 +238,17 @@ class AsteriskProvider:
             raise InvalidInput(f"Asterisk refused the call: {reason}", field="extension")
         self._log.info("asterisk call originated", call_id=call_id)
         return call_id
+
+    async def _originate(self, action: dict[str, str]) -> Message:
+        """Send the Originate on the running connection, or, in a process that keeps none
+        (``kith call``), on one opened for it: the worker's connection sees its events."""
+        timeout = self._settings.connect_timeout_seconds
+        session = self._session
+        if session is not None:
+            return await session.act(action, timeout)
+        session = AmiSession(self._settings, lambda _message: None)
+        try:
+            await session.open()
+            return await session.act(action, timeout)
+        finally:
+            session.drop()
