@@ -5,14 +5,15 @@ outcomes, and a missed call becomes a callback task."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from ami_server import FIXTURES, AmiServer, Event, read_json_capture
-from kith.plugins.telephony.asterisk import AsteriskProvider, AsteriskSettings
-from kith.plugins.telephony.provider_events import CallEvent
+from kith.plugins.telephony.asterisk import AmiTranslator, AsteriskProvider, worker
+from kith.plugins.telephony.providers_registry import providers_of
 from kith.plugins.telephony.services import CallService
+from kith.plugins.telephony.settings import settings_of
 from kith.plugins.telephony.tables import TelephonyCall
 from kith.runtime import Kith
 from kith.settings import Settings
@@ -22,13 +23,35 @@ from kith.testing import settings_for
 ANN = "ann@example.com"
 
 
+EVENTS = (
+    "asterisk13_queue_answered.json",
+    "asterisk13_queue_abandoned.json",
+    "asterisk13_outbound_busy.json",
+)
+
+
 @pytest.fixture
-def kith_settings(kith_database_url: str, tmp_path: Path) -> Settings:
+async def ami() -> AsyncIterator[AmiServer]:
+    async with AmiServer(events=stream(*EVENTS)[0]) as server:
+        yield server
+
+
+@pytest.fixture
+def kith_settings(kith_database_url: str, tmp_path: Path, ami: AmiServer) -> Settings:
     home = tmp_path / "kith-home"
     home.mkdir(exist_ok=True)
     (home / "kith.toml").write_text(
-        f'[telephony]\nextensions = {{ "201" = "{ANN}", "202" = "{ANN}" }}\n'
-        f'callback_assignee = "{ANN}"\n',
+        f"""
+[telephony]
+extensions = {{ "201" = "{ANN}", "202" = "{ANN}" }}
+callback_assignee = "{ANN}"
+
+[telephony.asterisk]
+enabled = true
+port = {ami.port}
+username = "{ami.username}"
+secret = "{ami.secret}"
+""",
         encoding="utf-8",
     )
     return settings_for(home, kith_database_url)
@@ -48,33 +71,21 @@ async def test_a_replayed_asterisk_stream_becomes_calls_on_the_timeline(kith: Ki
     from kith import UserService
 
     await UserService(kith).add(ANN, "agent")
-    events, (answered_id, abandoned_id, busy_id) = stream(
-        "asterisk13_queue_answered.json",
-        "asterisk13_queue_abandoned.json",
-        "asterisk13_outbound_busy.json",
-    )
+    _, (answered_id, abandoned_id, busy_id) = stream(*EVENTS)
     calls = CallService(kith)
-    recorded: list[CallEvent] = []
-
-    async def emit(event: CallEvent) -> None:
-        await calls.record(event)
-        recorded.append(event)
-
-    async with AmiServer(events=events) as server:
-        provider = AsteriskProvider.from_settings(
-            AsteriskSettings(port=server.port, username=server.username, secret=server.secret)
-        )
-        task = asyncio.create_task(provider.run(emit))
-        try:
-            async with asyncio.timeout(20):
-                while sum(e.kind == "ended" for e in recorded) < 3:
-                    if task.done():
-                        task.result()  # the provider stopped: show why
-                    await asyncio.sleep(0.02)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    # As the worker does it: the bus job starts the installation's one provider.
+    asterisk = settings_of(kith).asterisk
+    [provider] = [p for p in providers_of(kith) if p.name == "asterisk"]
+    await worker.keep_running(kith, asterisk)
+    try:
+        async with asyncio.timeout(20):
+            while await TelephonyCall.count().where(TelephonyCall.outcome.is_not_null()) < 3:
+                await asyncio.sleep(0.05)
+        assert isinstance(provider, AsteriskProvider) and provider.status().connected
+        status = {s.provider: s for s in await calls.status(providers_of(kith))}
+        assert status["asterisk"].enabled and status["asterisk"].events > 0
+    finally:
+        await worker.stop(kith)
 
     answered = await calls.find("asterisk", answered_id)
     abandoned = await calls.find("asterisk", abandoned_id)
@@ -97,6 +108,10 @@ async def test_a_replayed_asterisk_stream_becomes_calls_on_the_timeline(kith: Ki
     )
     assert {row["external_id"] for row in logged} == {answered_id, abandoned_id}
     # Replaying the same stream again changes nothing.
-    for event in recorded:
+    replayed = []
+    translator = AmiTranslator()
+    for message in stream(*EVENTS)[0]:
+        replayed += translator.feed(message)  # type: ignore[arg-type]
+    for event in replayed:
         assert await calls.record(event) is None
     assert await TelephonyCall.count() == 3
