@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
+import structlog.testing
 from kith.http import create_app
 from kith.runtime import Kith
 from kith.services.users import UserService
@@ -179,9 +180,13 @@ async def test_forms_need_their_csrf_token(kith: Kith) -> None:
     email = await add(kith, "agent")
     async with browser_like(kith) as client:
         await sign_in(client, email)
-        refused = await client.post("/contacts/new", data={"given_name": "Mallory"})
+        with structlog.testing.capture_logs() as logged:
+            refused = await client.post("/contacts/new", data={"given_name": "Mallory"})
         assert refused.status_code == 403
         assert "The form had expired" in refused.text
+        # The request log says what the browser got, not a server error.
+        statuses = [e["status"] for e in logged if e.get("path") == "/contacts/new"]
+        assert statuses == [403]
         made = await post_form(client, "/contacts/new", "/contacts/new", {"given_name": "Ada"})
         assert made.status_code == 303
 
