@@ -14,6 +14,7 @@ from ami_server import FIXTURES, SAMPLES, AmiServer, Event, read_json_capture, r
 from kith import Conflict, InvalidInput, SettingsError
 from kith.plugins.telephony.asterisk import AsteriskProvider, AsteriskSettings
 from kith.plugins.telephony.provider_events import CallEvent
+from structlog.testing import capture_logs
 
 NEEDS_SAMPLES = pytest.mark.skipif(
     not SAMPLES.is_dir(), reason=f"the public AMI captures are not here ({SAMPLES})"
@@ -386,3 +387,13 @@ async def test_click_to_call_from_a_process_without_a_connection_opens_one() -> 
     assert [a["action"] for a in server.actions] == ["Challenge", "Login", "Originate"]
     assert server.actions[-1]["channelid"] == call_id
     assert not provider.status().connected
+
+
+async def test_the_adapter_logs_no_phone_number() -> None:
+    events = read_json_capture(FIXTURES / "asterisk13_queue_answered.json").events
+    noise: list[Event] = [{"Event": "NotKnownYet", "CallerIDNum": "+447700900123"}]
+    with capture_logs() as logs:
+        async with AmiServer(events=noise + events) as server, running(provider_for(server)) as run:
+            await run.until(run.ended())
+    assert logs, "the adapter logs its connection"
+    assert "+447700900" not in repr(logs)
