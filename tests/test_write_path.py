@@ -110,7 +110,10 @@ async def test_an_interaction_is_logged_in_one_commit_and_not_read_back(
     assert all(s.in_transaction for s in recorded.statements), [
         s.sql[:60] for s in recorded.statements if not s.in_transaction
     ]
-    assert [s.verb for s in recorded.of("kith_interaction")] == ["INSERT"]
+    # On PostgreSQL written with the audit entry and the outbox event, in one statement that
+    # commits by itself (no BEGIN, no COMMIT).
+    together = kith.database.kind == "postgresql"
+    assert [s.verb for s in recorded.of("kith_interaction")] == ["WITH" if together else "INSERT"]
     # The contact is not looked up first: its foreign key refuses a missing one.
     assert recorded.of("kith_contact") == []
     assert logged == await InteractionService(kith).get(logged.id)
