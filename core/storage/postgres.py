@@ -140,7 +140,11 @@ class _HotTransaction(PostgresTransaction):
         # Nothing was written yet: the deferred statements are the whole write, and as one
         # statement (run_together) they commit together or not at all.
         self._alone = True
-        await run_together(self.engine, statements)
+        try:
+            await run_together(self.engine, statements)
+        except BaseException:
+            self._rolled_back = True  # the statement failed: nothing of it is stored
+            raise
         self._committed = True
 
     async def rollback(self) -> None:
