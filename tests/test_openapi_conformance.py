@@ -126,6 +126,14 @@ PUBLIC = {
     ("get", "/api/privacy/public-key"),
     ("get", "/api/privacy/consent/withdraw"),
     ("post", "/api/privacy/consent/withdraw"),
+    # Telephony providers' webhooks: signed by the provider, no token.
+    ("post", "/api/telephony/twilio/status"),
+    ("post", "/api/telephony/twilio/recording"),
+    ("get", "/api/telephony/zadarma"),
+    ("post", "/api/telephony/zadarma"),
+    ("post", "/api/telephony/mango/events/call"),
+    ("post", "/api/telephony/mango/events/summary"),
+    ("post", "/api/telephony/mango/events/record/added"),
 }
 
 
