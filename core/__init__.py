@@ -23,6 +23,7 @@ from kith.events import Event, EventType, utcnow
 from kith.hookspecs import hookimpl, may_be_async
 from kith.ids import new_id
 from kith.logs import add_processor, get_logger
+from kith.mail import Mailer, MailMessage, MailSettings, MailTransport
 from kith.normalize import normalize_email, normalize_phone
 from kith.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
 from kith.personal import SUBJECT_TABLE, PersonalField
@@ -58,11 +59,14 @@ from kith.subject_checks import (
     check_processing,
     processing_refusals,
     record_access,
+    record_consent,
 )
 from kith.subject_moves import move_subject_rows
 from kith.subjects import (
     LAWFUL_BASES,
     Access,
+    ConsentGiven,
+    ConsentReceipt,
     ErasureMethod,
     ErasureOutcome,
     ExportSection,
@@ -89,6 +93,8 @@ __all__ = [
     "Access",
     "Actor",
     "Conflict",
+    "ConsentGiven",
+    "ConsentReceipt",
     "ContactCreate",
     "ContactIntake",
     "ContactKind",
@@ -118,6 +124,10 @@ __all__ = [
     "Kith",
     "KithError",
     "LawfulBasis",
+    "MailMessage",
+    "MailSettings",
+    "MailTransport",
+    "Mailer",
     "NotAuthenticated",
     "NotFound",
     "Page",
@@ -153,6 +163,7 @@ __all__ = [
     "normalize_phone",
     "processing_refusals",
     "record_access",
+    "record_consent",
     "unset_to_dict",
     "utcnow",
 ]

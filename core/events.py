@@ -59,4 +59,5 @@ CORE_EVENT_TYPES: tuple[EventType, ...] = (
         ("contact_id", "merge_id", "losers"),
     ),
     EventType("task.due", "A task reached its due time.", ("interaction_id", "assignee_id")),
+    EventType("mail.queued", "An email was queued for sending (kith.mail).", ("mail_id",)),
 )

@@ -88,6 +88,27 @@ def kith_startup(kith: Kith) -> None:
         kith.bus.add_job(
             "telephony.recordings", RETENTION_EVERY_S, lambda: _forget_old_recordings(kith)
         )
+        _keep_asterisk_connected(kith)
+
+
+def _keep_asterisk_connected(kith: Kith) -> None:
+    """Keep the AMI connection up while the bus runs (``kith worker``, ``kith serve``)."""
+    from kith.plugins.telephony.asterisk import worker
+    from kith.plugins.telephony.settings import settings_of
+
+    asterisk = settings_of(kith).asterisk
+    if asterisk.enabled:
+        kith.bus.add_job(
+            "telephony.asterisk", worker.CHECK_EVERY_S, lambda: worker.keep_running(kith, asterisk)
+        )
+
+
+@hookimpl
+async def kith_shutdown(kith: Kith) -> None:
+    """Close the AMI connection."""
+    from kith.plugins.telephony.asterisk import worker
+
+    await worker.stop(kith)
 
 
 @hookimpl

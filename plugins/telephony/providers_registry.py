@@ -18,7 +18,8 @@ def providers_of(kith: Kith) -> list[CallProvider]:
 
 
 def built_in(kith: Kith) -> list[CallProvider]:
-    """The webhook providers this plugin brings, those enabled in ``[telephony]``."""
+    """The providers this plugin brings, those enabled in ``[telephony]``."""
+    from kith.plugins.telephony.asterisk.worker import provider_of
     from kith.plugins.telephony.mango import MangoProvider
     from kith.plugins.telephony.twilio import TwilioProvider
     from kith.plugins.telephony.zadarma import ZadarmaProvider
@@ -31,4 +32,6 @@ def built_in(kith: Kith) -> list[CallProvider]:
         found.append(ZadarmaProvider(settings.zadarma))
     if settings.mango.enabled:
         found.append(MangoProvider(settings.mango))
+    if settings.asterisk.enabled:
+        found.append(provider_of(kith, settings.asterisk))
     return found

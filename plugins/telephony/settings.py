@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 from kith import Kith
+from kith.plugins.telephony.asterisk.settings import AsteriskSettings
 from msgspec import Meta, Struct
 
 SECTION = "telephony"
@@ -68,6 +69,7 @@ class TelephonySettings(Struct, kw_only=True, forbid_unknown_fields=True):
     twilio: TwilioSettings = msgspec.field(default_factory=TwilioSettings)
     zadarma: ZadarmaSettings = msgspec.field(default_factory=ZadarmaSettings)
     mango: MangoSettings = msgspec.field(default_factory=MangoSettings)
+    asterisk: AsteriskSettings = msgspec.field(default_factory=AsteriskSettings)
 
     def __post_init__(self) -> None:
         if self.work_end <= self.work_start:
