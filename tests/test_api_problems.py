@@ -50,7 +50,8 @@ async def test_unknown_id_and_unknown_path_are_404(
     for url in (f"/api/contacts/{missing}", f"/api/interactions/{missing}"):
         problem = assert_problem(await kith_client.get(url, headers=agent), 404)
         assert missing in problem["detail"]
-    for url in ("/api/nothing-here", "/api/contacts/not-a-uuid", "/"):
+    # "/" is the web UI's home page; an unknown path outside /api is still a 404 problem.
+    for url in ("/api/nothing-here", "/api/contacts/not-a-uuid", "/nothing-here"):
         problem = assert_problem(await kith_client.get(url, headers=agent), 404)
         assert "/schema" in problem["detail"]
 
@@ -164,12 +165,16 @@ async def test_openapi_document_is_public_and_complete(kith: Kith) -> None:
         for method in operations
         if method in ("get", "post", "put", "patch", "delete")
     }
-    served = {
-        (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path))
+    handlers = [
+        (method, re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path), handler)
         for route in app.routes
         for method, (handler, _) in getattr(route, "route_handler_map", {}).items()
         if method != "OPTIONS" and not route.path.startswith("/schema")
-    }
+    ]
+    served = {(method, path) for method, path, handler in handlers if handler.resolve_include_in_schema()}
+    # The web UI's pages are left out of the API document; nothing under /api may be.
+    hidden = {path for _, path, handler in handlers if not handler.resolve_include_in_schema()}
+    assert not [path for path in hidden if path.startswith("/api")]
     assert served, "the app serves no endpoints?"
     assert served == listed
     assert "bearer" in document["components"]["securitySchemes"]

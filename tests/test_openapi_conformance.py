@@ -131,6 +131,14 @@ PUBLIC = {
     ("post", "/1c/exchange"),
     ("get", "/bitrix/admin/1c_exchange.php"),
     ("post", "/bitrix/admin/1c_exchange.php"),
+    # Telephony providers' webhooks: signed by the provider, no token.
+    ("post", "/api/telephony/twilio/status"),
+    ("post", "/api/telephony/twilio/recording"),
+    ("get", "/api/telephony/zadarma"),
+    ("post", "/api/telephony/zadarma"),
+    ("post", "/api/telephony/mango/events/call"),
+    ("post", "/api/telephony/mango/events/summary"),
+    ("post", "/api/telephony/mango/events/record/added"),
 }
 
 

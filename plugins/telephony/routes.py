@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from kith import Kith, NotFound, PermissionDenied, Role, get_logger
-from kith.http import CurrentActor, public, roles
+from kith.http import CurrentActor, answers, public, roles
 from kith.plugins.telephony import mango, twilio, zadarma
 from kith.plugins.telephony.provider_events import CallEvent
 from kith.plugins.telephony.providers_registry import providers_of
@@ -24,6 +24,8 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 AGENTS = roles(Role.AGENT)
 ADMIN = roles()
+# Signed webhooks: refused unsigned (403), absent while their provider is off (404).
+SIGNED = {**public(), **answers(problems=[403, 404])}
 Calls = NamedDependency[CallService]
 log = get_logger("kith.plugins.telephony")
 SKIPPED = "telephony.skipped_event_types"
@@ -82,7 +84,7 @@ class TelephonyWebhooks(Controller):
             raise PermissionDenied("the X-Twilio-Signature is missing or wrong")
         return dict(params)
 
-    @post("/twilio/status", opt=public(), status_code=HTTP_200_OK, summary="Twilio status callback")
+    @post("/twilio/status", opt=SIGNED, status_code=HTTP_200_OK, summary="Twilio status callback")
     async def twilio_status(self, request: Request[Any, Any, Any], calls: Calls) -> Recorded:
         form = await self._twilio(request, calls)
         event = twilio.status_event(form)
@@ -93,7 +95,7 @@ class TelephonyWebhooks(Controller):
 
     @post(
         "/twilio/recording",
-        opt=public(),
+        opt=SIGNED,
         status_code=HTTP_200_OK,
         summary="Twilio recording status callback",
     )
@@ -105,7 +107,11 @@ class TelephonyWebhooks(Controller):
             return Recorded(events=0, new=0)
         return await _take(calls, [event])
 
-    @get("/zadarma", opt=public(), summary="Zadarma's check of the notification URL (zd_echo)")
+    @get(
+        "/zadarma",
+        opt={**public(), **answers("text/plain", problems=[404])},
+        summary="Zadarma's check of the notification URL (zd_echo)",
+    )
     async def zadarma_echo(
         self,
         calls: Calls,
@@ -115,7 +121,7 @@ class TelephonyWebhooks(Controller):
             raise NotFound("the Zadarma webhook is not enabled")
         return Response(zd_echo[:200], media_type="text/plain")
 
-    @post("/zadarma", opt=public(), status_code=HTTP_200_OK, summary="Zadarma PBX notification")
+    @post("/zadarma", opt=SIGNED, status_code=HTTP_200_OK, summary="Zadarma PBX notification")
     async def zadarma_notify(self, request: Request[Any, Any, Any], calls: Calls) -> Recorded:
         settings = calls.settings.zadarma
         if not settings.enabled:
@@ -141,7 +147,7 @@ class TelephonyWebhooks(Controller):
             raise PermissionDenied("the sign is missing or wrong")
         return data
 
-    @post("/mango/events/call", opt=public(), status_code=HTTP_200_OK, summary="Mango call event")
+    @post("/mango/events/call", opt=SIGNED, status_code=HTTP_200_OK, summary="Mango call event")
     async def mango_call(self, request: Request[Any, Any, Any], calls: Calls) -> Recorded:
         data = await self._mango(request, calls)
         event = mango.call_event(data)
@@ -152,7 +158,7 @@ class TelephonyWebhooks(Controller):
 
     @post(
         "/mango/events/summary",
-        opt=public(),
+        opt=SIGNED,
         status_code=HTTP_200_OK,
         summary="Mango call summary",
     )
@@ -161,7 +167,7 @@ class TelephonyWebhooks(Controller):
 
     @post(
         "/mango/events/record/added",
-        opt=public(),
+        opt=SIGNED,
         status_code=HTTP_200_OK,
         summary="Mango recording ready",
     )
@@ -173,7 +179,7 @@ class TelephonyWebhooks(Controller):
     async def status(self, calls: Calls) -> list[ProviderStatus]:
         return await calls.status(providers_of(calls.kith))
 
-    @get("/calls/{call_id:uuid}", opt=AGENTS, summary="One call")
+    @get("/calls/{call_id:uuid}", opt={**AGENTS, **answers(problems=[404])}, summary="One call")
     async def read(self, call_id: FromPath[uuid.UUID], calls: Calls) -> CallOut:
         return await calls.get(call_id)
 
@@ -185,7 +191,7 @@ class ClickToCall(Controller):
 
     @post(
         "/{contact_id:uuid}/call",
-        opt=AGENTS,
+        opt={**AGENTS, **answers(problems=[404, 409, 422])},
         status_code=HTTP_201_CREATED,
         summary="Call the contact from your extension through the telephony provider",
     )

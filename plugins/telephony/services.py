@@ -153,8 +153,15 @@ class CallService:
             tags=["lead"],
             source=source_of(provider),
         )
-        intake = await ContactIntake(ContactService(self.kith, CHANNEL)).find_or_create(lead, ACTOR)
-        return intake.contact.id, intake.created
+        intake = ContactIntake(ContactService(self.kith, CHANNEL))
+        # Most callers are known: a lookup by blind index, without reading the contact. Only
+        # an unknown number takes the locked find-or-create, which makes one lead however
+        # many events about it arrive at once.
+        found = await intake.match(lead)
+        if found is not None:
+            return found[0], False
+        made = await intake.find_or_create(lead, ACTOR)
+        return made.contact.id, made.created
 
     # -- recording events ----------------------------------------------------------------------
 
