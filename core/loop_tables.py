@@ -11,6 +11,7 @@ from kith.tables import Contact, Interaction, User
 from piccolo.columns import (
     JSON,
     UUID,
+    BigSerial,
     Boolean,
     ForeignKey,
     Integer,
@@ -84,7 +85,7 @@ class Cadence(Table, tablename="kith_cadence"):
 class ContactValue(Table, tablename="kith_contact_value"):
     """A contact's orders in one currency: how many, how much, first and last."""
 
-    id = UUID(primary_key=True, default=new_id)
+    id = BigSerial(primary_key=True)
     contact = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False)
     currency = Varchar(length=10)
     orders = Integer(default=0)

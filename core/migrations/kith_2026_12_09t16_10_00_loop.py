@@ -7,6 +7,7 @@ from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.columns import (
     JSON,
     UUID,
+    BigSerial,
     Boolean,
     ForeignKey,
     Integer,
@@ -81,7 +82,7 @@ class Cadence(Table, tablename="kith_cadence"):
 
 
 class ContactValue(Table, tablename="kith_contact_value"):
-    id = UUID(primary_key=True)
+    id = BigSerial(primary_key=True)
     contact = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False)
     currency = Varchar(length=10)
     orders = Integer(default=0)
