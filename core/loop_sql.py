@@ -3,9 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 from kith.storage import Database
 
 # Interactions that count as being in touch: an answered call (it has talk time), an email, a
@@ -58,6 +55,10 @@ class Dialect:
             return f"to_char(date_trunc('week', ({expr}) AT TIME ZONE 'UTC'), 'YYYY-MM-DD')"
         return f"date({expr}, 'weekday 0', '-6 days')"
 
-    def time_param(self, value: dt.datetime) -> Any:
-        """A time as a query parameter both engines compare with stored times."""
-        return value.astimezone(dt.UTC)
+    def time_slot(self) -> str:
+        """The placeholder of a time parameter used in arithmetic (PostgreSQL must be told
+        its type there)."""
+        return "CAST({} AS TIMESTAMPTZ)" if self.postgres else "{}"
+
+    def text_slot(self) -> str:
+        return "CAST({} AS TEXT)" if self.postgres else "{}"

@@ -179,12 +179,12 @@ class CadenceService:
             f" OR (cad.scope = 'tag' AND {sql.has_tag('c.tags', 'cad.target')})"
             " OR (cad.scope = 'tier' AND EXISTS (SELECT 1 FROM kith_contact_tier t"
             " WHERE t.contact = c.id AND t.tier = cad.target)))"
-            f" WHERE c.archived = FALSE AND NOT {sql.has_tag('c.tags', '{}')}{extra}),"
+            f" WHERE c.archived = FALSE AND NOT {sql.has_tag('c.tags', sql.text_slot())}{extra}),"
             " chosen AS (SELECT matched.*, (SELECT MAX(i.occurred_at) FROM kith_interaction i"
             f" WHERE i.contact = matched.contact AND {real('i')}) AS last_at"
             " FROM matched WHERE pick = 1)"
             " SELECT * FROM (SELECT m.contact, m.owner, m.created_at, m.every_days, m.scope,"
-            f" m.target, m.last_at, {sql.days_between(since, '{}')} AS age FROM chosen m) x"
+            f" m.target, m.last_at, {sql.days_between(since, sql.time_slot())} AS age FROM chosen m) x"
             " WHERE x.age >= x.every_days ORDER BY x.age - x.every_days DESC, x.contact"
         )
         args.append(now)
