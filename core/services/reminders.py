@@ -285,7 +285,8 @@ class ReminderService:
 
     async def send_digests(self, now: dt.datetime | None = None) -> int:
         """Make today's digest for every active user whose local digest time has come and who
-        has not had it today; returns how many were made."""
+        has not had it today; returns how many were sent (a day with nothing in it sends
+        none)."""
         if not self.settings.digest:
             return 0
         now = now or self.now()
@@ -321,7 +322,7 @@ class ReminderService:
                 return False
             tasks, contacts, count = await self._digest_ids(user_id, day, zone, now)
             if not tasks and not contacts:
-                return True
+                return False  # nothing to do today: no digest, and none later today
             await add_notice(
                 user_id,
                 "digest",
