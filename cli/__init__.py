@@ -23,6 +23,7 @@ from kith.cli.quality import quality
 from kith.cli.reminders import reminders, snooze_task
 from kith.cli.setup import init, migrate, serve
 from kith.cli.tasks import tasks
+from kith.cli.triggers import triggers
 from kith.cli.users import tokens, users
 from kith.cli.worker import worker
 
@@ -49,6 +50,7 @@ main.add_command(tasks)
 tasks.add_command(snooze_task)
 main.add_command(reminders)
 main.add_command(cadences)
+main.add_command(triggers)
 contacts.add_command(contacts_due)
 main.add_command(log_interaction)
 main.add_command(plugins)
