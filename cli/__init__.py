@@ -21,6 +21,7 @@ from kith.cli.merges import merge_contacts, unmerge_contacts
 from kith.cli.plugins import plugins
 from kith.cli.quality import quality
 from kith.cli.reminders import reminders, snooze_task
+from kith.cli.reports import report
 from kith.cli.setup import init, migrate, serve
 from kith.cli.tasks import tasks
 from kith.cli.triggers import triggers
@@ -51,6 +52,7 @@ tasks.add_command(snooze_task)
 main.add_command(reminders)
 main.add_command(cadences)
 main.add_command(triggers)
+main.add_command(report)
 contacts.add_command(contacts_due)
 main.add_command(log_interaction)
 main.add_command(plugins)

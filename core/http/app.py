@@ -24,6 +24,7 @@ from kith.http.routes.interactions import InteractionController, list_tasks
 from kith.http.routes.merges import MergeController
 from kith.http.routes.quality import quality_report
 from kith.http.routes.reminders import REMINDER_ROUTES
+from kith.http.routes.reports import REPORT_ROUTES
 from kith.http.routes.triggers import TRIGGER_ROUTES
 from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
@@ -50,6 +51,7 @@ CORE_ROUTES: list[Any] = [
     *CADENCE_ROUTES,
     *REMINDER_ROUTES,
     *TRIGGER_ROUTES,
+    *REPORT_ROUTES,
 ]
 
 
