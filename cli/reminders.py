@@ -134,4 +134,6 @@ def snooze_task(
     if as_json:
         print_json(task)
         return
-    click.echo(f"Snoozed {task.summary!r} ({task.id}) to {format_time(task.due_at, get_settings())}")
+    click.echo(
+        f"Snoozed {task.summary!r} ({task.id}) to {format_time(task.due_at, get_settings())}"
+    )

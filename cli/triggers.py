@@ -39,7 +39,13 @@ def list_rules(as_json: bool) -> None:
     print_table(
         ["name", "condition", "action", "enabled", "from"],
         [
-            (r.rule.name, r.rule.condition, r.rule.action, "yes" if r.rule.enabled else "no", r.origin)
+            (
+                r.rule.name,
+                r.rule.condition,
+                r.rule.action,
+                "yes" if r.rule.enabled else "no",
+                r.origin,
+            )
             for r in found
         ],
         empty="No trigger rules.",

@@ -124,11 +124,14 @@ class RuleSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         needed: dict[str, Any] = {
             "event": self.event if self.condition == "event" else True,
             "tier": self.tier if self.condition == "tier" else True,
-            "source or tag": (self.source or self.tag) if self.condition == "no_interaction"
+            "source or tag": (self.source or self.tag)
+            if self.condition == "no_interaction"
             else True,
             "tag_to_add": self.tag_to_add if self.action == "tag" else True,
         }
-        return [f"{self.condition}/{self.action} needs {key}" for key, ok in needed.items() if not ok]
+        return [
+            f"{self.condition}/{self.action} needs {key}" for key, ok in needed.items() if not ok
+        ]
 
 
 class TriggerSettings(msgspec.Struct, frozen=True, kw_only=True):

@@ -73,7 +73,7 @@ class DigestMark(Table, tablename="kith_digest_mark"):
 
 
 class Cadence(Table, tablename="kith_cadence"):
-    """"Contact every N days" for one contact, one tag or one tier."""
+    """ "Contact every N days" for one contact, one tag or one tier."""
 
     id = UUID(primary_key=True, default=new_id)
     scope = Varchar(length=10)

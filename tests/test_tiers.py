@@ -51,7 +51,10 @@ async def test_figures_and_tiers_from_a_fixture_of_orders(kith: Kith) -> None:
     assert (rub.currency, rub.orders, rub.monetary) == ("RUB", 3, decimal.Decimal("150000.00"))
     assert rub.recency_days == 10 and rub.average_interval_days == 30.0
     assert (eur.currency, eur.orders, eur.monetary) == ("EUR", 1, decimal.Decimal("99.50"))
-    assert value.lifetime_value == {"EUR": decimal.Decimal("99.50"), "RUB": decimal.Decimal("150000.00")}
+    assert value.lifetime_value == {
+        "EUR": decimal.Decimal("99.50"),
+        "RUB": decimal.Decimal("150000.00"),
+    }
     assert (await tiers.value(small, NOW)).tier == "B"
     # Over a year since the last order: only C's thresholds (no recency limit) hold.
     assert (await tiers.value(lapsed, NOW)).tier == "C"

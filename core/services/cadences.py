@@ -9,6 +9,7 @@ among those, the shortest. Contacts with the pause tag (``[cadences] pause_tag``
 
 from __future__ import annotations
 
+import builtins
 import datetime as dt
 import uuid
 from typing import Any, Literal
@@ -103,7 +104,9 @@ class CadenceService:
             try:
                 contact_id = uuid.UUID(target)
             except ValueError:
-                raise InvalidInput("a contact cadence's target is a contact id", field="target")
+                raise InvalidInput(
+                    "a contact cadence's target is a contact id", field="target"
+                ) from None
             if not await Contact.exists().where(Contact.id == contact_id):
                 raise NotFound(f"contact {contact_id} does not exist")
             target = str(contact_id)
@@ -123,9 +126,11 @@ class CadenceService:
                     )
                 ).run()
             else:
-                await Cadence.update({Cadence.every_days: data.every_days}).where(
-                    Cadence.id == existing["id"]
-                ).run()
+                await (
+                    Cadence.update({Cadence.every_days: data.every_days})
+                    .where(Cadence.id == existing["id"])
+                    .run()
+                )
         return next(c for c in await self.list() if c.scope == data.scope and c.target == target)
 
     async def list(self) -> list[CadenceOut]:
@@ -152,8 +157,8 @@ class CadenceService:
         *,
         now: dt.datetime | None = None,
         owner_id: uuid.UUID | None = None,
-        contact_ids: list[uuid.UUID] | None = None,
-    ) -> list[DueContact]:
+        contact_ids: builtins.list[uuid.UUID] | None = None,
+    ) -> builtins.list[DueContact]:
         """Every contact due at ``now``, most overdue first, without names (nothing personal
         is read)."""
         now = (now or self.kith.bus.dispatcher.now()).astimezone(dt.UTC)
@@ -184,7 +189,8 @@ class CadenceService:
             f" WHERE i.contact = matched.contact AND {real('i')}) AS last_at"
             " FROM matched WHERE pick = 1)"
             " SELECT * FROM (SELECT m.contact, m.owner, m.created_at, m.every_days, m.scope,"
-            f" m.target, m.last_at, {sql.days_between(since, sql.time_slot())} AS age FROM chosen m) x"
+            f" m.target, m.last_at, {sql.days_between(since, sql.time_slot())} AS age"
+            " FROM chosen m) x"
             " WHERE x.age >= x.every_days ORDER BY x.age - x.every_days DESC, x.contact"
         )
         args.append(now)
@@ -222,7 +228,7 @@ class CadenceService:
         owner_id: uuid.UUID | None = None,
         limit: int = 50,
         actor: Actor = SYSTEM,
-    ) -> list[DueContact]:
+    ) -> builtins.list[DueContact]:
         """Who is due, with their names; each name read is audited."""
         from kith.services.contacts import ContactService
 

@@ -40,4 +40,3 @@ async def run_all(kith: Kith) -> dict[str, int]:
     for job in (run_tiers, run_rules, run_reminders):
         counts.update(await job(kith))
     return counts
-

@@ -19,7 +19,6 @@ from typing import Any
 import msgspec
 from kith.actor import SYSTEM, Actor
 from kith.errors import InvalidInput, NotFound
-from kith.events import utcnow
 from kith.logs import get_logger
 from kith.loop_settings import ReminderSettings
 from kith.loop_tables import DigestMark, Notification, ReminderMark, UserReminderPreference
@@ -175,9 +174,7 @@ class ReminderService:
         now = self.now()
         rows = await (
             Notification.select()
-            .where(
-                Notification.delivered_at.is_null() & (Notification.attempts < MAX_ATTEMPTS)
-            )
+            .where(Notification.delivered_at.is_null() & (Notification.attempts < MAX_ATTEMPTS))
             .order_by(Notification.created_at)
             .limit(BATCH)
             .run()
@@ -200,14 +197,18 @@ class ReminderService:
                             error=type(result.error).__name__,
                         )
             if failed:
-                await Notification.update(
-                    {Notification.attempts: Notification.attempts + 1}
-                ).where(Notification.id == notice.id).run()
+                await (
+                    Notification.update({Notification.attempts: Notification.attempts + 1})
+                    .where(Notification.id == notice.id)
+                    .run()
+                )
             else:
                 delivered += 1
-                await Notification.update({Notification.delivered_at: now}).where(
-                    Notification.id == notice.id
-                ).run()
+                await (
+                    Notification.update({Notification.delivered_at: now})
+                    .where(Notification.id == notice.id)
+                    .run()
+                )
         return delivered
 
     # -- the in-app list -------------------------------------------------------------------
@@ -270,9 +271,9 @@ class ReminderService:
             _clock(preferences.digest_at)
         await self.preferences(user_id)
         async with self.kith.unit_of_work():
-            await UserReminderPreference.delete().where(
-                UserReminderPreference.user == user_id
-            ).run()
+            await (
+                UserReminderPreference.delete().where(UserReminderPreference.user == user_id).run()
+            )
             await UserReminderPreference.insert(
                 UserReminderPreference(
                     user=user_id,
@@ -291,9 +292,7 @@ class ReminderService:
             return 0
         now = now or self.now()
         users = await User.select(User.id).where(User.active == True).run()  # noqa: E712
-        prefs = {
-            row["user"]: row for row in await UserReminderPreference.select().run()
-        }
+        prefs = {row["user"]: row for row in await UserReminderPreference.select().run()}
         made = 0
         for user in users:
             pref = prefs.get(user["id"])
@@ -407,7 +406,10 @@ class ReminderService:
             for item in due
         ]
         return Digest(
-            day=day.isoformat(), timezone=pref.timezone, tasks=task_items, due_contacts=contact_items
+            day=day.isoformat(),
+            timezone=pref.timezone,
+            tasks=task_items,
+            due_contacts=contact_items,
         )
 
     # -- snooze ----------------------------------------------------------------------------

@@ -58,19 +58,29 @@ class ReportService:
         self.sql = Dialect(kith.database)
         self.settings = ReportSettings.from_settings(kith.settings)
         self.reports: dict[str, tuple[str, Callable[[dt.datetime], tuple[str, list[Any]]]]] = {
-            "new-contacts": ("New contacts and leads by source per week (UTC, from Monday)",
-                             self._new_contacts),
-            "conversion": ("Lead to customer: contacts by source and how many have ordered",
-                           self._conversion),
-            "callback-time": ("Missed inbound calls and the time to the first call back "
-                              "(nearest-rank median and 90th percentile, seconds)",
-                              self._callback),
-            "tasks-on-time": ("Tasks with a due time: done on time, done late, open and "
-                              "overdue", self._tasks),
+            "new-contacts": (
+                "New contacts and leads by source per week (UTC, from Monday)",
+                self._new_contacts,
+            ),
+            "conversion": (
+                "Lead to customer: contacts by source and how many have ordered",
+                self._conversion,
+            ),
+            "callback-time": (
+                "Missed inbound calls and the time to the first call back "
+                "(nearest-rank median and 90th percentile, seconds)",
+                self._callback,
+            ),
+            "tasks-on-time": (
+                "Tasks with a due time: done on time, done late, open and overdue",
+                self._tasks,
+            ),
             "calls-answered": ("Inbound calls answered (with talk time)", self._calls),
             "revenue-by-tier": ("Orders and revenue by value tier and currency", self._revenue),
-            "stale-data": ("Contacts untouched (no change, no interaction) for the stale "
-                           "period", self._stale),
+            "stale-data": (
+                "Contacts untouched (no change, no interaction) for the stale period",
+                self._stale,
+            ),
         }
 
     def names(self) -> list[tuple[str, str]]:
@@ -177,4 +187,3 @@ class ReportService:
             " FROM kith_contact c WHERE c.archived = FALSE) x",
             [cutoff, cutoff],
         )
-

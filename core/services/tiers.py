@@ -162,9 +162,11 @@ class TierService:
         self, changes: list[tuple[uuid.UUID, str | None, str | None]], now: dt.datetime
     ) -> None:
         async with self.kith.unit_of_work() as uow:
-            await ContactTier.delete().where(
-                ContactTier.contact.is_in([contact for contact, _, _ in changes])
-            ).run()
+            await (
+                ContactTier.delete()
+                .where(ContactTier.contact.is_in([contact for contact, _, _ in changes]))
+                .run()
+            )
             rows = [
                 ContactTier(contact=contact, tier=new, computed_at=now)
                 for contact, _, new in changes
@@ -174,7 +176,10 @@ class TierService:
                 await ContactTier.insert(*rows).run()
             for contact, old, new in changes:
                 uow.publish(
-                    "contact.tier_changed", contact, contact_id=str(contact), **{"from": old, "to": new}
+                    "contact.tier_changed",
+                    contact,
+                    contact_id=str(contact),
+                    **{"from": old, "to": new},
                 )
 
     async def on_order(self, contact_id: uuid.UUID) -> None:
@@ -193,13 +198,17 @@ class TierService:
             .order_by(ContactValue.currency)
             .run()
         )
-        tier = await ContactTier.select(ContactTier.tier).where(
-            ContactTier.contact == contact_id
-        ).first()
+        tier = (
+            await ContactTier.select(ContactTier.tier)
+            .where(ContactTier.contact == contact_id)
+            .first()
+        )
         currencies = []
         for row in rows:
-            first, last, orders = _time(row["first_order_at"]), _time(row["last_order_at"]), int(
-                row["orders"]
+            first, last, orders = (
+                _time(row["first_order_at"]),
+                _time(row["last_order_at"]),
+                int(row["orders"]),
             )
             interval = None
             if first and last and orders > 1:
@@ -225,8 +234,9 @@ class TierService:
     async def tiers_of(self, contact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         if not contact_ids:
             return {}
-        rows = await ContactTier.select(ContactTier.contact, ContactTier.tier).where(
-            ContactTier.contact.is_in(list(contact_ids))
-        ).run()
+        rows = (
+            await ContactTier.select(ContactTier.contact, ContactTier.tier)
+            .where(ContactTier.contact.is_in(list(contact_ids)))
+            .run()
+        )
         return {_uuid(row["contact"]): row["tier"] for row in rows}
-

@@ -40,7 +40,7 @@ async def list_cadences(request: Request[Any, Any, Any]) -> list[CadenceOut]:
 
 @post("/api/cadences", opt=WRITE, tags=["cadences"], summary="Add or change a cadence")
 async def set_cadence(request: Request[Any, Any, Any], data: JSONBody[CadenceIn]) -> CadenceOut:
-    """"Contact every ``every_days`` days" for a contact (``target``: its id), a tag or a
+    """ "Contact every ``every_days`` days" for a contact (``target``: its id), a tag or a
     tier; the same scope and target again changes the interval."""
     return await CadenceService(request.app.state.kith, API).set(data)
 
