@@ -23,6 +23,7 @@ from kith.events import Event, EventType, utcnow
 from kith.hookspecs import hookimpl, may_be_async
 from kith.ids import new_id
 from kith.logs import add_processor, get_logger
+from kith.mail import Mailer, MailMessage, MailSettings, MailTransport
 from kith.normalize import normalize_email, normalize_phone
 from kith.notices import UserNotice
 from kith.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
@@ -59,11 +60,14 @@ from kith.subject_checks import (
     check_processing,
     processing_refusals,
     record_access,
+    record_consent,
 )
 from kith.subject_moves import move_subject_rows
 from kith.subjects import (
     LAWFUL_BASES,
     Access,
+    ConsentGiven,
+    ConsentReceipt,
     ErasureMethod,
     ErasureOutcome,
     ExportSection,
@@ -90,6 +94,8 @@ __all__ = [
     "Access",
     "Actor",
     "Conflict",
+    "ConsentGiven",
+    "ConsentReceipt",
     "ContactCreate",
     "ContactIntake",
     "ContactKind",
@@ -119,6 +125,10 @@ __all__ = [
     "Kith",
     "KithError",
     "LawfulBasis",
+    "MailMessage",
+    "MailSettings",
+    "MailTransport",
+    "Mailer",
     "NotAuthenticated",
     "NotFound",
     "Page",
@@ -155,6 +165,7 @@ __all__ = [
     "normalize_phone",
     "processing_refusals",
     "record_access",
+    "record_consent",
     "unset_to_dict",
     "utcnow",
 ]

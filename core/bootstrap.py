@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from kith.mail import MAIL_SUBSCRIBER
 from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.runtime import Kith
 from kith.settings import Settings, load_settings
@@ -22,7 +23,8 @@ def open_kith(
     kith.plugins = plugins
     kith.personal_fields = plugins.personal_fields()
     kith.event_types = {event_type.name: event_type for event_type in plugins.event_types()}
-    kith.subscribers = plugins.subscribers()
+    # Core's own subscriber sends queued email (kith.mail), after the plugins'.
+    kith.subscribers = [*plugins.subscribers(), MAIL_SUBSCRIBER]
     protector = plugins.field_protector(kith)
     if protector is not None:
         kith.protector = protector

@@ -74,4 +74,5 @@ CORE_EVENT_TYPES: tuple[EventType, ...] = (
         "A trigger rule fired for a contact (once per rule, contact and period).",
         ("contact_id", "rule", "period"),
     ),
+    EventType("mail.queued", "An email was queued for sending (kith.mail).", ("mail_id",)),
 )

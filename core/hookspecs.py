@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import msgspec
     from kith.actor import Actor
     from kith.events import EventType
+    from kith.mail import MailTransport
     from kith.notices import UserNotice
     from kith.personal import PersonalField
     from kith.protection import FieldProtector, KeyProvider
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
     from kith.settings import Settings
     from kith.subjects import (
         Access,
+        ConsentGiven,
+        ConsentReceipt,
         ErasureOutcome,
         ExportSection,
         Purpose,
@@ -159,6 +162,17 @@ def kith_key_provider(settings: Settings) -> KeyProvider | None:
     provider here and wins; return None to leave the choice to the next plugin (for example
     when the plugin's ``[mykms]`` section is not configured). Called once when Kith opens. First
     result wins. Sync only (the provider's own methods are async)."""
+
+
+@hookspec(firstresult=True)
+def kith_mail_transport(settings: Settings) -> MailTransport | None:
+    """Provide the transport outgoing email goes through (:class:`kith.Mailer` queues it; the
+    event bus sends it and retries a send that raises). Return an object with
+    ``async send(message)`` taking an :class:`email.message.EmailMessage`, for a mail API or a
+    provider's SDK; return None to leave the choice to the next plugin (for example when your
+    own settings section is not configured). Without an answer Kith sends through the SMTP
+    server of ``[mail]``. Called for each message. First result wins. Sync only (the
+    transport's ``send`` is async)."""
 
 
 @hookspec
@@ -358,6 +372,19 @@ def kith_notify_recipient_preview(
     preview a compliance officer approves before an erasure, rectification or restriction.
     Answer only for recipients your plugin registered, None otherwise; without an answer the
     preview counts 0. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_record_consent(
+    kith: Kith, contact_id: uuid.UUID, consent: ConsentGiven, actor: Actor
+) -> Awaitable[ConsentReceipt | None] | ConsentReceipt | None:
+    """A person gave consent through a plugin's channel (:func:`kith.record_consent` calls
+    this): record it in the consent ledger, tied to the notice text they saw (published as a
+    new notice version when it differs from the current one), and answer what was recorded.
+    Called inside the caller's transaction, so a refused submission records nothing. The
+    ``privacy.rights`` plugin answers; None from plugins that keep no ledger. Collecting.
+    May be async."""
 
 
 @hookspec

@@ -108,6 +108,17 @@ CORE_PERSONAL_FIELDS: tuple[PersonalField, ...] = (
 )
 
 
+CORE_PERSONAL_FIELDS += tuple(
+    PersonalField(
+        table="kith_mail",
+        column=column,
+        category="communications",
+        purposes=("customer_relationship",),
+        description=f"Outgoing email waiting to be sent: its {column} (wiped once sent)",
+    )
+    for column in ("recipient", "subject", "body", "html")
+)
+
 CORE_PURPOSES: tuple[Purpose, ...] = (
     Purpose(
         name="customer_relationship",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from kith.actor import SYSTEM, Actor
 from kith.errors import Conflict, KithError
-from kith.subjects import Access
+from kith.subjects import Access, ConsentGiven, ConsentReceipt
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -145,3 +145,17 @@ async def record_access(
         contact_id=contact_id, action=action, actor=actor.ref, channel=channel, details=details
     )
     await kith.plugins.call_async("kith_record_access", kith=kith, access=access)
+
+
+async def record_consent(
+    kith: Kith, contact_id: uuid.UUID, consent: ConsentGiven, actor: Actor = SYSTEM
+) -> list[ConsentReceipt]:
+    """Record consent given through a plugin's channel in the consent ledger (through
+    ``kith_record_consent``); returns what each ledger recorded (none without one)."""
+    if not _has_hook(kith, "kith_record_consent"):
+        return []
+    assert kith.plugins is not None
+    results = await kith.plugins.call_async(
+        "kith_record_consent", kith=kith, contact_id=contact_id, consent=consent, actor=actor
+    )
+    return [result.value for result in results if isinstance(result.value, ConsentReceipt)]

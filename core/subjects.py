@@ -56,6 +56,28 @@ class ErasureOutcome(msgspec.Struct, kw_only=True):
     ground: str | None = None
 
 
+class ConsentGiven(msgspec.Struct, frozen=True, kw_only=True):
+    """Consent a person gave through a plugin's channel (a web form's ticked box), for
+    :func:`kith.record_consent`: the purpose, the exact notice text shown, the channel, the
+    interaction that documents it (time, address, user agent of a form submission) and when."""
+
+    purpose: str
+    notice_text: str
+    channel: str
+    source_interaction_id: uuid.UUID | None = None
+    occurred_at: dt.datetime | None = None
+
+
+class ConsentReceipt(msgspec.Struct, frozen=True, kw_only=True):
+    """What the consent ledger recorded: its event, and the notice version and SHA-256 the
+    consent refers to."""
+
+    event_id: uuid.UUID
+    purpose: str
+    notice_version: int | None
+    notice_sha256: str | None
+
+
 class SubjectHold(msgspec.Struct, frozen=True, kw_only=True):
     """Interactions an erasure must keep because a law requires them (a legal hold): those of
     ``kinds`` that happened at or after ``since`` (all of them when None). They are

@@ -325,6 +325,27 @@ class DuplicateBlock(Table, tablename="kith_duplicate_block"):
     lookup = Varchar(length=128, null=True, default=None)
 
 
+class Mail(Table, tablename="kith_mail"):
+    """An outgoing email (``kith.mail``): queued with its content, sent by the event bus, and
+    then kept as a sent mark without content, so that it is never sent twice."""
+
+    # No foreign key: a queued message about a contact is erased with them by core's erasure.
+    kith_subject_column = "contact_id"
+
+    id = UUID(primary_key=True, default=new_id)
+    contact_id = UUID(null=True, default=None, index=True)
+    recipient = Text(default="", secret=True)
+    subject = Text(default="", secret=True)
+    body = Text(default="", secret=True)
+    html = Text(null=True, default=None, secret=True)
+    reply_to = Varchar(length=320, null=True, default=None)
+    state = Varchar(length=10, default="pending")
+    attempts = Integer(default=0)
+    error = Text(null=True, default=None)
+    created_at = Timestamptz()
+    sent_at = Timestamptz(null=True, default=None)
+
+
 CORE_TABLES: list[type[Table]] = [
     User,
     ApiToken,
@@ -343,5 +364,6 @@ CORE_TABLES: list[type[Table]] = [
     DuplicatePair,
     DuplicateScan,
     DuplicateBlock,
+    Mail,
     ImportJob,
 ]

@@ -51,11 +51,12 @@ class KithPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         # Core answers for its own data through the same hooks as the plugins, but is not one:
         # registered with pluggy alone, it is not listed, selected or blocked like a plugin.
-        from kith import import_jobs, name_index, subject_data
+        from kith import import_jobs, mail_subjects, name_index, subject_data
 
         pluggy.PluginManager.register(self, subject_data, subject_data.PLUGIN_NAME)
         pluggy.PluginManager.register(self, name_index, name_index.PLUGIN_NAME)
         pluggy.PluginManager.register(self, import_jobs, import_jobs.PLUGIN_NAME)
+        pluggy.PluginManager.register(self, mail_subjects, mail_subjects.PLUGIN_NAME)
         # Called once, before any plugin registers: being historic, it reaches each plugin the
         # moment that plugin registers, so a plugin's own hookspecs exist before the plugins
         # registered after it are checked against them.

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from kith import (
     Access,
     Actor,
+    ConsentGiven,
+    ConsentReceipt,
     ErasureOutcome,
     Event,
     EventType,
@@ -268,6 +270,32 @@ async def kith_check_processing(kith: Kith, contact_id: uuid.UUID, activity: str
                 "purpose (no current consent, or an objection)"
             )
     return reason
+
+
+@hookimpl
+async def kith_record_consent(
+    kith: Kith, contact_id: uuid.UUID, consent: ConsentGiven, actor: Actor
+) -> ConsentReceipt:
+    from kith.privacy.rights.consent import ConsentService
+
+    ledger = ConsentService(kith)
+    # The text the person saw becomes a notice version (the current one when unchanged).
+    notice = await ledger.publish_notice(consent.purpose, consent.notice_text, actor)
+    event = await ledger.give(
+        contact_id,
+        consent.purpose,
+        channel=consent.channel,
+        notice_version=notice.version,
+        source_interaction_id=consent.source_interaction_id,
+        occurred_at=consent.occurred_at,
+        actor=actor,
+    )
+    return ConsentReceipt(
+        event_id=event.id,
+        purpose=event.purpose,
+        notice_version=event.notice_version,
+        notice_sha256=event.notice_sha256,
+    )
 
 
 @hookimpl
