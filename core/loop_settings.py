@@ -29,6 +29,9 @@ class ReminderSettings(msgspec.Struct, frozen=True, kw_only=True):
     """Local time of each user's daily digest (a user may choose another)."""
     digest: bool = True
     """Make daily digests at all."""
+    email: bool = False
+    """Also email each notification to its user through the core mailer (``[mail]``). The
+    email holds links and counts, never a contact's name."""
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ReminderSettings:

@@ -236,9 +236,7 @@ async def test_an_own_capture_replayed_over_tcp(name: str) -> None:
     call_id = capture.events[0]["Linkedid"]  # type: ignore[index]
     expected, kinds = FIXTURE_CALLS[name]
     async with AmiServer(events=capture.events) as server, running(provider_for(server)) as run:
-        await run.until(
-            lambda: any(e.call_id == call_id and e.kind == "ended" for e in run.events)
-        )
+        await run.until(lambda: any(e.call_id == call_id and e.kind == "ended" for e in run.events))
         await asyncio.sleep(0.05)
         call = summary(run.events, call_id)
         assert {key: call[key] for key in expected} == expected

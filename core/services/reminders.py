@@ -196,6 +196,8 @@ class ReminderService:
                             notification=str(notice.id),
                             error=type(result.error).__name__,
                         )
+            if not failed and self.settings.email:
+                failed = not await self._email(notice, now)
             if failed:
                 await (
                     Notification.update({Notification.attempts: Notification.attempts + 1})
@@ -210,6 +212,31 @@ class ReminderService:
                     .run()
                 )
         return delivered
+
+    async def _email(self, notice: UserNotice, now: dt.datetime) -> bool:
+        """Queue the notice's email, marking it delivered in the same transaction, so it is
+        queued once; the mailer's own retries take it from there."""
+        from kith.mail import Mailer, MailMessage
+
+        user = await User.select(User.email, User.active).where(User.id == notice.user_id).first()
+        if user is None or not user["active"]:
+            return True
+        base = self.kith.settings.public_url.rstrip("/") or "http://127.0.0.1:8000"
+        subject, text = email_text(notice, base)
+        try:
+            async with self.kith.unit_of_work():
+                await Mailer(self.kith).send(
+                    MailMessage(to=user["email"], subject=subject, text=text)
+                )
+                await (
+                    Notification.update({Notification.delivered_at: now})
+                    .where(Notification.id == notice.id)
+                    .run()
+                )
+        except InvalidInput as exc:
+            _log.warning("notification.email_refused", notification=str(notice.id), error=str(exc))
+            return False
+        return True
 
     # -- the in-app list -------------------------------------------------------------------
 
@@ -439,6 +466,24 @@ class ReminderService:
         if new_due.tzinfo is not None and new_due <= now:
             raise InvalidInput("a task is snoozed to a time in the future", field="until")
         return await service.update(task_id, InteractionPatch(due_at=new_due), actor)
+
+
+def email_text(notice: UserNotice, base: str) -> tuple[str, str]:
+    """Subject and body of a notice's email: kinds, counts and links only."""
+    if notice.kind == "digest":
+        tasks = len(notice.payload.get("tasks", []))
+        due = int(notice.payload.get("due_contact_count", 0))
+        return (
+            f"Your day, {notice.payload.get('day', '')}: {tasks} tasks, {due} contacts to call",
+            f"Tasks due today: {tasks}\nContacts due a call: {due}\n\n"
+            f"Your digest: {base}/api/digest\n",
+        )
+    what = {"task.due": "A task is due", "task.overdue": "A task is overdue"}.get(
+        notice.kind, f"Rule {notice.payload.get('rule', '')} fired"
+    )
+    link = f"{base}/api/interactions/{notice.task_id}" if notice.task_id else ""
+    contact = f"{base}/api/contacts/{notice.contact_id}" if notice.contact_id else ""
+    return what, "\n".join(line for line in (what, link, contact) if line) + "\n"
 
 
 def _clock(text: str) -> dt.time:
