@@ -7,8 +7,10 @@ import datetime as dt
 import decimal
 import uuid
 
+import httpx
 from kith import ContactCreate, ContactService, InteractionCreate, InteractionService, Kith
 from kith.services.tiers import TierService
+from kith.testing import TokenFactory
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -75,3 +77,20 @@ async def test_figures_and_tiers_from_a_fixture_of_orders(kith: Kith) -> None:
     assert await tiers.recompute(now=later) == 2  # big and small drop to C
     assert (await tiers.value(small, later)).tier == "C"
     assert await tiers.recompute(now=later) == 0
+
+
+async def test_tier_as_a_list_filter_and_the_value_endpoint(
+    kith: Kith, kith_client: httpx.AsyncClient, kith_auth: TokenFactory
+) -> None:
+    headers = await kith_auth("agent")
+    buyer = await contact(kith, "Buyer")
+    await contact(kith, "Browser")
+    await order(kith, buyer, 3, "25000")
+    listed = await kith_client.get("/api/contacts", params={"tier": "B"}, headers=headers)
+    assert [c["id"] for c in listed.json()["items"]] == [str(buyer)]
+    none = await kith_client.get("/api/contacts", params={"tier": "A"}, headers=headers)
+    assert none.json()["items"] == []
+    value = (await kith_client.get(f"/api/contacts/{buyer}/value", headers=headers)).json()
+    assert value["tier"] == "B" and value["lifetime_value"] == {"RUB": "25000.00"}
+    missing = await kith_client.get(f"/api/contacts/{uuid.uuid4()}/value", headers=headers)
+    assert missing.status_code == 404
