@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 from kith.cli._plugin_commands import PluginCommandsGroup
+from kith.cli.cadences import cadences, contacts_due
 from kith.cli.contacts import contacts
 from kith.cli.duplicates import duplicates
 from kith.cli.events import events
@@ -19,8 +20,11 @@ from kith.cli.interactions import log_interaction
 from kith.cli.merges import merge_contacts, unmerge_contacts
 from kith.cli.plugins import plugins
 from kith.cli.quality import quality
+from kith.cli.reminders import reminders, snooze_task
+from kith.cli.reports import report
 from kith.cli.setup import init, migrate, serve
 from kith.cli.tasks import tasks
+from kith.cli.triggers import triggers
 from kith.cli.users import tokens, users
 from kith.cli.worker import worker
 
@@ -44,6 +48,12 @@ contacts.add_command(duplicates)
 main.add_command(fields)
 main.add_command(import_)
 main.add_command(tasks)
+tasks.add_command(snooze_task)
+main.add_command(reminders)
+main.add_command(cadences)
+main.add_command(triggers)
+main.add_command(report)
+contacts.add_command(contacts_due)
 main.add_command(log_interaction)
 main.add_command(plugins)
 main.add_command(events)

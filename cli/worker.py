@@ -8,6 +8,7 @@ import signal
 import click
 from kith.console import log_as_service, note, run_with_kith
 from kith.runtime import Kith
+from kith.services.loop_jobs import run_all
 
 
 @click.command()
@@ -36,10 +37,12 @@ def worker(once: bool, no_scheduler: bool, grace: float) -> None:
 
     async def run_once(kith: Kith) -> None:
         due = 0 if no_scheduler else await kith.bus.publish_due_tasks()
+        loop = {} if no_scheduler else await run_all(kith)
         attempts = await kith.bus.drain()
         counts = await kith.bus.counts()
+        done = "".join(f", {n} {name.replace('_', ' ')}" for name, n in loop.items())
         note(
-            f"{due} due tasks published, {attempts} deliveries attempted; "
+            f"{due} due tasks published{done}, {attempts} deliveries attempted; "
             f"{counts['pending']} pending, {counts['dead']} dead"
         )
 

@@ -25,6 +25,7 @@ from kith.ids import new_id
 from kith.logs import add_processor, get_logger
 from kith.mail import Mailer, MailMessage, MailSettings, MailTransport
 from kith.normalize import normalize_email, normalize_phone
+from kith.notices import UserNotice
 from kith.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
 from kith.personal import SUBJECT_TABLE, PersonalField
 from kith.protection import FieldProtector, KeyProvider
@@ -146,6 +147,7 @@ __all__ = [
     "SettingsError",
     "SubjectHold",
     "Subscriber",
+    "UserNotice",
     "UserService",
     "__version__",
     "add_processor",

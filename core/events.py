@@ -59,5 +59,20 @@ CORE_EVENT_TYPES: tuple[EventType, ...] = (
         ("contact_id", "merge_id", "losers"),
     ),
     EventType("task.due", "A task reached its due time.", ("interaction_id", "assignee_id")),
+    EventType(
+        "task.overdue",
+        "An open task is past its due time by the overdue margin of [reminders].",
+        ("interaction_id", "assignee_id", "due_at"),
+    ),
+    EventType(
+        "contact.tier_changed",
+        "A contact's value tier changed (from null when it had none, to null when it lost it).",
+        ("contact_id", "from", "to"),
+    ),
+    EventType(
+        "trigger.fired",
+        "A trigger rule fired for a contact (once per rule, contact and period).",
+        ("contact_id", "rule", "period"),
+    ),
     EventType("mail.queued", "An email was queued for sending (kith.mail).", ("mail_id",)),
 )

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from kith.actor import Actor
     from kith.events import EventType
     from kith.mail import MailTransport
+    from kith.notices import UserNotice
     from kith.personal import PersonalField
     from kith.protection import FieldProtector, KeyProvider
     from kith.runtime import Kith
@@ -328,6 +329,17 @@ def kith_check_processing(
     ``privacy.rights`` plugin refuses for a restricted contact (Art. 18 GDPR) and, for ``purpose:``
     activities, when the consent ledger gives no basis.
     :func:`kith.check_processing` calls it. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_deliver_notification(kith: Kith, notice: UserNotice) -> Awaitable[None] | None:
+    """Deliver a notice to its user through a channel of your plugin (an email, a chat
+    message, a push). Core keeps every notice in the in-app list (``GET /api/notifications``)
+    and then calls every implementation; when one raises, all are called again later (up to
+    eight attempts), so an implementation must be idempotent by ``notice.id``. The notice
+    holds ids only; read names through the services (audited) and write no personal value to
+    logs. Collecting. May be async."""
 
 
 @hookspec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from kith.actor import SYSTEM, Actor
@@ -48,6 +48,11 @@ class Kith:
         self.sink: EventSink = sink or self.bus
         # Core's own periodic work, run while the bus dispatches (kith serve, kith worker).
         self.bus.add_job("kith.merges.close", MERGE_CLOSE_EVERY_S, self._close_expired_merges)
+        # Closing the loop: reminders and digests every half minute, cadence tasks and trigger
+        # rules every five minutes, tiers hourly (an order updates its contact's tier at once).
+        self.bus.add_job("kith.loop.reminders", 30.0, self._loop("run_reminders"))
+        self.bus.add_job("kith.loop.rules", 300.0, self._loop("run_rules"))
+        self.bus.add_job("kith.loop.tiers", 3600.0, self._loop("run_tiers"))
         self.token_cache = TokenCache(settings.token_cache_seconds)
         # What the plugins add; open_kith fills these in. The defaults are core's own, for a
         # Kith built by hand without plugins.
@@ -82,6 +87,16 @@ class Kith:
         from kith.services.merges import MergeService
 
         await MergeService(self).close_expired()
+
+    def _loop(self, name: str) -> Callable[[], Awaitable[None]]:
+        """A periodic job of the loop (reminders, rules, tiers: kith.services.loop_jobs)."""
+
+        async def job() -> None:
+            from kith.services import loop_jobs
+
+            await getattr(loop_jobs, name)(self)
+
+        return job
 
     def unit_of_work(self, actor: Actor = SYSTEM) -> UnitOfWork:
         return UnitOfWork(self.database, self.sink, actor)

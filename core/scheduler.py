@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
+from kith.notices import add_notice
 from kith.outbox import as_time, as_uuid
 from kith.storage import Database
 from kith.unit_of_work import UnitOfWork
@@ -71,4 +72,14 @@ class Scheduler:
                     assignee_id=None if row["assignee"] is None else str(as_uuid(row["assignee"])),
                     due_at=due_at.isoformat(),
                 )
+                if row["assignee"] is not None:
+                    # The assignee's notification commits with the event, or neither does.
+                    await add_notice(
+                        as_uuid(row["assignee"]),
+                        "task.due",
+                        contact_id=as_uuid(row["contact"]),
+                        task_id=as_uuid(row["id"]),
+                        payload={"due_at": due_at.isoformat()},
+                        now=now,
+                    )
             return len(rows)

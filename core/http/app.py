@@ -13,6 +13,7 @@ from kith.http.middleware import RequestLogMiddleware
 from kith.http.openapi import SECURITY_SCHEME, KithOpenAPIConfig
 from kith.http.problems import problem_details_plugin
 from kith.http.request_body import KithRequest
+from kith.http.routes.cadences import CADENCE_ROUTES
 from kith.http.routes.contacts import API, ContactController
 from kith.http.routes.duplicates import DuplicateController
 from kith.http.routes.exports import ExportController
@@ -22,6 +23,9 @@ from kith.http.routes.imports import ImportController
 from kith.http.routes.interactions import InteractionController, list_tasks
 from kith.http.routes.merges import MergeController
 from kith.http.routes.quality import quality_report
+from kith.http.routes.reminders import REMINDER_ROUTES
+from kith.http.routes.reports import REPORT_ROUTES
+from kith.http.routes.triggers import TRIGGER_ROUTES
 from kith.http.routes.users import TokenController, UserController
 from kith.runtime import Kith
 from kith.services.contacts import ContactService
@@ -44,6 +48,10 @@ CORE_ROUTES: list[Any] = [
     quality_report,
     UserController,
     TokenController,
+    *CADENCE_ROUTES,
+    *REMINDER_ROUTES,
+    *TRIGGER_ROUTES,
+    *REPORT_ROUTES,
 ]
 
 

@@ -130,7 +130,7 @@ class Kind:
 
 
 def _core_sections() -> list[tuple[str, type[msgspec.Struct]]]:
-    from kith import duplicate_settings, mail
+    from kith import duplicate_settings, loop_settings, mail
     from kith.dispatcher import SECTION, EventsConfig
     from kith.services import quality
 
@@ -138,6 +138,7 @@ def _core_sections() -> list[tuple[str, type[msgspec.Struct]]]:
         (SECTION, EventsConfig),
         (duplicate_settings.SECTION, duplicate_settings.DuplicateSettings),
         (quality.SECTION, quality.QualitySettings),
+        *loop_settings.SECTIONS,
         (mail.SECTION, mail.MailSettings),
     ]
 

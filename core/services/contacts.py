@@ -56,6 +56,8 @@ class ContactFilter:
     include_archived: bool = False
     organization_id: uuid.UUID | None = None
     fields: Mapping[str, str] | None = None
+    # Only contacts in this value tier (kith.services.tiers).
+    tier: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1138,6 +1140,14 @@ class ContactService:
             matching = await FieldService(self.kith).conditions(filters.fields)
             by_fields = [Contact.id.is_in(ids) for ids in matching]
             conditions += by_fields
+        if filters.tier is not None:
+            from kith.loop_tables import ContactTier
+
+            in_tier = ContactTier.select(ContactTier.contact).where(
+                ContactTier.tier == filters.tier
+            )
+            by_fields = [*by_fields, Contact.id.is_in(in_tier)]
+            conditions.append(by_fields[-1])
         q = (filters.q or "").strip()
         lookup = self._parse_lookup(q) if q else None
         empty = False
@@ -1238,16 +1248,22 @@ class ContactService:
         organization_id: uuid.UUID | None = None,
         fields: Mapping[str, str] | None = None,
         actor: Actor = SYSTEM,
+        tier: str | None = None,
     ) -> Page[ContactOut]:
-        """Contacts in creation order; ``q`` is an exact email or phone, or words that each
-        start a word of the name (any order, any script: see :mod:`kith.name_index`);
+        """Contacts in creation order (of value tier ``tier``, when given); ``q`` is an exact
+        email or phone, or words that each start a word of the name (any order, any script:
+        see :mod:`kith.name_index`);
         ``organization_id`` keeps the people of that organization; ``fields`` filters on
         custom field values (see :meth:`FieldService.conditions`). Each contact listed is
         reported as read (``list``, or ``search`` for a query)."""
         limit = check_limit(limit)
         after = decode_id_cursor(cursor) if cursor else None
         filters = ContactFilter(
-            q=q, include_archived=include_archived, organization_id=organization_id, fields=fields
+            q=q,
+            include_archived=include_archived,
+            organization_id=organization_id,
+            fields=fields,
+            tier=tier,
         )
         items, more = await self.page(await self.select(filters), after, limit)
         next_cursor = encode_cursor(items[-1].id) if more else None

@@ -265,6 +265,11 @@ class InteractionService:
                 kind=data.kind,
                 source=data.source,
             )
+            if data.kind == "order":
+                # The contact's value and tier move with the order, in its transaction.
+                from kith.services.tiers import TierService
+
+                await TierService(self.kith).on_order(contact_id)
             # In the transaction: the record commits with the interaction, in one commit.
             await self._report(contact_id, "log_interaction", actor, interaction=str(row_id))
         # What was just written, as a read would return it, without reading it back.

@@ -15,6 +15,7 @@ from kith.schemas import (
 )
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from kith.services.tiers import ContactValueOut, TierService
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -82,6 +83,9 @@ class ContactController(Controller):
         limit: Limit = 50,
         include_archived: FromQuery[bool] = False,
         organization_id: OrganizationFilter = None,
+        tier: Annotated[
+            str | None, QueryParameter(description="only contacts in this value tier (A, B...)")
+        ] = None,
         *,
         actor: CurrentActor,
         request: Request[Any, Any, Any],
@@ -96,7 +100,16 @@ class ContactController(Controller):
             organization_id=organization_id,
             fields=field_filters(request),
             actor=actor,
+            tier=tier,
         )
+
+    @get("/{contact_id:uuid}/value", opt=READ, summary="Value and tier from orders")
+    async def value(
+        self, contact_id: FromPath[uuid.UUID], request: Request[Any, Any, Any]
+    ) -> ContactValueOut:
+        """Recency, frequency, monetary value per currency, lifetime value, average order
+        interval and the contact's tier (numbers only)."""
+        return await TierService(request.app.state.kith).value(contact_id)
 
     @get("/{contact_id:uuid}", opt=READ, summary="Read a contact")
     async def read(
