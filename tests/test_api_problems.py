@@ -171,7 +171,9 @@ async def test_openapi_document_is_public_and_complete(kith: Kith) -> None:
         for method, (handler, _) in getattr(route, "route_handler_map", {}).items()
         if method != "OPTIONS" and not route.path.startswith("/schema")
     ]
-    served = {(method, path) for method, path, handler in handlers if handler.resolve_include_in_schema()}
+    served = {
+        (method, path) for method, path, handler in handlers if handler.resolve_include_in_schema()
+    }
     # The web UI's pages are left out of the API document; nothing under /api may be.
     hidden = {path for _, path, handler in handlers if not handler.resolve_include_in_schema()}
     assert not [path for path in hidden if path.startswith("/api")]
