@@ -24,7 +24,7 @@ from litestar.middleware.rate_limit import (
     RateLimitMiddleware,
     get_remote_address,
 )
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
@@ -40,7 +40,7 @@ class FormController(Controller):
     tags = ["forms"]
 
     @post("/", opt=ADMIN, summary="Create a form")
-    async def create(self, data: FormCreate, state: State) -> Response[FormOut]:
+    async def create(self, data: JSONBody[FormCreate], state: State) -> Response[FormOut]:
         created = await FormService(state.kith).create(data)
         return Response(
             created, status_code=HTTP_201_CREATED, headers={"Location": f"/api/forms/{data.id}"}
@@ -204,25 +204,6 @@ class PublicFormController(Controller):
             return Response(pages.message_page("Thank you", text), media_type=MediaType.HTML)
         return Response(done, headers=_cors(origin))
 
-    @route(
-        "/{form_id:str}",
-        http_method=["OPTIONS"],
-        opt=PUBLIC,
-        status_code=HTTP_204_NO_CONTENT,
-        include_in_schema=False,
-    )
-    async def preflight(
-        self, form_id: FromPath[str], request: Request[Any, Any, Any]
-    ) -> Response[None]:
-        origin = await _allowed_origin(request, form_id)
-        headers = {
-            **_cors(origin),
-            "Access-Control-Allow-Methods": "POST, GET",
-            "Access-Control-Allow-Headers": "Content-Type, Accept",
-            "Access-Control-Max-Age": "600",
-        }
-        return Response(None, status_code=HTTP_204_NO_CONTENT, headers=headers)
-
     @get("/{form_id:str}", opt=PUBLIC, summary="The form as a page of its own")
     async def page(self, form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[str]:
         kith: Kith = request.app.state.kith
@@ -247,7 +228,7 @@ class PublicFormController(Controller):
 
     @get("/{form_id:str}/confirm", opt=PUBLIC, summary="Confirm consent by the emailed link")
     async def confirm(
-        self, form_id: FromPath[str], token: str, request: Request[Any, Any, Any]
+        self, form_id: FromPath[str], token: FromQuery[str], request: Request[Any, Any, Any]
     ) -> Response[str]:
         try:
             await SubmissionService(request.app.state.kith).confirm(token)
@@ -256,6 +237,24 @@ class PublicFormController(Controller):
             return Response(page, status_code=error.status_code, media_type=MediaType.HTML)
         page = pages.message_page("Confirmed", "Thank you: your consent is recorded.")
         return Response(page, media_type=MediaType.HTML)
+
+
+@route(
+    "/f/{form_id:str}",
+    http_method=["OPTIONS"],
+    opt=PUBLIC,
+    status_code=HTTP_204_NO_CONTENT,
+    include_in_schema=False,
+)
+async def preflight(form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[None]:
+    origin = await _allowed_origin(request, form_id)
+    headers = {
+        **_cors(origin),
+        "Access-Control-Allow-Methods": "POST, GET",
+        "Access-Control-Allow-Headers": "Content-Type, Accept",
+        "Access-Control-Max-Age": "600",
+    }
+    return Response(None, status_code=HTTP_204_NO_CONTENT, headers=headers)
 
 
 def _problem(error: KithError, headers: dict[str, str]) -> Response[Any]:
@@ -277,7 +276,7 @@ def _problem(error: KithError, headers: dict[str, str]) -> Response[Any]:
 
 def public_router() -> Router:
     """The public routes, rate-limited per client address and form and per form."""
-    return Router(path="/", route_handlers=[PublicFormController], middleware=_limits())
+    return Router(path="/", route_handlers=[preflight, PublicFormController], middleware=_limits())
 
 
 __all__ = ["FormController", "public_router"]
