@@ -139,7 +139,6 @@ async def _check(home: Path, url: str) -> None:
         "kith_privacy_workflow:2026-12-04T17:30:02:000000",
         "kith_privacy_workflow:2026-12-06T09:00:00:000000",
         "kith_privacy_workflow:2026-12-07T08:00:02:000000",
-        "webforms:2026-12-09T12:20:00:000000",
         "webhooks:2026-12-05T09:00:00:000000",
         "webhooks:2026-12-07T10:41:00:000000",
     ]
