@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from kith import Kith, KithError
+from kith import InvalidInput, Kith, KithError
 from kith.http import public, roles
 from kith.plugins.webforms import pages
 from kith.plugins.webforms.schemas import FormCreate, FormOut, FormStats
@@ -98,14 +98,14 @@ async def _values(request: Request[Any, Any, Any]) -> dict[str, str]:
     if kind == "application/json":
         body = await request.json()
         if not isinstance(body, dict):
-            raise KithError("the body must be a JSON object")
+            raise InvalidInput("the body must be a JSON object")
         return {
             str(k): v if isinstance(v, str) else str(v) for k, v in body.items() if v is not None
         }
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
         return {str(k): v for k, v in form.items() if isinstance(v, str)}
-    raise KithError("send the form as urlencoded, multipart or JSON")
+    raise InvalidInput("send the form as urlencoded, multipart or JSON")
 
 
 def _client_form_key(request: Request[Any, Any, Any]) -> str:
@@ -181,6 +181,7 @@ class PublicFormController(Controller):
         html = _wants_html(request)
         origin: str | None = None
         try:
+            await FormService(kith).active(form_id)
             origin = await _allowed_origin(request, form_id)
             submission = Submission(
                 values=await _values(request),
