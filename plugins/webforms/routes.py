@@ -7,7 +7,7 @@ import os
 from typing import Any
 
 from kith import InvalidInput, Kith, KithError
-from kith.http import public, roles
+from kith.http import answers, public, roles
 from kith.plugins.webforms import pages
 from kith.plugins.webforms.schemas import FormCreate, FormOut, FormStats
 from kith.plugins.webforms.service import (
@@ -31,6 +31,11 @@ from litestar.stores.memory import MemoryStore
 
 ADMIN = roles()
 PUBLIC = public()
+# The public side answers pages to browsers and problems to scripts.
+SUBMIT = {**PUBLIC, **answers("text/html", problems=[403, 404, 413, 422, 429])}
+PAGE = {**PUBLIC, **answers(problems=[404])}
+TOKEN = {**PUBLIC, **answers(problems=[403, 404])}
+CONFIRM = {**PUBLIC, **answers("text/html", problems=[410, 422])}
 MAX_BODY_BYTES = 64 * 1024
 _STORE = "webforms.rate_limit_store"
 
@@ -169,7 +174,7 @@ class PublicFormController(Controller):
 
     @post(
         "/{form_id:str}",
-        opt=PUBLIC,
+        opt=SUBMIT,
         summary="Submit a form (urlencoded, multipart or JSON)",
         request_max_body_size=MAX_BODY_BYTES,
         status_code=HTTP_200_OK,
@@ -205,19 +210,19 @@ class PublicFormController(Controller):
             return Response(pages.message_page("Thank you", text), media_type=MediaType.HTML)
         return Response(done, headers=_cors(origin))
 
-    @get("/{form_id:str}", opt=PUBLIC, summary="The form as a page of its own")
+    @get("/{form_id:str}", opt=PAGE, summary="The form as a page of its own")
     async def page(self, form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[str]:
         kith: Kith = request.app.state.kith
         form = await FormService(kith).active(form_id)
         token = SubmissionService(kith).fill_token(form_id)
         return Response(pages.hosted(form, _base(request), token), media_type=MediaType.HTML)
 
-    @get("/{form_id:str}/embed", opt=PUBLIC, summary="The form as an HTML snippet to paste")
+    @get("/{form_id:str}/embed", opt=PAGE, summary="The form as an HTML snippet to paste")
     async def embed(self, form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[str]:
         form = await FormService(request.app.state.kith).active(form_id)
         return Response(pages.snippet(form, _base(request)), media_type=MediaType.TEXT)
 
-    @get("/{form_id:str}/token", opt=PUBLIC, summary="A fresh fill-time token for the form")
+    @get("/{form_id:str}/token", opt=TOKEN, summary="A fresh fill-time token for the form")
     async def token(
         self, form_id: FromPath[str], request: Request[Any, Any, Any]
     ) -> Response[dict[str, str]]:
@@ -227,7 +232,7 @@ class PublicFormController(Controller):
         value = SubmissionService(kith).fill_token(form_id)
         return Response({"token": value}, headers={**_cors(origin), "Cache-Control": "no-store"})
 
-    @get("/{form_id:str}/confirm", opt=PUBLIC, summary="Confirm consent by the emailed link")
+    @get("/{form_id:str}/confirm", opt=CONFIRM, summary="Confirm consent by the emailed link")
     async def confirm(
         self, form_id: FromPath[str], token: FromQuery[str], request: Request[Any, Any, Any]
     ) -> Response[str]:
