@@ -361,8 +361,8 @@ KILLED = textwrap.dedent(
     # Killed after the first source's step (the example plugin, which the suite installs) and
     # after core's, which answers last: steps run recipients, suppression, legal holds, the
     # keys of contacts merged into this one, then every source (the example plugin first,
-    # the privacy plugins, core).
-    [("plugin:example", "merged_keys"), ("plugin:kith", "plugin:privacy.requests")],
+    # the privacy plugins, core's outgoing mail, core).
+    [("plugin:example", "merged_keys"), ("plugin:kith", "plugin:kith.mail")],
 )
 async def test_erasure_killed_midway_resumes_with_no_residue(
     kith: Kith, kith_engine: str, tmp_path: Path, kill_after: str, last_recorded: str
