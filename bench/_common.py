@@ -256,8 +256,13 @@ class Load:
     headers: dict[str, str] = field(default_factory=dict)
     method: str = "GET"
     body: str | None = None
+    # The status a request succeeds with, when not 200 for GET and 201 otherwise (a webhook
+    # answers 200).
+    status: int | None = None
 
     def expected_status(self) -> int:
+        if self.status is not None:
+            return self.status
         return 200 if self.method == "GET" else 201
 
 
@@ -357,7 +362,8 @@ def _wrk_script(load: Load) -> str:
     paths = ",\n".join(f"  {_lua_string(path)}" for path in load.paths)
     all_headers = dict(load.headers)
     if load.body is not None:
-        all_headers["Content-Type"] = "application/json"
+        # JSON unless the load says otherwise (a provider's webhook posts a form).
+        all_headers.setdefault("Content-Type", "application/json")
     headers = ", ".join(f"[{_lua_string(k)}] = {_lua_string(v)}" for k, v in all_headers.items())
     if load.body is None:
         # Requests are built once up front so the generator spends its time sending.
@@ -409,7 +415,7 @@ class PythonGenerator(LoadGenerator):
     async def _run(self, port: int, load: Load, seconds: float) -> Measurement:
         headers = dict(load.headers)
         if load.body is not None:
-            headers["Content-Type"] = "application/json"
+            headers.setdefault("Content-Type", "application/json")
         header_lines = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         heads = [
             f"{load.method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{header_lines}"

@@ -69,6 +69,10 @@ _SETTING_NOTES: dict[str, str] = {
         "false: no such index is kept, and a name search decrypts contacts one by one.\n"
         "Set it alike for every process; after turning it back on, run kith migrate."
     ),
+    "redis_url": (
+        "Where the web UI keeps sign-in sessions and failed sign-in counts when several\n"
+        'processes serve, like "redis://127.0.0.1:6379/0". Empty: files in this folder.'
+    ),
 }
 
 
@@ -297,6 +301,8 @@ def serve(host: str, port: int, dispatch: bool | None) -> None:
     # Imported here so that the other commands start without loading the web stack.
     import uvicorn
     from kith.http import create_app
+    from kith.web.setup_code import issue_setup_code
+    from kith.web.stores import web_store
 
     settings = get_settings()
     log_as_service()
@@ -321,6 +327,14 @@ def serve(host: str, port: int, dispatch: bool | None) -> None:
         note(_first_admin_hint())
         with marker.open("a", encoding="utf-8") as remembered:
             remembered.write(check.database + "\n")
+    if check.users == 0:
+        # A new code at every start while nobody can sign in: only whoever sees this output
+        # can create the first admin in the browser.
+        code = asyncio.run(issue_setup_code(web_store(settings)))
+        note(
+            f"Or in a browser: open http://{_url_host(host)}:{port}/ and create the first "
+            f"admin with the set-up code {code}"
+        )
     note(f"Kith {__version__} serving http://{_url_host(host)}:{port} (stop with Ctrl+C)")
 
     uvicorn_logger = logging.getLogger("uvicorn")

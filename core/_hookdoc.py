@@ -232,11 +232,12 @@ def _describe(name: str, value: Any, module: ModuleType) -> TypeDoc:
     return TypeDoc(name, kind, importable, doc, [], _methods(value), "")
 
 
-def collect_types(hooks: list[HookDoc]) -> list[TypeDoc]:
+def collect_types(hooks: list[HookDoc], module: ModuleType = hookspecs) -> list[TypeDoc]:
     """Kith's types named in the hooks' signatures and, in turn, in those types' fields and
-    methods; alphabetical."""
+    methods; alphabetical. Names not exported by ``kith`` are looked up in ``module``, the
+    hookspecs module the hooks come from."""
     seen: dict[str, TypeDoc] = {}
-    todo = [(name, hookspecs) for hook in hooks for name in _names(hook.signature)]
+    todo = [(name, module) for hook in hooks for name in _names(hook.signature)]
     while todo:
         name, near = todo.pop(0)
         if name in seen:
@@ -289,13 +290,26 @@ def _type_lines(types: list[TypeDoc]) -> list[str]:
 def render(module: ModuleType = hookspecs) -> str:
     """The Markdown reference."""
     hooks = collect(module)
-    types = collect_types(hooks)
+    types = collect_types(hooks, module)
+    if module is hookspecs:
+        title = "# Hook reference"
+        origin = (
+            "<!-- Generated from kith.hookspecs (core/hookspecs.py) by `python -m kith._hookdoc "
+            "> docs/plugins/hooks.md`. Do not edit by hand: tests/test_hook_reference.py fails "
+            "when this file differs from what the generator prints. -->"
+        )
+    else:
+        # A plugin's own hookspecs (kith_add_hookspecs), documented the same way.
+        title = f"# Hook reference: {module.__name__}"
+        origin = (
+            f"<!-- Generated from {module.__name__} by `python -m kith._hookdoc "
+            f"{module.__name__}`. Do not edit by hand: a test fails when this file differs "
+            "from what the generator prints. -->"
+        )
     lines = [
-        "# Hook reference",
+        title,
         "",
-        "<!-- Generated from kith.hookspecs (core/hookspecs.py) by `python -m kith._hookdoc > "
-        "docs/plugins/hooks.md`. Do not edit by hand: tests/test_hook_reference.py fails "
-        "when this file differs from what the generator prints. -->",
+        origin,
         "",
         _markdown(inspect.cleandoc(module.__doc__ or "")),
         "",
@@ -340,7 +354,12 @@ def render(module: ModuleType = hookspecs) -> str:
 
 
 def main() -> None:
-    sys.stdout.write(render())
+    """Print the reference of core's hooks, or of the hookspecs module named as the argument
+    (a plugin's own, e.g. ``kith.plugins.telephony.hookspecs``)."""
+    import importlib
+
+    module = importlib.import_module(sys.argv[1]) if len(sys.argv) > 1 else hookspecs
+    sys.stdout.write(render(module))
 
 
 if __name__ == "__main__":

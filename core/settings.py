@@ -52,6 +52,8 @@ class Settings:
     name_search_index: bool = True
     # How long a merge of contacts can be undone (0: merges cannot be undone).
     merge_undo_days: int = 30
+    # Where the web UI keeps sessions and sign-in counters when several processes serve.
+    redis_url: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     # The KITH_* variables, for the plugins' sections (``KITH_<SECTION>_<KEY>`` overrides).
     environment: dict[str, str] = field(default_factory=dict)
@@ -292,6 +294,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         "public_url",
         "name_search_index",
         "merge_undo_days",
+        "redis_url",
     }
 
     url, origin = _pick(env, toml, "database_url", "")
@@ -362,6 +365,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             f"got {undo!r}"
         )
 
+    redis, origin = _pick(env, toml, "redis_url", "")
+    redis_url = str(redis).strip()
+    if redis_url and urlsplit(redis_url).scheme not in ("redis", "rediss", "unix"):
+        raise SettingsError(
+            f"{origin}: must be a Redis address like redis://127.0.0.1:6379/0, got "
+            f"{_without_password(redis_url)!r}"
+        )
+
     return Settings(
         home=home.resolve(),
         database_url=database_url,
@@ -375,6 +386,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         public_url=public_url,
         name_search_index=name_search_index,
         merge_undo_days=merge_undo_days,
+        redis_url=redis_url,
         extra={k: v for k, v in toml.items() if k not in known},
         environment={k: v for k, v in env.items() if k.startswith("KITH_")},
     )

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from kith.actor import Actor, Role
 from kith.http import create_app, roles
-from kith.http.auth import PUBLIC, ROLES
+from kith.http.auth import AUTHENTICATE, PUBLIC, ROLES
 from kith.runtime import Kith
 from kith.services.users import UserService
 from kith.tables import ApiToken, User
@@ -86,11 +86,15 @@ class Endpoint:
 
 
 def endpoints(app: Litestar) -> list[Endpoint]:
+    """The API's endpoints: the web UI's pages (signed in with a session, not a token) and
+    their static files are tested in tests/test_web_sessions.py."""
     found = []
     for route in app.routes:
-        if not isinstance(route, HTTPRoute):
+        if not isinstance(route, HTTPRoute) or route.path.startswith("/static/"):
             continue
         for method, (handler, _) in route.route_handler_map.items():
+            if handler.opt.get(AUTHENTICATE):
+                continue
             found.append(Endpoint(str(method), route.path, handler))
     return sorted(found, key=lambda e: (e.path, e.method))
 

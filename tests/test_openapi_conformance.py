@@ -131,6 +131,11 @@ PUBLIC = {
     ("get", "/api/privacy/public-key"),
     ("get", "/api/privacy/consent/withdraw"),
     ("post", "/api/privacy/consent/withdraw"),
+    # 1C's exchange checks the exchange user's password itself (HTTP Basic, then a cookie).
+    ("get", "/1c/exchange"),
+    ("post", "/1c/exchange"),
+    ("get", "/bitrix/admin/1c_exchange.php"),
+    ("post", "/bitrix/admin/1c_exchange.php"),
 }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from kith.storage import sqlite as kith_sqlite
 from kith.storage.sqlite import KithSQLiteEngine, ThreadedConnection
-from piccolo.columns import Integer, Varchar
+from piccolo.columns import Integer, Text, Varchar
 from piccolo.table import Table
 
 
@@ -149,3 +149,27 @@ async def test_the_log_is_checkpointed_into_the_database_as_it_grows(
     assert engine._checkpoint_task is not None
     await engine._checkpoint_task
     assert in_database_file(engine) == ["first", "second"]
+
+
+class Page(Table, tablename="kith_test_group_page"):
+    body = Text()
+
+
+async def test_the_log_is_checkpointed_once_per_log_size_not_after_every_commit(
+    engine: KithSQLiteEngine,
+) -> None:
+    # SQLite reuses the log file from its start after a checkpoint without shrinking it; the
+    # engine must not take the file's size for the log's and checkpoint after every commit.
+    Page._meta.db = engine
+    await Page.create_table().run()
+    body = "x" * 3000
+    written = 0
+    while written < 3 * kith_sqlite.CHECKPOINT_WAL_BYTES:
+        async with engine.transaction():
+            await Page.insert(Page(body=body)).run()
+        written += len(body)
+        if engine._checkpoint_task is not None:
+            await engine._checkpoint_task
+    # About 4,000 commits of two or three pages each: a dozen logs' worth, so a dozen
+    # checkpoints (reading the file's size instead gave one after nearly every commit).
+    assert 2 <= engine.checkpoints <= engine.commits // 50

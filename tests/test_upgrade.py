@@ -94,7 +94,7 @@ def upgraded_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignor
 
 
 # The plugins the installation had: Kith's own (other installed ones would add their tables).
-BUILT_IN = {"KITH_PLUGINS": "privacy,webhooks"}
+BUILT_IN = {"KITH_PLUGINS": "privacy,webhooks,telephony"}
 
 
 async def _opened(home: Path, url: str) -> Kith:
@@ -139,6 +139,7 @@ async def _check(home: Path, url: str) -> None:
         "kith_privacy_workflow:2026-12-04T17:30:02:000000",
         "kith_privacy_workflow:2026-12-06T09:00:00:000000",
         "kith_privacy_workflow:2026-12-07T08:00:02:000000",
+        "telephony:2026-12-09T10:17:00:000000",
         "webhooks:2026-12-05T09:00:00:000000",
         "webhooks:2026-12-07T10:41:00:000000",
     ]

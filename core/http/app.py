@@ -66,12 +66,18 @@ def create_app(
     on_startup: Sequence[Any] = (),
     on_shutdown: Sequence[Any] = (),
     dispatch: bool | None = None,
+    web: bool = True,
 ) -> Litestar:
     """The HTTP app for an opened :class:`Kith`. With ``manage_lifecycle`` the app starts and
     closes the database itself (``kith serve``); tests that share a Kith pass False.
 
     ``dispatch`` runs the event dispatcher and scheduler in the server process; by default it
-    does when the app manages the lifecycle and ``dispatch_in_process`` is on."""
+    does when the app manages the lifecycle and ``dispatch_in_process`` is on. ``web`` mounts
+    the web UI's pages (kith.web)."""
+    # Imported here: the web UI's templates and stores are not loaded for an API-only app.
+    from kith.web import web_mount
+
+    pages = web_mount(kith) if web else None
     if dispatch is None:
         dispatch = manage_lifecycle and kith.settings.dispatch_in_process
 
@@ -111,6 +117,7 @@ def create_app(
             # The plugins' routes, registered through kith_register_routes.
             *(kith.plugins.routes() if kith.plugins is not None else ()),
             *extra_routes,
+            *(pages.routes if pages else ()),
         ],
         state=State({"kith": kith}),
         guards=[authorize],
@@ -121,16 +128,25 @@ def create_app(
         },
         middleware=[RequestLogMiddleware()],
         request_class=KithRequest,
-        plugins=[problem_details_plugin(), openapi_config.routes],
+        plugins=[
+            problem_details_plugin(),
+            openapi_config.routes,
+            *(pages.plugins if pages else ()),
+        ],
+        template_config=pages.template_config if pages else None,
+        stores=pages.stores if pages else None,
         request_max_body_size=kith.settings.max_request_bytes,
         on_startup=[
             *([start] if manage_lifecycle else []),
+            # The web UI's live channel subscribes before dispatching starts.
+            *(pages.on_startup if pages else ()),
             *([start_dispatch] if dispatch else []),
             *on_startup,
         ],
         on_shutdown=[
             *on_shutdown,
             *([stop_dispatch] if dispatch else []),
+            *(pages.on_shutdown if pages else ()),
             *([stop] if manage_lifecycle else []),
         ],
         openapi_config=openapi_config,

@@ -13,6 +13,9 @@ from litestar.handlers.base import BaseRouteHandler
 
 PUBLIC = "public"
 ROLES = "roles"
+# Route ``opt``: an async callable returning the caller for routes that do not take bearer
+# tokens (the web UI's pages take a session); the role check stays the same.
+AUTHENTICATE = "authenticate"
 _ACTOR = "kith.actor"
 
 CurrentActor = NamedDependency[Actor]
@@ -62,7 +65,12 @@ async def authorize(
         return
     allowed = handler.opt.get(ROLES)
     kith = connection.app.state.kith
-    actor: Actor = await UserService(kith).authenticate(_bearer(connection))
+    authenticate = handler.opt.get(AUTHENTICATE)
+    actor: Actor = await (
+        authenticate(connection)
+        if authenticate is not None
+        else UserService(kith).authenticate(_bearer(connection))
+    )
     # Straight into the scope's state: ``connection.state`` builds a State object per access.
     connection.scope["state"][_ACTOR] = actor
     if not allowed:

@@ -33,6 +33,11 @@ class RequestLogMiddleware(ASGIMiddleware):
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await next_app(scope, receive, send_wrapper)
+            except Exception as exc:
+                # A middleware further in refused the request (the web UI's CSRF check): the
+                # app's exception handler answers with the error's status after this returns.
+                status["code"] = getattr(exc, "status_code", 500)
+                raise
             finally:
                 _log.info(
                     "request",

@@ -35,7 +35,7 @@ from kith.schemas import (
 )
 from kith.services import is_unique_violation
 from kith.services.fields import VALUE_TABLE, FieldService, PreparedValues, ValueRow
-from kith.storage.prepared import Prepared, row_chunks
+from kith.storage.prepared import Prepared, row_chunks, run_deferred
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, CustomField, CustomFieldValue, Interaction, User
 from kith.unit_of_work import UnitOfWork
@@ -84,6 +84,27 @@ async def _retryable_race(own_transaction: bool) -> AsyncIterator[None]:
     except _PrimaryEmailRaced as raced:
         raced.retryable = own_transaction
         raise
+
+
+# The unique index that keeps a primary email to one contact (core's constraints migration).
+_PRIMARY_EMAIL_INDEX = "kith_contact_point_primary_email"
+
+
+@contextlib.asynccontextmanager
+async def _raced_at_commit(primary_email: str | None) -> AsyncIterator[None]:
+    """Around a create whose emails and phones are inserted with the commit (its own
+    transaction): the unique index refusing the primary email there is the race it is at the
+    insert, and the create may try again."""
+    try:
+        yield
+    except Exception as exc:
+        if primary_email is None or getattr(exc, "constraint_name", None) != _PRIMARY_EMAIL_INDEX:
+            raise
+        raced = _PrimaryEmailRaced(
+            f"another contact already has {primary_email} as primary email", field="emails"
+        )
+        raced.retryable = True
+        raise raced from None
 
 
 # The read path of every contact: built once, not per call (see kith.storage.prepared).
@@ -334,9 +355,14 @@ class ContactService:
         return points
 
     async def _write_points(
-        self, contact_id: uuid.UUID, points: Iterable[tuple[str, str, str, bool]]
+        self,
+        contact_id: uuid.UUID,
+        points: Iterable[tuple[str, str, str, bool]],
+        *,
+        defer: bool = False,
     ) -> None:
-        primary_email = next((v for kind, v, _, p in points if kind == "email" and p), None)
+        """``defer``: inserted with the commit (see :func:`_raced_at_commit`)."""
+        primary_email = _primary_email(points)
         if primary_email is not None:
             holders = [
                 other
@@ -365,6 +391,9 @@ class ContactService:
             columns["label"].append(label)
             columns["is_primary"].append(primary)
         if not columns["id"]:
+            return
+        if defer:
+            await _INSERT_POINTS.defer(**columns, position=list(range(len(columns["id"]))))
             return
         try:
             await _INSERT_POINTS.run(**columns, position=list(range(len(columns["id"]))))
@@ -420,7 +449,13 @@ class ContactService:
         contact_id = new_id()
         now = utcnow()
         unit = self.kith.unit_of_work(actor)
-        async with unit as uow, _retryable_race(uow is unit):
+        raced = _raced_at_commit(_primary_email(points))
+        async with raced, unit as uow, _retryable_race(uow is unit):
+            # Its own transaction's rows are written with the commit: nothing reads them back
+            # here, and on PostgreSQL the contact, its data key, emails and phones, name tokens,
+            # audit entry and event are then one statement. In a caller's transaction the
+            # emails and phones are inserted now, so that a race is told before it spoils it.
+            own = uow is unit
             # In the transaction, as every statement of a create is (one commit).
             custom = await FieldService(self.kith).prepare(data.fields, creating=True)
             await self._check_references(data.organization_id, data.owner_id, contact_id)
@@ -436,7 +471,7 @@ class ContactService:
             names = await self.kith.protector.protect(
                 contact_id, CONTACT_TABLE, contact_id, plain, new_subject=True
             )
-            await _INSERT_CONTACT.run(
+            await (_INSERT_CONTACT.defer if own else _INSERT_CONTACT.run)(
                 id=contact_id,
                 kind=data.kind,
                 display_name=names["display_name"],
@@ -448,8 +483,11 @@ class ContactService:
                 source=data.source,
                 at=now,
             )
-            await self._write_points(contact_id, points)
-            await FieldService(self.kith).store(contact_id, custom)
+            await self._write_points(contact_id, points, defer=own)
+            if custom.set or custom.cleared:
+                # Its values refer to the contact's row: that goes in first.
+                await run_deferred(Contact._meta.db)
+                await FieldService(self.kith).store(contact_id, custom)
             await name_index.index_row(
                 self.kith, contact_id, CONTACT_TABLE, contact_id, plain, new=True
             )
@@ -1271,6 +1309,10 @@ def _passes(row: dict[str, Any], filters: tuple[bool, uuid.UUID | None]) -> bool
     if row["archived"] and not include_archived:
         return False
     return organization_id is None or row["organization"] == organization_id
+
+
+def _primary_email(points: Iterable[tuple[str, str, str, bool]]) -> str | None:
+    return next((v for kind, v, _, p in points if kind == "email" and p), None)
 
 
 def _blank_to_none(value: str | None) -> str | None:

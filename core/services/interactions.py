@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import uuid
 import zoneinfo
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from kith.actor import SYSTEM, Actor
@@ -70,6 +71,25 @@ class _RacedOnExternalId(Exception):
     def __init__(self, retryable: bool) -> None:
         super().__init__("another request stored the same external id first")
         self.retryable = retryable
+
+
+@contextlib.asynccontextmanager
+async def _insert_failures(data: InteractionCreate, *, retryable: bool) -> AsyncIterator[None]:
+    """What a failed insert of an interaction means: a missing contact (or user it names), or,
+    for an external id, another request that stored it first. ``retryable``: the transaction
+    was this call's own, so the caller may try again."""
+    try:
+        yield
+    except (_NoContactRow, _RacedOnExternalId):
+        raise
+    except Exception as exc:
+        if is_foreign_key_violation(exc):
+            raise _NoContactRow from exc
+        if data.external_id is None or not is_unique_violation(exc):
+            raise
+        # Another request stored the same source + external_id after the check above.
+        # Only a unit of work of our own can be retried; a joined one is spoilt.
+        raise _RacedOnExternalId(retryable=retryable) from exc
 
 
 class InteractionService:
@@ -168,7 +188,9 @@ class InteractionService:
         self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor
     ) -> tuple[InteractionOut, bool]:
         unit = self.kith.unit_of_work(actor)
-        async with unit as uow:
+        # The insert may run with the statements deferred to the commit (below): its failures
+        # then come from the commit and mean what they meant at the insert.
+        async with _insert_failures(data, retryable=True), unit as uow:
             if uow is not unit:
                 # In someone else's transaction a failed insert would spoil it on PostgreSQL.
                 await self._contact_subject(contact_id)
@@ -226,16 +248,15 @@ class InteractionService:
                 created_by=actor.id if actor.kind == "user" else None,
                 **stored,
             )
-            try:
-                await _INSERT.run(**values)
-            except Exception as exc:
-                if is_foreign_key_violation(exc):
-                    raise _NoContactRow from exc
-                if data.external_id is None or not is_unique_violation(exc):
-                    raise
-                # Another request stored the same source + external_id after the check above.
-                # Only a unit of work of our own can be retried; a joined one is spoilt.
-                raise _RacedOnExternalId(retryable=uow is unit) from exc
+            async with _insert_failures(data, retryable=uow is unit):
+                if uow is unit:
+                    # Nothing reads it back in this transaction: it runs with the audit entry
+                    # and the outbox event (on PostgreSQL one statement, with no BEGIN or
+                    # COMMIT of its own). In a caller's transaction it runs now, so that a
+                    # failure is told here, before it spoils that transaction.
+                    await _INSERT.defer(**values)
+                else:
+                    await _INSERT.run(**values)
             uow.publish(
                 "interaction.logged",
                 contact_id,

@@ -7,6 +7,11 @@ So a statement outside a transaction keeps its connection checked out afterwards
 transaction takes one from the list too and, once it has committed, puts it back. Statements and
 transactions beyond those running on hot connections use the pool as before.
 
+A transaction sends BEGIN only before its first statement that needs one (see
+:class:`_LazyConnection`): plain reads before it run on the transaction's connection as they
+would inside it, and a transaction whose only writes were deferred runs them as one statement
+and never sends BEGIN or COMMIT at all.
+
 Hot connections hold no session state, as pooled ones do not (see ``_keep_session_state`` in
 ``database``). One that was closed (server restart, terminated backend) goes back to the pool,
 which replaces it; one whose statement or transaction failed goes back too, so that the pool
@@ -17,6 +22,9 @@ Statements reach this engine through piccolo's private ``_run_in_pool``, overrid
 
 from __future__ import annotations
 
+import functools
+import inspect
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,28 +47,122 @@ def is_open(connection: Any) -> bool:
         return False
 
 
+# A statement that may run before its transaction's BEGIN: a plain select. Under READ
+# COMMITTED (PostgreSQL's default, and the only level Kith uses) every statement sees what was
+# committed when it started, inside a transaction or not, and a plain select takes no lock that
+# the transaction would hold. Anything else begins the transaction first: writes, WITH (it may
+# hold one), SAVEPOINT, and selects that lock rows or take advisory locks or change sequences.
+_PLAIN_READ = re.compile(r"\s*select\b", re.IGNORECASE)
+_NEEDS_TRANSACTION = re.compile(
+    r"\bfor\s+(update|share|no\s+key\s+update|key\s+share)\b|pg_advisory|nextval|setval"
+    r"|set_config|\b(insert|update|delete)\b",
+    re.IGNORECASE,
+)
+
+
+def needs_transaction(sql: str) -> bool:
+    """Whether ``sql`` must run after its transaction's BEGIN (see ``_PLAIN_READ``)."""
+    return _PLAIN_READ.match(sql) is None or _select_needs_transaction(sql)
+
+
+# Remembered per select: the same few shapes come again and again (prepared queries), and
+# searching each one again cost a tenth of a contact create's CPU (measured).
+@functools.lru_cache(maxsize=512)
+def _select_needs_transaction(sql: str) -> bool:
+    return _NEEDS_TRANSACTION.search(sql) is not None
+
+
+class _LazyConnection:
+    """A transaction's connection as statements see it: BEGIN goes out just before the first
+    statement that needs it. A write's reads (is the contact restricted? its pseudonym?) each
+    cost a round trip, and BEGIN and COMMIT one more each; a write whose own statements are all
+    deferred (:meth:`kith.storage.prepared.Prepared.defer`) then needs neither: its one combined
+    statement commits by itself, all or nothing."""
+
+    __slots__ = ("_transaction", "raw")
+
+    def __init__(self, transaction: _HotTransaction, raw: Any) -> None:
+        self._transaction = transaction
+        self.raw = raw
+
+    async def fetch(self, sql: str, *args: Any) -> Any:
+        await self._transaction.before(sql)
+        return await self.raw.fetch(sql, *args)
+
+    async def execute(self, sql: str, *args: Any) -> Any:
+        await self._transaction.before(sql)
+        return await self.raw.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        found = getattr(self.raw, name)
+        if not inspect.iscoroutinefunction(found):
+            return found  # asyncpg's transaction object, is_closed()...
+        started = self._transaction.start
+
+        async def after_begin(*args: Any, **kwargs: Any) -> Any:
+            # Any other way of running a statement (fetchrow, COPY...) is in the transaction.
+            if not self._transaction.begun:
+                await started()
+            return await found(*args, **kwargs)
+
+        return after_begin
+
+
 class _HotTransaction(PostgresTransaction):
     """A transaction on a hot connection, given back to the list once it has committed.
 
     Statements deferred in it (:meth:`kith.storage.prepared.Prepared.defer`) run as one
     statement just before COMMIT: the audit entry and the outbox event of a write cost one
-    round trip, not one each."""
+    round trip, not one each. BEGIN is sent only when a statement needs it
+    (:class:`_LazyConnection`)."""
 
-    __slots__ = ("deferred",)
+    __slots__ = ("_alone", "begun", "deferred")
     engine: KithPostgresEngine
 
     def __init__(self, engine: KithPostgresEngine, allow_nested: bool = True) -> None:
         super().__init__(engine=engine, allow_nested=allow_nested)
         self.deferred: list[Bound] = []
+        # Whether BEGIN was sent; whether the transaction's one statement runs without it.
+        self.begun = False
+        self._alone = False
+
+    async def begin(self) -> None:
+        # Sent by the first statement that needs it (see before()).
+        pass
+
+    async def start(self) -> None:
+        await self.transaction.start()
+        self.begun = True
+
+    async def before(self, sql: str) -> None:
+        """Send BEGIN if ``sql`` is the first statement that needs it."""
+        if not (self.begun or self._alone) and needs_transaction(sql):
+            await self.start()
 
     async def commit(self) -> None:
-        if self.deferred:
-            statements, self.deferred = self.deferred, []
+        statements, self.deferred = self.deferred, []
+        if self.begun:
             await run_together(self.engine, statements)
-        await super().commit()
+            await super().commit()
+            return
+        # Nothing was written yet: the deferred statements are the whole write, and as one
+        # statement (run_together) they commit together or not at all.
+        self._alone = True
+        try:
+            await run_together(self.engine, statements)
+        except BaseException:
+            self._rolled_back = True  # the statement failed: nothing of it is stored
+            raise
+        self._committed = True
+
+    async def rollback(self) -> None:
+        self.deferred = []
+        if self.begun:
+            await super().rollback()
+        self._rolled_back = True
 
     async def get_connection(self) -> Any:
-        return await self.engine._take()
+        return _LazyConnection(self, await self.engine._take())
 
     async def __aexit__(self, exception_type: Any, exception: Any, traceback: Any) -> bool:
         if self._parent:
@@ -74,7 +176,7 @@ class _HotTransaction(PostgresTransaction):
                 await self.commit()
                 committed = True
         finally:
-            await self.engine._give_back(self.connection, hot=committed)
+            await self.engine._give_back(self.connection.raw, hot=committed)
             self.engine.current_transaction.reset(self.context)
         return exception is None
 

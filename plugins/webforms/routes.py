@@ -3,7 +3,6 @@ page, embed snippet, fill-time token, opt-in confirmation)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from kith import InvalidInput, Kith, KithError
@@ -129,9 +128,7 @@ class _KithStoreConfig(RateLimitConfig):
         kith: Kith = app.state.kith
         store = kith.state.get(_STORE)
         if store is None:
-            url = kith.settings.environment.get("KITH_REDIS_URL") or os.environ.get(
-                "KITH_REDIS_URL"
-            )
+            url = kith.settings.redis_url
             if url:
                 from litestar.stores.redis import RedisStore
 

@@ -214,7 +214,7 @@ class DataKeyStore:
         key nor a tombstone yet and looking for them is skipped."""
         transaction = self._transaction()
         if new:
-            return await self._create(transaction, subject)
+            return await self._create_new(transaction, subject)
         # The cache first: a key still pending in a transaction is never in it.
         loaded = self.cache.for_subject(subject)
         if loaded is not None:
@@ -255,6 +255,25 @@ class DataKeyStore:
             loaded = await self._unwrap_row(row)
             self._remember(transaction, loaded, created=False)
             return loaded
+        loaded = LoadedKey(key_id=key_id, subject=subject, cipher=aes_gcm(raw))
+        self._remember(transaction, loaded, created=True)
+        return loaded
+
+    async def _create_new(self, transaction: Any, subject: uuid.UUID) -> LoadedKey:
+        """The key of a subject made just now: no other writer can store one for it, so its
+        insert needs no answer and waits for the commit with the transaction's other deferred
+        statements (on PostgreSQL one statement with the rows it protects)."""
+        key_id = new_id()
+        raw = random_key()
+        kek_id = await self.provider.current_kek_id()
+        wrapped = await self.provider.wrap(kek_id, raw, wrap_context(subject, key_id))
+        await _STORE_NEW_KEYS.defer(
+            id=[key_id],
+            subject=[subject],
+            kek_id=[kek_id],
+            wrapped=[encode_wrapped(wrapped)],
+            created_at=[utcnow()],
+        )
         loaded = LoadedKey(key_id=key_id, subject=subject, cipher=aes_gcm(raw))
         self._remember(transaction, loaded, created=True)
         return loaded

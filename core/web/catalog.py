@@ -1,0 +1,56 @@
+"""The translation catalogs: extract the messages of the pages and views into
+``locale/messages.pot`` and bring every language's ``messages.po`` up to date with it.
+
+    python -m kith.web.catalog      # after changing a message; then translate the new ones
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po, write_po
+from kith.web.i18n import DEFAULT, DOMAIN, LANGUAGES, LOCALE_DIR
+
+PACKAGE = Path(__file__).parent
+# gettext's names, and the views' own: t(request, "...") and N_("...").
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "t": (2,), "N_": None}
+METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
+OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+
+
+def extract() -> Catalog:
+    """Every message the web UI shows, as the source says it."""
+    catalog = Catalog(project="Kith", version="", domain=DOMAIN, charset="utf-8", fuzzy=False)
+    found = extract_from_dir(str(PACKAGE), METHODS, OPTIONS, KEYWORDS, strip_comment_tags=True)
+    for filename, lineno, message, comments, context in found:
+        catalog.add(
+            message, locations=[(filename, lineno)], auto_comments=comments, context=context
+        )
+    return catalog
+
+
+def language_catalog(language: str) -> Catalog:
+    with (LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as source:
+        return read_po(source, locale=language, domain=DOMAIN)
+
+
+def update() -> None:
+    template = extract()
+    with (LOCALE_DIR / f"{DOMAIN}.pot").open("wb") as target:
+        write_po(target, template, omit_header=True, sort_output=True, no_location=True)
+    for language in LANGUAGES:
+        if language == DEFAULT:
+            continue
+        path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+        catalog = language_catalog(language) if path.exists() else Catalog(locale=language)
+        catalog.update(template, no_fuzzy_matching=True)
+        catalog.project, catalog.version, catalog.fuzzy = "Kith", "", False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as target:
+            write_po(target, catalog, sort_output=True, no_location=True, ignore_obsolete=True)
+
+
+if __name__ == "__main__":
+    update()

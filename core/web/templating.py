@@ -1,0 +1,55 @@
+"""The Jinja environment of the pages: gettext in the request's language, autoescaping."""
+
+from __future__ import annotations
+
+import datetime as dt
+import zoneinfo
+from pathlib import Path
+from typing import Any
+
+from jinja2 import pass_context
+from jinja2.runtime import Context
+from kith.web.i18n import DEFAULT, translations
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template.config import TemplateConfig
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@pass_context
+def _gettext(context: Context, message: str, **values: Any) -> str:
+    text = translations(context.get("lang", DEFAULT)).gettext(message)
+    return text % values if values else text
+
+
+@pass_context
+def _ngettext(context: Context, singular: str, plural: str, n: int, **values: Any) -> str:
+    text = translations(context.get("lang", DEFAULT)).ngettext(singular, plural, n)
+    return text % {"num": n, **values}
+
+
+def _configure(engine: JinjaTemplateEngine) -> None:
+    environment = engine.engine
+    # The templates ship with the package: checking their files for changes on every render
+    # costs a page a measurable share of its time.
+    environment.auto_reload = False
+    environment.add_extension("jinja2.ext.i18n")
+    environment.install_gettext_callables(  # type: ignore[attr-defined]
+        _gettext, _ngettext, newstyle=True
+    )
+    environment.filters["when"] = _when
+
+
+@pass_context
+def _when(context: Context, value: dt.datetime | None) -> str:
+    """A time in the installation's zone, to the minute."""
+    if value is None:
+        return ""
+    zone = zoneinfo.ZoneInfo(context.get("timezone", "UTC"))
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+    return TemplateConfig(
+        directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_configure
+    )

@@ -1,0 +1,95 @@
+"""What every page handler shares: rendering with the request's language and the signed-in
+person, reading a form, and the roles pages declare (the API's, through the same guard)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kith.actor import Actor, Role
+from kith.http.auth import current_actor, public, roles
+from kith.runtime import Kith
+from kith.web.i18n import LANGUAGES, N_, choose_language
+from litestar import Request
+from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_303_SEE_OTHER
+from litestar.stores.base import Store
+
+# The channel reads and changes through pages are audited under.
+WEB = "web"
+# Who may open what, as on the API (admins may open everything).
+STAFF = roles(Role.AGENT)
+READERS = roles(Role.AGENT, Role.COMPLIANCE)
+ANYONE_SIGNED_IN = roles(Role.AGENT, Role.COMPLIANCE)
+ADMINS = roles()
+COMPLIANCE = roles(Role.COMPLIANCE)
+OPEN = public()
+
+# The navigation: (path, label, roles that see it).
+NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
+    ("/my-day", N_("My day"), frozenset({Role.AGENT, Role.ADMIN})),
+    ("/contacts", N_("Contacts"), frozenset({Role.AGENT, Role.ADMIN, Role.COMPLIANCE})),
+    ("/duplicates", N_("Duplicates"), frozenset({Role.AGENT, Role.ADMIN})),
+    ("/imports", N_("Import"), frozenset({Role.ADMIN})),
+    ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
+    ("/compliance", N_("Compliance"), frozenset({Role.COMPLIANCE, Role.ADMIN})),
+)
+
+
+def kith_of(request: Request[Any, Any, Any]) -> Kith:
+    kith: Kith = request.app.state.kith
+    return kith
+
+
+def store_of(request: Request[Any, Any, Any]) -> Store:
+    return request.app.stores.get("web")
+
+
+def signed_in(request: Request[Any, Any, Any]) -> Actor | None:
+    try:
+        return current_actor(request)
+    except KeyError:
+        return None
+
+
+def render(
+    request: Request[Any, Any, Any], template: str, status: int = 200, **context: Any
+) -> Template:
+    actor = signed_in(request)
+    nav = [
+        (path, label) for path, label, allowed in NAV if actor is not None and actor.role in allowed
+    ]
+    return Template(
+        template_name=template,
+        context={
+            "lang": choose_language(request),
+            "languages": LANGUAGES,
+            "actor": actor,
+            "nav": nav,
+            "here": request.url.path,
+            "timezone": kith_of(request).settings.timezone,
+            **context,
+        },
+        status_code=status,
+    )
+
+
+def see_other(path: str) -> Redirect:
+    """After a form: the browser loads ``path`` with GET (so a reload sends nothing again)."""
+    return Redirect(path, status_code=HTTP_303_SEE_OTHER)
+
+
+async def form_of(request: Request[Any, Any, Any]) -> dict[str, str]:
+    """The text fields of a posted form (the CSRF token left out)."""
+    form = await request.form()
+    return {
+        key: value.strip()
+        for key, value in form.items()
+        if isinstance(value, str) and key != "_csrf_token"
+    }
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site only."""
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return "/"
