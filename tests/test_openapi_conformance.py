@@ -123,6 +123,11 @@ def test_every_operation_does_what_the_document_says(api_schema: Any) -> None:
 
 PUBLIC = {
     ("get", "/api/health"),
+    ("post", "/f/{form_id}"),
+    ("get", "/f/{form_id}"),
+    ("get", "/f/{form_id}/embed"),
+    ("get", "/f/{form_id}/token"),
+    ("get", "/f/{form_id}/confirm"),
     ("get", "/api/privacy/public-key"),
     ("get", "/api/privacy/consent/withdraw"),
     ("post", "/api/privacy/consent/withdraw"),

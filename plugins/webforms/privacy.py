@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 from kith import ErasureOutcome, ExportSection, PersonalField, Purpose, move_subject_rows
 from kith.plugins.webforms.tables import WebFormOptIn, WebFormSubmission
 
@@ -44,6 +45,10 @@ PERSONAL_FIELDS = tuple(
 )
 
 
+def _json(value: Any) -> Any:
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
+
+
 async def reveal(kith: Kith, row: dict[str, Any]) -> dict[str, Any]:
     values = {column: row[column] for column in SEALED}
     opened = await kith.protector.reveal(row["contact_id"], SUBMISSIONS, row["id"], values)
@@ -71,7 +76,7 @@ async def export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
         {
             "id": str(row["id"]),
             "form_id": row["form_id"],
-            "purposes": [purpose["name"] for purpose in row["purposes"]],
+            "purposes": [purpose["name"] for purpose in _json(row["purposes"])],
             "expires_at": row["expires_at"].isoformat(),
             "confirmed_at": row["confirmed_at"].isoformat() if row["confirmed_at"] else None,
         }

@@ -3,11 +3,10 @@ page, embed snippet, fill-time token, opt-in confirmation)."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
-from kith import Kith, KithError
-from kith.http import public, roles
+from kith import InvalidInput, Kith, KithError
+from kith.http import answers, public, roles
 from kith.plugins.webforms import pages
 from kith.plugins.webforms.schemas import FormCreate, FormOut, FormStats
 from kith.plugins.webforms.service import (
@@ -24,13 +23,18 @@ from litestar.middleware.rate_limit import (
     RateLimitMiddleware,
     get_remote_address,
 )
-from litestar.params import FromPath
+from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from litestar.stores.base import Store
 from litestar.stores.memory import MemoryStore
 
 ADMIN = roles()
 PUBLIC = public()
+# The public side answers pages to browsers and problems to scripts.
+SUBMIT = {**PUBLIC, **answers("text/html", problems=[403, 404, 413, 422, 429])}
+PAGE = {**PUBLIC, **answers(problems=[404])}
+TOKEN = {**PUBLIC, **answers(problems=[403, 404])}
+CONFIRM = {**PUBLIC, **answers("text/html", problems=[410, 422])}
 MAX_BODY_BYTES = 64 * 1024
 _STORE = "webforms.rate_limit_store"
 
@@ -40,7 +44,7 @@ class FormController(Controller):
     tags = ["forms"]
 
     @post("/", opt=ADMIN, summary="Create a form")
-    async def create(self, data: FormCreate, state: State) -> Response[FormOut]:
+    async def create(self, data: JSONBody[FormCreate], state: State) -> Response[FormOut]:
         created = await FormService(state.kith).create(data)
         return Response(
             created, status_code=HTTP_201_CREATED, headers={"Location": f"/api/forms/{data.id}"}
@@ -98,14 +102,14 @@ async def _values(request: Request[Any, Any, Any]) -> dict[str, str]:
     if kind == "application/json":
         body = await request.json()
         if not isinstance(body, dict):
-            raise KithError("the body must be a JSON object")
+            raise InvalidInput("the body must be a JSON object")
         return {
             str(k): v if isinstance(v, str) else str(v) for k, v in body.items() if v is not None
         }
     if kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         form = await request.form()
         return {str(k): v for k, v in form.items() if isinstance(v, str)}
-    raise KithError("send the form as urlencoded, multipart or JSON")
+    raise InvalidInput("send the form as urlencoded, multipart or JSON")
 
 
 def _client_form_key(request: Request[Any, Any, Any]) -> str:
@@ -124,9 +128,7 @@ class _KithStoreConfig(RateLimitConfig):
         kith: Kith = app.state.kith
         store = kith.state.get(_STORE)
         if store is None:
-            url = kith.settings.environment.get("KITH_REDIS_URL") or os.environ.get(
-                "KITH_REDIS_URL"
-            )
+            url = kith.settings.redis_url
             if url:
                 from litestar.stores.redis import RedisStore
 
@@ -169,7 +171,7 @@ class PublicFormController(Controller):
 
     @post(
         "/{form_id:str}",
-        opt=PUBLIC,
+        opt=SUBMIT,
         summary="Submit a form (urlencoded, multipart or JSON)",
         request_max_body_size=MAX_BODY_BYTES,
         status_code=HTTP_200_OK,
@@ -181,6 +183,7 @@ class PublicFormController(Controller):
         html = _wants_html(request)
         origin: str | None = None
         try:
+            await FormService(kith).active(form_id)
             origin = await _allowed_origin(request, form_id)
             submission = Submission(
                 values=await _values(request),
@@ -204,38 +207,19 @@ class PublicFormController(Controller):
             return Response(pages.message_page("Thank you", text), media_type=MediaType.HTML)
         return Response(done, headers=_cors(origin))
 
-    @route(
-        "/{form_id:str}",
-        http_method=["OPTIONS"],
-        opt=PUBLIC,
-        status_code=HTTP_204_NO_CONTENT,
-        include_in_schema=False,
-    )
-    async def preflight(
-        self, form_id: FromPath[str], request: Request[Any, Any, Any]
-    ) -> Response[None]:
-        origin = await _allowed_origin(request, form_id)
-        headers = {
-            **_cors(origin),
-            "Access-Control-Allow-Methods": "POST, GET",
-            "Access-Control-Allow-Headers": "Content-Type, Accept",
-            "Access-Control-Max-Age": "600",
-        }
-        return Response(None, status_code=HTTP_204_NO_CONTENT, headers=headers)
-
-    @get("/{form_id:str}", opt=PUBLIC, summary="The form as a page of its own")
+    @get("/{form_id:str}", opt=PAGE, summary="The form as a page of its own")
     async def page(self, form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[str]:
         kith: Kith = request.app.state.kith
         form = await FormService(kith).active(form_id)
         token = SubmissionService(kith).fill_token(form_id)
         return Response(pages.hosted(form, _base(request), token), media_type=MediaType.HTML)
 
-    @get("/{form_id:str}/embed", opt=PUBLIC, summary="The form as an HTML snippet to paste")
+    @get("/{form_id:str}/embed", opt=PAGE, summary="The form as an HTML snippet to paste")
     async def embed(self, form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[str]:
         form = await FormService(request.app.state.kith).active(form_id)
         return Response(pages.snippet(form, _base(request)), media_type=MediaType.TEXT)
 
-    @get("/{form_id:str}/token", opt=PUBLIC, summary="A fresh fill-time token for the form")
+    @get("/{form_id:str}/token", opt=TOKEN, summary="A fresh fill-time token for the form")
     async def token(
         self, form_id: FromPath[str], request: Request[Any, Any, Any]
     ) -> Response[dict[str, str]]:
@@ -245,9 +229,9 @@ class PublicFormController(Controller):
         value = SubmissionService(kith).fill_token(form_id)
         return Response({"token": value}, headers={**_cors(origin), "Cache-Control": "no-store"})
 
-    @get("/{form_id:str}/confirm", opt=PUBLIC, summary="Confirm consent by the emailed link")
+    @get("/{form_id:str}/confirm", opt=CONFIRM, summary="Confirm consent by the emailed link")
     async def confirm(
-        self, form_id: FromPath[str], token: str, request: Request[Any, Any, Any]
+        self, form_id: FromPath[str], token: FromQuery[str], request: Request[Any, Any, Any]
     ) -> Response[str]:
         try:
             await SubmissionService(request.app.state.kith).confirm(token)
@@ -256,6 +240,24 @@ class PublicFormController(Controller):
             return Response(page, status_code=error.status_code, media_type=MediaType.HTML)
         page = pages.message_page("Confirmed", "Thank you: your consent is recorded.")
         return Response(page, media_type=MediaType.HTML)
+
+
+@route(
+    "/f/{form_id:str}",
+    http_method=["OPTIONS"],
+    opt=PUBLIC,
+    status_code=HTTP_204_NO_CONTENT,
+    include_in_schema=False,
+)
+async def preflight(form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[None]:
+    origin = await _allowed_origin(request, form_id)
+    headers = {
+        **_cors(origin),
+        "Access-Control-Allow-Methods": "POST, GET",
+        "Access-Control-Allow-Headers": "Content-Type, Accept",
+        "Access-Control-Max-Age": "600",
+    }
+    return Response(None, status_code=HTTP_204_NO_CONTENT, headers=headers)
 
 
 def _problem(error: KithError, headers: dict[str, str]) -> Response[Any]:
@@ -277,7 +279,7 @@ def _problem(error: KithError, headers: dict[str, str]) -> Response[Any]:
 
 def public_router() -> Router:
     """The public routes, rate-limited per client address and form and per form."""
-    return Router(path="/", route_handlers=[PublicFormController], middleware=_limits())
+    return Router(path="/", route_handlers=[preflight, PublicFormController], middleware=_limits())
 
 
 __all__ = ["FormController", "public_router"]

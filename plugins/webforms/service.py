@@ -85,10 +85,15 @@ def truncate_address(address: str | None) -> str | None:
     return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
 
 
+def _json(value: Any) -> Any:
+    # SQLite hands JSON columns back as text, PostgreSQL as text or decoded.
+    return msgspec.json.decode(value) if isinstance(value, str | bytes) else value
+
+
 def _form_out(row: Mapping[str, Any]) -> FormOut:
     return msgspec.convert(
         {
-            **row["definition"],
+            **_json(row["definition"]),
             "active": row["active"],
             "origin": row["origin"],
             "created_at": row["created_at"],
@@ -471,7 +476,8 @@ class SubmissionService:
             now = utcnow()
             if row["expires_at"] < now:
                 raise LinkExpired("this confirmation link has expired")
-            for purpose in row["purposes"]:
+            purposes = _json(row["purposes"])
+            for purpose in purposes:
                 await record_consent(
                     self.kith,
                     row["contact_id"],
@@ -489,7 +495,7 @@ class SubmissionService:
                 .where(WebFormOptIn.id == opt_in_id)
                 .run()
             )
-            return len(row["purposes"])
+            return len(purposes)
 
     async def expire(self) -> int:
         """Delete opt-ins not confirmed in time: their consent is never recorded."""
