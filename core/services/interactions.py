@@ -248,8 +248,10 @@ class InteractionService:
                 created_by=actor.id if actor.kind == "user" else None,
                 **stored,
             )
+            # An order is read back below, by its contact's value and tier update.
+            read_back = data.kind == "order"
             async with _insert_failures(data, retryable=uow is unit):
-                if uow is unit:
+                if uow is unit and not read_back:
                     # Nothing reads it back in this transaction: it runs with the audit entry
                     # and the outbox event (on PostgreSQL one statement, with no BEGIN or
                     # COMMIT of its own). In a caller's transaction it runs now, so that a
