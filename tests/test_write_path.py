@@ -18,6 +18,7 @@ from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from kith.services.tiers import TierService
 from kith.tables import Interaction
 
 _TABLE = re.compile(r'(?:FROM|INTO|UPDATE)\s+"?(\w+)"?', re.IGNORECASE)
@@ -117,7 +118,7 @@ async def test_an_interaction_is_logged_in_one_commit_and_not_read_back(
     recorded.statements.clear()
     logged, new = await InteractionService(kith).log(
         contact_id,
-        InteractionCreate(kind="order", summary="Order 7", amount=decimal.Decimal(7)),
+        InteractionCreate(kind="call", summary="Call 7", amount=decimal.Decimal(7)),
     )
     assert new
     assert all(s.in_transaction for s in recorded.statements), [
@@ -131,6 +132,16 @@ async def test_an_interaction_is_logged_in_one_commit_and_not_read_back(
     assert recorded.of("kith_contact") == []
     assert logged == await InteractionService(kith).get(logged.id)
     assert str(logged.amount) == "7.00"
+
+
+async def test_an_order_is_written_before_its_tier_reads_it(kith: Kith) -> None:
+    contact_id = await make_contact(kith)
+    await InteractionService(kith).log(
+        contact_id, InteractionCreate(kind="order", summary="Order 7", amount=decimal.Decimal(7))
+    )
+    # The value is stored by the order's own transaction, not computed when asked.
+    value = await TierService(kith).value(contact_id)
+    assert [(c.orders, str(c.monetary)) for c in value.currencies] == [(1, "7.00")]
 
 
 async def test_consent_given_is_not_read_back(kith: Kith, recorded: Recorder) -> None:
