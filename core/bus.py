@@ -71,7 +71,7 @@ class EventBus:
         self._subscribers: list[Subscriber] = []
         self._recorded: set[str] = set()
         # Periodic jobs of plugins (name -> interval, job), run alongside the dispatcher.
-        self._jobs: dict[str, tuple[float, Callable[[], Awaitable[object]]]] = {}
+        self._jobs: dict[str, tuple[float, Callable[[], Awaitable[object]], bool]] = {}
         self.subscribers = list(subscribers)
         self.outbox = Outbox(database)
         self.dispatcher = Dispatcher(self, self.outbox, kith)
@@ -203,7 +203,11 @@ class EventBus:
                 ("scheduler", self.config.schedule_interval_s, self.publish_due_tasks),
                 ("retention", PRUNE_INTERVAL_S, self.prune),
             ]
-        periodic += [(name, interval, job) for name, (interval, job) in self._jobs.items()]
+        periodic += [
+            (name, interval, job)
+            for name, (interval, job, scheduled) in self._jobs.items()
+            if scheduler or not scheduled
+        ]
         self._runner = Runner(self.dispatcher, periodic)
         self._runner.start()
         log.info(
@@ -213,14 +217,23 @@ class EventBus:
             scheduler=scheduler,
         )
 
-    def add_job(self, name: str, interval_s: float, job: Callable[[], Awaitable[object]]) -> None:
+    def add_job(
+        self,
+        name: str,
+        interval_s: float,
+        job: Callable[[], Awaitable[object]],
+        *,
+        scheduled: bool = False,
+    ) -> None:
         """Run ``job`` every ``interval_s`` seconds while the bus dispatches in the background
         (``kith serve``, ``kith worker``), for a plugin's own periodic work (the webhooks
         plugin's retries). Plugins add jobs from ``kith_startup``, which runs before the bus
-        starts. A job that raises is logged and runs again at its next turn."""
+        starts. A job that raises is logged and runs again at its next turn. A ``scheduled``
+        job is time-driven work like publishing due tasks: it runs only where the scheduler
+        does (not in ``kith worker --no-scheduler``)."""
         if self._runner is not None:
             raise RuntimeError(f"job {name!r} added after the bus started; add it in kith_startup")
-        self._jobs[name] = (interval_s, job)
+        self._jobs[name] = (interval_s, job, scheduled)
 
     async def _heartbeat(self) -> None:
         await self.record_subscribers(refresh=True)

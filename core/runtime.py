@@ -50,9 +50,9 @@ class Kith:
         self.bus.add_job("kith.merges.close", MERGE_CLOSE_EVERY_S, self._close_expired_merges)
         # Closing the loop: reminders and digests every half minute, cadence tasks and trigger
         # rules every five minutes, tiers hourly (an order updates its contact's tier at once).
-        self.bus.add_job("kith.loop.reminders", 30.0, self._loop("run_reminders"))
-        self.bus.add_job("kith.loop.rules", 300.0, self._loop("run_rules"))
-        self.bus.add_job("kith.loop.tiers", 3600.0, self._loop("run_tiers"))
+        self.bus.add_job("kith.loop.reminders", 30.0, self._loop("run_reminders"), scheduled=True)
+        self.bus.add_job("kith.loop.rules", 300.0, self._loop("run_rules"), scheduled=True)
+        self.bus.add_job("kith.loop.tiers", 3600.0, self._loop("run_tiers"), scheduled=True)
         self.token_cache = TokenCache(settings.token_cache_seconds)
         # What the plugins add; open_kith fills these in. The defaults are core's own, for a
         # Kith built by hand without plugins.

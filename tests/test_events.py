@@ -509,6 +509,35 @@ async def test_event_committed_by_a_killed_process_is_delivered_after_restart(
     assert len(recorder.received) == 1
 
 
+@pytest.mark.parametrize("scheduler", [True, False])
+async def test_scheduled_jobs_run_only_where_the_scheduler_runs(
+    kith_settings: Settings, scheduler: bool
+) -> None:
+    """``kith worker --no-scheduler`` delivers events but leaves time-driven work (reminders,
+    rules, tiers) to the processes that schedule."""
+    ran: set[str] = set()
+
+    def job(name: str) -> Callable[[], Any]:
+        async def run() -> None:
+            ran.add(name)
+
+        return run
+
+    kith = open_kith(kith_settings)
+    kith.bus.add_job("test.plain", 0.01, job("plain"))
+    kith.bus.add_job("test.scheduled", 0.01, job("scheduled"), scheduled=True)
+    await kith.start()
+    try:
+        await kith.bus.start(scheduler=scheduler)
+        async with asyncio.timeout(10):
+            while "plain" not in ran:
+                await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+    finally:
+        await kith.close()
+    assert ran == ({"plain", "scheduled"} if scheduler else {"plain"})
+
+
 # -- several workers -------------------------------------------------------------------------
 
 
