@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from types import MappingProxyType
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
 from kith.dispatcher import Clock, Dispatcher, EventsConfig, Runner, default_clock
@@ -44,6 +45,14 @@ PRUNE_INTERVAL_S = 3600.0
 
 class UnknownEventType(LookupError):
     """An event was published under a name no one declared (a programming error)."""
+
+
+class Job(NamedTuple):
+    """A periodic job added with :meth:`EventBus.add_job`."""
+
+    interval_s: float
+    run: Callable[[], Awaitable[object]]
+    scheduled: bool
 
 
 class EventBus:
@@ -71,7 +80,7 @@ class EventBus:
         self._subscribers: list[Subscriber] = []
         self._recorded: set[str] = set()
         # Periodic jobs of plugins (name -> interval, job), run alongside the dispatcher.
-        self._jobs: dict[str, tuple[float, Callable[[], Awaitable[object]], bool]] = {}
+        self._jobs: dict[str, Job] = {}
         self.subscribers = list(subscribers)
         self.outbox = Outbox(database)
         self.dispatcher = Dispatcher(self, self.outbox, kith)
@@ -233,7 +242,12 @@ class EventBus:
         does (not in ``kith worker --no-scheduler``)."""
         if self._runner is not None:
             raise RuntimeError(f"job {name!r} added after the bus started; add it in kith_startup")
-        self._jobs[name] = (interval_s, job, scheduled)
+        self._jobs[name] = Job(interval_s, job, scheduled)
+
+    @property
+    def jobs(self) -> Mapping[str, Job]:
+        """The periodic jobs added so far, by name (what ``kith worker`` will run)."""
+        return MappingProxyType(self._jobs)
 
     async def _heartbeat(self) -> None:
         await self.record_subscribers(refresh=True)

@@ -377,11 +377,11 @@ async def test_the_worker_syncs_on_a_schedule(kith: Kith, stand_in: StandIn) -> 
 
     # Off by default: no job.
     kith_startup(kith)
-    assert "onec.sync" not in kith.bus._jobs
+    assert "onec.sync" not in kith.bus.jobs
     every = msgspec.structs.replace(onec_settings(kith), sync_minutes=15)
     kith.settings._parsed[("onec", OnecSettings)] = every
     kith_startup(kith)
-    interval, job = kith.bus._jobs["onec.sync"]
+    interval, job, _ = kith.bus.jobs["onec.sync"]
     assert interval == 15 * 60
     _seed(stand_in)
     await ContactService(kith).create(ContactCreate(kind="organization", name="Epsilon AG"))

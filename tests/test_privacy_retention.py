@@ -118,9 +118,9 @@ async def test_legal_holds_are_released_when_they_run_out(kith: Kith) -> None:
 
 
 async def test_the_worker_applies_retention_periodically(kith: Kith) -> None:
-    jobs = kith.bus._jobs
+    jobs = kith.bus.jobs
     assert "privacy.retention" in jobs
-    interval, job = jobs["privacy.retention"]
+    interval, job, _ = jobs["privacy.retention"]
     assert interval == 3600.0
     configure_privacy(kith, retention={"inactive_contacts": "24 months"})
     contact_id = await make_person(kith, notes=0, orders=0)

@@ -119,6 +119,7 @@ async def test_ropa_covers_purposes_recipients_retention_and_plugins(configured:
         "custom",
         "identity",
         "merge_records",
+        "online_identifiers",  # the web forms plugin's submitter addresses
     )
     assert "Acme Telephony" in [r.name for r in record.recipients]
     assert "Acme Telephony" in [r.name for r in record.transfers]

@@ -192,7 +192,14 @@ OVERRIDES: list[tuple[type, type, set[str]]] = [
     (seam.SQLiteWriterTransaction, SQLiteTransaction, {"get_connection", "begin", "__aexit__"}),
     (seam.PostgresEngineBase, PostgresEngine, {"_run_in_pool"}),
     (KithPostgresEngine, PostgresEngine, {"__init__", "close_connection_pool", "transaction"}),
-    (_HotTransaction, PostgresTransaction, {"__init__", "get_connection", "commit", "__aexit__"}),
+    # BEGIN waits for the first statement that needs one, so begin, commit and rollback are
+    # its own, and they keep piccolo's record of how the transaction ended.
+    (
+        _HotTransaction,
+        PostgresTransaction,
+        {"__init__", "get_connection", "begin", "commit", "rollback", "__aexit__"}
+        | {"_committed", "_rolled_back"},
+    ),
     (seam.CompiledQueryString, QueryString, {"__init__", "compile_string", "__str__"}),
 ]
 

@@ -14,6 +14,7 @@ from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from kith.storage.prepared import run_deferred
 from kith.tables import Contact, ContactPoint, Interaction
 
 
@@ -67,6 +68,9 @@ async def test_service_failure_after_the_contact_row_leaves_nothing(
     service = ContactService(kith)
 
     async def fail(*args: object, **kwargs: object) -> None:
+        # What the create deferred to its commit reaches the database now, as it would
+        # before a later statement that reads it.
+        await run_deferred(Contact._meta.db)
         assert await Contact.count() == 1, "the contact row should be written by now"
         raise Boom
 

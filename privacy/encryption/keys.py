@@ -214,7 +214,11 @@ class DataKeyStore:
         key nor a tombstone yet and looking for them is skipped."""
         transaction = self._transaction()
         if new:
-            return await self._create_new(transaction, subject)
+            # A plugin's check of the new contact may have stored something of it already
+            # (the reason for overriding a suppression), making its key in this transaction.
+            return self._pending_get(transaction, subject) or await self._create_new(
+                transaction, subject
+            )
         # The cache first: a key still pending in a transaction is never in it.
         loaded = self.cache.for_subject(subject)
         if loaded is not None:
