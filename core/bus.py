@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from types import MappingProxyType
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from types import MappingProxyType
 from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
