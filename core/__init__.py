@@ -11,6 +11,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 from kith.actor import SYSTEM, Actor, Role
+from kith.cards import CardSection
 from kith.errors import (
     Conflict,
     InvalidInput,
@@ -93,6 +94,7 @@ __all__ = [
     "SYSTEM",
     "Access",
     "Actor",
+    "CardSection",
     "Conflict",
     "ConsentGiven",
     "ConsentReceipt",

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import click
     import msgspec
     from kith.actor import Actor
+    from kith.cards import CardSection
     from kith.events import EventType
     from kith.mail import MailTransport
     from kith.notices import UserNotice
@@ -311,6 +312,19 @@ def kith_check_new_contact(
     position in the request. ``privacy.rights`` refuses addresses on its suppression list
     (people who asked to be erased) unless ``override_reason`` is given, and then records the
     override in the same transaction. Collecting. May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_contact_card_sections(
+    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str
+) -> Awaitable[CardSection | None] | CardSection | None:
+    """A section of the web UI's contact card for the contact ``contact_id`` as ``actor``
+    sees it (a conversation and its reply form, say), or None to add nothing. The section's
+    ``html`` is put in the card as it is, so the plugin escapes every value it shows; a form
+    in it carries ``csrf_input`` (the hidden field the web UI checks) and posts to a route of
+    the plugin. Sections follow the card's own, in the order of ``order``, then ``key``.
+    Collecting. May be async."""
 
 
 @hookspec

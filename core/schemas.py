@@ -11,7 +11,9 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 ContactKind = Literal["person", "organization"]
-InteractionKind = Literal["note", "call", "email", "meeting", "form_submission", "order", "task"]
+InteractionKind = Literal[
+    "note", "call", "email", "meeting", "form_submission", "order", "task", "message"
+]
 Direction = Literal["inbound", "outbound"]
 
 ShortText = Annotated[str, Meta(max_length=200)]

@@ -24,11 +24,14 @@ from kith.services.contacts import ContactFilter, ContactService
 from kith.services.exports import ExportService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
+from kith.cards import CardSection
 from kith.web.i18n import t
 from kith.web.views.common import READERS, STAFF, WEB, form_of, kith_of, render, see_other
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
+from litestar.utils.scope.state import ScopeState
+from markupsafe import Markup, escape
 
 PAGE_SIZE = 25
 TIMELINE_SIZE = 50
@@ -126,6 +129,38 @@ async def create_contact(request: Request[Any, Any, Any]) -> Template | Redirect
     return see_other(f"/contacts/{contact.id}")
 
 
+async def card_sections(
+    request: Request[Any, Any, Any], contact_id: uuid.UUID
+) -> list[CardSection]:
+    """The plugins' sections of the card (``kith_contact_card_sections``), in their order."""
+    kith = kith_of(request)
+    if kith.plugins is None or not kith.plugins.implements("kith_contact_card_sections"):
+        return []
+    # The mount imports the views: read its field name when a page is drawn.
+    from kith.web.mount import CSRF_FIELD
+
+    token = ScopeState.from_scope(request.scope).csrf_token
+    field = Markup('<input type="hidden" name="{}" value="{}">').format(
+        CSRF_FIELD, "" if not isinstance(token, str) else token
+    )
+    results = await kith.plugins.call_async(
+        "kith_contact_card_sections",
+        kith=kith,
+        contact_id=contact_id,
+        actor=current_actor(request),
+        csrf_input=str(field),
+    )
+    found = [result.value for result in results if isinstance(result.value, CardSection)]
+    return sorted(found, key=lambda section: (section.order, section.key))
+
+
+def _section_markup(sections: list[CardSection]) -> list[dict[str, Any]]:
+    # The plugin escaped its own values (the hook's contract); the key and title are escaped here.
+    return [
+        {"key": escape(s.key), "title": escape(s.title), "html": Markup(s.html)} for s in sections
+    ]
+
+
 @get("/contacts/{contact_id:uuid}", opt=READERS)
 async def contact_card(
     request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
@@ -144,6 +179,7 @@ async def contact_card(
         timeline=timeline.items,
         more=timeline.next_cursor is not None,
         declared=declared,
+        sections=_section_markup(await card_sections(request, contact_id)),
         error=None,
     )
 
@@ -194,6 +230,7 @@ async def log_interaction(
             timeline=timeline.items,
             more=timeline.next_cursor is not None,
             declared={f.name: f for f in await FieldService(kith).declared()},
+            sections=_section_markup(await card_sections(request, contact_id)),
             error=exc.detail,
         )
     return see_other(f"/contacts/{contact_id}#timeline")
