@@ -9,7 +9,7 @@ import uuid
 import zoneinfo
 from typing import Any
 
-from kith.errors import InvalidInput, KithError
+from kith.errors import InvalidInput, KithError, NotFound
 from kith.http.auth import current_actor
 from kith.http.routes.contacts import field_filters
 from kith.schemas import (
@@ -236,6 +236,39 @@ async def log_interaction(
     return see_other(f"/contacts/{contact_id}#timeline")
 
 
+@post("/contacts/{contact_id:uuid}/card/{key:str}", opt=STAFF)
+async def submit_section(
+    request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID], key: FromPath[str]
+) -> Template | Redirect:
+    """A form of a plugin's card section: the section's own ``submit`` does the work."""
+    sections = await card_sections(request, contact_id)
+    section = next((s for s in sections if s.key == key and s.submit is not None), None)
+    if section is None or section.submit is None:
+        raise NotFound(f"the card has no section {key!r} that takes a form")
+    values = await form_of(request)
+    try:
+        await section.submit(values)
+    except KithError as exc:
+        kith = kith_of(request)
+        actor = current_actor(request)
+        contact = await ContactService(kith, WEB).get(contact_id, actor)
+        timeline = await InteractionService(kith, WEB).timeline(
+            contact_id, limit=TIMELINE_SIZE, actor=actor
+        )
+        return render(
+            request,
+            "contact.html",
+            status=422,
+            contact=contact,
+            timeline=timeline.items,
+            more=timeline.next_cursor is not None,
+            declared={f.name: f for f in await FieldService(kith).declared()},
+            sections=_section_markup(await card_sections(request, contact_id)),
+            error=exc.detail,
+        )
+    return see_other(f"/contacts/{contact_id}#card-{key}")
+
+
 @get("/contacts/{contact_id:uuid}/edit", opt=STAFF)
 async def edit_contact(
     request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
@@ -313,6 +346,7 @@ PAGES = [
     contact_card,
     timeline_part,
     log_interaction,
+    submit_section,
     edit_contact,
     change_contact,
     archive_contact,
