@@ -9,6 +9,7 @@ import uuid
 import zoneinfo
 from typing import Any
 
+from kith.cards import CardSection
 from kith.errors import InvalidInput, KithError, NotFound
 from kith.http.auth import current_actor
 from kith.http.routes.contacts import field_filters
@@ -24,7 +25,6 @@ from kith.services.contacts import ContactFilter, ContactService
 from kith.services.exports import ExportService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
-from kith.cards import CardSection
 from kith.web.i18n import t
 from kith.web.views.common import READERS, STAFF, WEB, form_of, kith_of, render, see_other
 from litestar import Request, get, post
