@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from _messengers import (
     BOT_TOKEN,
@@ -26,7 +27,8 @@ from _messengers import (
     wa_text,
     write_settings,
 )
-from kith import ContactCreate, ContactService, PhoneIn
+from kith import SYSTEM, ContactCreate, ContactService, PhoneIn
+from kith.plugins.messengers.schemas import MessageIn
 from kith.plugins.messengers.services import SEND_ATTEMPTS, MessageService
 from kith.plugins.messengers.tables import MessengerConversation, MessengerMessage
 from kith.privacy.rights.erasure import ErasureService
@@ -84,9 +86,7 @@ async def grace(kith: Kith, number: str = "+" + WA_ID) -> uuid.UUID:
     return made.id
 
 
-async def test_a_telegram_text_twice_is_one_lead_one_message_and_one_interaction(
-    kith, kith_client
-):
+async def test_a_telegram_text_twice_is_one_lead_one_message_and_one_interaction(kith, kith_client):
     update = tg_update(1, 5550001, 7, text="Hello, do you ship to Leeds?")
     for _ in range(2):
         answer = await kith_client.post(TG, **tg_post(update))
@@ -99,19 +99,15 @@ async def test_a_telegram_text_twice_is_one_lead_one_message_and_one_interaction
     assert lead.name == "Ada Byron" and lead.source == "messengers.telegram"
     assert "lead" in lead.tags
     [logged] = await messages_of(lead.id)
-    assert logged["direction"] == "inbound" and logged["external_id"] == "5550001:7"
+    # The provider's id carries the chat: only its blind index is kept.
+    assert logged["direction"] == "inbound" and "5550001" not in logged["external_id"]
+    assert logged["external_id"] == MessageService(kith).message_key("telegram", "5550001:7")
     [received] = await events("message.received")
     assert received["new_lead"] is True and received["channel"] == "telegram"
     assert received["interaction_id"] == str(logged["id"])
     assert "Leeds" not in json.dumps(received)
-    [read] = await MessageService(kith).messages(lead.id, kith_system_actor())
+    [read] = await MessageService(kith).messages(lead.id, SYSTEM)
     assert read.text == "Hello, do you ship to Leeds?"
-
-
-def kith_system_actor():
-    from kith import SYSTEM
-
-    return SYSTEM
 
 
 @pytest.mark.parametrize("secret", [None, "wrong-secret"])
@@ -125,9 +121,7 @@ async def test_telegram_updates_without_the_secret_token_are_refused(kith, kith_
     assert await Contact.count() == 0
 
 
-async def test_a_shared_phone_links_the_telegram_chat_to_the_contact_holding_it(
-    kith, kith_client
-):
+async def test_a_shared_phone_links_the_telegram_chat_to_the_contact_holding_it(kith, kith_client):
     known = await grace(kith)
     first = tg_update(1, 5550002, 1, text="Hi")
     assert (await kith_client.post(TG, **tg_post(first))).status_code == 200
@@ -146,7 +140,7 @@ async def test_a_shared_phone_links_the_telegram_chat_to_the_contact_holding_it(
     assert conversation["contact_id"] == known
     rows = await MessengerMessage.select(MessengerMessage.contact_id)
     assert {row["contact_id"] for row in rows} == {known}
-    texts = [m.text for m in await MessageService(kith).messages(known, kith_system_actor())]
+    texts = [m.text for m in await MessageService(kith).messages(known, SYSTEM)]
     assert sorted(texts) == ["", "Hi", "It is me"]  # re-sealed under Grace's key: readable
     assert lead["id"] != known
 
@@ -171,7 +165,7 @@ async def test_photos_and_documents_are_kept_as_references(kith, kith_client):
     for update in (photo, document):
         assert (await kith_client.post(TG, **tg_post(update))).status_code == 200
     [contact] = await Contact.select(Contact.id)
-    found = await MessageService(kith).messages(contact["id"], kith_system_actor())
+    found = await MessageService(kith).messages(contact["id"], SYSTEM)
     files = {(a.kind, a.ref, a.name) for m in found for a in m.attachments or []}
     assert files == {("photo", "large-id", None), ("document", "doc-id", "invoice.pdf")}
     assert {m.text for m in found} == {"The broken part", ""}
@@ -219,7 +213,9 @@ async def test_a_whatsapp_reply_is_sent_by_the_bus_and_follows_status_callbacks(
     kith, kith_client, kith_auth, stand_in
 ):
     known = await grace(kith)
-    assert (await kith_client.post(WA, **wa_post(wa_text(WA_ID, "wamid.in1", "Hi")))).status_code == 200
+    assert (
+        await kith_client.post(WA, **wa_post(wa_text(WA_ID, "wamid.in1", "Hi")))
+    ).status_code == 200
     headers = await kith_auth("agent")
     answer = await kith_client.post(
         f"/api/contacts/{known}/messages", json={"text": "Your order ships today"}, headers=headers
@@ -234,12 +230,17 @@ async def test_a_whatsapp_reply_is_sent_by_the_bus_and_follows_status_callbacks(
     assert request.body["to"] == WA_ID and request.body["type"] == "text"
     assert request.body["text"]["body"] == "Your order ships today"
     [sent] = await events("message.sent")
-    assert sent["external_id"] == "wamid.out1" and sent["message_id"] == queued["id"]
+    assert sent["message_id"] == queued["id"]
+    assert sent["external_id"] == MessageService(kith).message_key("whatsapp", "wamid.out1")
 
     for status in ("delivered", "read", "delivered"):
         payload = wa_post(wa_status("wamid.out1", status, WA_ID))
         assert (await kith_client.post(WA, **payload)).status_code == 200
-    row = await MessengerMessage.select().where(MessengerMessage.external_id == "wamid.out1").first()
+    row = (
+        await MessengerMessage.select()
+        .where(MessengerMessage.id == uuid.UUID(queued["id"]))
+        .first()
+    )
     assert row["status"] == "read"  # a late "delivered" does not go back
     assert [e["status"] for e in await events("message.status")] == ["delivered", "read"]
     outbound = [i for i in await messages_of(known) if i["direction"] == "outbound"]
@@ -277,13 +278,15 @@ async def test_a_failing_send_is_retried_then_dead_lettered_and_the_message_fail
 ):
     clock = Clock()
     kith.bus.clock = clock
-    assert (await kith_client.post(TG, **tg_post(tg_update(1, 5550004, 1, text="Hi")))).status_code == 200
+    assert (
+        await kith_client.post(TG, **tg_post(tg_update(1, 5550004, 1, text="Hi")))
+    ).status_code == 200
     [contact] = await Contact.select(Contact.id)
     stand_in.fail_with = [(502, {"ok": False, "error_code": 502, "description": "Bad Gateway"})] * (
         SEND_ATTEMPTS
     )
     queued = await MessageService(kith).send(
-        contact["id"], msgspec_in(text="Are you there?"), kith_system_actor()
+        contact["id"], msgspec_in(text="Are you there?"), SYSTEM
     )
     for _ in range(SEND_ATTEMPTS):
         await kith.bus.drain()
@@ -298,18 +301,13 @@ async def test_a_failing_send_is_retried_then_dead_lettered_and_the_message_fail
 
     # A blocked bot fails at once: sending again cannot help.
     stand_in.fail_with = [(403, {"ok": False, "error_code": 403, "description": "Forbidden"})]
-    again = await MessageService(kith).send(
-        contact["id"], msgspec_in(text="Hello?"), kith_system_actor()
-    )
+    again = await MessageService(kith).send(contact["id"], msgspec_in(text="Hello?"), SYSTEM)
     await kith.bus.drain()
     row = await MessengerMessage.select().where(MessengerMessage.id == again.id).first()
     assert row["status"] == "failed" and row["attempts"] == 1
 
 
-def msgspec_in(**values: Any):
-    import msgspec
-    from kith.plugins.messengers.schemas import MessageIn
-
+def msgspec_in(**values: Any) -> MessageIn:
     return msgspec.convert(values, MessageIn)
 
 
@@ -317,7 +315,9 @@ async def test_marketing_needs_consent_and_a_restricted_contact_gets_nothing(
     kith, kith_client, kith_auth, stand_in
 ):
     known = await grace(kith)
-    assert (await kith_client.post(WA, **wa_post(wa_text(WA_ID, "wamid.in1", "Hi")))).status_code == 200
+    assert (
+        await kith_client.post(WA, **wa_post(wa_text(WA_ID, "wamid.in1", "Hi")))
+    ).status_code == 200
     headers = await kith_auth("agent")
     path = f"/api/contacts/{known}/messages"
     offer = {"text": "20% off this week", "purpose": "marketing"}
@@ -340,14 +340,13 @@ async def test_erasing_a_sender_leaves_no_residue(kith, kith_client, kith_engine
     update = tg_update(1, 987654321987, 1, text=secret_text)
     assert (await kith_client.post(TG, **tg_post(update))).status_code == 200
     [contact] = await Contact.select(Contact.id)
-    exported = await MessageService(kith).messages(contact["id"], kith_system_actor())
+    exported = await MessageService(kith).messages(contact["id"], SYSTEM)
     assert exported[0].text == secret_text
 
     job = await ErasureService(kith).run(contact["id"], job_id=uuid.uuid4())
     assert job.state == "done"
     assert await MessengerMessage.count() == 0 and await MessengerConversation.count() == 0
     if kith_engine == "sqlite":
-        await kith.database.checkpoint() if hasattr(kith.database, "checkpoint") else None
         path = kith.settings.sqlite_path
         stored = b"".join(
             Path(f"{path}{suffix}").read_bytes()

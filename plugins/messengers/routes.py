@@ -13,7 +13,7 @@ from kith.plugins.messengers.services import MessageService
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
-from litestar.params import FromPath, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 AGENTS = roles(Role.AGENT)
@@ -68,7 +68,7 @@ class ContactMessages(Controller):
     async def send(
         self,
         contact_id: FromPath[uuid.UUID],
-        data: MessageIn,
+        data: JSONBody[MessageIn],
         messages: Messages,
         actor: CurrentActor,
     ) -> MessageOut:

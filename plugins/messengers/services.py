@@ -59,6 +59,7 @@ QUEUED = "message.queued"
 SEND_ATTEMPTS = 6
 # A chat id's blind-index kind: its own key, so equal values of other kinds never match.
 CHAT_KIND = "messengers.chat"
+MESSAGE_KIND = "messengers.message"
 # Later statuses never go back to earlier ones (a late "delivered" after "read").
 RANK = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4}
 log = get_logger("kith.plugins.messengers")
@@ -127,6 +128,12 @@ class MessageService:
     def chat_key(self, channel: str, chat_id: str) -> str:
         return self.kith.protector.lookup_key(CHAT_KIND, f"{channel}\x00{chat_id}")
 
+    def message_key(self, channel: str, message_id: str) -> str:
+        """What Kith keeps of a provider's message id: its blind index. The ids themselves
+        carry the chat (Telegram's chat id, the number in a WhatsApp wamid), and they end up
+        in interactions and events that outlive nothing but must hold no personal data."""
+        return self.kith.protector.lookup_key(MESSAGE_KIND, f"{channel}\x00{message_id}")
+
     # -- webhooks ------------------------------------------------------------------------------
 
     def check(self, channel: str, headers: Mapping[str, str], body: bytes) -> Incoming:
@@ -153,12 +160,13 @@ class MessageService:
         """Take in one inbound message: None when it was taken in before (same channel and
         message id), else the stored message, on the sender's conversation."""
         key = self.chat_key(channel, message.chat_id)
+        external_id = self.message_key(channel, message.message_id)
         async with self.kith.unit_of_work(ACTOR) as uow:
             # One message of a chat at a time: the first of an unknown sender makes one lead.
             await self.kith.database.lock([f"messengers\x00{channel}\x00{key}"])
             seen = await MessengerMessage.exists().where(
                 (MessengerMessage.channel == channel)
-                & (MessengerMessage.external_id == message.message_id)
+                & (MessengerMessage.external_id == external_id)
             )
             if seen:
                 return None
@@ -170,7 +178,7 @@ class MessageService:
                 direction="inbound",
                 text=message.text,
                 attachments=message.attachments,
-                external_id=message.message_id,
+                external_id=external_id,
                 status="received",
                 at=at,
             )
@@ -378,7 +386,7 @@ class MessageService:
                 await MessengerMessage.select()
                 .where(
                     (MessengerMessage.channel == channel)
-                    & (MessengerMessage.external_id == update.message_id)
+                    & (MessengerMessage.external_id == self.message_key(channel, update.message_id))
                     & (MessengerMessage.direction == "outbound")
                 )
                 .first()
@@ -519,7 +527,7 @@ class MessageService:
             ACTOR,
             CHANNEL,
             message=str(row["id"]),
-            channel=row["channel"],
+            via=row["channel"],
         )
         try:
             external_id = await adapter.send(
@@ -546,7 +554,12 @@ class MessageService:
             raise
         async with self.kith.unit_of_work(ACTOR) as uow:
             now = utcnow()
-            row.update(status="sent", external_id=external_id[:200], sent_at=now, error=None)
+            row.update(
+                status="sent",
+                external_id=self.message_key(row["channel"], external_id),
+                sent_at=now,
+                error=None,
+            )
             await MessengerMessage.update(
                 {
                     MessengerMessage.status: "sent",
