@@ -94,7 +94,7 @@ def upgraded_url(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignor
 
 
 # The plugins the installation had: Kith's own (other installed ones would add their tables).
-BUILT_IN = {"KITH_PLUGINS": "privacy,webhooks,telephony"}
+BUILT_IN = {"KITH_PLUGINS": "privacy,webhooks,telephony,messengers"}
 
 
 async def _opened(home: Path, url: str) -> Kith:
@@ -132,6 +132,7 @@ async def _check(home: Path, url: str) -> None:
         "kith:2026-12-09T12:10:00:000000",
         "kith:2026-12-09T16:10:00:000000",
         "kith_privacy:2026-12-07T08:00:00:000000",
+        "messengers:2026-12-10T09:00:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",
         "kith_privacy_subjects:2026-12-06T09:00:01:000000",
