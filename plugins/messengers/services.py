@@ -162,8 +162,9 @@ class MessageService:
         key = self.chat_key(channel, message.chat_id)
         external_id = self.message_key(channel, message.message_id)
         async with self.kith.unit_of_work(ACTOR) as uow:
-            # One message of a chat at a time: the first of an unknown sender makes one lead.
-            await self.kith.database.lock([f"messengers\x00{channel}\x00{key}"])
+            # One delivery of a message at a time (a provider's retry racing the original);
+            # messages of a known chat otherwise run alongside.
+            await self.kith.database.lock([f"messengers\x00message\x00{external_id}"])
             seen = await MessengerMessage.exists().where(
                 (MessengerMessage.channel == channel)
                 & (MessengerMessage.external_id == external_id)
@@ -203,13 +204,15 @@ class MessageService:
     ) -> tuple[dict[str, Any], bool]:
         """The sender's conversation, made with its contact (found or a new lead) when new;
         a phone they share links it to the contact holding that number."""
-        found = (
-            await MessengerConversation.select()
-            .where(
-                (MessengerConversation.channel == channel) & (MessengerConversation.chat_key == key)
-            )
-            .first()
+        find = MessengerConversation.select().where(
+            (MessengerConversation.channel == channel) & (MessengerConversation.chat_key == key)
         )
+        found = await find.first()
+        if found is None:
+            # A new chat: one at a time, so the first messages of an unknown sender, however
+            # many arrive at once, make one conversation and one lead.
+            await self.kith.database.lock([f"messengers\x00{channel}\x00{key}"])
+            found = await find.first()
         phone = self._phone(message.phone or message.shared_phone)
         if found is not None:
             conversation = dict(found)
