@@ -333,6 +333,12 @@ async def test_marketing_needs_consent_and_a_restricted_contact_gets_nothing(
     assert row["status"] == "failed" and "restricted" in row["error"]
     again = await kith_client.post(path, json={"text": "Hello?"}, headers=headers)
     assert again.status_code == 409 and "restricted" in again.json()["detail"]
+    # What a restricted contact writes is kept, sealed, and not processed further.
+    before = len(await messages_of(known))
+    later = await kith_client.post(WA, **wa_post(wa_text(WA_ID, "wamid.in2", "Still me")))
+    assert later.status_code == 200
+    assert await MessengerMessage.count().where(MessengerMessage.direction == "inbound") == 2
+    assert len(await messages_of(known)) == before
 
 
 async def test_erasing_a_sender_leaves_no_residue(kith, kith_client, kith_engine):
@@ -340,8 +346,15 @@ async def test_erasing_a_sender_leaves_no_residue(kith, kith_client, kith_engine
     update = tg_update(1, 987654321987, 1, text=secret_text)
     assert (await kith_client.post(TG, **tg_post(update))).status_code == 200
     [contact] = await Contact.select(Contact.id)
-    exported = await MessageService(kith).messages(contact["id"], SYSTEM)
-    assert exported[0].text == secret_text
+    [section] = [
+        result.value
+        for result in await kith.plugins.call_async(
+            "kith_subject_export", kith=kith, contact_id=contact["id"]
+        )
+        if result.value is not None and result.value.source == "messengers"
+    ]
+    assert section.tables["messages"][0]["text"] == secret_text
+    assert section.tables["conversations"][0]["chat"] == "987654321987"
 
     job = await ErasureService(kith).run(contact["id"], job_id=uuid.uuid4())
     assert job.state == "done"
