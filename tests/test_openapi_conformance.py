@@ -144,6 +144,8 @@ PUBLIC = {
     ("post", "/api/telephony/mango/events/call"),
     ("post", "/api/telephony/mango/events/summary"),
     ("post", "/api/telephony/mango/events/record/added"),
+    ("get", "/api/messengers/{channel}"),
+    ("post", "/api/messengers/{channel}"),
 }
 
 
