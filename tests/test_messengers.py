@@ -261,6 +261,8 @@ async def test_outside_the_24_hour_window_only_a_template_is_sent(
     assert await MessengerMessage.count().where(MessengerMessage.direction == "outbound") == 0
 
     template = {"name": "order_update", "language": "en_GB", "params": ["A-17"]}
+    both = await kith_client.post(path, json={"text": "Hi", "template": template}, headers=headers)
+    assert both.status_code == 422
     answer = await kith_client.post(path, json={"template": template}, headers=headers)
     assert answer.status_code == 201, answer.text
     await kith.bus.drain()

@@ -440,6 +440,8 @@ class MessageService:
         template."""
         if not data.text.strip() and data.template is None:
             raise InvalidInput("give the text of the message, or a template", field="text")
+        if data.text.strip() and data.template is not None:
+            raise InvalidInput("give either text or a template, not both", field="template")
         await ContactService(self.kith, CHANNEL).get(contact_id, actor)
         await check_processing(self.kith, contact_id, SEND_ACTIVITY)
         if data.purpose is not None:
@@ -462,8 +464,6 @@ class MessageService:
                 "template",
                 field="template",
             )
-        if data.template is not None and not outside and data.text.strip():
-            raise InvalidInput("give either text or a template, not both", field="template")
         text = data.text if data.template is None else ""
         async with self.kith.unit_of_work(actor) as uow:
             row = await self._store(
