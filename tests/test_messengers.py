@@ -144,6 +144,20 @@ async def test_a_shared_phone_links_the_telegram_chat_to_the_contact_holding_it(
     assert sorted(texts) == ["", "Hi", "It is me"]  # re-sealed under Grace's key: readable
     assert lead["id"] != known
 
+    # A number nobody holds becomes the lead's: WhatsApp messages from it find them.
+    hello = tg_update(4, 5550005, 1, text="Hello")
+    assert (await kith_client.post(TG, **tg_post(hello))).status_code == 200
+    share = tg_update(
+        5,
+        5550005,
+        2,
+        contact={"phone_number": "+447700900999", "first_name": "Bo", "user_id": 5550005},
+    )
+    assert (await kith_client.post(TG, **tg_post(share))).status_code == 200
+    [bo] = await ContactService(kith).find_ids_by("phone", "+447700900999")
+    chats = await MessengerConversation.select(MessengerConversation.contact_id)
+    assert bo in {row["contact_id"] for row in chats} and bo != known
+
 
 async def test_photos_and_documents_are_kept_as_references(kith, kith_client):
     photo = tg_update(

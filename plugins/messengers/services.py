@@ -16,6 +16,7 @@ from kith import (
     Conflict,
     ContactCreate,
     ContactIntake,
+    ContactPatch,
     ContactService,
     Event,
     InteractionCreate,
@@ -274,7 +275,10 @@ class MessageService:
         matched = await ContactIntake(ContactService(self.kith, CHANNEL)).match(
             ContactCreate(name=phone, phones=[PhoneIn(number=phone)])
         )
-        if matched is None or matched[0] == conversation["contact_id"]:
+        if matched is not None and matched[0] == conversation["contact_id"]:
+            return
+        if matched is None:
+            await self._add_phone(conversation["contact_id"], phone)
             return
         to = matched[0]
         await move_subject_rows(
@@ -295,6 +299,21 @@ class MessageService:
             .first()
         )
         conversation.update(dict(refreshed or {}))
+
+    async def _add_phone(self, contact_id: uuid.UUID, phone: str) -> None:
+        """A number nobody holds yet becomes the chat's contact's, so that calls and
+        WhatsApp messages from it find them too."""
+        contacts = ContactService(self.kith, CHANNEL)
+        contact = await contacts.get(contact_id, ACTOR)
+        phones = [
+            PhoneIn(number=p.number, label=p.label, primary=p.primary) for p in contact.phones
+        ]
+        phones.append(PhoneIn(number=phone, primary=not phones))
+        try:
+            await contacts.update(contact_id, ContactPatch(phones=phones), ACTOR)
+        except ProcessingRefused:
+            # A restricted contact's data is not changed: the chat stays as it is.
+            return
 
     async def _store(
         self,
