@@ -24,7 +24,7 @@ from kith import (
 if TYPE_CHECKING:
     import click
     import msgspec
-    from kith import Kith
+    from kith import Kith, Settings
     from piccolo.conf.apps import AppConfig
 
 # The hooks import their modules when called: loading the plugin stays cheap, and the CLI and
@@ -55,10 +55,12 @@ def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
 
 
 @hookimpl
-def kith_register_routes(register: Callable[[Any], None]) -> None:
-    from kith.plugins.onec.routes import exchange
+def kith_register_configured_routes(settings: Settings, register: Callable[[Any], None]) -> None:
+    """The exchange endpoint at the paths 1C's node was given (``[onec] exchange_paths``)."""
+    from kith.plugins.onec.routes import exchange_handler
+    from kith.plugins.onec.settings import OnecSettings
 
-    register(exchange)
+    register(exchange_handler(settings.parsed("onec", OnecSettings).exchange_paths))
 
 
 @hookimpl
