@@ -18,6 +18,7 @@ from kith import (
     Purpose,
     Recipient,
     RecipientNotice,
+    Subscriber,
     hookimpl,
 )
 
@@ -61,6 +62,16 @@ def kith_register_configured_routes(settings: Settings, register: Callable[[Any]
     from kith.plugins.onec.settings import OnecSettings
 
     register(exchange_handler(settings.parsed("onec", OnecSettings).exchange_paths))
+
+
+@hookimpl
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
+    """Orders logged in Kith for customers 1C knows wait for the next query reply."""
+    from kith.plugins.onec.query import on_order_logged
+
+    register(
+        Subscriber(name="onec.orders", events=("interaction.logged",), handler=on_order_logged)
+    )
 
 
 @hookimpl
