@@ -194,6 +194,10 @@ class TierService:
         caller's transaction)."""
         await self.recompute([contact_id])
 
+    async def on_orders(self, contact_ids: Sequence[uuid.UUID]) -> None:
+        """Orders were logged for these contacts (a batch): one recompute for them all."""
+        await self.recompute(sorted(set(contact_ids)))
+
     async def value(self, contact_id: uuid.UUID, now: dt.datetime | None = None) -> ContactValueOut:
         """A contact's figures and tier (ids and numbers: nothing personal)."""
         if not await Contact.exists().where(Contact.id == contact_id):
