@@ -66,6 +66,12 @@ class UnitOfWork:
         self._token = _current.set(self)
         return self
 
+    @staticmethod
+    def open() -> bool:
+        """Whether this task runs inside a unit of work (so on one connection, in its
+        transaction)."""
+        return _current.get() is not None
+
     def publish(self, name: str, contact_id: uuid.UUID | None = None, /, **payload: Any) -> Event:
         """Record an event; it reaches the outbox only if this unit of work commits."""
         # Fail at the publishing line, not at commit, when the sink knows the declared names.
