@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import uuid
 
 import httpx
@@ -16,6 +17,7 @@ from kith import (
     Kith,
     UserService,
 )
+from kith.http import create_app
 from kith.privacy.rights.restriction import RestrictionService
 from kith.services.cadences import CadenceIn, CadenceService
 from kith.services.reminders import ReminderService
@@ -23,6 +25,8 @@ from kith.services.tiers import TierService
 from kith.testing import TokenFactory
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="_csrf_token" value="([^"]+)"')
 
 
 async def _buyer(kith: Kith, name: str, amount: str, days_ago: int = 3) -> uuid.UUID:
@@ -51,6 +55,22 @@ async def test_the_tier_is_in_the_contact_json(
     assert other["tier"] is None
     listed = (await kith_client.get("/api/contacts", headers=headers)).json()["items"]
     assert {c["id"]: c["tier"] for c in listed} == {str(buyer): "B", str(browser): None}
+
+    # The card in the browser shows it among the details.
+    await UserService(kith).add("sam@staff.example", "agent", "", PASSWORD)
+    app = create_app(kith, manage_lifecycle=False)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.lifespan(),
+        httpx.AsyncClient(transport=transport, base_url="http://kith.test") as web,
+    ):
+        token = CSRF.search((await web.get("/signin")).text)
+        assert token
+        form = {"_csrf_token": token.group(1), "email": "sam@staff.example", "password": PASSWORD}
+        await web.post("/signin", data=form)
+        card = (await web.get(f"/contacts/{buyer}")).text
+        assert '<dt>Tier</dt><dd class="tier">B</dd>' in card
+        assert 'class="tier"' not in (await web.get(f"/contacts/{browser}")).text
 
 
 async def test_a_restricted_contact_keeps_its_tier_and_gets_no_reminders(kith: Kith) -> None:
