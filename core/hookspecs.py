@@ -86,6 +86,15 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
 
 @hookspec
+def kith_register_configured_routes(settings: Settings, register: Callable[[Any], None]) -> None:
+    """Register route handlers whose paths come from ``kith.toml`` (an address another
+    system is set up to call, say), like :func:`kith_register_routes` but called each time the
+    HTTP app is built, with the validated settings: read your section with
+    ``settings.parsed("name", YourSettings)`` and build the handler with those paths. The same
+    rules hold: each handler declares its roles. Collecting. Sync only."""
+
+
+@hookspec
 def kith_register_commands(register: Callable[[click.Command], None]) -> None:
     """Register click commands or groups; they appear under ``kith``. Collecting. Sync only."""
 

@@ -210,6 +210,8 @@ class ContactOut(Struct, kw_only=True):
     archived: bool
     # Custom field values by field name (fields without a value are left out).
     fields: dict[str, Any] = {}
+    # The value tier from its orders ([tiers]), null when it meets none.
+    tier: str | None = None
 
 
 class InteractionCreate(Struct, forbid_unknown_fields=True, kw_only=True):

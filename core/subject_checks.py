@@ -116,9 +116,15 @@ async def refused_among(
     """Of these contacts, those a plugin refuses ``activity`` for (restricted ones, say)."""
     if not contact_ids or not _has_hook(kith, "kith_check_processing"):
         return set()
-    reasons = await asyncio.gather(
-        *(processing_refusals(kith, contact_id, activity) for contact_id in contact_ids)
-    )
+    from kith.unit_of_work import UnitOfWork
+
+    if UnitOfWork.open():
+        # One connection in a transaction takes one query at a time.
+        reasons = [await processing_refusals(kith, c, activity) for c in contact_ids]
+    else:
+        reasons = await asyncio.gather(
+            *(processing_refusals(kith, c, activity) for c in contact_ids)
+        )
     return {contact_id for contact_id, why in zip(contact_ids, reasons, strict=True) if why}
 
 

@@ -51,6 +51,7 @@ class UnitOfWork:
         self.actor = actor
         self.events: list[Event] = []
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
+        self._gathered: dict[str, tuple[list[Any], Callable[[list[Any]], Awaitable[None]]]] = {}
         self._outer: UnitOfWork | None = None
         self._transaction: Any = None
         self._token: contextvars.Token[UnitOfWork | None] | None = None
@@ -65,6 +66,12 @@ class UnitOfWork:
         self._token = _current.set(self)
         return self
 
+    @staticmethod
+    def open() -> bool:
+        """Whether this task runs inside a unit of work (so on one connection, in its
+        transaction)."""
+        return _current.get() is not None
+
     def publish(self, name: str, contact_id: uuid.UUID | None = None, /, **payload: Any) -> Event:
         """Record an event; it reaches the outbox only if this unit of work commits."""
         # Fail at the publishing line, not at commit, when the sink knows the declared names.
@@ -74,6 +81,19 @@ class UnitOfWork:
         event = Event(name=name, actor=self.actor.ref, contact_id=contact_id, payload=payload)
         self.events.append(event)
         return event
+
+    def gather(self, key: str, item: Any, flush: Callable[[list[Any]], Awaitable[None]]) -> None:
+        """Add ``item`` to the ``key`` collection; ``flush`` (the first one given for the key)
+        runs once with all of them, in the transaction, just before it commits: work derived
+        from each change of a batch done once for the batch."""
+        items, _ = self._gathered.setdefault(key, ([], flush))
+        items.append(item)
+
+    async def _flush_gathered(self) -> None:
+        while self._gathered:
+            key = next(iter(self._gathered))
+            items, flush = self._gathered.pop(key)
+            await flush(items)
 
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run ``callback`` once this unit of work has committed (never after a rollback), for
@@ -90,6 +110,16 @@ class UnitOfWork:
         if self._outer is not None:
             return
         assert self._token is not None
+        try:
+            if exc is None:
+                # Still the current unit: what a flush does joins this transaction.
+                await self._flush_gathered()
+        except BaseException as flush_error:
+            _current.reset(self._token)
+            await self._transaction.__aexit__(
+                type(flush_error), flush_error, flush_error.__traceback__
+            )
+            raise
         _current.reset(self._token)
         try:
             if exc is None and self.events:

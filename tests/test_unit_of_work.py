@@ -186,3 +186,38 @@ async def test_after_commit_steps_run_once_the_outer_unit_has_committed(kith: Ki
         await Contact.insert(a_contact()).run()
         unit.after_commit(fails)
     assert await Contact.count() == 2
+
+
+async def test_gathered_work_runs_once_in_the_transaction_and_not_after_a_rollback(
+    kith: Kith,
+) -> None:
+    flushed: list[list[Contact]] = []
+
+    async def insert_all(rows: list[Contact]) -> None:
+        flushed.append(rows)
+        await Contact.insert(*rows).run()
+
+    async with kith.unit_of_work() as uow:
+        for _ in range(3):
+            # Nested units (a service call in a batch) gather into the outer one.
+            async with kith.unit_of_work() as inner:
+                inner.gather("contacts", a_contact(), insert_all)
+        assert await Contact.count() == 0
+    assert [len(rows) for rows in flushed] == [3]
+    assert await Contact.count() == 3
+
+    with pytest.raises(Boom):
+        async with kith.unit_of_work() as uow:
+            uow.gather("contacts", a_contact(), insert_all)
+            raise Boom
+    assert len(flushed) == 1 and await Contact.count() == 3
+
+    # A flush that fails takes the whole unit with it.
+    async def refuse(rows: list[Contact]) -> None:
+        raise Boom
+
+    with pytest.raises(Boom):
+        async with kith.unit_of_work() as uow:
+            await Contact.insert(a_contact()).run()
+            uow.gather("refused", None, refuse)
+    assert await Contact.count() == 3

@@ -123,7 +123,7 @@ def create_app(
         route_handlers=[
             *CORE_ROUTES,
             # The plugins' routes, registered through kith_register_routes.
-            *(kith.plugins.routes() if kith.plugins is not None else ()),
+            *(kith.plugins.routes(kith.settings) if kith.plugins is not None else ()),
             *extra_routes,
             *(pages.routes if pages else ()),
         ],

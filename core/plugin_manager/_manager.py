@@ -16,7 +16,7 @@ from kith.personal import PersonalField
 from kith.plugin_manager import _entry_points
 from kith.plugin_manager._entry_points import ENTRY_POINT_GROUP, RUNTIME, entry_point_value, origin
 from kith.plugin_manager._records import HookResult, PluginError, PluginInfo, SkippedPlugin, log
-from kith.plugin_manager._registrations import KINDS_BY_KEY, collect
+from kith.plugin_manager._registrations import KINDS_BY_KEY, collect, configured_routes
 from kith.plugin_manager._selection import PluginSelection
 from kith.plugin_manager._tracing import Tracer, traced_await
 from kith.schemas import FieldCreate
@@ -365,9 +365,14 @@ class KithPluginManager(pluggy.PluginManager):
         """The core piccolo app and every plugin's."""
         return self.collected("apps")
 
-    def routes(self) -> list[Any]:
-        """The plugins' route handlers, controllers and routers (core's are the app's)."""
-        return self.collected("routes")
+    def routes(self, settings: Settings | None = None) -> list[Any]:
+        """The plugins' route handlers, controllers and routers (core's are the app's); with
+        ``settings``, also those built from them (``kith_register_configured_routes``)."""
+        routes = self.collected("routes")
+        if settings is not None:
+            for name, caller in self._calls("kith_register_configured_routes"):
+                routes.extend(configured_routes(name, caller, settings))
+        return routes
 
     def commands(self) -> list[click.Command]:
         """The plugins' click commands (core's are the CLI's); command groups of one name

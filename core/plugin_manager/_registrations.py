@@ -254,6 +254,28 @@ def collect(
     return collected
 
 
+def configured_routes(plugin: str, caller: pluggy.HookCaller, settings: Any) -> list[Any]:
+    """What one plugin's ``kith_register_configured_routes`` adds for these settings, each
+    checked like a route of ``kith_register_routes``."""
+    kind = KINDS_BY_KEY["routes"]
+    hook = "kith_register_configured_routes"
+    bucket: list[Any] = []
+
+    def register(item: Any) -> None:
+        problem = kind.check(item)
+        if problem:
+            raise PluginError(plugin, f"{hook}: {problem}")
+        bucket.append(item)
+
+    try:
+        caller(settings=settings, register=register)
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise PluginError(plugin, f"{hook} raised {type(exc).__name__}: {exc}") from exc
+    return bucket
+
+
 def _register_callback(kind: Kind, plugin: str, bucket: list[Any]) -> Callable[..., None]:
     def register(*args: Any) -> None:
         if len(args) != kind.arity:

@@ -160,7 +160,7 @@ class CadenceService:
         contact_ids: builtins.list[uuid.UUID] | None = None,
     ) -> builtins.list[DueContact]:
         """Every contact due at ``now``, most overdue first, without names (nothing personal
-        is read)."""
+        is read); contacts whose processing is restricted are left out."""
         now = (now or self.kith.bus.dispatcher.now()).astimezone(dt.UTC)
         sql = self.sql
         args: list[Any] = [self.settings.pause_tag]
@@ -195,8 +195,13 @@ class CadenceService:
         )
         args.append(now)
         rows: Any = await self.kith.database.engine.run_querystring(QueryString(query, *args))
+        # Restricted contacts are never due: no list, digest or task brings them up.
+        ids = [contact for row in rows if (contact := _uuid(row["contact"])) is not None]
+        refused = await refused_among(self.kith, ids, CADENCE_ACTIVITY)
         found = []
         for row in rows:
+            if _uuid(row["contact"]) in refused:
+                continue
             last = _time(row["last_at"])
             since_at = last or _time(row["created_at"])
             assert since_at is not None
@@ -248,12 +253,9 @@ class CadenceService:
             return 0
         now = now or self.kith.bus.dispatcher.now()
         due = [row for row in await self.due_rows(now=now) if row.owner_id is not None]
-        refused = await refused_among(self.kith, [row.contact_id for row in due], CADENCE_ACTIVITY)
         made = 0
         interactions = InteractionService(self.kith)
         for row in due:
-            if row.contact_id in refused:
-                continue
             async with self.kith.unit_of_work():
                 claimed = await (
                     Firing.insert(

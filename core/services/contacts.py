@@ -137,10 +137,17 @@ def _one_contact_sql() -> str:
     def name(column: Any) -> str:
         return f'"{column._meta.db_column_name}"'
 
+    from kith.loop_tables import ContactTier
+
     point, value, field = ContactPoint, CustomFieldValue, CustomField
     contact_columns = ", ".join(f"c.{name(c)}" for c in Contact._meta.columns)
+    # The value tier rides along: a second query would cost as much as the read.
+    tier = (
+        f'(SELECT t.{name(ContactTier.tier)} FROM "{ContactTier._meta.tablename}" t '
+        f"WHERE t.{name(ContactTier.contact)} = c.{name(Contact.id)}) AS tier"
+    )
     return (
-        f"SELECT {contact_columns}, r.part, r.row_id, r.name, r.value, r.label, r.flag, "
+        f"SELECT {contact_columns}, {tier}, r.part, r.row_id, r.name, r.value, r.label, r.flag, "
         "r.protected "
         f'FROM "{CONTACT_TABLE}" c LEFT JOIN ('
         f"SELECT p.{name(point.contact)} AS contact, 0 AS part, p.{name(point.position)} AS ord, "
@@ -934,12 +941,14 @@ class ContactService:
         for point in point_rows:
             points.setdefault(point["contact"], []).append(point)
         custom = await FieldService(self.kith).values_of([row["id"] for row in rows])
+        tiers = await _tiers_of([row["id"] for row in rows])
         return [
             await self._contact_out(
                 row,
                 points.get(row["id"], []),
                 custom.get(row["id"], {}),
                 (revealed or {}).get(row["id"]),
+                tier=tiers.get(row["id"]),
             )
             for row in rows
         ]
@@ -950,6 +959,8 @@ class ContactService:
         points: list[dict[str, Any]],
         fields: dict[str, Any],
         names: dict[str, str | None] | None = None,
+        *,
+        tier: str | None = None,
     ) -> ContactOut:
         contact_id = row["id"]
         if names is None:
@@ -983,6 +994,7 @@ class ContactService:
             updated_at=row["updated_at"],
             archived=bool(row["archived"]),
             fields=fields,
+            tier=tier,
         )
 
     async def get(self, contact_id: uuid.UUID, actor: Actor = SYSTEM) -> ContactOut:
@@ -1039,7 +1051,9 @@ class ContactService:
                     )
                 )
         custom = await FieldService(self.kith).present(values)
-        return await self._contact_out(contact, points, custom.get(contact_id, {}))
+        return await self._contact_out(
+            contact, points, custom.get(contact_id, {}), tier=first["tier"]
+        )
 
     async def exists(self, contact_id: uuid.UUID) -> bool:
         return bool(await _CONTACT_EXISTS.run(contact_id=contact_id))
@@ -1351,3 +1365,18 @@ def _tags_from_db(value: Any) -> list[str]:
     if isinstance(value, str):
         return list(msgspec.json.decode(value))
     return list(value or [])
+
+
+async def _tiers_of(contact_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The value tiers of these contacts (kith.services.tiers keeps them), in one query."""
+    from kith.loop_tables import ContactTier
+
+    rows = await ContactTier.select(ContactTier.contact, ContactTier.tier).where(
+        ContactTier.contact.is_in(contact_ids)
+    )
+    return {
+        row["contact"] if isinstance(row["contact"], uuid.UUID) else uuid.UUID(row["contact"]): (
+            row["tier"]
+        )
+        for row in rows
+    }

@@ -268,10 +268,11 @@ class InteractionService:
                 source=data.source,
             )
             if data.kind == "order":
-                # The contact's value and tier move with the order, in its transaction.
+                # The contact's value and tier move with the order, in its transaction: once
+                # for all the orders of a batch (an import), just before it commits.
                 from kith.services.tiers import TierService
 
-                await TierService(self.kith).on_order(contact_id)
+                uow.gather("tiers.on_order", contact_id, TierService(self.kith).on_orders)
             # In the transaction: the record commits with the interaction, in one commit.
             await self._report(contact_id, "log_interaction", actor, interaction=str(row_id))
         # What was just written, as a read would return it, without reading it back.

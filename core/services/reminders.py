@@ -27,6 +27,7 @@ from kith.pagination import check_limit
 from kith.runtime import Kith
 from kith.schemas import InteractionOut, InteractionPatch
 from kith.services.interactions import InteractionService
+from kith.subject_checks import refused_among
 from kith.tables import Interaction, User
 from piccolo.querystring import QueryString
 
@@ -35,6 +36,8 @@ MAX_ATTEMPTS = 8
 BATCH = 200
 # The most contacts a digest lists by id (the count is always whole).
 DIGEST_CONTACTS = 100
+# What kith_check_processing is asked before a task's contact is brought up in a reminder.
+REMINDER_ACTIVITY = "reminder.task"
 
 
 class ReminderPreferences(msgspec.Struct, kw_only=True):
@@ -133,6 +136,9 @@ class ReminderService:
                     BATCH,
                 )
             )
+            refused = await refused_among(
+                self.kith, [_uuid(row["contact"]) for row in rows], REMINDER_ACTIVITY
+            )
             for row in rows:
                 due_at = _utc(row["due_at"])
                 claimed = await (
@@ -145,6 +151,10 @@ class ReminderService:
                 )
                 if not claimed:
                     continue  # another worker took it between our select and insert
+                if _uuid(row["contact"]) in refused:
+                    # Marked all the same: a restricted contact's task is passed over for this
+                    # due time, not reminded of when the restriction is lifted.
+                    continue
                 published += 1
                 assignee = row["assignee"]
                 uow.publish(
@@ -369,7 +379,7 @@ class ReminderService:
 
         end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
         rows = await (
-            Interaction.select(Interaction.id)
+            Interaction.select(Interaction.id, Interaction.contact)
             .where(
                 (Interaction.kind == "task")
                 & Interaction.done_at.is_null()
@@ -380,8 +390,12 @@ class ReminderService:
             .order_by(Interaction.id)
             .run()
         )
+        refused = await refused_among(
+            self.kith, list({_uuid(row["contact"]) for row in rows}), REMINDER_ACTIVITY
+        )
+        tasks = [row["id"] for row in rows if _uuid(row["contact"]) not in refused]
         due = await CadenceService(self.kith).due_rows(now=end, owner_id=user_id)
-        return [row["id"] for row in rows], [d.contact_id for d in due[:DIGEST_CONTACTS]], len(due)
+        return tasks, [d.contact_id for d in due[:DIGEST_CONTACTS]], len(due)
 
     async def digest(
         self, user_id: uuid.UUID, now: dt.datetime | None = None, actor: Actor = SYSTEM

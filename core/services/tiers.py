@@ -22,10 +22,13 @@ from kith.loop_settings import TierLevel, TierSettings
 from kith.loop_sql import Dialect
 from kith.loop_tables import ContactTier, ContactValue
 from kith.runtime import Kith
+from kith.subject_checks import refused_among
 from kith.tables import Contact
 from piccolo.querystring import QueryString
 
 BATCH = 500
+# What kith_check_processing is asked before a contact's tier changes.
+TIER_ACTIVITY = "contact.tier"
 
 
 class CurrencyValue(msgspec.Struct, kw_only=True):
@@ -122,7 +125,8 @@ class TierService:
         self, contact_ids: Sequence[uuid.UUID] | None = None, now: dt.datetime | None = None
     ) -> int:
         """Recompute values and tiers (of every contact, or of ``contact_ids``); publishes
-        ``contact.tier_changed`` for each change and returns how many changed."""
+        ``contact.tier_changed`` for each change and returns how many changed. Contacts whose
+        processing is restricted keep the tier they had."""
         now = now or self.kith.bus.dispatcher.now()
         if contact_ids is not None and not contact_ids:
             return 0
@@ -153,6 +157,9 @@ class TierService:
             for contact in {*wanted, *had}
             if had.get(contact) != wanted.get(contact)
         ]
+        # A restricted contact's data may only be stored: its tier stays as it was.
+        refused = await refused_among(self.kith, [c for c, _, _ in changes], TIER_ACTIVITY)
+        changes = [change for change in changes if change[0] not in refused]
         changes.sort(key=lambda change: change[0])
         for start in range(0, len(changes), BATCH):
             await self._write(changes[start : start + BATCH], now)
@@ -186,6 +193,10 @@ class TierService:
         """An order was logged for the contact: bring its value and tier up to date (in the
         caller's transaction)."""
         await self.recompute([contact_id])
+
+    async def on_orders(self, contact_ids: Sequence[uuid.UUID]) -> None:
+        """Orders were logged for these contacts (a batch): one recompute for them all."""
+        await self.recompute(sorted(set(contact_ids)))
 
     async def value(self, contact_id: uuid.UUID, now: dt.datetime | None = None) -> ContactValueOut:
         """A contact's figures and tier (ids and numbers: nothing personal)."""

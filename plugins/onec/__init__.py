@@ -18,13 +18,14 @@ from kith import (
     Purpose,
     Recipient,
     RecipientNotice,
+    Subscriber,
     hookimpl,
 )
 
 if TYPE_CHECKING:
     import click
     import msgspec
-    from kith import Kith
+    from kith import Kith, Settings
     from piccolo.conf.apps import AppConfig
 
 # The hooks import their modules when called: loading the plugin stays cheap, and the CLI and
@@ -55,10 +56,22 @@ def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
 
 
 @hookimpl
-def kith_register_routes(register: Callable[[Any], None]) -> None:
-    from kith.plugins.onec.routes import exchange
+def kith_register_configured_routes(settings: Settings, register: Callable[[Any], None]) -> None:
+    """The exchange endpoint at the paths 1C's node was given (``[onec] exchange_paths``)."""
+    from kith.plugins.onec.routes import exchange_handler
+    from kith.plugins.onec.settings import OnecSettings
 
-    register(exchange)
+    register(exchange_handler(settings.parsed("onec", OnecSettings).exchange_paths))
+
+
+@hookimpl
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
+    """Orders logged in Kith for customers 1C knows wait for the next query reply."""
+    from kith.plugins.onec.query import on_order_logged
+
+    register(
+        Subscriber(name="onec.orders", events=("interaction.logged",), handler=on_order_logged)
+    )
 
 
 @hookimpl

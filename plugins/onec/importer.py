@@ -99,6 +99,12 @@ def digest(item: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.json.encode(item)).hexdigest()
 
 
+async def _insert_all(rows: list[Any]) -> None:
+    """Rows of one table gathered over a batch, in one statement."""
+    if rows:
+        await type(rows[0]).insert(*rows)
+
+
 class _Skip(Exception):
     """An item left out on purpose (an erased person); counted, not an error."""
 
@@ -113,6 +119,8 @@ class OnecImporter:
         self.contacts = ContactService(kith, channel=CHANNEL)
         self.interactions = InteractionService(kith, channel=CHANNEL)
         self.fields: frozenset[str] | None = None
+        # Documents made in the open unit of work, whose links are written at its commit.
+        self._fresh: dict[str, uuid.UUID] = {}
 
     # -- batches ---------------------------------------------------------------------------
 
@@ -122,6 +130,7 @@ class OnecImporter:
             self.fields = await usable_fields(self.kith)
         counts = ImportCounts()
         try:
+            self._fresh = {}
             async with self.kith.unit_of_work(self.actor):
                 for item in items:
                     await self._apply_one(item, counts)
@@ -132,6 +141,7 @@ class OnecImporter:
         for item in items:
             alone = ImportCounts()
             try:
+                self._fresh = {}
                 async with self.kith.unit_of_work(self.actor):
                     await self._apply_one(item, alone)
             except KithError as exc:
@@ -360,9 +370,13 @@ class OnecImporter:
         sent: str,
         synced: dict[str, str] | None = None,
         data_version: str = "",
+        *,
+        read: bool = False,
+        link: dict[str, Any] | None = None,
     ) -> None:
+        """Write the link; with ``read``, ``link`` is its row as read already (None: none)."""
         now = utcnow()
-        existing = await self._link(kind, onec_id)
+        existing = link if read else await self._link(kind, onec_id)
         if existing is None:
             await OnecLink.insert(
                 OnecLink(
@@ -429,6 +443,10 @@ class OnecImporter:
             OnecOrder.lines: facts.lines,
             OnecOrder.updated_at: utcnow(),
         }
+        if link is None and item.onec_id in self._fresh:
+            # Twice in one batch: made already, its link waits for the batch's commit.
+            counts.orders_unchanged += 1
+            return self._fresh[item.onec_id]
         if link is not None and await self.interactions.exists(link["kith_id"]):
             interaction_id: uuid.UUID = link["kith_id"]
             patch = InteractionPatch(summary=facts.summary, body=facts.body, amount=facts.amount)
@@ -455,17 +473,36 @@ class OnecImporter:
             )
             interaction_id = logged.id
             contact_id = logged.contact_id
-            await OnecOrder.delete().where(OnecOrder.id == interaction_id)
-            await OnecOrder.insert(
-                OnecOrder(
-                    id=interaction_id,
-                    contact_id=contact_id,
-                    onec_id=item.onec_id,
-                    **{column._meta.name: value for column, value in detail.items()},
-                )
+            order = OnecOrder(
+                id=interaction_id,
+                contact_id=contact_id,
+                onec_id=item.onec_id,
+                **{column._meta.name: value for column, value in detail.items()},
             )
+            new_link = OnecLink(
+                id=new_id(),
+                kind=DOCUMENT,
+                onec_id=item.onec_id,
+                kith_id=interaction_id,
+                contact_id=contact_id,
+                digest=sent,
+                synced={},
+                state="active",
+                updated_at=utcnow(),
+            )
+            if link is None:
+                # A new document's rows are written with the batch's, one statement each.
+                self._fresh[item.onec_id] = interaction_id
+                async with self.kith.unit_of_work(self.actor) as uow:
+                    uow.gather("onec.orders", order, _insert_all)
+                    uow.gather("onec.links", new_link, _insert_all)
+                counts.orders_created += 1
+                return interaction_id
+            await OnecOrder.insert(order)
             counts.orders_created += 1
-        await self._save_link(DOCUMENT, item.onec_id, interaction_id, contact_id, sent)
+        await self._save_link(
+            DOCUMENT, item.onec_id, interaction_id, contact_id, sent, read=True, link=link
+        )
         return interaction_id
 
 

@@ -2,10 +2,11 @@
 
 Kith's new organizations and people (those not made from 1C and not linked to a 1C object)
 and the orders on their timelines go out as counterparties and documents whose Ид is Kith's
-id, so that 1C sending them back later finds the same contact. Rectifications and erasures
-owed to 1C (Art. 19) go out too: the current details under the 1C Ид, or a deletion mark
-without any personal data. Everything sent is ``offered`` until 1C says ``success``; offered
-items are sent again in the next reply otherwise.
+id, so that 1C sending them back later finds the same contact. Orders logged in Kith for
+customers 1C already knows go out too, each with its buyer under the buyer's 1C Ид.
+Rectifications and erasures owed to 1C (Art. 19) go out too: the current details under the 1C
+Ид, or a deletion mark without any personal data. Everything sent is ``offered`` until 1C says
+``success``; offered items are sent again in the next reply otherwise.
 """
 
 from __future__ import annotations
@@ -19,21 +20,30 @@ import msgspec
 from kith import (
     ContactOut,
     ContactService,
+    Event,
     InteractionOut,
     InteractionService,
     Kith,
+    NotFound,
     encode_cursor,
     new_id,
+    processing_refusals,
+    record_access,
     utcnow,
 )
 from kith.plugins.onec import fields as names
 from kith.plugins.onec.commerceml import ContactPoint, Counterparty, Document, Writer
 from kith.plugins.onec.importer import CHANNEL, COUNTERPARTY, DOCUMENT, ONEC_ACTOR, SOURCE
+from kith.plugins.onec.privacy import ONEC_RECIPIENT
 from kith.plugins.onec.settings import onec_settings
 from kith.plugins.onec.tables import OnecLink, OnecNotice
 
 CURSOR = "cursor"
 PAGE = 200
+# What kith_check_processing is asked before a known customer's order leaves for 1C.
+ACTIVITY = "onec.exchange"
+# An order of a known customer waiting for the next query reply.
+PENDING = "pending"
 
 
 class Built(msgspec.Struct, kw_only=True):
@@ -155,10 +165,16 @@ class QueryBuilder:
                 standalone.append(buyer)
             for order in orders:
                 documents.append(document_of(order, buyer, currency))
-                if not await OnecLink.exists().where(
-                    (OnecLink.kind == DOCUMENT) & (OnecLink.onec_id == str(order.id))
-                ):
+                waiting = (OnecLink.kind == DOCUMENT) & (OnecLink.onec_id == str(order.id))
+                if not await OnecLink.exists().where(waiting):
                     await self._offer(DOCUMENT, order.id, contact.id)
+                else:
+                    await OnecLink.update({OnecLink.state: "offered"}).where(
+                        waiting & (OnecLink.state == PENDING)
+                    )
+        documents += await self._known_orders(
+            {c.id for c in contacts}, limit - len(documents), currency
+        )
         counts["documents"] = len(documents)
         standalone += await self._notices(counts)
         out = io.BytesIO()
@@ -169,6 +185,75 @@ class QueryBuilder:
         writer.counterparties(standalone)
         writer.end()
         return Built(body=out.getvalue(), counts=counts)
+
+    async def _known_orders(
+        self, in_reply: set[uuid.UUID], limit: int, currency: str
+    ) -> list[Document]:
+        """Orders logged in Kith for customers 1C knows (see :func:`on_order_logged`), each
+        with its buyer under the 1C Ид. A customer whose processing is restricted is held
+        back, their orders kept waiting; each handed over is a disclosure in the audit log."""
+        if limit <= 0:
+            return []
+        waiting = (OnecLink.kind == DOCUMENT) & OnecLink.state.is_in([PENDING, "offered"])
+        if in_reply:
+            # Their orders went out with them, from their timelines.
+            waiting &= OnecLink.contact_id.not_in(list(in_reply))
+        rows = await (
+            OnecLink.select(OnecLink.id, OnecLink.kith_id, OnecLink.contact_id)
+            .where(waiting)
+            .order_by(OnecLink.kith_id)
+            .limit(limit)
+        )
+        buyers: dict[uuid.UUID, Counterparty | None] = {}
+        documents: list[Document] = []
+        for row in rows:
+            contact_id = row["contact_id"]
+            if contact_id is None:
+                continue
+            if contact_id not in buyers:
+                buyers[contact_id] = await self._known_buyer(contact_id)
+            buyer = buyers[contact_id]
+            if buyer is None:
+                continue
+            try:
+                order = await self.interactions.get(row["kith_id"], ONEC_ACTOR)
+            except NotFound:
+                # The order was deleted in Kith before 1C had it: nothing to send.
+                await OnecLink.delete().where(OnecLink.id == row["id"])
+                continue
+            documents.append(document_of(order, buyer, currency))
+            await OnecLink.update({OnecLink.state: "offered", OnecLink.updated_at: utcnow()}).where(
+                OnecLink.id == row["id"]
+            )
+            await record_access(
+                self.kith,
+                contact_id,
+                "disclose",
+                ONEC_ACTOR,
+                channel=CHANNEL,
+                recipient=ONEC_RECIPIENT.name,
+                order_id=str(order.id),
+            )
+        return documents
+
+    async def _known_buyer(self, contact_id: uuid.UUID) -> Counterparty | None:
+        """The customer as 1C knows them (their 1C Ид, Kith's current details), or None
+        while they may not be sent."""
+        link = (
+            await OnecLink.select(OnecLink.onec_id)
+            .where(
+                (OnecLink.kind == COUNTERPARTY)
+                & (OnecLink.contact_id == contact_id)
+                & OnecLink.state.is_in(["active", "offered"])
+            )
+            .order_by(OnecLink.updated_at)
+            .first()
+        )
+        if link is None or not await self.contacts.exists(contact_id):
+            return None
+        if await processing_refusals(self.kith, contact_id, ACTIVITY):
+            return None
+        return counterparty_of(await self.contacts.get(contact_id, ONEC_ACTOR), link["onec_id"])
 
     async def _notices(self, counts: dict[str, int]) -> list[Counterparty]:
         """Rectifications (the current details) and erasures (a deletion mark, nothing
@@ -255,3 +340,33 @@ async def unlinked_contacts(kith: Kith, cursor_name: str, limit: int) -> list[Co
                 OnecLink.id == cursor_row["id"]
             )
     return found
+
+
+async def on_order_logged(kith: Kith, event: Event) -> None:
+    """An order logged in Kith (not from 1C) for a customer linked to 1C waits for the next
+    query reply. Idempotent: the order's link is made once."""
+    payload = event.payload
+    if payload.get("kind") != "order" or payload.get("source") == SOURCE:
+        return
+    contact_id = uuid.UUID(str(payload["contact_id"]))
+    order_id = uuid.UUID(str(payload["interaction_id"]))
+    known = await OnecLink.exists().where(
+        (OnecLink.kind == COUNTERPARTY)
+        & (OnecLink.contact_id == contact_id)
+        & OnecLink.state.is_in(["active", "offered"])
+    )
+    if not known or await OnecLink.exists().where(
+        (OnecLink.kind == DOCUMENT) & (OnecLink.onec_id == str(order_id))
+    ):
+        return
+    await OnecLink.insert(
+        OnecLink(
+            id=new_id(),
+            kind=DOCUMENT,
+            onec_id=str(order_id),
+            kith_id=order_id,
+            contact_id=contact_id,
+            state=PENDING,
+            updated_at=utcnow(),
+        )
+    )

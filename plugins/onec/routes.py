@@ -1,5 +1,6 @@
-"""The exchange endpoint 1C calls: ``/1c/exchange`` and the address 1C's "exchange with the
-site" suggests for such sites, ``/bitrix/admin/1c_exchange.php``.
+"""The exchange endpoint 1C calls: by default ``/1c/exchange`` and the address 1C's "exchange
+with the site" suggests for such sites, ``/bitrix/admin/1c_exchange.php``; ``[onec]
+exchange_paths`` names others.
 
 It speaks 1C's protocol, not Kith's API: plain-text answers (``success``, ``progress``,
 ``failure`` and a reason) that 1C reads line by line, always with status 200 so that 1C shows
@@ -8,14 +9,15 @@ the reason. It is public in Kith's sense: it checks the exchange user's password
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from kith import KithError, get_logger
 from kith.http import public
 from kith.plugins.onec.exchange import COOKIE, ExchangeFailure, ExchangeService, failure
 from litestar import Request, Response, route
+from litestar.handlers import HTTPRouteHandler
 
-PATHS = ["/1c/exchange", "/bitrix/admin/1c_exchange.php"]
 # The endpoint's own cap; what one request may carry is [onec] file_limit_bytes.
 MAX_BODY = 512 * 1024 * 1024
 TEXT = "text/plain; charset=windows-1251"
@@ -29,20 +31,24 @@ def _text(body: str) -> Response[bytes]:
     return Response(body.encode("cp1251", errors="replace"), media_type=TEXT, status_code=200)
 
 
-@route(
-    PATHS,
-    http_method=["GET", "POST"],
-    opt=public(),
-    request_max_body_size=MAX_BODY,
-    media_type=TEXT,
-    status_code=200,
-    summary="1C's exchange with the site (CommerceML): one step per request",
-    description="Called by 1C, not by people: `type` (sale, catalog) and `mode` (checkauth, "
-    "init, file, import, query, success) in the query string; answers are plain text "
-    "(`success`, `progress`, `failure` and a reason) or, for `mode=query`, CommerceML XML in "
-    "windows-1251. See docs/onec.md.",
-    tags=["1C"],
-)
+def exchange_handler(paths: Sequence[str]) -> HTTPRouteHandler:
+    """The exchange endpoint at ``paths`` (from ``[onec] exchange_paths``)."""
+    return route(
+        list(paths),
+        http_method=["GET", "POST"],
+        opt=public(),
+        request_max_body_size=MAX_BODY,
+        media_type=TEXT,
+        status_code=200,
+        summary="1C's exchange with the site (CommerceML): one step per request",
+        description="Called by 1C, not by people: `type` (sale, catalog) and `mode` (checkauth, "
+        "init, file, import, query, success) in the query string; answers are plain text "
+        "(`success`, `progress`, `failure` and a reason) or, for `mode=query`, CommerceML XML "
+        "in windows-1251. The paths are `[onec] exchange_paths`. See docs/onec.md.",
+        tags=["1C"],
+    )(exchange)
+
+
 async def exchange(request: Request[Any, Any, Any]) -> Response[bytes]:
     """One step of 1C's exchange (``type`` and ``mode`` in the query string)."""
     service = ExchangeService(request.app.state.kith)

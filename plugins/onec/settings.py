@@ -6,9 +6,19 @@ from pathlib import Path
 from typing import Annotated
 
 from kith import Kith
-from msgspec import Meta, Struct
+from msgspec import Meta, Struct, field
 
 MEGABYTE = 1024 * 1024
+# The two addresses 1C is usually given: Kith's own and the one 1C proposes for such sites.
+DEFAULT_PATHS = ("/1c/exchange", "/bitrix/admin/1c_exchange.php")
+# A path of plain segments: no parameters, no "..", nothing under Kith's own /api and /web.
+ExchangePath = Annotated[
+    str,
+    Meta(
+        pattern=r"^(?!/(api|web|static|schema)(/|$))(/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$",
+        max_length=200,
+    ),
+]
 
 
 class OnecSettings(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -19,6 +29,10 @@ class OnecSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """
 
     exchange_user: str = ""
+    # Where 1C calls: the "Адрес сайта" of its exchange node, without the host.
+    exchange_paths: Annotated[list[ExchangePath], Meta(min_length=1, max_length=8)] = field(
+        default_factory=lambda: list(DEFAULT_PATHS)
+    )
     # The most 1C may send in one ``mode=file`` request; 1C splits larger files.
     file_limit_bytes: Annotated[int, Meta(ge=64 * 1024, le=512 * MEGABYTE)] = 8 * MEGABYTE
     zip: bool = True
