@@ -19,6 +19,7 @@ from kith import (
     PersonalField,
     Recipient,
     RecipientNotice,
+    Subscriber,
     hookimpl,
 )
 
@@ -82,7 +83,7 @@ async def _forget_old_recordings(kith: Kith) -> None:
 
 @hookimpl
 def kith_startup(kith: Kith) -> None:
-    """Forget recording references past their retention whenever the bus runs in the
+    """Delete recordings past their retention whenever the bus runs in the
     background (``kith serve``, ``kith worker``)."""
     if not kith.bus.running:
         kith.bus.add_job(
@@ -145,6 +146,14 @@ def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]
 def kith_register_event_types(register: Callable[[EventType], None]) -> None:
     for event_type in EVENT_TYPES:
         register(event_type)
+
+
+@hookimpl
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
+    from kith.plugins.telephony.recordings import SUBSCRIBERS
+
+    for subscriber in SUBSCRIBERS:
+        register(subscriber)
 
 
 @hookimpl

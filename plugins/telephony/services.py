@@ -79,6 +79,7 @@ def call_out(row: dict[str, Any]) -> CallOut:
         transfers=list(row["transfers"] or []),
         recording_seconds=row["recording_seconds"],
         has_recording=row["recording_ref"] is not None,
+        recording_stored=row.get("recording_stored_at") is not None,
         callback_task_id=row["callback_task_id"],
         callback_closed_by=row["callback_closed_by"],
     )
@@ -240,6 +241,10 @@ class CallService:
             "recording_ref": None,
             "recording_seconds": None,
             "recording_at": None,
+            "recording_type": None,
+            "recording_bytes": None,
+            "recording_stored_at": None,
+            "recording_deleted_at": None,
             "callback_task_id": None,
             "callback_closed_by": None,
             "published": [],
@@ -581,13 +586,8 @@ class CallService:
         return placed
 
     async def forget_old_recordings(self, now: dt.datetime | None = None) -> int:
-        """Drop recording references past ``recording_retention_days``; how many."""
-        days = self.settings.recording_retention_days
-        if days <= 0:
-            return 0
-        cutoff = (now or utcnow()) - dt.timedelta(days=days)
-        where = TelephonyCall.recording_ref.is_not_null() & (TelephonyCall.recording_at < cutoff)
-        count = int(await TelephonyCall.count().where(where))
-        if count:
-            await TelephonyCall.update({TelephonyCall.recording_ref: None}).where(where)
-        return count
+        """Delete recordings (references and stored audio) past
+        ``recording_retention_days``; how many calls lost theirs."""
+        from kith.plugins.telephony.recordings import RecordingService
+
+        return await RecordingService(self.kith).delete_old(now)
