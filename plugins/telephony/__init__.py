@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import click
     import msgspec
     import pluggy
-    from kith import Kith
+    from kith import InteractionOut, Kith
     from kith.plugins.telephony.providers import CallProvider
     from piccolo.conf.apps import AppConfig
 
@@ -125,6 +125,24 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
     for route in ROUTES:
         register(route)
+
+
+@hookimpl
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    from kith.plugins.telephony.routes import PAGES
+
+    for page in PAGES:
+        register(page)
+
+
+@hookimpl
+async def kith_timeline_audio(
+    kith: Kith, interactions: list[InteractionOut]
+) -> dict[uuid.UUID, str]:
+    """Calls on the timeline whose recording is stored in Kith play on the card."""
+    from kith.plugins.telephony.recordings import timeline_audio
+
+    return await timeline_audio([item.id for item in interactions if item.kind == "call"])
 
 
 @hookimpl

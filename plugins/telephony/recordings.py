@@ -382,3 +382,15 @@ def recording_summary(row: dict[str, Any]) -> dict[str, Any] | None:
         if row.get("recording_stored_at") is not None
         else None,
     }
+
+
+async def timeline_audio(interaction_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """The web UI's address of the stored recording of each of these timeline entries that
+    has one."""
+    if not interaction_ids:
+        return {}
+    rows = await TelephonyCall.select(TelephonyCall.id, TelephonyCall.interaction_id).where(
+        TelephonyCall.interaction_id.is_in(interaction_ids)
+        & TelephonyCall.recording_stored_at.is_not_null()
+    )
+    return {row["interaction_id"]: f"/calls/{row['id']}/recording" for row in rows}

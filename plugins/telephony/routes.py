@@ -224,3 +224,22 @@ class CallRecordings(Controller):
 
 
 ROUTES = (TelephonyWebhooks, ClickToCall, CallRecordings)
+
+
+@get(
+    "/calls/{call_id:uuid}/recording",
+    opt=AGENTS,
+    name="telephony.recording_page",
+    summary="A call's recording for the contact card's player",
+)
+async def recording_page(call_id: FromPath[uuid.UUID], state: State, actor: CurrentActor) -> Stream:
+    """The same stream as the API's, signed in by the web UI's session."""
+    media, size, audio = await RecordingService(state.kith).open(call_id, actor, channel="web")
+    return Stream(
+        audio,
+        media_type=media,
+        headers={"Content-Length": str(size), "Cache-Control": "private, no-store"},
+    )
+
+
+PAGES = (recording_page,)
