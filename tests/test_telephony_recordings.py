@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import threading
 import uuid
 from collections.abc import Iterator
@@ -366,3 +367,26 @@ async def test_click_to_call_is_linked_to_the_providers_call(kith, kith_client, 
         )
         == 1
     )
+
+
+async def test_the_contact_card_plays_the_recording_to_a_signed_in_user(kith, kith_client):
+    await twilio_call_with_recording(kith_client)
+    await kith.bus.drain()
+    call = await only_call()
+    page = f"/calls/{call['id']}/recording"
+    refused = await kith_client.get(page)
+    assert refused.status_code != 200 and AUDIO not in refused.content
+
+    password = "correct horse battery"
+    await UserService(kith).add("agent@firm.example", "agent", "", password)
+    signin = await kith_client.get("/signin")
+    token = re.search(r'name="_csrf_token" value="([^"]+)"', signin.text)
+    assert token is not None
+    form = {"_csrf_token": token[1], "email": "agent@firm.example", "password": password}
+    assert (await kith_client.post("/signin", data=form)).status_code in (302, 303)
+
+    card = await kith_client.get(f"/contacts/{call['contact_id']}")
+    assert f'<audio controls preload="none" src="{page}">' in card.text
+    played = await kith_client.get(page)
+    assert played.status_code == 200 and played.content == AUDIO
+    assert played.headers["content-type"].startswith("audio/mpeg")
