@@ -30,7 +30,14 @@ from _telephony import (
     twilio_post,
     zadarma_post,
 )
-from kith import ContactCreate, ContactService, PhoneIn, UserService, utcnow
+from kith import (
+    ContactCreate,
+    ContactService,
+    InteractionService,
+    PhoneIn,
+    UserService,
+    utcnow,
+)
 from kith.plugins.telephony import mango, privacy, zadarma
 from kith.plugins.telephony.provider_events import CallEvent
 from kith.plugins.telephony.recordings import FETCH_ATTEMPTS, PIECE_BYTES, SUBSCRIBER
@@ -374,6 +381,11 @@ async def test_the_contact_card_plays_the_recording_to_a_signed_in_user(kith, ki
     await kith.bus.drain()
     call = await only_call()
     page = f"/calls/{call['id']}/recording"
+    # The page comes from kith_register_pages; the card asks kith_timeline_audio for it.
+    assert kith.plugins.implements("kith_register_pages")
+    entry = await InteractionService(kith).get(call["interaction_id"])
+    answers = await kith.plugins.call_async("kith_timeline_audio", kith=kith, interactions=[entry])
+    assert [answer.value for answer in answers] == [{entry.id: page}]
     refused = await kith_client.get(page)
     assert refused.status_code != 200 and AUDIO not in refused.content
 
