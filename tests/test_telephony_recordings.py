@@ -36,6 +36,8 @@ from kith import (
     InteractionService,
     PhoneIn,
     UserService,
+    protect_bytes,
+    reveal_bytes,
     utcnow,
 )
 from kith.plugins.telephony import mango, privacy, zadarma
@@ -43,9 +45,11 @@ from kith.plugins.telephony.provider_events import CallEvent
 from kith.plugins.telephony.recordings import FETCH_ATTEMPTS, PIECE_BYTES, SUBSCRIBER
 from kith.plugins.telephony.services import CallService
 from kith.plugins.telephony.tables import TelephonyCall, TelephonyRecordingPiece
+from kith.privacy.encryption.errors import FieldDecryptionError
 from kith.privacy.rights.erasure import ErasureService
 from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
+from kith.services.merges import MergeService
 from kith.settings import Settings
 from kith.tables import Interaction
 from kith.testing import settings_for
@@ -402,3 +406,31 @@ async def test_the_contact_card_plays_the_recording_to_a_signed_in_user(kith, ki
     played = await kith_client.get(page)
     assert played.status_code == 200 and played.content == AUDIO
     assert played.headers["content-type"].startswith("audio/mpeg")
+
+
+async def test_sealed_bytes_open_only_in_their_place_and_never_after_erasure(kith):
+    contact = await ContactService(kith).create(ContactCreate(name="Ada"))
+    here, there = b"telephony_recording_piece\x00a\x000", b"telephony_recording_piece\x00a\x001"
+    sealed = await protect_bytes(kith.protector, contact.id, here, b"spoken words")
+    assert b"spoken words" not in sealed
+    assert await reveal_bytes(kith.protector, contact.id, here, sealed) == b"spoken words"
+    with pytest.raises(FieldDecryptionError):
+        await reveal_bytes(kith.protector, contact.id, there, sealed)
+
+    job = await ErasureService(kith).run(contact.id, job_id=uuid.uuid4())
+    assert job.state == "done"
+    assert await reveal_bytes(kith.protector, contact.id, here, sealed) is None
+
+
+async def test_a_merge_moves_the_recording_sealed_under_the_survivors_key(
+    kith, kith_client, kith_auth
+):
+    await twilio_call_with_recording(kith_client)
+    await kith.bus.drain()
+    call = await only_call()
+    survivor = await ContactService(kith).create(ContactCreate(name="Kept"))
+    await MergeService(kith).merge(survivor.id, [call["contact_id"]])
+    assert {p["contact_id"] for p in await TelephonyRecordingPiece.select()} == {survivor.id}
+    agent = await kith_auth("agent")
+    answer = await kith_client.get(f"/api/calls/{call['id']}/recording", headers=agent)
+    assert answer.status_code == 200 and answer.content == AUDIO
