@@ -184,7 +184,8 @@ def kith_settings(
         toml = settings_toml(stand_in.url, click_to_call=options["click"])
     else:
         toml = settings_toml(provider.url)
-    (home / "kith.toml").write_text(toml + options.get("extra", ""), encoding="utf-8")
+    extra = options.get("extra", "").replace("{url}", provider.url)
+    (home / "kith.toml").write_text(toml + extra, encoding="utf-8")
     return settings_for(home, kith_database_url)
 
 
@@ -434,3 +435,15 @@ async def test_a_merge_moves_the_recording_sealed_under_the_survivors_key(
     agent = await kith_auth("agent")
     answer = await kith_client.get(f"/api/calls/{call['id']}/recording", headers=agent)
     assert answer.status_code == 200 and answer.content == AUDIO
+
+
+@pytest.mark.parametrize(
+    "kith_settings",
+    [{"extra": '\n[telephony.recordings]\nasterisk_url = "{url}/files"\n'}],
+    indirect=True,
+)
+async def test_an_asterisk_mixmonitor_file_is_fetched_from_the_pbx_web_server(kith, provider):
+    await record_with_recording(kith, "asterisk", "/var/spool/asterisk/monitor/z.mp3")
+    await kith.bus.drain()
+    call = await only_call()
+    assert call["recording_bytes"] == len(AUDIO) and call["recording_type"] == "audio/mpeg"
