@@ -238,6 +238,12 @@ async def test_a_recording_is_fetched_sealed_and_played_back_audited(kith, kith_
     assert answer.content == AUDIO
     [audit] = await AuditEntry.select().where(AuditEntry.action == "read_call_recording")
     assert audit["contact_id"] == call["contact_id"]
+    # Compliance officers hand recordings over on access requests; nobody signed out hears one.
+    compliance = await kith_auth("compliance")
+    heard = await kith_client.get(f"/api/calls/{call['id']}/recording", headers=compliance)
+    assert heard.status_code == 200 and heard.content == AUDIO
+    anonymous = await kith_client.get(f"/api/calls/{call['id']}/recording")
+    assert anonymous.status_code == 401
     out = (await kith_client.get(f"/api/telephony/calls/{call['id']}", headers=agent)).json()
     assert out["recording_stored"] and out["has_recording"]
 

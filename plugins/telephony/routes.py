@@ -25,6 +25,8 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 AGENTS = roles(Role.AGENT)
+# Recordings are also played by compliance officers: they hand them over on access requests.
+LISTENERS = roles(Role.AGENT, Role.COMPLIANCE)
 ADMIN = roles()
 # Signed webhooks: refused unsigned (403), absent while their provider is off (404).
 SIGNED = {**public(), **answers(problems=[403, 404])}
@@ -209,7 +211,7 @@ class CallRecordings(Controller):
 
     @get(
         "/{call_id:uuid}/recording",
-        opt={**AGENTS, **answers("audio/mpeg", problems=[404, 410])},
+        opt={**LISTENERS, **answers("audio/mpeg", problems=[404, 410])},
         summary="Play a call's recording (stored in Kith, decrypted as it streams)",
     )
     async def recording(
@@ -228,7 +230,7 @@ ROUTES = (TelephonyWebhooks, ClickToCall, CallRecordings)
 
 @get(
     "/calls/{call_id:uuid}/recording",
-    opt=AGENTS,
+    opt=LISTENERS,
     name="telephony.recording_page",
     summary="A call's recording for the contact card's player",
 )
