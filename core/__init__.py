@@ -29,7 +29,7 @@ from kith.normalize import normalize_email, normalize_phone
 from kith.notices import UserNotice
 from kith.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
 from kith.personal import SUBJECT_TABLE, PersonalField
-from kith.protection import FieldProtector, KeyProvider
+from kith.protection import FieldProtector, KeyProvider, protect_bytes, reveal_bytes
 from kith.runtime import Kith
 from kith.schemas import (
     CONTACT_PATCH_DIRECTIVES,
@@ -166,8 +166,10 @@ __all__ = [
     "normalize_email",
     "normalize_phone",
     "processing_refusals",
+    "protect_bytes",
     "record_access",
     "record_consent",
+    "reveal_bytes",
     "unset_to_dict",
     "utcnow",
 ]

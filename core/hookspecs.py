@@ -12,7 +12,7 @@ Plugins that add hookspecs of their own (:func:`kith_add_hookspecs`) use the sam
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from kith.personal import PersonalField
     from kith.protection import FieldProtector, KeyProvider
     from kith.runtime import Kith
-    from kith.schemas import FieldCreate
+    from kith.schemas import FieldCreate, InteractionOut
     from kith.settings import Settings
     from kith.subjects import (
         Access,
@@ -92,6 +92,25 @@ def kith_register_configured_routes(settings: Settings, register: Callable[[Any]
     HTTP app is built, with the validated settings: read your section with
     ``settings.parsed("name", YourSettings)`` and build the handler with those paths. The same
     rules hold: each handler declares its roles. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    """Register litestar route handlers of the web UI: they are served beside its pages, signed
+    in by the session cookie (not an API token) and CSRF-protected, and need roles like any
+    route (``opt=kith.http.roles(...)``). For what a page shows of a plugin's data (an audio
+    player's source). Collecting. Sync only."""
+
+
+@hookspec
+@may_be_async
+def kith_timeline_audio(
+    kith: Kith, interactions: list[InteractionOut]
+) -> Mapping[uuid.UUID, str] | Awaitable[Mapping[uuid.UUID, str]] | None:
+    """Say which entries of a contact's timeline in the web UI play audio (a call's
+    recording): interaction id -> the address of a page registered with
+    ``kith_register_pages`` that streams it. The card shows an audio player there.
+    Collecting (the answers are joined). May be async."""
 
 
 @hookspec

@@ -8,7 +8,7 @@ The plaintext protector below is what an installation without the privacy plugin
 from __future__ import annotations
 
 import uuid
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class FieldProtector(Protocol):
@@ -17,7 +17,9 @@ class FieldProtector(Protocol):
     contacts), and ``async prepare_new_subjects(subject_ids)``, which readies at once what
     many subjects made just now need before their first values are protected (a batch of an
     import; ``protect`` is then called without ``new_subject``). Core calls them when they are
-    there."""
+    there. It may also have ``async protect_bytes(subject_id, context, data)`` and
+    ``async reveal_bytes(subject_id, context, stored)`` for binary data (a call's recording),
+    which :func:`protect_bytes` and :func:`reveal_bytes` call."""
 
     async def protect(
         self,
@@ -109,3 +111,28 @@ class PlaintextProtector:
 
     def lookup_key(self, kind: str, normalized: str) -> str:
         return f"{kind}:{normalized}"
+
+
+async def protect_bytes(
+    protector: Any, subject_id: uuid.UUID, context: bytes, data: bytes
+) -> bytes:
+    """``data`` as stored for a data subject: sealed under its key by a protector that seals
+    bytes, bound to ``context`` (a table, row id and piece number: sealed data moved elsewhere
+    does not open); as it is under the plaintext protector."""
+    method = getattr(protector, "protect_bytes", None)
+    if method is None:
+        return data
+    sealed: bytes = await method(subject_id, context, data)
+    return sealed
+
+
+async def reveal_bytes(
+    protector: Any, subject_id: uuid.UUID, context: bytes, stored: bytes
+) -> bytes | None:
+    """The inverse of :func:`protect_bytes`: None when the subject's key was destroyed
+    (erasure), so what was stored under it can never be read again."""
+    method = getattr(protector, "reveal_bytes", None)
+    if method is None:
+        return stored
+    data: bytes | None = await method(subject_id, context, stored)
+    return data

@@ -142,6 +142,7 @@ async def _check(home: Path, url: str) -> None:
         "kith_privacy_workflow:2026-12-07T08:00:02:000000",
         "messengers:2026-12-10T09:00:00:000000",
         "telephony:2026-12-09T10:17:00:000000",
+        "telephony:2026-12-10T09:00:00:000000",
         "webhooks:2026-12-05T09:00:00:000000",
         "webhooks:2026-12-07T10:41:00:000000",
     ]

@@ -374,6 +374,10 @@ class KithPluginManager(pluggy.PluginManager):
                 routes.extend(configured_routes(name, caller, settings))
         return routes
 
+    def pages(self) -> list[Any]:
+        """The plugins' web UI route handlers (core's are the web UI's own)."""
+        return self.collected("pages")
+
     def commands(self) -> list[click.Command]:
         """The plugins' click commands (core's are the CLI's); command groups of one name
         from plugins of one family are joined into one."""

@@ -159,6 +159,7 @@ KINDS: tuple[Kind, ...] = (
         core=_core_apps,
     ),
     Kind("routes", "kith_register_routes", "route", _check_route),
+    Kind("pages", "kith_register_pages", "page", _check_route),
     Kind(
         "commands",
         "kith_register_commands",

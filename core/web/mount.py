@@ -65,7 +65,7 @@ def web_mount(kith: Kith) -> WebMount:
     )
     pages = Router(
         "/",
-        route_handlers=PAGES,
+        route_handlers=[*PAGES, *(kith.plugins.pages() if kith.plugins is not None else ())],
         opt={AUTHENTICATE: session_actor},
         middleware=[sessions.middleware, DefineMiddleware(CSRFMiddleware, config=csrf)],
         exception_handlers=WEB_EXCEPTION_HANDLERS,

@@ -19,6 +19,7 @@ from kith import (
     PersonalField,
     Recipient,
     RecipientNotice,
+    Subscriber,
     hookimpl,
 )
 
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     import click
     import msgspec
     import pluggy
-    from kith import Kith
+    from kith import InteractionOut, Kith
     from kith.plugins.telephony.providers import CallProvider
     from piccolo.conf.apps import AppConfig
 
@@ -82,7 +83,7 @@ async def _forget_old_recordings(kith: Kith) -> None:
 
 @hookimpl
 def kith_startup(kith: Kith) -> None:
-    """Forget recording references past their retention whenever the bus runs in the
+    """Delete recordings past their retention whenever the bus runs in the
     background (``kith serve``, ``kith worker``)."""
     if not kith.bus.running:
         kith.bus.add_job(
@@ -127,6 +128,24 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
 
 @hookimpl
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    from kith.plugins.telephony.routes import PAGES
+
+    for page in PAGES:
+        register(page)
+
+
+@hookimpl
+async def kith_timeline_audio(
+    kith: Kith, interactions: list[InteractionOut]
+) -> dict[uuid.UUID, str]:
+    """Calls on the timeline whose recording is stored in Kith play on the card."""
+    from kith.plugins.telephony.recordings import timeline_audio
+
+    return await timeline_audio([item.id for item in interactions if item.kind == "call"])
+
+
+@hookimpl
 def kith_register_commands(register: Callable[[click.Command], None]) -> None:
     from kith.plugins.telephony.cli import call, telephony
 
@@ -145,6 +164,14 @@ def kith_register_settings(register: Callable[[str, type[msgspec.Struct]], None]
 def kith_register_event_types(register: Callable[[EventType], None]) -> None:
     for event_type in EVENT_TYPES:
         register(event_type)
+
+
+@hookimpl
+def kith_register_subscribers(register: Callable[[Subscriber], None]) -> None:
+    from kith.plugins.telephony.recordings import SUBSCRIBERS
+
+    for subscriber in SUBSCRIBERS:
+        register(subscriber)
 
 
 @hookimpl

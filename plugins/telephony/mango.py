@@ -83,10 +83,16 @@ def call_event(data: dict[str, Any]) -> CallEvent | None:
         from_number=from_number,
         to_number=to_number,
         extension=from_extension if direction == "outbound" else to_extension,
-        detail={"disconnect_reason": str(data.get("disconnect_reason", ""))}
-        if kind == "ended"
-        else {},
+        detail=_detail(data, kind),
     )
+
+
+def _detail(data: dict[str, Any], kind: str) -> dict[str, str]:
+    # The command id names the call Kith placed (click-to-call) that this one is.
+    detail = {"command_id": str(data["command_id"])} if data.get("command_id") else {}
+    if kind == "ended":
+        detail["disconnect_reason"] = str(data.get("disconnect_reason", ""))
+    return detail
 
 
 def summary_events(data: dict[str, Any]) -> list[CallEvent]:

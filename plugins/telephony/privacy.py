@@ -15,12 +15,14 @@ from kith import (
     RecipientNotice,
     move_subject_rows,
 )
-from kith.plugins.telephony.tables import TelephonyCall
+from kith.plugins.telephony.recordings import recording_summary
+from kith.plugins.telephony.tables import TelephonyCall, TelephonyRecordingPiece
 
 SOURCE = "telephony"
 TABLE = str(TelephonyCall._meta.tablename)
 PURPOSE = "customer_relationship"
 RECORDINGS = "call_recordings"
+PIECES = str(TelephonyRecordingPiece._meta.tablename)
 
 NUMBER_FIELD = PersonalField(
     table=TABLE,
@@ -97,24 +99,44 @@ async def export(kith: Kith, contact_id: uuid.UUID) -> ExportSection | None:
                 "talk_seconds": row["talk_s"],
                 "outcome": row["outcome"],
                 "recording": opened.get("recording_ref"),
+                "recording_kept": recording_summary(row),
             }
         )
     return ExportSection(
         source=SOURCE,
-        description="Phone calls with you: when, which way, the number, the outcome and where "
-        "the telephony provider keeps a recording",
+        description="Phone calls with you: when, which way, the number, the outcome, where "
+        "the telephony provider keeps a recording, and the recordings Kith keeps (their audio "
+        "files are handed over with this export)",
         tables={"calls": items},
     )
 
 
 async def erase(contact_id: uuid.UUID, dry_run: bool = False) -> list[ErasureOutcome]:
-    """Delete the contact's calls, with their numbers and recording references. Idempotent."""
+    """Delete the contact's calls, with their numbers, recording references and the stored
+    recordings (whose key the erasure destroys too). Idempotent."""
     found = int(await TelephonyCall.count().where(TelephonyCall.contact_id == contact_id))
-    if not found:
-        return [ErasureOutcome(source=SOURCE, location=TABLE, method="not_present")]
+    pieces = int(
+        await TelephonyRecordingPiece.count().where(
+            TelephonyRecordingPiece.contact_id == contact_id
+        )
+    )
+    outcomes = []
     if not dry_run:
+        await TelephonyRecordingPiece.delete().where(
+            TelephonyRecordingPiece.contact_id == contact_id
+        )
         await TelephonyCall.delete().where(TelephonyCall.contact_id == contact_id)
-    return [ErasureOutcome(source=SOURCE, location=TABLE, method="deleted", count=found)]
+    if found:
+        outcomes.append(
+            ErasureOutcome(source=SOURCE, location=TABLE, method="deleted", count=found)
+        )
+    else:
+        outcomes.append(ErasureOutcome(source=SOURCE, location=TABLE, method="not_present"))
+    if pieces:
+        outcomes.append(
+            ErasureOutcome(source=SOURCE, location=PIECES, method="deleted", count=pieces)
+        )
+    return outcomes
 
 
 async def _recordings(kith: Kith, contact_id: uuid.UUID, provider: str) -> list[str]:
@@ -206,23 +228,30 @@ async def notify(
 
 
 async def merge(kith: Kith, survivor: uuid.UUID, losers: list[uuid.UUID]) -> dict[str, Any] | None:
-    """Calls of contacts merged into ``survivor`` become its own (sealed again under its key)."""
+    """Calls of contacts merged into ``survivor`` become its own (sealed again under its key,
+    their recordings too)."""
+    from kith.plugins.telephony.recordings import RecordingService
+
     moved: dict[str, Any] = {}
     for loser in losers:
         ids = await move_subject_rows(
             kith, TelephonyCall, TelephonyCall.contact_id == loser, survivor
         )
+        await RecordingService(kith).reseal(list(ids), loser, survivor)
         if ids:
             moved[str(loser)] = [str(i) for i in ids]
     return moved or None
 
 
 async def unmerge(kith: Kith, survivor: uuid.UUID, note: dict[str, Any] | None) -> None:
+    from kith.plugins.telephony.recordings import RecordingService
+
     for loser, ids in (note or {}).items():
-        await move_subject_rows(
+        back = await move_subject_rows(
             kith,
             TelephonyCall,
             TelephonyCall.id.is_in([uuid.UUID(i) for i in ids])
             & (TelephonyCall.contact_id == survivor),
             uuid.UUID(loser),
         )
+        await RecordingService(kith).reseal(list(back), survivor, uuid.UUID(loser))

@@ -13,6 +13,7 @@ from kith.http import CurrentActor, answers, public, roles
 from kith.plugins.telephony import mango, twilio, zadarma
 from kith.plugins.telephony.provider_events import CallEvent
 from kith.plugins.telephony.providers_registry import providers_of
+from kith.plugins.telephony.recordings import RecordingService
 from kith.plugins.telephony.schemas import CallOut, ProviderStatus, Recorded
 from kith.plugins.telephony.services import CallService
 from kith.plugins.telephony.settings import TelephonySettings
@@ -20,9 +21,12 @@ from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, QueryParameter
+from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 AGENTS = roles(Role.AGENT)
+# Recordings are also played by compliance officers: they hand them over on access requests.
+LISTENERS = roles(Role.AGENT, Role.COMPLIANCE)
 ADMIN = roles()
 # Signed webhooks: refused unsigned (403), absent while their provider is off (404).
 SIGNED = {**public(), **answers(problems=[403, 404])}
@@ -201,4 +205,43 @@ class ClickToCall(Controller):
         return await calls.call(contact_id, actor, providers_of(calls.kith))
 
 
-ROUTES = (TelephonyWebhooks, ClickToCall)
+class CallRecordings(Controller):
+    path = "/api/calls"
+    tags = ["telephony"]
+
+    @get(
+        "/{call_id:uuid}/recording",
+        opt={**LISTENERS, **answers("audio/mpeg", problems=[404, 410])},
+        summary="Play a call's recording (stored in Kith, decrypted as it streams)",
+    )
+    async def recording(
+        self, call_id: FromPath[uuid.UUID], state: State, actor: CurrentActor
+    ) -> Stream:
+        media, size, audio = await RecordingService(state.kith).open(call_id, actor)
+        return Stream(
+            audio,
+            media_type=media,
+            headers={"Content-Length": str(size), "Cache-Control": "private, no-store"},
+        )
+
+
+ROUTES = (TelephonyWebhooks, ClickToCall, CallRecordings)
+
+
+@get(
+    "/calls/{call_id:uuid}/recording",
+    opt=LISTENERS,
+    name="telephony.recording_page",
+    summary="A call's recording for the contact card's player",
+)
+async def recording_page(call_id: FromPath[uuid.UUID], state: State, actor: CurrentActor) -> Stream:
+    """The same stream as the API's, signed in by the web UI's session."""
+    media, size, audio = await RecordingService(state.kith).open(call_id, actor, channel="web")
+    return Stream(
+        audio,
+        media_type=media,
+        headers={"Content-Length": str(size), "Cache-Control": "private, no-store"},
+    )
+
+
+PAGES = (recording_page,)

@@ -32,6 +32,8 @@ class CallOut(Struct, kw_only=True):
     transfers: list[dict[str, Any]] = msgspec.field(default_factory=list)
     recording_seconds: int | None = None
     has_recording: bool = False
+    # The audio is stored in Kith and plays at /api/calls/{id}/recording.
+    recording_stored: bool = False
     callback_task_id: uuid.UUID | None = None
     callback_closed_by: uuid.UUID | None = None
 

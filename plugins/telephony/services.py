@@ -39,6 +39,10 @@ ACTOR = Actor(kind="plugin", name="telephony")
 CHANNEL = "telephony"
 TABLE = str(TelephonyCall._meta.tablename)
 BUILT_IN = ("twilio", "zadarma", "mango")
+# A call placed through a provider that does not say its own id (Zadarma) carries Kith's until
+# the provider's first event about it arrives, within this window.
+PLACED_PREFIX = "callback-"
+PLACED_WINDOW = dt.timedelta(minutes=10)
 log = get_logger("kith.plugins.telephony")
 
 
@@ -79,6 +83,7 @@ def call_out(row: dict[str, Any]) -> CallOut:
         transfers=list(row["transfers"] or []),
         recording_seconds=row["recording_seconds"],
         has_recording=row["recording_ref"] is not None,
+        recording_stored=row.get("recording_stored_at") is not None,
         callback_task_id=row["callback_task_id"],
         callback_closed_by=row["callback_closed_by"],
     )
@@ -198,16 +203,65 @@ class CallService:
                 .first()
             )
             new_lead = False
+            if found is None and contact_id is None:
+                found = await self._placed_call(event, now)
             if found is None:
                 row, new_lead = await self._new_call(event, contact_id, now)
                 before: dict[str, Any] = {}
             else:
                 row = _load_json(dict(found))
+                placed_as = row.pop("placed_as", None)
                 before = dict(row)
+                if placed_as is not None:
+                    row["call_id"] = event.call_id
             await self._apply(row, event)
             await self._follow_up(row, uow, new_lead)
             await self._save(row, before, now)
         return call_out(row)
+
+    async def _placed_call(self, event: CallEvent, now: dt.datetime) -> dict[str, Any] | None:
+        """The call Kith placed (click-to-call) that this first event of a provider call is
+        about, taken over under the provider's call id; None when it is another call.
+
+        Mango's events name the command that placed the call. Zadarma's name nothing: the
+        placed call is the one of the same extension to the same number, placed moments ago
+        and not yet taken over (its id is still Kith's own)."""
+        placed: list[dict[str, Any]] = []
+        command = event.detail.get("command_id", "")
+        if event.provider == "mango" and command:
+            placed = await TelephonyCall.select().where(
+                (TelephonyCall.provider == event.provider) & (TelephonyCall.call_id == command)
+            )
+        elif event.provider == "zadarma" and event.direction == "outbound" and event.extension:
+            number = self._number(event.to_number)
+            candidates = await (
+                TelephonyCall.select()
+                .where(
+                    (TelephonyCall.provider == event.provider)
+                    & TelephonyCall.call_id.like(f"{PLACED_PREFIX}%")
+                    & (TelephonyCall.extension == event.extension)
+                    & (TelephonyCall.created_at >= now - PLACED_WINDOW)
+                    & TelephonyCall.contact_id.is_not_null()
+                )
+                .order_by(TelephonyCall.created_at)
+            )
+            for candidate in candidates:
+                opened = await self.kith.protector.reveal(
+                    candidate["contact_id"], TABLE, candidate["id"], {"number": candidate["number"]}
+                )
+                if number is not None and opened["number"] == number:
+                    placed = [candidate]
+                    break
+        if not placed:
+            return None
+        row = dict(placed[0])
+        log.info("telephony.placed_call_linked", provider=event.provider, call_id=str(row["id"]))
+        await TelephonyEvent.update({TelephonyEvent.call_id: event.call_id}).where(
+            (TelephonyEvent.provider == event.provider) & (TelephonyEvent.call_id == row["call_id"])
+        )
+        # Saved with the rest of the event's changes: the row's id and timeline entry stay.
+        row["placed_as"] = row["call_id"]
+        return row
 
     async def _new_call(
         self, event: CallEvent, contact_id: uuid.UUID | None, now: dt.datetime
@@ -240,6 +294,10 @@ class CallService:
             "recording_ref": None,
             "recording_seconds": None,
             "recording_at": None,
+            "recording_type": None,
+            "recording_bytes": None,
+            "recording_stored_at": None,
+            "recording_deleted_at": None,
             "callback_task_id": None,
             "callback_closed_by": None,
             "published": [],
@@ -581,13 +639,8 @@ class CallService:
         return placed
 
     async def forget_old_recordings(self, now: dt.datetime | None = None) -> int:
-        """Drop recording references past ``recording_retention_days``; how many."""
-        days = self.settings.recording_retention_days
-        if days <= 0:
-            return 0
-        cutoff = (now or utcnow()) - dt.timedelta(days=days)
-        where = TelephonyCall.recording_ref.is_not_null() & (TelephonyCall.recording_at < cutoff)
-        count = int(await TelephonyCall.count().where(where))
-        if count:
-            await TelephonyCall.update({TelephonyCall.recording_ref: None}).where(where)
-        return count
+        """Delete recordings (references and stored audio) past
+        ``recording_retention_days``; how many calls lost theirs."""
+        from kith.plugins.telephony.recordings import RecordingService
+
+        return await RecordingService(self.kith).delete_old(now)

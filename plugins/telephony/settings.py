@@ -46,6 +46,18 @@ class MangoSettings(Struct, kw_only=True, forbid_unknown_fields=True):
     api_url: str = "https://app.mango-office.ru/vpbx"
 
 
+class RecordingSettings(Struct, kw_only=True, forbid_unknown_fields=True):
+    """``[telephony.recordings]``: recordings fetched from the provider and kept sealed."""
+
+    # Off: Kith keeps only the provider's reference, as before, and plays nothing back.
+    fetch: bool = True
+    # A larger recording is refused (its fetch fails and ends in the dead letters).
+    max_megabytes: Annotated[int, Meta(ge=1, le=4096)] = 200
+    # Where the PBX's web server serves Asterisk's MixMonitor files (the file name is added);
+    # empty: Asterisk recordings stay on the PBX.
+    asterisk_url: str = ""
+
+
 class TelephonySettings(Struct, kw_only=True, forbid_unknown_fields=True):
     """The ``[telephony]`` section of ``kith.toml``."""
 
@@ -64,8 +76,10 @@ class TelephonySettings(Struct, kw_only=True, forbid_unknown_fields=True):
     callback_delay_minutes: Annotated[int, Meta(ge=0, le=7 * 24 * 60)] = 15
     # Who gets a callback task when the contact has no owner (a user's email); empty: nobody.
     callback_assignee: str = ""
-    # Call recording references are forgotten after this many days (0: kept until erasure).
+    # Call recordings (the reference and the fetched audio) are deleted after this many days
+    # (0: kept until erasure).
     recording_retention_days: Annotated[int, Meta(ge=0, le=36600)] = 90
+    recordings: RecordingSettings = msgspec.field(default_factory=RecordingSettings)
     twilio: TwilioSettings = msgspec.field(default_factory=TwilioSettings)
     zadarma: ZadarmaSettings = msgspec.field(default_factory=ZadarmaSettings)
     mango: MangoSettings = msgspec.field(default_factory=MangoSettings)

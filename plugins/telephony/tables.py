@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kith import new_id
-from piccolo.columns import JSON, UUID, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import JSON, UUID, Bytea, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 
@@ -40,6 +40,12 @@ class TelephonyCall(Table, tablename="telephony_call"):
     recording_ref = Text(null=True, default=None, secret=True)
     recording_seconds = Integer(null=True, default=None)
     recording_at = Timestamptz(null=True, default=None)
+    # The recording fetched into Kith (its pieces are TelephonyRecordingPiece rows): its media
+    # type and size, when it was stored, and when its retention deleted it (410 from then on).
+    recording_type = Varchar(length=100, null=True, default=None)
+    recording_bytes = Integer(null=True, default=None)
+    recording_stored_at = Timestamptz(null=True, default=None)
+    recording_deleted_at = Timestamptz(null=True, default=None)
     # A missed call's callback task, and the later call that closed it.
     callback_task_id = UUID(null=True, default=None)
     callback_closed_by = UUID(null=True, default=None)
@@ -61,4 +67,17 @@ class TelephonyEvent(Table, tablename="telephony_event"):
     received_at = Timestamptz()
 
 
-TELEPHONY_TABLES: list[type[Table]] = [TelephonyCall, TelephonyEvent]
+class TelephonyRecordingPiece(Table, tablename="telephony_recording_piece"):
+    """One piece (up to 256 KiB) of a call's recording, sealed under the contact's data key
+    and bound to its call and position, so that a piece moved or reordered does not open."""
+
+    kith_subject_column = "contact_id"
+
+    id = UUID(primary_key=True, default=new_id)
+    call = UUID()
+    contact_id = UUID()
+    seq = Integer()
+    data = Bytea()
+
+
+TELEPHONY_TABLES: list[type[Table]] = [TelephonyCall, TelephonyEvent, TelephonyRecordingPiece]

@@ -172,4 +172,4 @@ class ZadarmaProvider:
         )
         if response.status_code >= 400 or answer.get("status") != "success":
             raise InvalidInput(f"Zadarma refused the call (HTTP {response.status_code})")
-        return f"callback-{new_id()}"
+        return f"callback-{new_id()}"  # the call service's PLACED_PREFIX

@@ -14,13 +14,26 @@ from kith.privacy.encryption.blind_index import BlindIndex
 from kith.privacy.encryption.envelope import (
     HEADER_BYTES,
     PREFIX,
+    VERSION,
     decode,
     encrypt_value,
     key_id_of,
     open_decoded,
 )
-from kith.privacy.encryption.errors import EnvelopeError, KeyOfAnotherSubject, PrivacyError
+from kith.privacy.encryption.errors import (
+    EnvelopeError,
+    FieldDecryptionError,
+    KeyOfAnotherSubject,
+    PrivacyError,
+)
 from kith.privacy.encryption.keys import DataKeyStore, LoadedKey
+from kith.privacy.encryption.primitives import (
+    NONCE_BYTES,
+    AuthenticationFailed,
+    open_sealed,
+    random_nonce,
+    seal,
+)
 
 ERASED_MARKER = "[erased]"
 
@@ -30,6 +43,7 @@ KeyOwners = Callable[[uuid.UUID], Awaitable[Iterable[uuid.UUID]]]
 
 
 _ALLOWED_MAX = 4096
+_NO_ROW = uuid.UUID(int=0)
 
 
 async def _no_other_owners(subject_id: uuid.UUID) -> Iterable[uuid.UUID]:
@@ -137,6 +151,40 @@ class PrivacyProtector:
             else:
                 revealed[column] = ERASED_MARKER
         return revealed
+
+    async def protect_bytes(self, subject_id: uuid.UUID, context: bytes, data: bytes) -> bytes:
+        """``data`` sealed under the subject's data key, bound to ``context`` (where it is
+        stored: a table, a row id and a piece number). The envelope's header without the
+        field value's padding or base64: binary data is stored as bytes."""
+        key = await self.keys.for_subject(subject_id)
+        header = bytes([VERSION]) + key.key_id.bytes
+        nonce = random_nonce()
+        return header + nonce + seal(key.cipher, nonce, data, header + context)
+
+    async def reveal_bytes(
+        self, subject_id: uuid.UUID, context: bytes, stored: bytes
+    ) -> bytes | None:
+        """The inverse of :meth:`protect_bytes`; None when the subject's key was shredded."""
+        if len(stored) < HEADER_BYTES + NONCE_BYTES or stored[0] != VERSION:
+            raise EnvelopeError("the stored data is not a sealed envelope")
+        header = stored[:HEADER_BYTES]
+        key = await self.keys.by_id(key_id_of(stored), subject_id)
+        if not isinstance(key, LoadedKey):
+            return None
+        try:
+            data = open_sealed(
+                key.cipher,
+                stored[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
+                stored[HEADER_BYTES + NONCE_BYTES :],
+                header + context,
+            )
+        except AuthenticationFailed:
+            raise FieldDecryptionError(
+                "sealed data does not decrypt: it was altered, or moved from elsewhere"
+            ) from None
+        if key.subject != subject_id:
+            await self._check_owner(key, subject_id, "sealed data", "bytes", _NO_ROW)
+        return data
 
     async def _check_owner(
         self, key: LoadedKey, subject_id: uuid.UUID, table: str, column: str, row_id: uuid.UUID

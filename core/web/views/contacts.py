@@ -19,6 +19,7 @@ from kith.schemas import (
     ContactPatch,
     EmailIn,
     InteractionCreate,
+    InteractionOut,
     PhoneIn,
 )
 from kith.services.contacts import ContactFilter, ContactService
@@ -161,6 +162,17 @@ def _section_markup(sections: list[CardSection]) -> list[dict[str, Any]]:
     ]
 
 
+async def timeline_audio(kith: Any, items: list[InteractionOut]) -> dict[uuid.UUID, str]:
+    """The plugins' audio of timeline entries (a call's recording), by interaction id."""
+    plugins = kith.plugins
+    if not items or plugins is None or not plugins.implements("kith_timeline_audio"):
+        return {}
+    found: dict[uuid.UUID, str] = {}
+    for result in await plugins.call_async("kith_timeline_audio", kith=kith, interactions=items):
+        found.update(result.value)
+    return found
+
+
 @get("/contacts/{contact_id:uuid}", opt=READERS)
 async def contact_card(
     request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
@@ -177,6 +189,7 @@ async def contact_card(
         "contact.html",
         contact=contact,
         timeline=timeline.items,
+        audio=await timeline_audio(kith, timeline.items),
         more=timeline.next_cursor is not None,
         declared=declared,
         sections=_section_markup(await card_sections(request, contact_id)),
@@ -189,10 +202,12 @@ async def timeline_part(
     request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
 ) -> Template:
     """The timeline alone, for the card to refresh it when something new arrives."""
-    timeline = await InteractionService(kith_of(request), WEB).timeline(
+    kith = kith_of(request)
+    timeline = await InteractionService(kith, WEB).timeline(
         contact_id, limit=TIMELINE_SIZE, actor=current_actor(request)
     )
-    return render(request, "timeline.html", timeline=timeline.items)
+    audio = await timeline_audio(kith, timeline.items)
+    return render(request, "timeline.html", timeline=timeline.items, audio=audio)
 
 
 @post("/contacts/{contact_id:uuid}/interactions", opt=STAFF)
