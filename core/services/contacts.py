@@ -1248,9 +1248,7 @@ class ContactService:
         by last change, ``after_moment``), in creation order or ``order``, and whether more
         follow. Nothing is reported here: the caller reports what it shows or hands on
         (:meth:`report_each`)."""
-        items, _, more = await self._page(
-            selection, after, limit, order or Order(), after_moment
-        )
+        items, _, more = await self._page(selection, after, limit, order or Order(), after_moment)
         return items, more
 
     async def _page(

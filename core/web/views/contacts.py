@@ -8,6 +8,7 @@ import datetime as dt
 import uuid
 import zoneinfo
 from typing import Any
+from urllib.parse import urlencode
 
 from kith.errors import InvalidInput, KithError
 from kith.http.auth import current_actor
@@ -24,7 +25,8 @@ from kith.services.contacts import ContactFilter, ContactService
 from kith.services.exports import ExportService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
-from kith.web.i18n import t
+from kith.services.users import UserService
+from kith.web.i18n import N_, t
 from kith.web.views.common import READERS, STAFF, WEB, form_of, kith_of, render, see_other
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
@@ -70,30 +72,69 @@ def _contact_input(values: dict[str, str]) -> dict[str, Any]:
     }
 
 
+SORT_LABELS = {
+    "created": N_("Oldest first"),
+    "-created": N_("Newest first"),
+    "-updated": N_("Recently changed"),
+    "updated": N_("Least recently changed"),
+    "name": N_("Name, A to Z (within a page)"),
+    "-name": N_("Name, Z to A (within a page)"),
+}
+
+
+def _owner_of(text: str | None) -> uuid.UUID | None:
+    if not text:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidInput("owner: not a user id", field="owner_id") from None
+
+
 @get("/contacts", opt=READERS)
 async def contact_list(
     request: Request[Any, Any, Any],
     q: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
     archived: FromQuery[bool] = False,
+    tag: FromQuery[str | None] = None,
+    owner: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    sort: FromQuery[str | None] = None,
 ) -> Template:
     fields = field_filters(request)
     error = None
     items: list[ContactOut] = []
     next_cursor = None
+    kith = kith_of(request)
+    # What the list shows, kept in the URL of the next page and of the export.
+    shown = {
+        "q": q or "",
+        "tag": (tag or "").strip(),
+        "owner": owner or "",
+        "kind": kind or "",
+        "sort": sort or "created",
+        **({"archived": "true"} if archived else {}),
+        **{f"field.{name}": value for name, value in fields.items()},
+    }
     try:
-        page = await ContactService(kith_of(request), WEB).list(
+        page = await ContactService(kith, WEB).list(
             q=q or None,
             cursor=cursor,
             limit=PAGE_SIZE,
             include_archived=archived,
             fields=fields,
             actor=current_actor(request),
+            tag=shown["tag"] or None,
+            owner_id=_owner_of(owner),
+            kind=kind or None,
+            sort=shown["sort"],
         )
         items, next_cursor = page.items, page.next_cursor
     except KithError as exc:
         error = exc.detail
-    declared = [f for f in await FieldService(kith_of(request)).declared() if not f.archived]
+    declared = [f for f in await FieldService(kith).declared() if not f.archived]
+    kept = {name: value for name, value in shown.items() if value}
     return render(
         request,
         "contacts.html",
@@ -105,6 +146,11 @@ async def contact_list(
         declared=declared,
         next_cursor=next_cursor,
         error=error,
+        shown=shown,
+        users=await UserService(kith).list(),
+        sorts=SORT_LABELS,
+        next_query=urlencode({**kept, "cursor": next_cursor or ""}),
+        export_query=urlencode({k: v for k, v in kept.items() if k != "sort"}),
     )
 
 
@@ -254,9 +300,19 @@ async def export_contacts(
     request: Request[Any, Any, Any],
     q: FromQuery[str | None] = None,
     archived: FromQuery[bool] = False,
+    tag: FromQuery[str | None] = None,
+    owner: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
 ) -> Stream:
     export = await ExportService(kith_of(request), WEB).contacts(
-        ContactFilter(q=q or None, include_archived=archived, fields=field_filters(request)),
+        ContactFilter(
+            q=q or None,
+            include_archived=archived,
+            fields=field_filters(request),
+            tag=(tag or "").strip() or None,
+            owner_id=_owner_of(owner),
+            kind=kind or None,
+        ),
         actor=current_actor(request),
     )
     return Stream(
