@@ -10,6 +10,7 @@ import zoneinfo
 from typing import Any
 from urllib.parse import urlencode
 
+from kith.actor import Role
 from kith.errors import InvalidInput, KithError
 from kith.http.auth import current_actor
 from kith.http.routes.contacts import field_filters
@@ -26,8 +27,18 @@ from kith.services.exports import ExportService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
+from kith.subject_checks import change_consent, subject_consents
 from kith.web.i18n import N_, t
-from kith.web.views.common import READERS, STAFF, WEB, form_of, kith_of, render, see_other
+from kith.web.views.common import (
+    COMPLIANCE,
+    READERS,
+    STAFF,
+    WEB,
+    form_of,
+    kith_of,
+    render,
+    see_other,
+)
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
@@ -35,6 +46,8 @@ from litestar.response import Redirect, Stream, Template
 PAGE_SIZE = 25
 TIMELINE_SIZE = 50
 QUICK_KINDS = ("note", "call", "task")
+# Who records consent given or withdrawn: as on the consent API.
+CONSENT_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
 
 
 def _lines(text: str) -> list[str]:
@@ -176,22 +189,52 @@ async def create_contact(request: Request[Any, Any, Any]) -> Template | Redirect
 async def contact_card(
     request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
 ) -> Template:
+    return await _card(request, contact_id)
+
+
+async def _card(
+    request: Request[Any, Any, Any], contact_id: uuid.UUID, error: str | None = None
+) -> Template:
+    """The card, with ``error`` (422) after a form of it was refused."""
     actor = current_actor(request)
     kith = kith_of(request)
     contact = await ContactService(kith, WEB).get(contact_id, actor)
     timeline = await InteractionService(kith, WEB).timeline(
         contact_id, limit=TIMELINE_SIZE, actor=actor
     )
-    declared = {f.name: f for f in await FieldService(kith).declared()}
     return render(
         request,
         "contact.html",
+        status=200 if error is None else 422,
         contact=contact,
         timeline=timeline.items,
         more=timeline.next_cursor is not None,
-        declared=declared,
-        error=None,
+        declared={f.name: f for f in await FieldService(kith).declared()},
+        # None without a consent ledger: the card then has no consent section.
+        consents=await subject_consents(kith, contact_id, actor, WEB),
+        may_change_consent=actor.role in CONSENT_ROLES,
+        error=error,
     )
+
+
+@post("/contacts/{contact_id:uuid}/consent", opt=COMPLIANCE)
+async def change_contact_consent(
+    request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
+) -> Template | Redirect:
+    """Consent given or withdrawn, recorded as the consent API records it."""
+    values = await form_of(request)
+    try:
+        await change_consent(
+            kith_of(request),
+            contact_id,
+            values.get("purpose", ""),
+            values.get("action", ""),
+            current_actor(request),
+            WEB,
+        )
+    except KithError as exc:
+        return await _card(request, contact_id, exc.detail)
+    return see_other(f"/contacts/{contact_id}#consent")
 
 
 @get("/contacts/{contact_id:uuid}/timeline", opt=READERS)
@@ -227,21 +270,7 @@ async def log_interaction(
         )
         await InteractionService(kith_of(request), WEB).log(contact_id, data, actor)
     except KithError as exc:
-        kith = kith_of(request)
-        contact = await ContactService(kith, WEB).get(contact_id, actor)
-        timeline = await InteractionService(kith, WEB).timeline(
-            contact_id, limit=TIMELINE_SIZE, actor=actor
-        )
-        return render(
-            request,
-            "contact.html",
-            status=422,
-            contact=contact,
-            timeline=timeline.items,
-            more=timeline.next_cursor is not None,
-            declared={f.name: f for f in await FieldService(kith).declared()},
-            error=exc.detail,
-        )
+        return await _card(request, contact_id, exc.detail)
     return see_other(f"/contacts/{contact_id}#timeline")
 
 
@@ -330,6 +359,7 @@ PAGES = [
     new_contact,
     create_contact,
     contact_card,
+    change_contact_consent,
     timeline_part,
     log_interaction,
     edit_contact,
