@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 from _privacy_workflow import NEWSLETTER, configure_privacy
+from kith.actor import SYSTEM
 from kith.hookspecs import hookimpl
 from kith.runtime import Kith
 from kith.schemas import ContactCreate
@@ -100,3 +101,25 @@ async def test_agents_see_consent_but_may_not_change_it(kith: Kith) -> None:
     )
     statuses = {line.purpose: line.status for a in answers if a.value for line in a.value}
     assert statuses["newsletter"] == "none"
+
+
+async def test_the_card_shows_where_consent_came_from(kith: Kith) -> None:
+    contact_id = await _contact(kith)
+    assert kith.plugins is not None
+    # Given on the phone, through the ledger's hook (as kith.change_consent records it).
+    receipts = await kith.plugins.call_async(
+        "kith_change_consent",
+        kith=kith,
+        contact_id=contact_id,
+        purpose="newsletter",
+        action="given",
+        channel="phone",
+        actor=SYSTEM,
+    )
+    assert [r.value.notice_version for r in receipts if r.value] == [1]
+    email = await add(kith, "agent")
+    async with browser_like(kith) as client:
+        await sign_in(client, email)
+        page = (await client.get(f"/contacts/{contact_id}")).text
+    row = page[page.index("<td>newsletter</td>") :].split("</tr>")[0]
+    assert "given" in row and "<td>phone</td>" in row
