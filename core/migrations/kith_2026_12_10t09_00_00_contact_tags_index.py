@@ -1,0 +1,26 @@
+"""A contacts list filtered by tag reads the contacts holding it, not every contact: on
+PostgreSQL a GIN index over the tags (a JSON array) answers the containment test the list
+asks (``tags::jsonb @> '["vip"]'``). SQLite cannot index the elements of a JSON array: there
+the tag is checked on the rows the other conditions and the order leave."""
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+from piccolo.engine import engine_finder
+
+ID = "2026-12-10T09:00:00:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "contacts by tag"
+
+STATEMENT = "CREATE INDEX IF NOT EXISTS kith_contact_tags ON kith_contact USING gin ((tags::jsonb))"
+
+
+async def forwards() -> MigrationManager:
+    manager = MigrationManager(migration_id=ID, app_name="kith", description=DESCRIPTION)
+
+    async def create() -> None:
+        engine = engine_finder()
+        assert engine is not None
+        if engine.engine_type == "postgres":
+            await engine.run_ddl(STATEMENT)
+
+    manager.add_raw(create)
+    return manager
