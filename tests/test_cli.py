@@ -345,7 +345,7 @@ def test_contacts_list_filters_and_orders(cli: Cli) -> None:
     listed = ok(cli("contacts", "list", "--tag", "vip", "--kind", "person", "--json")).stdout
     assert [c["name"] for c in msgspec.json.decode(listed)] == ["Ada Lovelace"]
     newest = ok(cli("contacts", "list", "--sort", "-created", "--json")).stdout
-    assert [c["name"] for c in msgspec.json.decode(newest)][0] == "Acme Ltd"
+    assert msgspec.json.decode(newest)[0]["name"] == "Acme Ltd"
     assert "owner" in one_line_error(cli("contacts", "list", "--owner", "me"), 1)
 
 
