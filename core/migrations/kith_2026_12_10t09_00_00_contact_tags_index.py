@@ -1,4 +1,7 @@
-"""A contacts list filtered by tag reads the contacts holding it, not every contact: on
+"""A contacts list ordered by last change reads the unarchived contacts in that order from an
+index, not
+all of them sorted, on both engines. A contacts list filtered by tag reads the contacts
+holding it, not every contact: on
 PostgreSQL a GIN index over the tags (a JSON array) answers the containment test the list
 asks (``tags::jsonb @> '["vip"]'``). SQLite cannot index the elements of a JSON array: there
 the tag is checked on the rows the other conditions and the order leave."""
@@ -8,9 +11,12 @@ from piccolo.engine import engine_finder
 
 ID = "2026-12-10T09:00:00:000000"
 VERSION = "1.38.0"
-DESCRIPTION = "contacts by tag"
+DESCRIPTION = "contacts by tag and by last change"
 
-STATEMENT = "CREATE INDEX IF NOT EXISTS kith_contact_tags ON kith_contact USING gin ((tags::jsonb))"
+BY_CHANGE = (
+    "CREATE INDEX IF NOT EXISTS kith_contact_updated ON kith_contact (archived, updated_at, id)"
+)
+BY_TAG = "CREATE INDEX IF NOT EXISTS kith_contact_tags ON kith_contact USING gin ((tags::jsonb))"
 
 
 async def forwards() -> MigrationManager:
@@ -19,8 +25,9 @@ async def forwards() -> MigrationManager:
     async def create() -> None:
         engine = engine_finder()
         assert engine is not None
+        await engine.run_ddl(BY_CHANGE)
         if engine.engine_type == "postgres":
-            await engine.run_ddl(STATEMENT)
+            await engine.run_ddl(BY_TAG)
 
     manager.add_raw(create)
     return manager
