@@ -1,10 +1,9 @@
 """A contacts list ordered by last change reads the unarchived contacts in that order from an
-index, not
-all of them sorted, on both engines. A contacts list filtered by tag reads the contacts
-holding it, not every contact: on
-PostgreSQL a GIN index over the tags (a JSON array) answers the containment test the list
-asks (``tags::jsonb @> '["vip"]'``). SQLite cannot index the elements of a JSON array: there
-the tag is checked on the rows the other conditions and the order leave."""
+index, not all of them sorted, on both engines. A contacts list filtered by tag reads the
+contacts holding it, not every contact: on PostgreSQL a GIN index over the tags (a JSON array)
+answers the containment test the list asks (``tags::jsonb @> '["vip"]'``). SQLite cannot index
+the elements of a JSON array: there the tag is checked on the rows the other conditions and the
+order leave."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 from piccolo.engine import engine_finder
