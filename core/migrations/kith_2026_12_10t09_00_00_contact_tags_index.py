@@ -15,6 +15,9 @@ DESCRIPTION = "contacts by tag and by last change"
 BY_CHANGE = (
     "CREATE INDEX IF NOT EXISTS kith_contact_updated ON kith_contact (archived, updated_at, id)"
 )
+# SQLite reads the unarchived contacts through the archived index and sorts them for a list
+# newest first; PostgreSQL walks the primary key backwards.
+BY_ID = "CREATE INDEX IF NOT EXISTS kith_contact_live ON kith_contact (archived, id)"
 BY_TAG = "CREATE INDEX IF NOT EXISTS kith_contact_tags ON kith_contact USING gin ((tags::jsonb))"
 
 
@@ -27,6 +30,8 @@ async def forwards() -> MigrationManager:
         await engine.run_ddl(BY_CHANGE)
         if engine.engine_type == "postgres":
             await engine.run_ddl(BY_TAG)
+        else:
+            await engine.run_ddl(BY_ID)
 
     manager.add_raw(create)
     return manager
