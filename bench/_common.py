@@ -129,7 +129,7 @@ async def _seed(kith: Kith, contacts: int, rng: random.Random) -> Seeded:
             for extra in range(rng.randint(1, 2))
         ]
         phones = [
-            PhoneIn(f"+44 20 7{number:03d} {extra}{rng.randint(100, 999)}")
+            PhoneIn(f"+44 20 7{number % 1000:03d} {extra}{rng.randint(100, 999)}")
             for extra in range(rng.randint(1, 2))
         ]
         created = await service.create(

@@ -23,7 +23,7 @@ from kith.console import (
 from kith.pagination import MAX_LIMIT
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, ContactOut, InteractionOut, Page
-from kith.services.contacts import ContactFilter, ContactService
+from kith.services.contacts import KINDS, SORTS, ContactFilter, ContactService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings
@@ -233,6 +233,17 @@ def add_contact(
 @contacts.command("list")
 @_limit_option
 @filter_options
+@click.option("--tag", help="Only contacts with this tag.")
+@click.option("--owner", metavar="ID", help="Only contacts owned by this user.")
+@click.option("--kind", type=click.Choice(KINDS), help="Only people or only organizations.")
+@click.option(
+    "--sort",
+    type=click.Choice(SORTS),
+    default="created",
+    show_default=True,
+    help="By creation, last change or name; '-' for descending. Names are encrypted: "
+    "'name' orders each page by name, the pages following creation order.",
+)
 @json_option
 def list_contacts(
     limit: int,
@@ -240,10 +251,15 @@ def list_contacts(
     include_archived: bool,
     organization: str | None,
     field_filters: tuple[str, ...],
+    tag: str | None,
+    owner: str | None,
+    kind: str | None,
+    sort: str,
     as_json: bool,
 ) -> None:
-    """List contacts, oldest first."""
+    """List contacts, oldest first unless --sort says otherwise."""
     filters = contact_filter(q, include_archived, organization, field_filters)
+    owner_id = parse_id(owner, "owner", "`kith users list` shows them") if owner else None
 
     async def work(kith: Kith) -> tuple[list[ContactOut], bool]:
         service = ContactService(kith, AUDIT_CHANNEL, AUDIT_CONTEXT)
@@ -255,6 +271,10 @@ def list_contacts(
                 include_archived=filters.include_archived,
                 organization_id=filters.organization_id,
                 fields=filters.fields,
+                tag=tag,
+                owner_id=owner_id,
+                kind=kind,
+                sort=sort,
             ),
             limit,
         )

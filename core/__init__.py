@@ -58,16 +58,19 @@ from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
 from kith.subject_checks import (
     ProcessingRefused,
+    change_consent,
     check_processing,
     processing_refusals,
     record_access,
     record_consent,
+    subject_consents,
 )
 from kith.subject_moves import move_subject_rows
 from kith.subjects import (
     LAWFUL_BASES,
     Access,
     ConsentGiven,
+    ConsentLine,
     ConsentReceipt,
     ErasureMethod,
     ErasureOutcome,
@@ -97,6 +100,7 @@ __all__ = [
     "CardSection",
     "Conflict",
     "ConsentGiven",
+    "ConsentLine",
     "ConsentReceipt",
     "ContactCreate",
     "ContactIntake",
@@ -153,6 +157,7 @@ __all__ = [
     "UserService",
     "__version__",
     "add_processor",
+    "change_consent",
     "check_limit",
     "check_processing",
     "decode_cursor",
@@ -170,6 +175,7 @@ __all__ = [
     "record_access",
     "record_consent",
     "reveal_bytes",
+    "subject_consents",
     "unset_to_dict",
     "utcnow",
 ]

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from kith.subjects import (
         Access,
         ConsentGiven,
+        ConsentLine,
         ConsentReceipt,
         ErasureOutcome,
         ExportSection,
@@ -427,6 +428,34 @@ def kith_record_consent(
     Called inside the caller's transaction, so a refused submission records nothing. The
     ``privacy.rights`` plugin answers; None from plugins that keep no ledger. Collecting.
     May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_subject_consents(
+    kith: Kith, contact_id: uuid.UUID
+) -> Awaitable[list[ConsentLine] | None] | list[ConsentLine] | None:
+    """Where the contact stands for each purpose, for the contact's card
+    (:func:`kith.subject_consents` calls this and reports the read). The ``privacy.rights``
+    plugin answers from its consent ledger; None from plugins that keep none. Collecting.
+    May be async."""
+
+
+@hookspec
+@may_be_async
+def kith_change_consent(
+    kith: Kith,
+    contact_id: uuid.UUID,
+    purpose: str,
+    action: str,
+    channel: str,
+    actor: Actor,
+) -> Awaitable[ConsentReceipt | None] | ConsentReceipt | None:
+    """A user records that the contact gave (``action`` ``given``, under the purpose's current
+    notice) or withdrew (``withdrawn``) consent, from a channel such as the web UI
+    (:func:`kith.change_consent` calls this): record it in the consent ledger, exactly as its
+    API does, and answer what was recorded. The ``privacy.rights`` plugin answers; None from
+    plugins that keep no ledger. Collecting. May be async."""
 
 
 @hookspec

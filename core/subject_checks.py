@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from kith.actor import SYSTEM, Actor
-from kith.errors import Conflict, KithError
-from kith.subjects import Access, ConsentGiven, ConsentReceipt
+from kith.errors import Conflict, InvalidInput, KithError
+from kith.subjects import Access, ConsentGiven, ConsentLine, ConsentReceipt
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -163,5 +163,50 @@ async def record_consent(
     assert kith.plugins is not None
     results = await kith.plugins.call_async(
         "kith_record_consent", kith=kith, contact_id=contact_id, consent=consent, actor=actor
+    )
+    return [result.value for result in results if isinstance(result.value, ConsentReceipt)]
+
+
+async def subject_consents(
+    kith: Kith, contact_id: uuid.UUID, actor: Actor = SYSTEM, channel: str = "api"
+) -> list[ConsentLine] | None:
+    """Where the contact stands for each purpose (``kith_subject_consents``), reported as a
+    read of their personal data; None when no plugin keeps a consent ledger."""
+    if not _has_hook(kith, "kith_subject_consents"):
+        return None
+    assert kith.plugins is not None
+    results = await kith.plugins.call_async(
+        "kith_subject_consents", kith=kith, contact_id=contact_id
+    )
+    answers = [result.value for result in results if isinstance(result.value, list)]
+    if not answers:
+        return None
+    await record_access(kith, contact_id, "read", actor, channel, part="consents")
+    return [line for answer in answers for line in answer]
+
+
+async def change_consent(
+    kith: Kith,
+    contact_id: uuid.UUID,
+    purpose: str,
+    action: str,
+    actor: Actor = SYSTEM,
+    channel: str = "api",
+) -> list[ConsentReceipt]:
+    """Record consent given (under the purpose's current notice) or withdrawn in the consent
+    ledger (``kith_change_consent``); returns what each ledger recorded (none without one)."""
+    if action not in ("given", "withdrawn"):
+        raise InvalidInput("consent is either given or withdrawn", field="action")
+    if not _has_hook(kith, "kith_change_consent"):
+        return []
+    assert kith.plugins is not None
+    results = await kith.plugins.call_async(
+        "kith_change_consent",
+        kith=kith,
+        contact_id=contact_id,
+        purpose=purpose,
+        action=action,
+        channel=channel,
+        actor=actor,
     )
     return [result.value for result in results if isinstance(result.value, ConsentReceipt)]

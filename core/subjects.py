@@ -78,6 +78,20 @@ class ConsentReceipt(msgspec.Struct, frozen=True, kw_only=True):
     notice_sha256: str | None
 
 
+class ConsentLine(msgspec.Struct, frozen=True, kw_only=True):
+    """Where a person stands for one purpose, as a consent ledger answers
+    ``kith_subject_consents``: ``status`` is ``given``, ``withdrawn`` or ``none``; ``since``
+    when, ``channel`` where (a form, the phone, the web UI) and ``notice_version`` which notice
+    the latest event refers to."""
+
+    purpose: str
+    lawful_basis: str
+    status: str
+    since: dt.datetime | None = None
+    channel: str | None = None
+    notice_version: int | None = None
+
+
 class SubjectHold(msgspec.Struct, frozen=True, kw_only=True):
     """Interactions an erasure must keep because a law requires them (a legal hold): those of
     ``kinds`` that happened at or after ``since`` (all of them when None). They are

@@ -338,6 +338,17 @@ def test_contact_with_an_odd_phone_is_found_by_the_phone_typed_differently(cli: 
     assert missing.stdout == "" and "No contacts match" in missing.stderr
 
 
+def test_contacts_list_filters_and_orders(cli: Cli) -> None:
+    ok(cli("contacts", "add", "Ada Lovelace", "--tag", "vip"))
+    ok(cli("contacts", "add", "Bob Brown", "--tag", "london"))
+    ok(cli("contacts", "add", "Acme Ltd", "--kind", "organization", "--tag", "vip"))
+    listed = ok(cli("contacts", "list", "--tag", "vip", "--kind", "person", "--json")).stdout
+    assert [c["name"] for c in msgspec.json.decode(listed)] == ["Ada Lovelace"]
+    newest = ok(cli("contacts", "list", "--sort", "-created", "--json")).stdout
+    assert msgspec.json.decode(newest)[0]["name"] == "Acme Ltd"
+    assert "owner" in one_line_error(cli("contacts", "list", "--owner", "me"), 1)
+
+
 def test_contacts_add_rejects_bad_input_with_one_line(cli: Cli) -> None:
     assert "phone" in one_line_error(cli("contacts", "add", "Ada", "--phone", "12"), 1)
     assert "email" in one_line_error(cli("contacts", "add", "Ada", "--email", "ada@"), 1)

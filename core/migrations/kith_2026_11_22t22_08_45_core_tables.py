@@ -50,13 +50,9 @@ DESCRIPTION = "core tables"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="kith", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="kith", description=DESCRIPTION)
 
-    manager.add_table(
-        class_name="User", tablename="kith_user", schema=None, columns=None
-    )
+    manager.add_table(class_name="User", tablename="kith_user", schema=None, columns=None)
 
     manager.add_table(
         class_name="Interaction",
@@ -65,9 +61,7 @@ async def forwards():
         columns=None,
     )
 
-    manager.add_table(
-        class_name="Contact", tablename="kith_contact", schema=None, columns=None
-    )
+    manager.add_table(class_name="Contact", tablename="kith_contact", schema=None, columns=None)
 
     manager.add_table(
         class_name="ApiToken",

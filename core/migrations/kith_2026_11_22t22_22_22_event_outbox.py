@@ -33,9 +33,7 @@ DESCRIPTION = "event outbox: events, deliveries, subscribers; task due marks"
 
 
 async def forwards():
-    manager = MigrationManager(
-        migration_id=ID, app_name="kith", description=DESCRIPTION
-    )
+    manager = MigrationManager(migration_id=ID, app_name="kith", description=DESCRIPTION)
 
     manager.add_table(
         class_name="EventDelivery",

@@ -52,14 +52,17 @@ VALUE_COLUMNS = (
         ForeignKey,
         {"references": Contact, "on_delete": OnDelete.cascade, "null": False, "index": True},
     ),
-    ("field", ForeignKey, {"references": CustomField, "on_delete": OnDelete.cascade, "null": False}),
+    (
+        "field",
+        ForeignKey,
+        {"references": CustomField, "on_delete": OnDelete.cascade, "null": False},
+    ),
     ("value", Text, {"null": True, "default": None}),
     ("protected", Text, {"null": True, "default": None, "secret": True}),
     ("number", DoublePrecision, {"null": True, "default": None}),
     ("kind", Varchar, {"length": 60, "null": True, "default": None}),
     ("lookup", Varchar, {"length": 128, "null": True, "default": None}),
 )
-
 
 
 async def forwards() -> MigrationManager:

@@ -9,7 +9,13 @@ VERSION = "1.38.0"
 DESCRIPTION = "custom field origin, retention and value times"
 
 COLUMNS = (
-    ("CustomField", "kith_custom_field", "declared_by", Varchar, {"length": 100, "default": "admin"}),
+    (
+        "CustomField",
+        "kith_custom_field",
+        "declared_by",
+        Varchar,
+        {"length": 100, "default": "admin"},
+    ),
     (
         "CustomField",
         "kith_custom_field",
@@ -17,7 +23,13 @@ COLUMNS = (
         Varchar,
         {"length": 100, "null": True, "default": None},
     ),
-    ("CustomFieldValue", "kith_custom_field_value", "set_at", Timestamptz, {"null": True, "default": None}),
+    (
+        "CustomFieldValue",
+        "kith_custom_field_value",
+        "set_at",
+        Timestamptz,
+        {"null": True, "default": None},
+    ),
 )
 
 

@@ -19,7 +19,7 @@ from kith.events import utcnow
 from kith.ids import new_id
 from kith.merge_records import merged_into
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
-from kith.pagination import check_limit, decode_id_cursor, encode_cursor
+from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode_cursor
 from kith.runtime import Kith
 from kith.schemas import (
     CONTACT_PATCH_DIRECTIVES,
@@ -39,6 +39,7 @@ from kith.storage.prepared import Prepared, row_chunks, run_deferred
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, CustomField, CustomFieldValue, Interaction, User
 from kith.unit_of_work import UnitOfWork
+from piccolo.columns.combination import WhereRaw
 
 CONTACT_TABLE = Contact._meta.tablename
 POINT_TABLE = ContactPoint._meta.tablename
@@ -58,6 +59,66 @@ class ContactFilter:
     fields: Mapping[str, str] | None = None
     # Only contacts in this value tier (kith.services.tiers).
     tier: str | None = None
+    # Only contacts carrying this tag (exactly, as stored), of this owner, of this kind.
+    tag: str | None = None
+    owner_id: uuid.UUID | None = None
+    kind: str | None = None
+
+
+KINDS = ("person", "organization")
+# The orders of a list: a key, and a leading "-" for descending.
+SORTS = ("created", "-created", "updated", "-updated", "name", "-name")
+
+
+@dataclasses.dataclass(frozen=True)
+class Order:
+    """How a list is ordered (``ContactService.order``). Pages follow creation (id) order or
+    last change, keyset-paginated. Names are stored encrypted, so ``name`` orders the contacts
+    of each page by name while the pages themselves follow creation order: ordering across
+    pages would need a sort key that tells whoever reads the database how names compare."""
+
+    sort: str = "created"
+
+    @property
+    def descending(self) -> bool:
+        return self.sort.startswith("-")
+
+    @property
+    def key(self) -> str:
+        return self.sort.removeprefix("-")
+
+    @property
+    def by_updated(self) -> bool:
+        return self.key == "updated"
+
+    @property
+    def pages_descending(self) -> bool:
+        # A name order pages in creation order, oldest first, whichever way each page sorts.
+        return self.descending and self.key != "name"
+
+    def cursor(self, row: dict[str, Any]) -> str:
+        if self.sort == "created" or self.key == "name":
+            return encode_cursor(row["id"])  # as before sorts existed: old cursors still work
+        if self.by_updated:
+            return encode_cursor(self.sort, row["updated_at"].isoformat(), row["id"])
+        return encode_cursor(self.sort, row["id"])
+
+    def after(self, cursor: str | None) -> tuple[dt.datetime | None, uuid.UUID] | None:
+        """The keyset position a cursor of this order stands for."""
+        if not cursor:
+            return None
+        if self.sort == "created" or self.key == "name":
+            return None, decode_id_cursor(cursor)
+        parts = decode_cursor(cursor, 3 if self.by_updated else 2)
+        if parts[0] != self.sort:
+            raise InvalidInput("the cursor belongs to a list in another order", field="cursor")
+        try:
+            moment = dt.datetime.fromisoformat(parts[1]) if self.by_updated else None
+            return moment, uuid.UUID(parts[-1])
+        except ValueError:
+            raise InvalidInput(
+                "the cursor is not one this server handed out", field="cursor"
+            ) from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1154,6 +1215,20 @@ class ContactService:
             matching = await FieldService(self.kith).conditions(filters.fields)
             by_fields = [Contact.id.is_in(ids) for ids in matching]
             conditions += by_fields
+        if filters.kind is not None:
+            if filters.kind not in KINDS:
+                raise InvalidInput(
+                    f"kind must be one of {', '.join(KINDS)}, not {filters.kind!r}", field="kind"
+                )
+            conditions.append(Contact.kind == filters.kind)
+        if filters.owner_id is not None:
+            if not await User.exists().where(User.id == filters.owner_id):
+                raise InvalidInput(f"user {filters.owner_id} does not exist", field="owner_id")
+            conditions.append(Contact.owner == filters.owner_id)
+        if filters.tag is not None:
+            if not filters.tag.strip():
+                raise InvalidInput("give the tag to list the contacts of", field="tag")
+            conditions.append(_has_tag(filters.tag.strip()))
         if filters.tier is not None:
             from kith.loop_tables import ContactTier
 
@@ -1176,16 +1251,39 @@ class ContactService:
         return Selection(filters, conditions, by_fields, words, empty)
 
     async def page(
-        self, selection: Selection, after: uuid.UUID | None, limit: int
+        self,
+        selection: Selection,
+        after: uuid.UUID | None,
+        limit: int,
+        order: Order | None = None,
+        after_moment: dt.datetime | None = None,
     ) -> tuple[list[ContactOut], bool]:
-        """Up to ``limit`` contacts of a selection (see :meth:`select`) after ``after``, in
-        creation order, and whether more follow. Nothing is reported here: the caller reports
-        what it shows or hands on (:meth:`report_each`)."""
+        """Up to ``limit`` contacts of a selection (see :meth:`select`) after ``after`` (and,
+        by last change, ``after_moment``), in creation order or ``order``, and whether more
+        follow. Nothing is reported here: the caller reports what it shows or hands on
+        (:meth:`report_each`)."""
+        items, _, more = await self._page(selection, after, limit, order or Order(), after_moment)
+        return items, more
+
+    async def _page(
+        self,
+        selection: Selection,
+        after: uuid.UUID | None,
+        limit: int,
+        order: Order,
+        after_moment: dt.datetime | None,
+    ) -> tuple[list[ContactOut], list[dict[str, Any]], bool]:
         if selection.empty:
-            return [], False
+            return [], [], False
         words, by_fields = selection.words, selection.by_fields
+        if words is not None and (order.by_updated or order.pages_descending):
+            raise InvalidInput(
+                "a name search lists contacts oldest first or by name; search by email or "
+                "phone, or leave the search out, to order them otherwise",
+                field="sort",
+            )
         index = name_index.name_index(self.kith)
-        filters_of = (selection.filters.include_archived, selection.filters.organization_id)
+        filters_of = selection.filters
 
         # Names are stored protected: a name search decrypts the contacts the name index
         # offers (or, without a usable index, every contact in turn) and checks them.
@@ -1206,9 +1304,11 @@ class ContactService:
                     query = query.where(condition)
                 rows = [row for row in await query.run() if _passes(row, filters_of)]
             else:
+                if words is None:
+                    query = _ordered(order, after, after_moment)
                 for condition in selection.conditions:
                     query = query.where(condition)
-                if after:
+                if after and words is not None:
                     query = query.where(Contact.id > after)
                 rows = await query.limit(SCAN_CHUNK if words is not None else limit + 1).run()
             if words is None:
@@ -1235,8 +1335,17 @@ class ContactService:
                 if len(rows) < SCAN_CHUNK:
                     break
                 after = rows[-1]["id"]
-        items = await self._hydrate(found[:limit], revealed)
-        return items, len(found) > limit
+        shown = found[:limit]
+        items = await self._hydrate(shown, revealed)
+        if order.key == "name":
+            # Within the page only (see Order): the names are decrypted here anyway.
+            ranked = sorted(
+                zip(items, shown, strict=True),
+                key=lambda pair: (name_index.words(pair[0].name), str(pair[0].id)),
+                reverse=order.descending,
+            )
+            return [i for i, _ in ranked], [r for _, r in ranked], len(found) > limit
+        return items, shown, len(found) > limit
 
     async def report_each(
         self, contact_ids: Iterable[uuid.UUID], action: str, actor: Actor, **details: Any
@@ -1263,24 +1372,42 @@ class ContactService:
         fields: Mapping[str, str] | None = None,
         actor: Actor = SYSTEM,
         tier: str | None = None,
+        tag: str | None = None,
+        owner_id: uuid.UUID | None = None,
+        kind: str | None = None,
+        sort: str = "created",
     ) -> Page[ContactOut]:
         """Contacts in creation order (of value tier ``tier``, when given); ``q`` is an exact
         email or phone, or words that each start a word of the name (any order, any script:
         see :mod:`kith.name_index`);
         ``organization_id`` keeps the people of that organization; ``fields`` filters on
-        custom field values (see :meth:`FieldService.conditions`). Each contact listed is
-        reported as read (``list``, or ``search`` for a query)."""
+        custom field values (see :meth:`FieldService.conditions`); ``tag``, ``owner_id`` and
+        ``kind`` keep the contacts with that tag, owner, kind. ``sort`` is one of
+        :data:`SORTS` (see :class:`Order`). Each contact listed is reported as read
+        (``list``, or ``search`` for a query)."""
         limit = check_limit(limit)
-        after = decode_id_cursor(cursor) if cursor else None
+        if sort not in SORTS:
+            raise InvalidInput(
+                f"sort must be one of {', '.join(SORTS)}, not {sort!r}", field="sort"
+            )
+        order = Order(sort)
+        position = order.after(cursor)
         filters = ContactFilter(
             q=q,
             include_archived=include_archived,
             organization_id=organization_id,
             fields=fields,
             tier=tier,
+            tag=tag,
+            owner_id=owner_id,
+            kind=kind,
         )
-        items, more = await self.page(await self.select(filters), after, limit)
-        next_cursor = encode_cursor(items[-1].id) if more else None
+        selection = await self.select(filters)
+        after_moment, after = position if position else (None, None)
+        items, rows, more = await self._page(selection, after, limit, order, after_moment)
+        # A name order's pages follow creation order: the last row by id, not by name.
+        last = max(rows, key=lambda row: row["id"]) if order.key == "name" and rows else None
+        next_cursor = order.cursor(last or rows[-1]) if more else None
         await self.report_each(
             [item.id for item in items], "search" if filters.q else "list", actor
         )
@@ -1333,12 +1460,54 @@ async def preload_keys(kith: Kith, subject_ids: list[uuid.UUID]) -> None:
         await preload(subject_ids)
 
 
-def _passes(row: dict[str, Any], filters: tuple[bool, uuid.UUID | None]) -> bool:
+def _passes(row: dict[str, Any], filters: ContactFilter) -> bool:
     """The conditions of a contact list, checked on a row read by id."""
-    include_archived, organization_id = filters
-    if row["archived"] and not include_archived:
+    if row["archived"] and not filters.include_archived:
         return False
-    return organization_id is None or row["organization"] == organization_id
+    if filters.kind is not None and row["kind"] != filters.kind:
+        return False
+    if filters.owner_id is not None and row["owner"] != filters.owner_id:
+        return False
+    if filters.tag is not None and filters.tag.strip() not in _tags_from_db(row["tags"]):
+        return False
+    return filters.organization_id is None or row["organization"] == filters.organization_id
+
+
+def _ordered(order: Order, after: uuid.UUID | None, moment: dt.datetime | None) -> Any:
+    """Contacts in ``order``'s page order, after the keyset position (``after``, and
+    ``moment`` by last change)."""
+    down = order.pages_descending
+    query = Contact.select()
+    if order.by_updated:
+        query = query.order_by(Contact.updated_at, Contact.id, ascending=not down)
+        if after is not None and moment is not None:
+            if down:
+                query = query.where(
+                    (Contact.updated_at < moment)
+                    | ((Contact.updated_at == moment) & (Contact.id < after))
+                )
+            else:
+                query = query.where(
+                    (Contact.updated_at > moment)
+                    | ((Contact.updated_at == moment) & (Contact.id > after))
+                )
+        return query
+    query = query.order_by(Contact.id, ascending=not down)
+    if after is not None:
+        query = query.where(Contact.id < after if down else Contact.id > after)
+    return query
+
+
+def _has_tag(tag: str) -> Any:
+    """Contacts whose tags (a JSON array) hold ``tag``: on PostgreSQL a containment test the
+    tags' GIN index answers, on SQLite a look into the array."""
+    if Contact._meta.db.engine_type == "postgres":
+        return WhereRaw(
+            '"kith_contact"."tags"::jsonb @> {}::jsonb', msgspec.json.encode([tag]).decode()
+        )
+    return WhereRaw(
+        'EXISTS (SELECT 1 FROM json_each("kith_contact"."tags") WHERE json_each.value = {})', tag
+    )
 
 
 def _primary_email(points: Iterable[tuple[str, str, str, bool]]) -> str | None:

@@ -18,6 +18,7 @@ from kith import (
     Access,
     Actor,
     ConsentGiven,
+    ConsentLine,
     ConsentReceipt,
     ErasureOutcome,
     Event,
@@ -352,3 +353,40 @@ async def kith_subject_unmerge(
     from kith.privacy.rights import merging
 
     await merging.unmerge(kith, survivor, note)
+
+
+@hookimpl
+async def kith_subject_consents(kith: Kith, contact_id: uuid.UUID) -> list[ConsentLine]:
+    from kith.privacy.rights.consent import ConsentService
+
+    return [
+        ConsentLine(
+            purpose=state.purpose,
+            lawful_basis=state.lawful_basis,
+            status=state.status,
+            since=state.since,
+            channel=state.channel,
+            notice_version=state.notice_version,
+        )
+        for state in await ConsentService(kith).current(contact_id)
+    ]
+
+
+@hookimpl
+async def kith_change_consent(
+    kith: Kith, contact_id: uuid.UUID, purpose: str, action: str, channel: str, actor: Actor
+) -> ConsentReceipt:
+    from kith.privacy.rights.consent import ConsentRecord, ConsentService
+
+    # The API's own service and rules: a given consent refers to the current notice.
+    event = await ConsentService(kith).record(
+        contact_id,
+        ConsentRecord(purpose=purpose, action=action, channel=channel),  # type: ignore[arg-type]
+        actor,
+    )
+    return ConsentReceipt(
+        event_id=event.id,
+        purpose=event.purpose,
+        notice_version=event.notice_version,
+        notice_sha256=event.notice_sha256,
+    )

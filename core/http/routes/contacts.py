@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from kith.actor import Role
 from kith.http.auth import CurrentActor, current_actor, roles
@@ -45,6 +45,24 @@ OrganizationFilter = Annotated[
     uuid.UUID | None, QueryParameter(description="only the people of this organization")
 ]
 
+TagFilter = Annotated[
+    str | None, QueryParameter(description="only contacts with this tag (exact)", min_length=1)
+]
+OwnerFilter = Annotated[
+    uuid.UUID | None, QueryParameter(description="only contacts owned by this user")
+]
+KindFilter = Annotated[
+    Literal["person", "organization"] | None,
+    QueryParameter(description="only people or only organizations"),
+]
+SortOrder = Annotated[
+    Literal["created", "-created", "updated", "-updated", "name", "-name"],
+    QueryParameter(
+        description="the order: by creation, last change or name, '-' for descending; "
+        "'name' orders each page by name, the pages following creation order"
+    ),
+]
+
 
 def field_filters(request: Request[Any, Any, Any]) -> dict[str, str]:
     """The custom field filters of a request: ``field.NAME=VALUE``, ``field.NAME.min=...``."""
@@ -86,12 +104,18 @@ class ContactController(Controller):
         tier: Annotated[
             str | None, QueryParameter(description="only contacts in this value tier (A, B...)")
         ] = None,
+        tag: TagFilter = None,
+        owner_id: OwnerFilter = None,
+        kind: KindFilter = None,
+        sort: SortOrder = "created",
         *,
         actor: CurrentActor,
         request: Request[Any, Any, Any],
     ) -> Page[ContactOut]:
         """Custom fields filter the list: ``field.NAME=VALUE`` for an exact value, and
-        ``field.NAME.min`` / ``field.NAME.max`` for numbers, money, dates and times."""
+        ``field.NAME.min`` / ``field.NAME.max`` for numbers, money, dates and times. Names
+        are stored encrypted: ``sort=name`` orders each page by name while the pages follow
+        creation order; a name search lists oldest first or by name."""
         return await contacts.list(
             q=q,
             cursor=cursor,
@@ -101,6 +125,10 @@ class ContactController(Controller):
             fields=field_filters(request),
             actor=actor,
             tier=tier,
+            tag=tag,
+            owner_id=owner_id,
+            kind=kind,
+            sort=sort,
         )
 
     @get("/{contact_id:uuid}/value", opt=READ, summary="Value and tier from orders")

@@ -8,7 +8,9 @@ import datetime as dt
 import uuid
 import zoneinfo
 from typing import Any
+from urllib.parse import urlencode
 
+from kith.actor import Role
 from kith.cards import CardSection
 from kith.errors import InvalidInput, KithError, NotFound
 from kith.http.auth import current_actor
@@ -26,8 +28,19 @@ from kith.services.contacts import ContactFilter, ContactService
 from kith.services.exports import ExportService
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
-from kith.web.i18n import t
-from kith.web.views.common import READERS, STAFF, WEB, form_of, kith_of, render, see_other
+from kith.services.users import UserService
+from kith.subject_checks import change_consent, subject_consents
+from kith.web.i18n import N_, t
+from kith.web.views.common import (
+    COMPLIANCE,
+    READERS,
+    STAFF,
+    WEB,
+    form_of,
+    kith_of,
+    render,
+    see_other,
+)
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
@@ -37,6 +50,8 @@ from markupsafe import Markup, escape
 PAGE_SIZE = 25
 TIMELINE_SIZE = 50
 QUICK_KINDS = ("note", "call", "task")
+# Who records consent given or withdrawn: as on the consent API.
+CONSENT_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
 
 
 def _lines(text: str) -> list[str]:
@@ -74,30 +89,69 @@ def _contact_input(values: dict[str, str]) -> dict[str, Any]:
     }
 
 
+SORT_LABELS = {
+    "created": N_("Oldest first"),
+    "-created": N_("Newest first"),
+    "-updated": N_("Recently changed"),
+    "updated": N_("Least recently changed"),
+    "name": N_("Name, A to Z (within a page)"),
+    "-name": N_("Name, Z to A (within a page)"),
+}
+
+
+def _owner_of(text: str | None) -> uuid.UUID | None:
+    if not text:
+        return None
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidInput("owner: not a user id", field="owner_id") from None
+
+
 @get("/contacts", opt=READERS)
 async def contact_list(
     request: Request[Any, Any, Any],
     q: FromQuery[str | None] = None,
     cursor: FromQuery[str | None] = None,
     archived: FromQuery[bool] = False,
+    tag: FromQuery[str | None] = None,
+    owner: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
+    sort: FromQuery[str | None] = None,
 ) -> Template:
     fields = field_filters(request)
     error = None
     items: list[ContactOut] = []
     next_cursor = None
+    kith = kith_of(request)
+    # What the list shows, kept in the URL of the next page and of the export.
+    shown = {
+        "q": q or "",
+        "tag": (tag or "").strip(),
+        "owner": owner or "",
+        "kind": kind or "",
+        "sort": sort or "created",
+        **({"archived": "true"} if archived else {}),
+        **{f"field.{name}": value for name, value in fields.items()},
+    }
     try:
-        page = await ContactService(kith_of(request), WEB).list(
+        page = await ContactService(kith, WEB).list(
             q=q or None,
             cursor=cursor,
             limit=PAGE_SIZE,
             include_archived=archived,
             fields=fields,
             actor=current_actor(request),
+            tag=shown["tag"] or None,
+            owner_id=_owner_of(owner),
+            kind=kind or None,
+            sort=shown["sort"],
         )
         items, next_cursor = page.items, page.next_cursor
     except KithError as exc:
         error = exc.detail
-    declared = [f for f in await FieldService(kith_of(request)).declared() if not f.archived]
+    declared = [f for f in await FieldService(kith).declared() if not f.archived]
+    kept = {name: value for name, value in shown.items() if value}
     return render(
         request,
         "contacts.html",
@@ -109,6 +163,11 @@ async def contact_list(
         declared=declared,
         next_cursor=next_cursor,
         error=error,
+        shown=shown,
+        users=await UserService(kith).list(),
+        sorts=SORT_LABELS,
+        next_query=urlencode({**kept, "cursor": next_cursor or ""}),
+        export_query=urlencode({k: v for k, v in kept.items() if k != "sort"}),
     )
 
 
@@ -177,24 +236,54 @@ async def timeline_audio(kith: Any, items: list[InteractionOut]) -> dict[uuid.UU
 async def contact_card(
     request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
 ) -> Template:
+    return await _card(request, contact_id)
+
+
+async def _card(
+    request: Request[Any, Any, Any], contact_id: uuid.UUID, error: str | None = None
+) -> Template:
+    """The card, with ``error`` (422) after a form of it was refused."""
     actor = current_actor(request)
     kith = kith_of(request)
     contact = await ContactService(kith, WEB).get(contact_id, actor)
     timeline = await InteractionService(kith, WEB).timeline(
         contact_id, limit=TIMELINE_SIZE, actor=actor
     )
-    declared = {f.name: f for f in await FieldService(kith).declared()}
     return render(
         request,
         "contact.html",
+        status=200 if error is None else 422,
         contact=contact,
         timeline=timeline.items,
         audio=await timeline_audio(kith, timeline.items),
         more=timeline.next_cursor is not None,
-        declared=declared,
+        declared={f.name: f for f in await FieldService(kith).declared()},
         sections=_section_markup(await card_sections(request, contact_id)),
-        error=None,
+        # None without a consent ledger: the card then has no consent section.
+        consents=await subject_consents(kith, contact_id, actor, WEB),
+        may_change_consent=actor.role in CONSENT_ROLES,
+        error=error,
     )
+
+
+@post("/contacts/{contact_id:uuid}/consent", opt=COMPLIANCE)
+async def change_contact_consent(
+    request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
+) -> Template | Redirect:
+    """Consent given or withdrawn, recorded as the consent API records it."""
+    values = await form_of(request)
+    try:
+        await change_consent(
+            kith_of(request),
+            contact_id,
+            values.get("purpose", ""),
+            values.get("action", ""),
+            current_actor(request),
+            WEB,
+        )
+    except KithError as exc:
+        return await _card(request, contact_id, exc.detail)
+    return see_other(f"/contacts/{contact_id}#consent")
 
 
 @get("/contacts/{contact_id:uuid}/timeline", opt=READERS)
@@ -232,22 +321,7 @@ async def log_interaction(
         )
         await InteractionService(kith_of(request), WEB).log(contact_id, data, actor)
     except KithError as exc:
-        kith = kith_of(request)
-        contact = await ContactService(kith, WEB).get(contact_id, actor)
-        timeline = await InteractionService(kith, WEB).timeline(
-            contact_id, limit=TIMELINE_SIZE, actor=actor
-        )
-        return render(
-            request,
-            "contact.html",
-            status=422,
-            contact=contact,
-            timeline=timeline.items,
-            more=timeline.next_cursor is not None,
-            declared={f.name: f for f in await FieldService(kith).declared()},
-            sections=_section_markup(await card_sections(request, contact_id)),
-            error=exc.detail,
-        )
+        return await _card(request, contact_id, exc.detail)
     return see_other(f"/contacts/{contact_id}#timeline")
 
 
@@ -264,23 +338,7 @@ async def submit_section(
     try:
         await section.submit(values)
     except KithError as exc:
-        kith = kith_of(request)
-        actor = current_actor(request)
-        contact = await ContactService(kith, WEB).get(contact_id, actor)
-        timeline = await InteractionService(kith, WEB).timeline(
-            contact_id, limit=TIMELINE_SIZE, actor=actor
-        )
-        return render(
-            request,
-            "contact.html",
-            status=422,
-            contact=contact,
-            timeline=timeline.items,
-            more=timeline.next_cursor is not None,
-            declared={f.name: f for f in await FieldService(kith).declared()},
-            sections=_section_markup(await card_sections(request, contact_id)),
-            error=exc.detail,
-        )
+        return await _card(request, contact_id, exc.detail)
     return see_other(f"/contacts/{contact_id}#card-{key}")
 
 
@@ -339,9 +397,19 @@ async def export_contacts(
     request: Request[Any, Any, Any],
     q: FromQuery[str | None] = None,
     archived: FromQuery[bool] = False,
+    tag: FromQuery[str | None] = None,
+    owner: FromQuery[str | None] = None,
+    kind: FromQuery[str | None] = None,
 ) -> Stream:
     export = await ExportService(kith_of(request), WEB).contacts(
-        ContactFilter(q=q or None, include_archived=archived, fields=field_filters(request)),
+        ContactFilter(
+            q=q or None,
+            include_archived=archived,
+            fields=field_filters(request),
+            tag=(tag or "").strip() or None,
+            owner_id=_owner_of(owner),
+            kind=kind or None,
+        ),
         actor=current_actor(request),
     )
     return Stream(
@@ -359,6 +427,7 @@ PAGES = [
     new_contact,
     create_contact,
     contact_card,
+    change_contact_consent,
     timeline_part,
     log_interaction,
     submit_section,
