@@ -17,12 +17,12 @@ from kith.schemas import (
     ContactOut,
     ContactPatch,
     EmailIn,
+    FieldOut,
     InteractionCreate,
     PhoneIn,
 )
 from kith.services.contacts import ContactFilter, ContactService
 from kith.services.exports import ExportService
-from kith.schemas import FieldOut
 from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
 from kith.web.i18n import t

@@ -136,9 +136,7 @@ async def edit_field(request: Request[Any, Any, Any], name: FromPath[str]) -> Te
 
 
 @post("/admin/fields/{name:str}/edit", opt=ADMINS)
-async def change_field(
-    request: Request[Any, Any, Any], name: FromPath[str]
-) -> Template | Redirect:
+async def change_field(request: Request[Any, Any, Any], name: FromPath[str]) -> Template | Redirect:
     values = await form_of(request)
     service = FieldService(kith_of(request))
     declared = await service.get(name)

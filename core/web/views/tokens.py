@@ -55,7 +55,9 @@ def _days(request: Request[Any, Any, Any], text: str) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise InvalidInput(t(request, "Give a whole number of days."), field="expires_days") from None
+        raise InvalidInput(
+            t(request, "Give a whole number of days."), field="expires_days"
+        ) from None
 
 
 @post("/admin/tokens", opt=ADMINS)
