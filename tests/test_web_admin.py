@@ -71,6 +71,9 @@ async def test_token_problems_are_shown_in_the_page(kith: Kith) -> None:
             client, "/admin/tokens", f"/admin/tokens/{uuid.uuid4()}/revoke", {}
         )
         assert missing.status_code == 404
+        client.cookies.set("kith_lang", "ru", domain="kith.test")
+        russian = await client.get("/admin/tokens")
+        assert "Создать токен" in russian.text and "API-токенов пока нет." in russian.text
     assert await UserService(kith).list_tokens() == []
 
 
