@@ -92,6 +92,21 @@ async def test_first_run_then_a_day_with_a_contact_a_call_and_a_task(
         tasks = await InteractionService(kith).tasks(due="all")
         assert tasks.items == []
 
+        # The admin declares a custom field and gives an integration a token.
+        await page.get_by_role("link", name="Custom fields").click()
+        await page.fill("#field-name", "plan")
+        await page.select_option("#field-type", "choice")
+        await page.fill("#field-label", "Plan")
+        await page.fill("#field-choices", "Basic\nPro")
+        await page.get_by_role("button", name="Add the field").click()
+        await expect(page.locator("table.list")).to_contain_text("Basic, Pro")
+        await shoot(page, "fields", kith_engine)
+        await page.get_by_role("link", name="API tokens").click()
+        await page.fill("#token-name", "Shop sync")
+        await page.get_by_role("button", name="Create the token").click()
+        await expect(page.locator("#secret")).to_have_value(re.compile(r"^kith_"))
+        await shoot(page, "tokens", kith_engine)
+
         # The phone-sized screen shows the same card.
         phone = await browser.new_context(viewport={"width": 360, "height": 740})
         small = await phone.new_page()

@@ -1,6 +1,17 @@
 """The pages' route handlers, each module one area."""
 
-from kith.web.views import account, admin, compliance, contacts, duplicates, imports, live, tasks
+from kith.web.views import (
+    account,
+    admin,
+    compliance,
+    contacts,
+    duplicates,
+    fields,
+    imports,
+    live,
+    tasks,
+    tokens,
+)
 
 PAGES = [
     *account.PAGES,
@@ -9,6 +20,8 @@ PAGES = [
     *tasks.PAGES,
     *imports.PAGES,
     *admin.PAGES,
+    *tokens.PAGES,
+    *fields.PAGES,
     *compliance.PAGES,
     *live.PAGES,
 ]

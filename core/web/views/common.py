@@ -3,9 +3,11 @@ person, reading a form, and the roles pages declare (the API's, through the same
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from kith.actor import Actor, Role
+from kith.errors import InvalidInput
 from kith.http.auth import current_actor, public, roles
 from kith.runtime import Kith
 from kith.web.i18n import LANGUAGES, N_, choose_language
@@ -13,6 +15,8 @@ from litestar import Request
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 from litestar.stores.base import Store
+
+T = TypeVar("T")
 
 # The channel reads and changes through pages are audited under.
 WEB = "web"
@@ -31,6 +35,8 @@ NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
     ("/duplicates", N_("Duplicates"), frozenset({Role.AGENT, Role.ADMIN})),
     ("/imports", N_("Import"), frozenset({Role.ADMIN})),
     ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
+    ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
+    ("/admin/fields", N_("Custom fields"), frozenset({Role.ADMIN})),
     ("/compliance", N_("Compliance"), frozenset({Role.COMPLIANCE, Role.ADMIN})),
 )
 
@@ -93,3 +99,12 @@ def safe_next(target: str | None) -> str:
     if target and target.startswith("/") and not target.startswith("//"):
         return target
     return "/"
+
+
+def convert_form(values: dict[str, Any], shape: type[T]) -> T:
+    """``values`` as the service's input, checked as the API checks a body (the constructor
+    alone checks no names, patterns or lengths)."""
+    try:
+        return msgspec.convert(values, shape)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput(str(exc)) from None

@@ -20,6 +20,7 @@ from kith.schemas import (
     ContactOut,
     ContactPatch,
     EmailIn,
+    FieldOut,
     InteractionCreate,
     InteractionOut,
     PhoneIn,
@@ -108,6 +109,91 @@ def _owner_of(text: str | None) -> uuid.UUID | None:
         raise InvalidInput("owner: not a user id", field="owner_id") from None
 
 
+FIELD_INPUT = "field."
+
+
+async def _active_fields(request: Request[Any, Any, Any]) -> list[FieldOut]:
+    return await FieldService(kith_of(request)).declared()
+
+
+async def _posted_fields(
+    request: Request[Any, Any, Any], declared: list[FieldOut]
+) -> dict[str, str | list[str]]:
+    """The custom fields' inputs as posted (a multiple choice is a list of boxes)."""
+    form = await request.form()
+    posted: dict[str, str | list[str]] = {}
+    for field in declared:
+        key = FIELD_INPUT + field.name
+        if field.type == "multi_choice":
+            posted[field.name] = [v for v in form.getall(key, []) if isinstance(v, str)]
+        else:
+            value = form.get(key, "")
+            posted[field.name] = value.strip() if isinstance(value, str) else ""
+    return posted
+
+
+def _field_values(
+    request: Request[Any, Any, Any],
+    declared: list[FieldOut],
+    posted: dict[str, str | list[str]],
+    creating: bool,
+) -> dict[str, Any]:
+    """The service's input: an empty input gives a new contact the field's default and clears
+    the value of one being changed."""
+    values: dict[str, Any] = {}
+    for field in declared:
+        raw = posted.get(field.name) or None
+        if raw is not None and field.type == "datetime":
+            moment = _local_time(request, str(raw), FIELD_INPUT + field.name)
+            raw = moment.isoformat() if moment else None
+        if raw is not None or not creating:
+            values[field.name] = raw
+    return values
+
+
+def _shown_fields(
+    request: Request[Any, Any, Any], declared: list[FieldOut], stored: dict[str, Any]
+) -> dict[str, str | list[str]]:
+    """A contact's values as the form's inputs show them."""
+    zone = zoneinfo.ZoneInfo(kith_of(request).settings.timezone)
+    shown: dict[str, str | list[str]] = {}
+    for field in declared:
+        value = stored.get(field.name)
+        if value is None:
+            shown[field.name] = [] if field.type == "multi_choice" else ""
+        elif field.type == "multi_choice":
+            shown[field.name] = list(value)
+        elif field.type == "boolean":
+            shown[field.name] = "true" if value else "false"
+        elif field.type == "datetime":
+            local = dt.datetime.fromisoformat(str(value)).astimezone(zone)
+            shown[field.name] = local.strftime("%Y-%m-%dT%H:%M")
+        else:
+            shown[field.name] = str(value)
+    return shown
+
+
+def _form_page(
+    request: Request[Any, Any, Any],
+    values: dict[str, str],
+    contact: ContactOut | None,
+    declared: list[FieldOut],
+    custom: dict[str, str | list[str]],
+    status: int = 200,
+    error: str | None = None,
+) -> Template:
+    return render(
+        request,
+        "contact_form.html",
+        status=status,
+        values=values,
+        contact=contact,
+        declared=declared,
+        custom=custom,
+        error=error,
+    )
+
+
 @get("/contacts", opt=READERS)
 async def contact_list(
     request: Request[Any, Any, Any],
@@ -173,19 +259,24 @@ async def contact_list(
 
 @get("/contacts/new", opt=STAFF)
 async def new_contact(request: Request[Any, Any, Any]) -> Template:
-    return render(request, "contact_form.html", values={}, contact=None, error=None)
+    declared = await _active_fields(request)
+    return _form_page(request, {}, None, declared, _shown_fields(request, declared, {}))
 
 
 @post("/contacts/new", opt=STAFF)
 async def create_contact(request: Request[Any, Any, Any]) -> Template | Redirect:
     values = await form_of(request)
+    declared = await _active_fields(request)
+    posted = await _posted_fields(request, declared)
     try:
-        data = ContactCreate(source=WEB, **_contact_input(values))
+        data = ContactCreate(
+            source=WEB,
+            fields=_field_values(request, declared, posted, creating=True),
+            **_contact_input(values),
+        )
         contact = await ContactService(kith_of(request), WEB).create(data, current_actor(request))
     except KithError as exc:
-        return render(
-            request, "contact_form.html", status=422, values=values, contact=None, error=exc.detail
-        )
+        return _form_page(request, values, None, declared, posted, 422, exc.detail)
     return see_other(f"/contacts/{contact.id}")
 
 
@@ -356,7 +447,9 @@ async def edit_contact(
         "phones": "\n".join(p.number for p in contact.phones),
         "tags": ", ".join(contact.tags),
     }
-    return render(request, "contact_form.html", values=values, contact=contact, error=None)
+    declared = await _active_fields(request)
+    shown = _shown_fields(request, declared, contact.fields)
+    return _form_page(request, values, contact, declared, shown)
 
 
 @post("/contacts/{contact_id:uuid}/edit", opt=STAFF)
@@ -366,21 +459,18 @@ async def change_contact(
     values = await form_of(request)
     service = ContactService(kith_of(request), WEB)
     actor = current_actor(request)
+    declared = await _active_fields(request)
+    posted = await _posted_fields(request, declared)
     try:
         changes = _contact_input(values)
         changes.pop("kind")
         changes = {k: v for k, v in changes.items() if not (k == "name" and v is None)}
+        if declared:
+            changes["fields"] = _field_values(request, declared, posted, creating=False)
         await service.update(contact_id, ContactPatch(**changes), actor)
     except KithError as exc:
         contact = await service.get(contact_id, actor)
-        return render(
-            request,
-            "contact_form.html",
-            status=422,
-            values=values,
-            contact=contact,
-            error=exc.detail,
-        )
+        return _form_page(request, values, contact, declared, posted, 422, exc.detail)
     return see_other(f"/contacts/{contact_id}")
 
 
