@@ -25,6 +25,7 @@ from kith.hookspecs import hookimpl, may_be_async
 from kith.ids import new_id
 from kith.logs import add_processor, get_logger
 from kith.mail import Mailer, MailMessage, MailSettings, MailTransport
+from kith.navigation import NavLink
 from kith.normalize import normalize_email, normalize_phone
 from kith.notices import UserNotice
 from kith.pagination import MAX_LIMIT, check_limit, decode_cursor, encode_cursor
@@ -135,6 +136,7 @@ __all__ = [
     "MailSettings",
     "MailTransport",
     "Mailer",
+    "NavLink",
     "NotAuthenticated",
     "NotFound",
     "Page",

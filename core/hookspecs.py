@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from kith.cards import CardSection
     from kith.events import EventType
     from kith.mail import MailTransport
+    from kith.navigation import NavLink
     from kith.notices import UserNotice
     from kith.personal import PersonalField
     from kith.protection import FieldProtector, KeyProvider
@@ -101,6 +103,21 @@ def kith_register_pages(register: Callable[[Any], None]) -> None:
     in by the session cookie (not an API token) and CSRF-protected, and need roles like any
     route (``opt=kith.http.roles(...)``). For what a page shows of a plugin's data (an audio
     player's source). Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_templates(register: Callable[[Path], None]) -> None:
+    """Register a folder of Jinja templates for the plugin's pages (``kith_register_pages``),
+    rendered with ``kith.web.render``. Core's templates are found first, so name yours under a
+    folder of the plugin's own (``telephony/settings.html``); a template may extend core's
+    ``base.html``. Collecting. Sync only."""
+
+
+@hookspec
+def kith_register_navigation(register: Callable[[NavLink], None]) -> None:
+    """Register links in the web UI's navigation to the plugin's pages
+    (:class:`kith.NavLink`: path, label, the roles who see it, order). Collecting. Sync
+    only."""
 
 
 @hookspec

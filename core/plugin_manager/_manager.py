@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.metadata
 import inspect
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -12,6 +13,7 @@ import msgspec
 import pluggy
 from kith import hookspecs
 from kith.events import EventType
+from kith.navigation import NavLink
 from kith.personal import PersonalField
 from kith.plugin_manager import _entry_points
 from kith.plugin_manager._entry_points import ENTRY_POINT_GROUP, RUNTIME, entry_point_value, origin
@@ -377,6 +379,14 @@ class KithPluginManager(pluggy.PluginManager):
     def pages(self) -> list[Any]:
         """The plugins' web UI route handlers (core's are the web UI's own)."""
         return self.collected("pages")
+
+    def templates(self) -> list[Path]:
+        """The plugins' folders of web UI templates, searched after core's."""
+        return self.collected("templates")
+
+    def navigation(self) -> list[NavLink]:
+        """The plugins' links in the web UI's navigation."""
+        return self.collected("navigation")
 
     def commands(self) -> list[click.Command]:
         """The plugins' click commands (core's are the CLI's); command groups of one name

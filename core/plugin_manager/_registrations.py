@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 import msgspec
 import pluggy
 from kith.events import CORE_EVENT_TYPES, EventType
+from kith.navigation import NavLink
 from kith.personal import CORE_PERSONAL_FIELDS, CORE_PURPOSES, PersonalField
 from kith.plugin_manager._records import PluginError
 from kith.schemas import FieldCreate
@@ -56,6 +58,14 @@ def _check_route(item: Any) -> str | None:
         "expected a litestar route handler (@get, @post...), a Controller class or a Router, "
         f"got {_type_name(item)}"
     )
+
+
+def _check_template_folder(item: Any) -> str | None:
+    if not isinstance(item, Path):
+        return f"expected a pathlib.Path of a folder of templates, got {_type_name(item)}"
+    if not item.is_dir():
+        return f"template folder {item} is not a folder"
+    return None
 
 
 def _check_command(item: Any) -> str | None:
@@ -160,6 +170,20 @@ KINDS: tuple[Kind, ...] = (
     ),
     Kind("routes", "kith_register_routes", "route", _check_route),
     Kind("pages", "kith_register_pages", "page", _check_route),
+    Kind(
+        "templates",
+        "kith_register_templates",
+        "template folder",
+        _check_template_folder,
+        name=str,
+    ),
+    Kind(
+        "navigation",
+        "kith_register_navigation",
+        "navigation link",
+        _expect(NavLink, "kith.NavLink"),
+        name=lambda link: str(link.path),
+    ),
     Kind(
         "commands",
         "kith_register_commands",

@@ -1,6 +1,25 @@
 """The web UI: server-rendered pages for staff, on the same services and role checks as the
-API. :func:`web_app_config` gives the app factory what it mounts."""
+API. :func:`web_mount` gives the app factory what it mounts.
 
-from kith.web.mount import WebMount, web_mount
+A plugin's pages (``kith_register_pages``) use the names below: ``render`` a template of the
+plugin's folder (``kith_register_templates``) inside the web UI's layout, read a posted form
+with ``form_of``, answer it with ``see_other``, translate with ``t`` and mark messages with
+``N_``; reads and changes through pages are audited under the ``WEB`` channel."""
 
-__all__ = ["WebMount", "web_mount"]
+from kith.web.i18n import N_, t
+from kith.web.mount import CSRF_FIELD, WebMount, web_mount
+from kith.web.views.common import WEB, form_of, kith_of, render, see_other, signed_in
+
+__all__ = [
+    "CSRF_FIELD",
+    "N_",
+    "WEB",
+    "WebMount",
+    "form_of",
+    "kith_of",
+    "render",
+    "see_other",
+    "signed_in",
+    "t",
+    "web_mount",
+]

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -14,6 +15,15 @@ from babel.messages.pofile import read_po, write_po
 from kith.web.i18n import DEFAULT, DOMAIN, LANGUAGES, LOCALE_DIR
 
 PACKAGE = Path(__file__).parent
+# The built-in plugins' pages are translated in the same catalogs as core's: their templates
+# and the modules their page handlers are in (``pages.py``).
+# Found, not imported: core imports no plugin.
+PLUGIN_SOURCES = tuple(
+    Path(spec.origin).parent
+    for spec in map(importlib.util.find_spec, ("kith.privacy", "kith.plugins"))
+    if spec is not None and spec.origin is not None
+)
+PLUGIN_METHODS = [("**/templates/**.html", "jinja2"), ("**/pages.py", "python")]
 # gettext's names, and the views' own: t(request, "...") and N_("...").
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "t": (2,), "N_": None}
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
@@ -23,11 +33,13 @@ OPTIONS = {"**/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
 def extract() -> Catalog:
     """Every message the web UI shows, as the source says it."""
     catalog = Catalog(project="Kith", version="", domain=DOMAIN, charset="utf-8", fuzzy=False)
-    found = extract_from_dir(str(PACKAGE), METHODS, OPTIONS, KEYWORDS, strip_comment_tags=True)
-    for filename, lineno, message, comments, context in found:
-        catalog.add(
-            message, locations=[(filename, lineno)], auto_comments=comments, context=context
-        )
+    sources = [(PACKAGE, METHODS), *((source, PLUGIN_METHODS) for source in PLUGIN_SOURCES)]
+    for source, methods in sources:
+        found = extract_from_dir(str(source), methods, OPTIONS, KEYWORDS, strip_comment_tags=True)
+        for filename, lineno, message, comments, context in found:
+            catalog.add(
+                message, locations=[(filename, lineno)], auto_comments=comments, context=context
+            )
     return catalog
 
 

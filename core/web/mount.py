@@ -91,7 +91,9 @@ def web_mount(kith: Kith) -> WebMount:
                 "/static", directories=[STATIC], include_in_schema=False, opt=public()
             ),
         ],
-        template_config=template_config(),
+        template_config=template_config(
+            kith.plugins.templates() if kith.plugins is not None else []
+        ),
         stores={"web": store},
         plugins=[live],
         on_startup=[subscribe],

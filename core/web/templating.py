@@ -49,7 +49,10 @@ def _when(context: Context, value: dt.datetime | None) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
-def template_config() -> TemplateConfig[JinjaTemplateEngine]:
+def template_config(plugin_folders: list[Path]) -> TemplateConfig[JinjaTemplateEngine]:
+    """Core's templates, then the plugins' folders (``kith_register_templates``)."""
     return TemplateConfig(
-        directory=TEMPLATES, engine=JinjaTemplateEngine, engine_callback=_configure
+        directory=[TEMPLATES, *plugin_folders],
+        engine=JinjaTemplateEngine,
+        engine_callback=_configure,
     )

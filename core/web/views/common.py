@@ -9,6 +9,7 @@ import msgspec
 from kith.actor import Actor, Role
 from kith.errors import InvalidInput
 from kith.http.auth import current_actor, public, roles
+from kith.navigation import NavLink
 from kith.runtime import Kith
 from kith.web.i18n import LANGUAGES, N_, choose_language
 from litestar import Request
@@ -28,17 +29,30 @@ ADMINS = roles()
 COMPLIANCE = roles(Role.COMPLIANCE)
 OPEN = public()
 
-# The navigation: (path, label, roles that see it).
-NAV: tuple[tuple[str, str, frozenset[Role]], ...] = (
-    ("/my-day", N_("My day"), frozenset({Role.AGENT, Role.ADMIN})),
-    ("/contacts", N_("Contacts"), frozenset({Role.AGENT, Role.ADMIN, Role.COMPLIANCE})),
-    ("/duplicates", N_("Duplicates"), frozenset({Role.AGENT, Role.ADMIN})),
-    ("/imports", N_("Import"), frozenset({Role.ADMIN})),
-    ("/admin/users", N_("Users"), frozenset({Role.ADMIN})),
-    ("/admin/tokens", N_("API tokens"), frozenset({Role.ADMIN})),
-    ("/admin/fields", N_("Custom fields"), frozenset({Role.ADMIN})),
-    ("/compliance", N_("Compliance"), frozenset({Role.COMPLIANCE, Role.ADMIN})),
+# The navigation (plugins add theirs with ``kith_register_navigation``).
+NAV: tuple[NavLink, ...] = (
+    NavLink(path="/my-day", label=N_("My day"), roles=frozenset({Role.AGENT}), order=10),
+    NavLink(
+        path="/contacts",
+        label=N_("Contacts"),
+        roles=frozenset({Role.AGENT, Role.COMPLIANCE}),
+        order=20,
+    ),
+    NavLink(path="/duplicates", label=N_("Duplicates"), roles=frozenset({Role.AGENT}), order=30),
+    NavLink(path="/imports", label=N_("Import"), order=40),
+    NavLink(path="/admin/users", label=N_("Users"), order=50),
+    NavLink(path="/admin/tokens", label=N_("API tokens"), order=60),
+    NavLink(path="/admin/fields", label=N_("Custom fields"), order=70),
+    NavLink(
+        path="/compliance", label=N_("Compliance"), roles=frozenset({Role.COMPLIANCE}), order=100
+    ),
 )
+
+
+def navigation(kith: Kith) -> tuple[NavLink, ...]:
+    """Core's links and every plugin's, in their order."""
+    found = [*NAV, *(kith.plugins.navigation() if kith.plugins is not None else ())]
+    return tuple(sorted(found, key=lambda link: link.order))
 
 
 def kith_of(request: Request[Any, Any, Any]) -> Kith:
@@ -62,7 +76,9 @@ def render(
 ) -> Template:
     actor = signed_in(request)
     nav = [
-        (path, label) for path, label, allowed in NAV if actor is not None and actor.role in allowed
+        (link.path, link.label)
+        for link in navigation(kith_of(request))
+        if actor is not None and (actor.role in link.roles or actor.role is Role.ADMIN)
     ]
     return Template(
         template_name=template,
