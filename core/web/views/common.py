@@ -55,6 +55,23 @@ def navigation(kith: Kith) -> tuple[NavLink, ...]:
     return tuple(sorted(found, key=lambda link: link.order))
 
 
+def visible_links(kith: Kith, actor: Actor | None) -> list[NavLink]:
+    """The links ``actor``'s role sees (admins see every link)."""
+    if actor is None:
+        return []
+    return [
+        link
+        for link in navigation(kith)
+        if actor.role in link.roles or actor.role is Role.ADMIN
+    ]
+
+
+def is_sub_page(link: NavLink, links: list[NavLink]) -> bool:
+    """A link under another link's path (``/compliance/requests`` under ``/compliance``) is
+    listed on that page, not in the bar."""
+    return any(link.path.startswith(other.path.rstrip("/") + "/") for other in links)
+
+
 def kith_of(request: Request[Any, Any, Any]) -> Kith:
     kith: Kith = request.app.state.kith
     return kith
@@ -75,11 +92,8 @@ def render(
     request: Request[Any, Any, Any], template: str, status: int = 200, **context: Any
 ) -> Template:
     actor = signed_in(request)
-    nav = [
-        (link.path, link.label)
-        for link in navigation(kith_of(request))
-        if actor is not None and (actor.role in link.roles or actor.role is Role.ADMIN)
-    ]
+    links = visible_links(kith_of(request), actor)
+    nav = [(link.path, link.label) for link in links if not is_sub_page(link, links)]
     return Template(
         template_name=template,
         context={
