@@ -17,7 +17,7 @@ from kith.privacy.requests.service import REQUEST_KINDS, RequestCreate, RequestS
 from kith.privacy.rights.export import ExportService
 from kith.privacy.rights.restriction import GROUNDS
 from kith.privacy.rights.routes import package_stream
-from kith.web import WEB, N_, form_of, kith_of, render, see_other, t
+from kith.web import N_, WEB, form_of, kith_of, render, see_other, t
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
@@ -63,7 +63,9 @@ async def _list_page(
 
 
 @get(LIST, opt=COMPLIANCE)
-async def requests_page(request: Request[Any, Any, Any], closed: FromQuery[bool] = False) -> Template:
+async def requests_page(
+    request: Request[Any, Any, Any], closed: FromQuery[bool] = False
+) -> Template:
     return await _list_page(request, closed)
 
 
@@ -74,7 +76,9 @@ def _received_at(request: Request[Any, Any, Any], text: str) -> dt.datetime | No
     try:
         day = dt.date.fromisoformat(text)
     except ValueError:
-        raise InvalidInput(t(request, "Give the date as YYYY-MM-DD."), field="received_on") from None
+        raise InvalidInput(
+            t(request, "Give the date as YYYY-MM-DD."), field="received_on"
+        ) from None
     zone = zoneinfo.ZoneInfo(kith_of(request).settings.timezone)
     return dt.datetime.combine(day, dt.time(0), tzinfo=zone)
 
@@ -92,7 +96,9 @@ def _new_request(request: Request[Any, Any, Any], values: dict[str, str]) -> Req
     kind = values.get("kind", "")
     if kind not in REQUEST_KINDS:
         raise InvalidInput(t(request, "Choose the type of request."), field="kind")
-    parameters = {"ground": values["ground"]} if kind == "restriction" and values.get("ground") else {}
+    parameters = (
+        {"ground": values["ground"]} if kind == "restriction" and values.get("ground") else {}
+    )
     return RequestCreate(
         kind=kind,  # type: ignore[arg-type]
         contact_id=_contact_id(request, values.get("contact_id", "")),
@@ -141,7 +147,9 @@ async def _request_page(
 
 
 @get(LIST + "/{request_id:uuid}", opt=COMPLIANCE)
-async def request_page(request: Request[Any, Any, Any], request_id: FromPath[uuid.UUID]) -> Template:
+async def request_page(
+    request: Request[Any, Any, Any], request_id: FromPath[uuid.UUID]
+) -> Template:
     return await _request_page(request, request_id)
 
 

@@ -1,10 +1,10 @@
 """Data subject requests, as a built-in plugin (entry point ``privacy.requests``).
 
 It joins Kith through hooks any plugin can use: its piccolo app (requests, their history,
-extensions and certificates), its routes and ``kith privacy`` commands, its keys of
+extensions and certificates), its routes, web pages and ``kith privacy`` commands, its keys of
 ``[privacy]``, its personal fields and events, the certificate signing key made at start-up,
 the worker's job that resumes requests whose run stopped, and its part of access and erasure:
-its pages in the web UI; the person's requests are exported, and kept through an erasure as evidence, their free text
+the person's requests are exported, and kept through an erasure as evidence, their free text
 unreadable once the person's key is destroyed. Requests are carried out through the rights
 plugin's services.
 """

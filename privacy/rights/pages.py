@@ -15,7 +15,7 @@ from kith.privacy.rights.retention import RetentionRunner
 from kith.privacy.rights.ropa import build_record, custom_fields, to_json, to_markdown
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList, SuppressionStatus
-from kith.web import WEB, N_, kith_of, render
+from kith.web import N_, WEB, kith_of, render
 from litestar import Request, Response, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import Template
@@ -112,9 +112,7 @@ async def retention_page(request: Request[Any, Any, Any]) -> Template:
 @get("/compliance/ropa", opt=COMPLIANCE)
 async def ropa_page(request: Request[Any, Any, Any]) -> Template:
     kith = kith_of(request)
-    return render(
-        request, "rights/ropa.html", record=build_record(kith, await custom_fields(kith))
-    )
+    return render(request, "rights/ropa.html", record=build_record(kith, await custom_fields(kith)))
 
 
 @get("/compliance/ropa.md", opt=COMPLIANCE)

@@ -2,10 +2,10 @@
 
 It joins Kith through hooks any plugin can use: its piccolo app (consent ledger, audit log,
 suppression list, restrictions, legal holds, erasure jobs...), its routes, web pages and
-``kith privacy`` commands, its keys of ``[privacy]``, its purposes, personal fields and events; the checks core
-asks before processing (restriction, consent, objections, the suppression list), the audit log
-of every access core and plugins report, the legal holds an erasure keeps, its part of access
-and erasure, and the worker's periodic retention run.
+``kith privacy`` commands, its keys of ``[privacy]``, its purposes, personal fields and
+events; the checks core asks before processing (restriction, consent, objections, the
+suppression list), the audit log of every access core and plugins report, the legal holds an
+erasure keeps, its part of access and erasure, and the worker's periodic retention run.
 """
 
 from __future__ import annotations

@@ -60,9 +60,7 @@ def visible_links(kith: Kith, actor: Actor | None) -> list[NavLink]:
     if actor is None:
         return []
     return [
-        link
-        for link in navigation(kith)
-        if actor.role in link.roles or actor.role is Role.ADMIN
+        link for link in navigation(kith) if actor.role in link.roles or actor.role is Role.ADMIN
     ]
 
 
