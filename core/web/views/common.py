@@ -29,6 +29,7 @@ ADMINS = roles()
 COMPLIANCE = roles(Role.COMPLIANCE)
 OPEN = public()
 
+COMPLIANCE_HOME = "/compliance"
 # The navigation (plugins add theirs with ``kith_register_navigation``).
 NAV: tuple[NavLink, ...] = (
     NavLink(path="/my-day", label=N_("My day"), roles=frozenset({Role.AGENT}), order=10),
@@ -44,7 +45,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink(path="/admin/tokens", label=N_("API tokens"), order=60),
     NavLink(path="/admin/fields", label=N_("Custom fields"), order=70),
     NavLink(
-        path="/compliance", label=N_("Compliance"), roles=frozenset({Role.COMPLIANCE}), order=100
+        path=COMPLIANCE_HOME, label=N_("Compliance"), roles=frozenset({Role.COMPLIANCE}), order=100
     ),
 )
 
@@ -64,10 +65,10 @@ def visible_links(kith: Kith, actor: Actor | None) -> list[NavLink]:
     ]
 
 
-def is_sub_page(link: NavLink, links: list[NavLink]) -> bool:
-    """A link under another link's path (``/compliance/requests`` under ``/compliance``) is
-    listed on that page, not in the bar."""
-    return any(link.path.startswith(other.path.rstrip("/") + "/") for other in links)
+def on_compliance_page(link: NavLink) -> bool:
+    """A link under ``/compliance/`` (a plugin's data protection page) is listed on the
+    *Compliance* page, not in the bar."""
+    return link.path.startswith(COMPLIANCE_HOME + "/")
 
 
 def kith_of(request: Request[Any, Any, Any]) -> Kith:
@@ -91,7 +92,7 @@ def render(
 ) -> Template:
     actor = signed_in(request)
     links = visible_links(kith_of(request), actor)
-    nav = [(link.path, link.label) for link in links if not is_sub_page(link, links)]
+    nav = [(link.path, link.label) for link in links if not on_compliance_page(link)]
     return Template(
         template_name=template,
         context={

@@ -6,17 +6,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from kith.web.views.common import COMPLIANCE, kith_of, render, signed_in, visible_links
+from kith.web.views.common import (
+    COMPLIANCE,
+    COMPLIANCE_HOME,
+    kith_of,
+    on_compliance_page,
+    render,
+    signed_in,
+    visible_links,
+)
 from litestar import Request, get
 from litestar.response import Template
 
-HOME = "/compliance"
 
-
-@get(HOME, opt=COMPLIANCE)
+@get(COMPLIANCE_HOME, opt=COMPLIANCE)
 async def compliance_home(request: Request[Any, Any, Any]) -> Template:
     links = visible_links(kith_of(request), signed_in(request))
-    pages = [(link.path, link.label) for link in links if link.path.startswith(HOME + "/")]
+    pages = [(link.path, link.label) for link in links if on_compliance_page(link)]
     return render(request, "compliance.html", pages=pages)
 
 
