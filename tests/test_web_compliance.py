@@ -12,7 +12,7 @@ import zipfile
 
 import httpx
 from _privacy_workflow import configure_privacy, make_contact
-from _web_server import PASSWORD, add_user, serving
+from _web_server import PASSWORD, add_user, serving, shoot
 from _web_server import sign_in as sign_in_browser
 from kith.privacy.requests.certificates import load_public_key, verify
 from kith.runtime import Kith
@@ -255,13 +255,15 @@ async def test_an_erasure_walked_by_two_officers_in_a_browser(
         await page.get_by_role("button", name="Approve").click()
         await expect(page.locator("#form-error")).to_contain_text("different compliance user")
 
-        other = await (await browser.new_context()).new_page()
+        desk = await browser.new_context(viewport={"width": 1024, "height": 720})
+        other = await desk.new_page()
         await sign_in_browser(other, base, second)
         await other.goto(request_url)
         await other.get_by_role("button", name="Approve").click()
         await expect(other.locator("#state")).to_have_text("approved")
         await other.get_by_role("button", name="Run it").click()
         await expect(other.locator("#state")).to_have_text("done")
+        await shoot(other, "compliance-request", kith_engine)
         async with other.expect_download() as waiting:
             await other.get_by_role("link", name="The signed certificate (JSON)").click()
         download = await waiting.value
