@@ -10,11 +10,12 @@ import uuid
 import zoneinfo
 from typing import Any
 
-from kith import InvalidInput, KithError, NavLink, NotFound, Role, UserService
+from kith import InvalidInput, KithError, NavLink, NotFound, Role
 from kith.http import current_actor, roles
 from kith.privacy.requests.certificates import CertificateService
 from kith.privacy.requests.service import REQUEST_KINDS, RequestCreate, RequestService
 from kith.privacy.rights.export import ExportService
+from kith.privacy.rights.pages import staff_names
 from kith.privacy.rights.restriction import GROUNDS
 from kith.privacy.rights.routes import package_stream
 from kith.web import N_, WEB, form_of, kith_of, render, see_other, t
@@ -27,18 +28,12 @@ LIST = "/compliance/requests"
 NAVIGATION = (
     NavLink(path=LIST, label=N_("Data subject requests"), roles=frozenset({Role.COMPLIANCE})),
 )
-# What each kind of request is carried out as; access packages are downloaded.
+# The requests answered with a package the person is given.
 PACKAGE_KINDS = ("access", "portability")
 
 
 def _service(request: Request[Any, Any, Any]) -> RequestService:
     return RequestService(kith_of(request))
-
-
-async def _people(request: Request[Any, Any, Any]) -> dict[str, str]:
-    """How actors are shown: a user's email for their ``user:<id>`` reference."""
-    users = await UserService(kith_of(request)).list()
-    return {f"user:{user.id}": user.email for user in users}
 
 
 async def _list_page(
@@ -139,7 +134,7 @@ async def _request_page(
         item=detail.request,
         transitions=detail.transitions,
         extensions=detail.extensions,
-        people=await _people(request),
+        people=await staff_names(kith_of(request)),
         package=package,
         grounds=GROUNDS,
         error=error,

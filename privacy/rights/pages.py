@@ -8,7 +8,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from kith import ContactOut, ContactService, KithError, NavLink, NotFound, Role, UserService
+from kith import (
+    ContactOut,
+    ContactService,
+    Kith,
+    KithError,
+    NavLink,
+    NotFound,
+    Role,
+    UserService,
+)
 from kith.http import current_actor, roles
 from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.retention import RetentionRunner
@@ -36,6 +45,11 @@ NAVIGATION = (
 AUDIT_SHOWN = 200
 # Found by an email or phone: one person, rarely a handful.
 MATCHES_SHOWN = 20
+
+
+async def staff_names(kith: Kith) -> dict[str, str]:
+    """How actors are shown: a user's email for their ``user:<id>`` reference."""
+    return {f"user:{user.id}": user.email for user in await UserService(kith).list()}
 
 
 @get(SUBJECTS, opt=COMPLIANCE)
@@ -80,7 +94,6 @@ async def contact_page(
         )
     except NotFound:
         contact = None
-    users = await UserService(kith).list()
     return render(
         request,
         "rights/contact.html",
@@ -90,7 +103,7 @@ async def contact_page(
         shown=AUDIT_SHOWN,
         suppression=await SuppressionList(kith).status_of(contact_id) if contact else [],
         overrides=await SuppressionList(kith).overrides(contact_id),
-        people={f"user:{user.id}": user.email for user in users},
+        people=await staff_names(kith),
     )
 
 
