@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from _web_server import add_user, serving, sign_in
 from kith.actor import SYSTEM
+from kith.privacy.requests.service import RequestCreate, RequestService
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
@@ -71,6 +72,9 @@ async def test_the_main_pages_have_no_serious_accessibility_violation(
 ) -> None:
     contact_id = await _a_contact_with_a_timeline(kith)
     admin = await add_user(kith, "admin")
+    received = await RequestService(kith).create(
+        RequestCreate(kind="access", email="ada@example.com"), SYSTEM
+    )
     async with serving(kith) as base:
         context = await browser.new_context(viewport={"width": 1024, "height": 720})
         page = await context.new_page()
@@ -89,6 +93,12 @@ async def test_the_main_pages_have_no_serious_accessibility_violation(
             "/admin/tokens",
             "/admin/fields",
             "/compliance",
+            "/compliance/requests",
+            f"/compliance/requests/{received.id}",
+            "/compliance/subjects?q=ada@example.com",
+            f"/compliance/contacts/{contact_id}",
+            "/compliance/retention",
+            "/compliance/ropa",
             "/account",
         ):
             found += await violations(page, base + path)
