@@ -95,6 +95,7 @@ SORT_LABELS = {
     "-created": N_("Newest first"),
     "-updated": N_("Recently changed"),
     "updated": N_("Least recently changed"),
+    "last_interaction": N_("Last interaction, most recent first"),
     "name": N_("Name, A to Z (within a page)"),
     "-name": N_("Name, Z to A (within a page)"),
 }
