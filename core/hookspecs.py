@@ -363,14 +363,15 @@ def kith_check_new_contact(
 @hookspec
 @may_be_async
 def kith_contact_card_sections(
-    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str
+    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str, language: str
 ) -> Awaitable[CardSection | None] | CardSection | None:
     """A section of the web UI's contact card for the contact ``contact_id`` as ``actor``
     sees it (a conversation and its reply form, say), or None to add nothing. The section's
     ``html`` is put in the card as it is, so the plugin escapes every value it shows; a form
     in it carries ``csrf_input`` (the hidden field the web UI checks) and posts to a route of
-    the plugin. Sections follow the card's own, in the order of ``order``, then ``key``.
-    Collecting. May be async."""
+    the plugin. ``language`` is the reader's: ``kith.web.translator(language)`` translates the
+    section's own words (the title is translated by the card). Sections follow the card's
+    own, in the order of ``order``, then ``key``. Collecting. May be async."""
 
 
 @hookspec

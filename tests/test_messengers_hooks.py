@@ -171,6 +171,7 @@ async def test_the_card_shows_the_conversation_and_its_reply_form_sends(kith: Ki
         ).text
         assert '<h2 id="card-messages">Сообщения</h2>' in russian
         assert '<h2 id="timeline">История</h2>' in russian
+        assert '<label for="message-text">Ответ</label>' in russian and ">Отправить<" in russian
         target = f"/contacts/{contact['id']}/card/messages"
         assert f'action="{target}"' in card.text
 

@@ -367,6 +367,10 @@ async def test_the_card_calls_from_the_signed_in_persons_extension(kith, staff, 
         await sign_in(client, ANN)
         page = await client.get(card)
         assert "Call from extension 101" in page.text
+        client.cookies.set("kith_lang", "ru", domain="kith.test")
+        russian = (await client.get(card)).text
+        assert "Позвонить с добавочного 101" in russian  # noqa: RUF001
+        client.cookies.set("kith_lang", "en", domain="kith.test")
         placed = await post_form(client, card, f"{card}/card/call", {})
         assert placed.status_code == 303
     [request] = [s for s in stand_in.seen if s.path.endswith("/Calls.json")]

@@ -72,6 +72,7 @@ def N_(message: str) -> str:
 
 
 def translator(language: str) -> Callable[[str], str]:
+    """gettext of ``language`` (a code of ``LANGUAGES``), where no request is at hand."""
     return translations(language).gettext
 
 

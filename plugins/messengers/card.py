@@ -8,7 +8,7 @@ import msgspec
 from kith import Actor, CardSection, InvalidInput, Kith, Role
 from kith.plugins.messengers.schemas import MessageIn
 from kith.plugins.messengers.services import MessageService
-from kith.web import N_
+from kith.web import N_, translator
 from markupsafe import Markup
 
 KEY = "messages"
@@ -16,9 +16,10 @@ SHOWN = 20
 
 
 async def section(
-    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str
+    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str, language: str
 ) -> CardSection | None:
     """The section, for contacts who have written on a messenger; agents get a reply form."""
+    _ = translator(language)
     service = MessageService(kith)
     if not service.adapters:
         return None
@@ -32,7 +33,9 @@ async def section(
             m.created_at.strftime("%Y-%m-%d %H:%M"),
             m.status,
             m.text or "",
-            Markup(" <em>({} attachment(s))</em>").format(m.attachment_count)
+            Markup(" <em>({})</em>").format(
+                _("%(count)s attachment(s)") % {"count": m.attachment_count}
+            )
             if m.attachment_count
             else "",
         )
@@ -42,10 +45,10 @@ async def section(
     if actor.role != Role.COMPLIANCE:
         html += Markup(
             '<form method="post" action="/contacts/{}/card/{}" class="stack">{}'
-            '<label for="message-text">Reply</label>'
+            '<label for="message-text">{}</label>'
             '<textarea id="message-text" name="text" rows="2" maxlength="4096" required></textarea>'
-            '<button type="submit" class="primary">Send</button></form>'
-        ).format(contact_id, KEY, Markup(csrf_input))
+            '<button type="submit" class="primary">{}</button></form>'
+        ).format(contact_id, KEY, Markup(csrf_input), _("Reply"), _("Send"))
 
     async def submit(form: dict[str, str]) -> None:
         try:

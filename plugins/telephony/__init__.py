@@ -147,11 +147,11 @@ async def kith_timeline_audio(
 
 @hookimpl
 async def kith_contact_card_sections(
-    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str
+    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str, language: str
 ) -> CardSection | None:
     from kith.plugins.telephony.card import section
 
-    return await section(kith, contact_id, actor, csrf_input)
+    return await section(kith, contact_id, actor, csrf_input, language)
 
 
 @hookimpl

@@ -7,13 +7,14 @@ import uuid
 from kith import Actor, CardSection, Kith, KithError, Role
 from kith.plugins.telephony.providers_registry import providers_of
 from kith.plugins.telephony.services import CallService
+from kith.web import N_, translator
 from markupsafe import Markup
 
 KEY = "call"
 
 
 async def section(
-    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str
+    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str, language: str
 ) -> CardSection | None:
     """A "Call" button for staff with an extension, when a provider can place calls."""
     if actor.role == Role.COMPLIANCE or actor.kind != "user" or actor.id is None:
@@ -26,12 +27,18 @@ async def section(
         extension = await service.extension_of(actor.id)
     except KithError:
         return None
+    _ = translator(language)
     html = Markup(
         '<form method="post" action="/contacts/{}/card/{}" class="inline">{}'
-        '<button type="submit" class="primary">Call from extension {}</button></form>'
-    ).format(contact_id, KEY, Markup(csrf_input), extension)
+        '<button type="submit" class="primary">{}</button></form>'
+    ).format(
+        contact_id,
+        KEY,
+        Markup(csrf_input),
+        _("Call from extension %(extension)s") % {"extension": extension},
+    )
 
     async def submit(form: dict[str, str]) -> None:
         await service.call(contact_id, actor, providers)
 
-    return CardSection(key=KEY, title="Call", html=str(html), order=40, submit=submit)
+    return CardSection(key=KEY, title=N_("Call"), html=str(html), order=40, submit=submit)

@@ -31,7 +31,7 @@ from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.subject_checks import change_consent, subject_consents
-from kith.web.i18n import N_, t
+from kith.web.i18n import N_, choose_language, t
 from kith.web.views.common import (
     COMPLIANCE,
     READERS,
@@ -301,6 +301,7 @@ async def card_sections(
         contact_id=contact_id,
         actor=current_actor(request),
         csrf_input=str(field),
+        language=choose_language(request),
     )
     found = [result.value for result in results if isinstance(result.value, CardSection)]
     return sorted(found, key=lambda section: (section.order, section.key))
