@@ -1,0 +1,139 @@
+"""The admin pages of the built-in integrations (web forms, telephony, 1C, webhooks) and of the
+plugins: real requests through the whole app, signed in as a browser is, on both engines."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from pathlib import Path
+
+import pytest
+from _onec_helpers import SETTINGS_TOML as ONEC_TOML
+from _telephony import MANGO_KEY, MANGO_SALT, TWILIO_TOKEN, ZADARMA_KEY, ZADARMA_SECRET
+from _telephony import settings_toml as telephony_toml
+from kith import ContactCreate, ContactService, Kith
+from kith.plugins.webforms import signing
+from kith.plugins.webforms.service import FormService
+from kith.settings import Settings
+from kith.testing import settings_for
+from test_web_sessions import add, browser_like, post_form, sign_in
+
+ODATA_PASSWORD = "odata-password-for-tests"
+AMI_SECRET = "ami-secret-for-tests"
+PAGES = (
+    "/admin/webforms",
+    "/admin/telephony",
+    "/admin/onec",
+    "/admin/webhooks",
+    "/admin/plugins",
+)
+FIELDS = [
+    {"name": "name", "maps_to": "name", "label": "Name"},
+    {"name": "email", "maps_to": "email", "type": "email", "required": True},
+]
+PURPOSES = [{"name": "marketing", "notice": "Send me the newsletter", "version": "2"}]
+
+
+def dead_url() -> str:
+    """A URL on a port nothing listens on: deliveries to it fail."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/hook"
+
+
+@pytest.fixture
+def kith_settings(kith_database_url: str, tmp_path: Path) -> Settings:
+    """Telephony and 1C configured, with secrets, through kith.toml as an operator does."""
+    home = tmp_path / "kith-home"
+    home.mkdir(parents=True, exist_ok=True)
+    toml = telephony_toml(dead_url()) + ONEC_TOML + f'odata_password = "{ODATA_PASSWORD}"\n'
+    (home / "kith.toml").write_text(toml, encoding="utf-8")
+    return settings_for(home, kith_database_url)
+
+
+async def test_a_form_is_created_embedded_submitted_and_counted(kith: Kith) -> None:
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        created = await post_form(
+            client,
+            "/admin/webforms",
+            "/admin/webforms",
+            {
+                "id": "contact-us",
+                "title": "Contact us",
+                "fields": json.dumps(FIELDS),
+                "purposes": json.dumps(PURPOSES),
+                "allowed_origins": "https://www.example.com\n",
+            },
+        )
+        assert created.status_code == 303
+        assert created.headers["location"] == "/admin/webforms/contact-us"
+        page = await client.get("/admin/webforms/contact-us")
+        assert page.status_code == 200
+        embed = await client.get("/f/contact-us/embed")
+        # The page's snippet is the one /f/{id}/embed serves, escaped into its textarea.
+        snippet = re.search(r'<textarea id="snippet"[^>]*>(.*?)</textarea>', page.text, re.S)
+        assert snippet is not None
+        assert _unescape(snippet.group(1)) == embed.text
+        assert "Send me the newsletter" in embed.text
+
+        key = signing.signing_key(kith.settings.home)
+        sent = await client.post(
+            "/f/contact-us?utm_source=newsletter",
+            json={
+                "name": "Ada",
+                "email": "ada@example.com",
+                "_kith_t": signing.fill_token(key, "contact-us", now=time.time() - 10),
+            },
+        )
+        assert sent.status_code == 200, sent.text
+        stats = await client.get("/admin/webforms/contact-us")
+        assert re.search(r"<dt>Submissions</dt><dd>1</dd>", stats.text)
+        assert "<td>newsletter</td><td>1</td>" in stats.text
+        listed = await client.get("/admin/webforms")
+        assert re.search(r"<td>Contact us</td>\s*<td>1</td>", listed.text)
+
+        disabled = await post_form(
+            client, "/admin/webforms/contact-us", "/admin/webforms/contact-us/disable", {}
+        )
+        assert disabled.status_code == 303
+        assert not (await FormService(kith).get("contact-us")).active
+        assert 'id="snippet"' not in (await client.get("/admin/webforms/contact-us")).text
+
+
+async def test_a_bad_form_definition_shows_the_services_error_and_creates_nothing(
+    kith: Kith,
+) -> None:
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        no_contact = [{"name": "name", "maps_to": "name"}]
+        refused = await post_form(
+            client,
+            "/admin/webforms",
+            "/admin/webforms",
+            {"id": "leads", "title": "Leads", "fields": json.dumps(no_contact)},
+        )
+        assert refused.status_code == 422
+        assert "a form needs a field mapped to email or phone" in refused.text
+        # What was typed is kept for correcting.
+        assert 'value="leads"' in refused.text
+        broken = await post_form(
+            client,
+            "/admin/webforms",
+            "/admin/webforms",
+            {"id": "leads", "title": "Leads", "fields": "[{"},
+        )
+        assert broken.status_code == 422
+        assert "fields is not valid JSON" in broken.text
+    assert await FormService(kith).list() == []
+
+
+def _unescape(text: str) -> str:
+    for escaped, plain in (("&lt;", "<"), ("&gt;", ">"), ("&#34;", '"'), ("&#39;", "'")):
+        text = text.replace(escaped, plain)
+    return text.replace("&amp;", "&")
