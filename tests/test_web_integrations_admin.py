@@ -16,6 +16,7 @@ from _telephony import settings_toml as telephony_toml
 from kith import ContactCreate, ContactService, Kith
 from kith.plugins.webforms import signing
 from kith.plugins.webforms.service import FormService
+from kith.plugins.webhooks.service import WebhookService
 from kith.settings import Settings
 from kith.testing import settings_for
 from test_web_sessions import add, browser_like, post_form, sign_in
@@ -137,3 +138,68 @@ def _unescape(text: str) -> str:
     for escaped, plain in (("&lt;", "<"), ("&gt;", ">"), ("&#34;", '"'), ("&#39;", "'")):
         text = text.replace(escaped, plain)
     return text.replace("&amp;", "&")
+
+
+async def test_a_webhook_is_added_shows_its_secret_once_lists_deliveries_and_is_paused(
+    kith: Kith,
+) -> None:
+    admin = await add(kith, "admin")
+    url = dead_url()
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        added = await post_form(
+            client,
+            "/admin/webhooks",
+            "/admin/webhooks",
+            {"url": url, "events": "contact.created, contact.updated", "description": "ERP"},
+        )
+        assert added.status_code == 201
+        (subscription,) = await WebhookService(kith).list()
+        assert subscription.events == ["contact.created", "contact.updated"]
+        secret = re.search(r'id="secret" class="secret" value="([^"]+)"', added.text)
+        assert secret is not None and len(secret.group(1)) >= 16
+        listed = await client.get("/admin/webhooks")
+        assert url in listed.text
+        assert secret.group(1) not in listed.text
+
+        await ContactService(kith).create(ContactCreate(name="Ada"))
+        await kith.bus.drain()
+        listed = await client.get("/admin/webhooks")
+        assert "<code>contact.created</code>" in listed.text
+        (delivery,) = (await WebhookService(kith).deliveries()).items
+        assert delivery.error and delivery.error in listed.text
+
+        paused = await post_form(
+            client, "/admin/webhooks", f"/admin/webhooks/{subscription.id}/disable", {}
+        )
+        assert paused.status_code == 303
+        assert not (await WebhookService(kith).get(subscription.id)).active
+        removed = await post_form(
+            client, "/admin/webhooks", f"/admin/webhooks/{subscription.id}/delete", {}
+        )
+        assert removed.status_code == 303
+        assert await WebhookService(kith).list() == []
+
+
+async def test_a_bad_webhook_shows_the_services_error_and_adds_nothing(kith: Kith) -> None:
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        refused = await post_form(
+            client,
+            "/admin/webhooks",
+            "/admin/webhooks",
+            {"url": "ftp://example.com/hook", "events": "contact.created"},
+        )
+        assert refused.status_code == 422
+        assert "a webhook URL must start with http:// or https://" in refused.text
+        unknown = await post_form(
+            client,
+            "/admin/webhooks",
+            "/admin/webhooks",
+            {"url": "https://example.com/hook", "events": "no.such.event"},
+        )
+        assert unknown.status_code == 422
+        assert "no event type matches" in unknown.text
+        assert (await client.get("/admin/webhooks?state=lost")).status_code == 422
+    assert await WebhookService(kith).list() == []
