@@ -46,11 +46,18 @@ def dead_url() -> str:
 
 
 @pytest.fixture
-def kith_settings(kith_database_url: str, tmp_path: Path) -> Settings:
+def more_toml() -> str:
+    """More of kith.toml, for a test to give with ``parametrize``."""
+    return ""
+
+
+@pytest.fixture
+def kith_settings(kith_database_url: str, tmp_path: Path, more_toml: str) -> Settings:
     """Telephony and 1C configured, with secrets, through kith.toml as an operator does."""
     home = tmp_path / "kith-home"
     home.mkdir(parents=True, exist_ok=True)
-    toml = telephony_toml(dead_url()) + ONEC_TOML + f'odata_password = "{ODATA_PASSWORD}"\n'
+    toml = telephony_toml(dead_url()) + more_toml
+    toml += ONEC_TOML + f'odata_password = "{ODATA_PASSWORD}"\n'
     (home / "kith.toml").write_text(toml, encoding="utf-8")
     return settings_for(home, kith_database_url)
 
@@ -203,3 +210,33 @@ async def test_a_bad_webhook_shows_the_services_error_and_adds_nothing(kith: Kit
         assert "no event type matches" in unknown.text
         assert (await client.get("/admin/webhooks?state=lost")).status_code == 422
     assert await WebhookService(kith).list() == []
+
+
+ASTERISK_TOML = f"""
+[telephony.asterisk]
+enabled = true
+port = 1
+username = "kith"
+secret = "{AMI_SECRET}"
+"""
+
+
+@pytest.mark.parametrize("more_toml", [ASTERISK_TOML], ids=["asterisk"])
+async def test_the_telephony_page_shows_the_settings_with_secrets_masked(kith: Kith) -> None:
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        page = await client.get("/admin/telephony")
+    assert page.status_code == 200
+    for secret in (TWILIO_TOKEN, ZADARMA_KEY, ZADARMA_SECRET, MANGO_KEY, MANGO_SALT, AMI_SECRET):
+        assert secret not in page.text
+    assert "set (hidden)" in page.text
+    # Settings as read, where to change them, and where the providers post.
+    assert "+442079460000" in page.text
+    assert "101 → ann@firm.example" in page.text
+    assert "kith.toml" in page.text
+    assert "<code>https://crm.example.com/api/telephony/twilio/status</code>" in page.text
+    assert "<code>http://kith.test/api/telephony/zadarma</code>" in page.text
+    assert re.search(r"<td>twilio</td>\s*<td>yes</td>\s*<td>0</td>", page.text)
+    # The AMI connection as this process sees it (no background work runs in a test).
+    assert re.search(r'<dl class="details" id="ami">\s*<dt>State</dt><dd>not connected', page.text)
