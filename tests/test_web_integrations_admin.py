@@ -9,16 +9,22 @@ import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from _onec_helpers import EXCHANGE_PASSWORD, EXCHANGE_USER
 from _onec_helpers import SETTINGS_TOML as ONEC_TOML
 from _telephony import MANGO_KEY, MANGO_SALT, TWILIO_TOKEN, ZADARMA_KEY, ZADARMA_SECRET
 from _telephony import settings_toml as telephony_toml
-from kith import ContactCreate, ContactService, Kith
+from kith import ContactCreate, ContactService, Kith, UserService
 from kith.plugins.webforms import signing
 from kith.plugins.webforms.service import FormService
 from kith.plugins.webhooks.service import WebhookService
 from kith.settings import Settings
 from kith.testing import settings_for
+from test_onec_exchange import PATH as ONEC_PATH
+from test_onec_exchange import _checkauth as onec_checkauth
+from test_onec_exchange import _import as onec_import
+from test_onec_exchange import _upload as onec_upload
 from test_web_sessions import add, browser_like, post_form, sign_in
 
 ODATA_PASSWORD = "odata-password-for-tests"
@@ -240,3 +246,27 @@ async def test_the_telephony_page_shows_the_settings_with_secrets_masked(kith: K
     assert re.search(r"<td>twilio</td>\s*<td>yes</td>\s*<td>0</td>", page.text)
     # The AMI connection as this process sees it (no background work runs in a test).
     assert re.search(r'<dl class="details" id="ami">\s*<dt>State</dt><dd>not connected', page.text)
+
+
+async def test_the_1c_page_shows_the_exchange_its_failed_import_and_masks_the_password(
+    kith: Kith, kith_client: httpx.AsyncClient
+) -> None:
+    await UserService(kith).add(EXCHANGE_USER, "agent", password=EXCHANGE_PASSWORD)
+    await onec_checkauth(kith_client)
+    await kith_client.get(ONEC_PATH, params={"type": "sale", "mode": "init"})
+    broken = "<КоммерческаяИнформация><Документ></Докуент>".encode()
+    await onec_upload(kith_client, "sale", "orders.xml", broken)
+    [reply] = await onec_import(kith_client, "sale", "orders.xml")
+    assert reply[0] == "failure"
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        page = await client.get("/admin/onec")
+    assert page.status_code == 200
+    assert ODATA_PASSWORD not in page.text
+    assert EXCHANGE_USER in page.text
+    assert "<code>http://kith.test/1c/exchange</code>" in page.text
+    assert "<td>orders.xml</td>" in page.text
+    assert "<td>failed</td>" in page.text
+    print(re.findall(r"<td>[^<]*line 1[^<]*</td>", page.text))
+    assert "mismatched tag" in page.text or "line 1, column" in page.text
