@@ -8,6 +8,7 @@ import re
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from _onec_helpers import SETTINGS_TOML as ONEC_TOML
 from _telephony import MANGO_KEY, MANGO_SALT, TWILIO_TOKEN, ZADARMA_KEY, ZADARMA_SECRET
 from _telephony import settings_toml as telephony_toml
 from kith import ContactCreate, ContactService, Kith, UserService
+from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.plugins.webforms import signing
 from kith.plugins.webforms.service import FormService
 from kith.plugins.webhooks.service import WebhookService
@@ -55,6 +57,21 @@ def dead_url() -> str:
 def more_toml() -> str:
     """More of kith.toml, for a test to give with ``parametrize``."""
     return ""
+
+
+@pytest.fixture
+def disabled_plugins() -> str:
+    """KITH_DISABLE_PLUGINS, for a test to give with ``parametrize``."""
+    return ""
+
+
+@pytest.fixture
+def kith_plugin_manager(kith_plugins: list[Any], disabled_plugins: str) -> KithPluginManager:
+    manager = load_plugin_manager({"KITH_DISABLE_PLUGINS": disabled_plugins})
+    for item in kith_plugins:
+        name, plugin = item if isinstance(item, tuple) else (None, item)
+        manager.register(plugin, name)
+    return manager
 
 
 @pytest.fixture
@@ -269,3 +286,52 @@ async def test_the_1c_page_shows_the_exchange_its_failed_import_and_masks_the_pa
     assert "<td>orders.xml</td>" in page.text
     assert "<td>failed</td>" in page.text
     assert "the XML is malformed at line 1, column 36" in page.text
+
+
+@pytest.mark.parametrize("disabled_plugins", ["messengers"])
+async def test_the_plugins_page_lists_the_loaded_and_the_skipped_with_the_reason(
+    kith: Kith,
+) -> None:
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        page = await client.get("/admin/plugins")
+    assert page.status_code == 200
+    loaded, skipped = page.text.split('id="skipped"')
+    for name in ("webforms", "telephony", "onec", "webhooks", "privacy.rights"):
+        assert f"<td><code>{name}</code></td>" in loaded
+    assert "<code>kith_register_pages</code>" in loaded
+    assert "<td><code>messengers</code></td>" in skipped
+    assert "disabled: disabled by KITH_DISABLE_PLUGINS" in skipped
+
+
+async def test_agents_get_403_on_every_page_and_see_no_link(kith: Kith) -> None:
+    agent = await add(kith, "agent")
+    async with browser_like(kith) as client:
+        await sign_in(client, agent)
+        for page in PAGES:
+            assert (await client.get(page)).status_code == 403, page
+        refused = await post_form(
+            client, "/contacts", "/admin/webhooks", {"url": "https://example.com", "events": "*"}
+        )
+        assert refused.status_code == 403
+        contacts = (await client.get("/contacts")).text
+    for page in PAGES:
+        assert f'href="{page}"' not in contacts
+    assert await WebhookService(kith).list() == []
+
+
+async def test_an_admin_sees_the_links_and_the_pages_in_russian(kith: Kith) -> None:
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        client.cookies.set("kith_lang", "ru", domain="kith.test")
+        pages = {page: await client.get(page) for page in PAGES}
+    for page, answer in pages.items():
+        assert answer.status_code == 200, page
+        assert f'<a href="{page}" aria-current="page">' in answer.text
+    assert "<h1>Веб-формы</h1>" in pages["/admin/webforms"].text
+    assert "<h1>Телефония</h1>" in pages["/admin/telephony"].text
+    assert "<h1>Вебхуки</h1>" in pages["/admin/webhooks"].text
+    assert "<h1>Плагины</h1>" in pages["/admin/plugins"].text
+    assert "Создать форму" in pages["/admin/webforms"].text
