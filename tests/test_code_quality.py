@@ -20,7 +20,7 @@ NAMESPACE = {
     "kith/cli": "cli",
 }
 # Kith's public API: ``kith`` itself and these modules, each with its ``__all__``.
-PUBLIC_MODULES = ("kith", "kith.console", "kith.http", "kith.testing")
+PUBLIC_MODULES = ("kith", "kith.console", "kith.http", "kith.testing", "kith.web")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -114,6 +114,7 @@ def test_plugins_import_only_kiths_public_names(path: Path, own: str) -> None:
                 name = alias.name
                 if name.startswith("kith.") and not name.startswith(own) and name not in public:
                     wrong.append(f"line {node.lineno}: import {name}")
-    assert not wrong, "not Kith's public API (kith.__all__, kith.console, kith.http): " + (
-        "; ".join(wrong)
+    assert not wrong, (
+        "not Kith's public API (kith.__all__, kith.console, kith.http, kith.web): "
+        + ("; ".join(wrong))
     )
