@@ -16,13 +16,17 @@ from _onec_helpers import EXCHANGE_PASSWORD, EXCHANGE_USER
 from _onec_helpers import SETTINGS_TOML as ONEC_TOML
 from _telephony import MANGO_KEY, MANGO_SALT, TWILIO_TOKEN, ZADARMA_KEY, ZADARMA_SECRET
 from _telephony import settings_toml as telephony_toml
+from _web_server import serving, shoot
+from _web_server import sign_in as sign_in_page
 from kith import ContactCreate, ContactService, Kith, UserService
 from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.plugins.webforms import signing
 from kith.plugins.webforms.service import FormService
+from kith.plugins.webhooks.schemas import SubscriptionCreate
 from kith.plugins.webhooks.service import WebhookService
 from kith.settings import Settings
 from kith.testing import settings_for
+from playwright.async_api import Browser, expect
 from test_onec_exchange import PATH as ONEC_PATH
 from test_onec_exchange import _checkauth as onec_checkauth
 from test_onec_exchange import _import as onec_import
@@ -341,3 +345,31 @@ def heading(page: str) -> str:
     found = re.search(r"<h1>(.*?)</h1>", page)
     assert found is not None
     return found.group(1)
+
+
+async def test_on_a_phone_sized_screen_an_admin_creates_a_form_and_nothing_scrolls_sideways(
+    kith: Kith, browser: Browser, kith_engine: str
+) -> None:
+    admin = await add(kith, "admin")
+    async with serving(kith) as base:
+        context = await browser.new_context(viewport={"width": 360, "height": 740})
+        page = await context.new_page()
+        await sign_in_page(page, base, admin)
+        await page.goto(base + "/admin/webforms")
+        # The fields start as an example that makes a working form.
+        await page.get_by_label("Id (lower-case").fill("newsletter")
+        await page.get_by_label("Title").fill("Newsletter")
+        await page.get_by_role("button", name="Create the form").click()
+        await expect(page.get_by_role("heading", level=1)).to_have_text("Newsletter")
+        await expect(page.get_by_label("HTML snippet")).to_have_value(
+            re.compile('data-kith-form="newsletter"')
+        )
+        await shoot(page, "webforms-phone", kith_engine)
+        # Long addresses in the lists too.
+        long_url = "https://hooks.example.com/" + "kith-events/" * 8
+        await WebhookService(kith).create(SubscriptionCreate(url=long_url, events=["*"]))
+        for path in PAGES:
+            await page.goto(base + path)
+            width = await page.evaluate("document.documentElement.scrollWidth")
+            assert width <= 360, f"{path} scrolls sideways on a phone"
+        await context.close()
