@@ -7,10 +7,13 @@ same server process, the same load generator, the same concurrency and duration.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import os
+import platform
 import random
 import re
 import shutil
@@ -24,6 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -509,3 +513,104 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     print("| " + " | ".join("-" * w for w in widths) + " |")
     for row in rows:
         print(line(row))
+
+
+# -- webhook benchmarks ----------------------------------------------------------------------
+
+ENGINES = ("sqlite", "postgresql")
+
+
+@dataclass
+class WebhookBench:
+    """A provider's webhooks measured against ``GET /api/health`` of the same ``kith serve``
+    (configured with ``settings``, the text of its ``kith.toml``), alternating rounds with the
+    same generator and concurrency; the best round of each counts. ``loads`` are the webhook
+    requests by name; the ratio of each to health has ``target``."""
+
+    title: str
+    settings: str
+    loads: Callable[[], dict[str, Load]]
+    # What one webhook request stands for in the table's column ("events", "messages").
+    unit: str
+    target: float = 0.30
+
+
+def measure_webhooks(
+    bench: WebhookBench, engine: str, generator: LoadGenerator, options: Any
+) -> dict[str, list[Measurement]] | str:
+    """Each load's measurements on ``engine`` (health's first), or why the engine is skipped."""
+    if engine == "postgresql":
+        reason = postgres_unavailable()
+        if reason is not None:
+            return f"skipped: {reason}"
+    with installation(engine) as settings:
+        (settings.home / "kith.toml").write_text(bench.settings, encoding="utf-8")
+        seed(settings, options.contacts)
+        loads = {"health": Load(paths=["/api/health"]), **bench.loads()}
+        results: dict[str, list[Measurement]] = {name: [] for name in loads}
+        with running_server(settings) as server:
+            for load in loads.values():
+                generator.run(server.port, load, options.warmup)
+            for _ in range(options.rounds):
+                for name, load in loads.items():
+                    results[name].append(generator.measure(server, load, options.seconds))
+        return results
+
+
+def webhook_main(bench: WebhookBench, description: str, argv: list[str] | None = None) -> int:
+    """The command line of a webhook benchmark: options, measurements, the ratio table; exits
+    1 when a ratio misses the target."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--engines", default=",".join(ENGINES))
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
+    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per endpoint")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best counts")
+    parser.add_argument("--contacts", type=int, default=300)
+    options = parser.parse_args(argv)
+    engines = [e.strip() for e in options.engines.split(",") if e.strip()]
+    if set(engines) - set(ENGINES):
+        parser.error(f"--engines takes {', '.join(ENGINES)}")
+    generator = load_generator(options.generator, options.connections)
+
+    print(f"Kith {bench.title} benchmark, {dt.date.today().isoformat()}")
+    print(f"  machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, `kith serve`")
+    print(f"  load generator: {generator.describe()}")
+    print(
+        f"  {options.rounds} round(s) of {options.seconds:g} s per endpoint after "
+        f"{options.warmup:g} s warm-up; best round counts"
+    )
+    print()
+    table = []
+    missed = False
+    for engine in engines:
+        print(f"  measuring {engine} ...", file=sys.stderr, flush=True)
+        results = measure_webhooks(bench, engine, generator, options)
+        if isinstance(results, str):
+            table.append([engine, "-", "-", "-", "-", results])
+            continue
+        health = max(m.per_second for m in results["health"])
+        for name, rounds in results.items():
+            if name == "health":
+                continue
+            rate = max(m.per_second for m in rounds)
+            ratio = rate / health if health else 0.0
+            failures = sum(m.failures for m in rounds)
+            verdict = "ok" if ratio >= bench.target else "MISSED"
+            missed = missed or ratio < bench.target
+            table.append(
+                [
+                    engine,
+                    name,
+                    fmt_rate(rate),
+                    fmt_rate(health),
+                    f"{ratio:.3f}",
+                    verdict + (f" ({failures} failed requests)" if failures else ""),
+                ]
+            )
+    print_table(
+        ["engine", "webhook", f"{bench.unit}/s", "health/s", "ratio", f"target >= {bench.target}"],
+        table,
+    )
+    return 1 if missed else 0

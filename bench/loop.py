@@ -46,7 +46,7 @@ from kith.settings import Settings
 from kith.tables import Contact, Interaction
 from piccolo.querystring import QueryString
 
-MAX_CONTACTS = 50_000
+MAX_CONTACTS = 100_000
 RULES = (
     RuleSpec(name="churn", condition="order_gap", action="task"),
     RuleSpec(name="callback", condition="missed_call", action="notify"),

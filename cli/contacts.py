@@ -242,7 +242,8 @@ def add_contact(
     default="created",
     show_default=True,
     help="By creation, last change or name; '-' for descending. Names are encrypted: "
-    "'name' orders each page by name, the pages following creation order.",
+    "'name' orders each page by name, the pages following creation order. "
+    "'last_interaction': the most recent interaction first, contacts with none last.",
 )
 @json_option
 def list_contacts(

@@ -28,9 +28,10 @@ from kith.dispatcher import Clock, Dispatcher, EventsConfig, Runner, default_clo
 from kith.errors import NotFound
 from kith.events import CORE_EVENT_TYPES, Event, EventType
 from kith.outbox import EventDetail, EventState, EventSummary, Outbox, SubscriptionInfo
-from kith.scheduler import Scheduler
+from kith.scheduler import REMINDER_ACTIVITY, Scheduler
 from kith.settings import Settings
 from kith.storage import Database
+from kith.subject_checks import refused_among
 from kith.subjects import Subscriber
 from kith.unit_of_work import UnitOfWork
 
@@ -84,7 +85,11 @@ class EventBus:
         self.subscribers = list(subscribers)
         self.outbox = Outbox(database)
         self.dispatcher = Dispatcher(self, self.outbox, kith)
-        self.scheduler = Scheduler(database, unit_of_work or (lambda: UnitOfWork(database, self)))
+        self.scheduler = Scheduler(
+            database,
+            unit_of_work or (lambda: UnitOfWork(database, self)),
+            refused=lambda contacts: refused_among(kith, contacts, REMINDER_ACTIVITY),
+        )
 
     # -- event types and subscribers -------------------------------------------------------
 

@@ -13,6 +13,8 @@ SectionForm = dict[str, str]
 class CardSection:
     """One section of a contact's card: a heading and the HTML under it.
 
+    ``title`` is English; wrap it in ``kith.web.N_`` so the message catalogs find it, and the
+    card shows it in the reader's language where a translation exists.
     ``html`` goes into the page as it is: the plugin escapes every value it shows. ``key``
     names the section (its element id is ``card-<key>``); ``order`` places it among the
     other plugins' sections (lower first). A form in the section posts to

@@ -14,7 +14,8 @@ class NavLink:
     ``label`` is English; wrap it in ``kith.web.N_`` so the message catalogs find it, and the
     page shows it in the reader's language where a translation exists. ``roles`` are those who
     see the link (admins see every link); the page itself still checks its own roles. ``order``
-    places it among the other links (core's are 10, 20, ... 90; compliance is 100)."""
+    places it among the other links (core's are 10, 20, ... 90; compliance is 100). A link under
+    ``/compliance/`` is listed on the *Compliance* page instead of in the bar."""
 
     path: str
     label: str

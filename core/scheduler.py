@@ -6,12 +6,17 @@ task and publishing the event happen in one transaction and one guarded ``UPDATE
 schedulers (``kith serve`` and ``kith worker``, or several workers) never publish the same due
 time twice, and a crash in between publishes it later instead of never. Moving ``due_at``
 re-arms the task; completing it (``done_at``) disarms it.
+
+A task whose contact a plugin refuses reminders for (processing restricted) is marked all the
+same but publishes nothing: like ``task.overdue``, it is passed over for that due time and not
+published when the restriction is lifted; a due time set later fires as usual.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from kith.notices import add_notice
@@ -19,6 +24,9 @@ from kith.outbox import as_time, as_uuid
 from kith.storage import Database
 from kith.unit_of_work import UnitOfWork
 from piccolo.querystring import QueryString
+
+# What kith_check_processing is asked before a task's contact is brought up in a reminder.
+REMINDER_ACTIVITY = "reminder.task"
 
 # The same terms as the partial index kith_interaction_due_unpublished, so SQLite uses it.
 _DUE = (
@@ -31,10 +39,16 @@ class Scheduler:
     """Publishes ``task.due`` for due tasks through units of work from ``unit_of_work``."""
 
     def __init__(
-        self, database: Database, unit_of_work: Callable[[], UnitOfWork], batch_size: int = 200
+        self,
+        database: Database,
+        unit_of_work: Callable[[], UnitOfWork],
+        batch_size: int = 200,
+        refused: Callable[[Sequence[uuid.UUID]], Awaitable[set[uuid.UUID]]] | None = None,
     ) -> None:
         self.database = database
         self.unit_of_work = unit_of_work
+        # Of some contacts, those no reminder may bring up (restricted ones).
+        self.refused = refused
         self.batch_size = batch_size
         self.postgres = database.kind == "postgresql"
 
@@ -42,12 +56,12 @@ class Scheduler:
         """Publish ``task.due`` for every task due at ``now``; returns how many."""
         total = 0
         while True:
-            published = await self._batch(now)
+            seen, published = await self._batch(now)
             total += published
-            if published < self.batch_size:
+            if seen < self.batch_size:
                 return total
 
-    async def _batch(self, now: dt.datetime) -> int:
+    async def _batch(self, now: dt.datetime) -> tuple[int, int]:
         lock = " FOR UPDATE SKIP LOCKED" if self.postgres else ""
         async with self.unit_of_work() as uow:
             rows: Any = await self.database.engine.run_querystring(
@@ -63,8 +77,15 @@ class Scheduler:
             due = sorted(
                 ((as_time(row["due_at"]), dict(row)) for row in rows), key=lambda pair: pair[0]
             )
+            published = 0
+            refused: set[uuid.UUID] = set()
+            if self.refused is not None and due:
+                refused = await self.refused(list({as_uuid(row["contact"]) for _, row in due}))
             for due_at, row in due:
                 assert due_at is not None
+                if as_uuid(row["contact"]) in refused:
+                    continue  # marked by the UPDATE: passed over for this due time
+                published += 1
                 uow.publish(
                     "task.due",
                     as_uuid(row["contact"]),
@@ -82,4 +103,4 @@ class Scheduler:
                         payload={"due_at": due_at.isoformat()},
                         now=now,
                     )
-            return len(rows)
+            return len(rows), published

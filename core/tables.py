@@ -61,6 +61,9 @@ class Contact(Table, tablename="kith_contact"):
     archived = Boolean(default=False, index=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    # Kept by the database's triggers (see the migration that adds it): the time of the
+    # contact's newest interaction other than a task, for the list ordered by it.
+    last_interaction_at = Timestamptz(null=True, default=None)
 
 
 class ContactPoint(Table, tablename="kith_contact_point"):

@@ -114,7 +114,5 @@ def test_plugins_import_only_kiths_public_names(path: Path, own: str) -> None:
                 name = alias.name
                 if name.startswith("kith.") and not name.startswith(own) and name not in public:
                     wrong.append(f"line {node.lineno}: import {name}")
-    assert not wrong, (
-        "not Kith's public API (kith.__all__, kith.console, kith.http, kith.web): "
-        + ("; ".join(wrong))
-    )
+    public_api = "kith.__all__, kith.console, kith.http, kith.web"
+    assert not wrong, f"not Kith's public API ({public_api}): " + "; ".join(wrong)

@@ -1,5 +1,5 @@
 """The loop and restriction (Art. 18), on SQLite and PostgreSQL: a contact's tier in its JSON,
-and a restricted contact's tier, cadence, digest and overdue reminder left alone."""
+and a restricted contact's tier, cadence, digest, due and overdue reminders left alone."""
 
 from __future__ import annotations
 
@@ -17,11 +17,13 @@ from kith import (
     Kith,
     UserService,
 )
+from kith.bootstrap import open_kith
 from kith.http import create_app
 from kith.privacy.rights.restriction import RestrictionService
 from kith.services.cadences import CadenceIn, CadenceService
 from kith.services.reminders import ReminderService
 from kith.services.tiers import TierService
+from kith.settings import Settings
 from kith.testing import TokenFactory
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
@@ -113,3 +115,55 @@ async def test_a_restricted_contact_keeps_its_tier_and_gets_no_reminders(kith: K
     await RestrictionService(kith).lift(restricted, "details confirmed")
     assert await tiers.recompute(now=later) == 1
     assert (await tiers.value(restricted, later)).tier == "C"
+
+
+async def test_a_restricted_contacts_task_publishes_no_task_due(
+    kith: Kith, kith_settings: Settings
+) -> None:
+    clock = [NOW - dt.timedelta(hours=1)]
+    kith.bus.clock = lambda: clock[0]
+    owner = (await UserService(kith).add("sam@staff.example", "agent")).id
+    restricted = (await ContactService(kith).create(ContactCreate(name="Restricted"))).id
+    free = (await ContactService(kith).create(ContactCreate(name="Free"))).id
+    tasks = {}
+    for contact in (restricted, free):
+        task, _ = await InteractionService(kith).log(
+            contact,
+            InteractionCreate(kind="task", summary="Call back", due_at=NOW, assignee_id=owner),
+        )
+        tasks[contact] = task.id
+    await RestrictionService(kith).restrict(restricted, "accuracy_contested")
+    reminders = ReminderService(kith)
+    assert await kith.bus.publish_due_tasks() == 0  # not due yet
+
+    clock[0] = NOW
+    assert await kith.bus.publish_due_tasks() == 1
+    assert await kith.bus.publish_due_tasks() == 0
+    # A restarted worker (a new Kith on the same database) publishes nothing again.
+    other = open_kith(kith_settings)
+    other.bus.clock = kith.bus.clock
+    await other.start()
+    try:
+        assert await other.bus.publish_due_tasks() == 0
+    finally:
+        await other.close()
+        kith.database._bind()
+
+    def due_events() -> list[str]:
+        return [s.event.payload["interaction_id"] for s in summaries]
+
+    summaries = await kith.bus.list_events(name="task.due", limit=100)
+    assert due_events() == [str(tasks[free])]
+    assert [(n.kind, n.contact_id) for n in await reminders.notifications(owner)] == [
+        ("task.due", free)
+    ]
+
+    # Lifted, the due time it was passed over for stays passed over, as task.overdue does ...
+    await RestrictionService(kith).lift(restricted, "details confirmed")
+    assert await kith.bus.publish_due_tasks() == 0
+    # ... and a new due time fires as usual.
+    await reminders.snooze(tasks[restricted], minutes=30)
+    clock[0] = NOW + dt.timedelta(minutes=30)
+    assert await kith.bus.publish_due_tasks() == 1
+    summaries = await kith.bus.list_events(name="task.due", limit=100)
+    assert sorted(due_events()) == sorted([str(tasks[free]), str(tasks[restricted])])

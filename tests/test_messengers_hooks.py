@@ -1,7 +1,8 @@
 """The messengers plugin's own hook and the contact card's: the reference of
 ``kith_messenger_adapters`` is generated like core's, a channel another package brings works
 through the same webhook and replies, and the card shows a plugin's section
-(``kith_contact_card_sections``) whose form posts through the web UI (both engines)."""
+(``kith_contact_card_sections``), its title in the reader's language, whose form posts through
+the web UI (both engines)."""
 
 from __future__ import annotations
 
@@ -162,8 +163,14 @@ async def test_the_card_shows_the_conversation_and_its_reply_form_sends(kith: Ki
         )
         card = await web.get(f"/contacts/{contact['id']}")
         assert card.status_code == 200
-        assert 'id="card-messages"' in card.text
+        assert '<h2 id="card-messages">Messages</h2>' in card.text
         assert "Is &lt;b&gt;this&lt;/b&gt; escaped?" in card.text
+        # In Russian the plugin's section heading is translated like the card's own.
+        russian = (
+            await web.get(f"/contacts/{contact['id']}", headers={"accept-language": "ru"})
+        ).text
+        assert '<h2 id="card-messages">Сообщения</h2>' in russian
+        assert '<h2 id="timeline">История</h2>' in russian
         target = f"/contacts/{contact['id']}/card/messages"
         assert f'action="{target}"' in card.text
 

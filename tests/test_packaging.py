@@ -54,6 +54,16 @@ def test_wheel_holds_every_module_under_the_kith_namespace(wheel_files: set[str]
     assert "kith/py.typed" in wheel_files
 
 
+def test_wheel_holds_the_web_pages_templates(wheel_files: set[str]) -> None:
+    expected = {
+        f"{SOURCE_FOLDERS[path.parts[0]]}/{Path(*path.parts[1:]).as_posix()}"
+        for folder in ("core", "privacy", "plugins")
+        for path in (p.relative_to(ROOT) for p in (ROOT / folder).rglob("templates/**/*.html"))
+    }
+    assert "kith/privacy/requests/templates/requests/request.html" in expected
+    assert not sorted(expected - wheel_files), "add them to [tool.setuptools.package-data]"
+
+
 def test_package_list_names_every_package_folder() -> None:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
     listed = set(config["tool"]["setuptools"]["packages"])

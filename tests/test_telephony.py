@@ -33,6 +33,7 @@ from kith.runtime import Kith
 from kith.settings import Settings
 from kith.tables import Contact, Interaction, OutboxEvent
 from kith.testing import settings_for
+from test_web_sessions import PASSWORD, browser_like, post_form, sign_in
 
 # A Saturday evening in London (UTC in January).
 SATURDAY_EVENING = dt.datetime(2030, 1, 5, 19, 0, tzinfo=dt.UTC)
@@ -349,3 +350,34 @@ async def test_unknown_events_are_logged_once_per_type_and_skipped(kith, kith_cl
     skipped = [entry for entry in logs if entry["event"] == "telephony.event_skipped"]
     assert len(skipped) == 1 and skipped[0]["event_type"] == "NOTIFY_IVR"
     assert await TelephonyEvent.count() == 0 and await Contact.count() == 0
+
+
+async def test_the_card_calls_from_the_signed_in_persons_extension(kith, staff, stand_in):
+    """The plugin's section of the web UI's card: a button for staff with an extension that
+    places the call as the API does; nothing for those without one or for compliance."""
+    grace = await ContactService(kith).create(
+        ContactCreate(name="Grace", phones=[PhoneIn(number="020 7946 0958", primary=True)])
+    )
+    users = UserService(kith)
+    await users.set_password(staff[ANN], PASSWORD)
+    await users.add("carol@firm.example", "agent", "", PASSWORD)
+    await users.add("cora@firm.example", "compliance", "", PASSWORD)
+    card = f"/contacts/{grace.id}"
+    async with browser_like(kith) as client:
+        await sign_in(client, ANN)
+        page = await client.get(card)
+        assert "Call from extension 101" in page.text
+        placed = await post_form(client, card, f"{card}/card/call", {})
+        assert placed.status_code == 303
+    [request] = [s for s in stand_in.seen if s.path.endswith("/Calls.json")]
+    assert request.form["To"] == "101" and "+442079460958" in request.form["Twiml"]
+    [logged] = await interactions_of(grace.id, "call")
+    assert logged["direction"] == "outbound"
+    # No extension: no button, and no section to post to. Compliance may not place calls.
+    for other, status in (("carol@firm.example", 404), ("cora@firm.example", 403)):
+        async with browser_like(kith) as client:
+            await sign_in(client, other)
+            page = await client.get(card)
+            assert page.status_code == 200 and "Call from extension" not in page.text
+            refused = await post_form(client, card, f"{card}/card/call", {})
+            assert refused.status_code == status

@@ -11,6 +11,7 @@ and the consent ledger moved to the rights plugin's piccolo app.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import sqlite3
@@ -30,6 +31,7 @@ from kith.privacy.rights.erasure import ErasureService
 from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.suppression import SuppressionList
 from kith.privacy.rights.tables import ConsentEvent, LegalHold, Suppression
+from kith.tables import Contact, Interaction
 from kith.testing import (
     _admin,
     _with_database,
@@ -38,6 +40,7 @@ from kith.testing import (
     skip_or_fail_without_postgres,
 )
 from piccolo.apps.migrations.tables import Migration
+from piccolo.query.functions.aggregate import Max
 
 FIXTURES = Path(__file__).parent / "fixtures" / "installation-0.1.0"
 KEPT_FILES = ("kith-keys.json", "certificate-signing-key.pem", "kith.toml")
@@ -132,6 +135,8 @@ async def _check(home: Path, url: str) -> None:
         "kith:2026-12-09T12:10:00:000000",
         "kith:2026-12-09T16:10:00:000000",
         "kith:2026-12-10T09:00:00:000000",
+        "kith:2026-12-10T12:00:00:000000",
+        "kith:2026-12-10T12:00:01:000000",
         "kith_privacy:2026-12-07T08:00:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",
@@ -174,6 +179,22 @@ async def _check(home: Path, url: str) -> None:
             Migration.app_name == "kith_privacy_subjects"
         )
         assert "2026-12-04T17:30:00:000000" in {row["name"] for row in recorded}
+
+        # Each contact's last interaction was worked out from the interactions there were.
+        latest = {
+            # SQLite answers an aggregate of times as text.
+            row["contact"]: dt.datetime.fromisoformat(str(row["latest"]))
+            for row in await Interaction.select(
+                Interaction.contact, Max(Interaction.occurred_at, alias="latest")
+            )
+            .where(Interaction.kind != "task")
+            .group_by(Interaction.contact)
+        }
+        assert latest
+        stored = await Contact.select(Contact.id, Contact.last_interaction_at)
+        assert {r["id"]: r["last_interaction_at"] for r in stored} == {
+            r["id"]: latest.get(r["id"]) for r in stored
+        }
 
         assert await RestrictionService(kith).active(grace_id) is not None
         assert [e.action for e in await AuditLog(kith).entries(ada_id)][-1] == "read"

@@ -234,3 +234,13 @@ async def test_the_contact_form_edits_custom_fields_and_the_card_shows_them(kith
     actions = {(entry.action, entry.channel) for entry in await AuditLog(kith).entries(contact_id)}
     # The edit form shows the personal values it holds: a read, on record as the web's.
     assert ("read", "web") in actions
+
+
+async def test_role_and_field_type_names_are_translated_in_the_admin_pages(kith: Kith) -> None:
+    admin = await add(kith, "admin")
+    await FieldService(kith).add(FieldCreate(name="budget", type="decimal", currency="EUR"))
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        client.cookies.set("kith_lang", "ru", domain="kith.test")
+        assert "<td>администратор</td>" in (await client.get("/admin/users")).text
+        assert "деньги" in (await client.get("/admin/fields")).text

@@ -14,13 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 from _smtp import SmtpServer, start_server
-from kith import Kith
+from kith import Kith, hookimpl
 from kith.plugins.webforms import signing
 from kith.plugins.webforms.tables import WebFormOptIn, WebFormSubmission
 from kith.privacy.rights.consent import ConsentService
 from kith.privacy.rights.suppression import SuppressionList
 from kith.settings import Settings
-from kith.tables import Contact, Interaction
+from kith.tables import Contact, Interaction, OutboxEvent
 from kith.testing import TokenFactory, settings_for
 
 ORIGIN = "https://shop.example"
@@ -302,3 +302,33 @@ async def test_unconfirmed_consent_expires(kith: Kith, kith_client, kith_auth: T
     response = await kith_client.get(f"/f/news/confirm?token={link}")
     assert response.status_code == 410
     assert await ConsentService(kith).history(row["contact_id"]) == []
+
+
+class BrokenLedger:
+    """A second consent ledger that fails to record (its database is down, say)."""
+
+    @hookimpl
+    async def kith_record_consent(self, kith, contact_id, consent, actor):
+        raise RuntimeError("the ledger is unreachable")
+
+
+@pytest.mark.kith_plugins(("broken_ledger", BrokenLedger()))
+async def test_a_consent_that_cannot_be_recorded_keeps_nothing_of_the_submission(
+    kith: Kith, kith_client, form
+):
+    """Consent must be provable for every contact a form makes: when a ledger fails, the
+    whole submission is rolled back and the sender is told to try again, rather than a
+    contact being kept without the proof of what was agreed to."""
+    response = await kith_client.post(
+        "/f/contact-us", data=values(kith, "yes@example.com", consent_marketing="yes")
+    )
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert "yes@example.com" not in response.text
+    assert await contacts(kith) == 0
+    assert await Interaction.count().run() == 0
+    assert await WebFormSubmission.count().run() == 0
+    assert await OutboxEvent.count().run() == 0
+    # Without a ticked purpose no ledger is asked, and the submission is kept.
+    kept = await kith_client.post("/f/contact-us", data=values(kith, "no@example.com"))
+    assert kept.status_code == 200 and await contacts(kith) == 1

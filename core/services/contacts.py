@@ -67,7 +67,7 @@ class ContactFilter:
 
 KINDS = ("person", "organization")
 # The orders of a list: a key, and a leading "-" for descending.
-SORTS = ("created", "-created", "updated", "-updated", "name", "-name")
+SORTS = ("created", "-created", "updated", "-updated", "name", "-name", "last_interaction")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +75,9 @@ class Order:
     """How a list is ordered (``ContactService.order``). Pages follow creation (id) order or
     last change, keyset-paginated. Names are stored encrypted, so ``name`` orders the contacts
     of each page by name while the pages themselves follow creation order: ordering across
-    pages would need a sort key that tells whoever reads the database how names compare."""
+    pages would need a sort key that tells whoever reads the database how names compare.
+    ``last_interaction`` lists the most recently in touch first (the newest interaction other
+    than a task), then the contacts with none, newest first."""
 
     sort: str = "created"
 
@@ -92,6 +94,10 @@ class Order:
         return self.key == "updated"
 
     @property
+    def by_last_interaction(self) -> bool:
+        return self.key == "last_interaction"
+
+    @property
     def pages_descending(self) -> bool:
         # A name order pages in creation order, oldest first, whichever way each page sorts.
         return self.descending and self.key != "name"
@@ -101,6 +107,9 @@ class Order:
             return encode_cursor(row["id"])  # as before sorts existed: old cursors still work
         if self.by_updated:
             return encode_cursor(self.sort, row["updated_at"].isoformat(), row["id"])
+        if self.by_last_interaction:
+            last = row["last_interaction_at"]
+            return encode_cursor(self.sort, "" if last is None else last.isoformat(), row["id"])
         return encode_cursor(self.sort, row["id"])
 
     def after(self, cursor: str | None) -> tuple[dt.datetime | None, uuid.UUID] | None:
@@ -109,11 +118,13 @@ class Order:
             return None
         if self.sort == "created" or self.key == "name":
             return None, decode_id_cursor(cursor)
-        parts = decode_cursor(cursor, 3 if self.by_updated else 2)
+        timed = self.by_updated or self.by_last_interaction
+        parts = decode_cursor(cursor, 3 if timed else 2)
         if parts[0] != self.sort:
             raise InvalidInput("the cursor belongs to a list in another order", field="cursor")
         try:
-            moment = dt.datetime.fromisoformat(parts[1]) if self.by_updated else None
+            # By last interaction, no moment: past the contacts that have one.
+            moment = dt.datetime.fromisoformat(parts[1]) if timed and parts[1] else None
             return moment, uuid.UUID(parts[-1])
         except ValueError:
             raise InvalidInput(
@@ -1276,7 +1287,9 @@ class ContactService:
         if selection.empty:
             return [], [], False
         words, by_fields = selection.words, selection.by_fields
-        if words is not None and (order.by_updated or order.pages_descending):
+        if words is not None and (
+            order.by_updated or order.by_last_interaction or order.pages_descending
+        ):
             raise InvalidInput(
                 "a name search lists contacts oldest first or by name; search by email or "
                 "phone, or leave the search out, to order them otherwise",
@@ -1303,6 +1316,10 @@ class ContactService:
                 for condition in by_fields:  # still by id: the candidates' own
                     query = query.where(condition)
                 rows = [row for row in await query.run() if _passes(row, filters_of)]
+            elif words is None and order.by_last_interaction:
+                rows = await _by_last_interaction(
+                    selection.conditions, after, after_moment, limit + 1
+                )
             else:
                 if words is None:
                     query = _ordered(order, after, after_moment)
@@ -1549,3 +1566,30 @@ async def _tiers_of(contact_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
         )
         for row in rows
     }
+
+
+async def _by_last_interaction(
+    conditions: list[Any], after: uuid.UUID | None, moment: dt.datetime | None, limit: int
+) -> list[dict[str, Any]]:
+    """Up to ``limit`` contacts after the keyset position, most recent interaction first, then
+    those with none (newest first). Two reads, each in the order of the index on
+    ``(archived, last_interaction_at, id)``: one ``ORDER BY`` cannot put the empty ones last
+    the same way on both engines and still read that index in order."""
+    last = Contact.last_interaction_at
+    rows: list[dict[str, Any]] = []
+    if after is None or moment is not None:
+        query = Contact.select().where(last.is_not_null())
+        if after is not None and moment is not None:
+            query = query.where((last < moment) | ((last == moment) & (Contact.id < after)))
+        for condition in conditions:
+            query = query.where(condition)
+        rows = await query.order_by(last, Contact.id, ascending=False).limit(limit).run()
+        after = None  # the contacts with none start from their first
+    if len(rows) < limit:
+        query = Contact.select().where(last.is_null())
+        if after is not None:
+            query = query.where(Contact.id < after)
+        for condition in conditions:
+            query = query.where(condition)
+        rows += await query.order_by(Contact.id, ascending=False).limit(limit - len(rows)).run()
+    return rows

@@ -25,6 +25,7 @@ from kith.loop_tables import DigestMark, Notification, ReminderMark, UserReminde
 from kith.notices import UserNotice, add_notice
 from kith.pagination import check_limit
 from kith.runtime import Kith
+from kith.scheduler import REMINDER_ACTIVITY
 from kith.schemas import InteractionOut, InteractionPatch
 from kith.services.interactions import InteractionService
 from kith.subject_checks import refused_among
@@ -36,8 +37,6 @@ MAX_ATTEMPTS = 8
 BATCH = 200
 # The most contacts a digest lists by id (the count is always whole).
 DIGEST_CONTACTS = 100
-# What kith_check_processing is asked before a task's contact is brought up in a reminder.
-REMINDER_ACTIVITY = "reminder.task"
 
 
 class ReminderPreferences(msgspec.Struct, kw_only=True):

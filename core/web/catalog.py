@@ -15,15 +15,20 @@ from babel.messages.pofile import read_po, write_po
 from kith.web.i18n import DEFAULT, DOMAIN, LANGUAGES, LOCALE_DIR
 
 PACKAGE = Path(__file__).parent
-# The built-in plugins' pages are translated in the same catalogs as core's: their templates
-# and the modules their page handlers are in (``pages.py``).
+# The built-in plugins' pages are translated in the same catalogs as core's: their templates,
+# the modules their page handlers are in (``pages.py``) and their contact card sections
+# (``card.py``).
 # Found, not imported: core imports no plugin.
 PLUGIN_SOURCES = tuple(
     Path(spec.origin).parent
     for spec in map(importlib.util.find_spec, ("kith.privacy", "kith.plugins"))
     if spec is not None and spec.origin is not None
 )
-PLUGIN_METHODS = [("**/templates/**.html", "jinja2"), ("**/pages.py", "python")]
+PLUGIN_METHODS = [
+    ("**/templates/**.html", "jinja2"),
+    ("**/pages.py", "python"),
+    ("**/card.py", "python"),
+]
 # gettext's names, and the views' own: t(request, "...") and N_("...").
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "t": (2,), "N_": None}
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]

@@ -8,6 +8,7 @@ import msgspec
 from kith import Actor, CardSection, InvalidInput, Kith, Role
 from kith.plugins.messengers.schemas import MessageIn
 from kith.plugins.messengers.services import MessageService
+from kith.web import N_
 from markupsafe import Markup
 
 KEY = "messages"
@@ -53,4 +54,4 @@ async def section(
             raise InvalidInput(str(exc), field="text") from None
         await service.send(contact_id, data, actor)
 
-    return CardSection(key=KEY, title="Messages", html=str(html), order=50, submit=submit)
+    return CardSection(key=KEY, title=N_("Messages"), html=str(html), order=50, submit=submit)

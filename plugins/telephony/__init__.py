@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import click
     import msgspec
     import pluggy
-    from kith import InteractionOut, Kith, NavLink
+    from kith import Actor, CardSection, InteractionOut, Kith, NavLink
     from kith.plugins.telephony.providers import CallProvider
     from piccolo.conf.apps import AppConfig
 
@@ -156,6 +156,15 @@ async def kith_timeline_audio(
     from kith.plugins.telephony.recordings import timeline_audio
 
     return await timeline_audio([item.id for item in interactions if item.kind == "call"])
+
+
+@hookimpl
+async def kith_contact_card_sections(
+    kith: Kith, contact_id: uuid.UUID, actor: Actor, csrf_input: str
+) -> CardSection | None:
+    from kith.plugins.telephony.card import section
+
+    return await section(kith, contact_id, actor, csrf_input)
 
 
 @hookimpl

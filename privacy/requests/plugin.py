@@ -1,7 +1,7 @@
 """Data subject requests, as a built-in plugin (entry point ``privacy.requests``).
 
 It joins Kith through hooks any plugin can use: its piccolo app (requests, their history,
-extensions and certificates), its routes and ``kith privacy`` commands, its keys of
+extensions and certificates), its routes, web pages and ``kith privacy`` commands, its keys of
 ``[privacy]``, its personal fields and events, the certificate signing key made at start-up,
 the worker's job that resumes requests whose run stopped, and its part of access and erasure:
 the person's requests are exported, and kept through an erasure as evidence, their free text
@@ -13,9 +13,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kith import ErasureOutcome, EventType, ExportSection, Kith, PersonalField, hookimpl
+from kith import (
+    ErasureOutcome,
+    EventType,
+    ExportSection,
+    Kith,
+    NavLink,
+    PersonalField,
+    hookimpl,
+)
 
 if TYPE_CHECKING:
     import click
@@ -113,6 +122,27 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
     for route in REQUEST_ROUTES:
         register(route)
+
+
+@hookimpl
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    from kith.privacy.requests.pages import PAGES
+
+    for page in PAGES:
+        register(page)
+
+
+@hookimpl
+def kith_register_templates(register: Callable[[Path], None]) -> None:
+    register(Path(__file__).parent / "templates")
+
+
+@hookimpl
+def kith_register_navigation(register: Callable[[NavLink], None]) -> None:
+    from kith.privacy.requests.pages import NAVIGATION
+
+    for link in NAVIGATION:
+        register(link)
 
 
 @hookimpl

@@ -495,6 +495,15 @@ class ExportOut(msgspec.Struct, kw_only=True):
     created_at: dt.datetime
 
 
+@dataclass
+class PackageDownload:
+    """A package being handed out: its readable chunks, the ZIP's name and size."""
+
+    chunks: Iterator[bytes]
+    file_name: str
+    size: int
+
+
 # -- sealed packages ---------------------------------------------------------------------------
 
 PACKAGE_MAGIC = b"kith-export-sealed/1\n"
@@ -719,6 +728,22 @@ class ExportService:
             details={"file": package.file_name},
         )
         return chunks
+
+    async def request_download(
+        self, request_id: uuid.UUID, *, actor: Actor = SYSTEM, channel: str = "api"
+    ) -> PackageDownload:
+        """The ZIP of a finished access or portability request as it is handed to the person
+        (opened for this caller, the hand-out audited); NotFound when there is none."""
+        found = await self.for_request(request_id)
+        if found is None:
+            raise NotFound(
+                f"request {request_id} has no export package (it has not run, or the package "
+                "was deleted after exports_kept_days)"
+            )
+        chunks = await self.hand_out(found, actor=actor, channel=channel)
+        return PackageDownload(
+            chunks=chunks, file_name=found.file_name.removesuffix(".sealed"), size=found.size
+        )
 
     async def save(
         self, package: ExportOut, target: Path, *, actor: Actor = SYSTEM, channel: str = "cli"

@@ -1,17 +1,18 @@
 """Data subject rights, as a built-in plugin (entry point ``privacy.rights``).
 
 It joins Kith through hooks any plugin can use: its piccolo app (consent ledger, audit log,
-suppression list, restrictions, legal holds, erasure jobs...), its routes and ``kith privacy``
-commands, its keys of ``[privacy]``, its purposes, personal fields and events; the checks core
-asks before processing (restriction, consent, objections, the suppression list), the audit log
-of every access core and plugins report, the legal holds an erasure keeps, its part of access
-and erasure, and the worker's periodic retention run.
+suppression list, restrictions, legal holds, erasure jobs...), its routes, web pages and
+``kith privacy`` commands, its keys of ``[privacy]``, its purposes, personal fields and
+events; the checks core asks before processing (restriction, consent, objections, the
+suppression list), the audit log of every access core and plugins report, the legal holds an
+erasure keeps, its part of access and erasure, and the worker's periodic retention run.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kith import (
@@ -25,6 +26,7 @@ from kith import (
     EventType,
     ExportSection,
     Kith,
+    NavLink,
     PersonalField,
     Purpose,
     SubjectHold,
@@ -150,6 +152,27 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
     for route in RIGHTS_ROUTES:
         register(route)
+
+
+@hookimpl
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    from kith.privacy.rights.pages import PAGES
+
+    for page in PAGES:
+        register(page)
+
+
+@hookimpl
+def kith_register_templates(register: Callable[[Path], None]) -> None:
+    register(Path(__file__).parent / "templates")
+
+
+@hookimpl
+def kith_register_navigation(register: Callable[[NavLink], None]) -> None:
+    from kith.privacy.rights.pages import NAVIGATION
+
+    for link in NAVIGATION:
+        register(link)
 
 
 @hookimpl

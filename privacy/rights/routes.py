@@ -27,7 +27,7 @@ from kith.privacy.rights.consent import (
     WithdrawLink,
 )
 from kith.privacy.rights.erasure import ErasureService
-from kith.privacy.rights.export import ExportOut, ExportService
+from kith.privacy.rights.export import ExportOut, ExportService, PackageDownload
 from kith.privacy.rights.outcomes import CertificateEntry, PlannedAction
 from kith.privacy.rights.restriction import RestrictionOut, RestrictionService
 from kith.privacy.rights.retention import RetentionReport, RetentionRunner
@@ -42,6 +42,19 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 COMPLIANCE = roles(Role.COMPLIANCE)
+
+
+def package_stream(download: PackageDownload) -> Stream:
+    """An access package as a ZIP download, kept by no cache."""
+    return Stream(
+        download.chunks,
+        media_type="application/zip",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": f'attachment; filename="{download.file_name}"',
+            "Content-Length": str(download.size),
+        },
+    )
 
 
 class RestrictIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -350,24 +363,9 @@ class SubjectRightsController(Controller):
     async def package(
         self, state: State, request_id: FromPath[uuid.UUID], actor: CurrentActor
     ) -> Stream:
-        service = ExportService(state.kith)
-        found = await service.for_request(request_id)
-        if found is None:
-            raise NotFound(
-                f"request {request_id} has no export package (it has not run, or the package "
-                "was deleted after exports_kept_days)"
-            )
         # Stored sealed: opened for this caller, streamed as the ZIP the person is given.
-        chunks = await service.hand_out(found, actor=actor, channel="api")
-        name = found.file_name.removesuffix(".sealed")
-        return Stream(
-            chunks,
-            media_type="application/zip",
-            headers={
-                "Cache-Control": "no-store",
-                "Content-Disposition": f'attachment; filename="{name}"',
-                "Content-Length": str(found.size),
-            },
+        return package_stream(
+            await ExportService(state.kith).request_download(request_id, actor=actor, channel="api")
         )
 
     @get(

@@ -17,6 +17,7 @@ purposes (``[privacy] marketing_purposes``), so consent cannot be silently re-as
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Iterable, Sequence
 from itertools import pairwise
@@ -30,6 +31,8 @@ from kith import (
     Kith,
     get_logger,
     new_id,
+    normalize_email,
+    normalize_phone,
     utcnow,
 )
 from kith.privacy.encryption import root_keys
@@ -98,6 +101,21 @@ class SuppressionMatch(msgspec.Struct, frozen=True, kw_only=True):
     kind: str
     reason: str
     field: str
+
+
+class SuppressionStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """One email or phone and its entry on the list, if any (``reason`` erasure or objection)."""
+
+    kind: str
+    value: str
+    reason: str | None = None
+    since: dt.datetime | None = None
+
+
+def _status(kind: str, value: str, row: dict[str, Any] | None) -> SuppressionStatus:
+    if row is None:
+        return SuppressionStatus(kind=kind, value=value)
+    return SuppressionStatus(kind=kind, value=value, reason=row["reason"], since=row["created_at"])
 
 
 class SuppressionList:
@@ -256,6 +274,20 @@ class SuppressionList:
         for kind, value in await self.values_of(contact_id):
             added += await self.add(kind, value, reason)
         return added
+
+    async def status_of(self, contact_id: uuid.UUID) -> list[SuppressionStatus]:
+        """Whether each email and phone a contact holds is on the list, and why."""
+        values = await self.values_of(contact_id)
+        rows = await self.lookup(values)
+        return [_status(kind, value, row) for (kind, value), row in zip(values, rows, strict=True)]
+
+    async def address_status(self, text: str) -> SuppressionStatus:
+        """Whether an email (anything with an ``@``) or a phone number is on the list."""
+        if "@" in text:
+            kind, value = "email", normalize_email(text, field="q")
+        else:
+            kind, value = "phone", normalize_phone(text, self.kith.settings.default_region, "q")
+        return _status(kind, value, await self.match(kind, value))
 
     async def count(self) -> dict[str, int]:
         counts: dict[str, int] = {}

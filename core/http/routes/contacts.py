@@ -56,10 +56,11 @@ KindFilter = Annotated[
     QueryParameter(description="only people or only organizations"),
 ]
 SortOrder = Annotated[
-    Literal["created", "-created", "updated", "-updated", "name", "-name"],
+    Literal["created", "-created", "updated", "-updated", "name", "-name", "last_interaction"],
     QueryParameter(
         description="the order: by creation, last change or name, '-' for descending; "
-        "'name' orders each page by name, the pages following creation order"
+        "'name' orders each page by name, the pages following creation order; "
+        "'last_interaction' lists the most recent interaction first, contacts with none last"
     ),
 ]
 

@@ -29,6 +29,7 @@ ADMINS = roles()
 COMPLIANCE = roles(Role.COMPLIANCE)
 OPEN = public()
 
+COMPLIANCE_HOME = "/compliance"
 # The navigation (plugins add theirs with ``kith_register_navigation``).
 NAV: tuple[NavLink, ...] = (
     NavLink(path="/my-day", label=N_("My day"), roles=frozenset({Role.AGENT}), order=10),
@@ -45,7 +46,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink(path="/admin/fields", label=N_("Custom fields"), order=70),
     NavLink(path="/admin/plugins", label=N_("Plugins"), order=90),
     NavLink(
-        path="/compliance", label=N_("Compliance"), roles=frozenset({Role.COMPLIANCE}), order=100
+        path=COMPLIANCE_HOME, label=N_("Compliance"), roles=frozenset({Role.COMPLIANCE}), order=100
     ),
 )
 
@@ -54,6 +55,21 @@ def navigation(kith: Kith) -> tuple[NavLink, ...]:
     """Core's links and every plugin's, in their order."""
     found = [*NAV, *(kith.plugins.navigation() if kith.plugins is not None else ())]
     return tuple(sorted(found, key=lambda link: link.order))
+
+
+def visible_links(kith: Kith, actor: Actor | None) -> list[NavLink]:
+    """The links ``actor``'s role sees (admins see every link)."""
+    if actor is None:
+        return []
+    return [
+        link for link in navigation(kith) if actor.role in link.roles or actor.role is Role.ADMIN
+    ]
+
+
+def on_compliance_page(link: NavLink) -> bool:
+    """A link under ``/compliance/`` (a plugin's data protection page) is listed on the
+    *Compliance* page, not in the bar."""
+    return link.path.startswith(COMPLIANCE_HOME + "/")
 
 
 def kith_of(request: Request[Any, Any, Any]) -> Kith:
@@ -76,11 +92,8 @@ def render(
     request: Request[Any, Any, Any], template: str, status: int = 200, **context: Any
 ) -> Template:
     actor = signed_in(request)
-    nav = [
-        (link.path, link.label)
-        for link in navigation(kith_of(request))
-        if actor is not None and (actor.role in link.roles or actor.role is Role.ADMIN)
-    ]
+    links = visible_links(kith_of(request), actor)
+    nav = [(link.path, link.label) for link in links if not on_compliance_page(link)]
     return Template(
         template_name=template,
         context={

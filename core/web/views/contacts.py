@@ -95,6 +95,7 @@ SORT_LABELS = {
     "-created": N_("Newest first"),
     "-updated": N_("Recently changed"),
     "updated": N_("Least recently changed"),
+    "last_interaction": N_("Last interaction, most recent first"),
     "name": N_("Name, A to Z (within a page)"),
     "-name": N_("Name, Z to A (within a page)"),
 }
@@ -305,10 +306,14 @@ async def card_sections(
     return sorted(found, key=lambda section: (section.order, section.key))
 
 
-def _section_markup(sections: list[CardSection]) -> list[dict[str, Any]]:
-    # The plugin escaped its own values (the hook's contract); the key and title are escaped here.
+def _section_markup(
+    request: Request[Any, Any, Any], sections: list[CardSection]
+) -> list[dict[str, Any]]:
+    # The plugin escaped its own values (the hook's contract); the key and title are escaped here,
+    # the title after it is translated (it is English, marked with N_).
     return [
-        {"key": escape(s.key), "title": escape(s.title), "html": Markup(s.html)} for s in sections
+        {"key": escape(s.key), "title": escape(t(request, s.title)), "html": Markup(s.html)}
+        for s in sections
     ]
 
 
@@ -349,7 +354,7 @@ async def _card(
         audio=await timeline_audio(kith, timeline.items),
         more=timeline.next_cursor is not None,
         declared={f.name: f for f in await FieldService(kith).declared()},
-        sections=_section_markup(await card_sections(request, contact_id)),
+        sections=_section_markup(request, await card_sections(request, contact_id)),
         # None without a consent ledger: the card then has no consent section.
         consents=await subject_consents(kith, contact_id, actor, WEB),
         may_change_consent=actor.role in CONSENT_ROLES,

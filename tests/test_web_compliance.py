@@ -1,0 +1,274 @@
+"""The compliance pages of the web UI: data subject requests walked through verify, preview,
+four-eyes approval and run, their certificate and access package downloaded, a person's audit
+log and suppression status, retention's dry run and the record of processing. Real requests
+through the whole app (and one flow in a real Chromium), on both engines."""
+
+from __future__ import annotations
+
+import io
+import re
+import uuid
+import zipfile
+
+import httpx
+from _privacy_workflow import configure_privacy, make_contact
+from _web_server import PASSWORD, add_user, serving, shoot
+from _web_server import sign_in as sign_in_browser
+from kith.privacy.requests.certificates import load_public_key, verify
+from kith.runtime import Kith
+from kith.services.users import UserService
+from playwright.async_api import Browser, expect
+from test_web_sessions import CSRF, add, browser_like, post_form, sign_in
+
+REQUESTS = "/compliance/requests"
+REQUEST_PAGE = re.compile(r"^/compliance/requests/([0-9a-f-]{36})$")
+
+
+async def _record(client: httpx.AsyncClient, **fields: str) -> str:
+    """Record a request through the list page's form; its page's path."""
+    made = await post_form(client, REQUESTS, REQUESTS, fields)
+    assert made.status_code == 303, made.text
+    location = made.headers["location"]
+    assert REQUEST_PAGE.match(location)
+    return location
+
+
+async def _step(client: httpx.AsyncClient, page: str, step: str, **fields: str) -> httpx.Response:
+    return await post_form(client, page, f"{page}/{step}", fields)
+
+
+async def _certificate_is_valid(client: httpx.AsyncClient, page: str) -> dict:
+    download = await client.get(f"{page}/certificate")
+    assert download.status_code == 200
+    assert "attachment" in download.headers["content-disposition"]
+    # The public key anyone may fetch, as an auditor would.
+    key = load_public_key((await client.get("/api/privacy/public-key")).content)
+    result = verify(download.content, key)
+    assert result.valid, result.reason
+    assert result.request_id == page.rsplit("/", 1)[1]
+    return download.json()
+
+
+async def test_an_erasure_through_the_pages_needs_a_second_officer(kith: Kith) -> None:
+    configure_privacy(kith, four_eyes=True)
+    contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    first = await add(kith, "compliance")
+    second = await add(kith, "compliance")
+    async with browser_like(kith) as officer, browser_like(kith) as colleague:
+        await sign_in(officer, first)
+        await sign_in(colleague, second)
+        page = await _record(officer, kind="erasure", email="ADA@example.com", note="by letter")
+        listed = await officer.get(REQUESTS)
+        assert f'href="{page}"' in listed.text and "days left" in listed.text
+
+        assert (
+            await _step(officer, page, "verify", method="replied from the address")
+        ).status_code == 303
+        assert (await _step(officer, page, "preview")).status_code == 303
+        previewed = await officer.get(page)
+        assert 'id="preview"' in previewed.text and "crypto_shredded" in previewed.text
+
+        # The officer who previewed it may not approve it; the service says why.
+        own = await _step(officer, page, "approve")
+        assert own.status_code == 403
+        assert "must be a different compliance user" in own.text
+        assert (await _step(colleague, page, "approve")).status_code == 303
+        assert (await _step(colleague, page, "run")).status_code == 303
+
+        done = await officer.get(page)
+        assert '<dd id="state">done</dd>' in done.text
+        # The history names who did each step.
+        history = done.text[done.text.index('id="history"') :]
+        assert first in history and second in history
+        certificate = await _certificate_is_valid(officer, page)
+        assert certificate["certificate"]["request"]["type"] == "erasure"
+        # No access package for an erasure.
+        assert (await officer.get(f"{page}/package")).status_code == 404
+
+        # The person is gone, but their address is on the suppression list and their audit
+        # log is still there.
+        found = await officer.get("/compliance/subjects", params={"q": "ada@example.com"})
+        assert found.status_code == 200
+        assert "the person asked to be erased" in found.text
+        assert "No contact holds this email or phone." in found.text
+        audit = await officer.get(f"/compliance/contacts/{contact}")
+        assert audit.status_code == 200
+        assert "A contact no longer held" in audit.text
+        assert 'id="audit"' in audit.text and "erase" in audit.text
+
+
+async def test_an_access_request_gives_its_package_and_shows_in_the_audit_log(
+    kith: Kith,
+) -> None:
+    contact = await make_contact(kith, "Grace Hopper", email="grace@example.com")
+    email = await add(kith, "compliance")
+    async with browser_like(kith) as officer:
+        await sign_in(officer, email)
+        page = await _record(officer, kind="access", contact_id=str(contact))
+        for step, fields in (
+            ("verify", {"method": "id card"}),
+            ("preview", {}),
+            ("approve", {}),
+            ("run", {}),
+        ):
+            moved = await _step(officer, page, step, **fields)
+            assert moved.status_code == 303, (step, moved.text)
+        shown = await officer.get(page)
+        assert f'href="{page}/package"' in shown.text
+        package = await officer.get(f"{page}/package")
+        assert package.status_code == 200
+        assert package.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(package.content)) as archive:
+            assert "kith.json" in archive.namelist()
+        await _certificate_is_valid(officer, page)
+
+        # Finding her by phone-less email leads to her audit page, which shows the hand-out.
+        found = await officer.get("/compliance/subjects", params={"q": "grace@example.com"})
+        assert f'href="/compliance/contacts/{contact}"' in found.text
+        assert "not on the suppression list" in found.text
+        audit = await officer.get(f"/compliance/contacts/{contact}")
+        assert "Grace Hopper" in audit.text
+        row = next(line for line in audit.text.split("<tr>") if "export_handed_out" in line)
+        assert "web" in row and email in row
+
+
+async def test_a_mistake_in_a_form_is_a_clear_4xx(kith: Kith) -> None:
+    email = await add(kith, "compliance")
+    async with browser_like(kith) as officer:
+        await sign_in(officer, email)
+        nobody = await post_form(officer, REQUESTS, REQUESTS, {"kind": "access"})
+        assert nobody.status_code == 422 and "exactly one of" in nobody.text
+        bad_date = await post_form(
+            officer,
+            REQUESTS,
+            REQUESTS,
+            {"kind": "access", "email": "a@b.example", "received_on": "soon"},
+        )
+        assert bad_date.status_code == 422 and "YYYY-MM-DD" in bad_date.text
+        page = await _record(officer, kind="access", email="nobody@example.com")
+        early = await _step(officer, page, "approve")
+        assert early.status_code == 409 and "verify the person" in early.text
+        assert (await _step(officer, page, "jump")).status_code == 404
+        bad_address = await officer.get("/compliance/subjects", params={"q": "not a phone"})
+        assert bad_address.status_code == 422
+
+
+async def _compliance_pages(kith: Kith) -> list[str]:
+    """Every compliance page, for an access request recorded by an officer."""
+    contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    officer = await add(kith, "compliance")
+    async with browser_like(kith) as client:
+        await sign_in(client, officer)
+        page = await _record(client, kind="access", contact_id=str(contact))
+    return [
+        "/compliance",
+        REQUESTS,
+        page,
+        "/compliance/subjects?q=ada@example.com",
+        f"/compliance/contacts/{contact}",
+        "/compliance/retention",
+        "/compliance/ropa",
+        "/compliance/ropa.md",
+        "/compliance/ropa.json",
+    ]
+
+
+async def test_agents_may_not_open_the_compliance_pages(kith: Kith) -> None:
+    pages = await _compliance_pages(kith)
+    agent = await add(kith, "agent")
+    async with browser_like(kith) as client:
+        await sign_in(client, agent)
+        for path in [*pages, f"{pages[2]}/certificate", f"{pages[2]}/package"]:
+            assert (await client.get(path)).status_code == 403, path
+        token = CSRF.search((await client.get("/my-day")).text)
+        assert token
+        refused = await client.post(
+            f"{pages[2]}/verify", data={"_csrf_token": token.group(1), "method": "id"}
+        )
+        assert refused.status_code == 403
+        assert 'href="/compliance' not in (await client.get("/my-day")).text
+
+
+async def test_admins_open_the_compliance_pages_listed_on_the_start_page(kith: Kith) -> None:
+    pages = await _compliance_pages(kith)
+    admin = await add(kith, "admin")
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        for path in pages:
+            assert (await client.get(path)).status_code == 200, path
+        landing = await client.get("/compliance")
+        # The plugins' pages are listed on the start page, not in the bar.
+        for path in (REQUESTS, "/compliance/subjects", "/compliance/retention", "/compliance/ropa"):
+            assert f'<li><a href="{path}">' in landing.text
+        bar = landing.text[landing.text.index("<nav") : landing.text.index("</nav>")]
+        assert REQUESTS not in bar and 'href="/compliance"' in bar
+        retention = await client.get("/compliance/retention")
+        assert 'id="holds"' in retention.text
+        ropa = await client.get("/compliance/ropa")
+        assert "Art. 30" in ropa.text and 'id="fields"' in ropa.text
+        markdown = await client.get("/compliance/ropa.md")
+        assert markdown.text.startswith("# Record of processing activities")
+        assert (await client.get("/compliance/ropa.json")).json()["plugins"]
+
+
+async def test_the_compliance_pages_in_russian(kith: Kith) -> None:
+    configure_privacy(kith, retention={"inactive_contacts": "24 months"})
+    contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    officer = await add(kith, "compliance")
+    async with browser_like(kith) as client:
+        await sign_in(client, officer)
+        page = await _record(client, kind="erasure", contact_id=str(contact))
+        client.cookies.set("kith_lang", "ru", domain="kith.test")
+        listed = await client.get(REQUESTS)
+        assert "Запросы субъектов данных" in listed.text
+        assert "удаление" in listed.text
+        shown = await client.get(page)
+        assert "Записать проверку личности" in shown.text
+        landing = await client.get("/compliance")
+        assert "Найти человека" in landing.text
+        assert (await client.get("/compliance/retention")).status_code == 200
+
+
+async def test_an_erasure_walked_by_two_officers_in_a_browser(
+    kith: Kith, browser: Browser, kith_engine: str
+) -> None:
+    configure_privacy(kith, four_eyes=True)
+    await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    first = await add_user(kith, "compliance")
+    second = "second@staff.example"
+    await UserService(kith).add(second, "compliance", "Second", PASSWORD)
+    async with serving(kith) as base:
+        context = await browser.new_context(viewport={"width": 360, "height": 740})
+        page = await context.new_page()
+        await sign_in_browser(page, base, first)
+        await page.goto(base + "/compliance")
+        await page.get_by_role("link", name="Data subject requests").click()
+        await page.select_option("#kind", "erasure")
+        await page.fill("#email", "ada@example.com")
+        await page.get_by_role("button", name="Record the request").click()
+        await expect(page.locator("#state")).to_have_text("received")
+        request_url = page.url
+        await page.fill("#method", "called back on the number on file")
+        await page.get_by_role("button", name="Record the identity check").click()
+        await page.get_by_role("button", name="Preview what it will touch").click()
+        await expect(page.locator("#preview")).to_contain_text("crypto_shredded")
+        await page.get_by_role("button", name="Approve").click()
+        await expect(page.locator("#form-error")).to_contain_text("different compliance user")
+
+        desk = await browser.new_context(viewport={"width": 1024, "height": 720})
+        other = await desk.new_page()
+        await sign_in_browser(other, base, second)
+        await other.goto(request_url)
+        await other.get_by_role("button", name="Approve").click()
+        await expect(other.locator("#state")).to_have_text("approved")
+        await other.get_by_role("button", name="Run it").click()
+        await expect(other.locator("#state")).to_have_text("done")
+        await shoot(other, "compliance-request", kith_engine)
+        async with other.expect_download() as waiting:
+            await other.get_by_role("link", name="The signed certificate (JSON)").click()
+        download = await waiting.value
+        saved = await download.path()
+        served = await other.request.get(base + "/api/privacy/public-key")
+        key = load_public_key(await served.body())
+        assert verify(saved.read_bytes(), key).valid
+        assert uuid.UUID(request_url.rsplit("/", 1)[1])
