@@ -21,6 +21,7 @@ from _web_server import sign_in as sign_in_page
 from kith import ContactCreate, ContactService, Kith, UserService
 from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.plugins.webforms import signing
+from kith.plugins.webforms.schemas import form_from
 from kith.plugins.webforms.service import FormService
 from kith.plugins.webhooks.schemas import SubscriptionCreate
 from kith.plugins.webhooks.service import WebhookService
@@ -31,6 +32,7 @@ from test_onec_exchange import PATH as ONEC_PATH
 from test_onec_exchange import _checkauth as onec_checkauth
 from test_onec_exchange import _import as onec_import
 from test_onec_exchange import _upload as onec_upload
+from test_web_accessibility import violations
 from test_web_sessions import add, browser_like, post_form, sign_in
 
 ODATA_PASSWORD = "odata-password-for-tests"
@@ -373,3 +375,24 @@ async def test_on_a_phone_sized_screen_an_admin_creates_a_form_and_nothing_scrol
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= 360, f"{path} scrolls sideways on a phone"
         await context.close()
+
+
+# The same pages on both engines: checked once.
+@pytest.mark.parametrize("kith_engine", ["sqlite"])
+async def test_the_pages_pass_axe_cores_checks(kith: Kith, browser: Browser) -> None:
+    admin = await add(kith, "admin")
+    await FormService(kith).create(
+        form_from({"id": "contact-us", "title": "Contact us", "fields": FIELDS})
+    )
+    await WebhookService(kith).create(
+        SubscriptionCreate(url="https://hooks.example.com/kith", events=["*"])
+    )
+    async with serving(kith) as base:
+        context = await browser.new_context(viewport={"width": 1024, "height": 720})
+        page = await context.new_page()
+        await sign_in_page(page, base, admin)
+        found = []
+        for path in (*PAGES, "/admin/webforms/contact-us"):
+            found += await violations(page, base + path)
+        await context.close()
+    assert not found, found
