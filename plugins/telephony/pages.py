@@ -50,6 +50,9 @@ def shown(values: dict[str, Any]) -> list[Setting]:
             found.append(Setting(key, None, secret=True, present=bool(value)))
         elif isinstance(value, dict):
             found.append(Setting(key, ", ".join(f"{k} → {v}" for k, v in value.items())))
+        elif isinstance(value, bool):
+            # As written in kith.toml.
+            found.append(Setting(key, "true" if value else "false"))
         elif isinstance(value, list):
             found.append(Setting(key, ", ".join(map(str, value))))
         else:
@@ -79,7 +82,9 @@ async def telephony_page(request: Request[Any, Any, Any]) -> Template:
         settings_file=kith.settings.home / "kith.toml",
         general=shown({k: v for k, v in everything.items() if k not in (*PROVIDERS, "recordings")}),
         recordings=shown(everything["recordings"]),
-        providers=[(name, shown(everything[name])) for name in PROVIDERS],
+        providers=[
+            (name, everything[name]["enabled"], shown(everything[name])) for name in PROVIDERS
+        ],
         webhooks={
             # Twilio signs the address it calls, which may be a proxy's of its own.
             name: [
