@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kith import (
@@ -25,7 +26,7 @@ from kith import (
 if TYPE_CHECKING:
     import click
     import msgspec
-    from kith import Kith, Settings
+    from kith import Kith, NavLink, Settings
     from piccolo.conf.apps import AppConfig
 
 # The hooks import their modules when called: loading the plugin stays cheap, and the CLI and
@@ -53,6 +54,26 @@ def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
     from kith.plugins.onec.piccolo_app import APP_CONFIG
 
     register(APP_CONFIG)
+
+
+@hookimpl
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    from kith.plugins.onec.pages import PAGES
+
+    for page in PAGES:
+        register(page)
+
+
+@hookimpl
+def kith_register_templates(register: Callable[[Path], None]) -> None:
+    register(Path(__file__).parent / "templates")
+
+
+@hookimpl
+def kith_register_navigation(register: Callable[[NavLink], None]) -> None:
+    from kith.plugins.onec.pages import NAVIGATION
+
+    register(NAVIGATION)
 
 
 @hookimpl

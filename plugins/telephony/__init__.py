@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kith import (
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     import click
     import msgspec
     import pluggy
-    from kith import Actor, CardSection, InteractionOut, Kith
+    from kith import Actor, CardSection, InteractionOut, Kith, NavLink
     from kith.plugins.telephony.providers import CallProvider
     from piccolo.conf.apps import AppConfig
 
@@ -129,10 +130,22 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
 @hookimpl
 def kith_register_pages(register: Callable[[Any], None]) -> None:
-    from kith.plugins.telephony.routes import PAGES
+    from kith.plugins.telephony import pages, routes
 
-    for page in PAGES:
+    for page in (*routes.PAGES, *pages.PAGES):
         register(page)
+
+
+@hookimpl
+def kith_register_templates(register: Callable[[Path], None]) -> None:
+    register(Path(__file__).parent / "templates")
+
+
+@hookimpl
+def kith_register_navigation(register: Callable[[NavLink], None]) -> None:
+    from kith.plugins.telephony.pages import NAVIGATION
+
+    register(NAVIGATION)
 
 
 @hookimpl

@@ -571,6 +571,10 @@ class CallService:
             )
         return found
 
+    async def calls_since(self, since: dt.datetime) -> int:
+        """How many calls began (or were first heard of) since then."""
+        return int(await TelephonyCall.count().where(TelephonyCall.created_at >= since))
+
     # -- click-to-call -------------------------------------------------------------------------
 
     def _provider(self, providers: list[CallProvider]) -> CallProvider:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kith import (
@@ -24,7 +25,7 @@ from kith import (
 if TYPE_CHECKING:
     import click
     import msgspec
-    from kith import Kith
+    from kith import Kith, NavLink
     from piccolo.conf.apps import AppConfig
 
 EXPIRY_INTERVAL_S = 600.0
@@ -55,6 +56,26 @@ def kith_register_routes(register: Callable[[Any], None]) -> None:
 
     register(FormController)
     register(public_router())
+
+
+@hookimpl
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    from kith.plugins.webforms.pages import PAGES
+
+    for page in PAGES:
+        register(page)
+
+
+@hookimpl
+def kith_register_templates(register: Callable[[Path], None]) -> None:
+    register(Path(__file__).parent / "templates")
+
+
+@hookimpl
+def kith_register_navigation(register: Callable[[NavLink], None]) -> None:
+    from kith.plugins.webforms.pages import NAVIGATION
+
+    register(NAVIGATION)
 
 
 @hookimpl

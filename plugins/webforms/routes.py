@@ -7,7 +7,7 @@ from typing import Any
 
 from kith import InvalidInput, Kith, KithError
 from kith.http import answers, public, roles
-from kith.plugins.webforms import pages
+from kith.plugins.webforms import markup
 from kith.plugins.webforms.schemas import FormCreate, FormOut, FormStats
 from kith.plugins.webforms.service import (
     FormService,
@@ -70,7 +70,7 @@ class FormController(Controller):
 # -- the public side ---------------------------------------------------------------------------
 
 
-def _base(request: Request[Any, Any, Any]) -> str:
+def base_url(request: Request[Any, Any, Any]) -> str:
     kith: Kith = request.app.state.kith
     return kith.settings.public_url or str(request.base_url).rstrip("/")
 
@@ -81,7 +81,7 @@ async def _allowed_origin(request: Request[Any, Any, Any], form_id: str) -> str 
     if not origin or origin == "null":
         return None
     form = await FormService(request.app.state.kith).active(form_id)
-    if origin in form.allowed_origins or origin == _base(request):
+    if origin in form.allowed_origins or origin == base_url(request):
         return origin
     raise OriginRefused(f"{origin} may not post this form")
 
@@ -192,11 +192,11 @@ class PublicFormController(Controller):
                 referrer=request.headers.get("referer"),
                 query={k: v for k, v in request.query_params.items() if isinstance(v, str)},
             )
-            done = await SubmissionService(kith).submit(form_id, submission, _base(request))
+            done = await SubmissionService(kith).submit(form_id, submission, base_url(request))
         except KithError as error:
             if not html:
                 return _problem(error, _cors(origin))
-            page = pages.message_page(error.title, error.detail)
+            page = markup.message_page(error.title, error.detail)
             return Response(page, status_code=error.status_code, media_type=MediaType.HTML)
         if html:
             if done.redirect:
@@ -204,7 +204,7 @@ class PublicFormController(Controller):
             text = done.message
             if done.confirm_by_email:
                 text += " Please confirm by the link we emailed you."
-            return Response(pages.message_page("Thank you", text), media_type=MediaType.HTML)
+            return Response(markup.message_page("Thank you", text), media_type=MediaType.HTML)
         return Response(done, headers=_cors(origin))
 
     @get("/{form_id:str}", opt=PAGE, summary="The form as a page of its own")
@@ -212,12 +212,12 @@ class PublicFormController(Controller):
         kith: Kith = request.app.state.kith
         form = await FormService(kith).active(form_id)
         token = SubmissionService(kith).fill_token(form_id)
-        return Response(pages.hosted(form, _base(request), token), media_type=MediaType.HTML)
+        return Response(markup.hosted(form, base_url(request), token), media_type=MediaType.HTML)
 
     @get("/{form_id:str}/embed", opt=PAGE, summary="The form as an HTML snippet to paste")
     async def embed(self, form_id: FromPath[str], request: Request[Any, Any, Any]) -> Response[str]:
         form = await FormService(request.app.state.kith).active(form_id)
-        return Response(pages.snippet(form, _base(request)), media_type=MediaType.TEXT)
+        return Response(markup.snippet(form, base_url(request)), media_type=MediaType.TEXT)
 
     @get("/{form_id:str}/token", opt=TOKEN, summary="A fresh fill-time token for the form")
     async def token(
@@ -236,9 +236,9 @@ class PublicFormController(Controller):
         try:
             await SubmissionService(request.app.state.kith).confirm(token)
         except KithError as error:
-            page = pages.message_page(error.title, error.detail)
+            page = markup.message_page(error.title, error.detail)
             return Response(page, status_code=error.status_code, media_type=MediaType.HTML)
-        page = pages.message_page("Confirmed", "Thank you: your consent is recorded.")
+        page = markup.message_page("Confirmed", "Thank you: your consent is recorded.")
         return Response(page, media_type=MediaType.HTML)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kith import (
@@ -27,7 +28,7 @@ from kith import (
 if TYPE_CHECKING:
     import click
     import msgspec
-    from kith import Kith
+    from kith import Kith, NavLink
     from piccolo.conf.apps import AppConfig
 
 SUBSCRIBER_NAME = "webhooks"
@@ -68,6 +69,26 @@ def kith_register_apps(register: Callable[[AppConfig], None]) -> None:
     from kith.plugins.webhooks.piccolo_app import APP_CONFIG
 
     register(APP_CONFIG)
+
+
+@hookimpl
+def kith_register_pages(register: Callable[[Any], None]) -> None:
+    from kith.plugins.webhooks.pages import PAGES
+
+    for page in PAGES:
+        register(page)
+
+
+@hookimpl
+def kith_register_templates(register: Callable[[Path], None]) -> None:
+    register(Path(__file__).parent / "templates")
+
+
+@hookimpl
+def kith_register_navigation(register: Callable[[NavLink], None]) -> None:
+    from kith.plugins.webhooks.pages import NAVIGATION
+
+    register(NAVIGATION)
 
 
 @hookimpl

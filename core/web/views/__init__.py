@@ -9,6 +9,7 @@ from kith.web.views import (
     fields,
     imports,
     live,
+    plugins,
     tasks,
     tokens,
 )
@@ -22,6 +23,7 @@ PAGES = [
     *admin.PAGES,
     *tokens.PAGES,
     *fields.PAGES,
+    *plugins.PAGES,
     *compliance.PAGES,
     *live.PAGES,
 ]

@@ -44,6 +44,7 @@ NAV: tuple[NavLink, ...] = (
     NavLink(path="/admin/users", label=N_("Users"), order=50),
     NavLink(path="/admin/tokens", label=N_("API tokens"), order=60),
     NavLink(path="/admin/fields", label=N_("Custom fields"), order=70),
+    NavLink(path="/admin/plugins", label=N_("Plugins"), order=90),
     NavLink(
         path=COMPLIANCE_HOME, label=N_("Compliance"), roles=frozenset({Role.COMPLIANCE}), order=100
     ),
