@@ -66,6 +66,9 @@ class ConsentGiven(msgspec.Struct, frozen=True, kw_only=True):
     channel: str
     source_interaction_id: uuid.UUID | None = None
     occurred_at: dt.datetime | None = None
+    # True when the caller made the contact and the source interaction in the transaction
+    # the consent is recorded in: the ledger does not look them up again.
+    created_in_transaction: bool = False
 
 
 class ConsentReceipt(msgspec.Struct, frozen=True, kw_only=True):

@@ -59,7 +59,9 @@ _STAMP = Prepared(
         WebForm.select(WebForm.active, WebForm.updated_at).where(WebForm.id == form_id).limit(1)
     )
 )
-_INSERT_SUBMISSION = Prepared(lambda **values: WebFormSubmission.insert(WebFormSubmission(**values)))
+_INSERT_SUBMISSION = Prepared(
+    lambda **values: WebFormSubmission.insert(WebFormSubmission(**values))
+)
 
 
 def settings_of(kith: Kith) -> WebformSettings:
@@ -416,6 +418,7 @@ class SubmissionService:
                             channel="webform",
                             source_interaction_id=interaction.id,
                             occurred_at=now,
+                            created_in_transaction=intake.created,
                         ),
                         FORM_ACTOR,
                     )
@@ -429,6 +432,7 @@ class SubmissionService:
                         source=form.source,
                     ),
                     FORM_ACTOR,
+                    at_commit=True,
                 )
             if form.notify_email:
                 link = self.kith.settings.link(f"/api/contacts/{contact_id}", base_url)
