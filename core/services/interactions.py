@@ -155,7 +155,8 @@ class InteractionService:
         ``external_id`` returns the interaction already stored instead of a second one.
         ``at_commit``: in a caller's transaction that reads it no more, the row is written
         with the others just before the commit (on PostgreSQL in one statement) instead of
-        at once; it needs no ``external_id``, the one insert that can race."""
+        at once; it needs no ``external_id``, the one insert that can race, and a contact the
+        caller's transaction has written or checked (it is not looked up again)."""
         if at_commit and data.external_id is not None:
             raise InvalidInput("an interaction with an external id is written at once")
         if data.kind != "task":
@@ -197,8 +198,9 @@ class InteractionService:
         # The insert may run with the statements deferred to the commit (below): its failures
         # then come from the commit and mean what they meant at the insert.
         async with _insert_failures(data, retryable=True), unit as uow:
-            if uow is not unit:
-                # In someone else's transaction a failed insert would spoil it on PostgreSQL.
+            if uow is not unit and not at_commit:
+                # In someone else's transaction a failed insert would spoil it on PostgreSQL
+                # (one at the commit fails the whole transaction anyway).
                 await self._contact_subject(contact_id)
             await check_processing(self.kith, contact_id, "interaction.log")
             if data.external_id is not None:

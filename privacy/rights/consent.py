@@ -24,6 +24,7 @@ import json
 import os
 import time
 import uuid
+import weakref
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -90,6 +91,9 @@ log = get_logger("kith.privacy.rights.consent")
 # shown, the one the entry holds).
 _NOTICES: dict[tuple[str, str], tuple[float, NoticeOut]] = {}
 NOTICE_TTL_S = 30.0
+# Pseudonyms made in a transaction, by its unit of work, for contacts made in it too: a second
+# consent of such a contact needs no look-up.
+_MADE: weakref.WeakKeyDictionary[Any, dict[uuid.UUID, uuid.UUID]] = weakref.WeakKeyDictionary()
 
 
 class NoticeOut(msgspec.Struct, kw_only=True):
@@ -372,7 +376,12 @@ class ConsentService:
                 )
         event_id = new_id()
         async with self.kith.unit_of_work(actor) as uow:
-            pseudonyms = await self._pseudonyms(contact_id)
+            made = _MADE.setdefault(uow, {})
+            if created_here:
+                # A contact made in this transaction has only the pseudonym it made.
+                pseudonyms = [made[contact_id]] if contact_id in made else []
+            else:
+                pseudonyms = await self._pseudonyms(contact_id)
             # A pseudonym's row holds a foreign key to its contact: with one, the contact is there.
             if (
                 not pseudonyms
@@ -391,7 +400,16 @@ class ConsentService:
                     f"contact {contact_id} has no interaction {data.source_interaction_id}",
                     field="source_interaction_id",
                 )
-            pseudonym = pseudonyms[0] if pseudonyms else await self._new_pseudonym(contact_id)
+            if pseudonyms:
+                pseudonym = pseudonyms[0]
+            elif created_here:
+                # Written with the event; later consents of this transaction find it in `made`.
+                pseudonym = made[contact_id] = uuid.uuid4()
+                await _INSERT_SUBJECT.defer(
+                    pseudonym=pseudonym, contact=contact_id, created_at=utcnow()
+                )
+            else:
+                pseudonym = await self._new_pseudonym(contact_id)
             row: dict[str, Any] = {
                 "id": event_id,
                 "subject": pseudonym,
