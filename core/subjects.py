@@ -61,7 +61,8 @@ class ConsentGiven(msgspec.Struct, frozen=True, kw_only=True):
     :func:`kith.record_consent`: the purpose, the exact notice text shown, the channel, the
     interaction that documents it (time, address, user agent of a form submission) and when.
     ``created_in_transaction``: the caller made the contact and that interaction in the
-    transaction it records the consent in, so the ledger does not look them up again."""
+    transaction it records the consent in, so the ledger does not look them up again (they
+    may still be waiting to be written at the commit)."""
 
     purpose: str
     notice_text: str

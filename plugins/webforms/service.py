@@ -377,6 +377,9 @@ class SubmissionService:
                     source=form.source,
                 ),
                 FORM_ACTOR,
+                # Of a new contact nothing reads it in this transaction (the consent trusts
+                # it was made here); a known contact's consent checks it, so it is written now.
+                at_commit=intake.created,
             )
             submission_id = uuid.uuid4()
             sealed = await self.kith.protector.protect(
