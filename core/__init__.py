@@ -57,6 +57,7 @@ from kith.services.intake import ContactIntake, Intake
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.settings import Settings, SettingsError, load_settings
+from kith.storage.prepared import Prepared, run_deferred
 from kith.subject_checks import (
     ProcessingRefused,
     change_consent,
@@ -143,6 +144,7 @@ __all__ = [
     "PermissionDenied",
     "PersonalField",
     "PhoneIn",
+    "Prepared",
     "ProcessingRefused",
     "Purpose",
     "Recipient",
@@ -177,6 +179,7 @@ __all__ = [
     "record_access",
     "record_consent",
     "reveal_bytes",
+    "run_deferred",
     "subject_consents",
     "unset_to_dict",
     "utcnow",

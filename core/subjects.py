@@ -59,13 +59,17 @@ class ErasureOutcome(msgspec.Struct, kw_only=True):
 class ConsentGiven(msgspec.Struct, frozen=True, kw_only=True):
     """Consent a person gave through a plugin's channel (a web form's ticked box), for
     :func:`kith.record_consent`: the purpose, the exact notice text shown, the channel, the
-    interaction that documents it (time, address, user agent of a form submission) and when."""
+    interaction that documents it (time, address, user agent of a form submission) and when.
+    ``created_in_transaction``: the caller made the contact and that interaction in the
+    transaction it records the consent in, so the ledger does not look them up again (they
+    may still be waiting to be written at the commit)."""
 
     purpose: str
     notice_text: str
     channel: str
     source_interaction_id: uuid.UUID | None = None
     occurred_at: dt.datetime | None = None
+    created_in_transaction: bool = False
 
 
 class ConsentReceipt(msgspec.Struct, frozen=True, kw_only=True):

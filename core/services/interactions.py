@@ -148,17 +148,24 @@ class InteractionService:
         data: InteractionCreate,
         actor: Actor = SYSTEM,
         *,
+        at_commit: bool = False,
         _retry: bool = True,
     ) -> tuple[InteractionOut, bool]:
         """Add an interaction; returns it and whether it was new. A repeated ``source`` +
-        ``external_id`` returns the interaction already stored instead of a second one."""
+        ``external_id`` returns the interaction already stored instead of a second one.
+        ``at_commit``: in a caller's transaction that reads it no more, the row is written
+        with the others just before the commit (on PostgreSQL in one statement) instead of
+        at once; it needs no ``external_id``, the one insert that can race, and a contact the
+        caller's transaction has written or checked (it is not looked up again)."""
+        if at_commit and data.external_id is not None:
+            raise InvalidInput("an interaction with an external id is written at once")
         if data.kind != "task":
             for name in TASK_ONLY:
                 if getattr(data, name) is not None:
                     raise InvalidInput(f"only tasks have {name}", field=name)
         _check_amount(data.amount)
         try:
-            return await self._log(contact_id, data, actor)
+            return await self._log(contact_id, data, actor, at_commit)
         except _RacedOnExternalId as raced:
             if not (_retry and raced.retryable):
                 raise Conflict(
@@ -170,10 +177,10 @@ class InteractionService:
         return await self.log(contact_id, data, actor, _retry=False)
 
     async def _log(
-        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor
+        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor, at_commit: bool
     ) -> tuple[InteractionOut, bool]:
         try:
-            return await self._store(contact_id, data, actor)
+            return await self._store(contact_id, data, actor, at_commit)
         except (_NoContactRow, Conflict) as exc:
             # The contact is not looked up first (a round trip on every log): a missing one
             # fails on the foreign key, or earlier where its data key is destroyed (erased).
@@ -185,14 +192,15 @@ class InteractionService:
             raise
 
     async def _store(
-        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor
+        self, contact_id: uuid.UUID, data: InteractionCreate, actor: Actor, at_commit: bool
     ) -> tuple[InteractionOut, bool]:
         unit = self.kith.unit_of_work(actor)
         # The insert may run with the statements deferred to the commit (below): its failures
         # then come from the commit and mean what they meant at the insert.
         async with _insert_failures(data, retryable=True), unit as uow:
-            if uow is not unit:
-                # In someone else's transaction a failed insert would spoil it on PostgreSQL.
+            if uow is not unit and not at_commit:
+                # In someone else's transaction a failed insert would spoil it on PostgreSQL
+                # (one at the commit fails the whole transaction anyway).
                 await self._contact_subject(contact_id)
             await check_processing(self.kith, contact_id, "interaction.log")
             if data.external_id is not None:
@@ -251,11 +259,12 @@ class InteractionService:
             # An order is read back below, by its contact's value and tier update.
             read_back = data.kind == "order"
             async with _insert_failures(data, retryable=uow is unit):
-                if uow is unit and not read_back:
+                if (uow is unit or at_commit) and not read_back:
                     # Nothing reads it back in this transaction: it runs with the audit entry
                     # and the outbox event (on PostgreSQL one statement, with no BEGIN or
                     # COMMIT of its own). In a caller's transaction it runs now, so that a
-                    # failure is told here, before it spoils that transaction.
+                    # failure is told here, before it spoils that transaction, unless the
+                    # caller asked for it at the commit.
                     await _INSERT.defer(**values)
                 else:
                     await _INSERT.run(**values)

@@ -75,12 +75,15 @@ def base_url(request: Request[Any, Any, Any]) -> str:
     return kith.settings.public_url or str(request.base_url).rstrip("/")
 
 
-async def _allowed_origin(request: Request[Any, Any, Any], form_id: str) -> str | None:
+async def _allowed_origin(
+    request: Request[Any, Any, Any], form_id: str, form: FormOut | None = None
+) -> str | None:
     """The request's Origin when the form allows it (or it is Kith's own); refused otherwise."""
     origin = request.headers.get("origin")
     if not origin or origin == "null":
         return None
-    form = await FormService(request.app.state.kith).active(form_id)
+    if form is None:
+        form = await FormService(request.app.state.kith).active(form_id)
     if origin in form.allowed_origins or origin == base_url(request):
         return origin
     raise OriginRefused(f"{origin} may not post this form")
@@ -183,8 +186,8 @@ class PublicFormController(Controller):
         html = _wants_html(request)
         origin: str | None = None
         try:
-            await FormService(kith).active(form_id)
-            origin = await _allowed_origin(request, form_id)
+            form = await FormService(kith).active(form_id)
+            origin = await _allowed_origin(request, form_id, form)
             submission = Submission(
                 values=await _values(request),
                 client_address=get_remote_address(request),
@@ -192,7 +195,9 @@ class PublicFormController(Controller):
                 referrer=request.headers.get("referer"),
                 query={k: v for k, v in request.query_params.items() if isinstance(v, str)},
             )
-            done = await SubmissionService(kith).submit(form_id, submission, base_url(request))
+            done = await SubmissionService(kith).submit(
+                form_id, submission, base_url(request), form
+            )
         except KithError as error:
             if not html:
                 return _problem(error, _cors(origin))

@@ -28,6 +28,7 @@ from kith import (
     MailMessage,
     NotFound,
     PhoneIn,
+    Prepared,
     normalize_email,
     normalize_phone,
     record_consent,
@@ -50,6 +51,17 @@ from kith.plugins.webforms.tables import WebForm, WebFormOptIn, WebFormSubmissio
 
 SECTION = "webforms"
 FORM_ACTOR = Actor(kind="plugin", name="webforms")
+# Forms as this process last read them, by id, in the installation's state.
+_FORMS = "webforms.forms"
+# Whether a remembered form is still the stored one: one row's two columns, per post.
+_STAMP = Prepared(
+    lambda form_id: (
+        WebForm.select(WebForm.active, WebForm.updated_at).where(WebForm.id == form_id).limit(1)
+    )
+)
+_INSERT_SUBMISSION = Prepared(
+    lambda **values: WebFormSubmission.insert(WebFormSubmission(**values))
+)
 
 
 def settings_of(kith: Kith) -> WebformSettings:
@@ -134,10 +146,26 @@ class FormService:
         return _form_out(row)
 
     async def active(self, form_id: str) -> FormOut:
+        """The form if it takes submissions. Remembered by the process and used while its
+        stored ``updated_at`` is unchanged (every change sets it, in any process), so a post
+        costs one small read instead of decoding the definition."""
+        forms: dict[str, tuple[Any, FormOut]] = self.kith.state.setdefault(_FORMS, {})
+        rows = await _STAMP.run(form_id=form_id)
+        if not rows or not rows[0]["active"]:
+            forms.pop(form_id, None)
+            raise NotFound(f"no form {form_id!r}")
+        stamp = rows[0]["updated_at"]
+        known = forms.get(form_id)
+        if known is not None and known[0] == stamp:
+            return known[1]
         form = await self.get(form_id)
         if not form.active:
             raise NotFound(f"no form {form_id!r}")
+        forms[form_id] = (stamp, form)
         return form
+
+    def _forget(self, form_id: str) -> None:
+        self.kith.state.get(_FORMS, {}).pop(form_id, None)
 
     async def list(self) -> list[FormOut]:
         rows = await WebForm.select().order_by(WebForm.id).run()
@@ -150,6 +178,7 @@ class FormService:
             .where(WebForm.id == form_id)
             .run()
         )
+        self._forget(form_id)
         return await self.get(form_id)
 
     async def sync_settings(self) -> None:
@@ -170,6 +199,7 @@ class FormService:
                     .where(WebForm.id == form.id)
                     .run()
                 )
+                self._forget(form.id)
 
     async def stats(self, form_id: str) -> FormStats:
         row = await WebForm.select(WebForm.dropped_suppressed).where(WebForm.id == form_id).first()
@@ -281,10 +311,14 @@ class SubmissionService:
         )
         return data, "\n\n".join(message)
 
-    async def submit(self, form_id: str, submission: Submission, base_url: str) -> SubmissionOut:
+    async def submit(
+        self, form_id: str, submission: Submission, base_url: str, form: FormOut | None = None
+    ) -> SubmissionOut:
         """Accept one submission, all or nothing. A person on the suppression list is
-        dropped and counted, and told the same as anyone."""
-        form = await FormService(self.kith).active(form_id)
+        dropped and counted, and told the same as anyone. ``form``: the active form, when the
+        caller has just read it."""
+        if form is None:
+            form = await FormService(self.kith).active(form_id)
         values = submission.values
         self.check_bot(form_id, values)
         data, message = self._contact_data(form, values)
@@ -343,6 +377,9 @@ class SubmissionService:
                     source=form.source,
                 ),
                 FORM_ACTOR,
+                # Of a new contact nothing reads it in this transaction (the consent trusts
+                # it was made here); a known contact's consent checks it, so it is written now.
+                at_commit=intake.created,
             )
             submission_id = uuid.uuid4()
             sealed = await self.kith.protector.protect(
@@ -357,18 +394,18 @@ class SubmissionService:
                     "user_agent": (submission.user_agent or "")[:500] or None,
                 },
             )
-            await WebFormSubmission.insert(
-                WebFormSubmission(
-                    id=submission_id,
-                    form_id=form.id,
-                    contact_id=contact_id,
-                    interaction_id=interaction.id,
-                    created_contact=intake.created,
-                    submitted_at=now,
-                    **{k: (v or None) and v[:200] for k, v in attribution.items()},
-                    **sealed,
-                )
-            ).run()
+            # Nothing reads it back in this transaction: written with the others just before
+            # the commit (on PostgreSQL in one statement).
+            await _INSERT_SUBMISSION.defer(
+                id=submission_id,
+                form_id=form.id,
+                contact_id=contact_id,
+                interaction_id=interaction.id,
+                created_contact=intake.created,
+                submitted_at=now,
+                **{k: (v or None) and v[:200] for k, v in attribution.items()},
+                **sealed,
+            )
             if ticked and form.double_opt_in:
                 await self._ask_confirmation(
                     form, contact_id, submission_id, interaction.id, ticked, data, base_url
@@ -384,6 +421,7 @@ class SubmissionService:
                             channel="webform",
                             source_interaction_id=interaction.id,
                             occurred_at=now,
+                            created_in_transaction=intake.created,
                         ),
                         FORM_ACTOR,
                     )
@@ -397,6 +435,7 @@ class SubmissionService:
                         source=form.source,
                     ),
                     FORM_ACTOR,
+                    at_commit=True,
                 )
             if form.notify_email:
                 link = self.kith.settings.link(f"/api/contacts/{contact_id}", base_url)

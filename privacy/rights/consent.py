@@ -22,7 +22,9 @@ import hashlib
 import hmac
 import json
 import os
+import time
 import uuid
+import weakref
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -48,7 +50,7 @@ from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.settings import rights_settings
 from kith.privacy.rights.suppression import SuppressionList, marketing_objection_purposes
 from kith.privacy.rights.tables import ConsentEvent, ConsentSource, ConsentSubject, Notice
-from kith.storage.prepared import Prepared, run_deferred
+from kith.storage.prepared import Prepared
 
 # The ledger's write path: built once, not per event.
 _INSERT_EVENT = Prepared(lambda **values: ConsentEvent.insert(ConsentEvent(**values)))
@@ -60,6 +62,8 @@ _LATEST_NOTICE = Prepared(
         .limit(1)
     )
 )
+_INSERT_SUBJECT = Prepared(lambda **values: ConsentSubject.insert(ConsentSubject(**values)))
+_INSERT_SOURCE = Prepared(lambda **values: ConsentSource.insert(ConsentSource(**values)))
 # Newest first: a contact that others were merged into records under its newest pseudonym.
 _PSEUDONYMS = Prepared(
     lambda contact_id: (
@@ -79,6 +83,17 @@ DATA_SUBJECT = "data_subject"
 MAX_NOTICE_CHARS = 100_000
 
 log = get_logger("kith.privacy.rights.consent")
+
+# The latest notice of each purpose as this process last read or published it, by database and
+# purpose, with when it was read. Every Kith of the process on that database shares it, and
+# publishing a notice replaces it; a notice published by another process is seen once the
+# entry is older than NOTICE_TTL_S (until then consent refers to a version of exactly the text
+# shown, the one the entry holds).
+_NOTICES: dict[tuple[str, str], tuple[float, NoticeOut]] = {}
+NOTICE_TTL_S = 30.0
+# Pseudonyms made in a transaction, by its unit of work, for contacts made in it too: a second
+# consent of such a contact needs no look-up.
+_MADE: weakref.WeakKeyDictionary[Any, dict[uuid.UUID, uuid.UUID]] = weakref.WeakKeyDictionary()
 
 
 class NoticeOut(msgspec.Struct, kw_only=True):
@@ -214,9 +229,11 @@ class ConsentService:
         async with self.kith.unit_of_work(actor) as uow:
             latest = await self._latest_notice(purpose)
             if latest is not None and latest.sha256 == digest:
+                self._remember(uow, latest)
                 return latest
             version = 1 if latest is None else latest.version + 1
             notice_id = new_id()
+            now = utcnow()
             await Notice.insert(
                 Notice(
                     id=notice_id,
@@ -224,14 +241,50 @@ class ConsentService:
                     version=version,
                     text=text,
                     sha256=digest,
-                    created_at=utcnow(),
+                    created_at=now,
                     created_by=actor.ref,
                 )
             ).run()
             uow.publish("privacy.notice_published", None, purpose=purpose, version=version)
+            self._remember(
+                uow,
+                NoticeOut(
+                    id=notice_id,
+                    purpose=purpose,
+                    version=version,
+                    text=text,
+                    sha256=digest,
+                    created_at=now,
+                    created_by=actor.ref,
+                ),
+            )
         row = await Notice.select().where(Notice.id == notice_id).first()
         assert row is not None
         return _notice_out(row)
+
+    def _remember(self, uow: Any, notice: NoticeOut) -> None:
+        # Once committed: a notice of a transaction rolled back must not be referred to.
+        async def remember() -> None:
+            key = (self.kith.settings.database_url, notice.purpose)
+            known = _NOTICES.get(key)
+            # A transaction that read an older version may commit after one that published.
+            if known is None or known[1].version <= notice.version:
+                _NOTICES[key] = (time.monotonic(), notice)
+
+        uow.after_commit(remember)
+
+    async def notice_for_text(self, purpose: str, text: str, actor: Actor = SYSTEM) -> NoticeOut:
+        """The notice version of ``text`` for ``purpose``: the current one when its text is
+        the same, else ``text`` published as a new version (as :meth:`publish_notice`), but
+        without a read when this process knows the current one."""
+        known = _NOTICES.get((self.kith.settings.database_url, purpose))
+        if (
+            known is not None
+            and time.monotonic() - known[0] < NOTICE_TTL_S
+            and known[1].sha256 == notice_hash(text.strip())
+        ):
+            return known[1]
+        return await self.publish_notice(purpose, text, actor)
 
     async def _latest_notice(self, purpose: str) -> NoticeOut | None:
         row = await _LATEST_NOTICE.first(purpose=purpose)
@@ -276,9 +329,8 @@ class ConsentService:
     async def _new_pseudonym(self, contact_id: uuid.UUID) -> uuid.UUID:
         # Random, not time-ordered: the pseudonym must not hint at when the contact arrived.
         pseudonym = uuid.uuid4()
-        await ConsentSubject.insert(
-            ConsentSubject(pseudonym=pseudonym, contact=contact_id, created_at=utcnow())
-        ).run()
+        # At once: a second consent in this transaction looks it up.
+        await _INSERT_SUBJECT.run(pseudonym=pseudonym, contact=contact_id, created_at=utcnow())
         return pseudonym
 
     async def record(
@@ -289,8 +341,18 @@ class ConsentService:
         return await self._record(contact_id, data, actor.ref, actor)
 
     async def _record(
-        self, contact_id: uuid.UUID, data: ConsentRecord, actor_ref: str, actor: Actor
+        self,
+        contact_id: uuid.UUID,
+        data: ConsentRecord,
+        actor_ref: str,
+        actor: Actor,
+        *,
+        notice: NoticeOut | None = None,
+        created_here: bool = False,
     ) -> ConsentEventOut:
+        """``notice``: the one the consent refers to, already resolved. ``created_here``: the
+        caller made the contact and the source interaction in the transaction this runs in,
+        so they are not looked up again."""
         info = registry.purpose(self.kith, data.purpose)
         channel = _check_channel(data.channel)
         now = utcnow()
@@ -299,8 +361,9 @@ class ConsentService:
             raise InvalidInput("occurred_at needs a time zone", field="occurred_at")
         if occurred_at > now + dt.timedelta(minutes=5):
             raise InvalidInput("occurred_at lies in the future", field="occurred_at")
-        notice: NoticeOut | None = None
-        if data.notice_version is not None:
+        if notice is not None:
+            pass  # resolved by the caller
+        elif data.notice_version is not None:
             notice = await self.notice(data.purpose, data.notice_version)
         elif data.action == "given":
             notice = await self.current_notice(data.purpose)
@@ -313,18 +376,40 @@ class ConsentService:
                 )
         event_id = new_id()
         async with self.kith.unit_of_work(actor) as uow:
-            pseudonyms = await self._pseudonyms(contact_id)
+            made = _MADE.setdefault(uow, {})
+            if created_here:
+                # A contact made in this transaction has only the pseudonym it made.
+                pseudonyms = [made[contact_id]] if contact_id in made else []
+            else:
+                pseudonyms = await self._pseudonyms(contact_id)
             # A pseudonym's row holds a foreign key to its contact: with one, the contact is there.
-            if not pseudonyms and not await ContactService(self.kith).exists(contact_id):
+            if (
+                not pseudonyms
+                and not created_here
+                and not await ContactService(self.kith).exists(contact_id)
+            ):
                 raise NotFound(f"contact {contact_id} does not exist")
-            if data.source_interaction_id is not None and not await InteractionService(
-                self.kith
-            ).exists(data.source_interaction_id, contact_id):
+            if (
+                data.source_interaction_id is not None
+                and not created_here
+                and not await InteractionService(self.kith).exists(
+                    data.source_interaction_id, contact_id
+                )
+            ):
                 raise InvalidInput(
                     f"contact {contact_id} has no interaction {data.source_interaction_id}",
                     field="source_interaction_id",
                 )
-            pseudonym = pseudonyms[0] if pseudonyms else await self._new_pseudonym(contact_id)
+            if pseudonyms:
+                pseudonym = pseudonyms[0]
+            elif created_here:
+                # Written with the event; later consents of this transaction find it in `made`.
+                pseudonym = made[contact_id] = uuid.uuid4()
+                await _INSERT_SUBJECT.defer(
+                    pseudonym=pseudonym, contact=contact_id, created_at=utcnow()
+                )
+            else:
+                pseudonym = await self._new_pseudonym(contact_id)
             row: dict[str, Any] = {
                 "id": event_id,
                 "subject": pseudonym,
@@ -344,10 +429,10 @@ class ConsentService:
             # (one round trip on PostgreSQL).
             await _INSERT_EVENT.defer(**row)
             if data.source_interaction_id is not None:
-                await run_deferred(ConsentEvent._meta.db)  # the row this one refers to
-                await ConsentSource.insert(
-                    ConsentSource(event=event_id, interaction=data.source_interaction_id)
-                ).run()
+                # After the event it refers to, in the same batch.
+                await _INSERT_SOURCE.defer(
+                    id=new_id(), event=event_id, interaction=data.source_interaction_id
+                )
             uow.publish(
                 f"consent.{data.action}",
                 contact_id,
@@ -388,6 +473,32 @@ class ConsentService:
             occurred_at=occurred_at,
         )
         return await self.record(contact_id, record, actor)
+
+    async def given_under(
+        self,
+        contact_id: uuid.UUID,
+        notice: NoticeOut,
+        *,
+        channel: str,
+        source_interaction_id: uuid.UUID | None = None,
+        occurred_at: dt.datetime | None = None,
+        actor: Actor = SYSTEM,
+        created_here: bool = False,
+    ) -> ConsentEventOut:
+        """Record consent given under ``notice`` (as :meth:`give` with its version, without
+        reading it again). ``created_here``: the caller made the contact and the source
+        interaction in its current transaction, so they are not looked up again."""
+        record = ConsentRecord(
+            purpose=notice.purpose,
+            action="given",
+            channel=channel,
+            notice_version=notice.version,
+            source_interaction_id=source_interaction_id,
+            occurred_at=occurred_at,
+        )
+        return await self._record(
+            contact_id, record, actor.ref, actor, notice=notice, created_here=created_here
+        )
 
     async def withdraw(
         self,

@@ -304,15 +304,15 @@ async def kith_record_consent(
 
     ledger = ConsentService(kith)
     # The text the person saw becomes a notice version (the current one when unchanged).
-    notice = await ledger.publish_notice(consent.purpose, consent.notice_text, actor)
-    event = await ledger.give(
+    notice = await ledger.notice_for_text(consent.purpose, consent.notice_text, actor)
+    event = await ledger.given_under(
         contact_id,
-        consent.purpose,
+        notice,
         channel=consent.channel,
-        notice_version=notice.version,
         source_interaction_id=consent.source_interaction_id,
         occurred_at=consent.occurred_at,
         actor=actor,
+        created_here=consent.created_in_transaction,
     )
     return ConsentReceipt(
         event_id=event.id,
