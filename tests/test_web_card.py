@@ -8,10 +8,13 @@ import html
 import re
 import uuid
 
+from _web_server import add_user, serving
+from _web_server import sign_in as sign_in_page
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, InteractionCreate
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
+from playwright.async_api import Browser, expect
 from test_web_sessions import add, browser_like, sign_in
 
 ENTRY = re.compile(r"<p>Entry (\d+)</p>")
@@ -75,3 +78,22 @@ async def test_a_cursor_not_handed_out_is_refused_with_a_page(kith: Kith) -> Non
             assert "Traceback" not in refused.text
         few = await client.get(f"/contacts/{contact_id}")
         assert _entries(few.text) == [0] and "timeline-older" not in few.text
+
+
+async def test_older_adds_the_entries_below_in_the_browser(kith: Kith, browser: Browser) -> None:
+    contact_id = await _contact_with(kith, 21)
+    async with serving(kith) as base:
+        context = await browser.new_context(viewport={"width": 360, "height": 720})
+        page = await context.new_page()
+        await sign_in_page(page, base, await add_user(kith, "agent"))
+        card = f"{base}/contacts/{contact_id}"
+        await page.goto(card)
+        entries = page.locator("#timeline-list > li.entry")
+        await expect(entries).to_have_count(20)
+        await page.get_by_role("link", name="Older").click()
+        await expect(entries).to_have_count(21)
+        await expect(entries.last).to_contain_text("Entry 0")
+        await expect(page.get_by_role("link", name="Older")).to_have_count(0)
+        # Added in place: the card itself was not left.
+        assert page.url == card
+        await context.close()
