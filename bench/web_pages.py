@@ -1,10 +1,10 @@
-"""The web UI's contact card, with a 50-entry timeline, as a share of the same server's
-trivial endpoint.
+"""The web UI's contact card of a contact with 50 timeline entries (the card shows the newest
+20 and links to the older ones), as a share of the same server's trivial endpoint.
 
 For each engine this starts the real ``kith serve`` on a fresh database holding contacts with
 50 interactions each, signs in through the sign-in page as a browser does, then measures
 requests per second of ``GET /api/health`` and of ``GET /contacts/{id}`` (the whole card:
-session, contact, custom fields, timeline, template) with the same load generator and
+session, contact, custom fields, a page of the timeline, template) with the same load generator and
 concurrency, alternating the two. The ratio card/health is the figure with a target (>= 0.30).
 
     .venv/bin/python bench/web_pages.py

@@ -3,6 +3,7 @@ first-run page, CSRF, and the API left to its tokens. Real requests through the 
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import socket
@@ -20,6 +21,7 @@ from kith.runtime import Kith
 from kith.services.users import UserService
 from kith.settings import Settings
 from kith.testing import settings_for
+from kith.web.sessions import RENEW_AFTER, RENEWED, revoke_sessions
 from kith.web.setup_code import issue_setup_code
 from kith.web.stores import web_store
 
@@ -174,6 +176,48 @@ async def test_a_password_change_keeps_this_session_and_ends_the_others(kith: Ki
         assert changed.status_code == 200 and "Your password is changed" in changed.text
         assert (await here.get("/my-day")).status_code == 200
         assert (await elsewhere.get("/my-day")).status_code == 302
+
+
+async def test_a_session_slides_without_a_store_write_on_every_page(kith: Kith) -> None:
+    email = await add(kith, "agent")
+    store = web_store(kith.settings)
+    async with browser_like(kith) as client:
+        await sign_in(client, email)
+        session_id = client.cookies["kith_session"]
+        written = await store.get(session_id)
+        assert written is not None
+        for _ in range(2):
+            page = await client.get("/my-day")
+            assert page.status_code == 200
+            assert (
+                "set-cookie" not in page.headers or "kith_session" not in page.headers["set-cookie"]
+            )
+        assert await store.get(session_id) == written
+        # A session last written long ago, close to its end, is pushed on by the next page.
+        stale = json.loads(written)
+        stale[RENEWED] -= RENEW_AFTER + 1
+        await store.set(session_id, json.dumps(stale), expires_in=60)
+        page = await client.get("/my-day")
+        assert page.status_code == 200 and "kith_session" in page.headers["set-cookie"]
+        renewed = await store.get(session_id)
+        assert renewed is not None and json.loads(renewed)[RENEWED] > stale[RENEWED]
+        expires_in = await store.expires_in(session_id)
+        assert expires_in is not None and expires_in > 3600
+
+
+async def test_a_session_revoked_or_deleted_elsewhere_ends_at_its_next_page(kith: Kith) -> None:
+    email = await add(kith, "agent")
+    user_id = (await UserService(kith).by_email(email)).id
+    async with browser_like(kith) as client:
+        await sign_in(client, email)
+        assert (await client.get("/my-day")).status_code == 200
+        # Another process (the users command) with a store of its own.
+        await revoke_sessions(web_store(kith.settings), user_id)
+        assert (await client.get("/my-day")).status_code == 302
+        await sign_in(client, email)
+        assert (await client.get("/my-day")).status_code == 200
+        await web_store(kith.settings).delete(client.cookies["kith_session"])
+        assert (await client.get("/my-day")).status_code == 302
 
 
 async def test_forms_need_their_csrf_token(kith: Kith) -> None:

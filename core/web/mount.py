@@ -12,7 +12,7 @@ from kith.runtime import Kith
 from kith.web.config import SECTION, WebSettings
 from kith.web.errors import WEB_EXCEPTION_HANDLERS
 from kith.web.live import LIVE_CHANNEL, live_plugin, live_subscriber
-from kith.web.sessions import session_actor
+from kith.web.sessions import SlidingSessionConfig, session_actor
 from kith.web.stores import local_secret, web_store
 from kith.web.templating import template_config
 from kith.web.views import PAGES
@@ -20,7 +20,6 @@ from litestar import Router
 from litestar.config.csrf import CSRFConfig
 from litestar.middleware import DefineMiddleware
 from litestar.middleware.csrf import CSRFMiddleware
-from litestar.middleware.session.server_side import ServerSideSessionConfig
 from litestar.plugins import PluginProtocol
 from litestar.static_files import create_static_files_router
 from litestar.stores.base import Store
@@ -46,11 +45,10 @@ def web_mount(kith: Kith) -> WebMount:
     """The web UI of ``kith``, for :func:`kith.http.create_app`."""
     options = kith.settings.parsed(SECTION, WebSettings)
     store = web_store(kith.settings)
-    sessions = ServerSideSessionConfig(
+    sessions = SlidingSessionConfig(
         key=SESSION_COOKIE,
         store="web",
         max_age=options.session_hours * 3600,
-        renew_on_access=True,
         httponly=True,
         samesite="lax",
         secure=options.secure_cookies,

@@ -1,6 +1,6 @@
 // Kith's few lines of progressive enhancement: the live channel (an incoming call's card, a
-// timeline refreshed when something arrives) and an import's progress. Every page works
-// without them.
+// timeline refreshed when something arrives), a timeline's older entries added in place and an
+// import's progress. Every page works without them.
 "use strict";
 
 function refreshTimeline(contactId) {
@@ -14,7 +14,32 @@ function refreshTimeline(contactId) {
       const body = document.getElementById("timeline-body");
       const parsed = new DOMParser().parseFromString(html, "text/html");
       const list = parsed.getElementById("timeline-list");
-      if (list) body.replaceChildren(list);
+      const older = parsed.getElementById("timeline-older");
+      if (list) body.replaceChildren(...[list, older].filter(Boolean));
+    });
+}
+
+// "Older" is a link to the card further back; with scripts the entries are added below.
+function olderEntries(event) {
+  const link = event.target.closest("[data-more]");
+  if (!link) return;
+  event.preventDefault();
+  fetch(link.dataset.more, { credentials: "same-origin" })
+    .then((response) => (response.ok ? response.text() : null))
+    .then((html) => {
+      if (html === null) {
+        window.location.href = link.href;
+        return;
+      }
+      const parsed = new DOMParser().parseFromString(html, "text/html");
+      const list = document.getElementById("timeline-list");
+      for (const entry of parsed.querySelectorAll("#timeline-list > li.entry")) list.append(entry);
+      const older = parsed.getElementById("timeline-older");
+      const current = document.getElementById("timeline-older");
+      if (older) current.replaceWith(older);
+      else current.remove();
+      const next = document.getElementById("timeline-older");
+      if (next) next.querySelector("a").focus();
     });
 }
 
@@ -71,5 +96,7 @@ function followImport() {
 
 document.addEventListener("DOMContentLoaded", () => {
   startLive();
+  const timeline = document.getElementById("timeline-body");
+  if (timeline) timeline.addEventListener("click", olderEntries);
   followImport();
 });

@@ -12,6 +12,7 @@ from kith.http.auth import current_actor, public, roles
 from kith.navigation import NavLink
 from kith.runtime import Kith
 from kith.web.i18n import LANGUAGES, N_, choose_language
+from kith.web.templating import page_gettext
 from litestar import Request
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
@@ -94,10 +95,12 @@ def render(
     actor = signed_in(request)
     links = visible_links(kith_of(request), actor)
     nav = [(link.path, link.label) for link in links if not on_compliance_page(link)]
+    language = choose_language(request)
     return Template(
         template_name=template,
         context={
-            "lang": choose_language(request),
+            "lang": language,
+            "_": page_gettext(language),
             "languages": LANGUAGES,
             "actor": actor,
             "nav": nav,

@@ -7,8 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 import zoneinfo
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from kith.actor import Role
 from kith.cards import CardSection
@@ -31,7 +32,8 @@ from kith.services.fields import FieldService
 from kith.services.interactions import InteractionService
 from kith.services.users import UserService
 from kith.subject_checks import change_consent, subject_consents
-from kith.web.i18n import N_, choose_language, t
+from kith.web.i18n import N_, choose_language, t, translations
+from kith.web.templating import local_time
 from kith.web.views.common import (
     COMPLIANCE,
     READERS,
@@ -49,8 +51,19 @@ from litestar.utils.scope.state import ScopeState
 from markupsafe import Markup, escape
 
 PAGE_SIZE = 25
-TIMELINE_SIZE = 50
+# The card's newest entries; "Older" pages on with the API's keyset cursor.
+TIMELINE_SIZE = 20
 QUICK_KINDS = ("note", "call", "task")
+KIND_LABELS = {
+    "note": N_("Note"),
+    "call": N_("Call"),
+    "email": N_("Email"),
+    "meeting": N_("Meeting"),
+    "form_submission": N_("Form"),
+    "order": N_("Order"),
+    "task": N_("Task"),
+    "message": N_("Message"),
+}
 # Who records consent given or withdrawn: as on the consent API.
 CONSENT_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
 
@@ -329,31 +342,96 @@ async def timeline_audio(kith: Any, items: list[InteractionOut]) -> dict[uuid.UU
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One entry as the timeline shows it, its labels translated and times formatted."""
+
+    kind: str
+    label: str
+    direction: str
+    at: str
+    when: str
+    done: str
+    due: str
+    summary: str
+    body: str | None
+    audio: str | None
+
+
+def _timeline_entries(
+    request: Request[Any, Any, Any], items: list[InteractionOut], audio: dict[uuid.UUID, str]
+) -> list[TimelineEntry]:
+    # Worked out here once per page rather than by template calls for every entry.
+    gettext = translations(choose_language(request)).gettext
+    zone = kith_of(request).settings.timezone
+    labels = {kind: gettext(label) for kind, label in KIND_LABELS.items()}
+    directions = {"in": gettext(N_("incoming")), "out": gettext(N_("outgoing"))}
+    done, due = gettext(N_("done")), gettext(N_("due %(when)s"))
+    entries = []
+    for item in items:
+        task = item.kind == "task"
+        entries.append(
+            TimelineEntry(
+                kind=item.kind,
+                label=labels.get(item.kind, item.kind),
+                direction=directions.get(item.direction or "", ""),
+                at=item.occurred_at.isoformat(),
+                when=local_time(item.occurred_at, zone),
+                done=done if task and item.done_at else "",
+                due=due % {"when": local_time(item.due_at, zone)}
+                if task and not item.done_at and item.due_at
+                else "",
+                summary=item.summary,
+                body=item.body,
+                audio=audio.get(item.id),
+            )
+        )
+    return entries
+
+
+async def _timeline_page(
+    request: Request[Any, Any, Any], contact_id: uuid.UUID, cursor: str | None
+) -> dict[str, Any]:
+    """One page of the card's timeline, as the timeline template takes it."""
+    kith = kith_of(request)
+    timeline = await InteractionService(kith, WEB).timeline(
+        contact_id, cursor=cursor, limit=TIMELINE_SIZE, actor=current_actor(request)
+    )
+    audio = await timeline_audio(kith, timeline.items)
+    return {
+        "entries": _timeline_entries(request, timeline.items, audio),
+        "timeline_of": contact_id,
+        "older": quote(timeline.next_cursor, safe="") if timeline.next_cursor else None,
+        "paged": cursor is not None,
+    }
+
+
 @get("/contacts/{contact_id:uuid}", opt=READERS)
 async def contact_card(
-    request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
+    request: Request[Any, Any, Any],
+    contact_id: FromPath[uuid.UUID],
+    cursor: FromQuery[str | None] = None,
 ) -> Template:
-    return await _card(request, contact_id)
+    """The card; ``cursor`` (the "Older" link without scripts) starts its timeline further back."""
+    return await _card(request, contact_id, cursor=cursor)
 
 
 async def _card(
-    request: Request[Any, Any, Any], contact_id: uuid.UUID, error: str | None = None
+    request: Request[Any, Any, Any],
+    contact_id: uuid.UUID,
+    error: str | None = None,
+    cursor: str | None = None,
 ) -> Template:
     """The card, with ``error`` (422) after a form of it was refused."""
     actor = current_actor(request)
     kith = kith_of(request)
     contact = await ContactService(kith, WEB).get(contact_id, actor)
-    timeline = await InteractionService(kith, WEB).timeline(
-        contact_id, limit=TIMELINE_SIZE, actor=actor
-    )
     return render(
         request,
         "contact.html",
         status=200 if error is None else 422,
         contact=contact,
-        timeline=timeline.items,
-        audio=await timeline_audio(kith, timeline.items),
-        more=timeline.next_cursor is not None,
+        **await _timeline_page(request, contact_id, cursor),
         declared={f.name: f for f in await FieldService(kith).declared()},
         sections=_section_markup(request, await card_sections(request, contact_id)),
         # None without a consent ledger: the card then has no consent section.
@@ -385,15 +463,13 @@ async def change_contact_consent(
 
 @get("/contacts/{contact_id:uuid}/timeline", opt=READERS)
 async def timeline_part(
-    request: Request[Any, Any, Any], contact_id: FromPath[uuid.UUID]
+    request: Request[Any, Any, Any],
+    contact_id: FromPath[uuid.UUID],
+    cursor: FromQuery[str | None] = None,
 ) -> Template:
-    """The timeline alone, for the card to refresh it when something new arrives."""
-    kith = kith_of(request)
-    timeline = await InteractionService(kith, WEB).timeline(
-        contact_id, limit=TIMELINE_SIZE, actor=current_actor(request)
-    )
-    audio = await timeline_audio(kith, timeline.items)
-    return render(request, "timeline.html", timeline=timeline.items, audio=audio)
+    """The timeline alone: the newest entries for the card to refresh when something new
+    arrives, or the page before ``cursor`` for its "Older" button."""
+    return render(request, "timeline.html", **await _timeline_page(request, contact_id, cursor))
 
 
 @post("/contacts/{contact_id:uuid}/interactions", opt=STAFF)
