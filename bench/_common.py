@@ -557,21 +557,44 @@ def measure_webhooks(
         return results
 
 
+def add_load_options(
+    parser: argparse.ArgumentParser,
+    *,
+    connections: int = 16,
+    seconds: float = 4.0,
+    warmup: float = 1.0,
+    contacts: int = 300,
+) -> None:
+    """The options every benchmark against a running server takes: the load and its rounds,
+    and how many contacts the fresh database holds."""
+    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
+    parser.add_argument("--connections", type=int, default=connections)
+    parser.add_argument("--seconds", type=float, default=seconds, help="per measurement")
+    parser.add_argument("--warmup", type=float, default=warmup, help="seconds per endpoint")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best counts")
+    parser.add_argument("--contacts", type=int, default=contacts)
+
+
+def add_engine_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--engines", default=",".join(ENGINES))
+
+
+def chosen_engines(parser: argparse.ArgumentParser, options: argparse.Namespace) -> list[str]:
+    """``--engines`` as a list, refusing an engine the benchmarks do not know."""
+    engines = [engine.strip() for engine in options.engines.split(",") if engine.strip()]
+    if set(engines) - set(ENGINES):
+        parser.error(f"--engines takes {', '.join(ENGINES)}")
+    return engines
+
+
 def webhook_main(bench: WebhookBench, description: str, argv: list[str] | None = None) -> int:
     """The command line of a webhook benchmark: options, measurements, the ratio table; exits
     1 when a ratio misses the target."""
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per endpoint")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best counts")
-    parser.add_argument("--contacts", type=int, default=300)
+    add_engine_option(parser)
+    add_load_options(parser)
     options = parser.parse_args(argv)
-    engines = [e.strip() for e in options.engines.split(",") if e.strip()]
-    if set(engines) - set(ENGINES):
-        parser.error(f"--engines takes {', '.join(ENGINES)}")
+    engines = chosen_engines(parser, options)
     generator = load_generator(options.generator, options.connections)
 
     print(f"Kith {bench.title} benchmark, {dt.date.today().isoformat()}")

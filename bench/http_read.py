@@ -29,6 +29,7 @@ from _common import (
     Load,
     LoadGenerator,
     Measurement,
+    add_load_options,
     fmt_rate,
     installation,
     load_generator,
@@ -153,12 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"audit durabilities, comma-separated, from {', '.join(AUDIT_DURABILITIES)} "
         "(default: both)",
     )
-    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per endpoint")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best counts")
-    parser.add_argument("--contacts", type=int, default=300)
+    add_load_options(parser)
     options = parser.parse_args(argv)
 
     labels = [label.strip() for label in options.engines.split(",") if label.strip()]

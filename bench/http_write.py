@@ -29,6 +29,9 @@ from _common import (
     Load,
     LoadGenerator,
     Measurement,
+    add_engine_option,
+    add_load_options,
+    chosen_engines,
     fmt_rate,
     installation,
     load_generator,
@@ -106,17 +109,10 @@ def measure_engine(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per endpoint")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best counts")
-    parser.add_argument("--contacts", type=int, default=300)
+    add_engine_option(parser)
+    add_load_options(parser)
     options = parser.parse_args(argv)
-    engines = [e.strip() for e in options.engines.split(",") if e.strip()]
-    if set(engines) - set(ENGINES):
-        parser.error(f"--engines takes {', '.join(ENGINES)}")
+    engines = chosen_engines(parser, options)
     generator = load_generator(options.generator, options.connections)
 
     print(f"Kith HTTP write benchmark, {dt.date.today().isoformat()}")

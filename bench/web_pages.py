@@ -25,6 +25,9 @@ import httpx
 from _common import (
     Load,
     Measurement,
+    add_engine_option,
+    add_load_options,
+    chosen_engines,
     fmt_rate,
     installation,
     load_generator,
@@ -121,17 +124,10 @@ def measure(engine: str, options: argparse.Namespace) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engines", default=",".join(ENGINES))
-    parser.add_argument("--generator", choices=["auto", "wrk", "python"], default="auto")
-    parser.add_argument("--connections", type=int, default=8)
-    parser.add_argument("--seconds", type=float, default=4.0, help="per measurement")
-    parser.add_argument("--warmup", type=float, default=1.0, help="seconds per endpoint")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; best counts")
-    parser.add_argument("--contacts", type=int, default=20)
+    add_engine_option(parser)
+    add_load_options(parser, connections=8, contacts=20)
     options = parser.parse_args(argv)
-    engines = [engine.strip() for engine in options.engines.split(",") if engine.strip()]
-    if set(engines) - set(ENGINES):
-        parser.error(f"--engines takes {', '.join(ENGINES)}")
+    engines = chosen_engines(parser, options)
 
     print(f"Kith web page benchmark, {dt.date.today().isoformat()}")
     print(f"  machine: {os.cpu_count()} CPUs, Python {platform.python_version()}")
