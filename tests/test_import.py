@@ -249,6 +249,27 @@ async def test_a_dry_run_counts_and_changes_nothing(kith: Kith, tmp_path: Path) 
     assert len(errors.read_text(encoding="utf-8-sig").splitlines()) == 1 + 4
 
 
+async def test_a_dry_run_finds_repeats_of_rows_many_batches_earlier(
+    kith: Kith, tmp_path: Path
+) -> None:
+    # The digests of the values seen are kept between batches (on disk, not in memory).
+    rows: list[list[str]] = [["Name", "Email", "Phone"]]
+    rows += [[f"Person {n}", f"person{n}@example.org", ""] for n in range(1, 1201)]
+    rows.append(["Repeat By Email", "PERSON7@example.org", ""])
+    rows.append(["First Phone", "", "+7 912 345-67-89"])
+    rows.append(["Repeat By Phone", "", "+7 (912) 3456789"])
+    path = write_csv(tmp_path / "long.csv", rows, "utf-8", ",")
+    errors = tmp_path / "would-fail.csv"
+    report = await ImportService(kith).dry_run("contacts", path, error_path=errors)
+    assert (report.total, report.valid, report.duplicate, report.invalid) == (1203, 1201, 2, 0)
+    rejected = list(csv.reader(io.StringIO(errors.read_text(encoding="utf-8-sig"))))[1:]
+    assert [(line, name) for line, _reason, name, *_ in rejected] == [
+        ("1202", "Repeat By Email"),
+        ("1204", "Repeat By Phone"),
+    ]
+    assert await count(Contact) == 0
+
+
 async def test_a_suppressed_email_is_not_imported(kith: Kith, tmp_path: Path) -> None:
     await SuppressionList(kith).add("email", "zinaida@erased.example", "erasure")
     rows = [

@@ -20,6 +20,7 @@ from kith.actor import Actor
 from kith.errors import InvalidInput, KithError
 from kith.ids import new_id
 from kith.import_rows import ContactRow, InteractionRow, RowError
+from kith.import_seen import SeenDigests
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, FieldOut
 from kith.services.contacts import ContactService
@@ -234,27 +235,30 @@ class ContactBatches:
 
 class ContactChecks:
     """A dry run of contacts: the same outcomes as :class:`ContactBatches`, nothing written.
-    Duplicates within the file are found by keeping a 64-bit digest of each email and phone
-    seen (about 100 bytes each in memory)."""
+    Duplicates within the file are found from a digest of each email and phone seen, kept on
+    disk (:class:`~kith.import_seen.SeenDigests`) so memory stays flat at any file size."""
 
     def __init__(self, kith: Kith, contacts: ContactService) -> None:
         self.kith = kith
         self.contacts = contacts
         self.fields = FieldService(kith)
         self._declared: list[FieldOut] | None = None
-        self._seen: set[int] = set()
+        self._seen = SeenDigests()
 
     async def write(self, rows: Sequence[ContactRow | Result]) -> list[Result]:
         parsed = [row for row in rows if isinstance(row, ContactRow)]
         holders = await self.contacts.holders(key for row in parsed for key in row.keys)
+        digests = {id(row): [_digest(self.kith, key) for key in row.keys] for row in parsed}
+        earlier = self._seen.seen(d for row_digests in digests.values() for d in row_digests)
+        accepted: set[int] = set()
         results = []
         for row in rows:
             if isinstance(row, Result):
                 results.append(row)
                 continue
-            digests = [_digest(self.kith, key) for key in row.keys]
+            mine = digests[id(row)]
             duplicate = _duplicate_of(row, holders, {})
-            if duplicate is None and any(d in self._seen for d in digests):
+            if duplicate is None and any(d in earlier or d in accepted for d in mine):
                 duplicate = "duplicate of an earlier row of this file"
             if duplicate is not None:
                 results.append(Result(row.line, "duplicate", duplicate))
@@ -272,8 +276,9 @@ class ContactChecks:
             except KithError as exc:
                 results.append(Result(row.line, refusal(exc), exc.detail))
                 continue
-            self._seen.update(digests)
+            accepted.update(mine)
             results.append(Result(row.line, "imported"))
+        self._seen.add(accepted)
         return results
 
     def committed(self) -> None:
@@ -281,6 +286,9 @@ class ContactChecks:
 
     def rolled_back(self) -> None:
         return None
+
+    def close(self) -> None:
+        self._seen.close()
 
 
 class InteractionBatches:

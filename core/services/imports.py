@@ -604,6 +604,8 @@ class ImportService:
                     errors.add(_rejected(batch, results))
         finally:
             parser.close()
+            if isinstance(handler, ContactChecks):
+                handler.close()
             if errors is not None:
                 errors.close()
         columns, ignored = _column_names(options)
