@@ -173,3 +173,34 @@ async def test_the_log_is_checkpointed_once_per_log_size_not_after_every_commit(
     # About 4,000 commits of two or three pages each: a dozen logs' worth, so a dozen
     # checkpoints (reading the file's size instead gave one after nearly every commit).
     assert 2 <= engine.checkpoints <= engine.commits // 50
+
+
+async def test_a_writer_that_never_pauses_does_not_grow_the_log_without_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A bulk import commits again and again while a checkpoint copies the log on a reader's
+    # thread; each checkpoint covered only the log as it was when it started, so the log never
+    # started again and grew by everything written (5 GB a few minutes into a million rows).
+    # Smaller sizes than the engine's, so that a few megabytes show it.
+    monkeypatch.setattr(kith_sqlite, "CHECKPOINT_WAL_BYTES", 64 * 1024)
+    monkeypatch.setattr(kith_sqlite, "WAL_BACKLOG_BYTES", 512 * 1024)
+    monkeypatch.setattr(
+        kith_sqlite,
+        "_WRITER_PRAGMAS",
+        ("PRAGMA wal_autocheckpoint = 0", "PRAGMA journal_size_limit = 16384"),
+    )
+    engine = KithSQLiteEngine(path=str(tmp_path / "bulk.sqlite3"))
+    Page._meta.db = engine
+    try:
+        await Page.create_table().run()
+        body = "x" * 3000
+        largest = 0
+        for _ in range(400):
+            async with engine.transaction():
+                await Page.insert(*(Page(body=body) for _ in range(8))).run()
+            largest = max(largest, Path(f"{engine.path}-wal").stat().st_size)
+        written = 400 * 8 * len(body)
+        assert largest < 4 * kith_sqlite.WAL_BACKLOG_BYTES < written
+        assert await Page.count().run() == 400 * 8
+    finally:
+        await engine.close()

@@ -74,6 +74,12 @@ CHECKPOINT_WAL_BYTES = 1000 * 4096
 # checkpoint (measured: one for every two or three contact creates, a third of the server's CPU
 # on a reader's thread). Below the checkpoint size, so that only a log that grew again counts.
 WAL_SIZE_LIMIT_BYTES = CHECKPOINT_WAL_BYTES // 4
+# A log this far past the checkpoint size means the checkpoints are not keeping up: a writer
+# that commits again and again (a bulk import) appends to the log while a checkpoint on a
+# reader's thread copies it, so no checkpoint ever covers the whole log, the log never starts
+# again, and it grows by everything written (gigabytes during a million-row import). The next
+# transaction then waits, holding the writer, while the whole log is copied.
+WAL_BACKLOG_BYTES = 16 * CHECKPOINT_WAL_BYTES
 _WRITER_PRAGMAS = (
     "PRAGMA wal_autocheckpoint = 0",
     f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}",
@@ -380,6 +386,7 @@ class KithSQLiteEngine(SQLiteEngineBase):
         self.checkpoints = 0
         self._checkpointing = False
         self._checkpoint_task: asyncio.Task[None] | None = None
+        self._log_behind = False
         # 0 turns inline reads off: every read then hops to a reader thread.
         self._inline_budget_s = inline_budget_s
         # One inline connection per thread: an engine is normally used from one event loop, but
@@ -488,6 +495,7 @@ class KithSQLiteEngine(SQLiteEngineBase):
         async with self._writer_lock:
             # On its own, the statement would join the open group's transaction.
             self._settle()
+            await self._catch_up()
             rows = await self._writer().execute(sql, args)
         self._after_commit()
         return rows
@@ -499,7 +507,27 @@ class KithSQLiteEngine(SQLiteEngineBase):
 
     async def _acquire_writer(self) -> WriterSession:
         await self._writer_lock.acquire()
+        if self._log_behind:
+            try:
+                self._settle()
+                await self._catch_up()
+            except BaseException:
+                self._writer_lock.release()
+                raise
         return WriterSession(self, self._writer())
+
+    async def _catch_up(self) -> None:
+        """With the writer held and no transaction open: copy the whole log into the database
+        when checkpoints fell behind, so that the next commit starts the log again."""
+        if not self._log_behind:
+            return
+        self._log_behind = False
+        if self._checkpoint_task is not None:
+            await self._checkpoint_task
+        # Nothing is written meanwhile, so this checkpoint covers the whole log.
+        self._checkpointing = True
+        self.checkpoints += 1
+        await self._checkpoint()
 
     def _release_writer(self, connection: TransactionConnection) -> None:
         assert isinstance(connection, WriterSession)
@@ -598,13 +626,13 @@ class KithSQLiteEngine(SQLiteEngineBase):
 
     def _after_commit(self) -> None:
         """Start a checkpoint on a reader's thread when the write-ahead log has grown."""
-        if self._checkpointing:
-            return
         try:
             size = os.stat(f"{self.path}-wal").st_size
         except OSError:
             return
-        if size >= CHECKPOINT_WAL_BYTES:
+        if size >= WAL_BACKLOG_BYTES:
+            self._log_behind = True
+        if size >= CHECKPOINT_WAL_BYTES and not self._checkpointing:
             self._checkpointing = True
             self.checkpoints += 1
             self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint())
