@@ -34,7 +34,7 @@ from kith.schemas import (
     unset_to_dict,
 )
 from kith.services import is_unique_violation
-from kith.services.fields import VALUE_TABLE, FieldService, PreparedValues, ValueRow
+from kith.services.fields import VALUE_TABLE, VERSION_SQL, FieldService, PreparedValues, ValueRow
 from kith.storage.prepared import Prepared, row_chunks, run_deferred
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, CustomField, CustomFieldValue, Interaction, User
@@ -338,6 +338,17 @@ _PRIMARY_HOLDERS = Prepared(
     )
 )
 
+# What a create reads before it writes, in one statement (one round trip on PostgreSQL): the
+# custom field declarations' version (kith.services.fields.FieldService.declared_at) and the
+# contact holding the new one's primary email (at most one: a unique index).
+_BEFORE_CREATE = Prepared(
+    lambda lookup: ContactPoint.raw(
+        f"SELECT {VERSION_SQL} AS fields_version, (SELECT contact FROM kith_contact_point "
+        "WHERE lookup = {} AND kind = 'email' AND is_primary) AS primary_holder",
+        lookup,
+    )
+)
+
 
 _BULK_CONTACT_COLUMNS = (
     "id",
@@ -441,21 +452,18 @@ class ContactService:
         points: Iterable[tuple[str, str, str, bool]],
         *,
         defer: bool = False,
+        checked: bool = False,
     ) -> None:
-        """``defer``: inserted with the commit (see :func:`_raced_at_commit`)."""
+        """``defer``: inserted with the commit (see :func:`_raced_at_commit`). ``checked``:
+        the caller refused a primary email held by another contact already."""
         primary_email = _primary_email(points)
-        if primary_email is not None:
+        if primary_email is not None and not checked:
             holders = [
                 other
                 for other in await self.find_ids_by("email", primary_email, primary_only=True)
                 if other != contact_id
             ]
-            if holders:
-                raise Conflict(
-                    f"contact {holders[0]} already has {primary_email} as primary email",
-                    field="emails",
-                    existing_contact_id=str(holders[0]),
-                )
+            _refuse_held(primary_email, holders[0] if holders else None)
         columns: dict[str, list[Any]] = {
             name: [] for name in ("id", "contact", "kind", "value", "lookup", "label", "is_primary")
         }
@@ -538,7 +546,16 @@ class ContactService:
             # emails and phones are inserted now, so that a race is told before it spoils it.
             own = uow is unit
             # In the transaction, as every statement of a create is (one commit).
-            custom = await FieldService(self.kith).prepare(data.fields, creating=True)
+            primary = _primary_email(points)
+            [before] = await _BEFORE_CREATE.run(
+                lookup=None if primary is None else self.kith.protector.lookup_key("email", primary)
+            )
+            fields = FieldService(self.kith)
+            custom = await fields.prepare(
+                data.fields,
+                creating=True,
+                declared=await fields.declared_at(before["fields_version"]),
+            )
             await self._check_references(data.organization_id, data.owner_id, contact_id)
             await check_new_contact(
                 self.kith,
@@ -564,7 +581,9 @@ class ContactService:
                 source=data.source,
                 at=now,
             )
-            await self._write_points(contact_id, points, defer=own)
+            if primary is not None:
+                _refuse_held(primary, before["primary_holder"])
+            await self._write_points(contact_id, points, defer=own, checked=True)
             if custom.set or custom.cleared:
                 # Its values refer to the contact's row: that goes in first.
                 await run_deferred(Contact._meta.db)
@@ -1529,6 +1548,16 @@ def _has_tag(tag: str) -> Any:
 
 def _primary_email(points: Iterable[tuple[str, str, str, bool]]) -> str | None:
     return next((v for kind, v, _, p in points if kind == "email" and p), None)
+
+
+def _refuse_held(primary_email: str, holder: Any) -> None:
+    """The conflict of a primary email that contact ``holder`` (None: nobody) has already."""
+    if holder is not None:
+        raise Conflict(
+            f"contact {holder} already has {primary_email} as primary email",
+            field="emails",
+            existing_contact_id=str(holder),
+        )
 
 
 def _blank_to_none(value: str | None) -> str | None:
