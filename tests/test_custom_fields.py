@@ -22,7 +22,7 @@ from kith.ids import new_id
 from kith.privacy.encryption import reindex, rotation
 from kith.privacy.rights.erasure import ErasureService
 from kith.runtime import Kith
-from kith.schemas import ContactCreate, FieldCreate, FieldPatch
+from kith.schemas import ContactCreate, FieldCreate
 from kith.services.contacts import ContactService
 from kith.services.fields import FieldService
 from kith.tables import CustomFieldValue

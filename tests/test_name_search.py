@@ -28,7 +28,6 @@ from piccolo.columns import UUID, Text
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
 
-
 _NO_FOREIGN_KEY = "kith_2026_12_11t09_00_00_name_token_no_foreign_key"
 
 
