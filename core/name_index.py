@@ -36,8 +36,9 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
-from kith.storage.prepared import Prepared, row_chunks, run_deferred
+from kith.storage.prepared import Prepared, run_deferred
 from kith.tables import Contact, NameIndexState, NameToken
+from piccolo.query import Insert
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -62,17 +63,21 @@ FORMAT = (
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
 _WORD = re.compile(r"[0-9a-z]+")
-# Rows of one multi-row insert; the statement of each length is built once (see
-# kith.storage.prepared), since building one costs more than running it.
-_INSERT_ROWS = 200
+# Rows of one multi-row insert. The statement of each length is built once (see
+# kith.storage.prepared), since building one costs more than running it: one per count up to
+# this, so that a contact's tokens (a few dozen) are one statement, not one per power of two.
+_INSERT_ROWS = 64
+# piccolo's ``Insert`` rather than ``NameToken.insert``: without ``RETURNING id``, whose rows
+# nobody reads and which cost SQLite a step per row.
 _INSERT_TOKENS = Prepared(
-    lambda token, contact, source: NameToken.insert(
+    lambda token, contact, source: Insert(
+        NameToken,
         *(
             NameToken(token=token[i], contact=contact[i], source=source[i])
             for i in range(len(token))
-        )
+        ),
     ),
-    max_shapes=16,
+    max_shapes=2 * _INSERT_ROWS,
 )
 
 
@@ -447,8 +452,8 @@ class NameIndex:
 
 
 async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]], *, defer: bool = False) -> None:
-    for part in row_chunks(len(rows), _INSERT_ROWS):
-        chunk = rows[part]
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start : start + _INSERT_ROWS]
         await (_INSERT_TOKENS.defer if defer else _INSERT_TOKENS.run)(
             token=[row[0] for row in chunk],
             contact=[row[1] for row in chunk],
