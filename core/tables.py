@@ -199,8 +199,8 @@ class NameToken(Table, tablename="kith_name_token"):
 
     ``contact`` has no foreign key: checking it cost two thirds of a new contact's token insert
     on SQLite. Whatever deletes a contact deletes its tokens first
-    (:func:`kith.name_index.forget_subjects`); a token left behind would only make a search
-    decrypt a contact that is not there, never answer with one."""
+    (:func:`kith.name_index.forget_subjects`). A token left behind would make a search or a
+    duplicate scan look for a contact that is not there, and find nothing."""
 
     kith_subject_column = "contact"
 
