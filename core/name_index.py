@@ -36,8 +36,9 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
-from kith.storage.prepared import Prepared, row_chunks, run_deferred
+from kith.storage.prepared import Prepared, run_deferred
 from kith.tables import Contact, NameIndexState, NameToken
+from piccolo.query import Insert
 
 if TYPE_CHECKING:
     from kith.runtime import Kith
@@ -62,17 +63,21 @@ FORMAT = (
 ERASED = "[erased]"
 _STATE_KEY = "kith.name_index"
 _WORD = re.compile(r"[0-9a-z]+")
-# Rows of one multi-row insert; the statement of each length is built once (see
-# kith.storage.prepared), since building one costs more than running it.
-_INSERT_ROWS = 200
+# Rows of one multi-row insert. The statement of each length is built once (see
+# kith.storage.prepared), since building one costs more than running it: one per count up to
+# this, so that a contact's tokens (a few dozen) are one statement, not one per power of two.
+_INSERT_ROWS = 64
+# piccolo's ``Insert`` rather than ``NameToken.insert``: without ``RETURNING id``, whose rows
+# nobody reads and which cost SQLite a step per row.
 _INSERT_TOKENS = Prepared(
-    lambda token, contact, source: NameToken.insert(
+    lambda token, contact, source: Insert(
+        NameToken,
         *(
             NameToken(token=token[i], contact=contact[i], source=source[i])
             for i in range(len(token))
-        )
+        ),
     ),
-    max_shapes=16,
+    max_shapes=2 * _INSERT_ROWS,
 )
 
 
@@ -447,8 +452,8 @@ class NameIndex:
 
 
 async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]], *, defer: bool = False) -> None:
-    for part in row_chunks(len(rows), _INSERT_ROWS):
-        chunk = rows[part]
+    for start in range(0, len(rows), _INSERT_ROWS):
+        chunk = rows[start : start + _INSERT_ROWS]
         await (_INSERT_TOKENS.defer if defer else _INSERT_TOKENS.run)(
             token=[row[0] for row in chunk],
             contact=[row[1] for row in chunk],
@@ -525,9 +530,19 @@ async def forget_row(subject_id: uuid.UUID, table: str, row_id: Any) -> None:
 
 async def forget_subject(contact_id: uuid.UUID) -> int:
     """Delete every name token of a data subject (erasure); how many there were."""
-    count = await NameToken.count().where(NameToken.contact == contact_id).run()
+    return await forget_subjects([contact_id])
+
+
+async def forget_subjects(contact_ids: Sequence[uuid.UUID]) -> int:
+    """Delete every name token of these contacts; how many there were. Whatever deletes a
+    contact row calls it first, in the same transaction: the token table has no foreign key to
+    delete them with the contact (see :class:`kith.tables.NameToken`)."""
+    if not contact_ids:
+        return 0
+    owned = NameToken.contact.is_in(list(contact_ids))
+    count = await NameToken.count().where(owned).run()
     if count:
-        await NameToken.delete().where(NameToken.contact == contact_id).run()
+        await NameToken.delete().where(owned).run()
     return int(count)
 
 

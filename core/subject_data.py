@@ -429,7 +429,8 @@ async def kith_subject_erase(kith: Kith, contact_id: uuid.UUID) -> list[ErasureO
         kept += await _seal(kith, contact_id, hold)
     await ContactPoint.delete().where(ContactPoint.contact == contact_id).run()
     await CustomFieldValue.delete().where(CustomFieldValue.contact == contact_id).run()
-    # Not left to the contact's deletion: a shell kept for a legal hold is not deleted.
+    # The token table has no foreign key to take them with the contact, and a shell kept for
+    # a legal hold is not deleted anyway.
     await name_index.forget_subject(contact_id)
     # Ids and scores only, but they say whom the person resembled; a shell keeps none.
     await DuplicatePair.delete().where(_pairs_of(contact_id)).run()

@@ -3,7 +3,11 @@ normalised values of them, and bad declarations or values are refused clearly.""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import uuid
+from asyncio.subprocess import PIPE, STDOUT
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +17,7 @@ import pytest
 from _privacy_subjects import stored_bytes
 from click.testing import CliRunner, Result
 from kith.cli import main
+from kith.errors import InvalidInput
 from kith.ids import new_id
 from kith.privacy.encryption import reindex, rotation
 from kith.privacy.rights.erasure import ErasureService
@@ -65,6 +70,9 @@ class Api:
 @pytest.fixture
 async def api(kith_client: httpx.AsyncClient, kith_auth: TokenFactory) -> Api:
     return Api(kith_client, await kith_auth("admin"), await kith_auth("agent"))
+
+
+KITH = str(Path(sys.executable).with_name("kith"))
 
 
 def refused(response: httpx.Response, status: int, field: str) -> str:
@@ -397,6 +405,49 @@ async def test_required_fields_and_defaults(api: Api) -> None:
     cleared = await api.patch(ada["id"], {"fields": {"tier": None}})
     assert cleared.status_code == 200, cleared.text
     assert cleared.json()["fields"] == {"industry": "retail"}
+
+
+async def _in_another_process(kith: Kith, *args: str) -> None:
+    """``kith fields ...`` run as a process of its own on the same installation."""
+    env = {
+        **os.environ,
+        "KITH_HOME": str(kith.settings.home),
+        "KITH_DATABASE_URL": kith.settings.database_url,
+        "KITH_LOG_FORMAT": "json",
+    }
+    process = await asyncio.create_subprocess_exec(
+        KITH, "fields", *args, env=env, stdout=PIPE, stderr=STDOUT
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+
+
+async def test_declarations_changed_by_another_process_apply_to_the_next_create(
+    kith: Kith,
+) -> None:
+    """A process remembers the declarations; a change made by another process (the command
+    line, a second server) is used by its next create all the same."""
+    contacts = ContactService(kith)
+    await contacts.create(ContactCreate(name="Before any field"))
+    await _in_another_process(kith, "add", "industry", "--type", "text", "--required")
+    await _in_another_process(
+        kith, "add", "tier", "--type", "choice", "--choice", "gold", "--choice", "basic",
+        "--default", "basic",
+    )  # fmt: skip
+    with pytest.raises(InvalidInput, match="'industry' is required"):
+        await contacts.create(ContactCreate(name="Ada"))
+    ada = await contacts.create(ContactCreate(name="Ada", fields={"industry": "retail"}))
+    assert ada.fields == {"industry": "retail", "tier": "basic"}
+
+    await _in_another_process(kith, "change", "industry", "--optional")
+    await _in_another_process(kith, "archive", "tier")
+    assert (await contacts.create(ContactCreate(name="Bob"))).fields == {}
+    with pytest.raises(InvalidInput, match="'tier' is archived"):
+        await contacts.create(ContactCreate(name="Cy", fields={"tier": "gold"}))
+
+    await _in_another_process(kith, "purge", "tier", "--yes")
+    with pytest.raises(InvalidInput, match="no custom field named 'tier'"):
+        await contacts.create(ContactCreate(name="Cy", fields={"tier": "gold"}))
 
 
 async def test_patch_changes_only_the_fields_given(api: Api) -> None:

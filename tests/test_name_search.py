@@ -5,6 +5,7 @@ any script, without decrypting contacts that do not match; erased with the perso
 from __future__ import annotations
 
 import uuid
+from importlib import import_module
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ from kith.services.contacts import ContactService
 from kith.settings import Settings, SettingsError
 from kith.tables import Contact, NameIndexState, NameToken
 from kith.testing import settings_for
+from piccolo.apps.migrations.tables import Migration
 from piccolo.columns import UUID, Text
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
+
+_NO_FOREIGN_KEY = "kith_2026_12_11t09_00_00_name_token_no_foreign_key"
 
 
 async def _add(kith: Kith, *names: str, **fields: Any) -> list[uuid.UUID]:
@@ -275,6 +279,70 @@ def test_the_reindex_command_builds_a_lost_index(
             await kith.close()
 
     asyncio.run(check())
+
+
+# The token table as migrations before the foreign key was dropped made it.
+_OLD_SQLITE_TABLE = (
+    'CREATE TABLE "kith_name_token_old" ("id" INTEGER PRIMARY KEY NOT NULL, '
+    '"token" INTEGER NOT NULL DEFAULT 0, "contact" UUID NOT NULL REFERENCES "kith_contact" '
+    '("id") ON DELETE CASCADE ON UPDATE CASCADE DEFAULT null, '
+    '"source" INTEGER NOT NULL DEFAULT 0)'
+)
+_OLD_SQLITE = (
+    _OLD_SQLITE_TABLE,
+    "INSERT INTO kith_name_token_old SELECT id, token, contact, source FROM kith_name_token",
+    "DROP TABLE kith_name_token",
+    "ALTER TABLE kith_name_token_old RENAME TO kith_name_token",
+    "CREATE INDEX kith_name_token_search ON kith_name_token (token, contact)",
+    "CREATE INDEX kith_name_token_contact ON kith_name_token (contact, source)",
+)
+_OLD_POSTGRES = (
+    "ALTER TABLE kith_name_token ADD CONSTRAINT kith_name_token_contact_fkey FOREIGN KEY "
+    "(contact) REFERENCES kith_contact (id) ON DELETE CASCADE ON UPDATE CASCADE",
+)
+
+
+async def _foreign_keys() -> list[Any]:
+    if NameToken._meta.db.engine_type == "postgres":
+        sql = (
+            "SELECT conname FROM pg_constraint "
+            "WHERE conrelid = 'kith_name_token'::regclass AND contype = 'f'"
+        )
+    else:
+        sql = "SELECT * FROM pragma_foreign_key_list('kith_name_token')"
+    return list(await NameToken.raw(sql).run())
+
+
+async def test_dropping_the_foreign_key_keeps_every_token(
+    kith: Kith, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installation whose token table still has its foreign key to contacts keeps every
+    token through ``kith migrate``, and searches still use them."""
+    ada, grace = await _add(kith, "Ada Lovelace", "Grace Hopper")
+    columns = (NameToken.id, NameToken.token, NameToken.contact, NameToken.source)
+    before = await NameToken.select(*columns).order_by(NameToken.id)
+    engine = NameToken._meta.db
+    for statement in _OLD_POSTGRES if kith.database.kind == "postgresql" else _OLD_SQLITE:
+        await engine.run_ddl(statement)
+    assert await _foreign_keys()
+    migration = import_module(f"kith.migrations.{_NO_FOREIGN_KEY}")
+    await Migration.delete().where(
+        (Migration.app_name == "kith") & (Migration.name == migration.ID)
+    )
+
+    await kith.database.migrate()
+
+    assert await _foreign_keys() == []
+    assert await NameToken.select(*columns).order_by(NameToken.id) == before
+    restarted = await _open(kith.settings)
+    try:
+        counter = RevealCounter(restarted, monkeypatch)
+        assert await _found(restarted, "lovel") == [ada]
+        assert await _found(restarted, "gr hop") == [grace]
+        # Found through the index: nobody else decrypted.
+        assert set(counter.rows) == {ada, grace}
+    finally:
+        await restarted.close()
 
 
 # -- turned off --------------------------------------------------------------------------------

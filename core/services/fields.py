@@ -212,6 +212,12 @@ _ACTIVE_FIELDS = Prepared(
         .order_by(CustomField.name)
     )
 )
+# The declarations' version: a value the database sets anew, at random, with every statement
+# that adds, changes or deletes a declaration (triggers made by the migration, so every writer
+# in every process counts). Random rather than counted: a change rolled back must not leave
+# a number that the next change, made elsewhere, reuses for other declarations.
+VERSION_SQL = "(SELECT version FROM kith_custom_field_version)"
+_REMEMBERED = "kith.custom_fields.declared"
 _VALUE_COLUMNS = ("id", "contact", "field", "value", "protected", "number", "kind", "lookup")
 # Rows of one multi-row insert of values: its shapes (one per length) are kept.
 _INSERT_ROWS = 100
@@ -294,6 +300,14 @@ class ValueRow(NamedTuple):
     archived: bool
     value: str | None
     protected: str | None
+
+
+@dataclass(frozen=True)
+class _Remembered:
+    """The declarations a process read, and the version they were read at."""
+
+    version: int
+    fields: list[FieldOut]
 
 
 @dataclass
@@ -421,6 +435,20 @@ class FieldService:
     async def declared(self, include_archived: bool = False) -> list[FieldOut]:
         rows = await (_ALL_FIELDS if include_archived else _ACTIVE_FIELDS).run()
         return [_out(row) for row in rows]
+
+    async def declared_at(self, version: int) -> list[FieldOut]:
+        """Every declaration, archived ones included, as :meth:`declared` reads them, for a
+        caller that read their ``version`` (:data:`VERSION_SQL`) just before, in a statement
+        it makes anyway: the process remembers them until it reads another version, so that a
+        contact's create does not read them all. A change made by any process changes the
+        version, so the next create reads them again. (Read after the version, declarations
+        are never older than it; a newer read costs one more read later, nothing else.)"""
+        held = self.kith.state.get(_REMEMBERED)
+        if isinstance(held, _Remembered) and held.version == version:
+            return held.fields
+        fields = await self.declared(include_archived=True)
+        self.kith.state[_REMEMBERED] = _Remembered(version, fields)
+        return fields
 
     async def get(self, name: str) -> FieldOut:
         row = await CustomField.select().where(CustomField.name == name).first().run()

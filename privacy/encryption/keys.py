@@ -30,6 +30,7 @@ from kith.privacy.encryption.settings import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_T
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
 from kith.storage.prepared import Prepared, row_chunks
+from piccolo.query import Insert
 
 
 @dataclass(slots=True)
@@ -59,9 +60,12 @@ _STORE_KEY = Prepared(
 
 
 # New subjects' keys, many rows a statement (a batch of an import); a shape per length is kept.
+# piccolo's ``Insert`` rather than ``DataKey.insert``: without ``RETURNING id``, whose rows
+# nobody reads and which cost SQLite a step per row.
 _NEW_KEYS_ROWS = 100
 _STORE_NEW_KEYS = Prepared(
-    lambda id, subject, kek_id, wrapped, created_at: DataKey.insert(
+    lambda id, subject, kek_id, wrapped, created_at: Insert(
+        DataKey,
         *(
             DataKey(
                 id=id[i],
@@ -71,7 +75,7 @@ _STORE_NEW_KEYS = Prepared(
                 created_at=created_at[i],
             )
             for i in range(len(id))
-        )
+        ),
     ),
     max_shapes=16,
 )
