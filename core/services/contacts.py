@@ -14,9 +14,12 @@ from typing import Any
 import msgspec
 from kith import name_index
 from kith.actor import SYSTEM, Actor
+from kith.contact_names import blank_to_none as _blank_to_none
+from kith.contact_names import display_name
 from kith.errors import Conflict, InvalidInput, KithError, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
+from kith.import_digests import RowDigests
 from kith.merge_records import merged_into
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
 from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode_cursor
@@ -375,6 +378,17 @@ class _NewContact:
     custom: PreparedValues
     tags: list[str] = field(default_factory=list)
     out: ContactOut | None = None
+    # Keyed hashes computed with the parsing (an import's worker), or None.
+    digests: RowDigests | None = None
+
+    def lookup(self, protector: Any, kind: str, value: str) -> str:
+        """The blind index of one of its emails or phones."""
+        if self.digests is not None:
+            known = self.digests.lookups.get((kind, value))
+            if known is not None:
+                return known
+        found: str = protector.lookup_key(kind, value)
+        return found
 
 
 class ContactService:
@@ -499,17 +513,7 @@ class ContactService:
         if owner_id is not None and not await User.exists().where(User.id == owner_id):
             raise InvalidInput(f"user {owner_id} does not exist", field="owner_id")
 
-    @staticmethod
-    def _display_name(kind: str, name: str | None, given: str | None, family: str | None) -> str:
-        name = (name or "").strip()
-        if name:
-            return name
-        joined = " ".join(part.strip() for part in (given, family) if part and part.strip())
-        if joined:
-            return joined
-        if kind == "organization":
-            raise InvalidInput("an organization needs a name", field="name")
-        raise InvalidInput("a person needs a name, or a given or family name", field="name")
+    _display_name = staticmethod(display_name)
 
     async def create(
         self, data: ContactCreate, actor: Actor = SYSTEM, *, _retry: bool = True
@@ -602,12 +606,18 @@ class ContactService:
         )
 
     async def create_many(
-        self, items: Sequence[ContactCreate], actor: Actor = SYSTEM, *, normalised: bool = False
+        self,
+        items: Sequence[ContactCreate],
+        actor: Actor = SYSTEM,
+        *,
+        normalised: bool = False,
+        digests: Sequence[RowDigests | None] | None = None,
     ) -> list[ContactOut | KithError]:
         """Create many contacts in the current unit of work (or one of its own), checked as
         :meth:`create` checks one, written with multi-row statements: a batch of an import.
         Each item's outcome is its contact, or the error that refused it (nothing of it is
-        written). ``normalised``: the items' emails and phones are normalised already."""
+        written). ``normalised``: the items' emails and phones are normalised already.
+        ``digests``: each item's keyed hashes computed already (by an import's worker)."""
         outcomes: list[ContactOut | KithError | None] = [None] * len(items)
         fields = FieldService(self.kith)
         async with self.kith.unit_of_work(actor) as uow:
@@ -627,6 +637,7 @@ class ContactService:
                             custom=await fields.prepare(
                                 data.fields, creating=True, declared=declared
                             ),
+                            digests=None if digests is None else digests[index],
                         )
                     )
                 except KithError as exc:
@@ -681,7 +692,9 @@ class ContactService:
             if kind == "email" and primary
         }
         ids = {item.index: item.id for item in items}
-        keys = {self.kith.protector.lookup_key("email", v): v for v in primaries.values()}
+        by_index = {item.index: item for item in items}
+        protector = self.kith.protector
+        keys = {by_index[index].lookup(protector, "email", v): v for index, v in primaries.items()}
         held: dict[str, Any] = {}
         if keys:
             rows = await ContactPoint.select(ContactPoint.contact, ContactPoint.lookup).where(
@@ -750,6 +763,7 @@ class ContactService:
         contacts: dict[str, list[Any]] = {name: [] for name in _BULK_CONTACT_COLUMNS}
         points: dict[str, list[Any]] = {name: [] for name in _BULK_POINT_COLUMNS}
         named = []
+        tokenised: list[tuple[uuid.UUID, str, Any, set[int]]] = []
         for item in items:
             data = item.data
             plain = {
@@ -782,18 +796,24 @@ class ContactService:
                     ("contact", item.id),
                     ("kind", kind),
                     ("value", stored["value"]),
-                    ("lookup", protector.lookup_key(kind, value)),
+                    ("lookup", item.lookup(protector, kind, value)),
                     ("label", label),
                     ("is_primary", primary),
                     ("position", position),
                 ):
                     points[name].append(column)
-            named.append((item.id, CONTACT_TABLE, item.id, plain))
+            tokens = None if item.digests is None else item.digests.name_tokens
+            if tokens is None:
+                named.append((item.id, CONTACT_TABLE, item.id, plain))
+            else:
+                tokenised.append((item.id, CONTACT_TABLE, item.id, tokens))
         for statement, columns in ((_INSERT_CONTACTS, contacts), (_INSERT_POINT_ROWS, points)):
             for part in row_chunks(len(columns["id"]), BULK_ROWS):
                 await statement.run(**{name: values[part] for name, values in columns.items()})
         await FieldService(self.kith).store_new((item.id, item.custom) for item in items)
         await name_index.index_rows(self.kith, named)
+        if tokenised:
+            await name_index.insert_tokens(self.kith, tokenised)
         for item in items:
             data = item.data
             uow.publish(
@@ -1177,13 +1197,17 @@ class ContactService:
         return sorted({row["contact"] for row in rows})
 
     async def holders(
-        self, values: Iterable[tuple[str, str]]
+        self,
+        values: Iterable[tuple[str, str]],
+        lookups: Mapping[tuple[str, str], str] | None = None,
     ) -> dict[tuple[str, str], list[uuid.UUID]]:
         """The contacts holding each of these exact (kind, normalised value) emails and
         phones, oldest first: one query for many (a batch of an import). Values nobody
-        holds are left out."""
+        holds are left out. ``lookups``: blind indexes of values computed already."""
+        lookup = self.kith.protector.lookup_key
+        known = lookups or {}
         by_key = {
-            (kind, self.kith.protector.lookup_key(kind, value)): (kind, value)
+            (kind, known.get((kind, value)) or lookup(kind, value)): (kind, value)
             for kind, value in values
         }
         if not by_key:
@@ -1529,13 +1553,6 @@ def _has_tag(tag: str) -> Any:
 
 def _primary_email(points: Iterable[tuple[str, str, str, bool]]) -> str | None:
     return next((v for kind, v, _, p in points if kind == "email" and p), None)
-
-
-def _blank_to_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
 
 
 def _clean_tags(tags: Iterable[str]) -> list[str]:

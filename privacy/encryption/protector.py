@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from kith.privacy.encryption.blind_index import BlindIndex
+from kith.privacy.encryption.blind_index import BlindIndex, KindKeys
 from kith.privacy.encryption.envelope import (
     HEADER_BYTES,
     PREFIX,
@@ -206,6 +206,9 @@ class PrivacyProtector:
 
     def lookup_key(self, kind: str, normalized: str) -> str:
         return self.index.lookup(kind, normalized)
+
+    def lookup_keys(self, kinds: Iterable[str]) -> KindKeys:
+        return self.index.for_kinds(kinds)
 
     async def preload(self, subject_ids: Sequence[uuid.UUID]) -> None:
         await self.keys.load_subjects(subject_ids)
