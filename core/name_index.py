@@ -36,6 +36,7 @@ from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
+from kith.storage.bulk import insert_rows
 from kith.storage.prepared import Prepared, row_chunks, run_deferred
 from kith.tables import Contact, NameIndexState, NameToken
 
@@ -511,6 +512,11 @@ async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]], *, defer: bool = F
         )
 
 
+async def _insert_many(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
+    """The tokens of many new rows (a dozen each): the engine's bulk load."""
+    await insert_rows(NameToken, ("token", "contact", "source"), rows)
+
+
 async def _vacuum() -> None:
     """After a rebuild on PostgreSQL: vacuumed, a search reads the index alone (the visibility
     map marks every row, no visit to the table per candidate), and analysed, the planner knows
@@ -559,13 +565,11 @@ async def index_rows(
         return
     # Only for this call: the prefixes of people's names are not kept in memory after it.
     known: dict[tuple[str, str], int] = {}
-    await _insert(
-        [
-            (token, subject, _source(table, row_id))
-            for subject, table, row_id, values in rows
-            for token in index.tokens(table, values, known)
-        ]
-    )
+    found: list[tuple[int, uuid.UUID, int]] = []
+    for subject, table, row_id, values in rows:
+        source = _source(table, row_id)
+        found += [(token, subject, source) for token in index.tokens(table, values, known)]
+    await _insert_many(found)
 
 
 async def insert_tokens(
@@ -577,13 +581,11 @@ async def insert_tokens(
     if not index.enabled:
         await index.clear_when_off()
         return
-    await _insert(
-        [
-            (token, subject, _source(table, row_id))
-            for subject, table, row_id, tokens in rows
-            for token in tokens
-        ]
-    )
+    found: list[tuple[int, uuid.UUID, int]] = []
+    for subject, table, row_id, tokens in rows:
+        source = _source(table, row_id)
+        found += [(token, subject, source) for token in tokens]
+    await _insert_many(found)
 
 
 async def forget_row(subject_id: uuid.UUID, table: str, row_id: Any) -> None:

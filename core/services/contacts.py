@@ -38,7 +38,8 @@ from kith.schemas import (
 )
 from kith.services import is_unique_violation
 from kith.services.fields import VALUE_TABLE, FieldService, PreparedValues, ValueRow
-from kith.storage.prepared import Prepared, row_chunks, run_deferred
+from kith.storage.bulk import insert_rows
+from kith.storage.prepared import Prepared, run_deferred
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, CustomField, CustomFieldValue, Interaction, User
 from kith.unit_of_work import UnitOfWork
@@ -268,32 +269,6 @@ _INSERT_CONTACT = Prepared(
         )
     )
 )
-# Many contacts a statement (a batch of an import): a shape per length is kept.
-BULK_ROWS = 100
-_INSERT_CONTACTS = Prepared(
-    lambda id, kind, display_name, given_name, family_name, organization, owner, tags, source, at: (
-        Contact.insert(
-            *(
-                Contact(
-                    id=id[i],
-                    kind=kind[i],
-                    display_name=display_name[i],
-                    given_name=given_name[i],
-                    family_name=family_name[i],
-                    organization=organization[i],
-                    owner=owner[i],
-                    tags=tags[i],
-                    source=source[i],
-                    archived=False,
-                    created_at=at[i],
-                    updated_at=at[i],
-                )
-                for i in range(len(id))
-            )
-        )
-    ),
-    max_shapes=16,
-)
 
 
 def _insert_points(
@@ -326,8 +301,6 @@ def _insert_points(
 
 # All of a contact's emails and phones in one statement.
 _INSERT_POINTS = Prepared(_insert_points)
-# The emails and phones of many contacts (a batch of an import).
-_INSERT_POINT_ROWS = Prepared(_insert_points, max_shapes=16)
 _HOLDERS = Prepared(
     lambda key, kind: ContactPoint.select(ContactPoint.contact).where(
         (ContactPoint.lookup == key) & (ContactPoint.kind == kind)
@@ -352,7 +325,9 @@ _BULK_CONTACT_COLUMNS = (
     "owner",
     "tags",
     "source",
-    "at",
+    "archived",
+    "created_at",
+    "updated_at",
 )
 _BULK_POINT_COLUMNS = (
     "id",
@@ -760,8 +735,8 @@ class ContactService:
         index = name_index.name_index(self.kith)
         await index.before_new_rows()
         now = utcnow()
-        contacts: dict[str, list[Any]] = {name: [] for name in _BULK_CONTACT_COLUMNS}
-        points: dict[str, list[Any]] = {name: [] for name in _BULK_POINT_COLUMNS}
+        contacts: list[tuple[Any, ...]] = []
+        points: list[tuple[Any, ...]] = []
         named = []
         tokenised: list[tuple[uuid.UUID, str, Any, set[int]]] = []
         for item in items:
@@ -775,41 +750,44 @@ class ContactService:
                 item.id, CONTACT_TABLE, item.id, plain, new_subject=prepare is None
             )
             item.tags = _clean_tags(data.tags)
-            for name, value in (
-                ("id", item.id),
-                ("kind", data.kind),
-                ("display_name", names["display_name"]),
-                ("given_name", names["given_name"]),
-                ("family_name", names["family_name"]),
-                ("organization", data.organization_id),
-                ("owner", data.owner_id),
-                ("tags", msgspec.json.encode(item.tags).decode()),
-                ("source", data.source),
-                ("at", now),
-            ):
-                contacts[name].append(value)
+            contacts.append(
+                (
+                    item.id,
+                    data.kind,
+                    names["display_name"],
+                    names["given_name"],
+                    names["family_name"],
+                    data.organization_id,
+                    data.owner_id,
+                    msgspec.json.encode(item.tags).decode(),
+                    data.source,
+                    False,
+                    now,
+                    now,
+                )
+            )
             for position, (kind, value, label, primary) in enumerate(item.points):
                 point_id = new_id()
                 stored = await protector.protect(item.id, POINT_TABLE, point_id, {"value": value})
-                for name, column in (
-                    ("id", point_id),
-                    ("contact", item.id),
-                    ("kind", kind),
-                    ("value", stored["value"]),
-                    ("lookup", item.lookup(protector, kind, value)),
-                    ("label", label),
-                    ("is_primary", primary),
-                    ("position", position),
-                ):
-                    points[name].append(column)
+                points.append(
+                    (
+                        point_id,
+                        item.id,
+                        kind,
+                        stored["value"],
+                        item.lookup(protector, kind, value),
+                        label,
+                        primary,
+                        position,
+                    )
+                )
             tokens = None if item.digests is None else item.digests.name_tokens
             if tokens is None:
                 named.append((item.id, CONTACT_TABLE, item.id, plain))
             else:
                 tokenised.append((item.id, CONTACT_TABLE, item.id, tokens))
-        for statement, columns in ((_INSERT_CONTACTS, contacts), (_INSERT_POINT_ROWS, points)):
-            for part in row_chunks(len(columns["id"]), BULK_ROWS):
-                await statement.run(**{name: values[part] for name, values in columns.items()})
+        await insert_rows(Contact, _BULK_CONTACT_COLUMNS, contacts)
+        await insert_rows(ContactPoint, _BULK_POINT_COLUMNS, points)
         await FieldService(self.kith).store_new((item.id, item.custom) for item in items)
         await name_index.index_rows(self.kith, named)
         if tokenised:

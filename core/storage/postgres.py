@@ -213,6 +213,22 @@ class KithPostgresEngine(PostgresEngineBase):
         await self._give_back(connection, hot=True)
         return response
 
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows of plain values (a batch of an import) in the current transaction,
+        with ``COPY``: PostgreSQL's bulk load, which neither parses nor plans a statement of
+        thousands of parameters as a multi-row insert of the same values does."""
+        transaction = self.current_transaction.get()
+        if transaction is None:
+            async with self.transaction():
+                await self.insert_rows(table, columns, rows)
+            return
+        # Through the transaction's connection, which sends BEGIN first if it is not sent.
+        await transaction.connection.copy_records_to_table(
+            table, records=rows, columns=list(columns)
+        )
+
     def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
         if self.pool is None:
             return super().transaction(allow_nested)
