@@ -356,6 +356,11 @@ class _NewContact:
     # Keyed hashes computed with the parsing (an import's worker), or None.
     digests: RowDigests | None = None
 
+    @property
+    def sealed(self) -> bool:
+        """Whether its data key and stored values were made already (see RowDigests)."""
+        return self.digests is not None and self.digests.sealed
+
     def lookup(self, protector: Any, kind: str, value: str) -> str:
         """The blind index of one of its emails or phones."""
         if self.digests is not None:
@@ -604,7 +609,7 @@ class ContactService:
                         _NewContact(
                             index=index,
                             data=data,
-                            id=new_id(),
+                            id=_new_contact_id(None if digests is None else digests[index]),
                             display=self._display_name(
                                 data.kind, data.name, data.given_name, data.family_name
                             ),
@@ -730,8 +735,11 @@ class ContactService:
             return []
         protector = self.kith.protector
         prepare = getattr(protector, "prepare_new_subjects", None)
+        adopted = [item.digests.key for item in items if item.sealed and item.digests]
+        if adopted:
+            await protector.adopt_new_subjects(adopted)
         if prepare is not None:
-            await prepare([item.id for item in items])
+            await prepare([item.id for item in items if not item.sealed])
         index = name_index.name_index(self.kith)
         await index.before_new_rows()
         now = utcnow()
@@ -746,9 +754,14 @@ class ContactService:
                 "given_name": _blank_to_none(data.given_name),
                 "family_name": _blank_to_none(data.family_name),
             }
-            names = await protector.protect(
-                item.id, CONTACT_TABLE, item.id, plain, new_subject=prepare is None
-            )
+            # Made by an import's worker, or made here.
+            made = item.digests if item.sealed else None
+            if made is not None and made.names is not None:
+                names = made.names
+            else:
+                names = await protector.protect(
+                    item.id, CONTACT_TABLE, item.id, plain, new_subject=prepare is None
+                )
             item.tags = _clean_tags(data.tags)
             contacts.append(
                 (
@@ -767,14 +780,21 @@ class ContactService:
                 )
             )
             for position, (kind, value, label, primary) in enumerate(item.points):
-                point_id = new_id()
-                stored = await protector.protect(item.id, POINT_TABLE, point_id, {"value": value})
+                sealed = None if made is None else made.points.get((kind, value))
+                if sealed is not None:
+                    point_id, stored = sealed
+                else:
+                    point_id = new_id()
+                    protected = await protector.protect(
+                        item.id, POINT_TABLE, point_id, {"value": value}
+                    )
+                    stored = protected["value"]
                 points.append(
                     (
                         point_id,
                         item.id,
                         kind,
-                        stored["value"],
+                        stored,
                         item.lookup(protector, kind, value),
                         label,
                         primary,
@@ -1464,6 +1484,13 @@ class ContactService:
                 "organizations have people",
                 field="organization_id",
             )
+
+
+def _new_contact_id(digests: RowDigests | None) -> uuid.UUID:
+    """A new contact's id: the one its data key was made for, if it was made already."""
+    if digests is not None and digests.contact_id is not None:
+        return digests.contact_id
+    return new_id()
 
 
 def default_channel(actor: Actor) -> str:

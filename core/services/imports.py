@@ -484,7 +484,7 @@ class ImportService:
             row["kind"],
             spec,
             pooled=self.parallel and int(row["total"]) - done >= POOL_MIN_RECORDS,
-            keys=digest_keys(self.kith) if row["kind"] == "contacts" else None,
+            keys=await digest_keys(self.kith) if row["kind"] == "contacts" else None,
         )
         try:
             async for batch, rows in parser.parsed(

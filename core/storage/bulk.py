@@ -21,7 +21,9 @@ async def insert_rows(
     current transaction (or one of its own)."""
     if not rows:
         return
-    await table._meta.db.insert_rows(table._meta.tablename, columns, rows)
+    # Kith's engines (kith.storage.sqlite, kith.storage.postgres) have it.
+    engine: Any = table._meta.db
+    await engine.insert_rows(table._meta.tablename, columns, rows)
 
 
 __all__ = ["insert_rows"]
