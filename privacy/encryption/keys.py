@@ -29,6 +29,7 @@ from kith.privacy.encryption.primitives import aes_gcm, random_key
 from kith.privacy.encryption.settings import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
+from kith.storage.bulk import insert_rows
 from kith.storage.prepared import Prepared, row_chunks
 
 if TYPE_CHECKING:
@@ -321,15 +322,11 @@ class DataKeyStore:
         its own."""
         transaction = self._transaction()
         now = utcnow()
-        for part in row_chunks(len(keys), _NEW_KEYS_ROWS):
-            chunk = keys[part]
-            await _STORE_NEW_KEYS.run(
-                id=[key.key_id for key in chunk],
-                subject=[key.subject for key in chunk],
-                kek_id=[key.kek_id for key in chunk],
-                wrapped=[key.wrapped for key in chunk],
-                created_at=[now] * len(chunk),
-            )
+        await insert_rows(
+            DataKey,
+            ("id", "subject", "kek_id", "wrapped", "created_at"),
+            [(key.key_id, key.subject, key.kek_id, key.wrapped, now) for key in keys],
+        )
         for key in keys:
             loaded = LoadedKey(key_id=key.key_id, subject=key.subject, cipher=aes_gcm(key.raw))
             self._remember(transaction, loaded, created=True)
