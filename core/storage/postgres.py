@@ -95,7 +95,10 @@ class _LazyConnection:
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self.raw, name)
-        if not inspect.iscoroutinefunction(found):
+        # Asked of asyncpg's class: a connection from the pool is a proxy whose methods are
+        # plain functions returning coroutines, which would pass unwrapped (a COPY of a
+        # transaction not begun yet would then commit on its own).
+        if not inspect.iscoroutinefunction(getattr(asyncpg.Connection, name, None)):
             return found  # asyncpg's transaction object, is_closed()...
         started = self._transaction.start
 
