@@ -14,7 +14,10 @@ them, then measures in the same run:
   created, each contact audited and announced (``contact.created``);
 
 and reports rows/s of both, their ratio (target: at least 0.3) and the import's peak RSS
-(target: under 300 MB, flat as N grows).
+(target: under 300 MB, flat as N grows, the parsing worker's included). Then, in this process,
+the CPU time per row of the work no database is needed for (parsing and validating; the keyed
+hashes and encryptions of :mod:`kith.import_digests`), and what ratio that work alone would
+allow on two cores: a bound on what any split of the work between processes can reach.
 
     .venv/bin/python bench/import_contacts.py                          # 10 k, both engines
     .venv/bin/python bench/import_contacts.py --sizes 10000,100000 --engines sqlite
@@ -39,6 +42,9 @@ from pathlib import Path
 import asyncpg
 from _common import installation, postgres_unavailable, print_table
 from kith.bootstrap import open_kith
+from kith.csv_reading import CsvFormat, records
+from kith.import_digests import digest_keys
+from kith.import_parsing import batches, parse_batch
 from kith.schemas import FieldCreate
 from kith.services.fields import FieldService
 from kith.settings import Settings
@@ -172,6 +178,30 @@ def kith_import(path: Path, settings: Settings) -> tuple[float, float, str]:
     return rows / elapsed, peak / 1024, summary
 
 
+async def _cpu_per_row(path: Path, settings: Settings) -> tuple[float, float]:
+    """CPU µs per row of parsing alone, and of parsing with the keyed hashes and encryptions
+    (as the worker does them), on this process's core."""
+    from kith.services.imports import ImportService
+
+    kith = open_kith(settings)
+    await kith.start()
+    try:
+        service = ImportService(kith)
+        _, options = await service.prepare("contacts", path, None, BATCH)
+        spec = service._spec({"kind": "contacts", "id": "bench"}, options)
+        keys = await digest_keys(kith)
+        rows = list(records(path, CsvFormat(options.encoding, options.delimiter)))
+        figures = []
+        for given in (None, keys):
+            started = time.process_time()
+            for batch in batches(iter(rows), BATCH):
+                parse_batch("contacts", batch, spec, given)
+            figures.append((time.process_time() - started) / len(rows) * 1e6)
+        return figures[0], figures[1]
+    finally:
+        await kith.close()
+
+
 def _high_water(pid: int) -> int:
     """A process's peak resident set in KiB (0 once it is gone)."""
     try:
@@ -207,6 +237,7 @@ def main() -> None:
         print(f"skipping PostgreSQL: {reason}", file=sys.stderr)
         engines.remove("postgresql")
     results = []
+    bounds = []
     with tempfile.TemporaryDirectory(prefix="kith-import-bench-") as scratch:
         folder = Path(scratch)
         for size in sizes:
@@ -220,6 +251,7 @@ def main() -> None:
                     else:
                         reference, label = postgres_reference(path, settings), "COPY"
                     rate, peak, summary = kith_import(path, settings)
+                    parse_us, keyed_us = asyncio.run(_cpu_per_row(path, settings))
                 print(f"{engine} {size}: {summary}", file=sys.stderr)
                 results.append(
                     [
@@ -231,9 +263,33 @@ def main() -> None:
                         f"{peak:,.0f}",
                     ]
                 )
+                # Two cores doing nothing but this work, perfectly split, against the reference.
+                bound = 2 / (keyed_us * 1e-6)
+                bounds.append(
+                    [
+                        engine,
+                        f"{size:,}",
+                        f"{parse_us:.0f}",
+                        f"{keyed_us - parse_us:.0f}",
+                        f"{1e6 / reference:.1f}",
+                        f"{bound / reference:.2f}",
+                    ]
+                )
     print_table(
         ["engine", "rows", "reference rows/s", "kith import rows/s", "ratio", "peak RSS MB"],
         results,
+    )
+    print()
+    print_table(
+        [
+            "engine",
+            "rows",
+            "parse µs/row",
+            "hashes + encryption µs/row",
+            "reference µs/row",
+            "bound on the ratio (2 cores, this work alone)",
+        ],
+        bounds,
     )
 
 

@@ -12,13 +12,16 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 from kith.errors import InvalidInput
 from kith.import_mapping import FIELD_PREFIX
 from kith.normalize import normalize_email, normalize_phone
 from kith.schemas import ContactCreate, InteractionCreate
+
+if TYPE_CHECKING:
+    from kith.import_digests import RowDigests
 
 T = TypeVar("T")
 # Several emails in one cell: separated by commas, semicolons or spaces.
@@ -117,6 +120,8 @@ class ContactRow:
     organization: str | None
     # (kind, normalised value) of every email and phone, for dedupe and suppression.
     keys: list[tuple[str, str]] = field(default_factory=list)
+    # Its keyed hashes, when computed with the parsing (see kith.import_digests).
+    digests: RowDigests | None = None
 
 
 @dataclass

@@ -29,13 +29,14 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from anyascii import anyascii
 from kith.events import utcnow
 from kith.hookspecs import hookimpl
 from kith.personal import SUBJECT_TABLE, subject_column
+from kith.storage.bulk import insert_rows
 from kith.storage.prepared import Prepared, run_deferred
 from kith.tables import Contact, NameIndexState, NameToken
 from piccolo.query import Insert
@@ -149,6 +150,64 @@ def _source(table: str, row_id: Any) -> int:
     return _int64(f"{table}:{row_id}")
 
 
+class TokenMaker:
+    """Computes the tokens of rows: the index's columns and kinds with a blind-index lookup
+    (the protector's, or the kind keys alone handed to an import's worker process)."""
+
+    def __init__(
+        self,
+        columns: Mapping[str, tuple[str, ...]],
+        kinds: Mapping[tuple[str, str], str],
+        pair_kinds: Mapping[str, str],
+        lookup: Callable[[str, str], str],
+    ) -> None:
+        self.columns = dict(columns)
+        self.kinds = dict(kinds)
+        self.pair_kinds = dict(pair_kinds)
+        self.lookup = lookup
+
+    def pair_tokens(self, table: str, names: Iterable[str | None]) -> set[int]:
+        """The pair tokens of one row of ``table`` with these names (see :func:`pairs`)."""
+        kind = self.pair_kinds.get(table)
+        if kind is None:
+            return set()
+        lookup = self.lookup
+        return {pair_token(lookup(kind, key)) for key in pairs(n for n in names if n)}
+
+    def tokens(
+        self,
+        table: str,
+        values: Mapping[str, str | None],
+        known: dict[tuple[str, str], int] | None = None,
+    ) -> set[int]:
+        """The tokens of one row's name fields; a word in two of its fields is indexed once
+        (a search asks every column's key). The row's pair tokens too. ``known``: tokens computed
+        already for other rows of the same batch (names share prefixes: one HMAC each, not one per
+        row)."""
+        found = self.pair_tokens(table, (values.get(c) for c in self.columns.get(table, ())))
+        seen: set[str] = set()
+        lookup = self.lookup
+        for column in self.columns.get(table, ()):
+            value = values.get(column)
+            if value == ERASED:
+                continue
+            kind = self.kinds[(table, column)]
+            for word in words(value):
+                if word in seen:
+                    continue
+                seen.add(word)
+                for length in range(MIN_PREFIX, min(len(word), MAX_PREFIX) + 1):
+                    prefix = word[:length]
+                    if known is None:
+                        found.add(prefix_token(lookup(kind, prefix)))
+                        continue
+                    token = known.get((kind, prefix))
+                    if token is None:
+                        token = known[(kind, prefix)] = prefix_token(lookup(kind, prefix))
+                    found.add(token)
+        return found
+
+
 class NameIndex:
     """The index of one opened Kith: its columns, its keys and whether it is complete."""
 
@@ -168,6 +227,7 @@ class NameIndex:
         }
         # Pair tokens are keyed per table: a word pair meets whichever columns hold it.
         self.pair_kinds = {table: f"name-pair:{table}" for table in self.columns}
+        self._maker: TokenMaker | None = None
         self._complete = False
         self._cleared = False
         self._checked = False
@@ -175,13 +235,32 @@ class NameIndex:
     def token(self, kind: str, prefix: str) -> int:
         return prefix_token(self.kith.protector.lookup_key(kind, prefix))
 
+    def maker(self, lookup: Callable[[str, str], str] | None = None) -> TokenMaker:
+        """What computes this index's tokens, with ``lookup`` (a worker process's, see
+        :meth:`worker_maker`) or the protector's blind index."""
+        if lookup is not None:
+            return TokenMaker(self.columns, self.kinds, self.pair_kinds, lookup)
+        if self._maker is None:
+            # Through ``kith`` at each call: the protector is attached when Kith starts.
+            self._maker = TokenMaker(
+                self.columns,
+                self.kinds,
+                self.pair_kinds,
+                lambda kind, value: self.kith.protector.lookup_key(kind, value),
+            )
+        return self._maker
+
+    def worker_maker(self) -> TokenMaker | None:
+        """A :class:`TokenMaker` a worker process can be given (None when the protector cannot
+        hand its lookups over, or the index is off)."""
+        lookup_keys = getattr(self.kith.protector, "lookup_keys", None)
+        if lookup_keys is None or not self.enabled:
+            return None
+        return self.maker(lookup_keys([*self.kinds.values(), *self.pair_kinds.values()]))
+
     def pair_tokens(self, table: str, names: Iterable[str | None]) -> set[int]:
         """The pair tokens of one row of ``table`` with these names (see :func:`pairs`)."""
-        kind = self.pair_kinds.get(table)
-        if kind is None:
-            return set()
-        lookup = self.kith.protector.lookup_key
-        return {pair_token(lookup(kind, key)) for key in pairs(n for n in names if n)}
+        return self.maker().pair_tokens(table, names)
 
     def tokens(
         self,
@@ -189,31 +268,8 @@ class NameIndex:
         values: Mapping[str, str | None],
         known: dict[tuple[str, str], int] | None = None,
     ) -> set[int]:
-        """The tokens of one row's name fields; a word in two of its fields is indexed once
-        (a search asks every column's key). The row's pair tokens too. ``known``: tokens computed
-        already for other rows of the same batch (names share prefixes: one HMAC each, not one per
-        row)."""
-        found = self.pair_tokens(table, (values.get(c) for c in self.columns.get(table, ())))
-        seen: set[str] = set()
-        for column in self.columns.get(table, ()):
-            value = values.get(column)
-            if value == ERASED:
-                continue
-            kind = self.kinds[(table, column)]
-            for word in words(value):
-                if word in seen:
-                    continue
-                seen.add(word)
-                for length in range(MIN_PREFIX, min(len(word), MAX_PREFIX) + 1):
-                    prefix = word[:length]
-                    if known is None:
-                        found.add(self.token(kind, prefix))
-                        continue
-                    token = known.get((kind, prefix))
-                    if token is None:
-                        token = known[(kind, prefix)] = self.token(kind, prefix)
-                    found.add(token)
-        return found
+        """See :meth:`TokenMaker.tokens`."""
+        return self.maker().tokens(table, values, known)
 
     def fingerprint(self) -> str:
         """Changes when the keys or the format change: an index built before is not used."""
@@ -461,6 +517,11 @@ async def _insert(rows: Sequence[tuple[int, uuid.UUID, int]], *, defer: bool = F
         )
 
 
+async def _insert_many(rows: Sequence[tuple[int, uuid.UUID, int]]) -> None:
+    """The tokens of many new rows (a dozen each): the engine's bulk load."""
+    await insert_rows(NameToken, ("token", "contact", "source"), rows)
+
+
 async def _vacuum() -> None:
     """After a rebuild on PostgreSQL: vacuumed, a search reads the index alone (the visibility
     map marks every row, no visit to the table per candidate), and analysed, the planner knows
@@ -509,13 +570,27 @@ async def index_rows(
         return
     # Only for this call: the prefixes of people's names are not kept in memory after it.
     known: dict[tuple[str, str], int] = {}
-    await _insert(
-        [
-            (token, subject, _source(table, row_id))
-            for subject, table, row_id, values in rows
-            for token in index.tokens(table, values, known)
-        ]
-    )
+    found: list[tuple[int, uuid.UUID, int]] = []
+    for subject, table, row_id, values in rows:
+        source = _source(table, row_id)
+        found += [(token, subject, source) for token in index.tokens(table, values, known)]
+    await _insert_many(found)
+
+
+async def insert_tokens(
+    kith: Kith, rows: Iterable[tuple[uuid.UUID, str, Any, Iterable[int]]]
+) -> None:
+    """Index many new personal rows whose tokens were computed already (by an import's worker
+    process, with :meth:`NameIndex.worker_maker`), each ``(subject, table, row id, tokens)``."""
+    index = name_index(kith)
+    if not index.enabled:
+        await index.clear_when_off()
+        return
+    found: list[tuple[int, uuid.UUID, int]] = []
+    for subject, table, row_id, tokens in rows:
+        source = _source(table, row_id)
+        found += [(token, subject, source) for token in tokens]
+    await _insert_many(found)
 
 
 async def forget_row(subject_id: uuid.UUID, table: str, row_id: Any) -> None:

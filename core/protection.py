@@ -8,6 +8,7 @@ The plaintext protector below is what an installation without the privacy plugin
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 
@@ -19,7 +20,9 @@ class FieldProtector(Protocol):
     import; ``protect`` is then called without ``new_subject``). Core calls them when they are
     there. It may also have ``async protect_bytes(subject_id, context, data)`` and
     ``async reveal_bytes(subject_id, context, stored)`` for binary data (a call's recording),
-    which :func:`protect_bytes` and :func:`reveal_bytes` call."""
+    which :func:`protect_bytes` and :func:`reveal_bytes` call. And ``lookup_keys(kinds)``: a
+    picklable callable equal to :meth:`lookup_key` for those kinds, which an import hands to
+    its worker process (through the process pipe) to compute blind indexes there."""
 
     async def protect(
         self,
@@ -110,6 +113,16 @@ class PlaintextProtector:
         return dict(values)
 
     def lookup_key(self, kind: str, normalized: str) -> str:
+        return f"{kind}:{normalized}"
+
+    def lookup_keys(self, kinds: Iterable[str]) -> PlainLookup:
+        return PlainLookup()
+
+
+class PlainLookup:
+    """:meth:`PlaintextProtector.lookup_key` as a callable a worker process can be given."""
+
+    def __call__(self, kind: str, normalized: str) -> str:
         return f"{kind}:{normalized}"
 
 

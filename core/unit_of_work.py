@@ -67,6 +67,11 @@ class UnitOfWork:
         return self
 
     @staticmethod
+    def current() -> UnitOfWork | None:
+        """The unit of work this task runs in (the outermost one), if any."""
+        return _current.get()
+
+    @staticmethod
     def open() -> bool:
         """Whether this task runs inside a unit of work (so on one connection, in its
         transaction)."""
@@ -88,6 +93,13 @@ class UnitOfWork:
         from each change of a batch done once for the batch."""
         items, _ = self._gathered.setdefault(key, ([], flush))
         items.append(item)
+
+    async def flush(self, key: str) -> None:
+        """Run the ``key`` collection's flush now (for code about to read what it wrote)."""
+        gathered = self._gathered.pop(key, None)
+        if gathered is not None:
+            items, flush = gathered
+            await flush(items)
 
     async def _flush_gathered(self) -> None:
         while self._gathered:

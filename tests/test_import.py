@@ -28,6 +28,7 @@ from kith.bootstrap import open_kith
 from kith.csv_reading import inspect
 from kith.events import utcnow
 from kith.import_mapping import parse_mapping, resolve
+from kith.privacy.encryption.tables import DataKey
 from kith.privacy.rights.suppression import SuppressionList
 from kith.runtime import Kith
 from kith.schemas import ContactCreate, EmailIn, FieldCreate, PhoneIn
@@ -695,3 +696,56 @@ async def test_create_many_refuses_each_contact_as_create_would(kith: Kith) -> N
     assert await contacts.get(fine.id) == fine
     assert [c.id for c in (await contacts.list(q="fin")).items] == [fine.id]
     assert await count(Contact) == 4
+
+
+async def test_contacts_made_in_the_worker_process_read_back_and_are_found(
+    kith: Kith, kith_engine: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parsing worker makes the contacts' keys, encryptions, blind indexes and name tokens
+    (on PostgreSQL they are written with COPY): what it made reads back, is found, and a
+    duplicate's key made there is not stored."""
+    import kith.services.imports as imports
+
+    monkeypatch.setattr(imports, "POOL_MIN_RECORDS", 1)
+    rows = [RUSSIAN_HEADER] + [
+        ["Иванов", f"Юлий{n}", "", f"petr{n}@ivanov.example", f"+7 912 000-{n:02d}-11", "", ""]
+        for n in range(30)
+    ]
+    rows.append(["Иванов", "Повтор", "", "PETR3@ivanov.example", "", "", ""])
+    path = write_csv(tmp_path / "people.csv", rows, "cp1251", ";")
+    service = ImportService(kith, parallel=True)
+    job = await service.create("contacts", path, batch_size=8)
+    job = await service.run(job.id)
+    assert (job.imported, job.duplicate) == (30, 1)
+    contacts = ContactService(kith)
+    [found] = (await contacts.list(q="petr7@ivanov.example")).items
+    assert (found.name, found.given_name, found.family_name) == ("Юлий7 Иванов", "Юлий7", "Иванов")
+    assert [e.address for e in found.emails] == ["petr7@ivanov.example"]
+    assert [p.number for p in found.phones] == ["+79120000711"]
+    assert (await contacts.get(found.id)).name == "Юлий7 Иванов"
+    assert [c.id for c in (await contacts.list(q="+7 912 000-07-11")).items] == [found.id]
+    assert [c.id for c in (await contacts.list(q="иванов юлий7")).items] == [found.id]
+    # One data key per contact stored: the duplicate's was dropped with it.
+    assert await count(DataKey) == await count(Contact) == 30
+    stored = stored_bytes(kith, kith_engine).lower()
+    for needle in ("Иванов", "petr7@ivanov", "79120000711"):
+        assert needle.lower().encode() not in stored, needle
+
+
+async def test_keys_given_to_the_worker_do_not_show_in_their_repr(kith: Kith) -> None:
+    import pickle
+
+    from kith.import_digests import digest_keys
+
+    keys = await digest_keys(kith)
+    assert keys is not None and keys.sealer is not None
+    index = kith.protector.index  # type: ignore[attr-defined]
+    secrets = [index.kind_key("email"), keys.sealer.wrapper._key]
+    shown = repr(keys) + repr(pickle.loads(pickle.dumps(keys)))
+    for secret in secrets:
+        assert secret.hex() not in shown and repr(secret) not in shown
+    # What the worker computes with them is what this process computes.
+    copied = pickle.loads(pickle.dumps(keys))
+    assert copied.lookup("email", "a@b.example") == kith.protector.lookup_key(
+        "email", "a@b.example"
+    )

@@ -14,9 +14,12 @@ from typing import Any
 import msgspec
 from kith import name_index
 from kith.actor import SYSTEM, Actor
+from kith.contact_names import blank_to_none as _blank_to_none
+from kith.contact_names import display_name
 from kith.errors import Conflict, InvalidInput, KithError, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
+from kith.import_digests import RowDigests
 from kith.merge_records import merged_into
 from kith.normalize import looks_like_email, looks_like_phone, normalize_email, normalize_phone
 from kith.pagination import check_limit, decode_cursor, decode_id_cursor, encode_cursor
@@ -35,7 +38,8 @@ from kith.schemas import (
 )
 from kith.services import is_unique_violation
 from kith.services.fields import VALUE_TABLE, VERSION_SQL, FieldService, PreparedValues, ValueRow
-from kith.storage.prepared import Prepared, row_chunks, run_deferred
+from kith.storage.bulk import insert_rows
+from kith.storage.prepared import Prepared, run_deferred
 from kith.subject_checks import check_new_contact, check_processing, record_access
 from kith.tables import Contact, ContactPoint, CustomField, CustomFieldValue, Interaction, User
 from kith.unit_of_work import UnitOfWork
@@ -269,32 +273,6 @@ _INSERT_CONTACT = Prepared(
         )
     )
 )
-# Many contacts a statement (a batch of an import): a shape per length is kept.
-BULK_ROWS = 100
-_INSERT_CONTACTS = Prepared(
-    lambda id, kind, display_name, given_name, family_name, organization, owner, tags, source, at: (
-        Contact.insert(
-            *(
-                Contact(
-                    id=id[i],
-                    kind=kind[i],
-                    display_name=display_name[i],
-                    given_name=given_name[i],
-                    family_name=family_name[i],
-                    organization=organization[i],
-                    owner=owner[i],
-                    tags=tags[i],
-                    source=source[i],
-                    archived=False,
-                    created_at=at[i],
-                    updated_at=at[i],
-                )
-                for i in range(len(id))
-            )
-        )
-    ),
-    max_shapes=16,
-)
 
 
 def _insert_points(
@@ -328,8 +306,6 @@ def _insert_points(
 
 # All of a contact's emails and phones in one statement.
 _INSERT_POINTS = Prepared(_insert_points)
-# The emails and phones of many contacts (a batch of an import).
-_INSERT_POINT_ROWS = Prepared(_insert_points, max_shapes=16)
 _HOLDERS = Prepared(
     lambda key, kind: ContactPoint.select(ContactPoint.contact).where(
         (ContactPoint.lookup == key) & (ContactPoint.kind == kind)
@@ -365,7 +341,9 @@ _BULK_CONTACT_COLUMNS = (
     "owner",
     "tags",
     "source",
-    "at",
+    "archived",
+    "created_at",
+    "updated_at",
 )
 _BULK_POINT_COLUMNS = (
     "id",
@@ -391,6 +369,22 @@ class _NewContact:
     custom: PreparedValues
     tags: list[str] = field(default_factory=list)
     out: ContactOut | None = None
+    # Keyed hashes computed with the parsing (an import's worker), or None.
+    digests: RowDigests | None = None
+
+    @property
+    def sealed(self) -> bool:
+        """Whether its data key and stored values were made already (see RowDigests)."""
+        return self.digests is not None and self.digests.sealed
+
+    def lookup(self, protector: Any, kind: str, value: str) -> str:
+        """The blind index of one of its emails or phones."""
+        if self.digests is not None:
+            known = self.digests.lookups.get((kind, value))
+            if known is not None:
+                return known
+        found: str = protector.lookup_key(kind, value)
+        return found
 
 
 class ContactService:
@@ -512,17 +506,7 @@ class ContactService:
         if owner_id is not None and not await User.exists().where(User.id == owner_id):
             raise InvalidInput(f"user {owner_id} does not exist", field="owner_id")
 
-    @staticmethod
-    def _display_name(kind: str, name: str | None, given: str | None, family: str | None) -> str:
-        name = (name or "").strip()
-        if name:
-            return name
-        joined = " ".join(part.strip() for part in (given, family) if part and part.strip())
-        if joined:
-            return joined
-        if kind == "organization":
-            raise InvalidInput("an organization needs a name", field="name")
-        raise InvalidInput("a person needs a name, or a given or family name", field="name")
+    _display_name = staticmethod(display_name)
 
     async def create(
         self, data: ContactCreate, actor: Actor = SYSTEM, *, _retry: bool = True
@@ -626,12 +610,18 @@ class ContactService:
         )
 
     async def create_many(
-        self, items: Sequence[ContactCreate], actor: Actor = SYSTEM, *, normalised: bool = False
+        self,
+        items: Sequence[ContactCreate],
+        actor: Actor = SYSTEM,
+        *,
+        normalised: bool = False,
+        digests: Sequence[RowDigests | None] | None = None,
     ) -> list[ContactOut | KithError]:
         """Create many contacts in the current unit of work (or one of its own), checked as
         :meth:`create` checks one, written with multi-row statements: a batch of an import.
         Each item's outcome is its contact, or the error that refused it (nothing of it is
-        written). ``normalised``: the items' emails and phones are normalised already."""
+        written). ``normalised``: the items' emails and phones are normalised already.
+        ``digests``: each item's keyed hashes computed already (by an import's worker)."""
         outcomes: list[ContactOut | KithError | None] = [None] * len(items)
         fields = FieldService(self.kith)
         async with self.kith.unit_of_work(actor) as uow:
@@ -643,7 +633,7 @@ class ContactService:
                         _NewContact(
                             index=index,
                             data=data,
-                            id=new_id(),
+                            id=_new_contact_id(None if digests is None else digests[index]),
                             display=self._display_name(
                                 data.kind, data.name, data.given_name, data.family_name
                             ),
@@ -651,6 +641,7 @@ class ContactService:
                             custom=await fields.prepare(
                                 data.fields, creating=True, declared=declared
                             ),
+                            digests=None if digests is None else digests[index],
                         )
                     )
                 except KithError as exc:
@@ -705,7 +696,9 @@ class ContactService:
             if kind == "email" and primary
         }
         ids = {item.index: item.id for item in items}
-        keys = {self.kith.protector.lookup_key("email", v): v for v in primaries.values()}
+        by_index = {item.index: item for item in items}
+        protector = self.kith.protector
+        keys = {by_index[index].lookup(protector, "email", v): v for index, v in primaries.items()}
         held: dict[str, Any] = {}
         if keys:
             rows = await ContactPoint.select(ContactPoint.contact, ContactPoint.lookup).where(
@@ -766,14 +759,18 @@ class ContactService:
             return []
         protector = self.kith.protector
         prepare = getattr(protector, "prepare_new_subjects", None)
+        adopted = [item.digests.key for item in items if item.sealed and item.digests]
+        if adopted:
+            await protector.adopt_new_subjects(adopted)
         if prepare is not None:
-            await prepare([item.id for item in items])
+            await prepare([item.id for item in items if not item.sealed])
         index = name_index.name_index(self.kith)
         await index.before_new_rows()
         now = utcnow()
-        contacts: dict[str, list[Any]] = {name: [] for name in _BULK_CONTACT_COLUMNS}
-        points: dict[str, list[Any]] = {name: [] for name in _BULK_POINT_COLUMNS}
+        contacts: list[tuple[Any, ...]] = []
+        points: list[tuple[Any, ...]] = []
         named = []
+        tokenised: list[tuple[uuid.UUID, str, Any, set[int]]] = []
         for item in items:
             data = item.data
             plain = {
@@ -781,43 +778,64 @@ class ContactService:
                 "given_name": _blank_to_none(data.given_name),
                 "family_name": _blank_to_none(data.family_name),
             }
-            names = await protector.protect(
-                item.id, CONTACT_TABLE, item.id, plain, new_subject=prepare is None
-            )
+            # Made by an import's worker, or made here.
+            made = item.digests if item.sealed else None
+            if made is not None and made.names is not None:
+                names = made.names
+            else:
+                names = await protector.protect(
+                    item.id, CONTACT_TABLE, item.id, plain, new_subject=prepare is None
+                )
             item.tags = _clean_tags(data.tags)
-            for name, value in (
-                ("id", item.id),
-                ("kind", data.kind),
-                ("display_name", names["display_name"]),
-                ("given_name", names["given_name"]),
-                ("family_name", names["family_name"]),
-                ("organization", data.organization_id),
-                ("owner", data.owner_id),
-                ("tags", msgspec.json.encode(item.tags).decode()),
-                ("source", data.source),
-                ("at", now),
-            ):
-                contacts[name].append(value)
+            contacts.append(
+                (
+                    item.id,
+                    data.kind,
+                    names["display_name"],
+                    names["given_name"],
+                    names["family_name"],
+                    data.organization_id,
+                    data.owner_id,
+                    msgspec.json.encode(item.tags).decode(),
+                    data.source,
+                    False,
+                    now,
+                    now,
+                )
+            )
             for position, (kind, value, label, primary) in enumerate(item.points):
-                point_id = new_id()
-                stored = await protector.protect(item.id, POINT_TABLE, point_id, {"value": value})
-                for name, column in (
-                    ("id", point_id),
-                    ("contact", item.id),
-                    ("kind", kind),
-                    ("value", stored["value"]),
-                    ("lookup", protector.lookup_key(kind, value)),
-                    ("label", label),
-                    ("is_primary", primary),
-                    ("position", position),
-                ):
-                    points[name].append(column)
-            named.append((item.id, CONTACT_TABLE, item.id, plain))
-        for statement, columns in ((_INSERT_CONTACTS, contacts), (_INSERT_POINT_ROWS, points)):
-            for part in row_chunks(len(columns["id"]), BULK_ROWS):
-                await statement.run(**{name: values[part] for name, values in columns.items()})
+                sealed = None if made is None else made.points.get((kind, value))
+                if sealed is not None:
+                    point_id, stored = sealed
+                else:
+                    point_id = new_id()
+                    protected = await protector.protect(
+                        item.id, POINT_TABLE, point_id, {"value": value}
+                    )
+                    stored = protected["value"]
+                points.append(
+                    (
+                        point_id,
+                        item.id,
+                        kind,
+                        stored,
+                        item.lookup(protector, kind, value),
+                        label,
+                        primary,
+                        position,
+                    )
+                )
+            tokens = None if item.digests is None else item.digests.name_tokens
+            if tokens is None:
+                named.append((item.id, CONTACT_TABLE, item.id, plain))
+            else:
+                tokenised.append((item.id, CONTACT_TABLE, item.id, tokens))
+        await insert_rows(Contact, _BULK_CONTACT_COLUMNS, contacts)
+        await insert_rows(ContactPoint, _BULK_POINT_COLUMNS, points)
         await FieldService(self.kith).store_new((item.id, item.custom) for item in items)
         await name_index.index_rows(self.kith, named)
+        if tokenised:
+            await name_index.insert_tokens(self.kith, tokenised)
         for item in items:
             data = item.data
             uow.publish(
@@ -1201,13 +1219,17 @@ class ContactService:
         return sorted({row["contact"] for row in rows})
 
     async def holders(
-        self, values: Iterable[tuple[str, str]]
+        self,
+        values: Iterable[tuple[str, str]],
+        lookups: Mapping[tuple[str, str], str] | None = None,
     ) -> dict[tuple[str, str], list[uuid.UUID]]:
         """The contacts holding each of these exact (kind, normalised value) emails and
         phones, oldest first: one query for many (a batch of an import). Values nobody
-        holds are left out."""
+        holds are left out. ``lookups``: blind indexes of values computed already."""
+        lookup = self.kith.protector.lookup_key
+        known = lookups or {}
         by_key = {
-            (kind, self.kith.protector.lookup_key(kind, value)): (kind, value)
+            (kind, known.get((kind, value)) or lookup(kind, value)): (kind, value)
             for kind, value in values
         }
         if not by_key:
@@ -1488,6 +1510,13 @@ class ContactService:
             )
 
 
+def _new_contact_id(digests: RowDigests | None) -> uuid.UUID:
+    """A new contact's id: the one its data key was made for, if it was made already."""
+    if digests is not None and digests.contact_id is not None:
+        return digests.contact_id
+    return new_id()
+
+
 def default_channel(actor: Actor) -> str:
     """The channel an access is reported under when the caller names none."""
     return {"user": "api", "plugin": "plugin"}.get(actor.kind, "system")
@@ -1563,13 +1592,6 @@ def _refuse_held(primary_email: str, holder: Any) -> None:
             field="emails",
             existing_contact_id=str(holder),
         )
-
-
-def _blank_to_none(value: str | None) -> str | None:
-    if value is None:
-        return None
-    value = value.strip()
-    return value or None
 
 
 def _clean_tags(tags: Iterable[str]) -> list[str]:

@@ -22,7 +22,8 @@ from kith.personal import CORE_PURPOSES
 from kith.runtime import Kith
 from kith.schemas import FieldCreate, FieldOut, FieldPatch, PurgeOutcome, unset_to_dict
 from kith.services import is_unique_violation
-from kith.storage.prepared import Prepared, row_chunks
+from kith.storage.bulk import insert_rows
+from kith.storage.prepared import Prepared
 from kith.subject_checks import record_access
 from kith.tables import CustomField, CustomFieldValue
 
@@ -219,26 +220,6 @@ _ACTIVE_FIELDS = Prepared(
 VERSION_SQL = "(SELECT version FROM kith_custom_field_version)"
 _REMEMBERED = "kith.custom_fields.declared"
 _VALUE_COLUMNS = ("id", "contact", "field", "value", "protected", "number", "kind", "lookup")
-# Rows of one multi-row insert of values: its shapes (one per length) are kept.
-_INSERT_ROWS = 100
-_INSERT_VALUES = Prepared(
-    lambda id, contact, field, value, protected, number, kind, lookup: CustomFieldValue.insert(
-        *(
-            CustomFieldValue(
-                id=id[i],
-                contact=contact[i],
-                field=field[i],
-                value=value[i],
-                protected=protected[i],
-                number=number[i],
-                kind=kind[i],
-                lookup=lookup[i],
-            )
-            for i in range(len(id))
-        )
-    ),
-    max_shapes=16,
-)
 _VALUES_OF = Prepared(
     lambda ids: (
         CustomFieldValue.select(
@@ -824,18 +805,15 @@ class FieldService:
     async def store_new(self, prepared: Iterable[tuple[uuid.UUID, PreparedValues]]) -> None:
         """Write the prepared values of contacts created just now (they hold none yet), in
         multi-row statements: a batch of an import."""
-        columns: dict[str, list[Any]] = {name: [] for name in _VALUE_COLUMNS}
+        rows: list[tuple[Any, ...]] = []
         for contact_id, values in prepared:
             for field_id, (definition, text) in values.set.items():
                 row_id = new_id()
                 stored = await self._columns(definition, contact_id, row_id, text)
-                columns["id"].append(row_id)
-                columns["contact"].append(contact_id)
-                columns["field"].append(field_id)
-                for name, value in stored.items():
-                    columns[name].append(value)
-        for part in row_chunks(len(columns["id"]), _INSERT_ROWS):
-            await _INSERT_VALUES.run(**{name: values[part] for name, values in columns.items()})
+                rows.append(
+                    (row_id, contact_id, field_id, *(stored[name] for name in _VALUE_COLUMNS[3:]))
+                )
+        await insert_rows(CustomFieldValue, _VALUE_COLUMNS, rows)
 
     async def values_of(self, contact_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
         """The custom field values of these contacts, by contact and field name (values of

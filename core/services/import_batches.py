@@ -160,7 +160,9 @@ class ContactBatches:
 
     async def write(self, rows: Sequence[ContactRow | Result]) -> list[Result]:
         parsed = [row for row in rows if isinstance(row, ContactRow)]
-        holders = await self.contacts.holders(key for row in parsed for key in row.keys)
+        holders = await self.contacts.holders(
+            (key for row in parsed for key in row.keys), _lookups(parsed)
+        )
         results: dict[int, Result] = {row.line: row for row in rows if isinstance(row, Result)}
         pending = parsed
         # Keys of the rows imported by this batch, with their lines.
@@ -199,6 +201,7 @@ class ContactBatches:
         refused: set[int] = set()
         creating: list[ContactRow] = []
         data = []
+        digests = []
         for row in rows:
             organization = (
                 None
@@ -212,12 +215,15 @@ class ContactBatches:
                 )
                 continue
             creating.append(row)
+            digests.append(row.digests)
             data.append(
                 row.data
                 if organization is None
                 else msgspec.structs.replace(row.data, organization_id=organization)
             )
-        outcomes = await self.contacts.create_many(data, self.actor, normalised=True)
+        outcomes = await self.contacts.create_many(
+            data, self.actor, normalised=True, digests=digests
+        )
         for row, outcome in zip(creating, outcomes, strict=True):
             if isinstance(outcome, KithError):
                 refused.add(row.line)
@@ -396,6 +402,15 @@ def _duplicate_of(
         if (kind, value) in seen:
             return f"duplicate: line {seen[(kind, value)]} has this {kind}"
     return None
+
+
+def _lookups(rows: Iterable[ContactRow]) -> dict[tuple[str, str], str]:
+    """The blind indexes the rows' digests hold (computed with their parsing)."""
+    found: dict[tuple[str, str], str] = {}
+    for row in rows:
+        if row.digests is not None:
+            found.update(row.digests.lookups)
+    return found
 
 
 def _digest(kith: Kith, key: tuple[str, str]) -> int:

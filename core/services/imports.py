@@ -30,6 +30,7 @@ from kith.csv_reading import CsvError, CsvFormat, FileFacts, fingerprint, inspec
 from kith.errors import Conflict, InvalidInput, NotFound
 from kith.events import utcnow
 from kith.ids import new_id
+from kith.import_digests import digest_keys
 from kith.import_errors import ErrorFile
 from kith.import_mapping import MappingFile, resolve
 from kith.import_parsing import POOL_MIN_RECORDS, BatchParser
@@ -480,7 +481,10 @@ class ImportService:
             Path(row["error_path"]), options.header, options.delimiter, int(row["error_bytes"])
         )
         parser = BatchParser(
-            row["kind"], spec, pooled=self.parallel and int(row["total"]) - done >= POOL_MIN_RECORDS
+            row["kind"],
+            spec,
+            pooled=self.parallel and int(row["total"]) - done >= POOL_MIN_RECORDS,
+            keys=await digest_keys(self.kith) if row["kind"] == "contacts" else None,
         )
         try:
             async for batch, rows in parser.parsed(

@@ -95,7 +95,10 @@ class _LazyConnection:
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self.raw, name)
-        if not inspect.iscoroutinefunction(found):
+        # Asked of asyncpg's class: a connection from the pool is a proxy whose methods are
+        # plain functions returning coroutines, which would pass unwrapped (a COPY of a
+        # transaction not begun yet would then commit on its own).
+        if not inspect.iscoroutinefunction(getattr(asyncpg.Connection, name, None)):
             return found  # asyncpg's transaction object, is_closed()...
         started = self._transaction.start
 
@@ -212,6 +215,22 @@ class KithPostgresEngine(PostgresEngineBase):
             raise
         await self._give_back(connection, hot=True)
         return response
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows of plain values (a batch of an import) in the current transaction,
+        with ``COPY``: PostgreSQL's bulk load, which neither parses nor plans a statement of
+        thousands of parameters as a multi-row insert of the same values does."""
+        transaction = self.current_transaction.get()
+        if transaction is None:
+            async with self.transaction():
+                await self.insert_rows(table, columns, rows)
+            return
+        # Through the transaction's connection, which sends BEGIN first if it is not sent.
+        await transaction.connection.copy_records_to_table(
+            table, records=rows, columns=list(columns)
+        )
 
     def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
         if self.pool is None:

@@ -37,6 +37,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -206,6 +207,13 @@ class ThreadedConnection:
         thread is in flight (the writer lock's holder, between its awaited calls)."""
         return self._run(sql, args)
 
+    def execute_many_here(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """:meth:`execute_here` of one statement for each of ``rows``."""
+        if self._connection is None:
+            self._open()
+        assert self._connection is not None
+        self._connection.executemany(sql, rows).close()
+
     @property
     def in_transaction(self) -> bool:
         return self._connection is not None and self._connection.in_transaction
@@ -279,6 +287,16 @@ class WriterSession:
     def run_here(self, sql: str, args: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         try:
             return self._writer.execute_here(sql, args)
+        except sqlite3.Error as exc:
+            # Some errors (a full disk, say) end the whole transaction, and with it the work of
+            # the transactions waiting for the group's commit.
+            if not self._writer.in_transaction:
+                self._engine._lose_group(exc)
+            raise
+
+    def run_many_here(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        try:
+            self._writer.execute_many_here(sql, rows)
         except sqlite3.Error as exc:
             # Some errors (a full disk, say) end the whole transaction, and with it the work of
             # the transactions waiting for the group's commit.
@@ -499,6 +517,22 @@ class KithSQLiteEngine(SQLiteEngineBase):
             rows = await self._writer().execute(sql, args)
         self._after_commit()
         return rows
+
+    async def insert_rows(
+        self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> None:
+        """Insert many rows of plain values (a batch of an import) in the current transaction:
+        one ``executemany``, whose loop runs in SQLite's module, not in Python."""
+        transaction = self.current_transaction.get()
+        if transaction is None:
+            async with self.transaction():
+                await self.insert_rows(table, columns, rows)
+            return
+        marks = ", ".join("?" for _ in columns)
+        sql = f'INSERT INTO "{table}" ({", ".join(columns)}) VALUES ({marks})'
+        session = transaction.connection
+        assert isinstance(session, WriterSession)
+        session.run_many_here(sql, rows)
 
     async def _execute_ddl(self, ddl: str) -> list[dict[str, Any]]:
         async with self._writer_lock:

@@ -16,6 +16,8 @@ away.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from kith.privacy.encryption.primitives import hkdf_sha256, hmac_sha256
 
 # What older versions derived the root from a KEK with; still used to carry such a root over.
@@ -41,3 +43,30 @@ class BlindIndex:
     def lookup(self, kind: str, normalized: str) -> str:
         """64 hex characters; equal inputs give equal outputs, nothing else can be read off."""
         return hmac_sha256(self.kind_key(kind), normalized.encode("utf-8")).hex()
+
+    def for_kinds(self, kinds: Iterable[str]) -> KindKeys:
+        """The lookups of these kinds alone, for a worker process (see :class:`KindKeys`)."""
+        return KindKeys({kind: self.kind_key(kind) for kind in kinds})
+
+
+class KindKeys:
+    """:meth:`BlindIndex.lookup` for a few kinds, holding their kind keys only (never the root):
+    what an import's worker process needs to compute blind indexes and name tokens. It is
+    pickled to the worker through the process pipe; its ``repr`` shows no key."""
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, keys: dict[str, bytes]) -> None:
+        self._keys = keys
+
+    def __repr__(self) -> str:
+        return f"KindKeys({sorted(self._keys)})"
+
+    def __getstate__(self) -> dict[str, bytes]:
+        return self._keys
+
+    def __setstate__(self, keys: dict[str, bytes]) -> None:
+        self._keys = keys
+
+    def __call__(self, kind: str, normalized: str) -> str:
+        return hmac_sha256(self._keys[kind], normalized.encode("utf-8")).hex()

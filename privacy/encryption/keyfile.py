@@ -76,6 +76,34 @@ class _Kek:
         self.wrapper: AESGCM = aes_gcm(hkdf_sha256(key, _WRAP_INFO))
 
 
+def wrap_key(wrapper: AESGCM, kek_id: str, key: bytes, context: bytes) -> bytes:
+    """A data key wrapped under a KEK's wrapping key, bound to the KEK's id and ``context``."""
+    nonce = random_nonce()
+    ad = _WRAP_AD + kek_id.encode() + b"|" + context
+    return nonce + seal(wrapper, nonce, key, ad)
+
+
+class KeyWrapper:
+    """:meth:`LocalKeyFile.wrap` under one KEK, picklable (through a process pipe) as its id
+    and wrapping key; its ``repr`` shows no key."""
+
+    __slots__ = ("_cipher", "_key", "kek_id")
+
+    def __init__(self, kek_id: str, key: bytes) -> None:
+        self.kek_id = kek_id
+        self._key = key
+        self._cipher = aes_gcm(key)
+
+    def __repr__(self) -> str:
+        return f"KeyWrapper({self.kek_id})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (KeyWrapper, (self.kek_id, self._key))
+
+    def wrap(self, key: bytes, context: bytes) -> bytes:
+        return wrap_key(self._cipher, self.kek_id, key, context)
+
+
 class LocalKeyFile:
     """A :class:`kith.protection.KeyProvider` keeping its KEKs in one local file."""
 
@@ -223,9 +251,12 @@ class LocalKeyFile:
         return sorted(self._keks)
 
     async def wrap(self, kek_id: str, key: bytes, context: bytes) -> bytes:
-        nonce = random_nonce()
-        ad = _WRAP_AD + kek_id.encode() + b"|" + context
-        return nonce + seal(self._kek(kek_id).wrapper, nonce, key, ad)
+        return wrap_key(self._kek(kek_id).wrapper, kek_id, key, context)
+
+    def wrapper(self, kek_id: str) -> KeyWrapper:
+        """What wraps data keys under ``kek_id`` in another process (an import's worker): the
+        wrapping key derived from the KEK, never the KEK itself (it derives nothing else)."""
+        return KeyWrapper(kek_id, hkdf_sha256(self._kek(kek_id).key, _WRAP_INFO))
 
     async def unwrap(self, kek_id: str, wrapped: bytes, context: bytes) -> bytes:
         ad = _WRAP_AD + kek_id.encode() + b"|" + context

@@ -19,7 +19,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from kith.events import utcnow
@@ -29,8 +29,12 @@ from kith.privacy.encryption.primitives import aes_gcm, random_key
 from kith.privacy.encryption.settings import DEFAULT_CACHE_SIZE, DEFAULT_CACHE_TTL
 from kith.privacy.encryption.tables import DataKey, Tombstone
 from kith.protection import KeyProvider
+from kith.storage.bulk import insert_rows
 from kith.storage.prepared import Prepared, row_chunks
 from piccolo.query import Insert
+
+if TYPE_CHECKING:
+    from kith.privacy.encryption.new_subjects import NewKey
 
 
 @dataclass(slots=True)
@@ -314,6 +318,21 @@ class DataKeyStore:
             await _STORE_NEW_KEYS.run(**{name: values[part] for name, values in columns.items()})
         # Known once stored: a failed insert leaves nothing in memory that is not in the table.
         for loaded in created:
+            self._remember(transaction, loaded, created=True)
+
+    async def adopt_new(self, keys: Sequence[NewKey]) -> None:
+        """Store the data keys another process made for subjects whose ids were made just now
+        (see :mod:`kith.privacy.encryption.new_subjects`), as :meth:`create_for_new` stores
+        its own."""
+        transaction = self._transaction()
+        now = utcnow()
+        await insert_rows(
+            DataKey,
+            ("id", "subject", "kek_id", "wrapped", "created_at"),
+            [(key.key_id, key.subject, key.kek_id, key.wrapped, now) for key in keys],
+        )
+        for key in keys:
+            loaded = LoadedKey(key_id=key.key_id, subject=key.subject, cipher=aes_gcm(key.raw))
             self._remember(transaction, loaded, created=True)
 
     async def load_subjects(self, subjects: Iterable[uuid.UUID]) -> None:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from kith.privacy.encryption.blind_index import BlindIndex
+from kith.privacy.encryption.blind_index import BlindIndex, KindKeys
 from kith.privacy.encryption.envelope import (
     HEADER_BYTES,
     PREFIX,
@@ -27,6 +27,7 @@ from kith.privacy.encryption.errors import (
     PrivacyError,
 )
 from kith.privacy.encryption.keys import DataKeyStore, LoadedKey
+from kith.privacy.encryption.new_subjects import NewKey, NewSubjectSealer
 from kith.privacy.encryption.primitives import (
     NONCE_BYTES,
     AuthenticationFailed,
@@ -207,11 +208,26 @@ class PrivacyProtector:
     def lookup_key(self, kind: str, normalized: str) -> str:
         return self.index.lookup(kind, normalized)
 
+    def lookup_keys(self, kinds: Iterable[str]) -> KindKeys:
+        return self.index.for_kinds(kinds)
+
     async def preload(self, subject_ids: Sequence[uuid.UUID]) -> None:
         await self.keys.load_subjects(subject_ids)
 
     async def prepare_new_subjects(self, subject_ids: Sequence[uuid.UUID]) -> None:
         await self.keys.create_for_new(subject_ids)
+
+    async def new_subject_sealer(self) -> NewSubjectSealer | None:
+        """What seals new subjects' values in another process (None when the key provider
+        cannot wrap elsewhere, as a remote one cannot)."""
+        provider = self.keys.provider
+        wrapper = getattr(provider, "wrapper", None)
+        if wrapper is None:
+            return None
+        return NewSubjectSealer(wrapper(await provider.current_kek_id()))
+
+    async def adopt_new_subjects(self, keys: Sequence[NewKey]) -> None:
+        await self.keys.adopt_new(keys)
 
 
 def protector_of(kith: Any) -> PrivacyProtector:

@@ -31,8 +31,9 @@ from kith.privacy.encryption.protector import ERASED_MARKER
 from kith.privacy.rights.settings import DEFAULT_AUDIT_DURABILITY, AuditDurability, rights_settings
 from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
-from kith.storage.prepared import Prepared, run_deferred
+from kith.storage.prepared import Prepared, row_chunks, run_deferred
 from kith.subjects import Access
+from kith.unit_of_work import UnitOfWork
 from piccolo.query import Insert
 
 TABLE = AuditEntry._meta.tablename
@@ -43,6 +44,8 @@ MAX_DETAILS_BYTES = 4000
 # (6.5 ms for 64 rows), many times what running it costs (docs/performance.md). Batches hold at
 # most MAX_BATCH entries, so there are at most that many shapes per database kind, all kept.
 MAX_BATCH = 64
+# Entries recorded in a unit of work are gathered under this key (see _insert_before_commit).
+_GATHER_KEY = "privacy.audit_entries"
 _COLUMNS = ("id", "contact_id", "at", "actor", "channel", "action", "request_id", "details")
 # piccolo's ``Insert`` rather than ``AuditEntry.insert``: without ``RETURNING id``. On SQLite
 # each returned row is a step of the statement that gives up the GIL and takes it back; with the
@@ -75,9 +78,22 @@ async def _insert(entries: list[dict[str, Any]]) -> None:
     await _INSERT.run(**{column: [entry[column] for entry in entries] for column in _COLUMNS})
 
 
+async def _insert_gathered(entries: list[dict[str, Any]]) -> None:
+    """The entries a unit of work gathered, a few multi-row statements for all of them, run
+    with the transaction's other deferred statements."""
+    for part in row_chunks(len(entries), MAX_BATCH):
+        await _INSERT.defer(**{column: [e[column] for e in entries[part]] for column in _COLUMNS})
+
+
 async def _insert_before_commit(values: dict[str, Any]) -> None:
-    """Write an entry in the current transaction, with its other deferred statements (one
-    round trip on PostgreSQL with the outbox event of the same write)."""
+    """Write an entry in the current transaction: in a unit of work, gathered with the
+    transaction's other entries into multi-row statements just before it commits (a batch of
+    an import reports hundreds); otherwise with its other deferred statements (one round trip
+    on PostgreSQL with the outbox event of the same write)."""
+    unit = UnitOfWork.current()
+    if unit is not None:
+        unit.gather(_GATHER_KEY, values, _insert_gathered)
+        return
     await _INSERT.defer(**{column: [values[column]] for column in _COLUMNS})
 
 
@@ -417,6 +433,9 @@ class AuditLog:
             # transaction holds, and a read inside it sees only what committed before it began.
             # Callers that must count queued reports settle before they begin (erasure does).
             # What this transaction recorded is written now, so that it reads it.
+            unit = UnitOfWork.current()
+            if unit is not None:
+                await unit.flush(_GATHER_KEY)
             await run_deferred(AuditEntry._meta.db)
             return
         writer = self.kith.state.get(STATE_KEY)
