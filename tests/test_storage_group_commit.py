@@ -204,3 +204,26 @@ async def test_a_writer_that_never_pauses_does_not_grow_the_log_without_bound(
         assert await Page.count().run() == 400 * 8
     finally:
         await engine.close()
+
+
+async def test_a_writer_that_never_pauses_starts_a_checkpoint_per_log_size_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # While the writer commits again and again, no checkpoint covers the whole log and the log
+    # does not start again; its file's size alone then started a checkpoint (copying a few
+    # pages and syncing the disk) after nearly every commit.
+    monkeypatch.setattr(kith_sqlite, "CHECKPOINT_WAL_BYTES", 256 * 1024)
+    engine = KithSQLiteEngine(path=str(tmp_path / "steady.sqlite3"))
+    Page._meta.db = engine
+    try:
+        await Page.create_table().run()
+        body = "x" * 3000
+        for _ in range(1200):
+            async with engine.transaction():
+                await Page.insert(Page(body=body)).run()
+        # A row of a page and its table's last page: two pages' worth of log each, at most.
+        logged = 1200 * 2 * (4096 + 24)
+        assert engine.checkpoints <= 2 * logged // kith_sqlite.CHECKPOINT_WAL_BYTES
+        assert await Page.count().run() == 1200
+    finally:
+        await engine.close()

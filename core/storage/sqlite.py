@@ -405,6 +405,12 @@ class KithSQLiteEngine(SQLiteEngineBase):
         self._checkpointing = False
         self._checkpoint_task: asyncio.Task[None] | None = None
         self._log_behind = False
+        # How far into the log's file the last checkpoint started copying. Under a steady
+        # stream of writes a checkpoint never covers the whole log (the writer appends while it
+        # copies), so the log does not start again and its file only grows: its size alone
+        # would start a checkpoint after every commit, each copying a few pages and syncing the
+        # disk. Only what was written since the last one counts.
+        self._copied_to = 0
         # 0 turns inline reads off: every read then hops to a reader thread.
         self._inline_budget_s = inline_budget_s
         # One inline connection per thread: an engine is normally used from one event loop, but
@@ -561,7 +567,7 @@ class KithSQLiteEngine(SQLiteEngineBase):
         # Nothing is written meanwhile, so this checkpoint covers the whole log.
         self._checkpointing = True
         self.checkpoints += 1
-        await self._checkpoint()
+        await self._checkpoint(self._log_size())
 
     def _release_writer(self, connection: TransactionConnection) -> None:
         assert isinstance(connection, WriterSession)
@@ -658,20 +664,28 @@ class KithSQLiteEngine(SQLiteEngineBase):
             if not waiting.done():
                 waiting.set_result(None)
 
+    def _log_size(self) -> int:
+        try:
+            return os.stat(f"{self.path}-wal").st_size
+        except OSError:
+            return 0
+
     def _after_commit(self) -> None:
         """Start a checkpoint on a reader's thread when the write-ahead log has grown."""
-        try:
-            size = os.stat(f"{self.path}-wal").st_size
-        except OSError:
+        size = self._log_size()
+        if not size:
             return
         if size >= WAL_BACKLOG_BYTES:
             self._log_behind = True
-        if size >= CHECKPOINT_WAL_BYTES and not self._checkpointing:
+        if size < self._copied_to:
+            # The log started again from its beginning (and its file was cut back).
+            self._copied_to = 0
+        if size - self._copied_to >= CHECKPOINT_WAL_BYTES and not self._checkpointing:
             self._checkpointing = True
             self.checkpoints += 1
-            self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint())
+            self._checkpoint_task = asyncio.get_running_loop().create_task(self._checkpoint(size))
 
-    async def _checkpoint(self) -> None:
+    async def _checkpoint(self, size: int) -> None:
         # PASSIVE: copies what no reader still needs, without waiting for readers or writers;
         # the next commit after a complete one starts the log from its beginning again.
         try:
@@ -679,6 +693,7 @@ class KithSQLiteEngine(SQLiteEngineBase):
             reader = await queue.get()
             try:
                 await reader.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                self._copied_to = size
             finally:
                 queue.put_nowait(reader)
         except sqlite3.Error as exc:
