@@ -351,9 +351,8 @@ async def merge_rows(
         .run()
     )
     await name_index.index_row(kith, survivor, CONTACT_TABLE, survivor, plain)
-    # Whatever of theirs is left (duplicate emails, values not chosen) goes with them; their
-    # name tokens are deleted here, since no foreign key takes them along.
-    await name_index.forget_subjects(losers)
+    # Whatever of theirs is left (duplicate emails, values not chosen) goes with them, their
+    # name tokens too (a trigger deletes them with the contact).
     await Contact.delete().where(Contact.id.is_in(losers)).run()
     return msgspec.to_builtins(note)  # type: ignore[no-any-return]
 

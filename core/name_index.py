@@ -604,17 +604,10 @@ async def forget_row(subject_id: uuid.UUID, table: str, row_id: Any) -> None:
 
 
 async def forget_subject(contact_id: uuid.UUID) -> int:
-    """Delete every name token of a data subject (erasure); how many there were."""
-    return await forget_subjects([contact_id])
-
-
-async def forget_subjects(contact_ids: Sequence[uuid.UUID]) -> int:
-    """Delete every name token of these contacts; how many there were. Whatever deletes a
-    contact row calls it first, in the same transaction: the token table has no foreign key to
-    delete them with the contact (see :class:`kith.tables.NameToken`)."""
-    if not contact_ids:
-        return 0
-    owned = NameToken.contact.is_in(list(contact_ids))
+    """Delete every name token of a data subject whose contact row stays (erasure, shredding);
+    how many there were. Deleting a contact deletes its tokens (see
+    :class:`kith.tables.NameToken`)."""
+    owned = NameToken.contact == contact_id
     count = await NameToken.count().where(owned).run()
     if count:
         await NameToken.delete().where(owned).run()

@@ -198,9 +198,9 @@ class NameToken(Table, tablename="kith_name_token"):
     for searching in contact order, (contact, source) for replacing and erasing.
 
     ``contact`` has no foreign key: checking it cost two thirds of a new contact's token insert
-    on SQLite. Whatever deletes a contact deletes its tokens first
-    (:func:`kith.name_index.forget_subjects`). A token left behind would make a search or a
-    duplicate scan look for a contact that is not there, and find nothing."""
+    on SQLite. A trigger deletes a contact's tokens with it, whoever deletes it (migration
+    ``name_tokens_go_with_their_contact``); erasure deletes them itself, since a contact kept
+    for a legal hold stays (:func:`kith.name_index.forget_subject`)."""
 
     kith_subject_column = "contact"
 

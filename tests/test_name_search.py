@@ -28,7 +28,10 @@ from piccolo.columns import UUID, Text
 from piccolo.conf.apps import AppConfig
 from piccolo.table import Table
 
-_NO_FOREIGN_KEY = "kith_2026_12_11t09_00_00_name_token_no_foreign_key"
+_SINCE_FOREIGN_KEY = (
+    "kith_2026_12_11t09_00_00_name_token_no_foreign_key",
+    "kith_2026_12_11t09_00_02_name_tokens_go_with_their_contact",
+)
 
 
 async def _add(kith: Kith, *names: str, **fields: Any) -> list[uuid.UUID]:
@@ -206,6 +209,19 @@ async def test_an_erased_person_is_not_found(kith: Kith) -> None:
     assert await _found(kith, "erased") == []
 
 
+async def test_a_contact_deleted_by_other_code_takes_its_tokens_along(kith: Kith) -> None:
+    """A plugin deleting contacts it made knows nothing of the index; the database deletes their
+    tokens with them, one contact or many in one statement."""
+    ada, grace, keep = await _add(kith, "Ada Lovelace", "Grace Hopper", "Lovelace Kept")
+    assert await NameToken.count().where(NameToken.contact.is_in([ada, grace])) > 0
+    await Contact.delete().where(Contact.id == ada)
+    assert await NameToken.count().where(NameToken.contact == ada) == 0
+    await Contact.delete().where(Contact.id.is_in([grace]))
+    assert await NameToken.count().where(NameToken.contact == grace) == 0
+    assert await NameToken.count().where(NameToken.contact == keep) > 0
+    assert await _found(kith, "lovelace") == [keep]
+
+
 # -- building it again -------------------------------------------------------------------------
 
 
@@ -288,7 +304,9 @@ _OLD_SQLITE_TABLE = (
     '("id") ON DELETE CASCADE ON UPDATE CASCADE DEFAULT null, '
     '"source" INTEGER NOT NULL DEFAULT 0)'
 )
+# Nor did those versions have the trigger that deletes a contact's tokens with it.
 _OLD_SQLITE = (
+    "DROP TRIGGER kith_contact_name_tokens",
     _OLD_SQLITE_TABLE,
     "INSERT INTO kith_name_token_old SELECT id, token, contact, source FROM kith_name_token",
     "DROP TABLE kith_name_token",
@@ -297,6 +315,7 @@ _OLD_SQLITE = (
     "CREATE INDEX kith_name_token_contact ON kith_name_token (contact, source)",
 )
 _OLD_POSTGRES = (
+    "DROP TRIGGER kith_contact_name_tokens ON kith_contact",
     "ALTER TABLE kith_name_token ADD CONSTRAINT kith_name_token_contact_fkey FOREIGN KEY "
     "(contact) REFERENCES kith_contact (id) ON DELETE CASCADE ON UPDATE CASCADE",
 )
@@ -325,10 +344,8 @@ async def test_dropping_the_foreign_key_keeps_every_token(
     for statement in _OLD_POSTGRES if kith.database.kind == "postgresql" else _OLD_SQLITE:
         await engine.run_ddl(statement)
     assert await _foreign_keys()
-    migration = import_module(f"kith.migrations.{_NO_FOREIGN_KEY}")
-    await Migration.delete().where(
-        (Migration.app_name == "kith") & (Migration.name == migration.ID)
-    )
+    later = [import_module(f"kith.migrations.{name}").ID for name in _SINCE_FOREIGN_KEY]
+    await Migration.delete().where((Migration.app_name == "kith") & Migration.name.is_in(later))
 
     await kith.database.migrate()
 
@@ -343,6 +360,9 @@ async def test_dropping_the_foreign_key_keeps_every_token(
         assert set(counter.rows) == {ada, grace}
     finally:
         await restarted.close()
+    # The upgraded table's tokens go with their contact, as a new installation's do.
+    await Contact.delete().where(Contact.id == ada)
+    assert await NameToken.count().where(NameToken.contact == ada) == 0
 
 
 # -- turned off --------------------------------------------------------------------------------
