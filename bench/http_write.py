@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  measuring {engine} ...", file=sys.stderr, flush=True)
         results = measure_engine(engine, generator, options)
         if isinstance(results, str):
-            table.append([engine, "-", "-", "-", "-", "-", results])
+            table.append([engine, "-", "-", "-", "-", "-", "-", "-", results])
             continue
         health = max(m.per_second for m in results["health"])
         health_cpu = min((m.cpu_per_request or 0) for m in results["health"]) or None
@@ -149,12 +149,24 @@ def main(argv: list[str] | None = None) -> int:
                     fmt_rate(rate),
                     fmt_rate(health),
                     f"{ratio:.3f}",
+                    f"{health_cpu * 1e6:,.0f}" if health_cpu else "-",
+                    f"{cpu * 1e6:,.0f}" if cpu else "-",
                     f"{health_cpu / cpu:.3f}" if cpu and health_cpu else "-",
                     verdict + (f" ({failures} failed requests)" if failures else ""),
                 ]
             )
     print_table(
-        ["engine", "write", "writes/s", "health/s", "ratio", "CPU ratio", f"target >= {TARGET}"],
+        [
+            "engine",
+            "write",
+            "writes/s",
+            "health/s",
+            "ratio",
+            "health CPU µs/req",
+            "write CPU µs/req",
+            "CPU ratio",
+            f"target >= {TARGET}",
+        ],
         table,
     )
     return 1 if missed else 0

@@ -81,12 +81,12 @@ async def authorize(
     if connection.scope.get("method") in ("POST", "PUT", "PATCH") and (
         "data" in handler.parsed_fn_signature.parameters
     ):
-        content_type = connection.headers.get("content-type", "")
+        content_type = _header(connection, b"content-type")
         if not content_type.split(";")[0].strip().lower().endswith("json"):
             raise UnsupportedMediaType(
                 f"send the body as application/json (got {content_type or 'no content type'})"
             )
-        if connection.headers.get("content-length", "").strip() == "0":
+        if _header(connection, b"content-length").strip() == "0":
             raise KithError("the request body is empty; send a JSON object")
 
 
