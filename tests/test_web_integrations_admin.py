@@ -3,10 +3,12 @@ plugins: real requests through the whole app, signed in as a browser is, on both
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,19 @@ from kith.plugins.webforms.schemas import form_from
 from kith.plugins.webforms.service import FormService
 from kith.plugins.webhooks.schemas import SubscriptionCreate
 from kith.plugins.webhooks.service import WebhookService
+from kith.plugins.webhooks.tables import WebhookSubscription
+from kith.privacy.rights.audit import AuditLog
 from kith.settings import Settings
 from kith.testing import settings_for
+from kith.web.templating import local_time
 from playwright.async_api import Browser, expect
 from test_onec_exchange import PATH as ONEC_PATH
 from test_onec_exchange import _checkauth as onec_checkauth
 from test_onec_exchange import _import as onec_import
 from test_onec_exchange import _upload as onec_upload
-from test_web_accessibility import violations
+from test_web_accessibility import AXE, BLOCKING, RUN_AXE, violations
 from test_web_sessions import add, browser_like, post_form, sign_in
+from test_webhooks import Receiver, documented_verifier
 
 ODATA_PASSWORD = "odata-password-for-tests"
 AMI_SECRET = "ami-secret-for-tests"
@@ -241,6 +247,149 @@ async def test_a_bad_webhook_shows_the_services_error_and_adds_nothing(kith: Kit
     assert await WebhookService(kith).list() == []
 
 
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 for the deliveries."""
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()
+
+
+def shown_secret(page: str) -> str | None:
+    found = re.search(r'id="secret" class="secret" value="([^"]+)"', page)
+    return found.group(1) if found else None
+
+
+async def test_a_webhooks_secret_is_rotated_on_the_page_shown_once_and_signs(
+    kith: Kith, receiver: Receiver
+) -> None:
+    admin = await add(kith, "admin")
+    created = await WebhookService(kith).create(
+        SubscriptionCreate(url=receiver.url("/hook"), events=["contact.created"])
+    )
+    subscription = created.subscription
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        rotated = await post_form(
+            client, "/admin/webhooks", f"/admin/webhooks/{subscription.id}/secret", {}
+        )
+        assert rotated.status_code == 200
+        secret = shown_secret(rotated.text)
+        assert secret is not None and secret != created.secret
+        assert "signing secret of the webhook to" in rotated.text
+        # The old secret signs too for the grace period, a day by default: the page says until
+        # when, in the installation's time.
+        (row,) = await WebhookSubscription.select(WebhookSubscription.previous_secret_until).run()
+        until = row["previous_secret_until"]
+        assert abs(until - dt.datetime.now(dt.UTC) - dt.timedelta(days=1)) < dt.timedelta(minutes=1)
+        assert f"Until {local_time(until, kith.settings.timezone)} deliveries are signed" in (
+            rotated.text
+        )
+        again = await client.get("/admin/webhooks")
+        assert again.status_code == 200
+        assert shown_secret(again.text) is None and secret not in again.text
+
+        await ContactService(kith).create(ContactCreate(name="Ada"))
+        await kith.bus.drain()
+    [request] = receiver.at("/hook")
+    verify = documented_verifier()["verify_kith_signature"]
+    verify(secret, request.body, request.headers["kith-signature"])
+    verify(created.secret, request.body, request.headers["kith-signature"])
+
+
+@pytest.mark.parametrize("more_toml", ["\n[webhooks]\nsecret_grace_seconds = 0\n"])
+async def test_without_a_grace_period_the_page_says_the_old_secret_stops_now(
+    kith: Kith, receiver: Receiver
+) -> None:
+    admin = await add(kith, "admin")
+    created = await WebhookService(kith).create(
+        SubscriptionCreate(url=receiver.url("/hook"), events=["contact.created"])
+    )
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        rotated = await post_form(
+            client, "/admin/webhooks", f"/admin/webhooks/{created.subscription.id}/secret", {}
+        )
+        assert rotated.status_code == 200
+        assert "The old secret stopped signing now." in rotated.text
+        assert "deliveries are signed with the old secret too" not in rotated.text
+        secret = shown_secret(rotated.text)
+        assert secret is not None
+        await ContactService(kith).create(ContactCreate(name="Ada"))
+        await kith.bus.drain()
+    [request] = receiver.at("/hook")
+    docs = documented_verifier()
+    docs["verify_kith_signature"](secret, request.body, request.headers["kith-signature"])
+    with pytest.raises(docs["InvalidSignature"]):
+        docs["verify_kith_signature"](
+            created.secret, request.body, request.headers["kith-signature"]
+        )
+
+
+async def test_rotating_an_unknown_webhooks_secret_is_a_404_page(kith: Kith) -> None:
+    admin = await add(kith, "admin")
+    created = await WebhookService(kith).create(
+        SubscriptionCreate(url="https://hooks.example.com/kith", events=["*"])
+    )
+    unknown = "0190a6f0-0000-7000-8000-000000000000"
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        missing = await post_form(
+            client, "/admin/webhooks", f"/admin/webhooks/{unknown}/secret", {}
+        )
+    assert missing.status_code == 404
+    assert f"webhook subscription {unknown} does not exist" in missing.text
+    assert shown_secret(missing.text) is None
+    # The one that exists kept its secret.
+    (row,) = await WebhookSubscription.select(WebhookSubscription.previous_secret_until).run()
+    assert row["previous_secret_until"] is None
+    assert str(created.subscription.id) != unknown
+
+
+async def test_the_delivery_log_shows_a_receivers_status_and_on_demand_its_text_escaped(
+    kith: Kith, receiver: Receiver
+) -> None:
+    admin = await add(kith, "admin")
+    receiver.statuses["/hook"] = [500]
+    receiver.bodies["/hook"] = b"<b>Database down</b> for Ada"
+    answered = await WebhookService(kith).create(
+        SubscriptionCreate(url=receiver.url("/hook"), events=["contact.created"])
+    )
+    await WebhookService(kith).create(SubscriptionCreate(url=dead_url(), events=["*"]))
+    contact = await ContactService(kith).create(ContactCreate(name="Ada"))
+    await kith.bus.drain()
+    deliveries = (await WebhookService(kith).deliveries()).items
+    (delivery,) = [d for d in deliveries if d.subscription_id == answered.subscription.id]
+    (unanswered,) = [d for d in deliveries if d.subscription_id != answered.subscription.id]
+    assert unanswered.status_code is None and unanswered.error
+    async with browser_like(kith) as client:
+        await sign_in(client, admin)
+        listed = await client.get("/admin/webhooks")
+        assert listed.status_code == 200
+        assert "HTTP 500" in listed.text
+        # The answer may quote the person: it is opened only when asked for.
+        assert "Database down" not in listed.text
+        assert f'href="/admin/webhooks/deliveries/{delivery.id}"' in listed.text
+        # No answer came back from a dead address: its error is shown, with nothing to read.
+        assert unanswered.error in listed.text
+        assert f"/admin/webhooks/deliveries/{unanswered.id}" not in listed.text
+        answer = await client.get(f"/admin/webhooks/deliveries/{delivery.id}")
+    assert answer.status_code == 200
+    assert "HTTP 500" in answer.text
+    assert "&lt;b&gt;Database down&lt;/b&gt; for Ada" in answer.text
+    assert "<b>Database down" not in answer.text
+    # The reading is in the contact's audit log, as one through the API or the command is.
+    reads = [
+        entry
+        for entry in await AuditLog(kith).entries(contact.id)
+        if entry.action == "read_webhook_response"
+    ]
+    assert [(entry.channel, entry.details) for entry in reads] == [
+        ("web", {"delivery_id": str(delivery.id)})
+    ]
+
+
 ASTERISK_TOML = f"""
 [telephony.asterisk]
 enabled = true
@@ -321,6 +470,15 @@ async def test_agents_get_403_on_every_page_and_see_no_link(kith: Kith) -> None:
             client, "/contacts", "/admin/webhooks", {"url": "https://example.com", "events": "*"}
         )
         assert refused.status_code == 403
+        created = await WebhookService(kith).create(
+            SubscriptionCreate(url="https://hooks.example.com/kith", events=["*"])
+        )
+        rotate = f"/admin/webhooks/{created.subscription.id}/secret"
+        assert (await post_form(client, "/contacts", rotate, {})).status_code == 403
+        assert (await WebhookSubscription.select().first().run())["previous_secret_until"] is None
+        await WebhookService(kith).remove(created.subscription.id)
+        delivery = "/admin/webhooks/deliveries/0190a6f0-0000-7000-8000-000000000000"
+        assert (await client.get(delivery)).status_code == 403
         contacts = (await client.get("/contacts")).text
     for page in PAGES:
         assert f'href="{page}"' not in contacts
@@ -379,20 +537,34 @@ async def test_on_a_phone_sized_screen_an_admin_creates_a_form_and_nothing_scrol
 
 # The same pages on both engines: checked once.
 @pytest.mark.parametrize("kith_engine", ["sqlite"])
-async def test_the_pages_pass_axe_cores_checks(kith: Kith, browser: Browser) -> None:
+async def test_the_pages_pass_axe_cores_checks(
+    kith: Kith, browser: Browser, receiver: Receiver
+) -> None:
     admin = await add(kith, "admin")
     await FormService(kith).create(
         form_from({"id": "contact-us", "title": "Contact us", "fields": FIELDS})
     )
+    receiver.statuses["/hook"] = [500]
     await WebhookService(kith).create(
-        SubscriptionCreate(url="https://hooks.example.com/kith", events=["*"])
+        SubscriptionCreate(url=receiver.url("/hook"), events=["contact.created"])
     )
+    await ContactService(kith).create(ContactCreate(name="Ada"))
+    await kith.bus.drain()
+    (delivery,) = (await WebhookService(kith).deliveries()).items
     async with serving(kith) as base:
         context = await browser.new_context(viewport={"width": 1024, "height": 720})
         page = await context.new_page()
         await sign_in_page(page, base, admin)
         found = []
-        for path in (*PAGES, "/admin/webforms/contact-us"):
+        answer = f"/admin/webhooks/deliveries/{delivery.id}"
+        for path in (*PAGES, "/admin/webforms/contact-us", answer):
             found += await violations(page, base + path)
+        # The answer to a rotation, with the new secret, is only reached by the button.
+        await page.goto(base + "/admin/webhooks")
+        await page.get_by_role("button", name="Rotate secret").click()
+        await expect(page.get_by_label("Signing secret")).to_have_value(re.compile(".{16}"))
+        await page.add_script_tag(path=str(AXE))
+        rotated = await page.evaluate(RUN_AXE)
+        found += [item for item in rotated if item["impact"] in BLOCKING]
         await context.close()
     assert not found, found

@@ -997,6 +997,9 @@ async def test_subscriptions_over_the_api(kith_client, kith_auth):
     rotated = await kith_client.post(f"{sub_url}/secret", json={}, headers=admin)
     assert rotated.status_code == 200
     assert rotated.json()["secret"].startswith("whsec_") and rotated.json()["secret"] != own_secret
+    # The answer says until when the old secret signs too: a day unless set.
+    until = dt.datetime.fromisoformat(rotated.json()["previous_secret_until"])
+    assert abs(until - utcnow() - dt.timedelta(days=1)) < dt.timedelta(minutes=1)
 
     removed = await kith_client.delete(sub_url, headers=admin)
     assert removed.status_code == 200

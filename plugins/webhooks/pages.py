@@ -1,6 +1,7 @@
 """Webhooks in the web UI, for admins: the subscriptions, a new one (its signing secret shown
-this once), pausing, resuming and removing one, and the delivery log with its dead letters.
-The same service as ``/api/webhooks`` and ``kith webhooks``."""
+this once), pausing, resuming, removing one and replacing its secret, and the delivery log with
+its dead letters and what a receiver answered. The same service as ``/api/webhooks`` and
+``kith webhooks``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from kith import SYSTEM, InvalidInput, KithError, NavLink, Role
 from kith.http import roles
 from kith.plugins.webhooks.schemas import (
     DELIVERY_STATES,
+    DeliveryDetail,
     SubscriptionCreate,
     SubscriptionPatch,
     SubscriptionWithSecret,
@@ -55,6 +57,7 @@ async def _webhooks_page(
     error: str | None = None,
     values: dict[str, str] | None = None,
     issued: SubscriptionWithSecret | None = None,
+    rotated: bool = False,
 ) -> Template:
     service = _service(request)
     shown = request.query_params.get("state") or None
@@ -73,6 +76,7 @@ async def _webhooks_page(
         error=error,
         values=values or {},
         issued=issued,
+        rotated=rotated,
     )
 
 
@@ -126,6 +130,31 @@ async def delete_subscription(
     return see_other("/admin/webhooks")
 
 
+@post("/admin/webhooks/{subscription_id:uuid}/secret", opt=ADMINS)
+async def rotate_secret(
+    request: Request[Any, Any, Any], subscription_id: FromPath[uuid.UUID]
+) -> Template:
+    rotated = await _service(request).rotate_secret(
+        subscription_id, actor=signed_in(request) or SYSTEM
+    )
+    # Not a redirect: the new secret is shown on this answer only.
+    return await _webhooks_page(request, issued=rotated, rotated=True)
+
+
+@get("/admin/webhooks/deliveries/{delivery_id:uuid}", opt=ADMINS)
+async def delivery_page(
+    request: Request[Any, Any, Any], delivery_id: FromPath[uuid.UUID]
+) -> Template:
+    """One delivery with the start of its receiver's answer. Opened only when asked for: the
+    answer may quote the person, and the service records each reading in their audit log."""
+    service = _service(request)
+    found: DeliveryDetail = await service.delivery_detail(
+        delivery_id, signed_in(request) or SYSTEM, channel="web"
+    )
+    subscription = await service.get(found.subscription_id)
+    return render(request, "webhooks/delivery.html", delivery=found, url=subscription.url)
+
+
 @post("/admin/webhooks/deliveries/{delivery_id:uuid}/retry", opt=ADMINS)
 async def retry_delivery(
     request: Request[Any, Any, Any], delivery_id: FromPath[uuid.UUID]
@@ -140,5 +169,7 @@ PAGES = [
     disable_subscription,
     enable_subscription,
     delete_subscription,
+    rotate_secret,
+    delivery_page,
     retry_delivery,
 ]

@@ -70,10 +70,13 @@ class SubscriptionOut(Struct, kw_only=True):
 
 
 class SubscriptionWithSecret(Struct, kw_only=True):
-    """A subscription just created (or its secret just rotated): ``secret`` is shown this once."""
+    """A subscription just created (or its secret just rotated): ``secret`` is shown this once.
+    After a rotation, ``previous_secret_until`` says until when the old secret signs too;
+    ``null`` when it stopped at once (a grace period of 0) or for a new subscription."""
 
     subscription: SubscriptionOut
     secret: str
+    previous_secret_until: dt.datetime | None = None
 
 
 class AttemptOut(Struct, kw_only=True):

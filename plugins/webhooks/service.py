@@ -263,19 +263,22 @@ class WebhookService:
             old, _, _ = await secret_store.secrets_of(self.kith, row)
             now = utcnow()
             keep = old if grace and old != secret else None
+            until = now + grace if keep else None
             stored = await secret_store.store(self.kith, subscription_id, secret, keep)
             await (
                 WebhookSubscription.update(
                     {
                         **stored.values(),
-                        WebhookSubscription.previous_secret_until: now + grace if keep else None,
+                        WebhookSubscription.previous_secret_until: until,
                         WebhookSubscription.updated_at: now,
                     }
                 )
                 .where(WebhookSubscription.id == subscription_id)
                 .run()
             )
-        return SubscriptionWithSecret(subscription=await self.get(subscription_id), secret=secret)
+        return SubscriptionWithSecret(
+            subscription=await self.get(subscription_id), secret=secret, previous_secret_until=until
+        )
 
     async def remove(self, subscription_id: uuid.UUID, actor: Actor = SYSTEM) -> SubscriptionOut:
         """Delete a subscription with its delivery log; pending deliveries are not sent."""
