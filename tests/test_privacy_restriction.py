@@ -19,6 +19,7 @@ from kith.plugins.webhooks.service import WebhookService
 from kith.plugins.webhooks.tables import WebhookDelivery
 from kith.privacy.requests.service import RequestCreate, RequestService
 from kith.privacy.rights.consent import ConsentService, can_process
+from kith.privacy.rights.rectification import RectificationService
 from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.tables import LegalHold
 from kith.runtime import Kith
@@ -176,6 +177,14 @@ async def test_rectification_corrects_and_tells_recipients(
         RequestCreate(kind="rectification", contact_id=contact_id), officer
     )
     await requests.verify(request.id, "video call", officer)
+    # An address the contact service would refuse at the run is refused now.
+    refused = await kith_client.put(
+        f"/api/privacy/requests/{request.id}/rectification",
+        json={"family_name": "Zwicky-Ortolan", "emails": [{"address": "not an address"}]},
+        headers=headers,
+    )
+    assert refused.status_code == 422 and "not a valid email address" in refused.text
+    assert await RectificationService(kith).patch_of(request.id) is None
     patched = await kith_client.put(
         f"/api/privacy/requests/{request.id}/rectification",
         json={"family_name": "Zwicky-Ortolan", "emails": [{"address": "pz@new-address.example"}]},

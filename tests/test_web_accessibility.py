@@ -4,6 +4,7 @@ Chromium with no serious or critical violation: labels, names, contrast, landmar
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from _web_server import add_user, serving, sign_in
 from kith.actor import SYSTEM
 from kith.privacy.requests.service import RequestCreate, RequestService
 from kith.runtime import Kith
-from kith.schemas import ContactCreate, EmailIn, InteractionCreate, PhoneIn
+from kith.schemas import ContactCreate, ContactPatch, EmailIn, InteractionCreate, PhoneIn
 from kith.services.contacts import ContactService
 from kith.services.interactions import InteractionService
 from playwright.async_api import Browser, Page
@@ -75,6 +76,13 @@ async def test_the_main_pages_have_no_serious_accessibility_violation(
     received = await RequestService(kith).create(
         RequestCreate(kind="access", email="ada@example.com"), SYSTEM
     )
+    # A rectification's page has the form of its corrections and shows those saved.
+    rectification = await RequestService(kith).create(
+        RequestCreate(kind="rectification", contact_id=uuid.UUID(contact_id)), SYSTEM
+    )
+    await RequestService(kith).set_corrections(
+        rectification.id, ContactPatch(family_name="King"), SYSTEM
+    )
     async with serving(kith) as base:
         context = await browser.new_context(viewport={"width": 1024, "height": 720})
         page = await context.new_page()
@@ -95,6 +103,7 @@ async def test_the_main_pages_have_no_serious_accessibility_violation(
             "/compliance",
             "/compliance/requests",
             f"/compliance/requests/{received.id}",
+            f"/compliance/requests/{rectification.id}",
             "/compliance/subjects?q=ada@example.com",
             f"/compliance/contacts/{contact_id}",
             "/compliance/retention",

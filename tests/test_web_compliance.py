@@ -14,7 +14,11 @@ import httpx
 from _privacy_workflow import configure_privacy, make_contact
 from _web_server import PASSWORD, add_user, serving, shoot
 from _web_server import sign_in as sign_in_browser
+from kith import ContactPatch, ContactService
 from kith.privacy.requests.certificates import load_public_key, verify
+from kith.privacy.requests.service import RequestService
+from kith.privacy.rights.rectification import RectificationService
+from kith.privacy.rights.tables import AuditEntry
 from kith.runtime import Kith
 from kith.services.users import UserService
 from playwright.async_api import Browser, expect
@@ -151,6 +155,133 @@ async def test_a_mistake_in_a_form_is_a_clear_4xx(kith: Kith) -> None:
         assert (await _step(officer, page, "jump")).status_code == 404
         bad_address = await officer.get("/compliance/subjects", params={"q": "not a phone"})
         assert bad_address.status_code == 422
+
+
+async def test_a_rectification_is_set_on_its_page_and_corrects_the_contact(kith: Kith) -> None:
+    contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    email = await add(kith, "compliance")
+    async with browser_like(kith) as officer:
+        await sign_in(officer, email)
+        page = await _record(officer, kind="rectification", contact_id=str(contact))
+        shown = await officer.get(page)
+        assert 'id="correct"' in shown.text and "No corrections set yet." in shown.text
+        saved = await _step(
+            officer,
+            page,
+            "correct",
+            given_name="Ada",
+            family_name="King",
+            emails="ada.king@example.com\nada@example.com",
+        )
+        assert saved.status_code == 303, saved.text
+
+        # What was typed shows on the page, and fills the form to change it.
+        shown = await officer.get(page)
+        corrections = shown.text[shown.text.index('<dl class="details" id="corrections">') :]
+        corrections = corrections[: corrections.index("</dl>")]
+        assert "King" in corrections and "ada.king@example.com" in corrections
+        assert 'id="correct-family_name" name="family_name" maxlength="200" value="King"' in (
+            shown.text
+        )
+        # Showing them is a read of her data, in her audit log.
+        request_id = uuid.UUID(page.rsplit("/", 1)[1])
+        reads = await AuditEntry.select(AuditEntry.channel).where(
+            (AuditEntry.request_id == request_id) & (AuditEntry.action == "read")
+        )
+        assert reads and {r["channel"] for r in reads} == {"web"}
+
+        for step, fields in (
+            ("verify", {"method": "id card"}),
+            ("preview", {}),
+            ("approve", {}),
+            ("run", {}),
+        ):
+            moved = await _step(officer, page, step, **fields)
+            assert moved.status_code == 303, (step, moved.text)
+        done = await officer.get(page)
+        assert '<dd id="state">done</dd>' in done.text
+        assert "fields: emails, family_name, given_name" in done.text
+        # Nothing more to set once it ran; what it set is still shown.
+        assert 'id="correct"' not in done.text and "ada.king@example.com" in done.text
+
+    corrected = await ContactService(kith).get(contact)
+    assert (corrected.given_name, corrected.family_name) == ("Ada", "King")
+    assert [e.address for e in corrected.emails] == ["ada.king@example.com", "ada@example.com"]
+    assert corrected.emails[0].primary
+
+
+async def test_a_bad_correction_is_shown_again_and_stores_nothing(kith: Kith) -> None:
+    contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    email = await add(kith, "compliance")
+    async with browser_like(kith) as officer:
+        await sign_in(officer, email)
+        page = await _record(officer, kind="rectification", contact_id=str(contact))
+        request_id = uuid.UUID(page.rsplit("/", 1)[1])
+        bad = await _step(officer, page, "correct", family_name="King", emails="not an email")
+        assert bad.status_code == 422
+        assert "is not a valid email address" in bad.text and 'id="form-error"' in bad.text
+        # What was typed is kept.
+        assert 'name="family_name" maxlength="200" value="King"' in bad.text
+        assert ">not an email</textarea>" in bad.text
+        assert await RectificationService(kith).patch_of(request_id) is None
+        assert "No corrections set yet." in (await officer.get(page)).text
+
+        nothing = await _step(officer, page, "correct", name="")
+        assert nothing.status_code == 422 and "say what to correct" in nothing.text
+
+        # Once approved, the service refuses new corrections; the page says so and keeps them.
+        assert (await _step(officer, page, "correct", family_name="King")).status_code == 303
+        for step, fields in (("verify", {"method": "id card"}), ("preview", {}), ("approve", {})):
+            assert (await _step(officer, page, step, **fields)).status_code == 303
+        late = await _step(officer, page, "correct", family_name="Byron")
+        assert late.status_code == 409
+        assert "corrections are set before approval" in late.text
+        assert 'value="Byron"' in late.text
+        kept = await RectificationService(kith).patch_of(request_id)
+        assert kept is not None and kept.family_name == "King"
+
+
+async def test_saving_on_the_page_keeps_corrections_set_elsewhere(kith: Kith) -> None:
+    contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    email = await add(kith, "compliance")
+    async with browser_like(kith) as officer:
+        await sign_in(officer, email)
+        page = await _record(officer, kind="rectification", contact_id=str(contact))
+        request_id = uuid.UUID(page.rsplit("/", 1)[1])
+        # As the API or the command line sets them.
+        await RequestService(kith).set_corrections(
+            request_id, ContactPatch(family_name="Byron", tags=["married"])
+        )
+        shown = await officer.get(page)
+        assert "Also set, through the API" in shown.text and "tags" in shown.text
+        assert (await _step(officer, page, "correct", family_name="King")).status_code == 303
+    saved = await RectificationService(kith).patch_of(request_id)
+    assert saved is not None
+    assert (saved.family_name, saved.tags) == ("King", ["married"])
+
+
+async def test_agents_may_not_see_or_set_corrections(kith: Kith) -> None:
+    contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
+    officer = await add(kith, "compliance")
+    agent = await add(kith, "agent")
+    async with browser_like(kith) as compliance, browser_like(kith) as client:
+        await sign_in(compliance, officer)
+        await sign_in(client, agent)
+        page = await _record(compliance, kind="rectification", contact_id=str(contact))
+        request_id = uuid.UUID(page.rsplit("/", 1)[1])
+        assert (await client.get(page)).status_code == 403
+        token = CSRF.search((await client.get("/my-day")).text)
+        assert token
+        refused = await client.post(
+            f"{page}/correct", data={"_csrf_token": token.group(1), "family_name": "Byron"}
+        )
+        assert refused.status_code == 403
+        assert await RectificationService(kith).patch_of(request_id) is None
+        # The same form from a compliance officer is taken.
+        taken = await _step(compliance, page, "correct", family_name="King")
+        assert taken.status_code == 303
+        saved = await RectificationService(kith).patch_of(request_id)
+        assert saved is not None and saved.family_name == "King"
 
 
 async def _compliance_pages(kith: Kith) -> list[str]:

@@ -3,19 +3,29 @@ API. :func:`web_mount` gives the app factory what it mounts.
 
 A plugin's pages (``kith_register_pages``) use the names below: ``render`` a template of the
 plugin's folder (``kith_register_templates``) inside the web UI's layout, read a posted form
-with ``form_of``, answer it with ``see_other``, translate with ``t`` (``translator(language)``
-where no request is at hand) and mark messages with ``N_``; reads and changes through pages
-are audited under the ``WEB`` channel."""
+with ``form_of`` (and check it as the service's input with ``convert_form``), answer it with
+``see_other``, translate with ``t`` (``translator(language)`` where no request is at hand) and
+mark messages with ``N_``; reads and changes through pages are audited under the ``WEB``
+channel."""
 
 from kith.web.i18n import N_, t, translator
 from kith.web.mount import CSRF_FIELD, WebMount, web_mount
-from kith.web.views.common import WEB, form_of, kith_of, render, see_other, signed_in
+from kith.web.views.common import (
+    WEB,
+    convert_form,
+    form_of,
+    kith_of,
+    render,
+    see_other,
+    signed_in,
+)
 
 __all__ = [
     "CSRF_FIELD",
     "N_",
     "WEB",
     "WebMount",
+    "convert_form",
     "form_of",
     "kith_of",
     "render",

@@ -10,15 +10,22 @@ import uuid
 import zoneinfo
 from typing import Any
 
-from kith import InvalidInput, KithError, NavLink, NotFound, Role
+import msgspec
+from kith import ContactPatch, InvalidInput, KithError, NavLink, NotFound, Role
 from kith.http import current_actor, roles
 from kith.privacy.requests.certificates import CertificateService
-from kith.privacy.requests.service import REQUEST_KINDS, RequestCreate, RequestService
+from kith.privacy.requests.service import (
+    CORRECTABLE_STATES,
+    REQUEST_KINDS,
+    RequestCreate,
+    RequestService,
+)
 from kith.privacy.rights.export import ExportService
 from kith.privacy.rights.pages import staff_names
+from kith.privacy.rights.rectification import fields_of
 from kith.privacy.rights.restriction import GROUNDS
 from kith.privacy.rights.routes import package_stream
-from kith.web import N_, WEB, form_of, kith_of, render, see_other, t
+from kith.web import N_, WEB, convert_form, form_of, kith_of, render, see_other, t
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
@@ -30,6 +37,9 @@ NAVIGATION = (
 )
 # The requests answered with a package the person is given.
 PACKAGE_KINDS = ("access", "portability")
+# The person's own details a rectification corrects on the page (as on the command line);
+# the API takes the other fields of a contact too, and the page keeps those as they are.
+CORRECTION_FIELDS = ("given_name", "family_name", "name", "emails", "phones")
 
 
 def _service(request: Request[Any, Any, Any]) -> RequestService:
@@ -117,16 +127,64 @@ async def record_request(request: Request[Any, Any, Any]) -> Template | Redirect
     return see_other(f"{LIST}/{created.id}")
 
 
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def _correction_values(patch: ContactPatch | None) -> dict[str, str]:
+    """The form's inputs for stored corrections (empty: the field is not corrected)."""
+    values: dict[str, str] = {}
+    if patch is None:
+        return values
+    for name in ("given_name", "family_name", "name"):
+        value = getattr(patch, name)
+        if isinstance(value, str) and value:
+            values[name] = value
+    if patch.emails:
+        values["emails"] = "\n".join(e.address for e in patch.emails)
+    if patch.phones:
+        values["phones"] = "\n".join(p.number for p in patch.phones)
+    return values
+
+
+def _corrections(values: dict[str, str], stored: ContactPatch | None) -> ContactPatch:
+    """The corrections as typed, over the stored ones' other fields (set through the API),
+    which the page does not show and so must not drop."""
+    patch: dict[str, Any] = msgspec.to_builtins(stored) if stored is not None else {}
+    for name in CORRECTION_FIELDS:
+        patch.pop(name, None)
+    for name in ("given_name", "family_name", "name"):
+        if values.get(name):
+            patch[name] = values[name]
+    # The first of the list is the main one, as on the contact's own form.
+    emails = _lines(values.get("emails", ""))
+    if emails:
+        patch["emails"] = [{"address": a, "primary": i == 0} for i, a in enumerate(emails)]
+    phones = _lines(values.get("phones", ""))
+    if phones:
+        patch["phones"] = [{"number": n, "primary": i == 0} for i, n in enumerate(phones)]
+    return convert_form(patch, ContactPatch)
+
+
 async def _request_page(
     request: Request[Any, Any, Any],
     request_id: uuid.UUID,
     status: int = 200,
     error: str | None = None,
+    typed: dict[str, str] | None = None,
 ) -> Template:
-    detail = await _service(request).detail(request_id)
+    """The request's page; ``typed``: the corrections as posted, shown again after a refusal."""
+    service = _service(request)
+    detail = await service.detail(request_id)
     package = None
     if detail.request.kind in PACKAGE_KINDS and detail.request.state == "done":
         package = await ExportService(kith_of(request)).for_request(request_id)
+    stored = None
+    if detail.request.kind == "rectification":
+        stored = await service.corrections(request_id, current_actor(request), WEB)
+    saved = _correction_values(stored)
+    # Fields set through the API that the form does not show: named, so none goes unseen.
+    others = [f for f in fields_of(stored) if f not in CORRECTION_FIELDS] if stored else []
     return render(
         request,
         "requests/request.html",
@@ -138,6 +196,11 @@ async def _request_page(
         package=package,
         grounds=GROUNDS,
         error=error,
+        correctable=CORRECTABLE_STATES,
+        saved=saved,
+        others=others,
+        corrections=saved if typed is None else typed,
+        typed=typed is not None,
     )
 
 
@@ -154,7 +217,7 @@ def _months(request: Request[Any, Any, Any], text: str) -> int:
     return int(text)
 
 
-STEPS = ("verify", "preview", "approve", "run", "reject", "extend")
+STEPS = ("verify", "correct", "preview", "approve", "run", "reject", "extend")
 
 
 @post(LIST + "/{request_id:uuid}/{step:str}", opt=COMPLIANCE)
@@ -162,7 +225,8 @@ async def request_step(
     request: Request[Any, Any, Any], request_id: FromPath[uuid.UUID], step: FromPath[str]
 ) -> Template | Redirect:
     """One step of the request, as its API route takes it; a refusal (a step the state does
-    not allow, the same officer approving twice) is shown on the request's page."""
+    not allow, the same officer approving twice, a correction that is not valid) is shown on
+    the request's page, with the corrections as typed."""
     if step not in STEPS:
         raise NotFound(t(request, "A request has no such step."))
     values = await form_of(request)
@@ -171,6 +235,9 @@ async def request_step(
     try:
         if step == "verify":
             await service.verify(request_id, values.get("method", ""), actor)
+        elif step == "correct":
+            stored = await service.corrections(request_id, actor, WEB)
+            await service.set_corrections(request_id, _corrections(values, stored), actor)
         elif step == "preview":
             await service.preview(request_id, actor)
         elif step == "approve":
@@ -183,7 +250,8 @@ async def request_step(
             months = _months(request, values.get("months", ""))
             await service.extend(request_id, months, values.get("reason", ""), actor)
     except KithError as exc:
-        return await _request_page(request, request_id, exc.status_code, exc.detail)
+        typed = values if step == "correct" else None
+        return await _request_page(request, request_id, exc.status_code, exc.detail, typed)
     return see_other(f"{LIST}/{request_id}")
 
 

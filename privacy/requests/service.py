@@ -734,6 +734,18 @@ class RequestService:
             request_id, row["contact_id"], patch, actor
         )
 
+    async def corrections(
+        self, request_id: uuid.UUID, actor: Actor = SYSTEM, channel: str = "api"
+    ) -> ContactPatch | None:
+        """The corrections set on a rectification request (None: none yet, or not a
+        rectification); reading them is a read of the person's data, audited."""
+        row = await self._row(request_id)
+        if row["kind"] != "rectification":
+            return None
+        return await RectificationService(self.kith).read_patch(
+            request_id, actor=actor, channel=channel
+        )
+
     async def reject(
         self, request_id: uuid.UUID, reason: str, actor: Actor = SYSTEM
     ) -> SubjectRequestOut:

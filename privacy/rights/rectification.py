@@ -18,9 +18,12 @@ from kith import (
     InvalidInput,
     Kith,
     new_id,
+    normalize_email,
+    normalize_phone,
     unset_to_dict,
     utcnow,
 )
+from kith.privacy.rights.audit import AuditLog
 from kith.privacy.rights.tables import Rectification
 
 TABLE = Rectification._meta.tablename
@@ -49,6 +52,7 @@ class RectificationService:
             raise InvalidInput("say what to correct (name, emails, phones...)", field="patch")
         if "archived" in fields:
             raise InvalidInput("archiving is not a rectification", field="archived")
+        self._check_points(patch)
         text = msgspec.json.encode(patch).decode()
         async with self.kith.unit_of_work(actor):
             existing = (
@@ -76,7 +80,17 @@ class RectificationService:
                 ).run()
         return fields
 
-    async def patch_of(self, request_id: uuid.UUID) -> ContactPatch | None:
+    def _check_points(self, patch: ContactPatch) -> None:
+        """Refuse an email or phone the contact service would refuse when the request runs:
+        told now, while it can still be corrected, rather than as a failed run."""
+        region = self.kith.settings.default_region
+        for index, email in enumerate(patch.emails or ()):
+            normalize_email(email.address, field=f"emails[{index}]")
+        for index, phone in enumerate(patch.phones or ()):
+            normalize_phone(phone.number, region, field=f"phones[{index}]")
+
+    async def _stored(self, request_id: uuid.UUID) -> tuple[uuid.UUID, ContactPatch] | None:
+        """(the contact whose key sealed them, the corrections) of a request, if it has any."""
         row = await Rectification.select().where(Rectification.request_id == request_id).first()
         if row is None:
             return None
@@ -87,4 +101,27 @@ class RectificationService:
         )["patch"]
         if not text or text.startswith("["):
             return None
-        return msgspec.json.decode(text, type=ContactPatch)
+        return row["contact_id"], msgspec.json.decode(text, type=ContactPatch)
+
+    async def patch_of(self, request_id: uuid.UUID) -> ContactPatch | None:
+        stored = await self._stored(request_id)
+        return stored[1] if stored else None
+
+    async def read_patch(
+        self, request_id: uuid.UUID, *, actor: Actor = SYSTEM, channel: str = "api"
+    ) -> ContactPatch | None:
+        """The corrections of a request for someone to see: the values are the person's data,
+        so showing them is an audited read."""
+        stored = await self._stored(request_id)
+        if stored is None:
+            return None
+        contact_id, patch = stored
+        await AuditLog(self.kith).record(
+            contact_id,
+            "read",
+            actor=actor,
+            channel=channel,
+            request_id=request_id,
+            details={"part": "rectification", "fields": fields_of(patch)},
+        )
+        return patch
