@@ -1094,6 +1094,16 @@ def test_subscriptions_from_the_command_line(kith_database_url: str, tmp_path: P
     empty = kith("deliveries")
     assert empty.exit_code == 0 and "No deliveries." in empty.stderr
 
+    rotated = kith("rotate-secret", subscription_id)
+    assert rotated.exit_code == 0, rotated.output
+    new = re.search(r"^secret\s+(\S+)$", rotated.stdout, re.MULTILINE)
+    assert new is not None and new.group(1).startswith("whsec_")
+    assert new.group(1) != found["secret"]
+    # The default grace period: a day from now, said as a time.
+    tomorrow = (dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).strftime("%Y-%m-%d")
+    assert "with the old one too until " + tomorrow in rotated.stderr
+    assert "not shown again" in rotated.stderr
+
     removed = kith("remove", subscription_id)
     assert removed.exit_code == 0 and "https://hooks.example.com/cli" in removed.stdout
     gone = kith("remove", subscription_id)

@@ -143,9 +143,15 @@ def rotate_secret(subscription_id: uuid.UUID, secret: str | None) -> None:
 
     rotated = run_with_kith(work)
     click.echo(f"secret  {rotated.secret}")
+    until = rotated.previous_secret_until
     note(
-        "Deliveries from now on are signed with this secret, and with the old one too for "
-        "[webhooks] secret_grace_seconds; the new secret is not shown again."
+        "Deliveries from now on are signed with this secret"
+        + (
+            f", and with the old one too until {format_time(until, get_settings())}"
+            if until
+            else "; the old one stopped signing now"
+        )
+        + ". The new secret is not shown again."
     )
 
 
