@@ -41,6 +41,17 @@ async def _step(client: httpx.AsyncClient, page: str, step: str, **fields: str) 
     return await post_form(client, page, f"{page}/{step}", fields)
 
 
+async def _through(client: httpx.AsyncClient, page: str, last: str = "run") -> None:
+    """Verify (by an id card), preview, approve and run the request on its page, up to
+    ``last``; each step must be taken."""
+    steps = (("verify", {"method": "id card"}), ("preview", {}), ("approve", {}), ("run", {}))
+    for step, fields in steps:
+        moved = await _step(client, page, step, **fields)
+        assert moved.status_code == 303, (step, moved.text)
+        if step == last:
+            return
+
+
 async def _certificate_is_valid(client: httpx.AsyncClient, page: str) -> dict:
     download = await client.get(f"{page}/certificate")
     assert download.status_code == 200
@@ -109,14 +120,7 @@ async def test_an_access_request_gives_its_package_and_shows_in_the_audit_log(
     async with browser_like(kith) as officer:
         await sign_in(officer, email)
         page = await _record(officer, kind="access", contact_id=str(contact))
-        for step, fields in (
-            ("verify", {"method": "id card"}),
-            ("preview", {}),
-            ("approve", {}),
-            ("run", {}),
-        ):
-            moved = await _step(officer, page, step, **fields)
-            assert moved.status_code == 303, (step, moved.text)
+        await _through(officer, page)
         shown = await officer.get(page)
         assert f'href="{page}/package"' in shown.text
         package = await officer.get(f"{page}/package")
@@ -190,14 +194,7 @@ async def test_a_rectification_is_set_on_its_page_and_corrects_the_contact(kith:
         )
         assert reads and {r["channel"] for r in reads} == {"web"}
 
-        for step, fields in (
-            ("verify", {"method": "id card"}),
-            ("preview", {}),
-            ("approve", {}),
-            ("run", {}),
-        ):
-            moved = await _step(officer, page, step, **fields)
-            assert moved.status_code == 303, (step, moved.text)
+        await _through(officer, page)
         done = await officer.get(page)
         assert '<dd id="state">done</dd>' in done.text
         assert "fields: emails, family_name, given_name" in done.text
@@ -231,8 +228,7 @@ async def test_a_bad_correction_is_shown_again_and_stores_nothing(kith: Kith) ->
 
         # Once approved, the service refuses new corrections; the page says so and keeps them.
         assert (await _step(officer, page, "correct", family_name="King")).status_code == 303
-        for step, fields in (("verify", {"method": "id card"}), ("preview", {}), ("approve", {})):
-            assert (await _step(officer, page, step, **fields)).status_code == 303
+        await _through(officer, page, last="approve")
         late = await _step(officer, page, "correct", family_name="Byron")
         assert late.status_code == 409
         assert "corrections are set before approval" in late.text
