@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import _example_plugin
 import pytest
 import structlog
+from _webhook_receiver import Receiver
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -21,3 +22,12 @@ def _logging_as_it_was() -> Iterator[None]:
     saved = structlog.get_config()
     yield
     structlog.configure(**saved)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 for webhook deliveries."""
+    server = Receiver()
+    server.start()
+    yield server
+    server.stop()

@@ -8,7 +8,6 @@ import json
 import re
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from _telephony import MANGO_KEY, MANGO_SALT, TWILIO_TOKEN, ZADARMA_KEY, ZADARMA
 from _telephony import settings_toml as telephony_toml
 from _web_server import serving, shoot
 from _web_server import sign_in as sign_in_page
+from _webhook_receiver import Receiver
 from kith import ContactCreate, ContactService, Kith, UserService
 from kith.plugin_manager import KithPluginManager, load_plugin_manager
 from kith.plugins.webforms import signing
@@ -39,7 +39,7 @@ from test_onec_exchange import _import as onec_import
 from test_onec_exchange import _upload as onec_upload
 from test_web_accessibility import AXE, BLOCKING, RUN_AXE, violations
 from test_web_sessions import add, browser_like, post_form, sign_in
-from test_webhooks import Receiver, documented_verifier
+from test_webhooks import documented_verifier
 
 ODATA_PASSWORD = "odata-password-for-tests"
 AMI_SECRET = "ami-secret-for-tests"
@@ -245,15 +245,6 @@ async def test_a_bad_webhook_shows_the_services_error_and_adds_nothing(kith: Kit
         assert "no event type matches" in unknown.text
         assert (await client.get("/admin/webhooks?state=lost")).status_code == 422
     assert await WebhookService(kith).list() == []
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    """A real HTTP receiver on 127.0.0.1 for the deliveries."""
-    server = Receiver()
-    server.start()
-    yield server
-    server.stop()
 
 
 def shown_secret(page: str) -> str | None:
