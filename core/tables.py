@@ -123,8 +123,10 @@ class CustomFieldValue(Table, tablename="kith_custom_field_value"):
 
 
 class Interaction(Table, tablename="kith_interaction"):
+    # Indexes are the migrations' (kith_interaction_timeline leads with the contact; due_at and
+    # assignee are indexed only where set): every one is written by each interaction logged.
     id = UUID(primary_key=True, default=new_id)
-    contact = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False, index=True)
+    contact = ForeignKey(references=Contact, on_delete=OnDelete.cascade, null=False)
     kind = Varchar(length=20)
     direction = Varchar(length=10, null=True, default=None)
     occurred_at = Timestamptz(index=True)
@@ -135,9 +137,9 @@ class Interaction(Table, tablename="kith_interaction"):
     amount = Numeric(digits=(18, 2), null=True, default=None)
     source = Varchar(length=100, default="api")
     external_id = Varchar(length=200, null=True, default=None)
-    due_at = Timestamptz(null=True, default=None, index=True)
+    due_at = Timestamptz(null=True, default=None)
     done_at = Timestamptz(null=True, default=None)
-    assignee = ForeignKey(references=User, on_delete=OnDelete.set_null, null=True, index=True)
+    assignee = ForeignKey(references=User, on_delete=OnDelete.set_null, null=True)
     # The due time ``task.due`` was published for: once per due time, again if due_at changes.
     due_event_at = Timestamptz(null=True, default=None)
     created_by = ForeignKey(references=User, on_delete=OnDelete.set_null, null=True)

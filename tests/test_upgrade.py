@@ -140,6 +140,7 @@ async def _check(home: Path, url: str) -> None:
         "kith:2026-12-11T09:00:00:000000",
         "kith:2026-12-11T09:00:01:000000",
         "kith:2026-12-11T09:00:02:000000",
+        "kith:2026-12-11T09:00:03:000000",
         "kith_privacy:2026-12-07T08:00:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:00:000000",
         "kith_privacy_subjects:2026-12-04T17:30:01:000000",
