@@ -23,7 +23,9 @@ from kith.privacy.rights.rectification import RectificationService
 from kith.privacy.rights.restriction import RestrictionService
 from kith.privacy.rights.tables import LegalHold
 from kith.runtime import Kith
+from kith.schemas import FieldCreate
 from kith.services.contacts import ContactService
+from kith.services.fields import FieldService
 from kith.subject_checks import processing_refusals
 
 # Recipients the built-in plugins register (others, such as 1C's, may be installed too).
@@ -210,6 +212,53 @@ async def test_rectification_corrects_and_tells_recipients(
     assert set(told) >= RECIPIENTS
     assert {e.method for e in told.values()} == {"notified_of_rectification"}
     assert {e.outcome for e in told.values()} == {"not_applicable"}
+
+
+async def test_custom_field_corrections_are_checked_when_set_not_when_run(
+    kith: Kith, kith_client, kith_auth
+) -> None:
+    fields = FieldService(kith)
+    await fields.add(FieldCreate(name="seats", type="number"))
+    await fields.add(FieldCreate(name="plan", type="choice", choices=["Basic", "Pro"]))
+    await fields.add(FieldCreate(name="vip", type="boolean"))
+    await fields.add(FieldCreate(name="passport", type="text", personal=True))
+    contact_id = await make_person(kith, notes=0, orders=0)
+    officer = await make_user(kith)
+    headers = await kith_auth("compliance")
+    requests = RequestService(kith)
+    request = await requests.create(
+        RequestCreate(kind="rectification", contact_id=contact_id), officer
+    )
+    path = f"/api/privacy/requests/{request.id}/rectification"
+    for given, named in (
+        ({"seats": "many"}, "fields.seats: 'many' is not a number"),
+        ({"plan": "Gold"}, "fields.plan: "),
+        ({"shoe_size": 42}, "there is no custom field named 'shoe_size'"),
+    ):
+        refused = await kith_client.put(
+            path, json={"family_name": "King", "fields": given}, headers=headers
+        )
+        assert refused.status_code == 422, refused.text
+        assert named in refused.json()["detail"]
+        assert await RectificationService(kith).patch_of(request.id) is None
+
+    # A value is kept as the contact will hold it.
+    taken = await kith_client.put(
+        path,
+        json={"fields": {"seats": "12", "vip": "yes", "passport": " K7654321 "}},
+        headers=headers,
+    )
+    assert taken.status_code == 200, taken.text
+    assert taken.json()["fields"] == ["fields"]
+    stored = await RectificationService(kith).patch_of(request.id)
+    assert stored is not None
+    assert stored.fields == {"seats": 12, "vip": True, "passport": "K7654321"}
+    await requests.verify(request.id, "video call", officer)
+    await requests.preview(request.id, officer)
+    await requests.approve(request.id, officer)
+    await requests.run(request.id, officer)
+    contact = await ContactService(kith).get(contact_id)
+    assert contact.fields == {"seats": 12, "vip": True, "passport": "K7654321"}
 
 
 async def test_a_contact_under_a_legal_hold_refuses_changes_naming_the_ground(kith: Kith) -> None:

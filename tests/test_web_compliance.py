@@ -11,10 +11,12 @@ import uuid
 import zipfile
 
 import httpx
+import msgspec
+from _privacy_subjects import stored_bytes
 from _privacy_workflow import configure_privacy, make_contact
 from _web_server import PASSWORD, add_user, serving, shoot
 from _web_server import sign_in as sign_in_browser
-from kith import ContactPatch, ContactService
+from kith import ContactCreate, ContactPatch, ContactService, FieldCreate, FieldService
 from kith.privacy.requests.certificates import load_public_key, verify
 from kith.privacy.requests.service import RequestService
 from kith.privacy.rights.rectification import RectificationService
@@ -238,6 +240,7 @@ async def test_a_bad_correction_is_shown_again_and_stores_nothing(kith: Kith) ->
 
 
 async def test_saving_on_the_page_keeps_corrections_set_elsewhere(kith: Kith) -> None:
+    await FieldService(kith).add(FieldCreate(name="plan", type="choice", choices=["Basic", "Pro"]))
     contact = await make_contact(kith, "Ada Lovelace", email="ada@example.com")
     email = await add(kith, "compliance")
     async with browser_like(kith) as officer:
@@ -246,14 +249,114 @@ async def test_saving_on_the_page_keeps_corrections_set_elsewhere(kith: Kith) ->
         request_id = uuid.UUID(page.rsplit("/", 1)[1])
         # As the API or the command line sets them.
         await RequestService(kith).set_corrections(
-            request_id, ContactPatch(family_name="Byron", tags=["married"])
+            request_id,
+            ContactPatch(family_name="Byron", tags=["married"], fields={"plan": "Pro"}),
         )
         shown = await officer.get(page)
         assert "Also set, through the API" in shown.text and "tags" in shown.text
+        # A custom field the page shows is not among them: its input holds the correction.
+        others = shown.text[shown.text.index("Also set, through the API") :]
+        assert "fields" not in others[: others.index("</dd>")]
+        assert '<option value="Pro" selected>' in shown.text
         assert (await _step(officer, page, "correct", family_name="King")).status_code == 303
     saved = await RectificationService(kith).patch_of(request_id)
     assert saved is not None
     assert (saved.family_name, saved.tags) == ("King", ["married"])
+    # The page showed the plan's correction, and it was left empty: no longer corrected.
+    assert saved.fields is msgspec.UNSET
+
+
+PASSPORT = "X1234567"
+CORRECTED_PASSPORT = "K7654321"
+
+
+async def _with_passport(kith: Kith) -> uuid.UUID:
+    """A contact holding a declared personal field (and a plain one of choices)."""
+    fields = FieldService(kith)
+    await fields.add(
+        FieldCreate(name="passport", type="text", label="Passport number", personal=True)
+    )
+    await fields.add(FieldCreate(name="plan", type="choice", choices=["Basic", "Pro"]))
+    await fields.add(FieldCreate(name="seats", type="number", required=True, default=1))
+    contact = await ContactService(kith).create(
+        ContactCreate(name="Ada Lovelace", fields={"passport": PASSPORT, "plan": "Basic"})
+    )
+    return contact.id
+
+
+async def test_a_personal_custom_field_is_corrected_on_the_page_by_two_officers(
+    kith: Kith, kith_engine: str
+) -> None:
+    configure_privacy(kith, four_eyes=True)
+    contact = await _with_passport(kith)
+    first = await add(kith, "compliance")
+    second = await add(kith, "compliance")
+    async with browser_like(kith) as officer, browser_like(kith) as colleague:
+        await sign_in(officer, first)
+        await sign_in(colleague, second)
+        page = await _record(officer, kind="rectification", contact_id=str(contact))
+        shown = await officer.get(page)
+        # One input a declared field, empty: the contact's current values are not shown.
+        assert 'id="correct-field-passport" name="field.passport" value=""' in shown.text
+        assert 'name="field.plan"' in shown.text and 'name="field.seats"' in shown.text
+        assert "Passport number" in shown.text and PASSPORT not in shown.text
+        # Empty is "as it is": a required field is not marked as one to fill in.
+        assert "Passport number *" not in shown.text and "seats *" not in shown.text
+        assert "a field left empty" in shown.text
+
+        assert (await _step(officer, page, "verify", method="id card")).status_code == 303
+        saved = await _step(
+            officer, page, "correct", **{"field.passport": CORRECTED_PASSPORT, "field.plan": ""}
+        )
+        assert saved.status_code == 303, saved.text
+        request_id = uuid.UUID(page.rsplit("/", 1)[1])
+        stored = await RectificationService(kith).patch_of(request_id)
+        assert stored is not None and stored.fields == {"passport": CORRECTED_PASSPORT}
+
+        # The summary names the field by its label; the form is filled from the corrections.
+        shown = await officer.get(page)
+        corrections = shown.text[shown.text.index('<dl class="details" id="corrections">') :]
+        corrections = corrections[: corrections.index("</dl>")]
+        assert "<dt>Passport number</dt>" in corrections and CORRECTED_PASSPORT in corrections
+        assert "Also set, through the API" not in corrections
+        assert f'name="field.passport" value="{CORRECTED_PASSPORT}"' in shown.text
+
+        assert (await _step(officer, page, "preview")).status_code == 303
+        assert (await _step(officer, page, "approve")).status_code == 403
+        assert (await _step(colleague, page, "approve")).status_code == 303
+        assert (await _step(colleague, page, "run")).status_code == 303
+        done = await officer.get(page)
+        assert '<dd id="state">done</dd>' in done.text and "fields: fields" in done.text
+
+    corrected = await ContactService(kith).get(contact)
+    assert corrected.fields == {"passport": CORRECTED_PASSPORT, "plan": "Basic", "seats": 1}
+    # A personal field's value, and the corrections that carried it, are stored encrypted.
+    stored_now = stored_bytes(kith, kith_engine)
+    assert CORRECTED_PASSPORT.encode() not in stored_now and PASSPORT.encode() not in stored_now
+
+
+async def test_a_bad_custom_field_correction_is_refused_naming_the_field(kith: Kith) -> None:
+    contact = await _with_passport(kith)
+    email = await add(kith, "compliance")
+    async with browser_like(kith) as officer:
+        await sign_in(officer, email)
+        page = await _record(officer, kind="rectification", contact_id=str(contact))
+        request_id = uuid.UUID(page.rsplit("/", 1)[1])
+        for field, value, named in (
+            ("field.seats", "many", "fields.seats: &#39;many&#39; is not a number"),
+            ("field.plan", "Gold", "fields.plan: "),
+        ):
+            typed = {"family_name": "King", "field.passport": CORRECTED_PASSPORT, field: value}
+            bad = await _step(officer, page, "correct", **typed)
+            assert bad.status_code == 422, bad.text
+            assert named in bad.text and 'id="form-error"' in bad.text
+            # The corrections as typed are shown again.
+            assert f'name="field.passport" value="{CORRECTED_PASSPORT}"' in bad.text
+            assert 'name="family_name" maxlength="200" value="King"' in bad.text
+            assert await RectificationService(kith).patch_of(request_id) is None
+        again = await _step(officer, page, "correct", **{"field.seats": "many"})
+        assert again.status_code == 422 and 'name="field.seats" value="many"' in again.text
+        assert "No corrections set yet." in (await officer.get(page)).text
 
 
 async def test_agents_may_not_see_or_set_corrections(kith: Kith) -> None:

@@ -775,6 +775,14 @@ class FieldService:
                     )
         return prepared
 
+    async def checked_change(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """``given`` values (by field name) of a change to a contact, checked now against the
+        declarations as :meth:`prepare` checks them when the change is made, and as that change
+        will store them (None: the value is removed). For a change that is made later."""
+        prepared = await self.prepare(given, creating=False)
+        shown = prepared.shown
+        return {name: shown.get(name) for name in given}
+
     async def store(self, contact_id: uuid.UUID, prepared: PreparedValues) -> None:
         """Write prepared values of one contact (in the caller's transaction)."""
         touched = [*prepared.set, *prepared.cleared]

@@ -5,8 +5,10 @@ A plugin's pages (``kith_register_pages``) use the names below: ``render`` a tem
 plugin's folder (``kith_register_templates``) inside the web UI's layout, read a posted form
 with ``form_of`` (and check it as the service's input with ``convert_form``), answer it with
 ``see_other``, translate with ``t`` (``translator(language)`` where no request is at hand) and
-mark messages with ``N_``; reads and changes through pages are audited under the ``WEB``
-channel."""
+mark messages with ``N_``. A form with contacts' custom fields includes
+``_custom_field_inputs.html`` (``declared``: ``declared_fields``; ``custom``: ``shown_fields``)
+and reads them back with ``posted_fields`` and ``field_values``; reads and changes through
+pages are audited under the ``WEB`` channel."""
 
 from kith.web.i18n import N_, t, translator
 from kith.web.mount import CSRF_FIELD, WebMount, web_mount
@@ -19,6 +21,12 @@ from kith.web.views.common import (
     see_other,
     signed_in,
 )
+from kith.web.views.field_inputs import (
+    declared_fields,
+    field_values,
+    posted_fields,
+    shown_fields,
+)
 
 __all__ = [
     "CSRF_FIELD",
@@ -26,10 +34,14 @@ __all__ = [
     "WEB",
     "WebMount",
     "convert_form",
+    "declared_fields",
+    "field_values",
     "form_of",
     "kith_of",
+    "posted_fields",
     "render",
     "see_other",
+    "shown_fields",
     "signed_in",
     "t",
     "translator",

@@ -11,7 +11,7 @@ import zoneinfo
 from typing import Any
 
 import msgspec
-from kith import ContactPatch, InvalidInput, KithError, NavLink, NotFound, Role
+from kith import ContactPatch, FieldOut, InvalidInput, KithError, NavLink, NotFound, Role
 from kith.http import current_actor, roles
 from kith.privacy.requests.certificates import CertificateService
 from kith.privacy.requests.service import (
@@ -25,7 +25,20 @@ from kith.privacy.rights.pages import staff_names
 from kith.privacy.rights.rectification import fields_of
 from kith.privacy.rights.restriction import GROUNDS
 from kith.privacy.rights.routes import package_stream
-from kith.web import N_, WEB, convert_form, form_of, kith_of, render, see_other, t
+from kith.web import (
+    N_,
+    WEB,
+    convert_form,
+    declared_fields,
+    field_values,
+    form_of,
+    kith_of,
+    posted_fields,
+    render,
+    see_other,
+    shown_fields,
+    t,
+)
 from litestar import Request, Response, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
@@ -37,8 +50,9 @@ NAVIGATION = (
 )
 # The requests answered with a package the person is given.
 PACKAGE_KINDS = ("access", "portability")
-# The person's own details a rectification corrects on the page (as on the command line);
-# the API takes the other fields of a contact too, and the page keeps those as they are.
+# The person's own details a rectification corrects on the page (as on the command line),
+# with the custom fields declared for contacts; the API takes the other fields of a contact
+# too, and the page keeps those as they are.
 CORRECTION_FIELDS = ("given_name", "family_name", "name", "emails", "phones")
 
 
@@ -147,7 +161,19 @@ def _correction_values(patch: ContactPatch | None) -> dict[str, str]:
     return values
 
 
-def _corrections(values: dict[str, str], stored: ContactPatch | None) -> ContactPatch:
+def _stored_fields(patch: ContactPatch | None) -> dict[str, Any]:
+    """The custom field values a patch sets (None: the value is removed)."""
+    if patch is None or not isinstance(patch.fields, dict):
+        return {}
+    return patch.fields
+
+
+def _corrections(
+    values: dict[str, str],
+    typed_fields: dict[str, Any],
+    declared: list[FieldOut],
+    stored: ContactPatch | None,
+) -> ContactPatch:
     """The corrections as typed, over the stored ones' other fields (set through the API),
     which the page does not show and so must not drop."""
     patch: dict[str, Any] = msgspec.to_builtins(stored) if stored is not None else {}
@@ -163,7 +189,33 @@ def _corrections(values: dict[str, str], stored: ContactPatch | None) -> Contact
     phones = _lines(values.get("phones", ""))
     if phones:
         patch["phones"] = [{"number": n, "primary": i == 0} for i, n in enumerate(phones)]
+    shown = {field.name for field in declared}
+    fields = {name: value for name, value in _stored_fields(stored).items() if name not in shown}
+    fields.update(typed_fields)
+    patch.pop("fields", None)
+    if fields:
+        patch["fields"] = fields
     return convert_form(patch, ContactPatch)
+
+
+def _field_summary(
+    request: Request[Any, Any, Any], declared: list[FieldOut], stored: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """(label, value) of the custom fields the stored corrections set, as the page shows."""
+    corrected = [field for field in declared if field.name in stored]
+    shown = shown_fields(request, corrected, stored)
+    words = {"true": t(request, "yes"), "false": t(request, "no")}
+    summary = []
+    for field in corrected:
+        value = shown[field.name]
+        if stored[field.name] is None:
+            text = t(request, "(removed)")
+        elif isinstance(value, list):
+            text = ", ".join(value)
+        else:
+            text = words.get(value, value) if field.type == "boolean" else value
+        summary.append((field.label or field.name, text))
+    return summary
 
 
 async def _request_page(
@@ -172,19 +224,30 @@ async def _request_page(
     status: int = 200,
     error: str | None = None,
     typed: dict[str, str] | None = None,
+    typed_fields: dict[str, str | list[str]] | None = None,
 ) -> Template:
-    """The request's page; ``typed``: the corrections as posted, shown again after a refusal."""
+    """The request's page; ``typed`` and ``typed_fields``: the corrections as posted, shown
+    again after a refusal."""
     service = _service(request)
     detail = await service.detail(request_id)
     package = None
     if detail.request.kind in PACKAGE_KINDS and detail.request.state == "done":
         package = await ExportService(kith_of(request)).for_request(request_id)
     stored = None
+    declared: list[FieldOut] = []
     if detail.request.kind == "rectification":
         stored = await service.corrections(request_id, current_actor(request), WEB)
+        declared = await declared_fields(request)
     saved = _correction_values(stored)
+    saved_fields = _stored_fields(stored)
+    shown = {field.name for field in declared}
     # Fields set through the API that the form does not show: named, so none goes unseen.
-    others = [f for f in fields_of(stored) if f not in CORRECTION_FIELDS] if stored else []
+    others = (
+        [f for f in fields_of(stored) if f not in CORRECTION_FIELDS and f != "fields"]
+        if stored
+        else []
+    )
+    others += [f"fields.{name}" for name in sorted(saved_fields) if name not in shown]
     return render(
         request,
         "requests/request.html",
@@ -198,8 +261,13 @@ async def _request_page(
         error=error,
         correctable=CORRECTABLE_STATES,
         saved=saved,
+        saved_fields=_field_summary(request, declared, saved_fields),
         others=others,
+        declared=declared,
         corrections=saved if typed is None else typed,
+        custom_corrections=(
+            shown_fields(request, declared, saved_fields) if typed_fields is None else typed_fields
+        ),
         typed=typed is not None,
     )
 
@@ -232,12 +300,19 @@ async def request_step(
     values = await form_of(request)
     service = _service(request)
     actor = current_actor(request)
+    declared: list[FieldOut] = []
+    posted: dict[str, str | list[str]] = {}
+    if step == "correct":
+        declared = await declared_fields(request)
+        posted = await posted_fields(request, declared)
     try:
         if step == "verify":
             await service.verify(request_id, values.get("method", ""), actor)
         elif step == "correct":
+            typed_fields = field_values(request, declared, posted, clear_empty=False)
             stored = await service.corrections(request_id, actor, WEB)
-            await service.set_corrections(request_id, _corrections(values, stored), actor)
+            patch = _corrections(values, typed_fields, declared, stored)
+            await service.set_corrections(request_id, patch, actor)
         elif step == "preview":
             await service.preview(request_id, actor)
         elif step == "approve":
@@ -250,8 +325,9 @@ async def request_step(
             months = _months(request, values.get("months", ""))
             await service.extend(request_id, months, values.get("reason", ""), actor)
     except KithError as exc:
-        typed = values if step == "correct" else None
-        return await _request_page(request, request_id, exc.status_code, exc.detail, typed)
+        if step != "correct":
+            return await _request_page(request, request_id, exc.status_code, exc.detail)
+        return await _request_page(request, request_id, exc.status_code, exc.detail, values, posted)
     return see_other(f"{LIST}/{request_id}")
 
 

@@ -1,8 +1,9 @@
 """Rectification (Art. 16 GDPR): the corrections a request will make to a contact.
 
-A rectification request gets its corrections (a contact patch: name, emails, phones...) before
-it is previewed; they are stored here, encrypted under the person's key (they are personal
-data), until the request runs and applies them through the contact service.
+A rectification request gets its corrections (a contact patch: name, emails, phones, custom
+fields...) before it is previewed; they are checked as the contact service will check them and
+stored here, encrypted under the person's key (they are personal data), until the request runs
+and applies them through the contact service.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kith import (
     SYSTEM,
     Actor,
     ContactPatch,
+    FieldService,
     InvalidInput,
     Kith,
     new_id,
@@ -53,6 +55,10 @@ class RectificationService:
         if "archived" in fields:
             raise InvalidInput("archiving is not a rectification", field="archived")
         self._check_points(patch)
+        if isinstance(patch.fields, dict):
+            # Kept as the contact service will store them (a date as a date, a yes as true).
+            checked = await FieldService(self.kith).checked_change(patch.fields)
+            patch = msgspec.structs.replace(patch, fields=checked)
         text = msgspec.json.encode(patch).decode()
         async with self.kith.unit_of_work(actor):
             existing = (
@@ -82,7 +88,8 @@ class RectificationService:
 
     def _check_points(self, patch: ContactPatch) -> None:
         """Refuse an email or phone the contact service would refuse when the request runs:
-        told now, while it can still be corrected, rather than as a failed run."""
+        told now, while it can still be corrected, rather than as a failed run (custom field
+        values likewise, through the fields service)."""
         region = self.kith.settings.default_region
         for index, email in enumerate(patch.emails or ()):
             normalize_email(email.address, field=f"emails[{index}]")

@@ -4,9 +4,7 @@ to the service's input and shows the answer."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -44,6 +42,13 @@ from kith.web.views.common import (
     render,
     see_other,
 )
+from kith.web.views.field_inputs import (
+    declared_fields,
+    field_values,
+    local_moment,
+    posted_fields,
+    shown_fields,
+)
 from litestar import Request, get, post
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Stream, Template
@@ -70,18 +75,6 @@ CONSENT_ROLES = frozenset({Role.COMPLIANCE, Role.ADMIN})
 
 def _lines(text: str) -> list[str]:
     return [line.strip() for line in text.replace(",", "\n").splitlines() if line.strip()]
-
-
-def _local_time(request: Request[Any, Any, Any], text: str, field: str) -> dt.datetime | None:
-    """A ``datetime-local`` input, read in the installation's time zone."""
-    if not text:
-        return None
-    try:
-        value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(t(request, "Give a date and time."), field=field) from None
-    zone = zoneinfo.ZoneInfo(kith_of(request).settings.timezone)
-    return value if value.tzinfo else value.replace(tzinfo=zone)
 
 
 def _contact_input(values: dict[str, str]) -> dict[str, Any]:
@@ -121,70 +114,6 @@ def _owner_of(text: str | None) -> uuid.UUID | None:
         return uuid.UUID(text)
     except ValueError:
         raise InvalidInput("owner: not a user id", field="owner_id") from None
-
-
-FIELD_INPUT = "field."
-
-
-async def _active_fields(request: Request[Any, Any, Any]) -> list[FieldOut]:
-    return await FieldService(kith_of(request)).declared()
-
-
-async def _posted_fields(
-    request: Request[Any, Any, Any], declared: list[FieldOut]
-) -> dict[str, str | list[str]]:
-    """The custom fields' inputs as posted (a multiple choice is a list of boxes)."""
-    form = await request.form()
-    posted: dict[str, str | list[str]] = {}
-    for field in declared:
-        key = FIELD_INPUT + field.name
-        if field.type == "multi_choice":
-            posted[field.name] = [v for v in form.getall(key, []) if isinstance(v, str)]
-        else:
-            value = form.get(key, "")
-            posted[field.name] = value.strip() if isinstance(value, str) else ""
-    return posted
-
-
-def _field_values(
-    request: Request[Any, Any, Any],
-    declared: list[FieldOut],
-    posted: dict[str, str | list[str]],
-    creating: bool,
-) -> dict[str, Any]:
-    """The service's input: an empty input gives a new contact the field's default and clears
-    the value of one being changed."""
-    values: dict[str, Any] = {}
-    for field in declared:
-        raw = posted.get(field.name) or None
-        if raw is not None and field.type == "datetime":
-            moment = _local_time(request, str(raw), FIELD_INPUT + field.name)
-            raw = moment.isoformat() if moment else None
-        if raw is not None or not creating:
-            values[field.name] = raw
-    return values
-
-
-def _shown_fields(
-    request: Request[Any, Any, Any], declared: list[FieldOut], stored: dict[str, Any]
-) -> dict[str, str | list[str]]:
-    """A contact's values as the form's inputs show them."""
-    zone = zoneinfo.ZoneInfo(kith_of(request).settings.timezone)
-    shown: dict[str, str | list[str]] = {}
-    for field in declared:
-        value = stored.get(field.name)
-        if value is None:
-            shown[field.name] = [] if field.type == "multi_choice" else ""
-        elif field.type == "multi_choice":
-            shown[field.name] = list(value)
-        elif field.type == "boolean":
-            shown[field.name] = "true" if value else "false"
-        elif field.type == "datetime":
-            local = dt.datetime.fromisoformat(str(value)).astimezone(zone)
-            shown[field.name] = local.strftime("%Y-%m-%dT%H:%M")
-        else:
-            shown[field.name] = str(value)
-    return shown
 
 
 def _form_page(
@@ -273,19 +202,19 @@ async def contact_list(
 
 @get("/contacts/new", opt=STAFF)
 async def new_contact(request: Request[Any, Any, Any]) -> Template:
-    declared = await _active_fields(request)
-    return _form_page(request, {}, None, declared, _shown_fields(request, declared, {}))
+    declared = await declared_fields(request)
+    return _form_page(request, {}, None, declared, shown_fields(request, declared, {}))
 
 
 @post("/contacts/new", opt=STAFF)
 async def create_contact(request: Request[Any, Any, Any]) -> Template | Redirect:
     values = await form_of(request)
-    declared = await _active_fields(request)
-    posted = await _posted_fields(request, declared)
+    declared = await declared_fields(request)
+    posted = await posted_fields(request, declared)
     try:
         data = ContactCreate(
             source=WEB,
-            fields=_field_values(request, declared, posted, creating=True),
+            fields=field_values(request, declared, posted, clear_empty=False),
             **_contact_input(values),
         )
         contact = await ContactService(kith_of(request), WEB).create(data, current_actor(request))
@@ -489,7 +418,7 @@ async def log_interaction(
             summary=values.get("summary", ""),
             body=values.get("body", ""),
             direction=(values.get("direction") or None) if kind == "call" else None,  # type: ignore[arg-type]
-            due_at=_local_time(request, values.get("due_at", ""), "due_at") if is_task else None,
+            due_at=local_moment(request, values.get("due_at", ""), "due_at") if is_task else None,
             assignee_id=actor.id if is_task else None,
         )
         await InteractionService(kith_of(request), WEB).log(contact_id, data, actor)
@@ -529,8 +458,8 @@ async def edit_contact(
         "phones": "\n".join(p.number for p in contact.phones),
         "tags": ", ".join(contact.tags),
     }
-    declared = await _active_fields(request)
-    shown = _shown_fields(request, declared, contact.fields)
+    declared = await declared_fields(request)
+    shown = shown_fields(request, declared, contact.fields)
     return _form_page(request, values, contact, declared, shown)
 
 
@@ -541,14 +470,14 @@ async def change_contact(
     values = await form_of(request)
     service = ContactService(kith_of(request), WEB)
     actor = current_actor(request)
-    declared = await _active_fields(request)
-    posted = await _posted_fields(request, declared)
+    declared = await declared_fields(request)
+    posted = await posted_fields(request, declared)
     try:
         changes = _contact_input(values)
         changes.pop("kind")
         changes = {k: v for k, v in changes.items() if not (k == "name" and v is None)}
         if declared:
-            changes["fields"] = _field_values(request, declared, posted, creating=False)
+            changes["fields"] = field_values(request, declared, posted, clear_empty=True)
         await service.update(contact_id, ContactPatch(**changes), actor)
     except KithError as exc:
         contact = await service.get(contact_id, actor)
