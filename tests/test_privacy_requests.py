@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import re
 import uuid
+from typing import Any
 
 import pytest
 from _privacy_workflow import cli_env, configure_privacy, make_contact, make_user
@@ -600,6 +601,69 @@ def test_cli_lists_requests_with_days_left(kith_database_url, tmp_path) -> None:
     assert verified.exit_code == 0, verified.output
     shown = runner.invoke(main, ["privacy", "requests", "show", request_id], env=env)
     assert "received" in shown.stdout and "verified" in shown.stdout
+
+
+def test_cli_rectify_sets_corrections_of_custom_fields_checked_when_set(
+    kith_database_url, tmp_path
+) -> None:
+    from _privacy_workflow import run_services
+    from kith import ContactCreate, ContactService, FieldCreate, FieldService
+    from kith.cli import main
+    from kith.privacy.rights.rectification import RectificationService
+
+    runner, env = cli_env(kith_database_url, tmp_path / "kith-home")
+
+    async def setup(kith: Kith) -> uuid.UUID:
+        fields = FieldService(kith)
+        await fields.add(FieldCreate(name="passport", type="text", personal=True))
+        await fields.add(FieldCreate(name="seats", type="number"))
+        await fields.add(
+            FieldCreate(name="channels", type="multi_choice", choices=["email", "phone", "sms"])
+        )
+        created = await ContactService(kith).create(
+            ContactCreate(name="Ada Lovelace", fields={"passport": "X-1", "seats": 3})
+        )
+        return created.id
+
+    contact = run_services(env, setup)
+    created = runner.invoke(
+        main,
+        ["privacy", "requests", "new", "rectification", "--contact", str(contact), "--json"],
+        env=env,
+    )
+    assert created.exit_code == 0, created.output
+    request_id = json.loads(created.stdout)["id"]
+    verified = runner.invoke(
+        main, ["privacy", "requests", "verify", request_id, "--method", "id card"], env=env
+    )
+    assert verified.exit_code == 0, verified.output
+
+    def rectify(*args: str):
+        return runner.invoke(main, ["privacy", "rectify", request_id, *args], env=env)
+
+    # A value that does not fit its field is refused, naming it, and nothing is kept.
+    bad = rectify("--family-name", "King", "--field", "seats=many")
+    assert bad.exit_code == 1 and "fields.seats" in bad.stderr
+    assert rectify("--field", "seats").exit_code == 2
+    assert "is given twice" in rectify("--field", "seats=1", "--field", "seats=2").output
+
+    async def stored(kith: Kith) -> Any:
+        return await RectificationService(kith).patch_of(uuid.UUID(request_id))
+
+    assert run_services(env, stored) is None
+
+    done = rectify(
+        "--family-name", "King", "--field", "passport=K-2", "--field", "seats=",
+        "--field", "channels=sms, email",
+    )  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert done.stdout.splitlines()[0] == (
+        f"request {request_id} will correct: family_name, fields.channels, fields.passport, "
+        "fields.seats"
+    )
+    patch = run_services(env, stored)
+    # Kept as the contact will hold them: the choices in their declared order, seats removed.
+    assert patch.fields == {"passport": "K-2", "seats": None, "channels": ["email", "sms"]}
 
 
 # -- HTTP --------------------------------------------------------------------------------------

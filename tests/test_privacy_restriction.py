@@ -249,7 +249,7 @@ async def test_custom_field_corrections_are_checked_when_set_not_when_run(
         headers=headers,
     )
     assert taken.status_code == 200, taken.text
-    assert taken.json()["fields"] == ["fields"]
+    assert taken.json()["fields"] == ["fields.passport", "fields.seats", "fields.vip"]
     stored = await RectificationService(kith).patch_of(request.id)
     assert stored is not None
     assert stored.fields == {"seats": 12, "vip": True, "passport": "K7654321"}

@@ -326,7 +326,7 @@ async def test_a_personal_custom_field_is_corrected_on_the_page_by_two_officers(
         assert (await _step(colleague, page, "approve")).status_code == 303
         assert (await _step(colleague, page, "run")).status_code == 303
         done = await officer.get(page)
-        assert '<dd id="state">done</dd>' in done.text and "fields: fields" in done.text
+        assert '<dd id="state">done</dd>' in done.text and "fields: fields.passport" in done.text
 
     corrected = await ContactService(kith).get(contact)
     assert corrected.fields == {"passport": CORRECTED_PASSPORT, "plan": "Basic", "seats": 1}

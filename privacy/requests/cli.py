@@ -253,6 +253,20 @@ for _name, _help, _needs in (
     requests_group.add_command(_step(_name, _help, _needs))
 
 
+def _custom_fields(given: tuple[str, ...]) -> dict[str, Any]:
+    """``--field`` options as a contact's ``fields``: the fields service checks the values."""
+    fields: dict[str, Any] = {}
+    for item in given:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--field")
+        name = name.strip()
+        if name in fields:
+            raise click.BadParameter(f"{name!r} is given twice", param_hint="--field")
+        fields[name] = value or None
+    return fields
+
+
 @click.command("rectify")
 @click.argument("request")
 @click.option("--name", help="The corrected display name.")
@@ -260,6 +274,14 @@ for _name, _help, _needs in (
 @click.option("--family-name", help="The corrected family name.")
 @click.option("--email", "emails", multiple=True, help="Replace the emails (repeatable).")
 @click.option("--phone", "phones", multiple=True, help="Replace the phones (repeatable).")
+@click.option(
+    "--field",
+    "custom",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Correct a custom field (repeatable; NAME= removes its value; the choices of a "
+    "multiple choice field are separated by commas).",
+)
 @as_option
 def rectify_command(
     request: str,
@@ -268,10 +290,13 @@ def rectify_command(
     family_name: str | None,
     emails: tuple[str, ...],
     phones: tuple[str, ...],
+    custom: tuple[str, ...],
     as_user: str | None,
 ) -> None:
     """Set the corrections a rectification REQUEST will make (stored encrypted)."""
     values: dict[str, Any] = {}
+    if custom:
+        values["fields"] = _custom_fields(custom)
     if name is not None:
         values["name"] = name
     if given_name is not None:

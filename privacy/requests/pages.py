@@ -242,12 +242,8 @@ async def _request_page(
     saved_fields = _stored_fields(stored)
     shown = {field.name for field in declared}
     # Fields set through the API that the form does not show: named, so none goes unseen.
-    others = (
-        [f for f in fields_of(stored) if f not in CORRECTION_FIELDS and f != "fields"]
-        if stored
-        else []
-    )
-    others += [f"fields.{name}" for name in sorted(saved_fields) if name not in shown]
+    on_the_form = {*CORRECTION_FIELDS, *(f"fields.{name}" for name in shown)}
+    others = [f for f in (fields_of(stored) if stored else []) if f not in on_the_form]
     return render(
         request,
         "requests/request.html",

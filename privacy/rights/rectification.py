@@ -32,8 +32,11 @@ TABLE = Rectification._meta.tablename
 
 
 def fields_of(patch: ContactPatch) -> list[str]:
-    """The fields a patch corrects."""
-    return sorted(set(unset_to_dict(patch)) - CONTACT_PATCH_DIRECTIVES)
+    """The fields a patch corrects; custom fields each by name, as ``fields.<name>``."""
+    named = set(unset_to_dict(patch)) - CONTACT_PATCH_DIRECTIVES - {"fields"}
+    if isinstance(patch.fields, dict):
+        named.update(f"fields.{name}" for name in patch.fields)
+    return sorted(named)
 
 
 class RectificationService:
