@@ -4,12 +4,12 @@ API on 127.0.0.1, the installation's [messengers] settings, and the providers' p
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from _threaded_http import QuietHandler, base_url, close, serve
 from kith.plugins.messengers import whatsapp
 
 BOT_TOKEN = "123456:bot-token-for-tests"
@@ -67,7 +67,7 @@ class StandIn:
     def start(self) -> None:
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 status, payload = stand_in._answer(self)
                 body = json.dumps(payload).encode()
@@ -77,22 +77,14 @@ class StandIn:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        close(self.server)
 
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return base_url(self.server)
 
 
 def write_settings(home: Path, api_url: str) -> None:

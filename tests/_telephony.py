@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from _threaded_http import QuietHandler, base_url, close, serve
 from kith.plugins.telephony import mango, twilio, zadarma
 
 TWILIO_SID = "AC" + "0" * 32
@@ -73,7 +73,7 @@ class StandIn:
     def start(self) -> None:
         stand_in = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _reply(self, method: str) -> None:
                 status, payload = stand_in._answer(method, self)
                 body = json.dumps(payload).encode() if status != 204 else b""
@@ -92,22 +92,14 @@ class StandIn:
             def do_DELETE(self) -> None:
                 self._reply("DELETE")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(Handler)
 
     def stop(self) -> None:
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
+        close(self.server)
 
     @property
     def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return base_url(self.server)
 
 
 def settings_toml(api_url: str, click_to_call: str = "twilio") -> str:
