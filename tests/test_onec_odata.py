@@ -7,11 +7,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -19,6 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import msgspec
 import pytest
 from _onec_helpers import contact_of
+from _threaded_http import QuietHandler, base_url, close, serve
 from kith import ContactCreate, ContactPatch, ContactService, EmailIn, Kith, PhoneIn, Recipient
 from kith.plugins.onec import privacy
 from kith.plugins.onec.odata import OdataSync
@@ -70,10 +70,7 @@ class StandIn:
 
 
 def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def _answer(self, status: int, body: Any) -> None:
             data = json.dumps(body, ensure_ascii=False).encode()
             self.send_response(status)
@@ -153,15 +150,12 @@ def _handler(stand_in: StandIn) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def stand_in() -> Iterator[StandIn]:
     one_c = StandIn()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(one_c))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    one_c.url = f"http://127.0.0.1:{server.server_address[1]}{PREFIX}"
+    server = serve(_handler(one_c))
+    one_c.url = base_url(server) + PREFIX
     try:
         yield one_c
     finally:
-        server.shutdown()
-        server.server_close()
+        close(server)
 
 
 @pytest.fixture

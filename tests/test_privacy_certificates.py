@@ -10,16 +10,15 @@ import os
 import re
 import socket
 import stat
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 import rfc8785
 from _privacy_workflow import cli_env, make_contact, make_user, run_services
+from _threaded_http import QuietHandler, base_url, close, serve
 from click.testing import CliRunner
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -332,7 +331,7 @@ def key_served(pem: str) -> Iterator[str]:
     """A real HTTP server on 127.0.0.1 publishing ``pem`` at /kith-public-key.pem (404 elsewhere),
     as an installation's operator would; yields its base URL."""
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             found = self.path == "/kith-public-key.pem"
             body = pem.encode() if found else b"not here"
@@ -341,17 +340,11 @@ def key_served(pem: str) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve(Handler)
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield base_url(server)
     finally:
-        server.shutdown()
-        server.server_close()
+        close(server)
 
 
 def _closed_port() -> int:

@@ -8,10 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -30,6 +29,7 @@ from _telephony import (
     twilio_post,
     zadarma_post,
 )
+from _threaded_http import QuietHandler, base_url, close, serve
 from kith import (
     ContactCreate,
     ContactService,
@@ -68,13 +68,11 @@ class Recordings:
     def __init__(self) -> None:
         self.failing = False
         self.seen: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = serve(self._handler())
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return base_url(self.server)
 
     def answer(
         self,
@@ -108,7 +106,7 @@ class Recordings:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         outer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def _reply(self, method: str) -> None:
                 parts = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length", "0"))
@@ -133,14 +131,10 @@ class Recordings:
             def do_POST(self) -> None:
                 self._reply("POST")
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
         return Handler
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        close(self.server)
 
 
 class Clock:
